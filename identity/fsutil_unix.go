@@ -1,0 +1,5 @@
+//go:build !windows
+
+package identity
+
+func isSyncUnsupported(error) bool { return false }
