@@ -1,0 +1,167 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/libp2p/go-libp2p/gologshim"
+
+	"github.com/parley-chat/parley/config"
+	"github.com/parley-chat/parley/events"
+	"github.com/parley-chat/parley/identity"
+	"github.com/parley-chat/parley/node"
+)
+
+// shutdownTimeout bounds a clean shutdown after /quit, EOF or a signal.
+const shutdownTimeout = 5 * time.Second
+
+// eventQueueLimit bounds the events waiting for the output writer.
+const eventQueueLimit = 1 << 16
+
+func runChat(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	var s chatSettings
+	fs := newFlagSet("chat")
+	s.register(fs)
+	if err := fs.parse(args, stdout); err != nil {
+		return err
+	}
+	if err := s.resolveDataDir(); err != nil {
+		return err
+	}
+	if err := identity.EnsureDir(s.dataDir); err != nil {
+		return err
+	}
+	file, err := config.Load(s.dataDir)
+	if err != nil {
+		return err
+	}
+	s.applyFile(fs, file)
+	level, err := parseLevel(s.logLevel)
+	if err != nil {
+		return err
+	}
+	logger := newLogger(stderr, level)
+	ocfg, err := s.overlayConfig()
+	if err != nil {
+		return err
+	}
+	id, created, err := identity.LoadOrCreate(s.dataDir)
+	if err != nil {
+		return err
+	}
+	if created {
+		logger.Info("generated a new identity", "peer", id.ID, "key", id.KeyPath)
+	}
+	nick := s.nick
+	if nick == "" {
+		nick = defaultNick(id)
+	}
+	if err := identity.ValidateNick(nick); err != nil {
+		return usageError{fmt.Errorf("bad --nick: %w", err)}
+	}
+	if fs.given("nick") {
+		if err := config.SaveNick(s.dataDir, nick); err != nil {
+			return err
+		}
+	}
+
+	queue := events.NewQueue(eventQueueLimit)
+	n, err := node.New(ctx, node.Config{
+		DataDir:  s.dataDir,
+		Identity: id,
+		Nick:     nick,
+		SaveNick: func(nick string) error { return config.SaveNick(s.dataDir, nick) },
+		Overlay:  ocfg,
+		Emitter:  queue,
+		Logger:   logger,
+		Version:  version,
+	})
+	if err != nil {
+		return err
+	}
+	out := newRenderer(stdout, s.json)
+	writerDone := make(chan error, 1)
+	go func() { writerDone <- out.drain(queue) }()
+	queue.Emit(n.Ready())
+
+	loopErr := commandLoop(ctx, n, stdin)
+
+	closed := make(chan error, 1)
+	go func() { closed <- n.Close() }()
+	var closeErr error
+	select {
+	case closeErr = <-closed:
+	case <-time.After(shutdownTimeout):
+		closeErr = fmt.Errorf("shutdown took longer than %v", shutdownTimeout)
+	}
+	queue.Close()
+	select {
+	case err := <-writerDone:
+		if err != nil && closeErr == nil {
+			closeErr = err
+		}
+	case <-time.After(time.Second):
+	}
+	if loopErr != nil {
+		return loopErr
+	}
+	return closeErr
+}
+
+// commandLoop feeds stdin lines to the node until EOF, /quit or ctx ends
+// (SIGINT, SIGTERM).
+func commandLoop(ctx context.Context, n *node.Node, stdin io.Reader) error {
+	lines := make(chan string)
+	readErr := make(chan error, 1)
+	go func() {
+		sc := bufio.NewScanner(stdin)
+		sc.Buffer(make([]byte, 0, 4096), 64<<10)
+		for sc.Scan() {
+			select {
+			case lines <- sc.Text():
+			case <-ctx.Done():
+				return
+			}
+		}
+		readErr <- sc.Err()
+	}()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case err := <-readErr:
+			if err != nil && !errors.Is(err, io.EOF) {
+				return fmt.Errorf("read commands from stdin: %w", err)
+			}
+			return nil
+		case line := <-lines:
+			if err := n.Exec(ctx, line); errors.Is(err, node.ErrQuit) {
+				return nil
+			}
+		}
+	}
+}
+
+// newLogger returns the text logger on stderr and installs it as the
+// default. libp2p's own loggers write to the same stderr but only at warn
+// and above, and only when Parley's level is info or debug: at the default
+// level the user sees Parley's one-line errors, not libp2p's internals.
+// GOLOG_LOG_LEVEL, when set, configures libp2p's loggers instead.
+func newLogger(stderr io.Writer, level slog.Level) *slog.Logger {
+	if os.Getenv("GOLOG_LOG_LEVEL") == "" {
+		libp2pLevel := slog.LevelError + 100 // silent
+		if level <= slog.LevelInfo {
+			libp2pLevel = slog.LevelWarn
+		}
+		gologshim.SetDefaultHandler(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: libp2pLevel}))
+	}
+	l := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	slog.SetDefault(l)
+	return l
+}

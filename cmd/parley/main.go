@@ -1,0 +1,98 @@
+// Command parley is a secure peer-to-peer chat peer on libp2p.
+//
+//	parley [chat] [flags]   run a chat peer (the default)
+//	parley id [flags]       print the peer ID, fingerprint and data dir
+//	parley version          print the version
+//
+// See README.md and docs/ for the flags, the commands and the JSON events.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "0.1.0-dev"
+
+// exitUsage is the exit code for bad flags and arguments; exitFailure for
+// everything else that went wrong.
+const (
+	exitOK      = 0
+	exitFailure = 1
+	exitUsage   = 2
+)
+
+// usageError marks errors in what the user typed on the command line.
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// run is main without the process: it returns the exit code.
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	sub := "chat"
+	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
+		sub, args = args[0], args[1:]
+	}
+	var err error
+	switch sub {
+	case "chat":
+		err = runChat(ctx, args, stdin, stdout, stderr)
+	case "id":
+		err = runID(args, stdout, stderr)
+	case "version":
+		_, err = fmt.Fprintf(stdout, "parley %s\n", version)
+	case "help":
+		printUsage(stdout)
+	default:
+		err = usageError{fmt.Errorf("unknown command %q; run 'parley help' for the list", sub)}
+	}
+	switch {
+	case err == nil:
+		return exitOK
+	case errors.Is(err, errHelp):
+		return exitOK
+	default:
+		fmt.Fprintf(stderr, "parley: %s\n", oneLine(err.Error()))
+		var ue usageError
+		if errors.As(err, &ue) {
+			return exitUsage
+		}
+		return exitFailure
+	}
+}
+
+func printUsage(w io.Writer) {
+	fmt.Fprint(w, `usage: parley [command] [flags]
+
+commands:
+  chat      run a chat peer (the default)
+  id        print the peer ID, fingerprint and data dir
+  version   print the version
+  help      this text
+
+Run 'parley chat -h' for the flags.
+`)
+}
+
+func oneLine(s string) string {
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\n' {
+			return s[:i]
+		}
+	}
+	return s
+}

@@ -1,0 +1,88 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/parley-chat/parley/events"
+	"github.com/parley-chat/parley/internal/safetext"
+)
+
+// renderer writes events to stdout: one JSON object per line with --json,
+// human-readable lines otherwise. Text from peers is made inert.
+type renderer struct {
+	w    *bufio.Writer
+	json bool
+}
+
+func newRenderer(w io.Writer, json bool) *renderer {
+	return &renderer{w: bufio.NewWriter(w), json: json}
+}
+
+// drain writes events until the queue is closed and empty.
+func (r *renderer) drain(q *events.Queue) error {
+	ctx := context.Background()
+	var firstErr error
+	for {
+		e, ok := q.Next(ctx)
+		if !ok {
+			if err := r.w.Flush(); err != nil && firstErr == nil {
+				firstErr = err
+			}
+			return firstErr
+		}
+		if err := r.write(e); err != nil && firstErr == nil {
+			firstErr = fmt.Errorf("write event: %w", err)
+		}
+	}
+}
+
+func (r *renderer) write(e events.Event) error {
+	if r.json {
+		b, err := events.MarshalJSON(e)
+		if err != nil {
+			return err
+		}
+		b = append(b, '\n')
+		if _, err := r.w.Write(b); err != nil {
+			return err
+		}
+	} else if _, err := io.WriteString(r.w, humanLine(e)+"\n"); err != nil {
+		return err
+	}
+	return r.w.Flush()
+}
+
+// humanLine renders an event for people. Peer-controlled text goes through
+// safetext; multi-line answers of our own (help, /id) keep their layout.
+func humanLine(e events.Event) string {
+	switch e := e.(type) {
+	case events.Ready:
+		var b strings.Builder
+		fmt.Fprintf(&b, "* ready: %s (%s), peer id %s", safetext.Line(e.Nick), e.Fingerprint, e.PeerID)
+		for _, a := range e.Addrs {
+			fmt.Fprintf(&b, "\n*   listening on %s", a)
+		}
+		return b.String()
+	case events.PeerConnected:
+		return fmt.Sprintf("* connected: %s (%s)", e.PeerID, e.Addr)
+	case events.PeerDisconnected:
+		if e.Reason == "liveness" {
+			return fmt.Sprintf("* disconnected: %s (stopped answering pings)", e.PeerID)
+		}
+		return fmt.Sprintf("* disconnected: %s", e.PeerID)
+	case events.Error:
+		return "! " + safetext.Line(e.Error)
+	case events.Info:
+		return safetext.Block(e.Text)
+	default:
+		b, err := events.MarshalJSON(e)
+		if err != nil {
+			return "! cannot render " + e.Type() + " event"
+		}
+		return "* " + safetext.Line(string(b))
+	}
+}

@@ -1,0 +1,166 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"strings"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/parley-chat/parley/config"
+	"github.com/parley-chat/parley/identity"
+	"github.com/parley-chat/parley/overlay"
+)
+
+// common are the flags every subcommand that touches the data dir takes.
+type common struct {
+	dataDir  string
+	logLevel string
+}
+
+func (c *common) register(fs *flagSet) {
+	fs.StringVar(&c.dataDir, "data-dir", "", "directory for the key, config.toml and the store (default $XDG_DATA_HOME/parley or ~/.local/share/parley)")
+	fs.StringVar(&c.logLevel, "log-level", "warn", "log level on stderr: debug, info, warn or error")
+}
+
+// resolveDataDir applies the default data dir.
+func (c *common) resolveDataDir() error {
+	if c.dataDir != "" {
+		return nil
+	}
+	d, err := config.DefaultDataDir()
+	if err != nil {
+		return err
+	}
+	c.dataDir = d
+	return nil
+}
+
+func parseLevel(s string) (slog.Level, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(s)); err != nil {
+		return 0, usageError{fmt.Errorf("bad --log-level %q: use debug, info, warn or error", s)}
+	}
+	return l, nil
+}
+
+// chatSettings are the flags of `parley chat` after layering.
+type chatSettings struct {
+	common
+	nick      string
+	listen    listFlag
+	peers     listFlag
+	denyPeers listFlag
+	denyCIDRs listFlag
+	upnp      bool
+	noMDNS    bool
+	json      bool
+	line      bool
+	connLow   int
+	connHigh  int
+}
+
+func (s *chatSettings) register(fs *flagSet) {
+	s.common.register(fs)
+	fs.StringVar(&s.nick, "nick", "", "nickname, 1-32 printable characters (saved in config.toml)")
+	fs.Var(&s.listen, "listen", "listen `MULTIADDR` (repeatable; replaces the default of all interfaces, random ports)")
+	fs.Var(&s.peers, "peer", "peer to dial at start and keep connected, `MULTIADDR/p2p/ID` (repeatable)")
+	fs.Var(&s.denyPeers, "deny-peer", "refuse connections with this `PEER_ID` (repeatable)")
+	fs.Var(&s.denyCIDRs, "deny-cidr", "refuse connections with addresses in this `CIDR` (repeatable)")
+	fs.BoolVar(&s.upnp, "upnp", false, "ask the router for a port mapping (UPnP / NAT-PMP)")
+	fs.BoolVar(&s.noMDNS, "no-mdns", false, "do not look for peers on the LAN with mDNS")
+	fs.BoolVar(&s.json, "json", false, "print every event as one JSON object per line (docs/EVENTS.md)")
+	fs.BoolVar(&s.line, "line", false, "line mode even on a terminal")
+	fs.IntVar(&s.connLow, "conn-low", 64, "connection manager low water mark")
+	fs.IntVar(&s.connHigh, "conn-high", 192, "connection manager high water mark")
+}
+
+// applyFile fills settings not given as flags or environment from the
+// config file.
+func (s *chatSettings) applyFile(fs *flagSet, f config.File) {
+	if !fs.given("nick") && f.Nick != "" {
+		s.nick = f.Nick
+	}
+	if !fs.given("listen") && len(f.Listen) > 0 {
+		s.listen = f.Listen
+	}
+	if !fs.given("peer") && len(f.Peers) > 0 {
+		s.peers = f.Peers
+	}
+	if !fs.given("deny-peer") {
+		s.denyPeers = append(s.denyPeers, f.DenyPeers...)
+	}
+	if !fs.given("deny-cidr") {
+		s.denyCIDRs = append(s.denyCIDRs, f.DenyCIDRs...)
+	}
+	if !fs.given("upnp") && f.UPnP != nil {
+		s.upnp = *f.UPnP
+	}
+	if !fs.given("no-mdns") && f.MDNS != nil {
+		s.noMDNS = !*f.MDNS
+	}
+	if !fs.given("conn-low") && f.ConnLow != 0 {
+		s.connLow = f.ConnLow
+	}
+	if !fs.given("conn-high") && f.ConnHigh != 0 {
+		s.connHigh = f.ConnHigh
+	}
+	if !fs.given("log-level") && f.LogLevel != "" {
+		s.logLevel = f.LogLevel
+	}
+}
+
+// overlayConfig validates the network settings.
+func (s *chatSettings) overlayConfig() (overlay.Config, error) {
+	var cfg overlay.Config
+	for _, l := range s.listen {
+		a, err := overlay.ParseListenAddr(l)
+		if err != nil {
+			return cfg, usageError{err}
+		}
+		cfg.ListenAddrs = append(cfg.ListenAddrs, a)
+	}
+	for _, p := range s.peers {
+		ai, err := overlay.ParsePeerAddr(p)
+		if err != nil {
+			return cfg, usageError{err}
+		}
+		cfg.Peers = mergeAddrInfo(cfg.Peers, ai)
+	}
+	for _, d := range s.denyPeers {
+		id, err := peer.Decode(strings.TrimSpace(d))
+		if err != nil {
+			return cfg, usageError{fmt.Errorf("bad deny peer %q: %v; use a peer ID like 12D3KooW...", d, err)}
+		}
+		cfg.DenyPeers = append(cfg.DenyPeers, id)
+	}
+	for _, c := range s.denyCIDRs {
+		n, err := overlay.ParseCIDR(c)
+		if err != nil {
+			return cfg, usageError{err}
+		}
+		cfg.DenyCIDRs = append(cfg.DenyCIDRs, n)
+	}
+	if s.connLow < 1 || s.connHigh < s.connLow {
+		return cfg, usageError{fmt.Errorf("bad connection limits --conn-low %d --conn-high %d: need 1 <= low <= high", s.connLow, s.connHigh)}
+	}
+	cfg.ConnLow, cfg.ConnHigh = s.connLow, s.connHigh
+	cfg.UPnP = s.upnp
+	return cfg, nil
+}
+
+// mergeAddrInfo adds ai to list, merging addresses of the same peer.
+func mergeAddrInfo(list []peer.AddrInfo, ai peer.AddrInfo) []peer.AddrInfo {
+	for i := range list {
+		if list[i].ID == ai.ID {
+			list[i].Addrs = append(list[i].Addrs, ai.Addrs...)
+			return list
+		}
+	}
+	return append(list, ai)
+}
+
+// defaultNick is the nick of a node that never chose one.
+func defaultNick(id *identity.Identity) string {
+	return "peer-" + strings.ToLower(identity.ShortFingerprint(id.ID))
+}

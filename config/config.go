@@ -1,0 +1,146 @@
+// Package config owns Parley's settings: the config.toml file in the data
+// directory, the default data directory, and the precedence rule
+// flags > environment (PARLEY_*) > config.toml > defaults that the command
+// line applies.
+//
+// The file is decoded strictly: an unknown key or a value of the wrong type
+// is an error naming the file, the line and the key, never ignored.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"github.com/BurntSushi/toml"
+
+	"github.com/parley-chat/parley/identity"
+)
+
+// FileName is the config file inside the data directory.
+const FileName = "config.toml"
+
+// maxFileSize bounds what Load reads.
+const maxFileSize = 1 << 20
+
+// File is the content of config.toml. Every key is optional; flags and
+// environment variables override it.
+type File struct {
+	Nick      string   `toml:"nick"`
+	Listen    []string `toml:"listen"`
+	Peers     []string `toml:"peers"`
+	DenyPeers []string `toml:"deny_peers"`
+	DenyCIDRs []string `toml:"deny_cidrs"`
+	UPnP      *bool    `toml:"upnp"`
+	MDNS      *bool    `toml:"mdns"`
+	ConnLow   int      `toml:"conn_low"`
+	ConnHigh  int      `toml:"conn_high"`
+	LogLevel  string   `toml:"log_level"`
+}
+
+// DefaultDataDir returns $XDG_DATA_HOME/parley, else ~/.local/share/parley.
+// PARLEY_DATA_DIR and --data-dir override it (the command line applies
+// those).
+func DefaultDataDir() (string, error) {
+	if x := os.Getenv("XDG_DATA_HOME"); x != "" && filepath.IsAbs(x) {
+		return filepath.Join(x, "parley"), nil
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return "", fmt.Errorf("no home directory for the default data dir (%w); pass --data-dir or set PARLEY_DATA_DIR", err)
+	}
+	return filepath.Join(home, ".local", "share", "parley"), nil
+}
+
+// Load reads dir/config.toml. A missing file is an empty File.
+func Load(dir string) (File, error) {
+	path := filepath.Join(dir, FileName)
+	raw, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return File{}, nil
+	}
+	if err != nil {
+		return File{}, fmt.Errorf("read config %s: %w", path, err)
+	}
+	return Parse(path, raw)
+}
+
+// Parse decodes config file content; name is used in errors.
+func Parse(name string, raw []byte) (File, error) {
+	var f File
+	if len(raw) > maxFileSize {
+		return f, fmt.Errorf("config %s: %d bytes is too large (max %d)", name, len(raw), maxFileSize)
+	}
+	md, err := toml.Decode(string(raw), &f)
+	if err != nil {
+		var perr toml.ParseError
+		if errors.As(err, &perr) {
+			return File{}, fmt.Errorf("config %s: line %d: %s; fix or remove that line", name, perr.Position.Line, oneLine(perr.Message))
+		}
+		return File{}, fmt.Errorf("config %s: %s", name, oneLine(err.Error()))
+	}
+	if und := md.Undecoded(); len(und) > 0 {
+		keys := make([]string, len(und))
+		for i, k := range und {
+			keys[i] = k.String()
+		}
+		return File{}, fmt.Errorf("config %s: unknown key %s; see docs/CONFIG.md for the keys", name, strings.Join(keys, ", "))
+	}
+	if f.Nick != "" {
+		if err := identity.ValidateNick(f.Nick); err != nil {
+			return File{}, fmt.Errorf("config %s: nick: %w", name, err)
+		}
+	}
+	return f, nil
+}
+
+func oneLine(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		s = s[:i]
+	}
+	return s
+}
+
+var nickLine = regexp.MustCompile(`^\s*nick\s*=`)
+
+// SaveNick sets the nick key in dir/config.toml, keeping every other line
+// (comments included) as it was. The file is replaced atomically.
+func SaveNick(dir, nick string) error {
+	if err := identity.ValidateNick(nick); err != nil {
+		return err
+	}
+	path := filepath.Join(dir, FileName)
+	raw, err := os.ReadFile(path)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("read config %s: %w", path, err)
+	}
+	entry := "nick = " + strconv.Quote(nick)
+	lines := strings.Split(string(raw), "\n")
+	replaced := false
+	for i, l := range lines {
+		t := strings.TrimSpace(l)
+		if strings.HasPrefix(t, "[") {
+			break // nick is a top-level key: stop at the first table
+		}
+		if nickLine.MatchString(l) {
+			lines[i] = entry
+			replaced = true
+			break
+		}
+	}
+	out := strings.Join(lines, "\n")
+	if !replaced {
+		out = entry + "\n" + out
+	}
+	// strconv.Quote yields a valid TOML basic string for printable text.
+	if _, err := Parse(path, []byte(out)); err != nil {
+		return fmt.Errorf("update nick in %s: %w", path, err)
+	}
+	return identity.WriteFileAtomic(path, []byte(out), 0o600)
+}

@@ -1,0 +1,156 @@
+// Package node composes a Parley node: identity, store, overlay host and
+// the chat services, and the slash commands that drive them. It is the one
+// place where the separate services meet; each of them stays unaware of
+// the others.
+//
+// A Node reports everything through its events.Emitter; user interfaces
+// (line mode, JSON mode, the terminal UI) render those events and feed
+// command lines to Exec.
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/parley-chat/parley/events"
+	"github.com/parley-chat/parley/identity"
+	"github.com/parley-chat/parley/overlay"
+	"github.com/parley-chat/parley/store"
+)
+
+// Config configures a Node.
+type Config struct {
+	// DataDir holds the key, config.toml and the store.
+	DataDir string
+	// Identity is the node's loaded key.
+	Identity *identity.Identity
+	// Nick is the initial nickname (validated by identity.ValidateNick).
+	Nick string
+	// SaveNick persists a nick chosen with /nick; nil keeps it in memory.
+	SaveNick func(string) error
+	// Overlay configures the host; PrivKey, Emitter and Logger are set by
+	// the node.
+	Overlay overlay.Config
+	// Emitter receives every event (required).
+	Emitter events.Emitter
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+	// Version is reported by /id.
+	Version string
+}
+
+// Node is a running Parley node.
+type Node struct {
+	cfg   Config
+	log   *slog.Logger
+	emit  events.Emitter
+	store *store.Store
+	host  *overlay.Host
+
+	commands map[string]*command
+	order    []*command
+
+	mu   sync.Mutex
+	nick string // guarded by mu
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// storeLockWait is how long Open waits for another process to release the
+// store before giving up with store.ErrLocked.
+const storeLockWait = 2 * time.Second
+
+// New opens the store, starts the host and the services. It returns once
+// the node listens; Ready describes it.
+func New(ctx context.Context, cfg Config) (*Node, error) {
+	if cfg.Identity == nil {
+		return nil, errors.New("node: config has no identity")
+	}
+	if cfg.Emitter == nil {
+		return nil, errors.New("node: config has no emitter")
+	}
+	if err := identity.ValidateNick(cfg.Nick); err != nil {
+		return nil, err
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	n := &Node{cfg: cfg, log: cfg.Logger, emit: cfg.Emitter, nick: cfg.Nick}
+	st, err := store.Open(cfg.DataDir, storeLockWait)
+	if err != nil {
+		return nil, err
+	}
+	n.store = st
+	ocfg := cfg.Overlay
+	ocfg.PrivKey = cfg.Identity.PrivKey
+	ocfg.Emitter = cfg.Emitter
+	ocfg.Logger = cfg.Logger.With("component", "overlay")
+	if ocfg.UserAgent == "" {
+		ocfg.UserAgent = "parley/" + cfg.Version
+	}
+	h, err := overlay.New(ctx, ocfg)
+	if err != nil {
+		_ = st.Close()
+		return nil, err
+	}
+	n.host = h
+	n.registerCommands()
+	return n, nil
+}
+
+// Host returns the node's overlay host.
+func (n *Node) Host() *overlay.Host { return n.host }
+
+// Nick returns the current nickname.
+func (n *Node) Nick() string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.nick
+}
+
+// SetNick validates, persists and applies a new nickname.
+func (n *Node) SetNick(nick string) error {
+	if err := identity.ValidateNick(nick); err != nil {
+		return err
+	}
+	if n.cfg.SaveNick != nil {
+		if err := n.cfg.SaveNick(nick); err != nil {
+			return fmt.Errorf("save nick: %w", err)
+		}
+	}
+	n.mu.Lock()
+	n.nick = nick
+	n.mu.Unlock()
+	return nil
+}
+
+// Ready describes the running node as a ready event.
+func (n *Node) Ready() events.Ready {
+	return events.Ready{
+		PeerID:      n.host.ID().String(),
+		Nick:        n.Nick(),
+		Fingerprint: n.cfg.Identity.Fingerprint(),
+		Addrs:       overlay.P2PAddrs(n.host.AddrInfo()),
+	}
+}
+
+// Close stops the services, the host and the store, in that order. It is
+// safe to call more than once.
+func (n *Node) Close() error {
+	n.closeOnce.Do(func() {
+		var errs []error
+		if err := n.host.Close(); err != nil {
+			errs = append(errs, err)
+		}
+		if err := n.store.Close(); err != nil {
+			errs = append(errs, err)
+		}
+		n.closeErr = errors.Join(errs...)
+	})
+	return n.closeErr
+}
