@@ -298,4 +298,3 @@ func TestSelfKeepRefused(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
-
