@@ -42,7 +42,7 @@ func ParseListenAddr(s string) (ma.Multiaddr, error) {
 func ParsePeerAddr(s string) (peer.AddrInfo, error) {
 	a, err := ma.NewMultiaddr(strings.TrimSpace(s))
 	if err != nil {
-		return peer.AddrInfo{}, fmt.Errorf("bad peer address %q: %w; use a multiaddr like /ip4/192.0.2.1/tcp/4001/p2p/12D3KooW...", s, err)
+		return peer.AddrInfo{}, fmt.Errorf("bad peer address %q: %w; use a multiaddr like /ip4/192.0.2.1/tcp/4001/p2p/<peer-id>", s, err)
 	}
 	if _, err := a.ValueForProtocol(ma.P_P2P); err != nil {
 		return peer.AddrInfo{}, fmt.Errorf("bad peer address %q: %w", s, ErrNoPeerID)

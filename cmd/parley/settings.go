@@ -130,7 +130,7 @@ func (s *chatSettings) overlayConfig() (overlay.Config, error) {
 	for _, d := range s.denyPeers {
 		id, err := peer.Decode(strings.TrimSpace(d))
 		if err != nil {
-			return cfg, usageError{fmt.Errorf("bad deny peer %q: %v; use a peer ID like 12D3KooW...", d, err)}
+			return cfg, usageError{fmt.Errorf("bad deny peer %q: %v; use a peer ID such as 12D3KooWRBhwfeP2Y4TCx1SM6s9rUoHhR5STiGwxBhgFRcw3UERE", d, err)}
 		}
 		cfg.DenyPeers = append(cfg.DenyPeers, id)
 	}
