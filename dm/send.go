@@ -1,0 +1,441 @@
+package dm
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"fmt"
+	mrand "math/rand/v2"
+	"time"
+	"unicode/utf8"
+
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/parley-chat/parley/dm/pb"
+	"github.com/parley-chat/parley/events"
+	"github.com/parley-chat/parley/identity"
+)
+
+// maxStoredAddrs bounds the recipient addresses kept with a message.
+const maxStoredAddrs = 16
+
+// Send queues a direct message to peer to and returns its id (32 hex
+// digits). The message is stored in the outbox before Send returns (a
+// dm_status "queued" event is emitted) and delivered in the background:
+// at once when the peer is reachable, otherwise when it connects or on the
+// next retry, also after a restart, until Config.TTL passes. Its progress
+// is reported as dm_status events: sent, delivered, or failed.
+func (s *Service) Send(ctx context.Context, to peer.ID, text string) (string, error) {
+	if err := ctx.Err(); err != nil {
+		return "", fmt.Errorf("send: %w", err)
+	}
+	if _, err := peer.IDFromBytes([]byte(to)); err != nil {
+		return "", fmt.Errorf("%w: %v", ErrInvalidPeer, err)
+	}
+	if to == s.h.ID() {
+		return "", ErrSelf
+	}
+	if err := checkText(text); err != nil {
+		return "", err
+	}
+	id := make([]byte, IDLen)
+	if _, err := rand.Read(id); err != nil {
+		return "", fmt.Errorf("make message id: %w", err)
+	}
+	now := time.Now()
+	rec := &pb.OutboxRecord{
+		Id: id, To: []byte(to), Text: text,
+		CreatedMs: now.UnixMilli(), ExpiresMs: now.Add(s.cfg.TTL).UnixMilli(), UpdatedMs: now.UnixMilli(),
+		State: pb.State_STATE_QUEUED, Addrs: s.addrsOf(to),
+	}
+	s.mu.Lock()
+	switch {
+	case s.closed || s.ctx.Err() != nil:
+		s.mu.Unlock()
+		return "", ErrClosed
+	case s.pending >= s.cfg.MaxPending:
+		s.mu.Unlock()
+		return "", fmt.Errorf("%w: %d messages wait for delivery", ErrOutboxFull, s.cfg.MaxPending)
+	}
+	s.pending++
+	s.seq++
+	rec.Seq = s.seq
+	s.mu.Unlock()
+	if err := s.putOutbox(rec); err != nil {
+		s.mu.Lock()
+		s.pending--
+		s.mu.Unlock()
+		return "", fmt.Errorf("queue message: %w", err)
+	}
+	s.emitStatus(rec, events.DMQueued, "")
+	s.kick(to, false)
+	return msgID(id), nil
+}
+
+// checkText applies the recipient's text rules, so a message that would
+// be rejected is refused before it is queued.
+func checkText(text string) error {
+	switch {
+	case text == "":
+		return ErrEmptyText
+	case len(text) > MaxTextBytes:
+		return fmt.Errorf("%w: %d bytes, at most %d", ErrTextTooLong, len(text), MaxTextBytes)
+	case !utf8.ValidString(text):
+		return ErrInvalidUTF8
+	}
+	return nil
+}
+
+// addrsOf returns up to maxStoredAddrs known addresses of p, encoded.
+func (s *Service) addrsOf(p peer.ID) [][]byte {
+	var out [][]byte
+	for _, a := range s.h.Peerstore().Addrs(p) {
+		if len(out) == maxStoredAddrs {
+			break
+		}
+		out = append(out, a.Bytes())
+	}
+	return out
+}
+
+// restoreAddrs puts the addresses stored with rec back into the peerstore
+// when it knows none for p (after a restart, or when they expired).
+func (s *Service) restoreAddrs(p peer.ID, rec *pb.OutboxRecord) {
+	if len(rec.Addrs) == 0 || len(s.h.Peerstore().Addrs(p)) > 0 {
+		return
+	}
+	addrs := make([]ma.Multiaddr, 0, len(rec.Addrs))
+	for _, b := range rec.Addrs {
+		a, err := ma.NewMultiaddrBytes(b)
+		if err != nil {
+			s.log.Debug("dm: skipping unreadable stored address", "peer", p, "err", err)
+			continue
+		}
+		addrs = append(addrs, a)
+	}
+	s.h.Peerstore().AddAddrs(p, addrs, s.cfg.AddrTTL)
+}
+
+// state returns p's delivery state, creating it. Callers hold mu.
+func (s *Service) state(p peer.ID) *sendState {
+	st, ok := s.peers[p]
+	if !ok {
+		st = &sendState{}
+		s.peers[p] = st
+	}
+	return st
+}
+
+// kick asks for a delivery attempt to p now; resetBackoff also forgets
+// earlier failures (the peer just connected).
+func (s *Service) kick(p peer.ID, resetBackoff bool) {
+	s.mu.Lock()
+	st := s.state(p)
+	if resetBackoff {
+		st.backoff = 0
+	}
+	st.nextTry = time.Time{}
+	if st.running {
+		st.dirty = true
+	}
+	s.mu.Unlock()
+	s.poke()
+}
+
+func (s *Service) kickIfPending(p peer.ID) {
+	s.mu.Lock()
+	_, ok := s.peers[p]
+	s.mu.Unlock()
+	if ok {
+		s.log.Debug("dm: peer connected, retrying delivery", "peer", p)
+		s.kick(p, true)
+	}
+}
+
+func (s *Service) poke() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// loop is the scheduler: it starts a worker for every peer whose retry or
+// earliest expiry is due, and prunes old records.
+func (s *Service) loop() {
+	defer s.wg.Done()
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	prune := time.NewTicker(s.cfg.PruneInterval)
+	defer prune.Stop()
+	s.pruneNow()
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-s.wake:
+		case <-timer.C:
+		case <-prune.C:
+			s.pruneNow()
+		}
+		timer.Reset(time.Until(s.startDue(time.Now())))
+	}
+}
+
+func (s *Service) pruneNow() {
+	n, err := s.prune(time.Now())
+	if err != nil {
+		s.log.Warn("dm: pruning old messages failed", "err", err)
+		return
+	}
+	if n > 0 {
+		s.log.Debug("dm: pruned old messages", "records", n)
+	}
+	s.pruneLimiters()
+}
+
+// startDue starts the due workers and returns when the next one is due.
+func (s *Service) startDue(now time.Time) time.Time {
+	next := now.Add(s.cfg.PruneInterval)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return next
+	}
+	for p, st := range s.peers {
+		if st.running {
+			continue
+		}
+		due := st.nextTry
+		if !st.expiry.IsZero() && st.expiry.Before(due) {
+			due = st.expiry
+		}
+		if due.After(now) {
+			if due.Before(next) {
+				next = due
+			}
+			continue
+		}
+		st.running = true
+		s.wg.Add(1)
+		go s.work(p)
+	}
+	return next
+}
+
+// work delivers p's pending messages until none is left or an attempt
+// fails, then schedules the retry.
+func (s *Service) work(p peer.ID) {
+	defer s.wg.Done()
+	for s.ctx.Err() == nil {
+		pending, expired, err := s.expireAndLoad(p, time.Now())
+		s.finished(expired)
+		if err != nil {
+			s.log.Warn("dm: reading outbox failed", "peer", p, "err", err)
+			s.retryLater(p)
+			return
+		}
+		switch s.decide(p, pending) {
+		case stop:
+			return
+		case reload:
+			continue
+		}
+		err = s.deliver(p, pending)
+		s.mu.Lock()
+		st := s.peers[p]
+		if err == nil {
+			st.backoff, st.nextTry = 0, time.Time{}
+			s.mu.Unlock()
+			continue
+		}
+		s.mu.Unlock()
+		if s.ctx.Err() != nil {
+			return
+		}
+		s.log.Debug("dm: delivery attempt failed", "peer", p, "err", err)
+		if !s.retryLater(p) {
+			return
+		}
+	}
+}
+
+// decision is what a worker does after loading a peer's pending messages.
+type decision int
+
+const (
+	stop    decision = iota // the worker has ended
+	reload                  // load the outbox again
+	attempt                 // deliver now
+)
+
+// decide chooses, with the freshly loaded pending messages of p, what the
+// worker does. On stop the state is released (nothing pending) or parked
+// until its retry is due.
+func (s *Service) decide(p peer.ID, pending []*pb.OutboxRecord) decision {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.peers[p]
+	if len(pending) == 0 {
+		if st.dirty {
+			// Send queued a message after we looked.
+			st.dirty = false
+			return reload
+		}
+		delete(s.peers, p)
+		return stop
+	}
+	st.expiry = time.UnixMilli(pending[0].ExpiresMs)
+	for _, r := range pending[1:] {
+		if e := time.UnixMilli(r.ExpiresMs); e.Before(st.expiry) {
+			st.expiry = e
+		}
+	}
+	if st.dirty || !time.Now().Before(st.nextTry) {
+		st.dirty = false
+		return attempt
+	}
+	// Woken only to expire messages; the retry is not due yet.
+	st.running = false
+	s.poke()
+	return stop
+}
+
+// retryLater grows p's backoff after a failed attempt. It returns true
+// when work arrived meanwhile and the worker should go on at once.
+func (s *Service) retryLater(p peer.ID) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.peers[p]
+	st.backoff = nextBackoff(st.backoff, s.cfg.RetryMin, s.cfg.RetryMax)
+	st.nextTry = time.Now().Add(st.backoff)
+	if st.dirty {
+		return true
+	}
+	st.running = false
+	s.poke()
+	return false
+}
+
+// nextBackoff doubles cur within [min, max] and adds up to 25% jitter.
+func nextBackoff(cur, lo, hi time.Duration) time.Duration {
+	next := cur * 2
+	if next < lo {
+		next = lo
+	}
+	if next > hi {
+		next = hi
+	}
+	return next + mrand.N(next/4+1)
+}
+
+// finished reports messages that reached a final state outside deliver.
+func (s *Service) finished(recs []*pb.OutboxRecord) {
+	for _, rec := range recs {
+		s.terminal(rec, events.DMFailed, rec.Error)
+	}
+}
+
+// terminal accounts for a message that left the pending set.
+func (s *Service) terminal(rec *pb.OutboxRecord, state, cause string) {
+	s.mu.Lock()
+	s.pending--
+	s.mu.Unlock()
+	if state == events.DMDelivered {
+		s.ctr.delivered.Add(1)
+	} else {
+		s.ctr.failed.Add(1)
+		s.log.Debug("dm: message failed", "peer", peer.ID(rec.To), "id", msgID(rec.Id), "err", cause)
+	}
+	s.emitStatus(rec, state, cause)
+}
+
+// deliver opens one stream to p and sends up to MaxMessagesPerStream of
+// the pending messages in order, each acknowledged before the next.
+func (s *Service) deliver(p peer.ID, pending []*pb.OutboxRecord) error {
+	if len(pending) > MaxMessagesPerStream {
+		pending = pending[:MaxMessagesPerStream]
+	}
+	s.restoreAddrs(p, pending[len(pending)-1])
+	s.ctr.attempts.Add(1)
+	ctx, cancel := context.WithTimeout(s.ctx, s.cfg.DialTimeout)
+	str, err := s.h.NewStream(network.WithAllowLimitedConn(ctx, "parley dm"), p, ProtocolID)
+	cancel()
+	if err != nil {
+		return fmt.Errorf("open stream to %s: %w", p, err)
+	}
+	defer context.AfterFunc(s.ctx, func() { _ = str.Reset() })()
+	if err := str.Scope().SetService(ServiceName); err != nil {
+		_ = str.Reset()
+		return fmt.Errorf("attach stream to %s: %w", ServiceName, err)
+	}
+	nick := s.cfg.Nick()
+	if identity.ValidateNick(nick) != nil {
+		nick = ""
+	}
+	br := bufio.NewReaderSize(str, 256)
+	for _, rec := range pending {
+		if err := s.sendOne(str, br, rec, nick); err != nil {
+			_ = str.Reset()
+			return err
+		}
+	}
+	if err := str.Close(); err != nil {
+		s.log.Debug("dm: closing stream", "peer", p, "err", err)
+	}
+	return nil
+}
+
+// sendOne writes one message and handles its ack. An error leaves the
+// message pending and aborts the stream.
+func (s *Service) sendOne(str network.Stream, br *bufio.Reader, rec *pb.OutboxRecord, nick string) error {
+	if err := str.SetDeadline(time.Now().Add(s.cfg.StreamTimeout)); err != nil {
+		return fmt.Errorf("set deadline: %w", err)
+	}
+	msg := &pb.Message{Id: rec.Id, Text: rec.Text, Nick: nick, SentAtMs: rec.CreatedMs}
+	if err := writeFrame(str, msg); err != nil {
+		return fmt.Errorf("send message %s: %w", msgID(rec.Id), err)
+	}
+	if rec.State == pb.State_STATE_QUEUED {
+		ok, err := s.setOutboxState(rec, pb.State_STATE_SENT, "")
+		if err != nil {
+			return err
+		}
+		if ok {
+			s.ctr.sent.Add(1)
+			s.emitStatus(rec, events.DMSent, "")
+		}
+	}
+	var ack pb.Ack
+	if err := readFrame(br, MaxAckSize, &ack); err != nil {
+		return fmt.Errorf("read ack of %s: %w", msgID(rec.Id), err)
+	}
+	if !bytes.Equal(ack.Id, rec.Id) {
+		return fmt.Errorf("%w: ack for message %x while waiting for %s", ErrMalformed, ack.Id, msgID(rec.Id))
+	}
+	switch ack.Status {
+	case pb.Ack_STATUS_STORED:
+		return s.finish(rec, events.DMDelivered, pb.State_STATE_DELIVERED, "")
+	case pb.Ack_STATUS_REJECTED:
+		cause := fmt.Errorf("%w: %w", ErrRejected, reasonError(ack.Reason)).Error()
+		return s.finish(rec, events.DMFailed, pb.State_STATE_FAILED, cause)
+	case pb.Ack_STATUS_BUSY:
+		return fmt.Errorf("%w: %w", ErrBusy, reasonError(ack.Reason))
+	default:
+		return fmt.Errorf("%w: unknown ack status %d", ErrMalformed, int32(ack.Status))
+	}
+}
+
+// finish records a final state of a message and reports it.
+func (s *Service) finish(rec *pb.OutboxRecord, state string, st pb.State, cause string) error {
+	ok, err := s.setOutboxState(rec, st, cause)
+	if err != nil {
+		return err
+	}
+	if ok {
+		s.terminal(rec, state, cause)
+	}
+	return nil
+}

@@ -1,0 +1,261 @@
+package dm
+
+import (
+	"bytes"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+	bolt "go.etcd.io/bbolt"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/parley-chat/parley/dm/pb"
+)
+
+// Buckets. Keys are recordKey(peer, id): a length byte, the peer ID bytes,
+// the 16-byte message id, so one peer's messages are a key prefix.
+const (
+	bucketOutbox = "dm/outbox" // recipient, id -> pb.OutboxRecord
+	bucketInbox  = "dm/inbox"  // sender, id -> pb.InboxRecord (also the dedup record)
+)
+
+// maxRecordSize bounds what is decoded from one stored record.
+const maxRecordSize = 64 << 10
+
+func recordKey(p peer.ID, id []byte) []byte {
+	k := make([]byte, 0, 1+len(p)+len(id))
+	k = append(k, byte(len(p)))
+	k = append(k, p...)
+	return append(k, id...)
+}
+
+func peerPrefix(p peer.ID) []byte { return recordKey(p, nil) }
+
+func createBuckets(db *bolt.DB) error {
+	return db.Update(func(tx *bolt.Tx) error {
+		for _, b := range []string{bucketOutbox, bucketInbox} {
+			if _, err := tx.CreateBucketIfNotExists([]byte(b)); err != nil {
+				return fmt.Errorf("create bucket %s: %w", b, err)
+			}
+		}
+		return nil
+	})
+}
+
+func decodeRecord(v []byte, m proto.Message) error {
+	if len(v) > maxRecordSize {
+		return fmt.Errorf("stored record of %d bytes", len(v))
+	}
+	if err := proto.Unmarshal(v, m); err != nil {
+		return fmt.Errorf("decode stored record: %w", err)
+	}
+	return nil
+}
+
+func putRecord(b *bolt.Bucket, key []byte, m proto.Message) error {
+	v, err := proto.Marshal(m)
+	if err != nil {
+		return fmt.Errorf("encode record: %w", err)
+	}
+	return b.Put(key, v)
+}
+
+func isPending(r *pb.OutboxRecord) bool {
+	return r.State == pb.State_STATE_QUEUED || r.State == pb.State_STATE_SENT
+}
+
+// putOutbox stores a new outgoing message.
+func (s *Service) putOutbox(rec *pb.OutboxRecord) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		return putRecord(tx.Bucket([]byte(bucketOutbox)), recordKey(peer.ID(rec.To), rec.Id), rec)
+	})
+}
+
+// loadPending returns every pending outgoing message, oldest first. It
+// skips (and logs) records that do not decode.
+func (s *Service) loadPending() ([]*pb.OutboxRecord, error) {
+	var out []*pb.OutboxRecord
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket([]byte(bucketOutbox)).ForEach(func(k, v []byte) error {
+			rec := new(pb.OutboxRecord)
+			if err := decodeRecord(v, rec); err != nil {
+				s.log.Warn("dm: skipping unreadable outbox record", "key", fmt.Sprintf("%x", k), "err", err)
+				return nil
+			}
+			if isPending(rec) {
+				out = append(out, rec)
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("load outbox: %w", err)
+	}
+	sortByCreated(out)
+	return out, nil
+}
+
+func sortByCreated(recs []*pb.OutboxRecord) {
+	sort.SliceStable(recs, func(i, j int) bool {
+		if recs[i].CreatedMs != recs[j].CreatedMs {
+			return recs[i].CreatedMs < recs[j].CreatedMs
+		}
+		return recs[i].Seq < recs[j].Seq
+	})
+}
+
+// expireAndLoad marks p's pending messages whose time to live has passed
+// as failed and returns the others, oldest first, plus the expired ones.
+// It writes to the database only when something expired.
+func (s *Service) expireAndLoad(p peer.ID, now time.Time) (pending, expired []*pb.OutboxRecord, err error) {
+	nowMs := now.UnixMilli()
+	var due []*pb.OutboxRecord
+	err = s.db.View(func(tx *bolt.Tx) error {
+		prefix := peerPrefix(p)
+		c := tx.Bucket([]byte(bucketOutbox)).Cursor()
+		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+			rec := new(pb.OutboxRecord)
+			if err := decodeRecord(v, rec); err != nil {
+				s.log.Warn("dm: skipping unreadable outbox record", "key", fmt.Sprintf("%x", k), "err", err)
+				continue
+			}
+			switch {
+			case !isPending(rec):
+			case rec.ExpiresMs > nowMs:
+				pending = append(pending, rec)
+			default:
+				due = append(due, rec)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("load outbox for %s: %w", p, err)
+	}
+	for _, rec := range due {
+		ok, err := s.setOutboxState(rec, pb.State_STATE_FAILED, expiredError(rec).Error())
+		if err != nil {
+			return nil, expired, fmt.Errorf("expire message %x: %w", rec.Id, err)
+		}
+		if ok {
+			expired = append(expired, rec)
+		}
+	}
+	sortByCreated(pending)
+	return pending, expired, nil
+}
+
+func expiredError(rec *pb.OutboxRecord) error {
+	ttl := time.Duration(rec.ExpiresMs-rec.CreatedMs) * time.Millisecond
+	return fmt.Errorf("%w: not delivered within %s", ErrExpired, ttl)
+}
+
+// setOutboxState records a new state of a pending message. It is a no-op
+// (ok false) when the record is gone or no longer pending.
+func (s *Service) setOutboxState(rec *pb.OutboxRecord, state pb.State, cause string) (ok bool, err error) {
+	err = s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket([]byte(bucketOutbox))
+		key := recordKey(peer.ID(rec.To), rec.Id)
+		cur := new(pb.OutboxRecord)
+		v := b.Get(key)
+		if v == nil {
+			return nil
+		}
+		if err := decodeRecord(v, cur); err != nil {
+			return err
+		}
+		if !isPending(cur) {
+			return nil
+		}
+		cur.State = state
+		cur.Error = cause
+		cur.UpdatedMs = time.Now().UnixMilli()
+		if state == pb.State_STATE_SENT {
+			cur.Attempts++
+		}
+		ok = true
+		return putRecord(b, key, cur)
+	})
+	if err != nil {
+		return false, fmt.Errorf("update outbox: %w", err)
+	}
+	if ok {
+		rec.State = state
+		rec.Error = cause
+	}
+	return ok, nil
+}
+
+// storeInbox stores a received message unless (from, id) is stored
+// already; dup reports that it was.
+func (s *Service) storeInbox(from peer.ID, m *pb.Message, now time.Time) (dup bool, err error) {
+	key := recordKey(from, m.Id)
+	err = s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket([]byte(bucketInbox))
+		if b.Get(key) != nil {
+			dup = true
+			return nil
+		}
+		return putRecord(b, key, &pb.InboxRecord{
+			Id: m.Id, From: []byte(from), Nick: m.Nick, Text: m.Text,
+			SentAtMs: m.SentAtMs, ReceivedMs: now.UnixMilli(),
+		})
+	})
+	if err != nil {
+		return false, fmt.Errorf("store message from %s: %w", from, err)
+	}
+	return dup, nil
+}
+
+// prune removes delivered and failed outgoing messages and received
+// messages older than MaxMessageAge. A received message is kept until both
+// its sent_at and its arrival are that old: until then, a retransmission
+// would pass the sent_at check and must be recognised as a duplicate.
+func (s *Service) prune(now time.Time) (int, error) {
+	cutoff := now.Add(-s.cfg.MaxMessageAge).UnixMilli()
+	n := 0
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		var del [][]byte
+		out := tx.Bucket([]byte(bucketOutbox))
+		err := out.ForEach(func(k, v []byte) error {
+			rec := new(pb.OutboxRecord)
+			if decodeRecord(v, rec) != nil || (!isPending(rec) && rec.UpdatedMs < cutoff) {
+				del = append(del, bytes.Clone(k))
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, k := range del {
+			if err := out.Delete(k); err != nil {
+				return fmt.Errorf("delete outbox record: %w", err)
+			}
+		}
+		n += len(del)
+		del = del[:0]
+		in := tx.Bucket([]byte(bucketInbox))
+		err = in.ForEach(func(k, v []byte) error {
+			rec := new(pb.InboxRecord)
+			if decodeRecord(v, rec) != nil || (rec.ReceivedMs < cutoff && rec.SentAtMs < cutoff) {
+				del = append(del, bytes.Clone(k))
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, k := range del {
+			if err := in.Delete(k); err != nil {
+				return fmt.Errorf("delete inbox record: %w", err)
+			}
+		}
+		n += len(del)
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("prune dm store: %w", err)
+	}
+	return n, nil
+}
