@@ -43,8 +43,9 @@ const (
 	DefaultMaxStreamsPerPeer = 4
 	DefaultMaxInboundStreams = 256
 	DefaultMaxPending        = 10000
-	DefaultPeerRate          = 5
-	DefaultPeerBurst         = 50
+	DefaultMaxDeliveries     = 16
+	DefaultPeerRate          = 10
+	DefaultPeerBurst         = 2 * MaxMessagesPerStream
 	DefaultMaxClockSkew      = time.Hour
 	DefaultMaxMessageAge     = 30 * 24 * time.Hour
 	DefaultAddrTTL           = 10 * time.Minute
@@ -94,9 +95,14 @@ type Config struct {
 	// MaxPending bounds the messages waiting for delivery (queued or
 	// sent); Send returns ErrOutboxFull beyond it. Default 10000.
 	MaxPending int
+	// MaxDeliveries bounds how many recipients are being delivered to
+	// (and dialed) at the same time, e.g. after a restart with a full
+	// outbox. Default 16.
+	MaxDeliveries int
 	// PeerRate (messages per second) and PeerBurst bound how fast one
 	// peer may deliver messages; beyond it the recipient answers "busy"
-	// and the sender retries later. Defaults 5/s, burst 50.
+	// and the sender retries later. Defaults 10/s, burst 128 (two full
+	// streams, so a backlog after a reconnect passes at once).
 	PeerRate  float64
 	PeerBurst int
 	// MaxClockSkew is how far in the future a message's sent_at may be.
@@ -151,6 +157,7 @@ func (c *Config) setDefaults() error {
 	setInt(&c.MaxStreamsPerPeer, DefaultMaxStreamsPerPeer)
 	setInt(&c.MaxInboundStreams, DefaultMaxInboundStreams)
 	setInt(&c.MaxPending, DefaultMaxPending)
+	setInt(&c.MaxDeliveries, DefaultMaxDeliveries)
 	setInt(&c.PeerBurst, DefaultPeerBurst)
 	if c.PeerRate <= 0 {
 		c.PeerRate = DefaultPeerRate

@@ -321,3 +321,25 @@ func TestNextBackoff(t *testing.T) {
 		t.Fatalf("backoff did not reach the maximum: %v", cur)
 	}
 }
+
+// TestDeliveryCap: with one delivery at a time, unreachable recipients do
+// not starve a reachable one.
+func TestDeliveryCap(t *testing.T) {
+	cfg := testConfig()
+	cfg.MaxDeliveries = 1
+	a, b := newNode(t, "alice", cfg), newNode(t, "bob", testConfig())
+	a.start(t)
+	b.start(t)
+	for i := range 5 {
+		a.send(t, newNode(t, "ghost", testConfig()), "hello ghost "+string(rune('0'+i)))
+	}
+	testnet.Connect(t, a.h, b.h)
+	id := a.send(t, b, "hi bob")
+	a.rec.wait(t, "delivered", status(id, events.DMDelivered))
+	a.svc.mu.Lock()
+	workers := a.svc.workers
+	a.svc.mu.Unlock()
+	if workers > 1 {
+		t.Fatalf("%d workers running, cap 1", workers)
+	}
+}

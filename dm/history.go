@@ -45,16 +45,18 @@ func (s *Service) History(p peer.ID, limit int) ([]Entry, error) {
 	var out []Entry
 	prefix := peerPrefix(p)
 	err := s.db.View(func(tx *bolt.Tx) error {
-		c := tx.Bucket([]byte(bucketOutbox)).Cursor()
-		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
-			var r pb.OutboxRecord
-			if decodeRecord(v, &r) != nil {
-				continue
+		for _, bucket := range []string{bucketSent, bucketOutbox} {
+			c := tx.Bucket([]byte(bucket)).Cursor()
+			for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+				var r pb.OutboxRecord
+				if decodeRecord(v, &r) != nil {
+					continue
+				}
+				out = append(out, Entry{ID: msgID(r.Id), Peer: p, Outgoing: true, Text: r.Text,
+					SentAt: time.UnixMilli(r.CreatedMs).UTC(), State: stateNames[r.State], Error: r.Error})
 			}
-			out = append(out, Entry{ID: msgID(r.Id), Peer: p, Outgoing: true, Text: r.Text,
-				SentAt: time.UnixMilli(r.CreatedMs).UTC(), State: stateNames[r.State], Error: r.Error})
 		}
-		c = tx.Bucket([]byte(bucketInbox)).Cursor()
+		c := tx.Bucket([]byte(bucketInbox)).Cursor()
 		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
 			var r pb.InboxRecord
 			if decodeRecord(v, &r) != nil {

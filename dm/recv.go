@@ -57,6 +57,7 @@ func (s *Service) handle(str network.Stream) {
 	defer context.AfterFunc(s.ctx, func() { _ = str.Reset() })()
 
 	br := bufio.NewReaderSize(str, readBufSize)
+	var busy *pb.Ack // the first busy answer on this stream
 	for range MaxMessagesPerStream {
 		if err := str.SetReadDeadline(time.Now().Add(s.cfg.StreamTimeout)); err != nil {
 			s.ctr.streamErrors.Add(1)
@@ -73,10 +74,18 @@ func (s *Service) handle(str network.Stream) {
 			s.readFailed(p, str, err)
 			return
 		}
-		ack, err := s.accept(p, &m)
-		if err != nil {
+		var ack *pb.Ack
+		if busy != nil {
+			// Once busy, stay busy on this stream: storing a later
+			// message would overtake the refused one.
+			ack = &pb.Ack{Id: m.Id, Status: pb.Ack_STATUS_BUSY, Reason: busy.Reason}
+			s.ctr.rateLimited.Add(1)
+		} else if ack, err = s.accept(p, &m); err != nil {
 			s.readFailed(p, str, err)
 			return
+		}
+		if ack.Status == pb.Ack_STATUS_BUSY {
+			busy = ack
 		}
 		if h := s.cfg.hooks; h != nil && h.dropAck != nil && h.dropAck(m.Id) {
 			_ = str.Reset()

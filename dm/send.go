@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	mrand "math/rand/v2"
 	"time"
@@ -218,7 +219,12 @@ func (s *Service) startDue(now time.Time) time.Time {
 			}
 			continue
 		}
+		if s.workers >= s.cfg.MaxDeliveries {
+			// A finishing worker pokes the scheduler.
+			continue
+		}
 		st.running = true
+		s.workers++
 		s.wg.Add(1)
 		go s.work(p)
 	}
@@ -229,6 +235,12 @@ func (s *Service) startDue(now time.Time) time.Time {
 // fails, then schedules the retry.
 func (s *Service) work(p peer.ID) {
 	defer s.wg.Done()
+	defer func() {
+		s.mu.Lock()
+		s.workers--
+		s.mu.Unlock()
+		s.poke()
+	}()
 	for s.ctx.Err() == nil {
 		pending, expired, err := s.expireAndLoad(p, time.Now())
 		s.finished(expired)
@@ -334,26 +346,44 @@ func nextBackoff(cur, lo, hi time.Duration) time.Duration {
 // finished reports messages that reached a final state outside deliver.
 func (s *Service) finished(recs []*pb.OutboxRecord) {
 	for _, rec := range recs {
-		s.terminal(rec, events.DMFailed, rec.Error)
+		s.report(update{rec: rec, state: rec.State, cause: rec.Error})
 	}
 }
 
-// terminal accounts for a message that left the pending set.
-func (s *Service) terminal(rec *pb.OutboxRecord, state, cause string) {
+// report accounts for and emits one applied state change.
+func (s *Service) report(u update) {
+	if u.state == pb.State_STATE_SENT {
+		s.ctr.sent.Add(1)
+		s.emitStatus(u.rec, events.DMSent, "")
+		return
+	}
 	s.mu.Lock()
 	s.pending--
 	s.mu.Unlock()
-	if state == events.DMDelivered {
+	switch u.state {
+	case pb.State_STATE_DELIVERED:
 		s.ctr.delivered.Add(1)
-	} else {
+		s.emitStatus(u.rec, events.DMDelivered, "")
+	default:
 		s.ctr.failed.Add(1)
-		s.log.Debug("dm: message failed", "peer", peer.ID(rec.To), "id", msgID(rec.Id), "err", cause)
+		s.log.Debug("dm: message failed", "peer", peer.ID(u.rec.To), "id", msgID(u.rec.Id), "err", u.cause)
+		s.emitStatus(u.rec, events.DMFailed, u.cause)
 	}
-	s.emitStatus(rec, state, cause)
+}
+
+// commit applies and reports a batch of state changes.
+func (s *Service) commit(ups []update) error {
+	applied, err := s.applyStates(ups)
+	for _, u := range applied {
+		s.report(u)
+	}
+	return err
 }
 
 // deliver opens one stream to p and sends up to MaxMessagesPerStream of
-// the pending messages in order, each acknowledged before the next.
+// the pending messages. The messages are written at once and their acks
+// read in order; state changes are committed in batches (whenever no
+// further ack is already buffered), so a burst costs few disk syncs.
 func (s *Service) deliver(p peer.ID, pending []*pb.OutboxRecord) error {
 	if len(pending) > MaxMessagesPerStream {
 		pending = pending[:MaxMessagesPerStream]
@@ -371,16 +401,9 @@ func (s *Service) deliver(p peer.ID, pending []*pb.OutboxRecord) error {
 		_ = str.Reset()
 		return fmt.Errorf("attach stream to %s: %w", ServiceName, err)
 	}
-	nick := s.cfg.Nick()
-	if identity.ValidateNick(nick) != nil {
-		nick = ""
-	}
-	br := bufio.NewReaderSize(str, 256)
-	for _, rec := range pending {
-		if err := s.sendOne(str, br, rec, nick); err != nil {
-			_ = str.Reset()
-			return err
-		}
+	if err := s.exchange(str, pending); err != nil {
+		_ = str.Reset()
+		return err
 	}
 	if err := str.Close(); err != nil {
 		s.log.Debug("dm: closing stream", "peer", p, "err", err)
@@ -388,54 +411,89 @@ func (s *Service) deliver(p peer.ID, pending []*pb.OutboxRecord) error {
 	return nil
 }
 
-// sendOne writes one message and handles its ack. An error leaves the
-// message pending and aborts the stream.
-func (s *Service) sendOne(str network.Stream, br *bufio.Reader, rec *pb.OutboxRecord, nick string) error {
-	if err := str.SetDeadline(time.Now().Add(s.cfg.StreamTimeout)); err != nil {
-		return fmt.Errorf("set deadline: %w", err)
+// exchange writes the messages and handles their acks. It returns an
+// error when any message is left pending (busy recipient, stream failure,
+// protocol violation).
+func (s *Service) exchange(str network.Stream, batch []*pb.OutboxRecord) error {
+	nick := s.cfg.Nick()
+	if identity.ValidateNick(nick) != nil {
+		nick = ""
 	}
-	msg := &pb.Message{Id: rec.Id, Text: rec.Text, Nick: nick, SentAtMs: rec.CreatedMs}
-	if err := writeFrame(str, msg); err != nil {
-		return fmt.Errorf("send message %s: %w", msgID(rec.Id), err)
-	}
-	if rec.State == pb.State_STATE_QUEUED {
-		ok, err := s.setOutboxState(rec, pb.State_STATE_SENT, "")
+	var buf []byte
+	var sent []update
+	for _, rec := range batch {
+		var err error
+		buf, err = appendFrame(buf, &pb.Message{Id: rec.Id, Text: rec.Text, Nick: nick, SentAtMs: rec.CreatedMs})
 		if err != nil {
 			return err
 		}
-		if ok {
-			s.ctr.sent.Add(1)
-			s.emitStatus(rec, events.DMSent, "")
+		if rec.State == pb.State_STATE_QUEUED {
+			sent = append(sent, update{rec: rec, state: pb.State_STATE_SENT})
 		}
+	}
+	if err := str.SetDeadline(time.Now().Add(s.cfg.StreamTimeout)); err != nil {
+		return fmt.Errorf("set deadline: %w", err)
+	}
+	if _, err := str.Write(buf); err != nil {
+		return fmt.Errorf("send %d messages: %w", len(batch), err)
+	}
+	if err := s.commit(sent); err != nil {
+		return err
+	}
+	br := bufio.NewReaderSize(str, 512)
+	var done []update
+	var busy error
+	for _, rec := range batch {
+		u, err := s.readAck(str, br, rec)
+		if err != nil {
+			return errors.Join(err, s.commit(done))
+		}
+		if u.state == pb.State_STATE_UNSPECIFIED {
+			busy = u.err
+		} else {
+			done = append(done, u.update)
+		}
+		if br.Buffered() == 0 {
+			if err := s.commit(done); err != nil {
+				return err
+			}
+			done = done[:0]
+		}
+	}
+	if err := s.commit(done); err != nil {
+		return err
+	}
+	return busy
+}
+
+// ackResult is what an ack means for its message: a final state, or
+// (state unspecified) a busy recipient with err saying why.
+type ackResult struct {
+	update
+	err error
+}
+
+// readAck reads the ack of rec. An error means the stream is unusable.
+func (s *Service) readAck(str network.Stream, br *bufio.Reader, rec *pb.OutboxRecord) (ackResult, error) {
+	if err := str.SetReadDeadline(time.Now().Add(s.cfg.StreamTimeout)); err != nil {
+		return ackResult{}, fmt.Errorf("set deadline: %w", err)
 	}
 	var ack pb.Ack
 	if err := readFrame(br, MaxAckSize, &ack); err != nil {
-		return fmt.Errorf("read ack of %s: %w", msgID(rec.Id), err)
+		return ackResult{}, fmt.Errorf("read ack of %s: %w", msgID(rec.Id), err)
 	}
 	if !bytes.Equal(ack.Id, rec.Id) {
-		return fmt.Errorf("%w: ack for message %x while waiting for %s", ErrMalformed, ack.Id, msgID(rec.Id))
+		return ackResult{}, fmt.Errorf("%w: ack for message %x while waiting for %s", ErrMalformed, ack.Id, msgID(rec.Id))
 	}
 	switch ack.Status {
 	case pb.Ack_STATUS_STORED:
-		return s.finish(rec, events.DMDelivered, pb.State_STATE_DELIVERED, "")
+		return ackResult{update: update{rec: rec, state: pb.State_STATE_DELIVERED}}, nil
 	case pb.Ack_STATUS_REJECTED:
 		cause := fmt.Errorf("%w: %w", ErrRejected, reasonError(ack.Reason)).Error()
-		return s.finish(rec, events.DMFailed, pb.State_STATE_FAILED, cause)
+		return ackResult{update: update{rec: rec, state: pb.State_STATE_FAILED, cause: cause}}, nil
 	case pb.Ack_STATUS_BUSY:
-		return fmt.Errorf("%w: %w", ErrBusy, reasonError(ack.Reason))
+		return ackResult{err: fmt.Errorf("%w: %w", ErrBusy, reasonError(ack.Reason))}, nil
 	default:
-		return fmt.Errorf("%w: unknown ack status %d", ErrMalformed, int32(ack.Status))
+		return ackResult{}, fmt.Errorf("%w: unknown ack status %d", ErrMalformed, int32(ack.Status))
 	}
-}
-
-// finish records a final state of a message and reports it.
-func (s *Service) finish(rec *pb.OutboxRecord, state string, st pb.State, cause string) error {
-	ok, err := s.setOutboxState(rec, st, cause)
-	if err != nil {
-		return err
-	}
-	if ok {
-		s.terminal(rec, state, cause)
-	}
-	return nil
 }

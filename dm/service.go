@@ -41,6 +41,8 @@ type Service struct {
 	// peers holds the delivery state of every peer with pending
 	// messages.
 	peers map[peer.ID]*sendState // guarded by mu
+	// workers counts running delivery workers.
+	workers int // guarded by mu
 	// pending counts queued and sent messages in the outbox.
 	pending int // guarded by mu
 	// seq numbers the messages Send queues (OutboxRecord.seq).

@@ -16,7 +16,8 @@ import (
 // Buckets. Keys are recordKey(peer, id): a length byte, the peer ID bytes,
 // the 16-byte message id, so one peer's messages are a key prefix.
 const (
-	bucketOutbox = "dm/outbox" // recipient, id -> pb.OutboxRecord
+	bucketOutbox = "dm/outbox" // recipient, id -> pending (queued, sent) pb.OutboxRecord
+	bucketSent   = "dm/sent"   // recipient, id -> delivered or failed pb.OutboxRecord
 	bucketInbox  = "dm/inbox"  // sender, id -> pb.InboxRecord (also the dedup record)
 )
 
@@ -34,7 +35,7 @@ func peerPrefix(p peer.ID) []byte { return recordKey(p, nil) }
 
 func createBuckets(db *bolt.DB) error {
 	return db.Update(func(tx *bolt.Tx) error {
-		for _, b := range []string{bucketOutbox, bucketInbox} {
+		for _, b := range []string{bucketOutbox, bucketSent, bucketInbox} {
 			if _, err := tx.CreateBucketIfNotExists([]byte(b)); err != nil {
 				return fmt.Errorf("create bucket %s: %w", b, err)
 			}
@@ -133,14 +134,16 @@ func (s *Service) expireAndLoad(p peer.ID, now time.Time) (pending, expired []*p
 	if err != nil {
 		return nil, nil, fmt.Errorf("load outbox for %s: %w", p, err)
 	}
-	for _, rec := range due {
-		ok, err := s.setOutboxState(rec, pb.State_STATE_FAILED, expiredError(rec).Error())
-		if err != nil {
-			return nil, expired, fmt.Errorf("expire message %x: %w", rec.Id, err)
-		}
-		if ok {
-			expired = append(expired, rec)
-		}
+	ups := make([]update, len(due))
+	for i, rec := range due {
+		ups[i] = update{rec: rec, state: pb.State_STATE_FAILED, cause: expiredError(rec).Error()}
+	}
+	applied, err := s.applyStates(ups)
+	for _, u := range applied {
+		expired = append(expired, u.rec)
+	}
+	if err != nil {
+		return nil, expired, fmt.Errorf("expire messages to %s: %w", p, err)
 	}
 	sortByCreated(pending)
 	return pending, expired, nil
@@ -151,40 +154,64 @@ func expiredError(rec *pb.OutboxRecord) error {
 	return fmt.Errorf("%w: not delivered within %s", ErrExpired, ttl)
 }
 
-// setOutboxState records a new state of a pending message. It is a no-op
-// (ok false) when the record is gone or no longer pending.
-func (s *Service) setOutboxState(rec *pb.OutboxRecord, state pb.State, cause string) (ok bool, err error) {
+// update is a new state for a pending outgoing message.
+type update struct {
+	rec   *pb.OutboxRecord
+	state pb.State
+	cause string
+}
+
+func isFinal(st pb.State) bool {
+	return st == pb.State_STATE_DELIVERED || st == pb.State_STATE_FAILED
+}
+
+// applyStates records new states of pending messages in one transaction
+// and updates the records in memory. A final state moves the record from
+// the outbox to bucketSent. Updates of records no longer pending are
+// skipped; applied lists the others.
+func (s *Service) applyStates(ups []update) (applied []update, err error) {
+	if len(ups) == 0 {
+		return nil, nil
+	}
+	nowMs := time.Now().UnixMilli()
 	err = s.db.Update(func(tx *bolt.Tx) error {
-		b := tx.Bucket([]byte(bucketOutbox))
-		key := recordKey(peer.ID(rec.To), rec.Id)
-		cur := new(pb.OutboxRecord)
-		v := b.Get(key)
-		if v == nil {
-			return nil
+		applied = applied[:0]
+		out, sent := tx.Bucket([]byte(bucketOutbox)), tx.Bucket([]byte(bucketSent))
+		for _, u := range ups {
+			key := recordKey(peer.ID(u.rec.To), u.rec.Id)
+			v := out.Get(key)
+			if v == nil {
+				continue
+			}
+			cur := new(pb.OutboxRecord)
+			if err := decodeRecord(v, cur); err != nil {
+				return err
+			}
+			cur.State, cur.Error, cur.UpdatedMs = u.state, u.cause, nowMs
+			if u.state == pb.State_STATE_SENT {
+				cur.Attempts++
+			}
+			dst := out
+			if isFinal(u.state) {
+				if err := out.Delete(key); err != nil {
+					return fmt.Errorf("remove from outbox: %w", err)
+				}
+				dst = sent
+			}
+			if err := putRecord(dst, key, cur); err != nil {
+				return fmt.Errorf("store message state: %w", err)
+			}
+			applied = append(applied, u)
 		}
-		if err := decodeRecord(v, cur); err != nil {
-			return err
-		}
-		if !isPending(cur) {
-			return nil
-		}
-		cur.State = state
-		cur.Error = cause
-		cur.UpdatedMs = time.Now().UnixMilli()
-		if state == pb.State_STATE_SENT {
-			cur.Attempts++
-		}
-		ok = true
-		return putRecord(b, key, cur)
+		return nil
 	})
 	if err != nil {
-		return false, fmt.Errorf("update outbox: %w", err)
+		return nil, fmt.Errorf("update outbox: %w", err)
 	}
-	if ok {
-		rec.State = state
-		rec.Error = cause
+	for _, u := range applied {
+		u.rec.State, u.rec.Error = u.state, u.cause
 	}
-	return ok, nil
+	return applied, nil
 }
 
 // storeInbox stores a received message unless (from, id) is stored
@@ -217,10 +244,10 @@ func (s *Service) prune(now time.Time) (int, error) {
 	n := 0
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		var del [][]byte
-		out := tx.Bucket([]byte(bucketOutbox))
+		out := tx.Bucket([]byte(bucketSent))
 		err := out.ForEach(func(k, v []byte) error {
 			rec := new(pb.OutboxRecord)
-			if decodeRecord(v, rec) != nil || (!isPending(rec) && rec.UpdatedMs < cutoff) {
+			if decodeRecord(v, rec) != nil || rec.UpdatedMs < cutoff {
 				del = append(del, bytes.Clone(k))
 			}
 			return nil
@@ -230,7 +257,7 @@ func (s *Service) prune(now time.Time) (int, error) {
 		}
 		for _, k := range del {
 			if err := out.Delete(k); err != nil {
-				return fmt.Errorf("delete outbox record: %w", err)
+				return fmt.Errorf("delete sent record: %w", err)
 			}
 		}
 		n += len(del)
