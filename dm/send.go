@@ -36,6 +36,9 @@ func (s *Service) Send(ctx context.Context, to peer.ID, text string) (string, er
 	if _, err := peer.IDFromBytes([]byte(to)); err != nil {
 		return "", fmt.Errorf("%w: %v", ErrInvalidPeer, err)
 	}
+	if len(to) > maxPeerIDLen {
+		return "", fmt.Errorf("%w: %d bytes long", ErrInvalidPeer, len(to))
+	}
 	if to == s.h.ID() {
 		return "", ErrSelf
 	}
@@ -246,7 +249,7 @@ func (s *Service) work(p peer.ID) {
 		s.finished(expired)
 		if err != nil {
 			s.log.Warn("dm: reading outbox failed", "peer", p, "err", err)
-			s.retryLater(p)
+			s.park(p)
 			return
 		}
 		switch s.decide(p, pending) {
@@ -315,8 +318,9 @@ func (s *Service) decide(p peer.ID, pending []*pb.OutboxRecord) decision {
 	return stop
 }
 
-// retryLater grows p's backoff after a failed attempt. It returns true
-// when work arrived meanwhile and the worker should go on at once.
+// retryLater grows p's backoff after a failed attempt and ends the worker,
+// unless work arrived meanwhile: then it returns true and the worker goes
+// on at once.
 func (s *Service) retryLater(p peer.ID) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -329,6 +333,19 @@ func (s *Service) retryLater(p peer.ID) bool {
 	st.running = false
 	s.poke()
 	return false
+}
+
+// park ends the worker after a local failure (reading the outbox): the
+// next attempt waits for the backoff even if work arrived.
+func (s *Service) park(p peer.ID) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.peers[p]
+	st.backoff = nextBackoff(st.backoff, s.cfg.RetryMin, s.cfg.RetryMax)
+	st.nextTry = time.Now().Add(st.backoff)
+	st.dirty = false
+	st.running = false
+	s.poke()
 }
 
 // nextBackoff doubles cur within [min, max] and adds up to 25% jitter.

@@ -14,12 +14,17 @@ import (
 )
 
 // Buckets. Keys are recordKey(peer, id): a length byte, the peer ID bytes,
-// the 16-byte message id, so one peer's messages are a key prefix.
+// the 16-byte message id, so one peer's messages are a key prefix. Peer IDs
+// are at most maxPeerIDLen bytes (Send checks; received messages come from
+// authenticated connections, whose peer IDs are 34-38 bytes).
 const (
 	bucketOutbox = "dm/outbox" // recipient, id -> pending (queued, sent) pb.OutboxRecord
 	bucketSent   = "dm/sent"   // recipient, id -> delivered or failed pb.OutboxRecord
 	bucketInbox  = "dm/inbox"  // sender, id -> pb.InboxRecord (also the dedup record)
 )
+
+// maxPeerIDLen is the longest peer ID a record key can hold.
+const maxPeerIDLen = 255
 
 // maxRecordSize bounds what is decoded from one stored record.
 const maxRecordSize = 64 << 10
@@ -82,6 +87,10 @@ func (s *Service) loadPending() ([]*pb.OutboxRecord, error) {
 			rec := new(pb.OutboxRecord)
 			if err := decodeRecord(v, rec); err != nil {
 				s.log.Warn("dm: skipping unreadable outbox record", "key", fmt.Sprintf("%x", k), "err", err)
+				return nil
+			}
+			if _, err := peer.IDFromBytes(rec.To); err != nil || len(rec.Id) != IDLen {
+				s.log.Warn("dm: skipping outbox record with a bad recipient or id", "key", fmt.Sprintf("%x", k))
 				return nil
 			}
 			if isPending(rec) {
