@@ -2,6 +2,8 @@ package dm
 
 import (
 	"bufio"
+	"log/slog"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -12,9 +14,16 @@ import (
 )
 
 func TestPrune(t *testing.T) {
-	n := newNode(t, "alice", testConfig())
-	n.start(t)
-	s := n.svc
+	// A bare Service without its scheduler, which would prune on its own.
+	db, err := bolt.Open(filepath.Join(t.TempDir(), "parley.db"), 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	if err := createBuckets(db); err != nil {
+		t.Fatal(err)
+	}
+	s := &Service{db: db, log: slog.New(slog.DiscardHandler), cfg: Config{MaxMessageAge: DefaultMaxMessageAge}}
 	other := newNode(t, "bob", testConfig()).id
 	now := time.Now()
 	old := now.Add(-s.cfg.MaxMessageAge - time.Hour).UnixMilli()
@@ -36,7 +45,7 @@ func TestPrune(t *testing.T) {
 		{bucketInbox, 6, &pb.InboxRecord{ReceivedMs: recent, SentAtMs: old}, true},
 	}
 	key := func(r rec) []byte { return recordKey(other, append(make([]byte, IDLen-1), r.id)) }
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err = s.db.Update(func(tx *bolt.Tx) error {
 		for _, r := range recs {
 			var err error
 			switch m := r.msg.(type) {
