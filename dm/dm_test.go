@@ -105,6 +105,7 @@ func TestQueuedUntilRecipientReturns(t *testing.T) {
 	a.rec.wait(t, "first delivered", status(first, events.DMDelivered))
 
 	b.stop(t)
+	eventually(t, "alice sees bob gone", func() bool { return len(a.h.Network().ConnsToPeer(b.id)) == 0 })
 	second := a.send(t, b, "while you were away")
 	// Let alice fail at least one attempt against the dead address.
 	eventually(t, "a failed attempt", func() bool { return a.svc.Counters().Attempts >= 3 })
@@ -209,6 +210,7 @@ func TestRetransmissionAcrossRecipientRestart(t *testing.T) {
 		t.Fatalf("%d dm events before restart", n)
 	}
 	b.stop(t)
+	eventually(t, "old connection gone", func() bool { return len(raw.Network().ConnsToPeer(b.id)) == 0 })
 	b.start(t)
 	send()
 	if n := len(dms(b.rec)); n != 0 {
