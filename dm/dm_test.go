@@ -345,3 +345,27 @@ func TestDeliveryCap(t *testing.T) {
 		t.Fatalf("%d workers running, cap 1", workers)
 	}
 }
+
+func TestBatchOf(t *testing.T) {
+	recs := func(n, size int) []*pb.OutboxRecord {
+		out := make([]*pb.OutboxRecord, n)
+		for i := range out {
+			out[i] = &pb.OutboxRecord{Text: strings.Repeat("x", size)}
+		}
+		return out
+	}
+	cases := []struct {
+		n, size, want int
+	}{
+		{1, MaxTextBytes, 1},
+		{3, 10, 3},
+		{MaxMessagesPerStream + 5, 10, MaxMessagesPerStream},
+		{10, MaxTextBytes, maxBatchBytes / MaxTextBytes},
+		{10, maxBatchBytes/2 + 1, 1},
+	}
+	for _, tc := range cases {
+		if got := len(batchOf(recs(tc.n, tc.size))); got != tc.want {
+			t.Errorf("%d messages of %d bytes: batch of %d, want %d", tc.n, tc.size, got, tc.want)
+		}
+	}
+}

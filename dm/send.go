@@ -20,8 +20,28 @@ import (
 	"github.com/parley-chat/parley/identity"
 )
 
-// maxStoredAddrs bounds the recipient addresses kept with a message.
-const maxStoredAddrs = 16
+const (
+	// maxStoredAddrs bounds the recipient addresses kept with a message.
+	maxStoredAddrs = 16
+	// maxBatchBytes bounds the text written at once on a stream, so a
+	// batch crosses a slow link within StreamTimeout (6.4 kB/s at the
+	// default) and stays well under a relay's data limit.
+	maxBatchBytes = 32 << 10
+)
+
+// batchOf returns the oldest pending messages that go on one stream: at
+// most MaxMessagesPerStream, and at most maxBatchBytes of text (but at
+// least one message).
+func batchOf(pending []*pb.OutboxRecord) []*pb.OutboxRecord {
+	size := 0
+	for i, rec := range pending {
+		size += len(rec.Text)
+		if i == MaxMessagesPerStream || (i > 0 && size > maxBatchBytes) {
+			return pending[:i]
+		}
+	}
+	return pending
+}
 
 // Send queues a direct message to peer to and returns its id (32 hex
 // digits). The message is stored in the outbox before Send returns (a
@@ -397,14 +417,12 @@ func (s *Service) commit(ups []update) error {
 	return err
 }
 
-// deliver opens one stream to p and sends up to MaxMessagesPerStream of
-// the pending messages. The messages are written at once and their acks
+// deliver opens one stream to p and sends the first batch of the pending
+// messages (batchOf). The messages are written at once and their acks
 // read in order; state changes are committed in batches (whenever no
 // further ack is already buffered), so a burst costs few disk syncs.
 func (s *Service) deliver(p peer.ID, pending []*pb.OutboxRecord) error {
-	if len(pending) > MaxMessagesPerStream {
-		pending = pending[:MaxMessagesPerStream]
-	}
+	pending = batchOf(pending)
 	s.restoreAddrs(p, pending[len(pending)-1])
 	s.ctr.attempts.Add(1)
 	ctx, cancel := context.WithTimeout(s.ctx, s.cfg.DialTimeout)
