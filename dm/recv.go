@@ -21,9 +21,8 @@ import (
 // inboundMemory is what one inbound stream reserves from the resource
 // manager: a frame buffer and the stream's read buffer.
 const (
-	readBufSize    = 4 << 10
-	inboundMemory  = MaxFrameSize + readBufSize
-	errCodeTimeout = network.StreamProtocolViolation
+	readBufSize   = 4 << 10
+	inboundMemory = MaxFrameSize + readBufSize
 )
 
 // handle serves one inbound stream: up to MaxMessagesPerStream Message
@@ -116,7 +115,6 @@ func (s *Service) readFailed(p peer.ID, str network.Stream, err error) {
 		s.ctr.malformed.Add(1)
 	case isTimeout(err):
 		s.ctr.timeouts.Add(1)
-		code = errCodeTimeout
 	default:
 		s.ctr.streamErrors.Add(1)
 		code = network.StreamNoError
