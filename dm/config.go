@@ -1,0 +1,184 @@
+package dm
+
+import (
+	"errors"
+	"log/slog"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/peer"
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/parley-chat/parley/events"
+)
+
+// Protocol constants. They are part of the wire contract
+// (docs/protocol/dm.md): another implementation must use the same limits.
+const (
+	// ProtocolID is the libp2p protocol of direct messages.
+	ProtocolID = "/parley/dm/1.0.0"
+	// ServiceName is the resource-manager service of dm streams.
+	ServiceName = "parley.dm"
+	// IDLen is the length of a message id in bytes.
+	IDLen = 16
+	// MaxTextBytes is the largest message text, in bytes of UTF-8.
+	MaxTextBytes = 8 << 10
+	// MaxFrameSize is the largest Message frame (without its length
+	// prefix) a recipient reads.
+	MaxFrameSize = 16 << 10
+	// MaxAckSize is the largest Ack frame a sender reads.
+	MaxAckSize = 64
+	// MaxMessagesPerStream is how many messages one stream may carry; the
+	// recipient closes the stream after that many.
+	MaxMessagesPerStream = 64
+)
+
+// Defaults of Config's knobs.
+const (
+	DefaultTTL               = 7 * 24 * time.Hour
+	DefaultRetryMin          = 2 * time.Second
+	DefaultRetryMax          = 5 * time.Minute
+	DefaultDialTimeout       = 20 * time.Second
+	DefaultStreamTimeout     = 10 * time.Second
+	DefaultMaxStreamsPerPeer = 4
+	DefaultMaxInboundStreams = 256
+	DefaultMaxPending        = 10000
+	DefaultMaxDeliveries     = 16
+	DefaultPeerRate          = 10
+	DefaultPeerBurst         = 2 * MaxMessagesPerStream
+	DefaultMaxClockSkew      = time.Hour
+	DefaultMaxMessageAge     = 30 * 24 * time.Hour
+	DefaultAddrTTL           = 10 * time.Minute
+	DefaultPruneInterval     = time.Hour
+)
+
+// Config configures a Service. Host and DB are required; every zero knob
+// takes its documented default.
+type Config struct {
+	Host host.Host
+	// DB holds the buckets "dm/outbox" and "dm/inbox"; the caller owns it
+	// and closes it after the Service.
+	DB *bolt.DB
+	// Emitter receives dm and dm_status events. Default events.Discard.
+	Emitter events.Emitter
+	// Logger defaults to slog.Default(). Message text is never logged.
+	Logger *slog.Logger
+	// Nick returns the node's current nick, sent with each message for
+	// display only. Default: no nick. An invalid nick is not sent.
+	Nick func() string
+	// OnNick, when set, is called with the sender and the nick it claims
+	// for every newly received message, before the dm event is emitted
+	// (the node feeds trust.Store.Observe with it). It runs on the stream
+	// handler and must not block.
+	OnNick func(p peer.ID, nick string)
+
+	// TTL is how long a message may wait for delivery before it fails
+	// with ErrExpired. Default 7 days. It is fixed per message when the
+	// message is queued.
+	TTL time.Duration
+	// RetryMin and RetryMax bound the exponential backoff (with jitter)
+	// between delivery attempts to an unreachable peer. A new connection
+	// to the peer retries at once and resets the backoff. Defaults 2 s
+	// and 5 min.
+	RetryMin, RetryMax time.Duration
+	// DialTimeout bounds connecting to the peer and opening a stream.
+	// Default 20 s.
+	DialTimeout time.Duration
+	// StreamTimeout is the deadline for each frame: a whole Message
+	// frame must arrive within it of the previous one (so a peer sending
+	// a byte a minute is cut off), and an Ack within it of its Message.
+	// Default 10 s.
+	StreamTimeout time.Duration
+	// MaxStreamsPerPeer bounds concurrent inbound streams from one peer;
+	// MaxInboundStreams bounds them in total. Defaults 4 and 256.
+	MaxStreamsPerPeer, MaxInboundStreams int
+	// MaxPending bounds the messages waiting for delivery (queued or
+	// sent); Send returns ErrOutboxFull beyond it. Default 10000.
+	MaxPending int
+	// MaxDeliveries bounds how many recipients are being delivered to
+	// (and dialed) at the same time, e.g. after a restart with a full
+	// outbox. Default 16.
+	MaxDeliveries int
+	// PeerRate (messages per second) and PeerBurst bound how fast one
+	// peer may deliver messages; beyond it the recipient answers "busy"
+	// and the sender retries later. Defaults 10/s, burst 128 (two full
+	// streams, so a backlog after a reconnect passes at once).
+	PeerRate  float64
+	PeerBurst int
+	// MaxClockSkew is how far in the future a message's sent_at may be.
+	// Default 1 h.
+	MaxClockSkew time.Duration
+	// MaxMessageAge is how far in the past a message's sent_at may be,
+	// and how long delivered, failed and received messages are kept
+	// (they are the dedup records). It must exceed TTL. Default 30 days.
+	MaxMessageAge time.Duration
+	// AddrTTL is how long addresses restored from the outbox stay in the
+	// peerstore; they are restored again before every attempt. Default
+	// 10 min.
+	AddrTTL time.Duration
+	// PruneInterval is how often old records are removed. Default 1 h.
+	PruneInterval time.Duration
+
+	// hooks lets tests in this package inject faults.
+	hooks *testHooks
+}
+
+type testHooks struct {
+	// dropAck is called after a message was stored; true resets the
+	// stream instead of acknowledging, as if the ack were lost.
+	dropAck func(id []byte) bool
+}
+
+func (c *Config) setDefaults() error {
+	if c.Host == nil {
+		return errors.New("dm config: Host is required")
+	}
+	if c.DB == nil {
+		return errors.New("dm config: DB is required")
+	}
+	if c.Emitter == nil {
+		c.Emitter = events.Discard
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.Nick == nil {
+		c.Nick = func() string { return "" }
+	}
+	setDur(&c.TTL, DefaultTTL)
+	setDur(&c.RetryMin, DefaultRetryMin)
+	setDur(&c.RetryMax, DefaultRetryMax)
+	setDur(&c.DialTimeout, DefaultDialTimeout)
+	setDur(&c.StreamTimeout, DefaultStreamTimeout)
+	setDur(&c.MaxClockSkew, DefaultMaxClockSkew)
+	setDur(&c.MaxMessageAge, DefaultMaxMessageAge)
+	setDur(&c.AddrTTL, DefaultAddrTTL)
+	setDur(&c.PruneInterval, DefaultPruneInterval)
+	setInt(&c.MaxStreamsPerPeer, DefaultMaxStreamsPerPeer)
+	setInt(&c.MaxInboundStreams, DefaultMaxInboundStreams)
+	setInt(&c.MaxPending, DefaultMaxPending)
+	setInt(&c.MaxDeliveries, DefaultMaxDeliveries)
+	setInt(&c.PeerBurst, DefaultPeerBurst)
+	if c.PeerRate <= 0 {
+		c.PeerRate = DefaultPeerRate
+	}
+	if c.RetryMax < c.RetryMin {
+		c.RetryMax = c.RetryMin
+	}
+	if c.MaxMessageAge <= c.TTL {
+		return errors.New("dm config: MaxMessageAge must exceed TTL, or retries of delivered messages could be shown twice")
+	}
+	return nil
+}
+
+func setDur(d *time.Duration, def time.Duration) {
+	if *d <= 0 {
+		*d = def
+	}
+}
+
+func setInt(n *int, def int) {
+	if *n <= 0 {
+		*n = def
+	}
+}

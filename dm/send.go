@@ -1,0 +1,534 @@
+package dm
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	mrand "math/rand/v2"
+	"time"
+	"unicode/utf8"
+
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/parley-chat/parley/dm/pb"
+	"github.com/parley-chat/parley/events"
+	"github.com/parley-chat/parley/identity"
+)
+
+const (
+	// maxStoredAddrs bounds the recipient addresses kept with a message.
+	maxStoredAddrs = 16
+	// maxBatchBytes bounds the text written at once on a stream, so a
+	// batch crosses a slow link within StreamTimeout (6.4 kB/s at the
+	// default) and stays well under a relay's data limit.
+	maxBatchBytes = 32 << 10
+)
+
+// batchOf returns the oldest pending messages that go on one stream: at
+// most MaxMessagesPerStream, and at most maxBatchBytes of text (but at
+// least one message).
+func batchOf(pending []*pb.OutboxRecord) []*pb.OutboxRecord {
+	size := 0
+	for i, rec := range pending {
+		size += len(rec.Text)
+		if i == MaxMessagesPerStream || (i > 0 && size > maxBatchBytes) {
+			return pending[:i]
+		}
+	}
+	return pending
+}
+
+// Send queues a direct message to peer to and returns its id (32 hex
+// digits). The message is stored in the outbox before Send returns (a
+// dm_status "queued" event is emitted) and delivered in the background:
+// at once when the peer is reachable, otherwise when it connects or on the
+// next retry, also after a restart, until Config.TTL passes. Its progress
+// is reported as dm_status events: sent, delivered, or failed.
+func (s *Service) Send(ctx context.Context, to peer.ID, text string) (string, error) {
+	if err := ctx.Err(); err != nil {
+		return "", fmt.Errorf("send: %w", err)
+	}
+	if _, err := peer.IDFromBytes([]byte(to)); err != nil {
+		return "", fmt.Errorf("%w: %v", ErrInvalidPeer, err)
+	}
+	if len(to) > maxPeerIDLen {
+		return "", fmt.Errorf("%w: %d bytes long", ErrInvalidPeer, len(to))
+	}
+	if to == s.h.ID() {
+		return "", ErrSelf
+	}
+	if err := checkText(text); err != nil {
+		return "", err
+	}
+	id := make([]byte, IDLen)
+	if _, err := rand.Read(id); err != nil {
+		return "", fmt.Errorf("make message id: %w", err)
+	}
+	now := time.Now()
+	rec := &pb.OutboxRecord{
+		Id: id, To: []byte(to), Text: text,
+		CreatedMs: now.UnixMilli(), ExpiresMs: now.Add(s.cfg.TTL).UnixMilli(), UpdatedMs: now.UnixMilli(),
+		State: pb.State_STATE_QUEUED, Addrs: s.addrsOf(to),
+	}
+	s.mu.Lock()
+	switch {
+	case s.closed || s.ctx.Err() != nil:
+		s.mu.Unlock()
+		return "", ErrClosed
+	case s.pending >= s.cfg.MaxPending:
+		s.mu.Unlock()
+		return "", fmt.Errorf("%w: %d messages wait for delivery", ErrOutboxFull, s.cfg.MaxPending)
+	}
+	s.pending++
+	s.seq++
+	rec.Seq = s.seq
+	s.mu.Unlock()
+	if err := s.putOutbox(rec); err != nil {
+		s.mu.Lock()
+		s.pending--
+		s.mu.Unlock()
+		return "", fmt.Errorf("queue message: %w", err)
+	}
+	s.emitStatus(rec, events.DMQueued, "")
+	s.kick(to, false)
+	return msgID(id), nil
+}
+
+// checkText applies the recipient's text rules, so a message that would
+// be rejected is refused before it is queued.
+func checkText(text string) error {
+	switch {
+	case text == "":
+		return ErrEmptyText
+	case len(text) > MaxTextBytes:
+		return fmt.Errorf("%w: %d bytes, at most %d", ErrTextTooLong, len(text), MaxTextBytes)
+	case !utf8.ValidString(text):
+		return ErrInvalidUTF8
+	}
+	return nil
+}
+
+// addrsOf returns up to maxStoredAddrs known addresses of p, encoded.
+func (s *Service) addrsOf(p peer.ID) [][]byte {
+	var out [][]byte
+	for _, a := range s.h.Peerstore().Addrs(p) {
+		if len(out) == maxStoredAddrs {
+			break
+		}
+		out = append(out, a.Bytes())
+	}
+	return out
+}
+
+// restoreAddrs puts the addresses stored with rec back into the peerstore
+// when it knows none for p (after a restart, or when they expired).
+func (s *Service) restoreAddrs(p peer.ID, rec *pb.OutboxRecord) {
+	if len(rec.Addrs) == 0 || len(s.h.Peerstore().Addrs(p)) > 0 {
+		return
+	}
+	addrs := make([]ma.Multiaddr, 0, len(rec.Addrs))
+	for _, b := range rec.Addrs {
+		a, err := ma.NewMultiaddrBytes(b)
+		if err != nil {
+			s.log.Debug("dm: skipping unreadable stored address", "peer", p, "err", err)
+			continue
+		}
+		addrs = append(addrs, a)
+	}
+	s.h.Peerstore().AddAddrs(p, addrs, s.cfg.AddrTTL)
+}
+
+// state returns p's delivery state, creating it. Callers hold mu.
+func (s *Service) state(p peer.ID) *sendState {
+	st, ok := s.peers[p]
+	if !ok {
+		st = &sendState{}
+		s.peers[p] = st
+	}
+	return st
+}
+
+// kick asks for a delivery attempt to p now; resetBackoff also forgets
+// earlier failures (the peer just connected).
+func (s *Service) kick(p peer.ID, resetBackoff bool) {
+	s.mu.Lock()
+	st := s.state(p)
+	if resetBackoff {
+		st.backoff = 0
+	}
+	st.nextTry = time.Time{}
+	if st.running {
+		st.dirty = true
+	}
+	s.mu.Unlock()
+	s.poke()
+}
+
+func (s *Service) kickIfPending(p peer.ID) {
+	s.mu.Lock()
+	_, ok := s.peers[p]
+	s.mu.Unlock()
+	if ok {
+		s.log.Debug("dm: peer connected, retrying delivery", "peer", p)
+		s.kick(p, true)
+	}
+}
+
+func (s *Service) poke() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// loop is the scheduler: it starts a worker for every peer whose retry or
+// earliest expiry is due, and prunes old records.
+func (s *Service) loop() {
+	defer s.wg.Done()
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	prune := time.NewTicker(s.cfg.PruneInterval)
+	defer prune.Stop()
+	s.pruneNow()
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-s.wake:
+		case <-timer.C:
+		case <-prune.C:
+			s.pruneNow()
+		}
+		timer.Reset(time.Until(s.startDue(time.Now())))
+	}
+}
+
+func (s *Service) pruneNow() {
+	n, err := s.prune(time.Now())
+	if err != nil {
+		s.log.Warn("dm: pruning old messages failed", "err", err)
+		return
+	}
+	if n > 0 {
+		s.log.Debug("dm: pruned old messages", "records", n)
+	}
+	s.pruneLimiters()
+}
+
+// startDue starts the due workers and returns when the next one is due.
+func (s *Service) startDue(now time.Time) time.Time {
+	next := now.Add(s.cfg.PruneInterval)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return next
+	}
+	for p, st := range s.peers {
+		if st.running {
+			continue
+		}
+		due := st.nextTry
+		if !st.expiry.IsZero() && st.expiry.Before(due) {
+			due = st.expiry
+		}
+		if due.After(now) {
+			if due.Before(next) {
+				next = due
+			}
+			continue
+		}
+		if s.workers >= s.cfg.MaxDeliveries {
+			// A finishing worker pokes the scheduler.
+			continue
+		}
+		st.running = true
+		s.workers++
+		s.wg.Add(1)
+		go s.work(p)
+	}
+	return next
+}
+
+// work delivers p's pending messages until none is left or an attempt
+// fails, then schedules the retry.
+func (s *Service) work(p peer.ID) {
+	defer s.wg.Done()
+	defer func() {
+		s.mu.Lock()
+		s.workers--
+		s.mu.Unlock()
+		s.poke()
+	}()
+	for s.ctx.Err() == nil {
+		pending, expired, err := s.expireAndLoad(p, time.Now())
+		s.finished(expired)
+		if err != nil {
+			s.log.Warn("dm: reading outbox failed", "peer", p, "err", err)
+			s.park(p)
+			return
+		}
+		switch s.decide(p, pending) {
+		case stop:
+			return
+		case reload:
+			continue
+		}
+		err = s.deliver(p, pending)
+		s.mu.Lock()
+		st := s.peers[p]
+		if err == nil {
+			st.backoff, st.nextTry = 0, time.Time{}
+			s.mu.Unlock()
+			continue
+		}
+		s.mu.Unlock()
+		if s.ctx.Err() != nil {
+			return
+		}
+		s.log.Debug("dm: delivery attempt failed", "peer", p, "err", err)
+		if !s.retryLater(p) {
+			return
+		}
+	}
+}
+
+// decision is what a worker does after loading a peer's pending messages.
+type decision int
+
+const (
+	stop    decision = iota // the worker has ended
+	reload                  // load the outbox again
+	attempt                 // deliver now
+)
+
+// decide chooses, with the freshly loaded pending messages of p, what the
+// worker does. On stop the state is released (nothing pending) or parked
+// until its retry is due.
+func (s *Service) decide(p peer.ID, pending []*pb.OutboxRecord) decision {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.peers[p]
+	if len(pending) == 0 {
+		if st.dirty {
+			// Send queued a message after we looked.
+			st.dirty = false
+			return reload
+		}
+		delete(s.peers, p)
+		return stop
+	}
+	st.expiry = time.UnixMilli(pending[0].ExpiresMs)
+	for _, r := range pending[1:] {
+		if e := time.UnixMilli(r.ExpiresMs); e.Before(st.expiry) {
+			st.expiry = e
+		}
+	}
+	if st.dirty || !time.Now().Before(st.nextTry) {
+		st.dirty = false
+		return attempt
+	}
+	// Woken only to expire messages; the retry is not due yet.
+	st.running = false
+	s.poke()
+	return stop
+}
+
+// retryLater grows p's backoff after a failed attempt and ends the worker,
+// unless work arrived meanwhile: then it returns true and the worker goes
+// on at once.
+func (s *Service) retryLater(p peer.ID) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.peers[p]
+	st.backoff = nextBackoff(st.backoff, s.cfg.RetryMin, s.cfg.RetryMax)
+	st.nextTry = time.Now().Add(st.backoff)
+	if st.dirty {
+		return true
+	}
+	st.running = false
+	s.poke()
+	return false
+}
+
+// park ends the worker after a local failure (reading the outbox): the
+// next attempt waits for the backoff even if work arrived.
+func (s *Service) park(p peer.ID) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.peers[p]
+	st.backoff = nextBackoff(st.backoff, s.cfg.RetryMin, s.cfg.RetryMax)
+	st.nextTry = time.Now().Add(st.backoff)
+	st.dirty = false
+	st.running = false
+	s.poke()
+}
+
+// nextBackoff doubles cur within [min, max] and adds up to 25% jitter.
+func nextBackoff(cur, lo, hi time.Duration) time.Duration {
+	next := cur * 2
+	if next < lo {
+		next = lo
+	}
+	if next > hi {
+		next = hi
+	}
+	return next + mrand.N(next/4+1)
+}
+
+// finished reports messages that reached a final state outside deliver.
+func (s *Service) finished(recs []*pb.OutboxRecord) {
+	for _, rec := range recs {
+		s.report(update{rec: rec, state: rec.State, cause: rec.Error})
+	}
+}
+
+// report accounts for and emits one applied state change.
+func (s *Service) report(u update) {
+	if u.state == pb.State_STATE_SENT {
+		s.ctr.sent.Add(1)
+		s.emitStatus(u.rec, events.DMSent, "")
+		return
+	}
+	s.mu.Lock()
+	s.pending--
+	s.mu.Unlock()
+	switch u.state {
+	case pb.State_STATE_DELIVERED:
+		s.ctr.delivered.Add(1)
+		s.emitStatus(u.rec, events.DMDelivered, "")
+	default:
+		s.ctr.failed.Add(1)
+		s.log.Debug("dm: message failed", "peer", peer.ID(u.rec.To), "id", msgID(u.rec.Id), "err", u.cause)
+		s.emitStatus(u.rec, events.DMFailed, u.cause)
+	}
+}
+
+// commit applies and reports a batch of state changes.
+func (s *Service) commit(ups []update) error {
+	applied, err := s.applyStates(ups)
+	for _, u := range applied {
+		s.report(u)
+	}
+	return err
+}
+
+// deliver opens one stream to p and sends the first batch of the pending
+// messages (batchOf). The messages are written at once and their acks
+// read in order; state changes are committed in batches (whenever no
+// further ack is already buffered), so a burst costs few disk syncs.
+func (s *Service) deliver(p peer.ID, pending []*pb.OutboxRecord) error {
+	pending = batchOf(pending)
+	s.restoreAddrs(p, pending[len(pending)-1])
+	s.ctr.attempts.Add(1)
+	ctx, cancel := context.WithTimeout(s.ctx, s.cfg.DialTimeout)
+	str, err := s.h.NewStream(network.WithAllowLimitedConn(ctx, "parley dm"), p, ProtocolID)
+	cancel()
+	if err != nil {
+		return fmt.Errorf("open stream to %s: %w", p, err)
+	}
+	defer context.AfterFunc(s.ctx, func() { _ = str.Reset() })()
+	if err := str.Scope().SetService(ServiceName); err != nil {
+		_ = str.Reset()
+		return fmt.Errorf("attach stream to %s: %w", ServiceName, err)
+	}
+	if err := s.exchange(str, pending); err != nil {
+		_ = str.Reset()
+		return err
+	}
+	if err := str.Close(); err != nil {
+		s.log.Debug("dm: closing stream", "peer", p, "err", err)
+	}
+	return nil
+}
+
+// exchange writes the messages and handles their acks. It returns an
+// error when any message is left pending (busy recipient, stream failure,
+// protocol violation).
+func (s *Service) exchange(str network.Stream, batch []*pb.OutboxRecord) error {
+	nick := s.cfg.Nick()
+	if identity.ValidateNick(nick) != nil {
+		nick = ""
+	}
+	var buf []byte
+	var sent []update
+	for _, rec := range batch {
+		var err error
+		buf, err = appendFrame(buf, &pb.Message{Id: rec.Id, Text: rec.Text, Nick: nick, SentAtMs: rec.CreatedMs})
+		if err != nil {
+			return err
+		}
+		if rec.State == pb.State_STATE_QUEUED {
+			sent = append(sent, update{rec: rec, state: pb.State_STATE_SENT})
+		}
+	}
+	if err := str.SetDeadline(time.Now().Add(s.cfg.StreamTimeout)); err != nil {
+		return fmt.Errorf("set deadline: %w", err)
+	}
+	if _, err := str.Write(buf); err != nil {
+		return fmt.Errorf("send %d messages: %w", len(batch), err)
+	}
+	if err := s.commit(sent); err != nil {
+		return err
+	}
+	br := bufio.NewReaderSize(str, 512)
+	var done []update
+	var busy error
+	for _, rec := range batch {
+		u, err := s.readAck(str, br, rec)
+		if err != nil {
+			return errors.Join(err, s.commit(done))
+		}
+		if u.state == pb.State_STATE_UNSPECIFIED {
+			busy = u.err
+		} else {
+			done = append(done, u.update)
+		}
+		if br.Buffered() == 0 {
+			if err := s.commit(done); err != nil {
+				return err
+			}
+			done = done[:0]
+		}
+	}
+	if err := s.commit(done); err != nil {
+		return err
+	}
+	return busy
+}
+
+// ackResult is what an ack means for its message: a final state, or
+// (state unspecified) a busy recipient with err saying why.
+type ackResult struct {
+	update
+	err error
+}
+
+// readAck reads the ack of rec. An error means the stream is unusable.
+func (s *Service) readAck(str network.Stream, br *bufio.Reader, rec *pb.OutboxRecord) (ackResult, error) {
+	if err := str.SetReadDeadline(time.Now().Add(s.cfg.StreamTimeout)); err != nil {
+		return ackResult{}, fmt.Errorf("set deadline: %w", err)
+	}
+	var ack pb.Ack
+	if err := readFrame(br, MaxAckSize, &ack); err != nil {
+		return ackResult{}, fmt.Errorf("read ack of %s: %w", msgID(rec.Id), err)
+	}
+	if !bytes.Equal(ack.Id, rec.Id) {
+		return ackResult{}, fmt.Errorf("%w: ack for message %x while waiting for %s", ErrMalformed, ack.Id, msgID(rec.Id))
+	}
+	switch ack.Status {
+	case pb.Ack_STATUS_STORED:
+		return ackResult{update: update{rec: rec, state: pb.State_STATE_DELIVERED}}, nil
+	case pb.Ack_STATUS_REJECTED:
+		cause := fmt.Errorf("%w: %w", ErrRejected, reasonError(ack.Reason)).Error()
+		return ackResult{update: update{rec: rec, state: pb.State_STATE_FAILED, cause: cause}}, nil
+	case pb.Ack_STATUS_BUSY:
+		return ackResult{err: fmt.Errorf("%w: %w", ErrBusy, reasonError(ack.Reason))}, nil
+	default:
+		return ackResult{}, fmt.Errorf("%w: unknown ack status %d", ErrMalformed, int32(ack.Status))
+	}
+}

@@ -1,0 +1,49 @@
+package events
+
+import "time"
+
+// DM is reported once for every direct message received, after it was
+// stored (a retransmission of a message already stored is not reported
+// again). From is the authenticated peer ID of the sender; Nick is the
+// nick the sender claims, display-only and possibly empty.
+type DM struct {
+	ID     string    `json:"id"`
+	From   string    `json:"from"`
+	Nick   string    `json:"nick"`
+	Text   string    `json:"text"`
+	SentAt time.Time `json:"sent_at"`
+}
+
+// DM delivery states reported in DMStatus.State.
+const (
+	DMQueued    = "queued"
+	DMSent      = "sent"
+	DMDelivered = "delivered"
+	DMFailed    = "failed"
+)
+
+// DMStatus reports a state change of an outgoing direct message: queued
+// (stored in the outbox), sent (written to a stream, not yet
+// acknowledged), delivered (the recipient acknowledged that it stored the
+// message) or failed (Error says why: expired, rejected by the recipient).
+type DMStatus struct {
+	ID    string `json:"id"`
+	To    string `json:"to"`
+	State string `json:"state"`
+	Error string `json:"error,omitempty"`
+}
+
+// TrustWarning is reported when a peer claims a nick that is pinned to
+// another peer's key: either an impostor or the owner with a new key. The
+// pin is not changed; the user compares safety numbers (/verify) and
+// decides (/trust moves the pin).
+type TrustWarning struct {
+	PeerID       string `json:"peer_id"`
+	Nick         string `json:"nick"`
+	PinnedPeerID string `json:"pinned_peer_id"`
+	Text         string `json:"text"`
+}
+
+func (DM) Type() string           { return "dm" }
+func (DMStatus) Type() string     { return "dm_status" }
+func (TrustWarning) Type() string { return "trust_warning" }

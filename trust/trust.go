@@ -1,0 +1,331 @@
+package trust
+
+import (
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+	bolt "go.etcd.io/bbolt"
+	"golang.org/x/text/secure/precis"
+
+	"github.com/parley-chat/parley/events"
+	"github.com/parley-chat/parley/identity"
+	"github.com/parley-chat/parley/internal/safetext"
+)
+
+const (
+	bucketPeers = "trust/peers" // peer ID bytes -> JSON peerRecord
+	bucketPins  = "trust/pins"  // nick comparison key -> peer ID bytes
+
+	// lastSeenResolution is how stale LastSeen may get before Observe
+	// writes a fresh one; it keeps Observe from writing on every message.
+	lastSeenResolution = time.Minute
+	// maxRecordSize bounds what Open decodes from one stored record.
+	maxRecordSize = 4096
+)
+
+// PeerInfo is what the store knows about a peer.
+type PeerInfo struct {
+	ID peer.ID `json:"peer_id"`
+	// Nick is the last nick the peer claimed; empty when none yet.
+	Nick        string `json:"nick"`
+	Fingerprint string `json:"fingerprint"`
+	// Pinned reports that the peer holds the pin of Nick. A peer that
+	// claims a nick pinned to another key has Pinned false.
+	Pinned    bool      `json:"pinned"`
+	Trusted   bool      `json:"trusted"`
+	TrustedAt time.Time `json:"trusted_at,omitzero"`
+	FirstSeen time.Time `json:"first_seen,omitzero"`
+	LastSeen  time.Time `json:"last_seen,omitzero"`
+}
+
+// PinConflict reports a peer claiming a nick whose pin another key holds.
+type PinConflict struct {
+	Nick string
+	// Peer is the peer that claims Nick now; Pinned holds its pin.
+	Peer   peer.ID
+	Pinned peer.ID
+	// New is true the first time Peer is seen claiming Nick, so the node
+	// can warn loudly once and quietly mark later messages.
+	New bool
+}
+
+// Text is the warning shown to the user.
+func (c *PinConflict) Text() string {
+	return fmt.Sprintf("WARNING: %q is now used by key %s (%s), but was first seen with key %s (%s). "+
+		"This may be an impostor, or the owner has a new key. Compare safety numbers with /verify %s "+
+		"over another channel; only /trust %s moves the name to the new key.",
+		safetext.Line(c.Nick), identity.Fingerprint(c.Peer), c.Peer,
+		identity.Fingerprint(c.Pinned), c.Pinned, c.Peer, c.Peer)
+}
+
+// Event returns the trust_warning event for the conflict.
+func (c *PinConflict) Event() events.TrustWarning {
+	return events.TrustWarning{
+		PeerID:       c.Peer.String(),
+		Nick:         c.Nick,
+		PinnedPeerID: c.Pinned.String(),
+		Text:         c.Text(),
+	}
+}
+
+// peerRecord is the stored form of a known peer.
+type peerRecord struct {
+	Nick      string    `json:"nick,omitempty"`
+	Trusted   bool      `json:"trusted,omitempty"`
+	TrustedAt time.Time `json:"trusted_at,omitzero"`
+	FirstSeen time.Time `json:"first_seen"`
+	LastSeen  time.Time `json:"last_seen"`
+	// Conflict is the comparison key of the pinned nick this peer was
+	// last reported claiming, so a conflict is New only once.
+	Conflict string `json:"conflict,omitempty"`
+}
+
+// Store is the trust store. Its methods are safe for concurrent use.
+type Store struct {
+	db  *bolt.DB
+	now func() time.Time
+
+	mu    sync.Mutex
+	peers map[peer.ID]peerRecord // guarded by mu; mirrors bucketPeers
+	pins  map[string]peer.ID     // guarded by mu; mirrors bucketPins
+}
+
+// Open loads the trust store from db, creating its buckets when missing.
+func Open(db *bolt.DB) (*Store, error) {
+	s := &Store{db: db, now: time.Now, peers: map[peer.ID]peerRecord{}, pins: map[string]peer.ID{}}
+	err := db.Update(func(tx *bolt.Tx) error {
+		pb, err := tx.CreateBucketIfNotExists([]byte(bucketPeers))
+		if err != nil {
+			return fmt.Errorf("create bucket %s: %w", bucketPeers, err)
+		}
+		nb, err := tx.CreateBucketIfNotExists([]byte(bucketPins))
+		if err != nil {
+			return fmt.Errorf("create bucket %s: %w", bucketPins, err)
+		}
+		if err := pb.ForEach(s.loadPeer); err != nil {
+			return err
+		}
+		return nb.ForEach(s.loadPin)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open trust store: %w", err)
+	}
+	return s, nil
+}
+
+func (s *Store) loadPeer(k, v []byte) error {
+	id, err := peer.IDFromBytes(k)
+	if err != nil {
+		return fmt.Errorf("%w: peer key %x: %v", ErrCorrupt, k, err)
+	}
+	if len(v) > maxRecordSize {
+		return fmt.Errorf("%w: record of %s is %d bytes", ErrCorrupt, id, len(v))
+	}
+	var r peerRecord
+	if err := json.Unmarshal(v, &r); err != nil {
+		return fmt.Errorf("%w: record of %s: %v", ErrCorrupt, id, err)
+	}
+	if r.Nick != "" && identity.ValidateNick(r.Nick) != nil {
+		return fmt.Errorf("%w: record of %s has an invalid nick", ErrCorrupt, id)
+	}
+	s.peers[id] = r
+	return nil
+}
+
+func (s *Store) loadPin(k, v []byte) error {
+	id, err := peer.IDFromBytes(v)
+	if err != nil {
+		return fmt.Errorf("%w: pin %q: %v", ErrCorrupt, k, err)
+	}
+	s.pins[string(k)] = id
+	return nil
+}
+
+// NickKey returns the comparison key of a nick: two nicks with the same key
+// are the same nick for pinning and resolving (RFC 8266 Nickname profile:
+// case folded, width and compatibility mapped, inner spaces collapsed).
+func NickKey(nick string) string {
+	if k, err := precis.Nickname.CompareKey(nick); err == nil && k != "" {
+		return k
+	}
+	// The PRECIS profile refuses a few characters ValidateNick admits
+	// (for example unassigned code points); compare those as they are,
+	// lower-cased.
+	return strings.ToLower(nick)
+}
+
+// Observe records that peer p claims nick (from a room message, a direct
+// message or a hello). The first peer seen with a nick gets its pin. When
+// the nick is pinned to another peer, Observe returns a *PinConflict and
+// leaves the pin alone. The error reports an invalid nick
+// (identity.ErrInvalidNick) or a storage failure.
+func (s *Store) Observe(p peer.ID, nick string) (*PinConflict, error) {
+	if err := p.Validate(); err != nil {
+		return nil, fmt.Errorf("observe peer: %w", err)
+	}
+	if err := identity.ValidateNick(nick); err != nil {
+		return nil, fmt.Errorf("observe %s: %w", p, err)
+	}
+	now := s.now()
+	key := NickKey(nick)
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	rec, known := s.peers[p]
+	dirty := !known || rec.Nick != nick || now.Sub(rec.LastSeen) >= lastSeenResolution
+	if !known {
+		rec.FirstSeen = now
+	}
+	rec.Nick = nick
+	rec.LastSeen = now
+
+	var conflict *PinConflict
+	holder, pinned := s.pins[key]
+	newPin := !pinned
+	switch {
+	case newPin:
+		dirty = true
+	case holder != p:
+		conflict = &PinConflict{Nick: nick, Peer: p, Pinned: holder, New: rec.Conflict != key}
+		if conflict.New {
+			rec.Conflict = key
+			dirty = true
+		}
+	case rec.Conflict != "":
+		rec.Conflict = ""
+		dirty = true
+	}
+	if !dirty {
+		return conflict, nil
+	}
+	if err := s.put(p, rec, newPin, key); err != nil {
+		return nil, fmt.Errorf("observe %s: %w", p, err)
+	}
+	return conflict, nil
+}
+
+// put writes rec (and, when pin is set, the pin of key to p) to the
+// database, then to memory. Callers hold mu.
+func (s *Store) put(p peer.ID, rec peerRecord, pin bool, key string) error {
+	v, err := json.Marshal(rec)
+	if err != nil {
+		return fmt.Errorf("encode peer record: %w", err)
+	}
+	err = s.db.Update(func(tx *bolt.Tx) error {
+		if err := tx.Bucket([]byte(bucketPeers)).Put([]byte(p), v); err != nil {
+			return fmt.Errorf("store peer record: %w", err)
+		}
+		if pin {
+			if err := tx.Bucket([]byte(bucketPins)).Put([]byte(key), []byte(p)); err != nil {
+				return fmt.Errorf("store nick pin: %w", err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	s.peers[p] = rec
+	if pin {
+		s.pins[key] = p
+	}
+	return nil
+}
+
+// Trust records that the user compared the safety number with p. When p's
+// current nick is pinned to another peer, the pin moves to p: this
+// deliberate act is the only way a pin changes.
+func (s *Store) Trust(p peer.ID) error {
+	return s.setTrust(p, true)
+}
+
+// Untrust removes p's trust mark. Pins stay as they are.
+func (s *Store) Untrust(p peer.ID) error {
+	return s.setTrust(p, false)
+}
+
+func (s *Store) setTrust(p peer.ID, trusted bool) error {
+	if err := p.Validate(); err != nil {
+		return fmt.Errorf("trust peer: %w", err)
+	}
+	now := s.now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	rec, known := s.peers[p]
+	if !known && !trusted {
+		return nil
+	}
+	if !known {
+		rec.FirstSeen = now
+		rec.LastSeen = now
+	}
+	rec.Trusted = trusted
+	rec.TrustedAt = time.Time{}
+	if trusted {
+		rec.TrustedAt = now
+	}
+	var key string
+	repin := false
+	if trusted && rec.Nick != "" {
+		key = NickKey(rec.Nick)
+		repin = s.pins[key] != p
+		rec.Conflict = ""
+	}
+	if err := s.put(p, rec, repin, key); err != nil {
+		return fmt.Errorf("trust %s: %w", p, err)
+	}
+	return nil
+}
+
+// Get returns what the store knows about p.
+func (s *Store) Get(p peer.ID) (PeerInfo, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	rec, ok := s.peers[p]
+	if !ok {
+		return PeerInfo{ID: p, Fingerprint: identity.Fingerprint(p)}, false
+	}
+	return s.info(p, rec), true
+}
+
+// Known returns every known peer, sorted by nick, then peer ID.
+func (s *Store) Known() []PeerInfo {
+	s.mu.Lock()
+	out := make([]PeerInfo, 0, len(s.peers))
+	for p, rec := range s.peers {
+		out = append(out, s.info(p, rec))
+	}
+	s.mu.Unlock()
+	sortInfos(out)
+	return out
+}
+
+func sortInfos(out []PeerInfo) {
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Nick != out[j].Nick {
+			return out[i].Nick < out[j].Nick
+		}
+		return out[i].ID < out[j].ID
+	})
+}
+
+// info converts a record. Callers hold mu.
+func (s *Store) info(p peer.ID, rec peerRecord) PeerInfo {
+	return PeerInfo{
+		ID:          p,
+		Nick:        rec.Nick,
+		Fingerprint: identity.Fingerprint(p),
+		Pinned:      rec.Nick != "" && s.pins[NickKey(rec.Nick)] == p,
+		Trusted:     rec.Trusted,
+		TrustedAt:   rec.TrustedAt,
+		FirstSeen:   rec.FirstSeen,
+		LastSeen:    rec.LastSeen,
+	}
+}
+
+func fingerprint(p peer.ID) string { return identity.Fingerprint(p) }

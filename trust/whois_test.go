@@ -1,0 +1,78 @@
+package trust
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/client"
+	"github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/relay"
+	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/parley-chat/parley/identity"
+	"github.com/parley-chat/parley/internal/testnet"
+)
+
+func TestWhoisDirect(t *testing.T) {
+	hs := testnet.NewHosts(t, 2)
+	a, b := hs[0], hs[1]
+	s, _ := openStore(t)
+
+	w := Whois(a, s, b.ID())
+	if w.Known || w.Path != PathNotConnected || len(w.Conns) != 0 || w.Fingerprint != identity.Fingerprint(b.ID()) {
+		t.Fatalf("before connecting: %+v", w)
+	}
+	testnet.Connect(t, a, b)
+	observe(t, s, b.ID(), "bob")
+	if err := s.Trust(b.ID()); err != nil {
+		t.Fatal(err)
+	}
+	w = Whois(a, s, b.ID())
+	if !w.Known || w.Nick != "bob" || !w.Trusted || !w.Pinned || w.Path != PathDirect ||
+		len(w.Conns) != 1 || w.Conns[0].Relayed || w.Conns[0].Direction != "Outbound" || len(w.Addrs) == 0 {
+		t.Fatalf("connected: %+v", w)
+	}
+	txt := w.Text()
+	for _, want := range []string{"bob", b.ID().String(), w.Fingerprint, "verified", "direct", w.Addrs[0]} {
+		if !strings.Contains(txt, want) {
+			t.Fatalf("text lacks %q:\n%s", want, txt)
+		}
+	}
+	if w := Whois(a, nil, b.ID()); w.Known || w.Fingerprint == "" || w.Path != PathDirect {
+		t.Fatalf("without a store: %+v", w)
+	}
+}
+
+// TestWhoisRelayed connects a to b through a circuit relay r, all on
+// loopback, and checks that the path is reported as relayed.
+func TestWhoisRelayed(t *testing.T) {
+	r := testnet.NewHost(t)
+	if _, err := relay.New(r); err != nil {
+		t.Fatalf("start relay: %v", err)
+	}
+	a := testnet.NewHost(t, libp2p.EnableRelay())
+	b := testnet.NewHost(t, libp2p.EnableRelay())
+	testnet.Connect(t, b, r)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := client.Reserve(ctx, b, peer.AddrInfo{ID: r.ID(), Addrs: r.Addrs()}); err != nil {
+		t.Fatalf("reserve: %v", err)
+	}
+	circuit, err := ma.NewMultiaddr(r.Addrs()[0].String() + "/p2p/" + r.ID().String() + "/p2p-circuit")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Connect(ctx, peer.AddrInfo{ID: b.ID(), Addrs: []ma.Multiaddr{circuit}}); err != nil {
+		t.Fatalf("connect through relay: %v", err)
+	}
+	w := Whois(a, nil, b.ID())
+	if w.Path != PathRelayed || len(w.Conns) != 1 || !w.Conns[0].Relayed {
+		t.Fatalf("relayed: %+v", w)
+	}
+	if !strings.Contains(w.Text(), "relayed") {
+		t.Fatalf("text: %s", w.Text())
+	}
+}
