@@ -28,8 +28,10 @@ type command struct {
 
 func (n *Node) registerCommands() {
 	n.commands = make(map[string]*command)
-	for _, c := range n.coreCommands() {
-		n.register(c)
+	for _, group := range [][]*command{n.coreCommands(), n.dmCommands()} {
+		for _, c := range group {
+			n.register(c)
+		}
 	}
 }
 

@@ -16,10 +16,12 @@ import (
 	"sync"
 	"time"
 
+	"github.com/parley-chat/parley/dm"
 	"github.com/parley-chat/parley/events"
 	"github.com/parley-chat/parley/identity"
 	"github.com/parley-chat/parley/overlay"
 	"github.com/parley-chat/parley/store"
+	"github.com/parley-chat/parley/trust"
 )
 
 // Config configures a Node.
@@ -35,6 +37,9 @@ type Config struct {
 	// Overlay configures the host; PrivKey, Emitter and Logger are set by
 	// the node.
 	Overlay overlay.Config
+	// DM tunes the direct-message service; Host, DB, Emitter, Logger,
+	// Nick and OnNick are set by the node.
+	DM dm.Config
 	// Emitter receives every event (required).
 	Emitter events.Emitter
 	// Logger defaults to slog.Default().
@@ -50,6 +55,8 @@ type Node struct {
 	emit  events.Emitter
 	store *store.Store
 	host  *overlay.Host
+	trust *trust.Store
+	dm    *dm.Service
 
 	commands map[string]*command
 	order    []*command
@@ -99,6 +106,10 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 		return nil, err
 	}
 	n.host = h
+	if err := n.startDM(ctx); err != nil {
+		n.Close()
+		return nil, err
+	}
 	n.registerCommands()
 	return n, nil
 }
@@ -144,6 +155,11 @@ func (n *Node) Ready() events.Ready {
 func (n *Node) Close() error {
 	n.closeOnce.Do(func() {
 		var errs []error
+		if n.dm != nil {
+			if err := n.dm.Close(); err != nil {
+				errs = append(errs, err)
+			}
+		}
 		if err := n.host.Close(); err != nil {
 			errs = append(errs, err)
 		}

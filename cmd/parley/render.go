@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"github.com/parley-chat/parley/events"
 	"github.com/parley-chat/parley/internal/safetext"
@@ -78,6 +79,16 @@ func humanLine(e events.Event) string {
 		return "! " + safetext.Line(e.Error)
 	case events.Info:
 		return safetext.Block(e.Text)
+	case events.DM:
+		return fmt.Sprintf("[%s] [dm] <%s %s> %s", clock(e.SentAt), safetext.Line(e.Nick), shortID(e.From), safetext.Line(e.Text))
+	case events.DMStatus:
+		line := fmt.Sprintf("  (dm %s to %s: %s", shortHex(e.ID), shortID(e.To), e.State)
+		if e.Error != "" {
+			line += ": " + safetext.Line(e.Error)
+		}
+		return line + ")"
+	case events.TrustWarning:
+		return "!!! WARNING: " + safetext.Line(e.Text)
 	default:
 		b, err := events.MarshalJSON(e)
 		if err != nil {
@@ -85,4 +96,23 @@ func humanLine(e events.Event) string {
 		}
 		return "* " + safetext.Line(string(b))
 	}
+}
+
+// clock renders a time as local HH:MM.
+func clock(t time.Time) string { return t.Local().Format("15:04") }
+
+// shortID abbreviates a peer ID for display: its last 6 characters.
+func shortID(id string) string {
+	if len(id) <= 8 {
+		return safetext.Line(id)
+	}
+	return "…" + safetext.Line(id[len(id)-6:])
+}
+
+// shortHex abbreviates a message or transfer ID.
+func shortHex(id string) string {
+	if len(id) <= 8 {
+		return safetext.Line(id)
+	}
+	return safetext.Line(id[:8])
 }

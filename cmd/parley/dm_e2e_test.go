@@ -1,0 +1,148 @@
+package main_test
+
+import (
+	"fmt"
+	"net"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/parley-chat/parley/internal/proctest"
+)
+
+// freeTCPPort returns a loopback TCP port that was free a moment ago, for
+// a peer that must come back on the same address after a restart.
+func freeTCPPort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// fixedPeer describes a peer with a stable data dir and port across restarts.
+type fixedPeer struct {
+	name, dir string
+	port      int
+	extra     []string
+}
+
+func newFixedPeer(t *testing.T, name string, extra ...string) *fixedPeer {
+	return &fixedPeer{name: name, dir: filepath.Join(t.TempDir(), name), port: freeTCPPort(t), extra: extra}
+}
+
+func (f *fixedPeer) start(t *testing.T, more ...string) (*proctest.Peer, proctest.Event) {
+	t.Helper()
+	args := []string{"--data-dir", f.dir, "--nick", f.name, "--no-mdns", "--listen", fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", f.port)}
+	args = append(append(args, f.extra...), more...)
+	p := proctest.Start(t, bin, f.name, args...)
+	return p, p.Wait(20*time.Second, "ready", nil)
+}
+
+func dmStatus(id, state string) func(proctest.Event) bool {
+	return func(e proctest.Event) bool { return e.Str("id") == id && e.Str("state") == state }
+}
+
+func TestDMDeliveredAndAcknowledged(t *testing.T) {
+	a, readyA := startPeer(t, "alice")
+	addrA := firstAddr(t, readyA)
+	b, readyB := startPeer(t, "bob", "--peer", addrA)
+	c, _ := startPeer(t, "carol", "--peer", addrA)
+	a.Wait(20*time.Second, "peer_connected", func(e proctest.Event) bool { return e.Str("peer_id") == readyB.Str("peer_id") })
+
+	a.Send("/msg " + readyB.Str("peer_id") + " hi bob")
+	queued := a.Wait(10*time.Second, "dm_status", nil)
+	id := queued.Str("id")
+	if id == "" || queued.Str("to") != readyB.Str("peer_id") {
+		t.Fatalf("first dm_status %v", queued)
+	}
+	a.Wait(20*time.Second, "dm_status", dmStatus(id, "delivered"))
+	m := b.Wait(10*time.Second, "dm", nil)
+	if m.Str("id") != id || m.Str("from") != readyA.Str("peer_id") || m.Str("text") != "hi bob" || m.Str("nick") != "alice" {
+		t.Fatalf("bob got %v", m)
+	}
+	time.Sleep(quietPeriod)
+	noEvent(t, c, "dm", nil)
+}
+
+func TestDMQueuedUntilPeerComesOnlineAcrossSenderRestart(t *testing.T) {
+	alice := newFixedPeer(t, "alice")
+	bob := newFixedPeer(t, "bob")
+	// Learn bob's peer ID without running him as a chat peer.
+	b, readyB := bob.start(t)
+	b.Send("/quit")
+	if err := b.Exited(5 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	bobID := readyB.Str("peer_id")
+
+	a, readyA := alice.start(t)
+	addrA := firstAddr(t, readyA)
+	a.Send("/msg " + bobID + " while you were away")
+	q := a.Wait(10*time.Second, "dm_status", func(e proctest.Event) bool { return e.Str("state") == "queued" })
+	id := q.Str("id")
+	if id == "" || q.Str("to") != bobID {
+		t.Fatalf("queued status %v", q)
+	}
+	// Alice restarts while the message is queued.
+	a.Send("/quit")
+	if err := a.Exited(5 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	a, _ = alice.start(t)
+	// Bob comes online and dials alice.
+	b, _ = bob.start(t, "--peer", addrA)
+	a.Wait(30*time.Second, "dm_status", dmStatus(id, "delivered"))
+	got := b.Wait(10*time.Second, "dm", func(e proctest.Event) bool { return e.Str("id") == id })
+	if got.Str("text") != "while you were away" {
+		t.Fatalf("bob got %v", got)
+	}
+	// Exactly once: no second dm event for the same id, even though the
+	// message crossed a restart of the sender.
+	time.Sleep(quietPeriod)
+	count := 0
+	for _, e := range b.Seen() {
+		if e.Type() == "dm" && e.Str("id") == id {
+			count++
+		}
+	}
+	if count != 1 {
+		t.Fatalf("bob showed the message %d times", count)
+	}
+}
+
+func TestDMNickPinConflictAndAmbiguity(t *testing.T) {
+	c, readyC := startPeer(t, "carol")
+	addrC := firstAddr(t, readyC)
+	idC := readyC.Str("peer_id")
+	a, readyA := startPeer(t, "alice", "--peer", addrC)
+	// mallory claims alice's nick with another key.
+	m, readyM := startPeer(t, "alice2", "--peer", addrC)
+	m.Send("/nick alice")
+	m.Wait(10*time.Second, "info", nil)
+
+	a.Send("/msg " + idC + " it is me")
+	c.Wait(20*time.Second, "dm", func(e proctest.Event) bool { return e.Str("from") == readyA.Str("peer_id") })
+	m.Send("/msg " + idC + " no, it is me")
+	c.Wait(20*time.Second, "dm", func(e proctest.Event) bool { return e.Str("from") == readyM.Str("peer_id") })
+	// The warning comes before the message it is about.
+	var w proctest.Event
+	for _, e := range c.Seen() {
+		if e.Type() == "trust_warning" {
+			w = e
+		}
+	}
+	if w.Str("peer_id") != readyM.Str("peer_id") || w.Str("pinned_peer_id") != readyA.Str("peer_id") || w.Str("nick") != "alice" {
+		t.Fatalf("trust_warning %v", w)
+	}
+	// "alice" now names two peers: /msg alice must refuse and list both.
+	c.Send("/msg alice hello?")
+	e := c.Wait(10*time.Second, "error", nil)
+	msg := e.Str("error")
+	if !strings.Contains(msg, readyA.Str("peer_id")) || !strings.Contains(msg, readyM.Str("peer_id")) {
+		t.Fatalf("ambiguous nick error does not list both candidates: %q", msg)
+	}
+}
