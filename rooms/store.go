@@ -191,7 +191,7 @@ func appendHistory(tx *bolt.Tx, topic string, rec *pb.StoredMessage, limit int) 
 	// limit after each append (more if the limit was lowered).
 	if seq > uint64(limit) {
 		c := b.Cursor()
-		for ck, _ := c.First(); ck != nil && len(ck) == 8 && binary.BigEndian.Uint64(ck) <= seq-uint64(limit); ck, _ = c.First() {
+		for ck, _ := c.First(); len(ck) == 8 && binary.BigEndian.Uint64(ck) <= seq-uint64(limit); ck, _ = c.First() {
 			if err := c.Delete(); err != nil {
 				return fmt.Errorf("trim history: %w", err)
 			}
