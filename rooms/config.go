@@ -65,9 +65,10 @@ type Config struct {
 	// MaxClockSkew is how far sent_at may differ from the local clock, in
 	// either direction. Default 5m. Every peer should use the same value.
 	MaxClockSkew time.Duration
-	// RateLimit and RateBurst are the token bucket every author gets in each
-	// room: RateBurst messages at once, refilled at RateLimit per second.
-	// Presence announcements count. Defaults 2/s and 10.
+	// RateLimit and RateBurst are the token buckets every author gets in
+	// each room, one for chat (text and file shares) and one for presence
+	// announcements: RateBurst messages at once, refilled at RateLimit per
+	// second. Defaults 2/s and 10. Every peer should use the same values.
 	RateLimit rate.Limit
 	RateBurst int
 	// MeshWait bounds how long a publish waits, after joining a room, for

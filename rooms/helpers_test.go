@@ -278,6 +278,24 @@ func waitTopicPeers(t testing.TB, room string, ns ...*tnode) {
 	}
 }
 
+// waitPeerOnTopic polls until every node sees p on room's topic.
+func waitPeerOnTopic(t testing.TB, p peer.ID, room string, ns ...*tnode) {
+	t.Helper()
+	deadline := time.Now().Add(waitTimeout)
+	for _, n := range ns {
+		r, err := n.svc.joined(room)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for !containsPeer(r.topic.ListPeers(), p) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s does not see %s on %s", n.id(), p, room)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+}
+
 // rawTopic joins topic on n's pubsub without the rooms validator (as a
 // non-member or an attacker would) and waits until peer is on it.
 func rawTopic(t testing.TB, n *tnode, topic string, peers ...peer.ID) *pubsub.Topic {

@@ -8,8 +8,9 @@ import (
 	"golang.org/x/time/rate"
 )
 
-// limiters holds one token bucket per (room topic, author). A bucket is
-// created for an author's first message that passes every other check and
+// limiters holds one token bucket per (room topic, author, class): chat
+// (text and file shares) and presence have separate buckets, so presence
+// replies never use up a member's chat allowance. A bucket is created for an author's first message that passes every other check and
 // dropped once it has refilled completely.
 type limiters struct {
 	mu    sync.Mutex
@@ -19,8 +20,9 @@ type limiters struct {
 }
 
 type limiterKey struct {
-	topic  string
-	author peer.ID
+	topic    string
+	author   peer.ID
+	presence bool
 }
 
 func newLimiters(limit rate.Limit, burst int) *limiters {
@@ -28,10 +30,10 @@ func newLimiters(limit rate.Limit, burst int) *limiters {
 }
 
 // allow takes one token from the author's bucket in topic.
-func (l *limiters) allow(topic string, author peer.ID, now time.Time) bool {
+func (l *limiters) allow(topic string, author peer.ID, presence bool, now time.Time) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	k := limiterKey{topic, author}
+	k := limiterKey{topic, author, presence}
 	lim, ok := l.m[k]
 	if !ok {
 		lim = rate.NewLimiter(l.limit, l.burst)

@@ -636,19 +636,26 @@ func (s *Service) peerLoop(r *room) {
 	}
 }
 
-// presenceLoop announces this node in r at PresenceInterval (and soon after
-// a newcomer appears), and marks silent members offline.
+// presenceLoop announces this node in r at PresenceInterval, and soon
+// after a newcomer appears (at most once per replyGap, so a burst of
+// newcomers costs one announcement), and marks silent members offline.
 func (s *Service) presenceLoop(r *room) {
 	defer r.wg.Done()
-	if err := s.announce(r.ctx, r, false); err != nil {
-		s.log.Debug("presence", "room", r.name, "err", err)
+	replyGap := min(s.cfg.PresenceInterval/4, 2*time.Second)
+	last := time.Now()
+	announce := func() {
+		last = time.Now()
+		if err := s.announce(r.ctx, r, false); err != nil {
+			s.log.Debug("presence", "room", r.name, "err", err)
+		}
 	}
+	announce()
 	tick := time.NewTimer(jitter(s.cfg.PresenceInterval))
 	defer tick.Stop()
 	sweep := time.NewTicker(max(s.cfg.PresenceTimeout/4, 10*time.Millisecond))
 	defer sweep.Stop()
-	reply := time.NewTimer(0)
-	<-reply.C
+	reply := time.NewTimer(time.Hour)
+	reply.Stop()
 	defer reply.Stop()
 	replyPending := false
 	for {
@@ -656,20 +663,18 @@ func (s *Service) presenceLoop(r *room) {
 		case <-r.ctx.Done():
 			return
 		case <-tick.C:
-			if err := s.announce(r.ctx, r, false); err != nil {
-				s.log.Debug("presence", "room", r.name, "err", err)
-			}
+			announce()
 			tick.Reset(jitter(s.cfg.PresenceInterval))
+			reply.Stop()
+			replyPending = false
 		case <-r.replyCh:
 			if !replyPending {
 				replyPending = true
-				reply.Reset(rand.N(min(s.cfg.PresenceInterval/4, time.Second) + 1))
+				reply.Reset(max(rand.N(replyGap/2+1), time.Until(last.Add(replyGap))))
 			}
 		case <-reply.C:
 			replyPending = false
-			if err := s.announce(r.ctx, r, false); err != nil {
-				s.log.Debug("presence reply", "room", r.name, "err", err)
-			}
+			announce()
 		case now := <-sweep.C:
 			for _, ev := range r.sweep(now, s.cfg.PresenceTimeout) {
 				s.cfg.Emitter.Emit(ev)

@@ -101,6 +101,9 @@ func TestPrivateRoom(t *testing.T) {
 	}
 	defer sub.Cancel()
 	waitTopicPeers(t, "secret", a, b)
+	// GossipSub never sends a message to a peer that subscribes after it
+	// was published, so let the members see the outsider first.
+	waitPeerOnTopic(t, outsider.id(), "secret", a, b)
 
 	const text = "the password is swordfish"
 	sent, err := a.svc.Send(ctx, "secret", text)

@@ -73,7 +73,7 @@ func (s *Service) validate(r *room, msg *pubsub.Message, out *outgoing) verdict 
 	if s.replay.has(k) {
 		return ignore(reasonReplay)
 	}
-	if !s.limits.allow(r.topicName, author, now) {
+	if !s.limits.allow(r.topicName, author, env.kind == pb.Kind_KIND_PRESENCE, now) {
 		return ignore(reasonRate)
 	}
 	if ok, reason := s.replay.mark(k, s.replayExpiry(env), now); !ok {
