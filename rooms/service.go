@@ -4,10 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"slices"
 	"strings"
 	"sync"
@@ -18,7 +16,6 @@ import (
 	"github.com/parley-chat/parley/events"
 	"github.com/parley-chat/parley/identity"
 	"github.com/parley-chat/parley/rooms/pb"
-	bolt "go.etcd.io/bbolt"
 )
 
 // Timeouts of best-effort work at shutdown.
@@ -406,48 +403,6 @@ func (s *Service) Who(name string) ([]Member, error) {
 	return r.who(s.self, s.cfg.Nick()), nil
 }
 
-// Send publishes a chat line in a joined room and returns it as it will be
-// delivered. The node's own subscription delivers it too, which emits the
-// same message event (and stores it in the history). Publishing right
-// after joining waits up to MeshWait for a peer on the room's topic.
-func (s *Service) Send(ctx context.Context, name, text string) (events.Message, error) {
-	r, err := s.joined(name)
-	if err != nil {
-		return events.Message{}, err
-	}
-	if err := checkText(text); err != nil {
-		return events.Message{}, err
-	}
-	nick := s.cfg.Nick()
-	env, err := newEnvelope(pb.Kind_KIND_TEXT, nick, time.Now())
-	if err != nil {
-		return events.Message{}, err
-	}
-	env.text = text
-	if err := s.publish(ctx, r, &env); err != nil {
-		return events.Message{}, err
-	}
-	return s.messageEvent(r, s.self, &env, r.nickShared(s.self, s.self, nick, nick)), nil
-}
-
-// ShareFile announces a file in a joined room. Other members' services
-// call their Config.OnFileShare.
-func (s *Service) ShareFile(ctx context.Context, name string, share FileShare) error {
-	r, err := s.joined(name)
-	if err != nil {
-		return err
-	}
-	if err := share.Validate(); err != nil {
-		return err
-	}
-	env, err := newEnvelope(pb.Kind_KIND_FILE_SHARE, s.cfg.Nick(), time.Now())
-	if err != nil {
-		return err
-	}
-	env.file = share
-	return s.publish(ctx, r, &env)
-}
-
 // History returns up to n messages of a joined room from the store, oldest
 // first; n <= 0 means DefaultHistoryN. It includes messages from before a
 // restart.
@@ -489,215 +444,5 @@ func (s *Service) messageEvent(r *room, from peer.ID, env *envelope, nickShared 
 		Private:     r.private,
 		Fingerprint: identity.ShortFingerprint(from),
 		NickShared:  nickShared,
-	}
-}
-
-// publish waits (bounded) for a peer on the topic, encodes env and
-// publishes it. The local validator runs synchronously inside Publish.
-func (s *Service) publish(ctx context.Context, r *room, env *envelope) error {
-	if err := identity.ValidateNick(env.nick); err != nil {
-		return fmt.Errorf("own nick: %w", err)
-	}
-	if err := s.waitPeers(ctx, r); err != nil {
-		return err
-	}
-	data, err := s.encode(r, env)
-	if err != nil {
-		return err
-	}
-	if len(data) > MaxMessageSize {
-		return fmt.Errorf("%w: message of %d bytes over the %d limit", ErrInvalidText, len(data), MaxMessageSize)
-	}
-	out := &outgoing{env: *env}
-	err = r.topic.Publish(ctx, data, pubsub.WithValidatorData(out))
-	switch {
-	case err == nil:
-		return nil
-	case out.v.reason == reasonRate:
-		return fmt.Errorf("%w in %s: at most %d messages at once, then %v per second", ErrRateLimited, r.name, s.cfg.RateBurst, float64(s.cfg.RateLimit))
-	case errors.Is(err, pubsub.ErrTopicClosed):
-		return fmt.Errorf("%w: %q", ErrNotJoined, r.name)
-	case out.v.reason != "" && out.v.reason != reasonOK:
-		return fmt.Errorf("%w in %s: refused by own validator (%s)", ErrPublish, r.name, out.v.reason)
-	default:
-		return fmt.Errorf("%w in %s: %w", ErrPublish, r.name, err)
-	}
-}
-
-// waitPeers waits until the room's topic has a peer, at most until MeshWait
-// after joining. Flood publishing then sends to every peer on the topic.
-func (s *Service) waitPeers(ctx context.Context, r *room) error {
-	deadline := r.joinedAt.Add(s.cfg.MeshWait)
-	for {
-		wake := r.peerWait()
-		if len(r.topic.ListPeers()) > 0 {
-			return nil
-		}
-		left := time.Until(deadline)
-		if left <= 0 {
-			return nil
-		}
-		t := time.NewTimer(left)
-		select {
-		case <-wake:
-			t.Stop()
-		case <-t.C:
-			return nil
-		case <-ctx.Done():
-			t.Stop()
-			return fmt.Errorf("waiting for peers in %s: %w", r.name, ctx.Err())
-		}
-	}
-}
-
-// announce publishes a presence envelope.
-func (s *Service) announce(ctx context.Context, r *room, leaving bool) error {
-	env, err := newEnvelope(pb.Kind_KIND_PRESENCE, s.cfg.Nick(), time.Now())
-	if err != nil {
-		return err
-	}
-	env.leaving = leaving
-	return s.publish(ctx, r, &env)
-}
-
-// readLoop delivers r's accepted messages.
-func (s *Service) readLoop(r *room) {
-	defer r.wg.Done()
-	for {
-		m, err := r.sub.Next(r.ctx)
-		if err != nil {
-			return
-		}
-		in, ok := m.ValidatorData.(*incoming)
-		if !ok {
-			s.log.Error("room message delivered without validation", "room", r.name)
-			continue
-		}
-		s.deliver(r, in, time.Now())
-	}
-}
-
-// deliver updates the member list, persists the message (history and
-// replay record in one transaction) and emits its events.
-func (s *Service) deliver(r *room, in *incoming, now time.Time) {
-	env := &in.env
-	if in.author != s.self {
-		ev, newcomer := r.observe(in.author, env.nick, env.kind == pb.Kind_KIND_PRESENCE && env.leaving, now)
-		if ev != nil {
-			s.cfg.Emitter.Emit(*ev)
-		}
-		if newcomer {
-			r.requestReply()
-		}
-	}
-	var rec *pb.StoredMessage
-	var msg events.Message
-	if env.kind == pb.Kind_KIND_TEXT {
-		shared := r.nickShared(in.author, s.self, env.nick, s.cfg.Nick())
-		msg = s.messageEvent(r, in.author, env, shared)
-		rec = &pb.StoredMessage{
-			Id: env.id[:], From: []byte(in.author), Nick: env.nick, Text: env.text,
-			SentAtMs: env.sentAt.UnixMilli(), ReceivedAtMs: now.UnixMilli(), NickShared: shared,
-		}
-	}
-	err := s.cfg.DB.Update(func(tx *bolt.Tx) error {
-		if err := putReplay(tx, replayKey{author: in.author, id: env.id}, s.replayExpiry(*env)); err != nil {
-			return err
-		}
-		if rec != nil {
-			return appendHistory(tx, r.topicName, rec, s.cfg.HistoryLimit)
-		}
-		return nil
-	})
-	if err != nil {
-		s.log.Error("cannot store room message", "room", r.name, "err", err)
-	}
-	switch env.kind {
-	case pb.Kind_KIND_TEXT:
-		s.cfg.Emitter.Emit(msg)
-	case pb.Kind_KIND_FILE_SHARE:
-		if in.author != s.self && s.cfg.OnFileShare != nil {
-			s.cfg.OnFileShare(r.name, in.author, env.file)
-		}
-	}
-}
-
-// peerLoop wakes waiting publishers when a peer joins r's topic.
-func (s *Service) peerLoop(r *room) {
-	defer r.wg.Done()
-	for {
-		ev, err := r.evh.NextPeerEvent(r.ctx)
-		if err != nil {
-			return
-		}
-		if ev.Type == pubsub.PeerJoin {
-			r.signalPeers()
-		}
-	}
-}
-
-// presenceLoop announces this node in r at PresenceInterval, and soon
-// after a newcomer appears (at most once per replyGap, so a burst of
-// newcomers costs one announcement), and marks silent members offline.
-func (s *Service) presenceLoop(r *room) {
-	defer r.wg.Done()
-	replyGap := min(s.cfg.PresenceInterval/4, 2*time.Second)
-	last := time.Now()
-	announce := func() {
-		last = time.Now()
-		if err := s.announce(r.ctx, r, false); err != nil {
-			s.log.Debug("presence", "room", r.name, "err", err)
-		}
-	}
-	announce()
-	tick := time.NewTimer(jitter(s.cfg.PresenceInterval))
-	defer tick.Stop()
-	sweep := time.NewTicker(max(s.cfg.PresenceTimeout/4, 10*time.Millisecond))
-	defer sweep.Stop()
-	reply := time.NewTimer(time.Hour)
-	reply.Stop()
-	defer reply.Stop()
-	replyPending := false
-	for {
-		select {
-		case <-r.ctx.Done():
-			return
-		case <-tick.C:
-			announce()
-			tick.Reset(jitter(s.cfg.PresenceInterval))
-			reply.Stop()
-			replyPending = false
-		case <-r.replyCh:
-			if !replyPending {
-				replyPending = true
-				reply.Reset(max(rand.N(replyGap/2+1), time.Until(last.Add(replyGap))))
-			}
-		case <-reply.C:
-			replyPending = false
-			announce()
-		case now := <-sweep.C:
-			for _, ev := range r.sweep(now, s.cfg.PresenceTimeout) {
-				s.cfg.Emitter.Emit(ev)
-			}
-		}
-	}
-}
-
-// pruneLoop drops expired replay records and idle rate limiters.
-func (s *Service) pruneLoop() {
-	defer s.wg.Done()
-	t := time.NewTicker(s.cfg.PruneInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-s.ctx.Done():
-			return
-		case now := <-t.C:
-			s.replay.prune(now)
-			s.limits.prune(now)
-			if err := pruneReplayStore(s.cfg.DB, now); err != nil {
-				s.log.Warn("prune replay records", "err", err)
-			}
-		}
 	}
 }
