@@ -91,15 +91,15 @@ func (s *Service) peerLoop(r *room) {
 // newcomers costs one announcement), and marks silent members offline.
 func (s *Service) presenceLoop(r *room) {
 	defer r.wg.Done()
-	replyGap := min(s.cfg.PresenceInterval/4, 2*time.Second)
+	replyGap := min(s.cfg.PresenceInterval/4, time.Second)
 	last := time.Now()
-	announce := func() {
+	announce := func(wait bool) {
 		last = time.Now()
-		if err := s.announce(r.ctx, r, false); err != nil {
+		if err := s.announce(r.ctx, r, false, wait); err != nil {
 			s.log.Debug("presence", "room", r.name, "err", err)
 		}
 	}
-	announce()
+	announce(true)
 	tick := time.NewTimer(jitter(s.cfg.PresenceInterval))
 	defer tick.Stop()
 	sweep := time.NewTicker(max(s.cfg.PresenceTimeout/4, 10*time.Millisecond))
@@ -113,7 +113,7 @@ func (s *Service) presenceLoop(r *room) {
 		case <-r.ctx.Done():
 			return
 		case <-tick.C:
-			announce()
+			announce(false)
 			tick.Reset(jitter(s.cfg.PresenceInterval))
 			reply.Stop()
 			replyPending = false
@@ -124,7 +124,7 @@ func (s *Service) presenceLoop(r *room) {
 			}
 		case <-reply.C:
 			replyPending = false
-			announce()
+			announce(false)
 		case now := <-sweep.C:
 			for _, ev := range r.sweep(now, s.cfg.PresenceTimeout) {
 				s.cfg.Emitter.Emit(ev)

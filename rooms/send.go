@@ -30,7 +30,7 @@ func (s *Service) Send(ctx context.Context, name, text string) (events.Message, 
 		return events.Message{}, err
 	}
 	env.text = text
-	if err := s.publish(ctx, r, &env); err != nil {
+	if err := s.publish(ctx, r, &env, true); err != nil {
 		return events.Message{}, err
 	}
 	return s.messageEvent(r, s.self, &env, r.nickShared(s.self, s.self, nick, nick)), nil
@@ -51,17 +51,20 @@ func (s *Service) ShareFile(ctx context.Context, name string, share FileShare) e
 		return err
 	}
 	env.file = share
-	return s.publish(ctx, r, &env)
+	return s.publish(ctx, r, &env, true)
 }
 
-// publish waits (bounded) for a peer on the topic, encodes env and
-// publishes it. The local validator runs synchronously inside Publish.
-func (s *Service) publish(ctx context.Context, r *room, env *envelope) error {
+// publish encodes env and publishes it, first waiting (bounded, see
+// waitPeers) for a peer on the topic if wait is set. The local validator
+// runs synchronously inside Publish.
+func (s *Service) publish(ctx context.Context, r *room, env *envelope, wait bool) error {
 	if err := identity.ValidateNick(env.nick); err != nil {
 		return fmt.Errorf("own nick: %w", err)
 	}
-	if err := s.waitPeers(ctx, r); err != nil {
-		return err
+	if wait {
+		if err := s.waitPeers(ctx, r); err != nil {
+			return err
+		}
 	}
 	data, err := s.encode(r, env)
 	if err != nil {
@@ -112,12 +115,14 @@ func (s *Service) waitPeers(ctx context.Context, r *room) error {
 	}
 }
 
-// announce publishes a presence envelope.
-func (s *Service) announce(ctx context.Context, r *room, leaving bool) error {
+// announce publishes a presence envelope. Only the first announcement after
+// joining waits for peers; later ones (periodic, replies, leaving) go to
+// whoever is there.
+func (s *Service) announce(ctx context.Context, r *room, leaving, wait bool) error {
 	env, err := newEnvelope(pb.Kind_KIND_PRESENCE, s.cfg.Nick(), time.Now())
 	if err != nil {
 		return err
 	}
 	env.leaving = leaving
-	return s.publish(ctx, r, &env)
+	return s.publish(ctx, r, &env, wait)
 }
