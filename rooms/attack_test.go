@@ -10,40 +10,12 @@ import (
 	"github.com/libp2p/go-libp2p-pubsub"
 	pubsubpb "github.com/libp2p/go-libp2p-pubsub/pb"
 	"github.com/libp2p/go-libp2p/core/peer"
-	"github.com/libp2p/go-libp2p/core/protocol"
 	"github.com/parley-chat/parley/events"
 	"github.com/parley-chat/parley/identity"
 	"github.com/parley-chat/parley/rooms/pb"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 )
-
-// rejectTracer records the messages pubsub itself refuses (bad or missing
-// signatures never reach the rooms validator).
-type rejectTracer struct {
-	log *broadcastLog[string]
-}
-
-func (rejectTracer) AddPeer(peer.ID, protocol.ID)             {}
-func (rejectTracer) RemovePeer(peer.ID)                       {}
-func (rejectTracer) OnNewOutboundStream(peer.ID, protocol.ID) {}
-func (rejectTracer) OnClosedOutboundStream(peer.ID)           {}
-func (rejectTracer) Join(string)                              {}
-func (rejectTracer) Leave(string)                             {}
-func (rejectTracer) Graft(peer.ID, string)                    {}
-func (rejectTracer) Prune(peer.ID, string)                    {}
-func (rejectTracer) ValidateMessage(*pubsub.Message)          {}
-func (rejectTracer) DeliverMessage(*pubsub.Message)           {}
-func (r rejectTracer) RejectMessage(m *pubsub.Message, reason string) {
-	r.log.add(string(m.GetFrom()) + "|" + reason)
-}
-func (rejectTracer) DuplicateMessage(*pubsub.Message)                     {}
-func (rejectTracer) ThrottlePeer(peer.ID)                                 {}
-func (rejectTracer) RecvRPC(*pubsub.RPC)                                  {}
-func (rejectTracer) SendRPC(*pubsub.RPC, peer.ID)                         {}
-func (rejectTracer) SendRPCCompleted(*pubsub.RPC, peer.ID, time.Duration) {}
-func (rejectTracer) DropRPC(*pubsub.RPC, peer.ID)                         {}
-func (rejectTracer) UndeliverableMessage(*pubsub.Message)                 {}
 
 func seqno(t testing.TB) []byte {
 	b := make([]byte, 8)
@@ -57,7 +29,9 @@ func TestForgedAuthorship(t *testing.T) {
 	rejects := newLog[string]()
 	a := newNode(t, "alice", nil)
 	b := newNode(t, "bob", func(c *Config) {
-		c.PubSubOptions = append(c.PubSubOptions, pubsub.WithRawTracer(rejectTracer{rejects}))
+		c.PubSubOptions = append(c.PubSubOptions, pubsub.WithRawTracer(&testTracer{onReject: func(m *pubsub.Message, reason string) {
+			rejects.add(string(m.GetFrom()) + "|" + reason)
+		}}))
 	})
 	m := newNode(t, "mallory", nil)
 	connect(t, a, b, m)

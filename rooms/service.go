@@ -78,7 +78,7 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 		pubsub.WithFloodPublish(true),
 		pubsub.WithPeerExchange(false),
 		pubsub.WithValidateQueueSize(pubsubValidateQueue),
-		pubsub.WithLogger(c.Logger.With("component", "pubsub")),
+		pubsub.WithLogger(pubsubLogger(c.Logger)),
 	}
 	s.ps, err = pubsub.NewGossipSub(s.ctx, c.Host, append(opts, c.PubSubOptions...)...)
 	if err != nil {
