@@ -123,6 +123,17 @@ func (c *Config) withDefaults() (Config, error) {
 	setDefault(&cfg.HistoryLimit, DefaultHistoryLimit)
 	setDefault(&cfg.ReplayLimit, DefaultReplayLimit)
 	setDefault(&cfg.PruneInterval, DefaultPruneInterval)
+	for name, d := range map[string]time.Duration{
+		"PresenceInterval": cfg.PresenceInterval, "PresenceTimeout": cfg.PresenceTimeout,
+		"MaxClockSkew": cfg.MaxClockSkew, "MeshWait": cfg.MeshWait, "PruneInterval": cfg.PruneInterval,
+	} {
+		if d < 0 {
+			return cfg, fmt.Errorf("rooms config: %s is negative", name)
+		}
+	}
+	if cfg.RateLimit < 0 || cfg.RateBurst < 0 || cfg.HistoryLimit < 0 || cfg.ReplayLimit < 0 {
+		return cfg, fmt.Errorf("rooms config: negative limit")
+	}
 	if cfg.PresenceTimeout < cfg.PresenceInterval {
 		return cfg, fmt.Errorf("rooms config: PresenceTimeout %v shorter than PresenceInterval %v", cfg.PresenceTimeout, cfg.PresenceInterval)
 	}

@@ -2,8 +2,10 @@ package rooms
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -147,4 +149,44 @@ func mustInvite(t testing.TB, name string) string {
 		t.Fatal(err)
 	}
 	return code
+}
+
+func TestPassphraseRoom(t *testing.T) {
+	if testing.Short() {
+		t.Skip("Argon2id with 64 MiB")
+	}
+	a, b := newNode(t, "alice", nil), newNode(t, "bob", nil)
+	connect(t, a, b)
+	ctx := ctxT(t)
+	const pass = "correct horse battery staple"
+	if err := a.svc.JoinPassphrase(ctx, "Club", pass); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.svc.JoinPassphrase(ctx, "club", pass); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.svc.JoinPassphrase(ctx, "club", pass); err != nil {
+		t.Fatalf("second join: %v", err)
+	}
+	if err := b.svc.JoinPassphrase(ctx, "other", "short"); !errors.Is(err, ErrWeakPassphrase) {
+		t.Fatalf("weak passphrase: %v", err)
+	}
+	if a.topicOf("club") != b.topicOf("club") || !strings.HasPrefix(a.topicOf("club"), PrivateTopicPrefix) {
+		t.Fatal("passphrase rooms differ")
+	}
+	waitTopicPeers(t, "club", a, b)
+	if _, err := a.svc.Send(ctx, "club", "knock knock"); err != nil {
+		t.Fatal(err)
+	}
+	if m := b.waitMessage("knock knock"); !m.Private {
+		t.Fatalf("%+v", m)
+	}
+	// Its invite lets others in without the passphrase.
+	invite, err := a.svc.Invite("club")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if name, _, err := DecodeInvite(invite); err != nil || name != "club" {
+		t.Fatalf("invite: %q %v", name, err)
+	}
 }

@@ -17,6 +17,7 @@ type limiters struct {
 	m     map[limiterKey]*rate.Limiter // guarded by mu
 	limit rate.Limit
 	burst int
+	max   int // bound on len(m); a new author past it is refused
 }
 
 type limiterKey struct {
@@ -25,8 +26,8 @@ type limiterKey struct {
 	presence bool
 }
 
-func newLimiters(limit rate.Limit, burst int) *limiters {
-	return &limiters{m: make(map[limiterKey]*rate.Limiter), limit: limit, burst: burst}
+func newLimiters(limit rate.Limit, burst, max int) *limiters {
+	return &limiters{m: make(map[limiterKey]*rate.Limiter), limit: limit, burst: burst, max: max}
 }
 
 // allow takes one token from the author's bucket in topic.
@@ -36,6 +37,12 @@ func (l *limiters) allow(topic string, author peer.ID, presence bool, now time.T
 	k := limiterKey{topic, author, presence}
 	lim, ok := l.m[k]
 	if !ok {
+		if len(l.m) >= l.max {
+			l.pruneLocked(now)
+			if len(l.m) >= l.max {
+				return false
+			}
+		}
 		lim = rate.NewLimiter(l.limit, l.burst)
 		l.m[k] = lim
 	}
@@ -46,6 +53,10 @@ func (l *limiters) allow(topic string, author peer.ID, presence bool, now time.T
 func (l *limiters) prune(now time.Time) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	l.pruneLocked(now)
+}
+
+func (l *limiters) pruneLocked(now time.Time) {
 	for k, lim := range l.m {
 		if lim.TokensAt(now) >= float64(l.burst) {
 			delete(l.m, k)

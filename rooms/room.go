@@ -23,6 +23,11 @@ const subBufferSize = 1024
 // memberRetention is how long a member that went offline stays listed.
 const memberRetention = time.Hour
 
+// maxMembers bounds the member list of a room. Past it, messages from
+// members not yet listed are still delivered but the members are not
+// tracked (no presence events, not in /who).
+const maxMembers = 10000
+
 // room is one joined room: its topic, subscription and goroutines, and the
 // members heard from.
 type room struct {
@@ -104,6 +109,9 @@ func (r *room) observe(author peer.ID, nick string, leaving bool, now time.Time)
 	defer r.mu.Unlock()
 	m, known := r.members[author]
 	if !known {
+		if len(r.members) >= maxMembers {
+			return nil, false
+		}
 		m = &member{}
 		r.members[author] = m
 	}

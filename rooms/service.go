@@ -65,7 +65,7 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 		log:    c.Logger.With("component", "rooms"),
 		self:   c.Host.ID(),
 		replay: newReplayGuard(c.ReplayLimit),
-		limits: newLimiters(c.RateLimit, c.RateBurst),
+		limits: newLimiters(c.RateLimit, c.RateBurst, c.ReplayLimit),
 		rooms:  make(map[string]*room),
 	}
 	if err := loadReplay(c.DB, s.replay, time.Now()); err != nil {
