@@ -2,6 +2,7 @@ package rooms
 
 import (
 	"bytes"
+	"encoding/hex"
 	"errors"
 	"strings"
 	"testing"
@@ -95,5 +96,49 @@ func TestPassphraseKey(t *testing.T) {
 		if _, err := passphraseKey("room", p); !errors.Is(err, ErrWeakPassphrase) {
 			t.Errorf("passphrase %q: %v", p, err)
 		}
+	}
+}
+
+// TestVectors pins the derivations documented in docs/protocol/rooms.md
+// (checked there against an independent HKDF implementation).
+func TestVectors(t *testing.T) {
+	key := make([]byte, KeySize)
+	for i := range key {
+		key[i] = byte(i)
+	}
+	k, err := deriveKeys(key, "room")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{
+		"topic":  "parley/room/1/private/daacacb59cdd49a61a0081bf20b08209",
+		"seal":   "4dd7170ff46f5005580cbadfd6c4adfde4057d5ab261b67c9fd291116546a23e",
+		"invite": "parley-invite:AQABAgMEBQYHCAkKCwwNDg8QERITFBUWFxgZGhscHR4fBHJvb20LqO3m",
+		"ad":     "367061726c65792f726f6f6d2f312f707269766174652f6461616361636235396364643439613631613030383162663230623038323039020001",
+	}
+	invite, err := EncodeInvite("room", key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{
+		"topic":  k.topic,
+		"seal":   hex.EncodeToString(k.seal[:]),
+		"invite": invite,
+		"ad":     hex.EncodeToString(sealAD(k.topic, peer.ID("\x00\x01"))),
+	}
+	for name, w := range want {
+		if got[name] != w {
+			t.Errorf("%s = %s, want %s", name, got[name], w)
+		}
+	}
+	if testing.Short() {
+		return
+	}
+	pk, err := passphraseKey("room", "correct horse battery staple")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h := hex.EncodeToString(pk); h != "f1c13973c4f94f8626abfcf0fc62c20335d2c43fd8a5a24f808d45b5a1e27a0c" {
+		t.Errorf("passphrase key = %s", h)
 	}
 }
