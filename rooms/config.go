@@ -46,8 +46,8 @@ type Config struct {
 	// DB is the node's store. The service keeps its data in the top-level
 	// buckets "rooms/joined", "rooms/history" and "rooms/replay". Required.
 	DB *bolt.DB
-	// Emitter receives message, joined, left and presence events.
-	// Default events.Discard.
+	// Emitter receives message, joined, left and presence events. Emit
+	// must not block (events.Queue does not). Default events.Discard.
 	Emitter events.Emitter
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
@@ -89,8 +89,8 @@ type Config struct {
 	// so may override them).
 	PubSubOptions []pubsub.Option
 	// OnFileShare, if set, is called for every file announced by another
-	// member of a joined room. It runs on the room's delivery goroutine and
-	// must not block for long.
+	// member of a joined room. It runs on the room's delivery goroutine: it
+	// must not block for long, and must not call Join*, Leave or Close.
 	OnFileShare func(room string, from peer.ID, share FileShare)
 
 	// testHookVerdict, if set, sees the outcome of every validation.

@@ -80,6 +80,8 @@ func (s *Service) publish(ctx context.Context, r *room, env *envelope, wait bool
 		return nil
 	case out.v.reason == reasonRate:
 		return fmt.Errorf("%w in %s: at most %d messages at once, then %v per second", ErrRateLimited, r.name, s.cfg.RateBurst, float64(s.cfg.RateLimit))
+	case out.v.reason == reasonClosed:
+		return ErrClosed
 	case errors.Is(err, pubsub.ErrTopicClosed):
 		return fmt.Errorf("%w: %q", ErrNotJoined, r.name)
 	case out.v.reason != "" && out.v.reason != reasonOK:

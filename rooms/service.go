@@ -18,10 +18,17 @@ import (
 	"github.com/parley-chat/parley/rooms/pb"
 )
 
-// Timeouts of best-effort work at shutdown.
+// SentAtLayout is the RFC 3339 layout of events.Message.SentAt: UTC with
+// exactly three fractional digits.
+const SentAtLayout = "2006-01-02T15:04:05.000Z07:00"
+
 const (
+	// leaveAnnounceTimeout bounds the leaving announcements of Leave and
+	// Close.
 	leaveAnnounceTimeout = time.Second
-	pubsubValidateQueue  = 256
+	// pubsubValidateQueue is GossipSub's queue of messages awaiting
+	// validation (default 32), larger to absorb bursts.
+	pubsubValidateQueue = 256
 )
 
 // Service runs the rooms of one node on one GossipSub instance.
@@ -175,7 +182,7 @@ func (s *Service) join(name string, key []byte, mustBeNew bool) error {
 		return ErrClosed
 	}
 	if r := s.room(name); r != nil {
-		if !mustBeNew && r.private == (key != nil) && bytes.Equal(r.key, key) {
+		if !mustBeNew && r.private == (len(key) > 0) && bytes.Equal(r.key, key) {
 			return nil
 		}
 		return fmt.Errorf("%w: %q is already joined as a %s room", ErrNameTaken, name, kindName(r.private))
@@ -203,7 +210,7 @@ func kindName(private bool) string {
 // caller holds opMu.
 func (s *Service) startRoom(name string, key []byte) (_ *room, err error) {
 	r := newRoom(name)
-	if key != nil {
+	if len(key) > 0 {
 		r.private, r.key = true, bytes.Clone(key)
 		if r.keys, err = deriveKeys(key, name); err != nil {
 			return nil, err
@@ -442,7 +449,7 @@ func (s *Service) messageEvent(r *room, from peer.ID, env *envelope, nickShared 
 		From:        from.String(),
 		Nick:        env.nick,
 		Text:        env.text,
-		SentAt:      env.sentAt.UTC().Format(time.RFC3339Nano),
+		SentAt:      env.sentAt.UTC().Format(SentAtLayout),
 		Private:     r.private,
 		Fingerprint: identity.ShortFingerprint(from),
 		NickShared:  nickShared,

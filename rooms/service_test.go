@@ -53,6 +53,9 @@ func TestPublicRoomReachesMembersOnly(t *testing.T) {
 	if id, err := hex.DecodeString(sent.ID); err != nil || len(id) != idSize {
 		t.Errorf("id %q", sent.ID)
 	}
+	if len(sent.SentAt) != len("2006-01-02T15:04:05.000Z") {
+		t.Errorf("sent_at %q is not RFC 3339 UTC with milliseconds", sent.SentAt)
+	}
 	at, err := time.Parse(time.RFC3339, sent.SentAt)
 	if err != nil || at.Before(before.Add(-time.Millisecond)) || at.After(time.Now()) {
 		t.Errorf("sent_at %q (%v) not in [%v, now]", sent.SentAt, err, before)
