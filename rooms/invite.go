@@ -68,6 +68,11 @@ func DecodeInvite(code string) (name string, key []byte, err error) {
 	if len(body) > inviteEncoding.EncodedLen(inviteMaxRaw) {
 		return "", nil, fmt.Errorf("%w: too long", ErrInvalidInvite)
 	}
+	// encoding/base64 skips '\r' and '\n' even in strict mode; refuse
+	// anything outside the alphabet first.
+	if i := strings.IndexFunc(body, notBase64URL); i >= 0 {
+		return "", nil, fmt.Errorf("%w: character %q at %d is not base64url", ErrInvalidInvite, body[i], len(InvitePrefix)+i)
+	}
 	raw, err := inviteEncoding.DecodeString(body)
 	if err != nil {
 		return "", nil, fmt.Errorf("%w: bad encoding: %v", ErrInvalidInvite, err)
@@ -93,6 +98,10 @@ func DecodeInvite(code string) (name string, key []byte, err error) {
 	}
 	key = bytes.Clone(body2[1 : 1+KeySize])
 	return name, key, nil
+}
+
+func notBase64URL(r rune) bool {
+	return !(r >= 'A' && r <= 'Z' || r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-' || r == '_')
 }
 
 func inviteCheck(b []byte) []byte {

@@ -61,6 +61,8 @@ func TestInviteDecodeRejects(t *testing.T) {
 		"bad base64":     InvitePrefix + body[:10] + "*" + body[11:],
 		"padding":        good + "==",
 		"trailing space": good + " ",
+		"inner newline":  InvitePrefix + body[:10] + "\n" + body[10:],
+		"inner CR":       InvitePrefix + body[:10] + "\r" + body[10:],
 		"too long":       InvitePrefix + strings.Repeat("A", 400),
 		"truncated":      good[:len(good)-3],
 		"flipped key bit": reencode(func(b []byte) []byte {
