@@ -1,0 +1,48 @@
+package events
+
+// Message is a chat line delivered in a room, including the node's own
+// lines (they come back through its own room subscription).
+type Message struct {
+	Room string `json:"room"`
+	// ID is the message ID chosen by the author: 32 lowercase hex digits.
+	ID string `json:"id"`
+	// From is the author's peer ID, taken from the signed GossipSub
+	// message, never from a field the author fills in.
+	From string `json:"from"`
+	// Nick is the author's display name; it identifies nothing.
+	Nick string `json:"nick"`
+	Text string `json:"text"`
+	// SentAt is the author's clock at sending, RFC 3339 in UTC.
+	SentAt  string `json:"sent_at"`
+	Private bool   `json:"private"`
+	// Fingerprint is the short fingerprint of From
+	// (identity.ShortFingerprint), to show next to a shared nick.
+	Fingerprint string `json:"fingerprint"`
+	// NickShared is true when another current member of the room used the
+	// same nick (case-insensitively) when the message arrived.
+	NickShared bool `json:"nick_shared"`
+}
+
+// Joined is reported when the node joins (or, at start, rejoins) a room.
+type Joined struct {
+	Room string `json:"room"`
+}
+
+// Left is reported when the node leaves a room.
+type Left struct {
+	Room string `json:"room"`
+}
+
+// Presence is reported when another member of a room comes online, changes
+// nick, leaves or stops announcing itself (Online false).
+type Presence struct {
+	Room   string `json:"room"`
+	PeerID string `json:"peer_id"`
+	Nick   string `json:"nick"`
+	Online bool   `json:"online"`
+}
+
+func (Message) Type() string  { return "message" }
+func (Joined) Type() string   { return "joined" }
+func (Left) Type() string     { return "left" }
+func (Presence) Type() string { return "presence" }

@@ -1,0 +1,373 @@
+package rooms
+
+import (
+	"context"
+	"crypto/rand"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p"
+	"github.com/libp2p/go-libp2p-pubsub"
+	pubsubpb "github.com/libp2p/go-libp2p-pubsub/pb"
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-msgio"
+	"github.com/parley-chat/parley/events"
+	"github.com/parley-chat/parley/internal/testnet"
+	bolt "go.etcd.io/bbolt"
+	"google.golang.org/protobuf/proto"
+)
+
+// waitTimeout bounds every wait in these tests.
+const waitTimeout = 15 * time.Second
+
+// broadcastLog is an append-only log whose readers can wait for an entry.
+type broadcastLog[T any] struct {
+	mu      sync.Mutex
+	items   []T
+	changed chan struct{} // closed and replaced on every append
+}
+
+func newLog[T any]() *broadcastLog[T] {
+	return &broadcastLog[T]{changed: make(chan struct{})}
+}
+
+func (l *broadcastLog[T]) add(v T) {
+	l.mu.Lock()
+	l.items = append(l.items, v)
+	close(l.changed)
+	l.changed = make(chan struct{})
+	l.mu.Unlock()
+}
+
+func (l *broadcastLog[T]) all() []T {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]T(nil), l.items...)
+}
+
+// wait returns the first entry matching pred, waiting at most waitTimeout.
+func (l *broadcastLog[T]) wait(t testing.TB, what string, pred func(T) bool) T {
+	t.Helper()
+	deadline := time.NewTimer(waitTimeout)
+	defer deadline.Stop()
+	for {
+		l.mu.Lock()
+		for _, v := range l.items {
+			if pred(v) {
+				l.mu.Unlock()
+				return v
+			}
+		}
+		ch := l.changed
+		l.mu.Unlock()
+		select {
+		case <-ch:
+		case <-deadline.C:
+			t.Fatalf("timed out waiting for %s", what)
+		}
+	}
+}
+
+// waitCount waits until at least k entries match pred.
+func (l *broadcastLog[T]) waitCount(t testing.TB, what string, k int, pred func(T) bool) {
+	t.Helper()
+	deadline := time.NewTimer(waitTimeout)
+	defer deadline.Stop()
+	for {
+		l.mu.Lock()
+		n := 0
+		for _, v := range l.items {
+			if pred(v) {
+				n++
+			}
+		}
+		ch := l.changed
+		l.mu.Unlock()
+		if n >= k {
+			return
+		}
+		select {
+		case <-ch:
+		case <-deadline.C:
+			t.Fatalf("timed out waiting for %d x %s (have %d)", k, what, n)
+		}
+	}
+}
+
+func (l *broadcastLog[T]) count(pred func(T) bool) int {
+	n := 0
+	for _, v := range l.all() {
+		if pred(v) {
+			n++
+		}
+	}
+	return n
+}
+
+type verdictEntry struct {
+	topic string
+	from  peer.ID
+	v     verdict
+}
+
+// tnode is one test node: a loopback host, a database and a service.
+type tnode struct {
+	t        testing.TB
+	key      crypto.PrivKey
+	h        host.Host
+	dbPath   string
+	db       *bolt.DB
+	svc      *Service
+	events   *broadcastLog[events.Event]
+	verdicts *broadcastLog[verdictEntry]
+	nick     atomic.Pointer[string]
+	cfg      Config
+	shares   *broadcastLog[FileShare]
+}
+
+var testLogger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+
+// testConfig shortens the timers.
+func testConfig() Config {
+	return Config{
+		PresenceInterval: 300 * time.Millisecond,
+		PresenceTimeout:  5 * time.Second,
+		MeshWait:         3 * time.Second,
+		Logger:           testLogger,
+	}
+}
+
+func newNode(t testing.TB, nick string, mod func(*Config)) *tnode {
+	t.Helper()
+	key, _, err := crypto.GenerateEd25519Key(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := &tnode{
+		t:        t,
+		key:      key,
+		dbPath:   filepath.Join(t.TempDir(), "parley.db"),
+		events:   newLog[events.Event](),
+		verdicts: newLog[verdictEntry](),
+		shares:   newLog[FileShare](),
+		cfg:      testConfig(),
+	}
+	n.setNick(nick)
+	if mod != nil {
+		mod(&n.cfg)
+	}
+	n.h = testnet.NewHost(t, libp2p.Identity(key))
+	n.openDB()
+	n.start()
+	return n
+}
+
+func (n *tnode) setNick(nick string) { n.nick.Store(&nick) }
+
+func (n *tnode) id() peer.ID { return n.h.ID() }
+
+func (n *tnode) openDB() {
+	db, err := bolt.Open(n.dbPath, 0o600, &bolt.Options{Timeout: time.Second})
+	if err != nil {
+		n.t.Fatalf("open db: %v", err)
+	}
+	n.db = db
+	n.t.Cleanup(func() { _ = db.Close() })
+}
+
+func (n *tnode) start() {
+	n.t.Helper()
+	cfg := n.cfg
+	cfg.Host, cfg.DB = n.h, n.db
+	cfg.Emitter = events.EmitterFunc(n.events.add)
+	cfg.Nick = func() string { return *n.nick.Load() }
+	cfg.testHookVerdict = func(topic string, from peer.ID, v verdict) {
+		n.verdicts.add(verdictEntry{topic, from, v})
+	}
+	cfg.OnFileShare = func(_ string, _ peer.ID, f FileShare) { n.shares.add(f) }
+	svc, err := New(context.Background(), cfg)
+	if err != nil {
+		n.t.Fatalf("new service: %v", err)
+	}
+	n.svc = svc
+	n.t.Cleanup(func() { _ = svc.Close() })
+}
+
+// restart closes the service, database and host, and starts them again
+// with the same identity and database file, as a process restart would.
+func (n *tnode) restart() {
+	n.t.Helper()
+	if err := n.svc.Close(); err != nil {
+		n.t.Fatal(err)
+	}
+	if err := n.db.Close(); err != nil {
+		n.t.Fatal(err)
+	}
+	_ = n.h.Close()
+	n.h = testnet.NewHost(n.t, libp2p.Identity(n.key))
+	n.openDB()
+	n.start()
+}
+
+func (n *tnode) messages() []events.Message {
+	var out []events.Message
+	for _, e := range n.events.all() {
+		if m, ok := e.(events.Message); ok {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+func (n *tnode) waitMessage(text string) events.Message {
+	n.t.Helper()
+	e := n.events.wait(n.t, "message "+text, func(e events.Event) bool {
+		m, ok := e.(events.Message)
+		return ok && m.Text == text
+	})
+	return e.(events.Message)
+}
+
+func (n *tnode) waitVerdict(what string, pred func(verdictEntry) bool) verdictEntry {
+	n.t.Helper()
+	return n.verdicts.wait(n.t, what, pred)
+}
+
+func (n *tnode) topicOf(room string) string {
+	n.t.Helper()
+	r, err := n.svc.joined(room)
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	return r.topicName
+}
+
+// connect links every pair of nodes.
+func connect(t testing.TB, ns ...*tnode) {
+	t.Helper()
+	for i := range ns {
+		for j := i + 1; j < len(ns); j++ {
+			testnet.Connect(t, ns[i].h, ns[j].h)
+		}
+	}
+}
+
+// waitTopicPeers polls (nothing to await from outside the service) until
+// every node sees every other node on room's topic.
+func waitTopicPeers(t testing.TB, room string, ns ...*tnode) {
+	t.Helper()
+	deadline := time.Now().Add(waitTimeout)
+	for _, n := range ns {
+		r, err := n.svc.joined(room)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for len(r.topic.ListPeers()) < len(ns)-1 {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s sees %d peers on %s, want %d", n.id(), len(r.topic.ListPeers()), room, len(ns)-1)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+}
+
+// waitPeerOnTopic polls until every node sees p on room's topic.
+func waitPeerOnTopic(t testing.TB, p peer.ID, room string, ns ...*tnode) {
+	t.Helper()
+	deadline := time.Now().Add(waitTimeout)
+	for _, n := range ns {
+		r, err := n.svc.joined(room)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for !containsPeer(r.topic.ListPeers(), p) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s does not see %s on %s", n.id(), p, room)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+}
+
+// rawTopic joins topic on n's pubsub without the rooms validator (as a
+// non-member or an attacker would) and waits until peer is on it.
+func rawTopic(t testing.TB, n *tnode, topic string, peers ...peer.ID) *pubsub.Topic {
+	t.Helper()
+	tp, err := n.svc.ps.Join(topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(waitTimeout)
+	for _, p := range peers {
+		for !containsPeer(tp.ListPeers(), p) {
+			if time.Now().After(deadline) {
+				t.Fatalf("peer %s never appeared on %s", p, topic)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	return tp
+}
+
+func containsPeer(ps []peer.ID, p peer.ID) bool {
+	for _, q := range ps {
+		if q == p {
+			return true
+		}
+	}
+	return false
+}
+
+// injectRPC writes raw pubsub messages to peer "to" on a fresh GossipSub
+// stream from h, bypassing h's own pubsub (and its signing).
+func injectRPC(t testing.TB, h host.Host, to peer.ID, msgs ...*pubsubpb.Message) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	s, err := h.NewStream(ctx, to, pubsub.GossipSubID_v11)
+	if err != nil {
+		t.Fatalf("open raw gossipsub stream: %v", err)
+	}
+	defer s.Close()
+	b, err := proto.Marshal(&pubsubpb.RPC{Publish: msgs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := msgio.NewVarintWriter(s).WriteMsg(b); err != nil {
+		t.Fatalf("write raw rpc: %v", err)
+	}
+}
+
+// wireEnvelope builds envelope bytes for raw publishing.
+func wireEnvelope(t testing.TB, mut func(*envelope)) []byte {
+	t.Helper()
+	e, err := newEnvelope(1, "mallory", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.text = "raw hello"
+	if mut != nil {
+		mut(&e)
+	}
+	b, err := e.marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func publishRaw(t testing.TB, tp *pubsub.Topic, data []byte) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	if err := tp.Publish(ctx, data); err != nil {
+		t.Fatalf("raw publish: %v", err)
+	}
+}

@@ -1,0 +1,65 @@
+package rooms
+
+import (
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+	"golang.org/x/time/rate"
+)
+
+// limiters holds one token bucket per (room topic, author, class): chat
+// (text and file shares) and presence have separate buckets, so presence
+// replies never use up a member's chat allowance. A bucket is created for an author's first message that passes every other check and
+// dropped once it has refilled completely.
+type limiters struct {
+	mu    sync.Mutex
+	m     map[limiterKey]*rate.Limiter // guarded by mu
+	limit rate.Limit
+	burst int
+	max   int // bound on len(m); a new author past it is refused
+}
+
+type limiterKey struct {
+	topic    string
+	author   peer.ID
+	presence bool
+}
+
+func newLimiters(limit rate.Limit, burst, max int) *limiters {
+	return &limiters{m: make(map[limiterKey]*rate.Limiter), limit: limit, burst: burst, max: max}
+}
+
+// allow takes one token from the author's bucket in topic.
+func (l *limiters) allow(topic string, author peer.ID, presence bool, now time.Time) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	k := limiterKey{topic, author, presence}
+	lim, ok := l.m[k]
+	if !ok {
+		if len(l.m) >= l.max {
+			l.pruneLocked(now)
+			if len(l.m) >= l.max {
+				return false
+			}
+		}
+		lim = rate.NewLimiter(l.limit, l.burst)
+		l.m[k] = lim
+	}
+	return lim.AllowN(now, 1)
+}
+
+// prune drops full buckets: a new bucket would behave the same.
+func (l *limiters) prune(now time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.pruneLocked(now)
+}
+
+func (l *limiters) pruneLocked(now time.Time) {
+	for k, lim := range l.m {
+		if lim.TokensAt(now) >= float64(l.burst) {
+			delete(l.m, k)
+		}
+	}
+}

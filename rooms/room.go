@@ -1,0 +1,225 @@
+package rooms
+
+import (
+	"cmp"
+	"context"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p-pubsub"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/parley-chat/parley/events"
+	"github.com/parley-chat/parley/identity"
+)
+
+// subBufferSize is the subscription buffer of a room: messages accepted
+// while the delivery goroutine is busy wait here (pubsub drops messages for
+// a full subscription).
+const subBufferSize = 1024
+
+// memberRetention is how long a member that went offline stays listed.
+const memberRetention = time.Hour
+
+// maxMembers bounds the member list of a room. Past it, messages from
+// members not yet listed are still delivered but the members are not
+// tracked (no presence events, not in /who).
+const maxMembers = 10000
+
+// room is one joined room: its topic, subscription and goroutines, and the
+// members heard from.
+type room struct {
+	name      string
+	private   bool
+	key       []byte   // private rooms: the room key
+	keys      roomKeys // private rooms: derived topic and seal key
+	topicName string
+	joinedAt  time.Time
+
+	topic *pubsub.Topic
+	sub   *pubsub.Subscription
+	evh   *pubsub.TopicEventHandler
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	replyCh chan struct{} // capacity 1: a new member asks for our presence
+
+	mu         sync.Mutex
+	members    map[peer.ID]*member // guarded by mu
+	peerSignal chan struct{}       // guarded by mu; closed when a peer joins the topic
+}
+
+// member is what a room knows about another member.
+type member struct {
+	nick     string
+	lastSeen time.Time
+	online   bool
+}
+
+// Member describes a member of a room for /who.
+type Member struct {
+	PeerID      peer.ID
+	Nick        string
+	Fingerprint string // identity.ShortFingerprint(PeerID)
+	LastSeen    time.Time
+	Online      bool
+	Self        bool
+}
+
+// RoomInfo describes a joined room for /rooms.
+type RoomInfo struct {
+	Name    string
+	Private bool
+	// Members is the number of members online, this node included.
+	Members int
+}
+
+func newRoom(name string) *room {
+	return &room{
+		name:       name,
+		joinedAt:   time.Now(),
+		replyCh:    make(chan struct{}, 1),
+		members:    make(map[peer.ID]*member),
+		peerSignal: make(chan struct{}),
+	}
+}
+
+// signalPeers wakes publishers waiting for a peer on the topic.
+func (r *room) signalPeers() {
+	r.mu.Lock()
+	close(r.peerSignal)
+	r.peerSignal = make(chan struct{})
+	r.mu.Unlock()
+}
+
+func (r *room) peerWait() <-chan struct{} {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.peerSignal
+}
+
+// observe records a message from author (not this node) and returns the
+// presence event to emit, if any, and whether the author is newly online.
+func (r *room) observe(author peer.ID, nick string, leaving bool, now time.Time) (ev *events.Presence, newcomer bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	m, known := r.members[author]
+	if !known {
+		if len(r.members) >= maxMembers {
+			return nil, false
+		}
+		m = &member{}
+		r.members[author] = m
+	}
+	wasOnline, oldNick := m.online, m.nick
+	m.nick, m.lastSeen, m.online = nick, now, !leaving
+	switch {
+	case leaving && wasOnline:
+		return r.presence(author, m), false
+	case leaving:
+		return nil, false
+	case !wasOnline:
+		return r.presence(author, m), true
+	case oldNick != nick:
+		return r.presence(author, m), false
+	}
+	return nil, false
+}
+
+// sweep marks members silent for longer than timeout as offline and forgets
+// long-gone ones. It returns the presence events to emit.
+func (r *room) sweep(now time.Time, timeout time.Duration) []events.Presence {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var evs []events.Presence
+	for id, m := range r.members {
+		gone := now.Sub(m.lastSeen)
+		if m.online && gone > timeout {
+			m.online = false
+			evs = append(evs, *r.presence(id, m))
+		}
+		if !m.online && gone > max(memberRetention, timeout) {
+			delete(r.members, id)
+		}
+	}
+	return evs
+}
+
+func (r *room) presence(id peer.ID, m *member) *events.Presence {
+	return &events.Presence{Room: r.name, PeerID: id.String(), Nick: m.nick, Online: m.online}
+}
+
+// nickShared reports whether a current member other than author uses nick
+// (compared case-insensitively). selfNick is this node's nick, counted when
+// author is not this node.
+func (r *room) nickShared(author, self peer.ID, nick, selfNick string) bool {
+	if author != self && strings.EqualFold(nick, selfNick) {
+		return true
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for id, m := range r.members {
+		if id != author && m.online && strings.EqualFold(m.nick, nick) {
+			return true
+		}
+	}
+	return false
+}
+
+// who lists the members, this node first, then online members, then by
+// nick.
+func (r *room) who(self peer.ID, selfNick string) []Member {
+	r.mu.Lock()
+	out := make([]Member, 0, len(r.members)+1)
+	for id, m := range r.members {
+		if id == self {
+			continue
+		}
+		out = append(out, Member{PeerID: id, Nick: m.nick, LastSeen: m.lastSeen, Online: m.online})
+	}
+	r.mu.Unlock()
+	slices.SortFunc(out, func(a, b Member) int {
+		if a.Online != b.Online {
+			if a.Online {
+				return -1
+			}
+			return 1
+		}
+		return cmp.Or(strings.Compare(a.Nick, b.Nick), strings.Compare(string(a.PeerID), string(b.PeerID)))
+	})
+	out = slices.Insert(out, 0, Member{PeerID: self, Nick: selfNick, LastSeen: time.Now(), Online: true, Self: true})
+	for i := range out {
+		out[i].Fingerprint = identity.ShortFingerprint(out[i].PeerID)
+	}
+	return out
+}
+
+// onlineCount counts online members, this node included.
+func (r *room) onlineCount() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := 1
+	for _, m := range r.members {
+		if m.online {
+			n++
+		}
+	}
+	return n
+}
+
+// requestReply asks the presence loop to announce soon, for a newcomer.
+func (r *room) requestReply() {
+	select {
+	case r.replyCh <- struct{}{}:
+	default:
+	}
+}
+
+// jitter returns d +/- 10%.
+func jitter(d time.Duration) time.Duration {
+	return d - d/10 + rand.N(d/5+1)
+}

@@ -1,0 +1,130 @@
+package rooms
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/libp2p/go-libp2p-pubsub"
+	"github.com/parley-chat/parley/events"
+	"github.com/parley-chat/parley/identity"
+	"github.com/parley-chat/parley/rooms/pb"
+)
+
+// Send publishes a chat line in a joined room and returns it as it will be
+// delivered. The node's own subscription delivers it too, which emits the
+// same message event (and stores it in the history). Publishing right
+// after joining waits up to MeshWait for a peer on the room's topic.
+func (s *Service) Send(ctx context.Context, name, text string) (events.Message, error) {
+	r, err := s.joined(name)
+	if err != nil {
+		return events.Message{}, err
+	}
+	if err := checkText(text); err != nil {
+		return events.Message{}, err
+	}
+	nick := s.cfg.Nick()
+	env, err := newEnvelope(pb.Kind_KIND_TEXT, nick, time.Now())
+	if err != nil {
+		return events.Message{}, err
+	}
+	env.text = text
+	if err := s.publish(ctx, r, &env, true); err != nil {
+		return events.Message{}, err
+	}
+	return s.messageEvent(r, s.self, &env, r.nickShared(s.self, s.self, nick, nick)), nil
+}
+
+// ShareFile announces a file in a joined room. Other members' services
+// call their Config.OnFileShare.
+func (s *Service) ShareFile(ctx context.Context, name string, share FileShare) error {
+	r, err := s.joined(name)
+	if err != nil {
+		return err
+	}
+	if err := share.Validate(); err != nil {
+		return err
+	}
+	env, err := newEnvelope(pb.Kind_KIND_FILE_SHARE, s.cfg.Nick(), time.Now())
+	if err != nil {
+		return err
+	}
+	env.file = share
+	return s.publish(ctx, r, &env, true)
+}
+
+// publish encodes env and publishes it, first waiting (bounded, see
+// waitPeers) for a peer on the topic if wait is set. The local validator
+// runs synchronously inside Publish.
+func (s *Service) publish(ctx context.Context, r *room, env *envelope, wait bool) error {
+	if err := identity.ValidateNick(env.nick); err != nil {
+		return fmt.Errorf("own nick: %w", err)
+	}
+	if wait {
+		if err := s.waitPeers(ctx, r); err != nil {
+			return err
+		}
+	}
+	data, err := s.encode(r, env)
+	if err != nil {
+		return err
+	}
+	if len(data) > MaxMessageSize {
+		return fmt.Errorf("%w: message of %d bytes over the %d limit", ErrInvalidText, len(data), MaxMessageSize)
+	}
+	out := &outgoing{env: *env}
+	err = r.topic.Publish(ctx, data, pubsub.WithValidatorData(out))
+	switch {
+	case err == nil:
+		return nil
+	case out.v.reason == reasonRate:
+		return fmt.Errorf("%w in %s: at most %d messages at once, then %v per second", ErrRateLimited, r.name, s.cfg.RateBurst, float64(s.cfg.RateLimit))
+	case out.v.reason == reasonClosed:
+		return ErrClosed
+	case errors.Is(err, pubsub.ErrTopicClosed):
+		return fmt.Errorf("%w: %q", ErrNotJoined, r.name)
+	case out.v.reason != "" && out.v.reason != reasonOK:
+		return fmt.Errorf("%w in %s: refused by own validator (%s)", ErrPublish, r.name, out.v.reason)
+	default:
+		return fmt.Errorf("%w in %s: %w", ErrPublish, r.name, err)
+	}
+}
+
+// waitPeers waits until the room's topic has a peer, at most until MeshWait
+// after joining. Flood publishing then sends to every peer on the topic.
+func (s *Service) waitPeers(ctx context.Context, r *room) error {
+	deadline := r.joinedAt.Add(s.cfg.MeshWait)
+	for {
+		wake := r.peerWait()
+		if len(r.topic.ListPeers()) > 0 {
+			return nil
+		}
+		left := time.Until(deadline)
+		if left <= 0 {
+			return nil
+		}
+		t := time.NewTimer(left)
+		select {
+		case <-wake:
+			t.Stop()
+		case <-t.C:
+			return nil
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("waiting for peers in %s: %w", r.name, ctx.Err())
+		}
+	}
+}
+
+// announce publishes a presence envelope. Only the first announcement after
+// joining waits for peers; later ones (periodic, replies, leaving) go to
+// whoever is there.
+func (s *Service) announce(ctx context.Context, r *room, leaving, wait bool) error {
+	env, err := newEnvelope(pb.Kind_KIND_PRESENCE, s.cfg.Nick(), time.Now())
+	if err != nil {
+		return err
+	}
+	env.leaving = leaving
+	return s.publish(ctx, r, &env, wait)
+}

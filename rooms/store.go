@@ -1,0 +1,231 @@
+package rooms
+
+import (
+	"encoding/binary"
+	"fmt"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/parley-chat/parley/rooms/pb"
+	bolt "go.etcd.io/bbolt"
+	"google.golang.org/protobuf/proto"
+)
+
+// Store buckets (top level, named after the package).
+var (
+	// bucketJoined maps a canonical room name to a pb.JoinedRoom.
+	bucketJoined = []byte("rooms/joined")
+	// bucketHistory holds one nested bucket per room topic, mapping an
+	// 8-byte big-endian sequence number to a pb.StoredMessage.
+	bucketHistory = []byte("rooms/history")
+	// bucketReplay maps id (16 bytes) | author peer ID bytes to the record's
+	// expiry in Unix milliseconds (8 bytes big-endian).
+	bucketReplay = []byte("rooms/replay")
+)
+
+// maxStoredRecord bounds what is decoded from the store.
+const maxStoredRecord = 2 * MaxMessageSize
+
+func ensureBuckets(db *bolt.DB) error {
+	err := db.Update(func(tx *bolt.Tx) error {
+		for _, b := range [][]byte{bucketJoined, bucketHistory, bucketReplay} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return fmt.Errorf("bucket %s: %w", b, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("create rooms buckets: %w", err)
+	}
+	return nil
+}
+
+// loadJoined returns the persisted joined rooms.
+func loadJoined(db *bolt.DB) ([]*pb.JoinedRoom, error) {
+	var out []*pb.JoinedRoom
+	err := db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketJoined).ForEach(func(k, v []byte) error {
+			rec := &pb.JoinedRoom{}
+			if len(v) > maxStoredRecord {
+				return fmt.Errorf("joined room %q: record too large", k)
+			}
+			if err := proto.Unmarshal(v, rec); err != nil {
+				return fmt.Errorf("joined room %q: %w", k, err)
+			}
+			out = append(out, rec)
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("load joined rooms: %w", err)
+	}
+	return out, nil
+}
+
+func putJoined(db *bolt.DB, rec *pb.JoinedRoom) error {
+	v, err := proto.Marshal(rec)
+	if err != nil {
+		return fmt.Errorf("encode joined room: %w", err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketJoined).Put([]byte(rec.Name), v)
+	})
+	if err != nil {
+		return fmt.Errorf("store joined room %q: %w", rec.Name, err)
+	}
+	return nil
+}
+
+func deleteJoined(db *bolt.DB, name string) error {
+	err := db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketJoined).Delete([]byte(name))
+	})
+	if err != nil {
+		return fmt.Errorf("forget joined room %q: %w", name, err)
+	}
+	return nil
+}
+
+func replayStoreKey(k replayKey) []byte {
+	b := make([]byte, 0, idSize+len(k.author))
+	b = append(b, k.id[:]...)
+	return append(b, k.author...)
+}
+
+func putReplay(tx *bolt.Tx, k replayKey, expiry time.Time) error {
+	var v [8]byte
+	binary.BigEndian.PutUint64(v[:], uint64(expiry.UnixMilli()))
+	if err := tx.Bucket(bucketReplay).Put(replayStoreKey(k), v[:]); err != nil {
+		return fmt.Errorf("store replay record: %w", err)
+	}
+	return nil
+}
+
+// loadReplay loads unexpired replay records into g and deletes expired ones.
+func loadReplay(db *bolt.DB, g *replayGuard, now time.Time) error {
+	nowMs := now.UnixMilli()
+	var expired [][]byte
+	err := db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketReplay).ForEach(func(k, v []byte) error {
+			if len(k) <= idSize || len(v) != 8 {
+				expired = append(expired, append([]byte(nil), k...))
+				return nil
+			}
+			exp := int64(binary.BigEndian.Uint64(v))
+			if exp < nowMs {
+				expired = append(expired, append([]byte(nil), k...))
+				return nil
+			}
+			var rk replayKey
+			copy(rk.id[:], k[:idSize])
+			rk.author = peer.ID(k[idSize:])
+			g.load(rk, exp)
+			return nil
+		})
+	})
+	if err != nil {
+		return fmt.Errorf("load replay records: %w", err)
+	}
+	return deleteKeys(db, bucketReplay, expired)
+}
+
+// pruneReplayStore deletes expired replay records from the store.
+func pruneReplayStore(db *bolt.DB, now time.Time) error {
+	nowMs := now.UnixMilli()
+	var expired [][]byte
+	err := db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketReplay).ForEach(func(k, v []byte) error {
+			if len(v) != 8 || int64(binary.BigEndian.Uint64(v)) < nowMs {
+				expired = append(expired, append([]byte(nil), k...))
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		return fmt.Errorf("scan replay records: %w", err)
+	}
+	return deleteKeys(db, bucketReplay, expired)
+}
+
+func deleteKeys(db *bolt.DB, bucket []byte, keys [][]byte) error {
+	if len(keys) == 0 {
+		return nil
+	}
+	err := db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucket)
+		for _, k := range keys {
+			if err := b.Delete(k); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("delete from %s: %w", bucket, err)
+	}
+	return nil
+}
+
+// appendHistory adds rec to the history of topic, deleting the oldest
+// entries beyond limit.
+func appendHistory(tx *bolt.Tx, topic string, rec *pb.StoredMessage, limit int) error {
+	v, err := proto.Marshal(rec)
+	if err != nil {
+		return fmt.Errorf("encode history record: %w", err)
+	}
+	b, err := tx.Bucket(bucketHistory).CreateBucketIfNotExists([]byte(topic))
+	if err != nil {
+		return fmt.Errorf("history bucket: %w", err)
+	}
+	seq, err := b.NextSequence()
+	if err != nil {
+		return fmt.Errorf("history sequence: %w", err)
+	}
+	var k [8]byte
+	binary.BigEndian.PutUint64(k[:], seq)
+	if err := b.Put(k[:], v); err != nil {
+		return fmt.Errorf("store history record: %w", err)
+	}
+	// Sequence numbers are dense, so at most one old entry is over the
+	// limit after each append (more if the limit was lowered).
+	if seq > uint64(limit) {
+		c := b.Cursor()
+		for ck, _ := c.First(); len(ck) == 8 && binary.BigEndian.Uint64(ck) <= seq-uint64(limit); ck, _ = c.First() {
+			if err := c.Delete(); err != nil {
+				return fmt.Errorf("trim history: %w", err)
+			}
+		}
+	}
+	return nil
+}
+
+// readHistory returns the last n records of topic, oldest first.
+func readHistory(db *bolt.DB, topic string, n int) ([]*pb.StoredMessage, error) {
+	out := make([]*pb.StoredMessage, 0, min(n, 256))
+	err := db.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketHistory).Bucket([]byte(topic))
+		if b == nil {
+			return nil
+		}
+		c := b.Cursor()
+		for k, v := c.Last(); k != nil && len(out) < n; k, v = c.Prev() {
+			if len(v) > maxStoredRecord {
+				return fmt.Errorf("history record %x too large", k)
+			}
+			rec := &pb.StoredMessage{}
+			if err := proto.Unmarshal(v, rec); err != nil {
+				return fmt.Errorf("history record %x: %w", k, err)
+			}
+			out = append(out, rec)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read history: %w", err)
+	}
+	for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {
+		out[i], out[j] = out[j], out[i]
+	}
+	return out, nil
+}

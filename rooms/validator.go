@@ -1,0 +1,128 @@
+package rooms
+
+import (
+	"context"
+	"time"
+
+	"github.com/libp2p/go-libp2p-pubsub"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/parley-chat/parley/rooms/pb"
+	"google.golang.org/protobuf/proto"
+)
+
+// incoming is the ValidatorData of an accepted message: its checked
+// envelope and signed author.
+type incoming struct {
+	env    envelope
+	author peer.ID
+}
+
+// outgoing is the ValidatorData of a local publish: the envelope as built
+// (so it is not decoded or opened again), and the verdict, which Send reads
+// after Publish returns.
+type outgoing struct {
+	env envelope
+	v   verdict
+}
+
+// validator returns the topic validator of r. It runs before delivery and
+// before forwarding, for received and for locally published messages.
+func (s *Service) validator(r *room) pubsub.ValidatorEx {
+	return func(_ context.Context, _ peer.ID, msg *pubsub.Message) pubsub.ValidationResult {
+		out, _ := msg.ValidatorData.(*outgoing)
+		v := s.validate(r, msg, out)
+		if out != nil {
+			out.v = v
+		}
+		if v.result != pubsub.ValidationAccept {
+			s.log.Debug("room message refused", "room", r.name, "from", msg.GetFrom(), "via", msg.ReceivedFrom, "reason", v.reason)
+		}
+		if h := s.cfg.testHookVerdict; h != nil {
+			h(r.topicName, msg.GetFrom(), v)
+		}
+		return v.result
+	}
+}
+
+func (s *Service) validate(r *room, msg *pubsub.Message, out *outgoing) verdict {
+	s.gate.RLock()
+	defer s.gate.RUnlock()
+	if s.closed {
+		return ignore(reasonClosed)
+	}
+	author := msg.GetFrom()
+	if author == "" || msg.Signature == nil {
+		// StrictSign makes pubsub refuse these before us; stay safe anyway.
+		return reject(reasonAuthor)
+	}
+	var env envelope
+	if out != nil && msg.ReceivedFrom == s.self && author == s.self {
+		env = out.env
+	} else {
+		var v verdict
+		env, v = s.decode(r, author, msg.Data)
+		if v.result != pubsub.ValidationAccept {
+			return v
+		}
+	}
+	now := time.Now()
+	if d := now.Sub(env.sentAt); d > s.cfg.MaxClockSkew || d < -s.cfg.MaxClockSkew {
+		return ignore(reasonSkew)
+	}
+	k := replayKey{author: author, id: env.id}
+	if s.replay.has(k) {
+		return ignore(reasonReplay)
+	}
+	if !s.limits.allow(r.topicName, author, env.kind == pb.Kind_KIND_PRESENCE, now) {
+		return ignore(reasonRate)
+	}
+	if ok, reason := s.replay.mark(k, s.replayExpiry(env), now); !ok {
+		return ignore(reason)
+	}
+	msg.ValidatorData = &incoming{env: env, author: author}
+	return accept()
+}
+
+// decode checks the size, opens a private room's Sealed, and decodes the
+// envelope.
+func (s *Service) decode(r *room, author peer.ID, data []byte) (envelope, verdict) {
+	if len(data) > MaxMessageSize {
+		return envelope{}, reject(reasonOversize)
+	}
+	if !r.private {
+		return decodeEnvelope(data)
+	}
+	var sealed pb.Sealed
+	if err := proto.Unmarshal(data, &sealed); err != nil {
+		return envelope{}, reject(reasonUndecodable)
+	}
+	plain, err := open(&r.keys, author, sealed.Nonce, sealed.Ciphertext)
+	if err != nil {
+		return envelope{}, reject(reasonSealed)
+	}
+	return decodeEnvelope(plain)
+}
+
+// encode is the inverse of decode for a local publish.
+func (s *Service) encode(r *room, env *envelope) ([]byte, error) {
+	plain, err := env.marshal()
+	if err != nil {
+		return nil, err
+	}
+	if !r.private {
+		return plain, nil
+	}
+	nonce, ct, err := seal(&r.keys, s.self, plain)
+	if err != nil {
+		return nil, err
+	}
+	b, err := proto.Marshal(&pb.Sealed{Nonce: nonce, Ciphertext: ct})
+	if err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+func (s *Service) replayExpiry(env envelope) time.Time {
+	return env.sentAt.Add(s.cfg.MaxClockSkew + replayMargin)
+}
