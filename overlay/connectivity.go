@@ -67,6 +67,7 @@ func (o *Host) startConnectivity(cfg *Config, relays *relayAddrSource) error {
 	}
 	if rs := others(cfg.Relays, o.ID()); len(rs) > 0 {
 		o.relays = newRelayKeeper(o, rs, cfg.Redial, o.reach.report)
+		o.relays.public = cfg.ForceReachability == network.ReachabilityPublic
 		relays.k.Store(o.relays)
 	}
 	bootstrap := make(map[peer.ID]bool)
