@@ -35,6 +35,22 @@ func ServeRelayResources() relay.Resources {
 	}
 }
 
+// ServeLimits are the resource manager limits of `parley serve`: a node
+// many peers keep connected and relay through (docs/SERVE.md).
+func ServeLimits() Limits {
+	return Limits{
+		Memory:         1 << 30,
+		FD:             4096,
+		Conns:          2048,
+		ConnsInbound:   1536,
+		Streams:        16384,
+		StreamsInbound: 8192,
+		PeerConns:      16,
+		PeerStreams:    1024,
+		PeerMemory:     64 << 20,
+	}
+}
+
 // relayRefresh is how long before expiry a reservation is renewed.
 const relayRefresh = 2 * time.Minute
 
