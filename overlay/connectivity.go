@@ -22,6 +22,7 @@ type relayAddrSource struct{ k atomic.Pointer[relayKeeper] }
 func connectivityOptions(cfg *Config, relays *relayAddrSource) []libp2p.Option {
 	announce := slices.Clone(cfg.AnnounceAddrs)
 	opts := []libp2p.Option{
+		libp2p.DialRanker(dialRanker),
 		libp2p.AddrsFactory(func(addrs []ma.Multiaddr) []ma.Multiaddr {
 			if len(announce) > 0 {
 				addrs = slices.Clone(announce)

@@ -2,9 +2,11 @@ package overlay
 
 import (
 	"sync"
+	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/p2p/net/swarm"
 	ma "github.com/multiformats/go-multiaddr"
 	manet "github.com/multiformats/go-multiaddr/net"
 
@@ -130,4 +132,33 @@ func (w *connWatcher) Connected(_ network.Network, c network.Conn) {
 }
 func (w *connWatcher) Disconnected(_ network.Network, c network.Conn) {
 	w.update(c.RemotePeer())
+}
+
+// relayDialDelay is how long relay addresses wait for direct ones to
+// answer.
+const relayDialDelay = 500 * time.Millisecond
+
+// dialRanker is libp2p's default ranking, except that relay addresses
+// also wait relayDialDelay when the peer has only private direct
+// addresses (libp2p only delays them for public ones): a routed private
+// network, such as a company's subnets, then gets a direct connection
+// rather than one through the relay, which nothing would upgrade later.
+func dialRanker(addrs []ma.Multiaddr) []network.AddrDelay {
+	ranked := swarm.DefaultDialRanker(addrs)
+	direct := false
+	for _, a := range ranked {
+		if ClassifyAddr(a.Addr) != PathRelayed {
+			direct = true
+			break
+		}
+	}
+	if !direct {
+		return ranked
+	}
+	for i := range ranked {
+		if ClassifyAddr(ranked[i].Addr) == PathRelayed && ranked[i].Delay < relayDialDelay {
+			ranked[i].Delay += relayDialDelay
+		}
+	}
+	return ranked
 }

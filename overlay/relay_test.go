@@ -159,3 +159,27 @@ func TestClassifyAddr(t *testing.T) {
 		t.Error("nil address has a path")
 	}
 }
+
+func TestDialRankerDelaysRelayBehindPrivateAddrs(t *testing.T) {
+	relayed := "/ip4/10.0.0.1/tcp/1/p2p/12D3KooWRBhwfeP2Y4TCx1SM6s9rUoHhR5STiGwxBhgFRcw3UERE/p2p-circuit"
+	for _, tc := range []struct {
+		name  string
+		addrs []string
+		min   time.Duration // least delay of the relay address
+	}{
+		{"private direct", []string{"/ip4/10.1.0.2/tcp/1", relayed}, relayDialDelay},
+		{"public direct", []string{"/ip4/8.8.8.8/tcp/1", relayed}, relayDialDelay},
+		{"relay only", []string{relayed}, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, d := range dialRanker(mustAddrs(tc.addrs...)) {
+				if ClassifyAddr(d.Addr) == PathRelayed && d.Delay < tc.min {
+					t.Fatalf("relay dialled after %v, want at least %v", d.Delay, tc.min)
+				}
+				if ClassifyAddr(d.Addr) != PathRelayed && d.Delay >= relayDialDelay {
+					t.Fatalf("direct address delayed %v", d.Delay)
+				}
+			}
+		})
+	}
+}
