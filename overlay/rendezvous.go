@@ -243,9 +243,24 @@ func (r *rendezvous) again() {
 // run advertises ns and searches it until ctx ends.
 func (r *rendezvous) run(ctx context.Context, ns string, st *nsState) {
 	var advertisedAt time.Time
-	var advWait time.Duration // backoff of failed advertisements
+	var advWait time.Duration   // backoff of failed advertisements
+	var emptyWait time.Duration // backoff while the DHT knows no server
 	find := r.cfg.FindMin
 	for {
+		if r.o.dht.RoutingTable().Size() == 0 {
+			// No DHT server known yet (bootstrap peer not connected or
+			// not identified): asking would fail, so look again soon.
+			emptyWait = min(max(2*emptyWait, 50*time.Millisecond), r.cfg.FindMax)
+			reset, ok := r.sleep(ctx, st, emptyWait)
+			if !ok {
+				return
+			}
+			if reset {
+				advertisedAt = time.Time{}
+			}
+			continue
+		}
+		emptyWait = 0
 		now := time.Now()
 		if advertisedAt.IsZero() || now.Sub(advertisedAt) >= r.cfg.AdvertiseEvery {
 			actx, cancel := context.WithTimeout(ctx, time.Minute)
@@ -280,17 +295,29 @@ func (r *rendezvous) run(ctx context.Context, ns string, st *nsState) {
 		if !advertisedAt.IsZero() {
 			wait = min(wait, time.Until(advertisedAt.Add(r.cfg.AdvertiseEvery)))
 		}
-		t := time.NewTimer(jitter(max(wait, 100*time.Millisecond)))
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		reset, ok := r.sleep(ctx, st, jitter(max(wait, 100*time.Millisecond)))
+		if !ok {
 			return
-		case <-st.reset:
+		}
+		if reset {
 			find = r.cfg.FindMin
 			advertisedAt = time.Time{} // a DHT server may have restarted
-		case <-t.C:
 		}
-		t.Stop()
+	}
+}
+
+// sleep waits d, or less when the namespace is asked to search again
+// (reset). ok is false when ctx ends.
+func (r *rendezvous) sleep(ctx context.Context, st *nsState, d time.Duration) (reset, ok bool) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false, false
+	case <-st.reset:
+		return true, true
+	case <-t.C:
+		return false, true
 	}
 }
 

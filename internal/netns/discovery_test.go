@@ -43,7 +43,7 @@ const (
 )
 
 // chat starts a chat peer in ns with its own data dir and waits for ready.
-func chat(t *testing.T, ns *netns.NS, name string, args ...string) (*proctest.Peer, string) {
+func chat(t testing.TB, ns *netns.NS, name string, args ...string) (*proctest.Peer, string) {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), name)
 	p := ns.Start(t, bin, name, append([]string{"--data-dir", dir, "--nick", name}, args...)...)
@@ -52,7 +52,7 @@ func chat(t *testing.T, ns *netns.NS, name string, args ...string) (*proctest.Pe
 }
 
 // serve starts `parley serve` in ns and returns its address on addr.
-func serve(t *testing.T, ns *netns.NS, addr string) (*proctest.Peer, string) {
+func serve(t testing.TB, ns *netns.NS, addr string) (*proctest.Peer, string) {
 	t.Helper()
 	p := ns.Start(t, bin, "serve", "serve", "--data-dir", filepath.Join(t.TempDir(), "serve"))
 	ready := p.Wait(readyWait, "ready", nil)
@@ -62,7 +62,7 @@ func serve(t *testing.T, ns *netns.NS, addr string) (*proctest.Peer, string) {
 
 // connected waits for p's peer_connected event about peer id and returns
 // its address.
-func connected(t *testing.T, p *proctest.Peer, id string) string {
+func connected(t testing.TB, p *proctest.Peer, id string) string {
 	t.Helper()
 	e := p.Wait(connectWait, "peer_connected", func(e proctest.Event) bool { return e.Str("peer_id") == id })
 	return e.Str("addr")
