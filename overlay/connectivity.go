@@ -9,6 +9,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	routedhost "github.com/libp2p/go-libp2p/p2p/host/routed"
+	"github.com/libp2p/go-libp2p/p2p/net/swarm"
 	"github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/relay"
 	ma "github.com/multiformats/go-multiaddr"
 )
@@ -22,7 +23,7 @@ type relayAddrSource struct{ k atomic.Pointer[relayKeeper] }
 func connectivityOptions(cfg *Config, relays *relayAddrSource) []libp2p.Option {
 	announce := slices.Clone(cfg.AnnounceAddrs)
 	opts := []libp2p.Option{
-		libp2p.DialRanker(dialRanker),
+		libp2p.SwarmOpts(swarm.WithDialRanker(dialRanker)),
 		libp2p.AddrsFactory(func(addrs []ma.Multiaddr) []ma.Multiaddr {
 			if len(announce) > 0 {
 				addrs = slices.Clone(announce)

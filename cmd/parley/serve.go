@@ -213,7 +213,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	ocfg.PrivKey = id.PrivKey
 	ocfg.Emitter = queue
 	ocfg.Logger = logger.With("component", "overlay")
-	ocfg.Store = st.DB()
+	// No peer memory: a serve node is dialled, it does not redial its
+	// clients (most are only reachable through itself). The store is
+	// open for its lock, so two serve nodes never share a key.
 	ocfg.UserAgent = "parley/" + version + " serve"
 	h, err := overlay.New(ctx, ocfg)
 	if err != nil {

@@ -178,3 +178,43 @@ func waitUntil(t *testing.T, d time.Duration, what string, f func() bool) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+func TestDiscoveryFlags(t *testing.T) {
+	good := "/ip4/10.0.0.1/tcp/4747/p2p/12D3KooWRBhwfeP2Y4TCx1SM6s9rUoHhR5STiGwxBhgFRcw3UERE"
+	for _, tc := range []struct {
+		name string
+		d    discoveryFlags
+		ok   bool
+	}{
+		{"bootstrap", discoveryFlags{bootstrap: listFlag{good}}, true},
+		{"bootstrap without id", discoveryFlags{bootstrap: listFlag{"/ip4/10.0.0.1/tcp/4747"}}, false},
+		{"bad relay", discoveryFlags{relays: listFlag{"nonsense"}}, false},
+		{"empty namespace", discoveryFlags{rendezvous: listFlag{""}}, false},
+		{"long namespace", discoveryFlags{rendezvous: listFlag{strings.Repeat("n", overlay.MaxNamespaceLen+1)}}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var cfg overlay.Config
+			err := tc.d.apply(&cfg)
+			if (err == nil) != tc.ok {
+				t.Fatalf("err = %v, want ok=%v", err, tc.ok)
+			}
+			var ue usageError
+			if err != nil && !errors.As(err, &ue) {
+				t.Fatalf("%v is not a usage error", err)
+			}
+			if tc.ok && (len(cfg.Bootstrap) != 1 || len(cfg.Relays) != 1) {
+				t.Fatalf("bootstrap %v relays %v: a bootstrap node is also a relay", cfg.Bootstrap, cfg.Relays)
+			}
+		})
+	}
+	// mDNS follows --no-mdns.
+	s := chatSettings{connLow: 1, connHigh: 2}
+	cfg, err := s.overlayConfig()
+	if err != nil || !cfg.MDNS {
+		t.Fatalf("chat without --no-mdns: MDNS=%v err=%v", cfg.MDNS, err)
+	}
+	s.noMDNS = true
+	if cfg, _ := s.overlayConfig(); cfg.MDNS {
+		t.Fatal("--no-mdns left mDNS on")
+	}
+}
