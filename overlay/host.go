@@ -10,17 +10,22 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p"
+	dht "github.com/libp2p/go-libp2p-kad-dht"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/p2p/muxer/yamux"
 	"github.com/libp2p/go-libp2p/p2p/net/conngater"
 	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
+	"github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/relay"
 	noise "github.com/libp2p/go-libp2p/p2p/security/noise"
 	tls "github.com/libp2p/go-libp2p/p2p/security/tls"
 	quic "github.com/libp2p/go-libp2p/p2p/transport/quic"
 	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
 	ma "github.com/multiformats/go-multiaddr"
+	"github.com/prometheus/client_golang/prometheus"
+	bolt "go.etcd.io/bbolt"
 
 	"github.com/parley-chat/parley/events"
 )
@@ -61,6 +66,59 @@ type Config struct {
 	// Options are appended to the libp2p options (later features:
 	// discovery, relay, private networks).
 	Options []libp2p.Option
+
+	// Discovery and connectivity (docs/OVERLAY.md). The zero value of
+	// each contacts nobody: no mDNS, no DHT peers, no relays.
+
+	// MDNS announces the node on the LAN with mDNS and connects to the
+	// Parley nodes found there. Off in the zero Config, so that tests
+	// never multicast; `parley chat` turns it on unless --no-mdns. It
+	// never starts when every listen address is loopback.
+	MDNS bool
+	// DHTMode is the node's role in the Kademlia DHT: DHTClient (default),
+	// DHTServer (parley serve) or DHTOff.
+	DHTMode DHTMode
+	// Bootstrap peers seed the DHT (normally `parley serve` nodes). They
+	// are kept connected like Peers.
+	Bootstrap []peer.AddrInfo
+	// PublicDHT joins the public IPFS (Amino) DHT and its bootstrap
+	// peers instead of Parley's own DHT. Off by default: see
+	// docs/OVERLAY.md for what it reveals.
+	PublicDHT bool
+	// Namespaces are rendezvous namespaces joined at start (see Join).
+	Namespaces []string
+	// Rendezvous tunes advertising and searching namespaces.
+	Rendezvous Rendezvous
+	// Relays are static circuit relays (normally the serve nodes): the
+	// node holds a reservation on each while it is not known to be
+	// publicly reachable, and advertises its /p2p-circuit addresses.
+	Relays []peer.AddrInfo
+	// RelayService, when not nil, runs a circuit relay v2 service with
+	// these resources for other peers (parley serve:
+	// ServeRelayResources()).
+	RelayService *relay.Resources
+	// NoHolePunching turns off DCUtR hole punching, which otherwise
+	// upgrades relayed connections to direct ones where NATs allow.
+	NoHolePunching bool
+	// AutoNATService answers other peers' AutoNAT dial-back requests so
+	// that they learn their reachability (parley serve).
+	AutoNATService bool
+	// ForceReachability overrides AutoNAT: ReachabilityPublic or
+	// ReachabilityPrivate. ReachabilityUnknown (the default) lets AutoNAT
+	// decide.
+	ForceReachability network.Reachability
+	// AnnounceAddrs, when not empty, replace the listen addresses in what
+	// the node advertises (relay addresses are still added), e.g. the
+	// public address of a serve node behind 1:1 NAT.
+	AnnounceAddrs []ma.Multiaddr
+	// Store keeps remembered peers (bucket "overlay/peers"); nil
+	// remembers nothing.
+	Store *bolt.DB
+	// PeerMemory tunes remembering and redialling peers.
+	PeerMemory PeerMemory
+	// Metrics, when not nil, receives libp2p's Prometheus metrics (and
+	// the relay service's). Nil disables metrics.
+	Metrics prometheus.Registerer
 }
 
 func (c *Config) setDefaults() {
@@ -76,6 +134,8 @@ func (c *Config) setDefaults() {
 	}
 	c.Liveness.setDefaults()
 	c.Redial.setDefaults()
+	c.Rendezvous.setDefaults()
+	c.PeerMemory.setDefaults()
 	if c.Emitter == nil {
 		c.Emitter = events.Discard
 	}
@@ -96,6 +156,16 @@ type Host struct {
 
 	peers  *peerTable
 	keeper *keeper
+
+	dht      *dht.IpfsDHT // nil with DHTOff
+	relaySvc *relay.Relay // nil without RelayService
+	relays   *relayKeeper // nil without Relays
+	reach    *reachTracker
+	conns    *connWatcher
+	netw     *netWatcher
+	lan      *lanDiscovery // nil without MDNS
+	memory   *memory       // nil without Store
+	rv       *rendezvous
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -154,11 +224,12 @@ func New(ctx context.Context, cfg Config) (*Host, error) {
 		libp2p.ConnectionGater(gater),
 		libp2p.Ping(true),
 		libp2p.UserAgent(cfg.UserAgent),
-		libp2p.DisableMetrics(),
 	}
 	if cfg.UPnP {
 		opts = append(opts, libp2p.NATPortMap())
 	}
+	var relayAddrs relayAddrSource
+	opts = append(opts, connectivityOptions(&cfg, &relayAddrs)...)
 	opts = append(opts, cfg.Options...)
 	h, err := libp2p.New(opts...)
 	if err != nil {
@@ -177,15 +248,23 @@ func New(ctx context.Context, cfg Config) (*Host, error) {
 	}
 	o.peers = newPeerTable(o, cfg.Liveness)
 	o.keeper = newKeeper(o, cfg.Redial)
+	if err := o.startConnectivity(&cfg, &relayAddrs); err != nil {
+		o.Close()
+		return nil, err
+	}
 	if err := o.peers.start(); err != nil {
 		o.Close()
 		return nil, err
 	}
-	for _, ai := range cfg.Peers {
+	for _, ai := range append(others(cfg.Bootstrap, o.ID()), cfg.Peers...) {
 		if err := o.Keep(ai); err != nil {
 			o.Close()
 			return nil, err
 		}
+	}
+	if err := o.startDiscovery(&cfg, listen); err != nil {
+		o.Close()
+		return nil, err
 	}
 	return o, nil
 }
@@ -223,8 +302,13 @@ func (o *Host) Close() error {
 	o.once.Do(func() {
 		o.cancel()
 		o.peers.stop()
+		errs := o.stopConnectivity()
 		o.wg.Wait()
+		errs = append(errs, o.closeConnectivity()...)
 		err = o.Host.Close()
+		if err == nil && len(errs) > 0 {
+			err = errors.Join(errs...)
+		}
 		if err != nil {
 			err = fmt.Errorf("close host: %w", err)
 		}

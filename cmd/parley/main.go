@@ -1,6 +1,7 @@
 // Command parley is a secure peer-to-peer chat peer on libp2p.
 //
 //	parley [chat] [flags]   run a chat peer (the default)
+//	parley serve [flags]    run an always-on DHT, relay and bootstrap node
 //	parley id [flags]       print the peer ID, fingerprint and data dir
 //	parley version          print the version
 //
@@ -51,6 +52,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	switch sub {
 	case "chat":
 		err = runChat(ctx, args, stdin, stdout, stderr)
+	case "serve":
+		err = runServe(ctx, args, stdout, stderr)
 	case "id":
 		err = runID(args, stdout, stderr)
 	case "version":
@@ -80,6 +83,7 @@ func printUsage(w io.Writer) {
 
 commands:
   chat      run a chat peer (the default)
+  serve     run an always-on DHT, relay and bootstrap node (docs/SERVE.md)
   id        print the peer ID, fingerprint and data dir
   version   print the version
   help      this text

@@ -58,6 +58,55 @@ type chatSettings struct {
 	line      bool
 	connLow   int
 	connHigh  int
+	discovery discoveryFlags
+}
+
+// discoveryFlags are the discovery and NAT traversal flags of chat and
+// serve (docs/OVERLAY.md).
+type discoveryFlags struct {
+	bootstrap  listFlag
+	relays     listFlag
+	rendezvous listFlag
+	publicDHT  bool
+	noPunch    bool
+}
+
+func (d *discoveryFlags) register(fs *flagSet, relayFlag bool) {
+	fs.Var(&d.bootstrap, "bootstrap", "join the DHT through this node, normally a `parley serve`, `MULTIADDR/p2p/ID` (repeatable); also used as relay")
+	fs.BoolVar(&d.publicDHT, "public-dht", false, "use the public IPFS DHT and its bootstrap peers instead of Parley's own DHT (reveals your addresses and rendezvous keys to strangers)")
+	fs.Var(&d.rendezvous, "rendezvous", "advertise and find peers under this `NAMESPACE` through the DHT (repeatable; rooms do this by themselves)")
+	if relayFlag {
+		fs.Var(&d.relays, "relay", "hold a reservation on this circuit relay when not publicly reachable, `MULTIADDR/p2p/ID` (repeatable; --bootstrap nodes are relays too)")
+		fs.BoolVar(&d.noPunch, "no-hole-punching", false, "do not try to turn relayed connections into direct ones")
+	}
+}
+
+// apply validates the flags into cfg.
+func (d *discoveryFlags) apply(cfg *overlay.Config) error {
+	for _, b := range d.bootstrap {
+		ai, err := overlay.ParsePeerAddr(b)
+		if err != nil {
+			return usageError{fmt.Errorf("bad --bootstrap: %w", err)}
+		}
+		cfg.Bootstrap = mergeAddrInfo(cfg.Bootstrap, ai)
+		cfg.Relays = mergeAddrInfo(cfg.Relays, ai)
+	}
+	for _, r := range d.relays {
+		ai, err := overlay.ParsePeerAddr(r)
+		if err != nil {
+			return usageError{fmt.Errorf("bad --relay: %w", err)}
+		}
+		cfg.Relays = mergeAddrInfo(cfg.Relays, ai)
+	}
+	for _, ns := range d.rendezvous {
+		if ns == "" || len(ns) > overlay.MaxNamespaceLen {
+			return usageError{fmt.Errorf("bad --rendezvous %q: %w", ns, overlay.ErrBadNamespace)}
+		}
+		cfg.Namespaces = append(cfg.Namespaces, ns)
+	}
+	cfg.PublicDHT = d.publicDHT
+	cfg.NoHolePunching = d.noPunch
+	return nil
 }
 
 func (s *chatSettings) register(fs *flagSet) {
@@ -73,6 +122,7 @@ func (s *chatSettings) register(fs *flagSet) {
 	fs.BoolVar(&s.line, "line", false, "line mode even on a terminal")
 	fs.IntVar(&s.connLow, "conn-low", 64, "connection manager low water mark")
 	fs.IntVar(&s.connHigh, "conn-high", 192, "connection manager high water mark")
+	s.discovery.register(fs, true)
 }
 
 // applyFile fills settings not given as flags or environment from the
@@ -146,6 +196,10 @@ func (s *chatSettings) overlayConfig() (overlay.Config, error) {
 	}
 	cfg.ConnLow, cfg.ConnHigh = s.connLow, s.connHigh
 	cfg.UPnP = s.upnp
+	cfg.MDNS = !s.noMDNS
+	if err := s.discovery.apply(&cfg); err != nil {
+		return cfg, err
+	}
 	return cfg, nil
 }
 

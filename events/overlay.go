@@ -1,0 +1,31 @@
+package events
+
+// Reachability is reported when what the node knows about its own
+// reachability changes: the verdict of AutoNAT, or the set of relays it
+// holds a reservation on (and so the relayed addresses others can reach it
+// by).
+type Reachability struct {
+	// Reachability is "unknown", "public" or "private".
+	Reachability string `json:"reachability"`
+	// Relays are the peer IDs of the relays that hold a reservation for
+	// this node, sorted.
+	Relays []string `json:"relays"`
+	// RelayAddrs are the relayed addresses, ending in /p2p/<own peer ID>,
+	// that peers who cannot dial this node directly can use.
+	RelayAddrs []string `json:"relay_addrs"`
+}
+
+// PeerPath is reported when the best connection path to a connected peer
+// changes, for example when hole punching replaces a relayed connection by
+// a direct one. Path is "lan", "direct" or "relayed"; Addr is the remote
+// address of the connection that now carries the peer.
+type PeerPath struct {
+	PeerID string `json:"peer_id"`
+	Path   string `json:"path"`
+	Addr   string `json:"addr"`
+	// Previous is the path before the change.
+	Previous string `json:"previous"`
+}
+
+func (Reachability) Type() string { return "reachability" }
+func (PeerPath) Type() string     { return "peer_path" }
