@@ -35,6 +35,9 @@ const (
 	// the AEAD key; the topic info is followed by the room name.
 	topicInfo = "parley/room/1 topic\x00"
 	sealInfo  = "parley/room/1 seal"
+	// rendezvousInfo is the HKDF info prefix of the DHT rendezvous
+	// namespace, followed by the room name.
+	rendezvousInfo = "parley/room/1 rendezvous\x00"
 	// topicIDSize is the size of the derived topic ID (hex in the topic).
 	topicIDSize = 16
 )
@@ -55,7 +58,10 @@ const (
 // roomKeys are the values derived from a private room's key and name.
 type roomKeys struct {
 	topic string // PrivateTopicPrefix + hex(topic ID)
-	seal  [chacha20poly1305.KeySize]byte
+	// rendezvous is the namespace members meet under in the DHT: derived
+	// apart from the topic, which GossipSub tells every connected peer.
+	rendezvous string
+	seal       [chacha20poly1305.KeySize]byte
 }
 
 // deriveKeys derives a private room's topic and seal key. The name is bound
@@ -74,7 +80,12 @@ func deriveKeys(key []byte, name string) (roomKeys, error) {
 	if err != nil {
 		return k, fmt.Errorf("derive seal key: %w", err)
 	}
+	rv, err := hkdf.Key(sha256.New, key, []byte(hkdfSalt), rendezvousInfo+name, topicIDSize)
+	if err != nil {
+		return k, fmt.Errorf("derive rendezvous: %w", err)
+	}
 	k.topic = PrivateTopicPrefix + hex.EncodeToString(id)
+	k.rendezvous = PrivateTopicPrefix + "rendezvous/" + hex.EncodeToString(rv)
 	copy(k.seal[:], seal)
 	return k, nil
 }

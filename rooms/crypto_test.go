@@ -111,20 +111,22 @@ func TestVectors(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := map[string]string{
-		"topic":  "parley/room/1/private/daacacb59cdd49a61a0081bf20b08209",
-		"seal":   "4dd7170ff46f5005580cbadfd6c4adfde4057d5ab261b67c9fd291116546a23e",
-		"invite": "parley-invite:AQABAgMEBQYHCAkKCwwNDg8QERITFBUWFxgZGhscHR4fBHJvb20LqO3m",
-		"ad":     "367061726c65792f726f6f6d2f312f707269766174652f6461616361636235396364643439613631613030383162663230623038323039020001",
+		"topic":      "parley/room/1/private/daacacb59cdd49a61a0081bf20b08209",
+		"seal":       "4dd7170ff46f5005580cbadfd6c4adfde4057d5ab261b67c9fd291116546a23e",
+		"rendezvous": "parley/room/1/private/rendezvous/cd142b49b643eed0e0be8e47621958a6",
+		"invite":     "parley-invite:AQABAgMEBQYHCAkKCwwNDg8QERITFBUWFxgZGhscHR4fBHJvb20LqO3m",
+		"ad":         "367061726c65792f726f6f6d2f312f707269766174652f6461616361636235396364643439613631613030383162663230623038323039020001",
 	}
 	invite, err := EncodeInvite("room", key)
 	if err != nil {
 		t.Fatal(err)
 	}
 	got := map[string]string{
-		"topic":  k.topic,
-		"seal":   hex.EncodeToString(k.seal[:]),
-		"invite": invite,
-		"ad":     hex.EncodeToString(sealAD(k.topic, peer.ID("\x00\x01"))),
+		"topic":      k.topic,
+		"seal":       hex.EncodeToString(k.seal[:]),
+		"rendezvous": k.rendezvous,
+		"invite":     invite,
+		"ad":         hex.EncodeToString(sealAD(k.topic, peer.ID("\x00\x01"))),
 	}
 	for name, w := range want {
 		if got[name] != w {

@@ -36,7 +36,10 @@ type room struct {
 	key       []byte   // private rooms: the room key
 	keys      roomKeys // private rooms: derived topic and seal key
 	topicName string
-	joinedAt  time.Time
+	// rendezvous is the DHT rendezvous namespace: the topic for public
+	// rooms, a separate key derivation for private ones.
+	rendezvous string
+	joinedAt   time.Time
 
 	topic *pubsub.Topic
 	sub   *pubsub.Subscription
@@ -76,6 +79,10 @@ type RoomInfo struct {
 	Private bool
 	// Members is the number of members online, this node included.
 	Members int
+	// Rendezvous is the namespace under which members find each other in
+	// the DHT (overlay.Host.Join). For private rooms it is derived from
+	// the key, apart from the topic, so outsiders cannot look members up.
+	Rendezvous string
 }
 
 func newRoom(name string) *room {

@@ -216,8 +216,10 @@ func (s *Service) startRoom(name string, key []byte) (_ *room, err error) {
 			return nil, err
 		}
 		r.topicName = r.keys.topic
+		r.rendezvous = r.keys.rendezvous
 	} else {
 		r.topicName = PublicTopicPrefix + name
+		r.rendezvous = r.topicName
 	}
 	if r.topic, err = s.ps.Join(r.topicName); err != nil {
 		return nil, fmt.Errorf("join topic of %q: %w", name, err)
@@ -395,7 +397,7 @@ func (s *Service) Rooms() []RoomInfo {
 	s.mu.RLock()
 	out := make([]RoomInfo, 0, len(s.rooms))
 	for _, r := range s.rooms {
-		out = append(out, RoomInfo{Name: r.name, Private: r.private, Members: r.onlineCount()})
+		out = append(out, RoomInfo{Name: r.name, Private: r.private, Members: r.onlineCount(), Rendezvous: r.rendezvous})
 	}
 	s.mu.RUnlock()
 	slices.SortFunc(out, func(a, b RoomInfo) int { return strings.Compare(a.Name, b.Name) })

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/hex"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -224,8 +225,14 @@ func TestJoinLeaveRules(t *testing.T) {
 		t.Fatalf("invite public: %v", err)
 	}
 	got := a.svc.Rooms()
-	want := []RoomInfo{{"lobby", false, 1}, {"priv", true, 1}}
-	if len(got) != 2 || got[0] != want[0] || got[1] != want[1] {
+	if len(got) != 2 {
+		t.Fatalf("Rooms = %+v", got)
+	}
+	want := []RoomInfo{
+		{Name: "lobby", Private: false, Members: 1, Rendezvous: PublicTopicPrefix + "lobby"},
+		{Name: "priv", Private: true, Members: 1, Rendezvous: got[1].Rendezvous},
+	}
+	if got[0] != want[0] || got[1] != want[1] || !strings.HasPrefix(got[1].Rendezvous, PrivateTopicPrefix+"rendezvous/") {
 		t.Fatalf("Rooms = %+v", got)
 	}
 	if _, err := a.svc.Send(ctx, "lobby", ""); !errors.Is(err, ErrInvalidText) {
