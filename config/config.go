@@ -41,6 +41,10 @@ type File struct {
 	ConnLow   int      `toml:"conn_low"`
 	ConnHigh  int      `toml:"conn_high"`
 	LogLevel  string   `toml:"log_level"`
+	Rooms     []string `toml:"rooms"`
+	Bootstrap []string `toml:"bootstrap"`
+	Relays    []string `toml:"relays"`
+	PublicDHT *bool    `toml:"public_dht"`
 }
 
 // DefaultDataDir returns $XDG_DATA_HOME/parley, else ~/.local/share/parley.

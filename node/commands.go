@@ -24,11 +24,14 @@ type command struct {
 	usage string // arguments, e.g. "MULTIADDR"
 	help  string
 	run   func(ctx context.Context, args string) error
+	// secret commands carry a secret in their arguments: error events
+	// show only the command name.
+	secret bool
 }
 
 func (n *Node) registerCommands() {
 	n.commands = make(map[string]*command)
-	for _, group := range [][]*command{n.coreCommands(), n.dmCommands()} {
+	for _, group := range [][]*command{n.coreCommands(), n.roomCommands(), n.dmCommands()} {
 		for _, c := range group {
 			n.register(c)
 		}
@@ -53,9 +56,21 @@ func (n *Node) Exec(ctx context.Context, line string) error {
 		return ErrQuit
 	}
 	if err != nil {
-		n.emit.Emit(events.Error{Error: err.Error(), Command: safetext.Line(truncate(line, 200))})
+		n.emit.Emit(events.Error{Error: err.Error(), Command: n.echo(line)})
 	}
 	return nil
+}
+
+// echo is how a failed command line is shown back: truncated, with control
+// characters escaped, and without the arguments of secret commands.
+func (n *Node) echo(line string) string {
+	if strings.HasPrefix(line, "/") {
+		name, _, _ := strings.Cut(line[1:], " ")
+		if c, ok := n.commands[strings.ToLower(name)]; ok && c.secret {
+			return "/" + c.name + " …"
+		}
+	}
+	return safetext.Line(truncate(line, 200))
 }
 
 func (n *Node) exec(ctx context.Context, line string) error {
@@ -74,11 +89,6 @@ func (n *Node) exec(ctx context.Context, line string) error {
 		return fmt.Errorf("unknown command /%s; type /help for the list", safetext.Line(truncate(name, 40)))
 	}
 	return c.run(ctx, strings.TrimSpace(args))
-}
-
-// say sends text to the current room.
-func (n *Node) say(_ context.Context, _ string) error {
-	return errors.New("not in a room; messages need a room to go to")
 }
 
 func truncate(s string, n int) string {

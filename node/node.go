@@ -20,6 +20,7 @@ import (
 	"github.com/parley-chat/parley/events"
 	"github.com/parley-chat/parley/identity"
 	"github.com/parley-chat/parley/overlay"
+	"github.com/parley-chat/parley/rooms"
 	"github.com/parley-chat/parley/store"
 	"github.com/parley-chat/parley/trust"
 )
@@ -37,6 +38,12 @@ type Config struct {
 	// Overlay configures the host; PrivKey, Emitter and Logger are set by
 	// the node.
 	Overlay overlay.Config
+	// Rooms are joined at start (besides the rooms joined in earlier
+	// runs); the first becomes the current room.
+	Rooms []string
+	// RoomsConfig tunes the rooms service; Host, DB, Emitter, Logger and
+	// Nick are set by the node.
+	RoomsConfig rooms.Config
 	// DM tunes the direct-message service; Host, DB, Emitter, Logger,
 	// Nick and OnNick are set by the node.
 	DM dm.Config
@@ -57,12 +64,14 @@ type Node struct {
 	host  *overlay.Host
 	trust *trust.Store
 	dm    *dm.Service
+	rooms *rooms.Service
 
 	commands map[string]*command
 	order    []*command
 
-	mu   sync.Mutex
-	nick string // guarded by mu
+	mu      sync.Mutex
+	nick    string // guarded by mu
+	current string // guarded by mu; the current room, "" when none
 
 	closeOnce sync.Once
 	closeErr  error
@@ -97,6 +106,7 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 	ocfg.PrivKey = cfg.Identity.PrivKey
 	ocfg.Emitter = cfg.Emitter
 	ocfg.Logger = cfg.Logger.With("component", "overlay")
+	ocfg.Store = st.DB()
 	if ocfg.UserAgent == "" {
 		ocfg.UserAgent = "parley/" + cfg.Version
 	}
@@ -107,6 +117,10 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 	}
 	n.host = h
 	if err := n.startDM(ctx); err != nil {
+		n.Close()
+		return nil, err
+	}
+	if err := n.startRooms(ctx); err != nil {
 		n.Close()
 		return nil, err
 	}
@@ -155,6 +169,11 @@ func (n *Node) Ready() events.Ready {
 func (n *Node) Close() error {
 	n.closeOnce.Do(func() {
 		var errs []error
+		if n.rooms != nil {
+			if err := n.rooms.Close(); err != nil {
+				errs = append(errs, err)
+			}
+		}
 		if n.dm != nil {
 			if err := n.dm.Close(); err != nil {
 				errs = append(errs, err)

@@ -78,6 +78,7 @@ func runChat(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		Nick:     nick,
 		SaveNick: func(nick string) error { return config.SaveNick(s.dataDir, nick) },
 		Overlay:  ocfg,
+		Rooms:    s.rooms,
 		Emitter:  queue,
 		Logger:   logger,
 		Version:  version,

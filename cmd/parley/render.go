@@ -10,6 +10,7 @@ import (
 
 	"github.com/parley-chat/parley/events"
 	"github.com/parley-chat/parley/internal/safetext"
+	"github.com/parley-chat/parley/node"
 )
 
 // renderer writes events to stdout: one JSON object per line with --json,
@@ -79,6 +80,26 @@ func humanLine(e events.Event) string {
 		return "! " + safetext.Line(e.Error)
 	case events.Info:
 		return safetext.Block(e.Text)
+	case events.Message:
+		return node.FormatMessage(e)
+	case events.Joined:
+		return fmt.Sprintf("* joined #%s", safetext.Line(e.Room))
+	case events.Left:
+		return fmt.Sprintf("* left #%s", safetext.Line(e.Room))
+	case events.Presence:
+		state := "is here"
+		if !e.Online {
+			state = "is gone"
+		}
+		return fmt.Sprintf("* #%s: %s (%s) %s", safetext.Line(e.Room), safetext.Line(e.Nick), shortID(e.PeerID), state)
+	case events.Reachability:
+		line := "* reachability: " + e.Reachability
+		if len(e.Relays) > 0 {
+			line += fmt.Sprintf(", reachable through %d relay(s)", len(e.Relays))
+		}
+		return line
+	case events.PeerPath:
+		return fmt.Sprintf("* %s now %s (was %s) via %s", shortID(e.PeerID), e.Path, e.Previous, e.Addr)
 	case events.DM:
 		return fmt.Sprintf("[%s] [dm] <%s %s> %s", clock(e.SentAt), safetext.Line(e.Nick), shortID(e.From), safetext.Line(e.Text))
 	case events.DMStatus:

@@ -54,6 +54,7 @@ type chatSettings struct {
 	denyCIDRs listFlag
 	upnp      bool
 	noMDNS    bool
+	rooms     listFlag
 	json      bool
 	line      bool
 	connLow   int
@@ -118,6 +119,7 @@ func (s *chatSettings) register(fs *flagSet) {
 	fs.Var(&s.denyCIDRs, "deny-cidr", "refuse connections with addresses in this `CIDR` (repeatable)")
 	fs.BoolVar(&s.upnp, "upnp", false, "ask the router for a port mapping (UPnP / NAT-PMP)")
 	fs.BoolVar(&s.noMDNS, "no-mdns", false, "do not look for peers on the LAN with mDNS")
+	fs.Var(&s.rooms, "room", "join this room at start; the first is the current room (repeatable; default lobby)")
 	fs.BoolVar(&s.json, "json", false, "print every event as one JSON object per line (docs/EVENTS.md)")
 	fs.BoolVar(&s.line, "line", false, "line mode even on a terminal")
 	fs.IntVar(&s.connLow, "conn-low", 64, "connection manager low water mark")
@@ -157,6 +159,18 @@ func (s *chatSettings) applyFile(fs *flagSet, f config.File) {
 	}
 	if !fs.given("log-level") && f.LogLevel != "" {
 		s.logLevel = f.LogLevel
+	}
+	if !fs.given("room") && len(f.Rooms) > 0 {
+		s.rooms = f.Rooms
+	}
+	if !fs.given("bootstrap") && len(f.Bootstrap) > 0 {
+		s.discovery.bootstrap = f.Bootstrap
+	}
+	if !fs.given("relay") && len(f.Relays) > 0 {
+		s.discovery.relays = f.Relays
+	}
+	if !fs.given("public-dht") && f.PublicDHT != nil {
+		s.discovery.publicDHT = *f.PublicDHT
 	}
 }
 

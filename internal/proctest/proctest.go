@@ -183,6 +183,19 @@ func (p *Peer) Wait(d time.Duration, typ string, match func(Event) bool) Event {
 	}
 }
 
+// Find is Wait that also looks at the events already received (and
+// consumed by earlier Waits), for events that may have come before the
+// point the test is at, such as joined before ready.
+func (p *Peer) Find(d time.Duration, typ string, match func(Event) bool) Event {
+	p.t.Helper()
+	for _, e := range p.Seen() {
+		if e.Type() == typ && (match == nil || match(e)) {
+			return e
+		}
+	}
+	return p.Wait(d, typ, match)
+}
+
 // Seen returns every event received so far (including those consumed by
 // Wait).
 func (p *Peer) Seen() []Event {
