@@ -37,13 +37,32 @@ type IDInfo struct {
 	Addrs       []string `json:"addrs"`
 	DataDir     string   `json:"data_dir"`
 	Version     string   `json:"version"`
+	// Reachability is AutoNAT's verdict on this node: "unknown",
+	// "public" or "private"; RelayAddrs are its relayed addresses.
+	Reachability string   `json:"reachability"`
+	RelayAddrs   []string `json:"relay_addrs"`
+}
+
+func (n *Node) reachabilityText() string {
+	r := n.host.Reachability()
+	text := r.Reachability
+	if len(r.Relays) > 0 {
+		text += fmt.Sprintf(", through %d relay(s)", len(r.Relays))
+	}
+	return text
 }
 
 func (n *Node) cmdID(context.Context) error {
 	r := n.Ready()
-	info := IDInfo{PeerID: r.PeerID, Fingerprint: r.Fingerprint, Nick: r.Nick, Addrs: r.Addrs, DataDir: n.cfg.DataDir, Version: n.cfg.Version}
+	reach := n.host.Reachability()
+	info := IDInfo{
+		PeerID: r.PeerID, Fingerprint: r.Fingerprint, Nick: r.Nick, Addrs: r.Addrs,
+		DataDir: n.cfg.DataDir, Version: n.cfg.Version,
+		Reachability: reach.Reachability, RelayAddrs: reach.RelayAddrs,
+	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "peer id:     %s\nfingerprint: %s\nnick:        %s\ndata dir:    %s", info.PeerID, info.Fingerprint, safetext.Line(info.Nick), info.DataDir)
+	fmt.Fprintf(&b, "peer id:     %s\nfingerprint: %s\nnick:        %s\ndata dir:    %s\nreachable:   %s",
+		info.PeerID, info.Fingerprint, safetext.Line(info.Nick), info.DataDir, n.reachabilityText())
 	for _, a := range info.Addrs {
 		fmt.Fprintf(&b, "\naddr:        %s", a)
 	}
@@ -58,30 +77,33 @@ type PeerRow struct {
 	Addr        string `json:"addr"`
 	Direction   string `json:"direction"`
 	Relayed     bool   `json:"relayed"`
-	RTTMillis   int64  `json:"rtt_ms"`
-	Since       string `json:"since"`
+	// Path is "lan", "direct" or "relayed": the best connection's path.
+	Path      string `json:"path"`
+	RTTMillis int64  `json:"rtt_ms"`
+	Since     string `json:"since"`
 }
 
 func (n *Node) cmdPeers(context.Context) error {
 	ps := n.host.Peers()
 	rows := make([]PeerRow, len(ps))
 	var b strings.Builder
-	fmt.Fprintf(&b, "%d connected peer(s)", len(ps))
+	fmt.Fprintf(&b, "%d connected peer(s); reachability: %s", len(ps), n.reachabilityText())
 	for i, p := range ps {
+		path, addr := n.host.Path(p.ID)
+		if addr == "" {
+			addr = p.Addr
+		}
 		rows[i] = PeerRow{
 			PeerID:      p.ID.String(),
 			Fingerprint: identity.Fingerprint(p.ID),
-			Addr:        p.Addr,
+			Addr:        addr,
 			Direction:   p.Direction,
-			Relayed:     p.Relayed,
+			Relayed:     path == overlay.PathRelayed,
+			Path:        string(path),
 			RTTMillis:   p.RTT.Milliseconds(),
 			Since:       p.Since.UTC().Format(time.RFC3339),
 		}
-		path := "direct"
-		if p.Relayed {
-			path = "relayed"
-		}
-		fmt.Fprintf(&b, "\n  %s  %s  %s %s, rtt %v", p.ID, rows[i].Fingerprint, path, p.Addr, p.RTT.Round(time.Millisecond))
+		fmt.Fprintf(&b, "\n  %s  %s  %s %s, rtt %v", p.ID, rows[i].Fingerprint, path, addr, p.RTT.Round(time.Millisecond))
 	}
 	n.emit.Emit(events.Info{Text: b.String(), Data: rows})
 	return nil

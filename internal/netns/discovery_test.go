@@ -112,8 +112,35 @@ func TestLANPeersFindEachOtherWithMDNS(t *testing.T) {
 	if !strings.Contains(addr, lan.AddrB) && !strings.Contains(addr, "fe80") {
 		t.Fatalf("alice reached bob at %s, want his LAN address %s", addr, lan.AddrB)
 	}
-	if row := pinged(t, a, idB); row["relayed"] != false {
-		t.Fatalf("LAN connection is relayed: %v", row)
+	if row := pinged(t, a, idB); row["relayed"] != false || row["path"] != "lan" {
+		t.Fatalf("LAN connection is not a direct LAN one: %v", row)
+	}
+	roomMessage(t, a, idA, b, "lobby", "hello over the LAN")
+}
+
+// roomMessage has from say text in room (which both are in, and from has
+// made current) and waits for to to receive it from from.
+func roomMessage(t *testing.T, from *proctest.Peer, fromID string, to *proctest.Peer, room, text string) {
+	t.Helper()
+	to.Find(connectWait, "presence", func(e proctest.Event) bool {
+		return e.Str("room") == room && e.Str("peer_id") == fromID && e["online"] == true
+	})
+	from.Send(text)
+	m := to.Wait(connectWait, "message", func(e proctest.Event) bool { return e.Str("room") == room && e.Str("text") == text })
+	if m.Str("from") != fromID {
+		t.Fatalf("%s got %q from %s, want %s", to.Name, text, m.Str("from"), fromID)
+	}
+}
+
+// directMessage sends a DM and waits until it is acknowledged and shown.
+func directMessage(t *testing.T, from *proctest.Peer, fromID string, to *proctest.Peer, toID, text string) {
+	t.Helper()
+	from.Send("/msg " + toID + " " + text)
+	st := from.Wait(10*time.Second, "dm_status", func(e proctest.Event) bool { return e.Str("to") == toID })
+	from.Find(connectWait, "dm_status", func(e proctest.Event) bool { return e.Str("id") == st.Str("id") && e.Str("state") == "delivered" })
+	m := to.Find(connectWait, "dm", func(e proctest.Event) bool { return e.Str("id") == st.Str("id") })
+	if m.Str("from") != fromID || m.Str("text") != text {
+		t.Fatalf("%s got %v", to.Name, m)
 	}
 }
 
@@ -125,8 +152,8 @@ func TestSubnetsMeetByDHTRendezvous(t *testing.T) {
 	n := lab.Subnets()
 	_, hub := serve(t, n.Router, n.RouterA)
 	hubB := strings.Replace(hub, n.RouterA, n.RouterB, 1)
-	a, idA := chat(t, n.A, "alice", "--no-mdns", "--bootstrap", hub, "--rendezvous", "room/lab")
-	b, idB := chat(t, n.B, "bob", "--no-mdns", "--bootstrap", hubB, "--rendezvous", "room/lab")
+	a, idA := chat(t, n.A, "alice", "--no-mdns", "--bootstrap", hub, "--room", "lab")
+	b, idB := chat(t, n.B, "bob", "--no-mdns", "--bootstrap", hubB, "--room", "lab")
 	addr := connected(t, b, idA)
 	connected(t, a, idB)
 	if !strings.Contains(addr, n.AddrA) {
@@ -135,6 +162,8 @@ func TestSubnetsMeetByDHTRendezvous(t *testing.T) {
 	if row := pinged(t, b, idA); row["relayed"] != false {
 		t.Fatalf("routed connection is relayed: %v", row)
 	}
+	roomMessage(t, a, idA, b, "lab", "hello across subnets")
+	directMessage(t, b, idB, a, idA, "and a private hello back")
 }
 
 // TestNATPeersMeetThroughRelay: two peers, each behind its own NAT, and a
@@ -145,21 +174,23 @@ func TestNATPeersMeetThroughRelay(t *testing.T) {
 	netns.RequireNFT(t)
 	n := lab.NATs()
 	_, hub := serve(t, n.Public, n.PublicAddr)
-	a, idA := chat(t, n.A, "alice", "--no-mdns", "--bootstrap", hub, "--rendezvous", "room/nat")
+	a, idA := chat(t, n.A, "alice", "--no-mdns", "--bootstrap", hub, "--room", "nat")
 	a.Wait(connectWait, "reachability", func(e proctest.Event) bool {
 		rs, _ := e["relay_addrs"].([]any)
 		return len(rs) > 0
 	})
-	b, idB := chat(t, n.B, "bob", "--no-mdns", "--bootstrap", hub, "--rendezvous", "room/nat")
+	b, idB := chat(t, n.B, "bob", "--no-mdns", "--bootstrap", hub, "--room", "nat")
 	addrAtB := connected(t, b, idA)
 	connected(t, a, idB)
 	if !strings.Contains(addrAtB, "/p2p-circuit") {
 		t.Fatalf("bob reached alice at %s, which is not through the relay", addrAtB)
 	}
 	row := pinged(t, b, idA)
-	if row["relayed"] != true {
+	if row["relayed"] != true || row["path"] != "relayed" {
 		t.Fatalf("/peers does not show the relayed connection: %v", row)
 	}
+	directMessage(t, a, idA, b, idB, "hello through the relay")
+	roomMessage(t, b, idB, a, "nat", "room message through the relay")
 	// Hole punching (DCUtR) runs on the relayed connection when both
 	// sides have public addresses; report what happened.
 	upgraded := false
