@@ -34,29 +34,13 @@ func runChat(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	if err := s.resolveDataDir(); err != nil {
 		return err
 	}
-	if err := identity.EnsureDir(s.dataDir); err != nil {
-		return err
-	}
-	file, err := config.Load(s.dataDir)
+	logger, id, err := s.prepare(fs, s.applyFile, stderr)
 	if err != nil {
 		return err
 	}
-	s.applyFile(fs, file)
-	level, err := parseLevel(s.logLevel)
-	if err != nil {
-		return err
-	}
-	logger := newLogger(stderr, level)
 	ocfg, err := s.overlayConfig()
 	if err != nil {
 		return err
-	}
-	id, created, err := identity.LoadOrCreate(s.dataDir)
-	if err != nil {
-		return err
-	}
-	if created {
-		logger.Info("generated a new identity", "peer", id.ID, "key", id.KeyPath)
 	}
 	nick := s.nick
 	if nick == "" {
