@@ -18,10 +18,10 @@ import (
 // for one transfer: one chunk buffer of at most MaxChunkSize and a hash list
 // of at most MaxChunks*HashSize bytes (512 KiB).
 const (
-	HashSize     = 32        // BLAKE3-256
-	MinChunkSize = 16 << 10  // 16 KiB
-	MaxChunkSize = 16 << 20  // 16 MiB
-	MaxChunks    = 16384     // chunks per file
+	HashSize     = 32                       // BLAKE3-256
+	MinChunkSize = 16 << 10                 // 16 KiB
+	MaxChunkSize = 16 << 20                 // 16 MiB
+	MaxChunks    = 16384                    // chunks per file
 	MaxSize      = MaxChunks * MaxChunkSize // 256 GiB, the largest file the protocol moves
 )
 

@@ -295,13 +295,13 @@ func (s *Service) acquire(ctx context.Context, t *transfer) (release func(), err
 
 // puller is one attempt of a receiving transfer over one stream.
 type puller struct {
-	s    *Service
-	t    *transfer
-	str  network.Stream
-	br   *bufio.Reader
-	f    *os.File
-	man  *manifest
-	bm   bitmap
+	s        *Service
+	t        *transfer
+	str      network.Stream
+	br       *bufio.Reader
+	f        *os.File
+	man      *manifest
+	bm       bitmap
 	done     int64 // verified bytes
 	verified int   // chunks verified in this attempt
 

@@ -46,13 +46,13 @@ type Service struct {
 	chunksSent atomic.Int64
 
 	mu          sync.Mutex
-	closed      bool                          // guarded by mu
-	transfers   map[string]*transfer          // by id; guarded by mu
-	uploads     map[uploadKey]*transfer       // share uploads; guarded by mu
-	remote      map[string]remoteShare        // shares announced by peers; guarded by mu
-	remoteOrder []string                      // ids in remote, oldest first; guarded by mu
-	slots       map[peer.ID]chan struct{}     // receive slots per peer; guarded by mu
-	serving     map[peer.ID]int               // Get streams served per peer; guarded by mu
+	closed      bool                      // guarded by mu
+	transfers   map[string]*transfer      // by id; guarded by mu
+	uploads     map[uploadKey]*transfer   // share uploads; guarded by mu
+	remote      map[string]remoteShare    // shares announced by peers; guarded by mu
+	remoteOrder []string                  // ids in remote, oldest first; guarded by mu
+	slots       map[peer.ID]chan struct{} // receive slots per peer; guarded by mu
+	serving     map[peer.ID]int           // Get streams served per peer; guarded by mu
 }
 
 // testHooks let tests inject faults; all nil in production.

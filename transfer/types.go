@@ -106,11 +106,11 @@ type transfer struct {
 
 	// Guarded by Service.mu.
 	state   State
-	err     error    // why it ended, for Failed, Rejected and Cancelled
-	bytes   int64    // progress
-	rate    meter    // progress rate
-	part    string   // receive: part file name inside the downloads dir
-	final   string   // receive: final name inside the downloads dir
+	err     error  // why it ended, for Failed, Rejected and Cancelled
+	bytes   int64  // progress
+	rate    meter  // progress rate
+	part    string // receive: part file name inside the downloads dir
+	final   string // receive: final name inside the downloads dir
 	man     *manifest
 	notice  *pb.Notice // to deliver to peer; persisted until it is
 	running bool       // receive: a runner goroutine owns the transfer
