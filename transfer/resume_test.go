@@ -117,8 +117,8 @@ const resumeChunks = 12
 
 func TestResumeAfterStreamDrop(t *testing.T) {
 	g := newGate(5)
-	t.Cleanup(g.open)
 	a, b := newNode(t, withHook(g.hook)), newNode(t)
+	t.Cleanup(g.open) // before the nodes stop: Close waits for the hook
 	testnet.Connect(t, a.h, b.h)
 	id, _, data := startTransfer(t, a, b, resumeChunks)
 	<-g.reached
@@ -136,8 +136,8 @@ func TestResumeAfterRecipientRestart(t *testing.T) {
 		}
 		t.Run(name, func(t *testing.T) {
 			g := newGate(5)
-			t.Cleanup(g.open)
 			a, b := newNode(t, withHook(g.hook)), newNode(t)
+			t.Cleanup(g.open) // before the nodes stop: Close waits for the hook
 			testnet.Connect(t, a.h, b.h)
 			id, _, data := startTransfer(t, a, b, resumeChunks)
 			<-g.reached
@@ -167,8 +167,8 @@ func TestResumeAfterRecipientRestart(t *testing.T) {
 
 func TestResumeAfterSenderRestart(t *testing.T) {
 	g := newGate(5)
-	t.Cleanup(g.open)
 	a, b := newNode(t, withHook(g.hook)), newNode(t)
+	t.Cleanup(g.open) // before the nodes stop: Close waits for the hook
 	testnet.Connect(t, a.h, b.h)
 	id, path, data := startTransfer(t, a, b, resumeChunks)
 	<-g.reached
