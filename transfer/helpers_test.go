@@ -2,8 +2,6 @@ package transfer
 
 import (
 	"context"
-	"fmt"
-	"io"
 	"log/slog"
 	"math/rand/v2"
 	"os"
@@ -121,12 +119,13 @@ func eventID(e events.Event) string {
 // node is one Parley node for transfer tests: a loopback host, a store
 // and a Service, which restart keeps the key, store and directories of.
 type node struct {
-	tb     testing.TB
-	key    crypto.PrivKey
-	dbPath string
-	dir    string // downloads
-	opts   []func(*Config)
-	rec    *recorder
+	tb       testing.TB
+	key      crypto.PrivKey
+	dbPath   string
+	dir      string // downloads
+	opts     []func(*Config)
+	hostOpts []libp2p.Option
+	rec      *recorder
 
 	h   host.Host
 	db  *bolt.DB
@@ -135,13 +134,19 @@ type node struct {
 
 func newNode(tb testing.TB, opts ...func(*Config)) *node {
 	tb.Helper()
+	return newNodeWith(tb, nil, opts...)
+}
+
+// newNodeWith is newNode with extra host options (for example QUIC).
+func newNodeWith(tb testing.TB, hostOpts []libp2p.Option, opts ...func(*Config)) *node {
+	tb.Helper()
 	key, _, err := crypto.GenerateEd25519Key(nil)
 	if err != nil {
 		tb.Fatal(err)
 	}
 	base := tb.TempDir()
 	n := &node{tb: tb, key: key, dbPath: filepath.Join(base, "parley.db"),
-		dir: filepath.Join(base, "downloads"), opts: opts, rec: newRecorder()}
+		dir: filepath.Join(base, "downloads"), opts: opts, hostOpts: hostOpts, rec: newRecorder()}
 	n.start()
 	tb.Cleanup(n.stop)
 	return n
@@ -149,7 +154,7 @@ func newNode(tb testing.TB, opts ...func(*Config)) *node {
 
 func (n *node) start() {
 	n.tb.Helper()
-	n.h = testnet.NewHost(n.tb, libp2p.Identity(n.key))
+	n.h = testnet.NewHost(n.tb, append([]libp2p.Option{libp2p.Identity(n.key)}, n.hostOpts...)...)
 	db, err := bolt.Open(n.dbPath, 0o600, &bolt.Options{Timeout: 5 * time.Second})
 	if err != nil {
 		n.tb.Fatal(err)
@@ -185,15 +190,10 @@ func (n *node) stop() {
 	n.svc = nil
 }
 
-func (n *node) restart() {
-	n.tb.Helper()
-	n.stop()
-	n.start()
-}
-
+// info returns the List entry of transfer id (not a share record).
 func (n *node) info(id string) Info {
 	for _, in := range n.svc.List() {
-		if in.ID == id && in.Peer != "" || in.ID == id && in.Direction == Receive {
+		if in.ID == id && in.State != StateShared {
 			return in
 		}
 	}
@@ -293,6 +293,3 @@ func (c *chunkCounter) total() int {
 	}
 	return n
 }
-
-var _ = fmt.Sprint
-var _ = io.EOF

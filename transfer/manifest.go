@@ -15,14 +15,15 @@ import (
 )
 
 // Protocol limits on manifests. They bound what a recipient holds in memory
-// for one transfer: one chunk buffer of at most MaxChunkSize and a hash list
-// of at most MaxChunks*HashSize bytes (512 KiB).
+// for one transfer: a few chunk buffers of at most MaxChunkSize (see
+// pipelineDepth) and a hash list of at most MaxChunks*HashSize bytes
+// (512 KiB).
 const (
 	HashSize     = 32                       // BLAKE3-256
 	MinChunkSize = 16 << 10                 // 16 KiB
-	MaxChunkSize = 16 << 20                 // 16 MiB
+	MaxChunkSize = 4 << 20                  // 4 MiB
 	MaxChunks    = 16384                    // chunks per file
-	MaxSize      = MaxChunks * MaxChunkSize // 256 GiB, the largest file the protocol moves
+	MaxSize      = MaxChunks * MaxChunkSize // 64 GiB, the largest file the protocol moves
 )
 
 // manifest describes a file as a BLAKE3 tree cut into chunks of chunkSize

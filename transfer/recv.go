@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
@@ -372,12 +373,17 @@ func (p *puller) run() error {
 	if err := p.loadBitmap(); err != nil {
 		return err
 	}
-	n := p.man.numChunks()
-	if err := p.str.Scope().ReserveMemory(int(p.man.chunkSize), network.ReservationPriorityMedium); err != nil {
-		return fmt.Errorf("reserve chunk buffer: %w", err)
+	depth := pipelineDepth(p.man.chunkSize)
+	mem := depth * int(p.man.chunkSize)
+	if err := p.str.Scope().ReserveMemory(mem, network.ReservationPriorityMedium); err != nil {
+		return fmt.Errorf("reserve chunk buffers: %w", err)
 	}
-	defer p.str.Scope().ReleaseMemory(int(p.man.chunkSize))
-	buf := make([]byte, p.man.chunkSize)
+	defer p.str.Scope().ReleaseMemory(mem)
+	bufs := make([][]byte, depth)
+	for i := range bufs {
+		bufs[i] = make([]byte, p.man.chunkSize)
+	}
+	n := p.man.numChunks()
 	for {
 		missing := p.bm.missing(n)
 		if len(missing) == 0 {
@@ -386,16 +392,181 @@ func (p *puller) run() error {
 		if err := p.send(&pb.Get{Id: t.rawID, Ranges: wireRanges(missing)}); err != nil {
 			return err
 		}
-		for _, r := range missing {
-			for i := r.start; i < r.start+r.count; i++ {
-				if err := p.receiveChunk(i, buf); err != nil {
-					p.flush()
-					return err
+		err := p.batch(missing, bufs)
+		if ferr := p.flush(); err == nil {
+			err = ferr
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// pipelineDepth is how many chunk buffers a receiving transfer uses: enough
+// for the stream, the hash and the disk write to overlap, and at most
+// 8 MiB (two buffers for the largest chunks).
+func pipelineDepth(chunkSize int64) int {
+	return int(min(4, max(2, (8<<20)/chunkSize)))
+}
+
+// received is a chunk on its way through the pipeline.
+type received struct {
+	index int
+	data  []byte // a buffer from the pipeline's pool
+}
+
+// batch receives the chunks of one Get through a pipeline of three
+// goroutines, each owning one step: reading the stream, verifying, and
+// writing to the part file. Buffers circulate through free, so at most
+// len(bufs) chunks are in memory. When reading fails, the chunks already
+// read are still verified and written, so an interrupted transfer keeps
+// all it received; an error in a later step stops every step (the stream
+// is reset to unblock the reader).
+func (p *puller) batch(want []chunkRange, bufs [][]byte) error {
+	ctx, cancel := context.WithCancel(p.t.ctx)
+	defer cancel()
+	stop := context.AfterFunc(ctx, func() { _ = p.str.Reset() })
+	free := make(chan []byte, len(bufs))
+	for _, b := range bufs {
+		free <- b
+	}
+	toVerify := make(chan received, len(bufs))
+	toWrite := make(chan received, len(bufs))
+	var (
+		wg       sync.WaitGroup
+		errOnce  sync.Once
+		firstErr error
+	)
+	step := func(f func() error, out chan received, stopAll bool) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if out != nil {
+				defer close(out)
+			}
+			if err := f(); err != nil {
+				errOnce.Do(func() { firstErr = err })
+				if stopAll {
+					cancel()
 				}
+			}
+		}()
+	}
+	step(func() error { return p.readChunks(ctx, want, free, toVerify) }, toVerify, false)
+	step(func() error { return p.verifyChunks(ctx, toVerify, toWrite, free) }, toWrite, true)
+	step(func() error { return p.writeChunks(ctx, toWrite, free) }, nil, true)
+	wg.Wait()
+	// On success nothing cancelled ctx: stop keeps the stream open for the
+	// next Get.
+	stop()
+	if firstErr != nil && p.t.ctx.Err() != nil {
+		return p.t.ctx.Err()
+	}
+	return firstErr
+}
+
+// readChunks reads the chunks of want, in order, into buffers from free.
+func (p *puller) readChunks(ctx context.Context, want []chunkRange, free <-chan []byte, out chan<- received) error {
+	for _, r := range want {
+		for i := r.start; i < r.start+r.count; i++ {
+			var buf []byte
+			select {
+			case buf = <-free:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			data, err := p.readChunk(i, buf)
+			if err != nil {
+				return err
+			}
+			select {
+			case out <- received{i, data}:
+			case <-ctx.Done():
+				return ctx.Err()
 			}
 		}
 	}
-	return p.flush()
+	return nil
+}
+
+// readChunk reads the header and data of chunk i. A header for another
+// chunk, or for more (or fewer) bytes than the manifest declares, cuts the
+// sender off.
+func (p *puller) readChunk(i int, buf []byte) ([]byte, error) {
+	_ = p.str.SetReadDeadline(time.Now().Add(p.s.cfg.IdleTimeout))
+	f, err := readFrame(p.br, maxChunkFrame)
+	if err != nil {
+		return nil, fmt.Errorf("read chunk %d header: %w", i, err)
+	}
+	if st := f.GetStatus(); st != nil {
+		return nil, remoteError(st.GetCode(), st.GetMessage())
+	}
+	c := f.GetChunk()
+	want := p.man.chunkLen(i)
+	switch {
+	case c == nil:
+		return nil, fmt.Errorf("%w: expected chunk %d", ErrProtocol, i)
+	case int(c.GetIndex()) != i:
+		return nil, fmt.Errorf("%w: got chunk %d, expected %d", ErrProtocol, c.GetIndex(), i)
+	case int64(c.GetLength()) != want:
+		return nil, fmt.Errorf("%w: chunk %d of %d bytes, expected %d", ErrProtocol, i, c.GetLength(), want)
+	}
+	data := buf[:want]
+	if _, err := io.ReadFull(p.br, data); err != nil {
+		return nil, fmt.Errorf("read chunk %d: %w", i, err)
+	}
+	return data, nil
+}
+
+// verifyChunks passes on the chunks that match the manifest. A chunk that
+// does not stays missing, to be fetched again by the next Get, at most
+// ChunkRetries times; then the transfer fails.
+func (p *puller) verifyChunks(ctx context.Context, in <-chan received, out chan<- received, free chan<- []byte) error {
+	s, t := p.s, p.t
+	for c := range in {
+		if p.man.verifyChunk(c.index, c.data) {
+			select {
+			case out <- c:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			continue
+		}
+		free <- c.data[:cap(c.data)]
+		if t.bad == nil {
+			t.bad = make(map[int]int)
+		}
+		t.bad[c.index]++
+		s.log.Warn("transfer: chunk failed verification", "id", t.id, "peer", t.peer, "chunk", c.index, "times", t.bad[c.index])
+		if t.bad[c.index] > s.cfg.ChunkRetries {
+			return fmt.Errorf("%w: chunk %d, %d times", ErrVerify, c.index, t.bad[c.index])
+		}
+	}
+	return nil
+}
+
+// writeChunks writes verified chunks to the part file and records them.
+func (p *puller) writeChunks(ctx context.Context, in <-chan received, free chan<- []byte) error {
+	for c := range in {
+		if _, err := p.f.WriteAt(c.data, int64(c.index)*p.man.chunkSize); err != nil {
+			return fmt.Errorf("%w: write chunk %d: %w", errDisk, c.index, err)
+		}
+		p.bm.set(c.index)
+		p.done += int64(len(c.data))
+		p.verified++
+		free <- c.data[:cap(c.data)]
+		if time.Since(p.lastFlush) >= bitmapFlushInterval {
+			if err := p.flush(); err != nil {
+				return err
+			}
+		}
+		p.s.progress(p.t, p.done, &p.lastProgress, false)
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (p *puller) send(g *pb.Get) error {
@@ -510,60 +681,6 @@ func (p *puller) recheck(bm bitmap) error {
 	if lost > 0 || found > 0 {
 		p.s.log.Info("transfer: part file checked", "id", p.t.id, "lost", lost, "found", found)
 	}
-	return nil
-}
-
-// receiveChunk reads chunk i, verifies it and writes it to the part file.
-// A chunk that fails verification stays missing, to be fetched again by
-// the next Get, at most ChunkRetries times.
-func (p *puller) receiveChunk(i int, buf []byte) error {
-	s, t := p.s, p.t
-	_ = p.str.SetReadDeadline(time.Now().Add(s.cfg.IdleTimeout))
-	f, err := readFrame(p.br, maxChunkFrame)
-	if err != nil {
-		return fmt.Errorf("read chunk %d header: %w", i, err)
-	}
-	if st := f.GetStatus(); st != nil {
-		return remoteError(st.GetCode(), st.GetMessage())
-	}
-	c := f.GetChunk()
-	want := p.man.chunkLen(i)
-	switch {
-	case c == nil:
-		return fmt.Errorf("%w: expected chunk %d", ErrProtocol, i)
-	case int(c.GetIndex()) != i:
-		return fmt.Errorf("%w: got chunk %d, expected %d", ErrProtocol, c.GetIndex(), i)
-	case int64(c.GetLength()) != want:
-		// More (or less) than declared: cut the sender off.
-		return fmt.Errorf("%w: chunk %d of %d bytes, expected %d", ErrProtocol, i, c.GetLength(), want)
-	}
-	data := buf[:want]
-	if _, err := io.ReadFull(p.br, data); err != nil {
-		return fmt.Errorf("read chunk %d: %w", i, err)
-	}
-	if !p.man.verifyChunk(i, data) {
-		if t.bad == nil {
-			t.bad = make(map[int]int)
-		}
-		t.bad[i]++
-		s.log.Warn("transfer: chunk failed verification", "id", t.id, "peer", t.peer, "chunk", i, "times", t.bad[i])
-		if t.bad[i] > s.cfg.ChunkRetries {
-			return fmt.Errorf("%w: chunk %d, %d times", ErrVerify, i, t.bad[i])
-		}
-		return nil
-	}
-	if _, err := p.f.WriteAt(data, int64(i)*p.man.chunkSize); err != nil {
-		return fmt.Errorf("%w: write chunk %d: %w", errDisk, i, err)
-	}
-	p.bm.set(i)
-	p.done += want
-	p.verified++
-	if time.Since(p.lastFlush) >= bitmapFlushInterval {
-		if err := p.flush(); err != nil {
-			return err
-		}
-	}
-	s.progress(t, p.done, &p.lastProgress, false)
 	return nil
 }
 

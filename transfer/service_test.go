@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/libp2p/go-libp2p/core/peer"
 	"lukechampine.com/blake3"
 
 	"github.com/parley-chat/parley/events"
@@ -106,5 +105,3 @@ func TestNeverOverwrites(t *testing.T) {
 		}
 	}
 }
-
-var _ = peer.ID("")

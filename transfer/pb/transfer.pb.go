@@ -637,7 +637,7 @@ func (x *Range) GetCount() uint32 {
 type Manifest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Size          uint64                 `protobuf:"varint,1,opt,name=size,proto3" json:"size,omitempty"`
-	ChunkSize     uint32                 `protobuf:"varint,2,opt,name=chunk_size,json=chunkSize,proto3" json:"chunk_size,omitempty"`      // power of two, 16 KiB to 16 MiB
+	ChunkSize     uint32                 `protobuf:"varint,2,opt,name=chunk_size,json=chunkSize,proto3" json:"chunk_size,omitempty"`      // power of two, 16 KiB to 4 MiB
 	Hash          []byte                 `protobuf:"bytes,3,opt,name=hash,proto3" json:"hash,omitempty"`                                  // BLAKE3 of the whole file (32 bytes)
 	ChunkHashes   []byte                 `protobuf:"bytes,4,opt,name=chunk_hashes,json=chunkHashes,proto3" json:"chunk_hashes,omitempty"` // 32 bytes per chunk: BLAKE3 chaining values
 	unknownFields protoimpl.UnknownFields
