@@ -23,6 +23,9 @@ import (
 // verified-chunk bitmap while chunks arrive.
 const bitmapFlushInterval = time.Second
 
+// maxPendingTotal caps the offers from all peers waiting for an answer.
+const maxPendingTotal = 256
+
 // maxChunkFrame bounds the frames read between chunks: a Chunk header or a
 // Status.
 const maxChunkFrame = 1024
@@ -44,13 +47,16 @@ func (s *Service) handleOffer(from peer.ID, o *pb.Offer) *pb.Status {
 		s.mu.Unlock()
 		return &pb.Status{Code: pb.Code_DUPLICATE}
 	}
-	pending := 0
+	pending, total := 0, 0
 	for _, o := range s.transfers {
-		if o.peer == from && o.dir == Receive && o.state == StateOffered {
-			pending++
+		if o.dir == Receive && o.state == StateOffered {
+			total++
+			if o.peer == from {
+				pending++
+			}
 		}
 	}
-	if pending >= s.cfg.MaxPendingOffers {
+	if pending >= s.cfg.MaxPendingOffers || total >= maxPendingTotal {
 		s.mu.Unlock()
 		return &pb.Status{Code: pb.Code_BUSY, Message: "too many offers waiting for an answer"}
 	}

@@ -171,7 +171,10 @@ func (s *Service) add(t *transfer) error {
 	}
 	s.transfers[t.id] = t
 	s.mu.Unlock()
-	if err := s.saveManifest(t.id, t.man); err != nil {
+	s.mu.Lock()
+	man := t.man
+	s.mu.Unlock()
+	if err := s.saveManifest(t.id, man); err != nil {
 		s.drop(t)
 		return err
 	}
@@ -286,10 +289,10 @@ func (s *Service) findRemote(id string) (remoteShare, error) {
 
 // servable finds what a Get from peer asks for: a transfer offered to that
 // peer, or an upload of a share (created on first use).
-func (s *Service) servable(from peer.ID, raw []byte) (*transfer, *pb.Status) {
+func (s *Service) servable(from peer.ID, raw []byte) (*transfer, *manifest, *pb.Status) {
 	t := s.byRawID(raw)
 	if t == nil || t.dir != Send {
-		return nil, &pb.Status{Code: pb.Code_NOT_FOUND}
+		return nil, nil, &pb.Status{Code: pb.Code_NOT_FOUND}
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -297,27 +300,27 @@ func (s *Service) servable(from peer.ID, raw []byte) (*transfer, *pb.Status) {
 	case t.share && t.state == StateShared:
 		key := uploadKey{t.id, from}
 		if u, ok := s.uploads[key]; ok && !u.state.Terminal() {
-			return u, nil
+			return u, t.man, nil
 		}
 		if len(s.uploads) >= maxUploads {
 			s.pruneUploads()
 		}
 		if len(s.uploads) >= maxUploads {
-			return nil, &pb.Status{Code: pb.Code_BUSY, Message: "too many uploads"}
+			return nil, nil, &pb.Status{Code: pb.Code_BUSY, Message: "too many uploads"}
 		}
 		u := newTransfer(t.ctx, t.rawID)
 		u.dir, u.share, u.peer, u.name, u.size, u.hash = Send, true, from, t.name, t.size, t.hash
-		u.src, u.modTime, u.man, u.state = t.src, t.modTime, t.man, StateActive
+		u.src, u.modTime, u.state = t.src, t.modTime, StateActive
 		s.uploads[key] = u
-		return u, nil
+		return u, t.man, nil
 	case t.share || t.peer != from:
-		return nil, &pb.Status{Code: pb.Code_NOT_FOUND}
+		return nil, nil, &pb.Status{Code: pb.Code_NOT_FOUND}
 	case t.state == StateCancelled:
-		return nil, &pb.Status{Code: pb.Code_CANCELLED}
-	case t.state.Terminal():
-		return nil, &pb.Status{Code: pb.Code_NOT_FOUND, Message: string(t.state)}
+		return nil, nil, &pb.Status{Code: pb.Code_CANCELLED}
+	case t.state.Terminal() || t.man == nil:
+		return nil, nil, &pb.Status{Code: pb.Code_NOT_FOUND, Message: string(t.state)}
 	}
-	return t, nil
+	return t, t.man, nil
 }
 
 // pruneUploads forgets finished uploads. s.mu must be held.
@@ -351,7 +354,7 @@ func (s *Service) serveSlot(p peer.ID) (release func(), ok bool) {
 // serve answers a pull stream: the manifest and chunks of each Get, until
 // the recipient closes its side.
 func (s *Service) serve(str network.Stream, br *bufio.Reader, from peer.ID, g *pb.Get) {
-	t, status := s.servable(from, g.GetId())
+	t, man, status := s.servable(from, g.GetId())
 	if status != nil {
 		s.reply(str, status)
 		return
@@ -371,7 +374,7 @@ func (s *Service) serve(str network.Stream, br *bufio.Reader, from peer.ID, g *p
 	t.serving++
 	s.mu.Unlock()
 	defer s.serveEnd(t)
-	err := s.serveGets(str, br, t, g)
+	err := s.serveGets(str, br, t, man, g)
 	if err != nil {
 		s.log.Debug("transfer: serve", "id", t.id, "peer", from, "err", err)
 		_ = str.Reset()
@@ -393,7 +396,7 @@ func (s *Service) serveEnd(t *transfer) {
 }
 
 // serveGets sends what each Get asks for.
-func (s *Service) serveGets(str network.Stream, br *bufio.Reader, t *transfer, g *pb.Get) error {
+func (s *Service) serveGets(str network.Stream, br *bufio.Reader, t *transfer, man *manifest, g *pb.Get) error {
 	f, err := os.Open(t.src)
 	if err != nil {
 		s.reply(str, &pb.Status{Code: pb.Code_INTERNAL, Message: "cannot read the file"})
@@ -407,7 +410,6 @@ func (s *Service) serveGets(str network.Stream, br *bufio.Reader, t *transfer, g
 		}
 		return err
 	}
-	man := t.man
 	bufSize := chunkHeaderRoom + int(man.chunkSize)
 	if err := str.Scope().ReserveMemory(bufSize, network.ReservationPriorityMedium); err != nil {
 		s.reply(str, &pb.Status{Code: pb.Code_BUSY, Message: "out of memory for transfers"})
@@ -437,7 +439,7 @@ func (s *Service) serveGets(str network.Stream, br *bufio.Reader, t *transfer, g
 		}
 		for _, r := range ranges {
 			for i := r.start; i < r.start+r.count; i++ {
-				if err := s.sendChunk(str, f, t, i, buf); err != nil {
+				if err := s.sendChunk(str, f, t, man, i, buf); err != nil {
 					return err
 				}
 				have += man.chunkLen(i)
@@ -459,8 +461,7 @@ func (s *Service) serveGets(str network.Stream, br *bufio.Reader, t *transfer, g
 }
 
 // sendChunk writes chunk i as its header and data in one Write.
-func (s *Service) sendChunk(str network.Stream, f *os.File, t *transfer, i int, buf []byte) error {
-	man := t.man
+func (s *Service) sendChunk(str network.Stream, f *os.File, t *transfer, man *manifest, i int, buf []byte) error {
 	n := man.chunkLen(i)
 	data := buf[chunkHeaderRoom : chunkHeaderRoom+int(n)]
 	if _, err := f.ReadAt(data, int64(i)*man.chunkSize); err != nil {

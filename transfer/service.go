@@ -502,11 +502,13 @@ func (s *Service) finish(t *transfer, st State, err error, n *pb.Notice) bool {
 	}
 	t.state, t.err, t.notice = st, err, n
 	t.rate.reset()
+	t.man = nil // up to 512 KiB that an ended transfer no longer needs
 	close(t.done)
 	part := ""
 	if t.dir == Receive && st != StateDone && !t.running {
 		part, t.part = t.part, ""
 	}
+	s.pruneEnded()
 	s.mu.Unlock()
 	t.cancel()
 	if part != "" {
@@ -520,6 +522,28 @@ func (s *Service) finish(t *transfer, st State, err error, n *pb.Notice) bool {
 		s.log.Info("transfer: ended", "id", t.id, "dir", t.dir, "peer", t.peer, "state", st, "err", err)
 	}
 	return true
+}
+
+// maxEnded bounds the ended transfers kept in memory for List and Wait.
+const maxEnded = 256
+
+// pruneEnded forgets the oldest ended transfers beyond maxEnded, except
+// those with a notice still to deliver. s.mu must be held.
+func (s *Service) pruneEnded() {
+	var ended []*transfer
+	for _, t := range s.transfers {
+		if t.state.Terminal() && t.notice == nil {
+			ended = append(ended, t)
+		}
+	}
+	if len(ended) <= maxEnded {
+		return
+	}
+	slices.SortFunc(ended, func(a, b *transfer) int { return a.created.Compare(b.created) })
+	for _, t := range ended[:len(ended)-maxEnded] {
+		delete(s.transfers, t.id)
+	}
+	s.pruneUploads()
 }
 
 // report emits the event for t's terminal state.
