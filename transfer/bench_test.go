@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/metrics"
 	"slices"
 	"strconv"
 	"strings"
@@ -32,6 +33,7 @@ import (
 //	PARLEY_BENCH_DIR     where the source and received files live
 //	                     (default a temporary dir; /dev/shm takes the disk
 //	                     out of the measurement)
+//	PARLEY_BENCH_TRANSPORT  tcp or quic: measure only that one
 //
 // Run: go test ./transfer -run '^$' -bench Throughput -benchtime 1x
 func benchSettings(b *testing.B) (size int64, rounds int, dir string) {
@@ -88,25 +90,27 @@ func writeBenchFile(b *testing.B, path string, size int64) {
 	}
 }
 
-// heapPeak samples the heap in use until stop is called and returns the
-// largest growth over the level at start.
+// heapPeak samples the heap (live and not yet swept objects, read without
+// stopping the world) until stop is called, and returns the largest growth
+// over the level at start.
 func heapPeak() (stop func() uint64) {
 	runtime.GC()
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	base := ms.HeapInuse
+	sample := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+	read := func() uint64 {
+		metrics.Read(sample)
+		return sample[0].Value.Uint64()
+	}
+	base := read()
 	var peak atomic.Uint64
 	done := make(chan struct{})
 	finished := make(chan struct{})
 	go func() {
 		defer close(finished)
-		t := time.NewTicker(10 * time.Millisecond)
+		t := time.NewTicker(5 * time.Millisecond)
 		defer t.Stop()
 		for {
-			var ms runtime.MemStats
-			runtime.ReadMemStats(&ms)
-			if ms.HeapInuse > base && ms.HeapInuse-base > peak.Load() {
-				peak.Store(ms.HeapInuse - base)
+			if v := read(); v > base && v-base > peak.Load() {
+				peak.Store(v - base)
 			}
 			select {
 			case <-done:
@@ -122,13 +126,40 @@ func heapPeak() (stop func() uint64) {
 	}
 }
 
+// warm writes and deletes a file of size bytes in dir. On this VM
+// (Firecracker) writing into memory the guest freed a while ago costs up
+// to 2 CPU-s/GiB more than writing into memory it freed just before, so
+// every measured run starts right after this, and both sides meet the
+// same page cache.
+func warm(b *testing.B, dir string, size int64) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		b.Fatal(err)
+	}
+	f, err := os.CreateTemp(dir, "warm-")
+	if err != nil {
+		b.Fatal(err)
+	}
+	writeN(b, f, make([]byte, 1<<20), size)
+	_ = f.Close()
+	_ = os.Remove(f.Name())
+}
+
+// measured is the wall and CPU time of one run.
+type measured struct{ wall, cpu time.Duration }
+
+func measure(f func()) measured {
+	c0, t0 := cpuTime(), time.Now()
+	f()
+	return measured{time.Since(t0), cpuTime() - c0}
+}
+
 const copyProto = protocol.ID("/parley/bench-copy/1.0.0")
 
 // copyFile moves the file at src over a plain libp2p stream from a to b
-// with io.CopyBuffer (1 MiB buffers) into a new file in dir, synced like a
-// received transfer. It returns the time from opening the stream to the
-// file being synced.
-func copyFile(b *testing.B, a, to *node, src, dst string) time.Duration {
+// with io.CopyBuffer (1 MiB buffers) into a new file dst, synced like a
+// received transfer; measured from opening the stream to the file being
+// synced.
+func copyFile(b *testing.B, a, to *node, src, dst string) measured {
 	done := make(chan error, 1)
 	to.h.SetStreamHandler(copyProto, func(s network.Stream) {
 		f, err := os.Create(dst)
@@ -150,26 +181,31 @@ func copyFile(b *testing.B, a, to *node, src, dst string) time.Duration {
 		b.Fatal(err)
 	}
 	defer in.Close()
-	start := time.Now()
-	s, err := a.h.NewStream(context.Background(), to.h.ID(), copyProto)
+	st, err := in.Stat()
 	if err != nil {
 		b.Fatal(err)
 	}
-	if _, err := io.CopyBuffer(struct{ io.Writer }{s}, struct{ io.Reader }{in}, make([]byte, 1<<20)); err != nil {
-		b.Fatal(err)
-	}
-	if err := s.CloseWrite(); err != nil {
-		b.Fatal(err)
-	}
-	if err := <-done; err != nil {
-		b.Fatal(err)
-	}
-	return time.Since(start)
+	warm(b, filepath.Dir(dst), st.Size())
+	return measure(func() {
+		s, err := a.h.NewStream(context.Background(), to.h.ID(), copyProto)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := io.CopyBuffer(struct{ io.Writer }{s}, struct{ io.Reader }{in}, make([]byte, 1<<20)); err != nil {
+			b.Fatal(err)
+		}
+		if err := s.CloseWrite(); err != nil {
+			b.Fatal(err)
+		}
+		if err := <-done; err != nil {
+			b.Fatal(err)
+		}
+	})
 }
 
 // copyMem moves size bytes from memory to io.Discard over a plain libp2p
 // stream: the transport's ceiling.
-func copyMem(b *testing.B, a, to *node, size int64) time.Duration {
+func copyMem(b *testing.B, a, to *node, size int64) measured {
 	done := make(chan error, 1)
 	to.h.SetStreamHandler(copyProto, func(s network.Stream) {
 		_, err := io.CopyBuffer(io.Discard, struct{ io.Reader }{s}, make([]byte, 1<<20))
@@ -178,28 +214,32 @@ func copyMem(b *testing.B, a, to *node, size int64) time.Duration {
 	})
 	defer to.h.RemoveStreamHandler(copyProto)
 	buf := make([]byte, 1<<20)
-	start := time.Now()
-	s, err := a.h.NewStream(context.Background(), to.h.ID(), copyProto)
-	if err != nil {
-		b.Fatal(err)
-	}
+	return measure(func() {
+		s, err := a.h.NewStream(context.Background(), to.h.ID(), copyProto)
+		if err != nil {
+			b.Fatal(err)
+		}
+		writeN(b, s, buf, size)
+		if err := s.CloseWrite(); err != nil {
+			b.Fatal(err)
+		}
+		if err := <-done; err != nil {
+			b.Fatal(err)
+		}
+	})
+}
+
+func writeN(b *testing.B, w io.Writer, buf []byte, size int64) {
 	for left := size; left > 0; left -= int64(len(buf)) {
-		if _, err := s.Write(buf[:min(left, int64(len(buf)))]); err != nil {
+		if _, err := w.Write(buf[:min(left, int64(len(buf)))]); err != nil {
 			b.Fatal(err)
 		}
 	}
-	if err := s.CloseWrite(); err != nil {
-		b.Fatal(err)
-	}
-	if err := <-done; err != nil {
-		b.Fatal(err)
-	}
-	return time.Since(start)
 }
 
 // rawTCP moves size bytes from memory to io.Discard over a loopback TCP
 // socket, without libp2p.
-func rawTCP(b *testing.B, size int64) time.Duration {
+func rawTCP(b *testing.B, size int64) measured {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)
@@ -215,45 +255,47 @@ func rawTCP(b *testing.B, size int64) time.Duration {
 		done <- err
 	}()
 	buf := make([]byte, 1<<20)
-	start := time.Now()
-	c, err := net.Dial("tcp", l.Addr().String())
-	if err != nil {
-		b.Fatal(err)
-	}
-	for left := size; left > 0; left -= int64(len(buf)) {
-		if _, err := c.Write(buf[:min(left, int64(len(buf)))]); err != nil {
+	return measure(func() {
+		c, err := net.Dial("tcp", l.Addr().String())
+		if err != nil {
 			b.Fatal(err)
 		}
-	}
-	_ = c.Close()
-	if err := <-done; err != nil {
-		b.Fatal(err)
-	}
-	return time.Since(start)
+		writeN(b, c, buf, size)
+		_ = c.Close()
+		if err := <-done; err != nil {
+			b.Fatal(err)
+		}
+	})
 }
 
 // sendFile offers src from a to b, accepts it and waits until the sender
-// hears that the recipient verified it. It returns the time from Accept to
-// the sender's Wait returning, the time Offer took (hashing the file), the
-// peak heap growth during the transfer, and the received file's path.
-func sendFile(b *testing.B, a, to *node, src string) (xfer, offer time.Duration, heap uint64, path string) {
+// hears that the recipient verified it. It returns the transfer measured
+// from Accept to the sender's Wait returning, the Offer (hashing the
+// file), the peak heap growth during the transfer, and the received file.
+func sendFile(b *testing.B, a, to *node, src string) (xfer, offer measured, heap uint64, path string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	start := time.Now()
-	id, err := a.svc.Offer(ctx, to.h.ID(), src)
+	var id string
+	offer = measure(func() {
+		var err error
+		if id, err = a.svc.Offer(ctx, to.h.ID(), src); err != nil {
+			b.Fatal(err)
+		}
+	})
+	st, err := os.Stat(src)
 	if err != nil {
 		b.Fatal(err)
 	}
-	offer = time.Since(start)
+	warm(b, to.svc.dir, st.Size())
 	stop := heapPeak()
-	start = time.Now()
-	if err := to.svc.Accept(id); err != nil {
-		b.Fatal(err)
-	}
-	if _, err := a.svc.Wait(ctx, id); err != nil {
-		b.Fatal(err)
-	}
-	xfer = time.Since(start)
+	xfer = measure(func() {
+		if err := to.svc.Accept(id); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := a.svc.Wait(ctx, id); err != nil {
+			b.Fatal(err)
+		}
+	})
 	heap = stop()
 	res, err := to.svc.Wait(ctx, id)
 	if err != nil {
@@ -264,10 +306,16 @@ func sendFile(b *testing.B, a, to *node, src string) (xfer, offer time.Duration,
 
 func mbps(size int64, d time.Duration) float64 { return float64(size) / d.Seconds() / 1e6 }
 
-func median(ds []time.Duration) time.Duration {
-	s := slices.Clone(ds)
-	slices.Sort(s)
-	return s[len(s)/2]
+// medians returns the median wall and CPU times.
+func medians(ms []measured) measured {
+	w := make([]time.Duration, len(ms))
+	c := make([]time.Duration, len(ms))
+	for i, m := range ms {
+		w[i], c[i] = m.wall, m.cpu
+	}
+	slices.Sort(w)
+	slices.Sort(c)
+	return measured{w[len(w)/2], c[len(c)/2]}
 }
 
 // connectOver connects a to b using only the addresses of one transport,
@@ -291,18 +339,22 @@ func connectOver(b *testing.B, a, to *node, proto int) {
 
 // BenchmarkThroughput compares, in one run and on the same pair of
 // loopback hosts, a file transfer with a plain libp2p stream io.Copy of the
-// same file (file to stream to file, synced), over TCP and over QUIC; it
-// also reports the transport's memory-to-memory ceiling, a raw TCP socket,
-// the sender's hashing rate and the peak heap growth during transfers.
+// same file (file to stream to file, synced), over TCP and over QUIC,
+// alternating them round by round; it also reports the transport's
+// memory-to-memory ceiling, a raw TCP socket, the sender's hashing rate,
+// CPU time per GiB (both hosts run in this process) and the peak heap
+// growth during transfers.
 func BenchmarkThroughput(b *testing.B) {
 	size, rounds, dir := benchSettings(b)
 	src := filepath.Join(dir, "source.bin")
 	writeBenchFile(b, src, size)
 	b.SetBytes(size)
+	gib := float64(size) / (1 << 30)
+	cpuPerGiB := func(m measured) float64 { return m.cpu.Seconds() / gib }
 	b.ResetTimer()
 	for range b.N {
 		var report []string
-		var maxHeap uint64
+		var maxHeap, copyHeap uint64
 		for _, tr := range []struct {
 			name  string
 			opts  []libp2p.Option
@@ -311,41 +363,61 @@ func BenchmarkThroughput(b *testing.B) {
 			{"tcp", nil, ma.P_TCP},
 			{"quic", []libp2p.Option{libp2p.ListenAddrStrings("/ip4/127.0.0.1/udp/0/quic-v1")}, ma.P_QUIC_V1},
 		} {
-			recvDir := filepath.Join(dir, tr.name)
-			a := newNodeWith(b, tr.opts)
-			to := newNodeWith(b, tr.opts, func(c *Config) { c.ChunkSize = DefaultChunkSize; c.DownloadDir = recvDir })
-			a.svc.cfg.ChunkSize = DefaultChunkSize
-			connectOver(b, a, to, tr.proto)
-			var copies, mems, xfers, offers []time.Duration
-			for r := range rounds {
-				dst := filepath.Join(dir, fmt.Sprintf("copy-%d.bin", r))
-				copies = append(copies, copyFile(b, a, to, src, dst))
-				_ = os.Remove(dst)
-				mems = append(mems, copyMem(b, a, to, size))
-				x, o, heap, path := sendFile(b, a, to, src)
-				_ = os.Remove(path)
-				xfers, offers = append(xfers, x), append(offers, o)
-				maxHeap = max(maxHeap, heap)
+			if only := os.Getenv("PARLEY_BENCH_TRANSPORT"); only != "" && only != tr.name {
+				continue
 			}
-			c, m, x, o := median(copies), median(mems), median(xfers), median(offers)
-			b.ReportMetric(mbps(size, x), tr.name+"-transfer-MB/s")
-			b.ReportMetric(mbps(size, c), tr.name+"-copy-MB/s")
-			b.ReportMetric(100*c.Seconds()/x.Seconds(), tr.name+"-ratio-%")
+			recvDir := filepath.Join(dir, tr.name)
+			a := newNodeWith(b, tr.opts, func(c *Config) { c.ChunkSize = DefaultChunkSize })
+			to := newNodeWith(b, tr.opts, func(c *Config) { c.ChunkSize = DefaultChunkSize; c.DownloadDir = recvDir })
+			connectOver(b, a, to, tr.proto)
+			var copies, mems, xfers, offers []measured
+			for r := range rounds {
+				// Alternate the order, so that neither side always meets
+				// the page cache or a background load first.
+				runCopy := func() {
+					dst := filepath.Join(dir, fmt.Sprintf("copy-%d.bin", r))
+					stop := heapPeak()
+					copies = append(copies, copyFile(b, a, to, src, dst))
+					copyHeap = max(copyHeap, stop())
+					_ = os.Remove(dst)
+				}
+				runTransfer := func() {
+					x, o, heap, path := sendFile(b, a, to, src)
+					_ = os.Remove(path)
+					xfers, offers = append(xfers, x), append(offers, o)
+					maxHeap = max(maxHeap, heap)
+				}
+				if r%2 == 0 {
+					runCopy()
+					runTransfer()
+				} else {
+					runTransfer()
+					runCopy()
+				}
+				mems = append(mems, copyMem(b, a, to, size))
+			}
+			c, m, x, o := medians(copies), medians(mems), medians(xfers), medians(offers)
+			ratio := 100 * c.wall.Seconds() / x.wall.Seconds()
+			b.ReportMetric(mbps(size, x.wall), tr.name+"-transfer-MB/s")
+			b.ReportMetric(mbps(size, c.wall), tr.name+"-copy-MB/s")
+			b.ReportMetric(ratio, tr.name+"-ratio-%")
 			report = append(report, fmt.Sprintf(
-				"%s: transfer %.0f MB/s, stream io.Copy file->file %.0f MB/s (ratio %.1f%%), mem->discard %.0f MB/s (ratio %.1f%%), offer hashing %.0f MB/s",
-				tr.name, mbps(size, x), mbps(size, c), 100*c.Seconds()/x.Seconds(), mbps(size, m),
-				100*m.Seconds()/x.Seconds(), mbps(size, o)))
+				"%s: transfer %.0f MB/s (%.2f CPU-s/GiB) | stream io.Copy file->file %.0f MB/s (%.2f CPU-s/GiB) | ratio %.1f%% | mem->discard %.0f MB/s (%.2f CPU-s/GiB) | offer hashing %.0f MB/s",
+				tr.name, mbps(size, x.wall), cpuPerGiB(x), mbps(size, c.wall), cpuPerGiB(c), ratio,
+				mbps(size, m.wall), cpuPerGiB(m), mbps(size, o.wall)))
 			a.stop()
 			to.stop()
 		}
-		var raws []time.Duration
+		var raws []measured
 		for range rounds {
 			raws = append(raws, rawTCP(b, size))
 		}
-		b.ReportMetric(mbps(size, median(raws)), "rawtcp-MB/s")
+		raw := medians(raws)
+		b.ReportMetric(mbps(size, raw.wall), "rawtcp-MB/s")
 		b.ReportMetric(float64(maxHeap)/(1<<20), "heap-peak-MiB")
-		report = append(report, fmt.Sprintf("raw TCP socket mem->discard %.0f MB/s; peak heap growth during transfers %.1f MiB",
-			mbps(size, median(raws)), float64(maxHeap)/(1<<20)))
+		report = append(report, fmt.Sprintf("raw TCP socket mem->discard %.0f MB/s (%.2f CPU-s/GiB)", mbps(size, raw.wall), cpuPerGiB(raw)),
+			fmt.Sprintf("peak heap growth, both hosts: transfers %.1f MiB, stream io.Copy %.1f MiB",
+				float64(maxHeap)/(1<<20), float64(copyHeap)/(1<<20)))
 		b.Logf("%d bytes, %d rounds, medians, dir %s, %s/%s, %d CPUs:\n  %s", size, rounds, dir,
 			runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), strings.Join(report, "\n  "))
 	}

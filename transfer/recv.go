@@ -20,8 +20,11 @@ import (
 )
 
 // bitmapFlushInterval is how often a receiving transfer stores its
-// verified-chunk bitmap while chunks arrive.
-const bitmapFlushInterval = time.Second
+// verified-chunk bitmap while chunks arrive; it is also stored whenever a
+// batch of chunks ends or fails. Each store is an fsync of the database,
+// which would slow a fast transfer if frequent, and a crash loses nothing
+// by it: after a restart the part file is checked against the manifest.
+const bitmapFlushInterval = 30 * time.Second
 
 // maxPendingTotal caps the offers from all peers waiting for an answer.
 const maxPendingTotal = 256

@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
@@ -411,12 +412,15 @@ func (s *Service) serveGets(str network.Stream, br *bufio.Reader, t *transfer, m
 		return err
 	}
 	bufSize := chunkHeaderRoom + int(man.chunkSize)
-	if err := str.Scope().ReserveMemory(bufSize, network.ReservationPriorityMedium); err != nil {
+	if err := str.Scope().ReserveMemory(sendDepth*bufSize, network.ReservationPriorityMedium); err != nil {
 		s.reply(str, &pb.Status{Code: pb.Code_BUSY, Message: "out of memory for transfers"})
-		return fmt.Errorf("reserve chunk buffer: %w", err)
+		return fmt.Errorf("reserve chunk buffers: %w", err)
 	}
-	defer str.Scope().ReleaseMemory(bufSize)
-	buf := make([]byte, bufSize)
+	defer str.Scope().ReleaseMemory(sendDepth * bufSize)
+	bufs := make([][]byte, sendDepth)
+	for i := range bufs {
+		bufs[i] = make([]byte, bufSize)
+	}
 	var lastProgress time.Time
 	for {
 		ranges, err := validateGet(g, man.numChunks())
@@ -437,14 +441,12 @@ func (s *Service) serveGets(str network.Stream, br *bufio.Reader, t *transfer, m
 				have -= man.chunkLen(i)
 			}
 		}
-		for _, r := range ranges {
-			for i := r.start; i < r.start+r.count; i++ {
-				if err := s.sendChunk(str, f, t, man, i, buf); err != nil {
-					return err
-				}
-				have += man.chunkLen(i)
-				s.progress(t, have, &lastProgress, false)
-			}
+		sent := func(i int) {
+			have += man.chunkLen(i)
+			s.progress(t, have, &lastProgress, false)
+		}
+		if err := s.sendChunks(str, f, t, man, ranges, bufs, sent); err != nil {
+			return err
 		}
 		_ = str.SetReadDeadline(time.Now().Add(s.cfg.IdleTimeout))
 		next, err := readFrame(br, s.cfg.MaxFrameSize)
@@ -460,26 +462,89 @@ func (s *Service) serveGets(str network.Stream, br *bufio.Reader, t *transfer, m
 	}
 }
 
-// sendChunk writes chunk i as its header and data in one Write.
-func (s *Service) sendChunk(str network.Stream, f *os.File, t *transfer, man *manifest, i int, buf []byte) error {
-	n := man.chunkLen(i)
-	data := buf[chunkHeaderRoom : chunkHeaderRoom+int(n)]
-	if _, err := f.ReadAt(data, int64(i)*man.chunkSize); err != nil {
-		s.reply(str, &pb.Status{Code: pb.Code_INTERNAL, Message: "cannot read the file"})
-		return fmt.Errorf("read chunk %d: %w", i, err)
+// sendDepth is how many chunk buffers a Get stream uses: the next chunk is
+// read from the file while the previous one is written to the stream.
+const sendDepth = 2
+
+// fileChunk is a chunk read from the file (or the error reading it), in a
+// buffer with chunkHeaderRoom bytes free in front.
+type fileChunk struct {
+	index int
+	buf   []byte
+	err   error
+}
+
+// sendChunks writes the chunks of ranges, each as its header and data in
+// one Write. A goroutine reads ahead from the file into the buffers, so
+// reading and sending overlap.
+func (s *Service) sendChunks(str network.Stream, f *os.File, t *transfer, man *manifest, ranges []chunkRange, bufs [][]byte, sent func(int)) error {
+	ctx, cancel := context.WithCancel(t.ctx)
+	free := make(chan []byte, len(bufs))
+	for _, b := range bufs {
+		free <- b
 	}
+	ready := make(chan fileChunk, len(bufs))
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		defer close(ready)
+		for _, r := range ranges {
+			for i := r.start; i < r.start+r.count; i++ {
+				var buf []byte
+				select {
+				case buf = <-free:
+				case <-ctx.Done():
+					return
+				}
+				n := man.chunkLen(i)
+				_, err := f.ReadAt(buf[chunkHeaderRoom:chunkHeaderRoom+n], int64(i)*man.chunkSize)
+				select {
+				case ready <- fileChunk{i, buf, err}:
+				case <-ctx.Done():
+					return
+				}
+				if err != nil {
+					return
+				}
+			}
+		}
+	}()
+	defer func() {
+		cancel()
+		wg.Wait()
+	}()
+	for c := range ready {
+		if c.err != nil {
+			s.reply(str, &pb.Status{Code: pb.Code_INTERNAL, Message: "cannot read the file"})
+			return fmt.Errorf("read chunk %d: %w", c.index, c.err)
+		}
+		if err := s.writeChunk(str, t, man, c); err != nil {
+			return err
+		}
+		free <- c.buf
+		sent(c.index)
+	}
+	return ctx.Err()
+}
+
+// writeChunk writes chunk c's header in front of its data and both in one
+// Write.
+func (s *Service) writeChunk(str network.Stream, t *transfer, man *manifest, c fileChunk) error {
+	n := int(man.chunkLen(c.index))
+	data := c.buf[chunkHeaderRoom : chunkHeaderRoom+n]
 	if h := s.cfg.hooks.beforeChunk; h != nil {
-		if err := h(t.id, i, data); err != nil {
+		if err := h(t.id, c.index, data); err != nil {
 			return err
 		}
 	}
 	var hdr [chunkHeaderRoom]byte
-	h := appendChunkHeader(hdr[:0], uint32(i), uint32(n))
+	h := appendChunkHeader(hdr[:0], uint32(c.index), uint32(n))
 	start := chunkHeaderRoom - len(h)
-	copy(buf[start:], h)
+	copy(c.buf[start:], h)
 	_ = str.SetWriteDeadline(time.Now().Add(s.cfg.IdleTimeout))
-	if _, err := str.Write(buf[start : chunkHeaderRoom+int(n)]); err != nil {
-		return fmt.Errorf("write chunk %d: %w", i, err)
+	if _, err := str.Write(c.buf[start : chunkHeaderRoom+n]); err != nil {
+		return fmt.Errorf("write chunk %d: %w", c.index, err)
 	}
 	s.chunksSent.Add(1)
 	return nil
