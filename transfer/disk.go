@@ -1,6 +1,7 @@
 package transfer
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -44,12 +45,12 @@ func (s *Service) checkSpace(t *transfer) error {
 // createPart reserves a name for a file: the first of name, "name (1)"...
 // such that neither it nor its part file exists, and creates the part file
 // (exclusively, mode 0600, inside the downloads dir). It returns the part
-// file's name.
-func (s *Service) createPart(name string) (string, error) {
+// file's name and the final name it is meant for.
+func (s *Service) createPart(name string) (part, final string, err error) {
 	for k := range maxNumbered {
 		cand := safename.Numbered(name, k)
 		if exists, err := s.exists(cand); err != nil {
-			return "", err
+			return "", "", err
 		} else if exists {
 			continue
 		}
@@ -59,14 +60,14 @@ func (s *Service) createPart(name string) (string, error) {
 			continue
 		}
 		if err != nil {
-			return "", fmt.Errorf("%w: create part file: %w", errDisk, err)
+			return "", "", fmt.Errorf("%w: create part file: %w", errDisk, err)
 		}
 		if err := f.Close(); err != nil {
-			return "", fmt.Errorf("%w: create part file: %w", errDisk, err)
+			return "", "", fmt.Errorf("%w: create part file: %w", errDisk, err)
 		}
-		return part, nil
+		return part, cand, nil
 	}
-	return "", fmt.Errorf("%w: no free name for %q", errDisk, name)
+	return "", "", fmt.Errorf("%w: no free name for %q", errDisk, name)
 }
 
 func (s *Service) exists(name string) (bool, error) {
@@ -97,12 +98,12 @@ func (s *Service) openPart(t *transfer) (*os.File, error) {
 		}
 		s.log.Warn("transfer: part file is gone; starting over", "id", t.id, "part", part)
 	}
-	part, err := s.createPart(t.name)
+	part, final, err := s.createPart(t.name)
 	if err != nil {
 		return nil, err
 	}
 	s.mu.Lock()
-	t.part = part
+	t.part, t.final = part, final
 	s.mu.Unlock()
 	if t.bm != nil {
 		clear(t.bm)
@@ -126,71 +127,127 @@ func (s *Service) removePart(part string) {
 	}
 }
 
-// placeFinal gives t's verified part file its final name, the first free
-// one of name, "name (1)"...: it hard-links the part file there (which
-// fails rather than replace an existing file), then removes the part name.
-// On file systems without hard links it renames after checking the name is
-// free. The chosen name is stored before the link, so that a restart in
-// between finishes the same way.
+// placeFinal gives t's verified part file its final name, chosen and
+// stored when the part file was created: it hard-links the part file there
+// (which fails rather than replace a file), then removes the part name. If
+// a file took that name meanwhile, the next free "name (n)" is chosen and
+// stored first. On file systems without hard links it renames after
+// checking the name is free.
 func (s *Service) placeFinal(t *transfer) (string, error) {
 	s.mu.Lock()
 	part, final := t.part, t.final
 	s.mu.Unlock()
-	if final != "" {
-		if s.finishedEarlier(part, final) {
+	for k := 0; k < maxNumbered; k++ {
+		if final == "" || k > 0 {
+			cand := safename.Numbered(t.name, k)
+			if exists, err := s.exists(cand); err != nil {
+				return "", err
+			} else if exists || cand == final {
+				continue
+			}
+			final = cand
 			s.mu.Lock()
-			t.part = ""
+			t.final = final
 			s.mu.Unlock()
-			return final, nil
+			s.save(t)
 		}
-	}
-	for k := range maxNumbered {
-		cand := safename.Numbered(t.name, k)
-		if exists, err := s.exists(cand); err != nil {
-			return "", err
-		} else if exists {
-			continue
-		}
-		s.mu.Lock()
-		t.final = cand
-		s.mu.Unlock()
-		s.save(t)
-		err := s.root.Link(part, cand)
+		err := s.root.Link(part, final)
 		if errors.Is(err, fs.ErrExist) {
 			continue
 		}
 		if err != nil {
-			if rerr := s.root.Rename(part, cand); rerr != nil {
-				return "", fmt.Errorf("%w: place %s: link: %w; rename: %w", errDisk, cand, err, rerr)
+			if exists, xerr := s.exists(final); xerr != nil || exists {
+				continue
+			}
+			if rerr := s.root.Rename(part, final); rerr != nil {
+				return "", fmt.Errorf("%w: place %s: link: %w; rename: %w", errDisk, final, err, rerr)
 			}
 		} else {
+			if err := s.testPlacing("linked"); err != nil {
+				return "", err
+			}
 			s.removePart(part)
+		}
+		if err := s.testPlacing("placed"); err != nil {
+			return "", err
 		}
 		s.mu.Lock()
 		t.part = ""
 		s.mu.Unlock()
 		s.syncDir()
-		return cand, nil
+		return final, nil
 	}
 	return "", fmt.Errorf("%w: no free name for %q", errDisk, t.name)
 }
 
-// finishedEarlier completes a placement interrupted by a restart: done is
-// true when final holds the file (and the part name is gone).
-func (s *Service) finishedEarlier(part, final string) bool {
-	fi, ferr := s.root.Lstat(final)
-	if part == "" {
-		return ferr == nil
+func (s *Service) testPlacing(stage string) error {
+	if h := s.cfg.hooks.placing; h != nil {
+		return h(stage)
 	}
-	pi, perr := s.root.Lstat(part)
-	switch {
-	case perr == nil && ferr == nil && os.SameFile(pi, fi):
-		s.removePart(part)
-		return true
-	case errors.Is(perr, fs.ErrNotExist) && ferr == nil:
-		return true
+	return nil
+}
+
+// placedEarlier reports whether a restart came between placing t's file
+// and recording it: the final file exists and is either the part file
+// itself (the part name is then removed) or, with the part file gone, has
+// exactly the content the manifest describes.
+func (s *Service) placedEarlier(t *transfer) bool {
+	s.mu.Lock()
+	part, final, man := t.part, t.final, t.man
+	s.mu.Unlock()
+	if final == "" || man == nil {
+		return false
 	}
-	return false
+	fi, err := s.root.Lstat(final)
+	if err != nil || !fi.Mode().IsRegular() || fi.Size() != man.size {
+		return false
+	}
+	if part != "" {
+		pi, err := s.root.Lstat(part)
+		if err == nil {
+			if !os.SameFile(pi, fi) {
+				return false
+			}
+			s.removePart(part)
+			s.mu.Lock()
+			t.part = ""
+			s.mu.Unlock()
+			return true
+		}
+		if !errors.Is(err, fs.ErrNotExist) {
+			return false
+		}
+	}
+	f, err := s.root.Open(final)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	if !verifyFile(t.ctx, f, man) {
+		return false
+	}
+	s.mu.Lock()
+	t.part = ""
+	s.mu.Unlock()
+	return true
+}
+
+// verifyFile reports whether every chunk of f matches the manifest.
+func verifyFile(ctx context.Context, f *os.File, man *manifest) bool {
+	buf := make([]byte, min(man.chunkSize, max(man.size, 1)))
+	for i := range man.numChunks() {
+		if ctx.Err() != nil {
+			return false
+		}
+		data := buf[:man.chunkLen(i)]
+		if _, err := f.ReadAt(data, int64(i)*man.chunkSize); err != nil {
+			return false
+		}
+		if !man.verifyChunk(i, data) {
+			return false
+		}
+	}
+	return true
 }
 
 // syncDir makes the directory entries durable (not possible on Windows).

@@ -117,7 +117,7 @@ func (s *Service) accept(t *transfer) error {
 	if err := s.checkSpace(t); err != nil {
 		return err
 	}
-	part, err := s.createPart(t.name)
+	part, final, err := s.createPart(t.name)
 	if err != nil {
 		return err
 	}
@@ -127,7 +127,7 @@ func (s *Service) accept(t *transfer) error {
 		s.removePart(part)
 		return fmt.Errorf("%w: transfer %s is %s", ErrState, t.id, t.state)
 	}
-	t.part, t.state = part, StateQueued
+	t.part, t.final, t.state = part, final, StateQueued
 	s.mu.Unlock()
 	s.save(t)
 	s.start(t, false)
@@ -328,18 +328,9 @@ func (s *Service) pull(t *transfer) (progressed bool, err error) {
 		return false, err
 	}
 	defer release()
-	s.mu.Lock()
-	part, final := t.part, t.final
-	s.mu.Unlock()
-	if final != "" {
-		// A restart came between placing the file and recording it.
-		if s.finishedEarlier(part, final) {
-			s.mu.Lock()
-			t.part = ""
-			s.mu.Unlock()
-			s.complete(t)
-			return true, nil
-		}
+	if s.placedEarlier(t) {
+		s.complete(t)
+		return true, nil
 	}
 	f, err := s.openPart(t)
 	if err != nil {
@@ -401,11 +392,10 @@ func (p *puller) run() error {
 		if err := p.send(&pb.Get{Id: t.rawID, Ranges: wireRanges(missing)}); err != nil {
 			return err
 		}
-		err := p.batch(missing, bufs)
-		if ferr := p.flush(); err == nil {
-			err = ferr
-		}
-		if err != nil {
+		if err := p.batch(missing, bufs); err != nil {
+			if ferr := p.flush(); ferr != nil {
+				s.log.Warn("transfer: store bitmap", "id", t.id, "err", ferr)
+			}
 			return err
 		}
 	}
@@ -608,13 +598,12 @@ func (p *puller) fetchManifest() error {
 	if err := m.check(t.size, t.hash); err != nil {
 		return err
 	}
-	if err := s.saveManifest(t.id, m); err != nil {
-		return fmt.Errorf("%w: %w", errDisk, err)
-	}
 	s.mu.Lock()
 	t.man = m
 	s.mu.Unlock()
-	s.save(t)
+	if err := s.saveWithManifest(t); err != nil {
+		return fmt.Errorf("%w: %w", errDisk, err)
+	}
 	p.man = m
 	return nil
 }
@@ -723,11 +712,15 @@ func (s *Service) finalize(t *transfer, f *os.File) error {
 	return nil
 }
 
-// complete records that t's file is in place and tells the sender.
+// complete tells the sender that t's file is in place, then records t as
+// done. A DONE notice the sender did not get is stored and delivered when
+// it reconnects.
 func (s *Service) complete(t *transfer) {
 	n := &pb.Notice{Id: t.rawID, Kind: pb.Notice_DONE, Hash: t.hash[:]}
-	s.finish(t, StateDone, nil, n)
-	if err := s.deliver(t); err != nil {
+	if _, err := s.exchange(s.ctx, t.peer, &pb.Frame{Msg: &pb.Frame_Notice{Notice: n}}); err != nil {
 		s.log.Debug("transfer: tell sender; will retry on reconnect", "id", t.id, "err", err)
+		s.finish(t, StateDone, nil, n)
+		return
 	}
+	s.finish(t, StateDone, nil, nil)
 }

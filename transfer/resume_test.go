@@ -3,8 +3,10 @@ package transfer
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -223,4 +225,41 @@ func TestNoticeDeliveredAfterReconnect(t *testing.T) {
 		})
 		return !found
 	})
+}
+
+// A restart between putting the file in place and recording it finishes
+// the transfer without fetching anything or making a second copy.
+func TestRestartWhilePlacing(t *testing.T) {
+	for _, stage := range []string{"linked", "placed"} {
+		t.Run(stage, func(t *testing.T) {
+			var sent chunkCounter
+			a := newNode(t, withHook(func(_ string, i int, _ []byte) error { sent.add(i); return nil }))
+			var crashed atomic.Bool
+			b := newNode(t, func(c *Config) {
+				c.hooks.placing = func(s string) error {
+					if s == stage && crashed.CompareAndSwap(false, true) {
+						return fmt.Errorf("%w: injected crash", errDisk) // parks the transfer
+					}
+					return nil
+				}
+			})
+			testnet.Connect(t, a.h, b.h)
+			id, _, data := startTransfer(t, a, b, 4)
+			pollUntil(t, "crash while placing", func() bool {
+				b.svc.mu.Lock()
+				defer b.svc.mu.Unlock()
+				return crashed.Load() && !b.svc.transfers[id].running
+			})
+			b.stop()
+			b.start()
+			testnet.Connect(t, b.h, a.h)
+			finishAndCheck(t, a, b, id, data)
+			if got := b.downloads(); len(got) != 1 || got[0] != "payload.bin" {
+				t.Fatalf("downloads: %v", got)
+			}
+			if sent.total() != 4 {
+				t.Fatalf("%d chunks sent, want 4", sent.total())
+			}
+		})
+	}
 }

@@ -172,14 +172,10 @@ func (s *Service) add(t *transfer) error {
 	}
 	s.transfers[t.id] = t
 	s.mu.Unlock()
-	s.mu.Lock()
-	man := t.man
-	s.mu.Unlock()
-	if err := s.saveManifest(t.id, man); err != nil {
+	if err := s.saveWithManifest(t); err != nil {
 		s.drop(t)
 		return err
 	}
-	s.save(t)
 	return nil
 }
 

@@ -62,6 +62,10 @@ type testHooks struct {
 	beforeChunk func(id string, index int, data []byte) error
 	// freeSpace replaces the free disk space query.
 	freeSpace func(dir string) (uint64, error)
+	// placing runs while a received file is put in place, at "linked"
+	// (final name linked, part name still there) and "placed" (part name
+	// removed); an error stops there, as a crash would.
+	placing func(stage string) error
 }
 
 type uploadKey struct {

@@ -121,9 +121,23 @@ func (t *transfer) record() record {
 	return r
 }
 
-func (s *Service) saveManifest(id string, m *manifest) error {
-	err := s.db.Update(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketManifests).Put([]byte(id), m.cvs)
+// saveWithManifest writes t's record and its manifest in one transaction.
+func (s *Service) saveWithManifest(t *transfer) error {
+	t.saveMu.Lock()
+	defer t.saveMu.Unlock()
+	s.mu.Lock()
+	rec := t.record()
+	man := t.man
+	s.mu.Unlock()
+	v, err := json.Marshal(rec)
+	if err != nil {
+		return fmt.Errorf("encode record: %w", err)
+	}
+	err = s.db.Update(func(tx *bolt.Tx) error {
+		if err := tx.Bucket(bucketManifests).Put([]byte(t.id), man.cvs); err != nil {
+			return err
+		}
+		return tx.Bucket(bucketRecords).Put([]byte(t.id), v)
 	})
 	if err != nil {
 		return fmt.Errorf("save manifest: %w", err)
