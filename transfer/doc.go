@@ -16,9 +16,11 @@
 // chunks it is missing. Every chunk is hashed before it is written into
 // "name.part" in the downloads dir; a chunk that does not match is asked
 // for again, at most Config.ChunkRetries times, then the transfer fails.
-// When every chunk is in, the part file is synced and hard-linked to the
-// first free name among "name", "name (1)"... (never replacing a file),
-// and a DONE notice tells the sender, whose Wait then returns.
+// When every chunk is in, the part file is synced and hard-linked to its
+// final name, the first free one among "name", "name (1)"... chosen when
+// the part file was created (a hard link never replaces a file; if the
+// name was taken meanwhile the next free one is used), and a DONE notice
+// tells the sender, whose Wait then returns.
 //
 // # Resume
 //

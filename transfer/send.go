@@ -61,7 +61,11 @@ func (s *Service) Offer(ctx context.Context, to peer.ID, path string) (string, e
 	switch reply.GetCode() {
 	case pb.Code_OK:
 	case pb.Code_ACCEPTED:
-		s.setState(t, StateQueued)
+		s.mu.Lock()
+		if t.state == StateOffered { // the recipient may be pulling already
+			t.state = StateQueued
+		}
+		s.mu.Unlock()
 		s.save(t)
 	default:
 		s.drop(t)
