@@ -374,9 +374,18 @@ func BenchmarkThroughput(b *testing.B) {
 			if only := os.Getenv("PARLEY_BENCH_TRANSPORT"); only != "" && only != tr.name {
 				continue
 			}
-			recvDir := filepath.Join(dir, tr.name)
-			a := newNodeWith(b, tr.opts, func(c *Config) { c.ChunkSize = DefaultChunkSize })
-			to := newNodeWith(b, tr.opts, func(c *Config) { c.ChunkSize = DefaultChunkSize; c.DownloadDir = recvDir })
+			// Stores and downloads live in dir too: with dir on tmpfs the
+			// run measures the protocol, not the disk.
+			nodeDir := func(name string) string {
+				d := filepath.Join(dir, tr.name+"-"+name)
+				if err := os.MkdirAll(d, 0o700); err != nil {
+					b.Fatal(err)
+				}
+				return d
+			}
+			chunk := func(c *Config) { c.ChunkSize = DefaultChunkSize }
+			a := newNodeIn(b, nodeDir("sender"), tr.opts, chunk)
+			to := newNodeIn(b, nodeDir("recipient"), tr.opts, chunk)
 			connectOver(b, a, to, tr.proto)
 			var copies, mems, xfers, offers []measured
 			for r := range rounds {

@@ -140,11 +140,16 @@ func newNode(tb testing.TB, opts ...func(*Config)) *node {
 // newNodeWith is newNode with extra host options (for example QUIC).
 func newNodeWith(tb testing.TB, hostOpts []libp2p.Option, opts ...func(*Config)) *node {
 	tb.Helper()
+	return newNodeIn(tb, tb.TempDir(), hostOpts, opts...)
+}
+
+// newNodeIn is newNodeWith keeping the store and downloads under base.
+func newNodeIn(tb testing.TB, base string, hostOpts []libp2p.Option, opts ...func(*Config)) *node {
+	tb.Helper()
 	key, _, err := crypto.GenerateEd25519Key(nil)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	base := tb.TempDir()
 	n := &node{tb: tb, key: key, dbPath: filepath.Join(base, "parley.db"),
 		dir: filepath.Join(base, "downloads"), opts: opts, hostOpts: hostOpts, rec: newRecorder()}
 	n.start()
