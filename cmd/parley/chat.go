@@ -16,6 +16,7 @@ import (
 	"github.com/parley-chat/parley/events"
 	"github.com/parley-chat/parley/identity"
 	"github.com/parley-chat/parley/node"
+	"github.com/parley-chat/parley/transfer"
 )
 
 // shutdownTimeout bounds a clean shutdown after /quit, EOF or a signal.
@@ -57,15 +58,18 @@ func runChat(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 
 	queue := events.NewQueue(eventQueueLimit)
 	n, err := node.New(ctx, node.Config{
-		DataDir:  s.dataDir,
-		Identity: id,
-		Nick:     nick,
-		SaveNick: func(nick string) error { return config.SaveNick(s.dataDir, nick) },
-		Overlay:  ocfg,
-		Rooms:    s.rooms,
-		Emitter:  queue,
-		Logger:   logger,
-		Version:  version,
+		DataDir:        s.dataDir,
+		Identity:       id,
+		Nick:           nick,
+		SaveNick:       func(nick string) error { return config.SaveNick(s.dataDir, nick) },
+		Overlay:        ocfg,
+		Rooms:          s.rooms,
+		Transfer:       transfer.Config{DownloadDir: s.downloads, MaxFileSize: s.maxFile},
+		AutoAcceptFrom: s.autoAcceptFrom,
+		AutoAcceptMax:  s.autoAcceptMax,
+		Emitter:        queue,
+		Logger:         logger,
+		Version:        version,
 	})
 	if err != nil {
 		return err

@@ -93,11 +93,16 @@ type chatSettings struct {
 	upnp      bool
 	noMDNS    bool
 	rooms     listFlag
-	json      bool
-	line      bool
-	connLow   int
-	connHigh  int
-	discovery discoveryFlags
+	downloads string
+	maxFile   int64
+	// Only in config.toml: auto_accept_from, auto_accept_max_size.
+	autoAcceptFrom []string
+	autoAcceptMax  int64
+	json           bool
+	line           bool
+	connLow        int
+	connHigh       int
+	discovery      discoveryFlags
 }
 
 // discoveryFlags are the discovery and NAT traversal flags of chat and
@@ -157,6 +162,8 @@ func (s *chatSettings) register(fs *flagSet) {
 	fs.Var(&s.denyCIDRs, "deny-cidr", "refuse connections with addresses in this `CIDR` (repeatable)")
 	fs.BoolVar(&s.upnp, "upnp", false, "ask the router for a port mapping (UPnP / NAT-PMP)")
 	fs.BoolVar(&s.noMDNS, "no-mdns", false, "do not look for peers on the LAN with mDNS")
+	fs.StringVar(&s.downloads, "downloads", "", "directory for received files (default DATA_DIR/downloads)")
+	fs.Int64Var(&s.maxFile, "max-file-size", 0, "refuse file offers bigger than this many `BYTES` (default 16 GiB)")
 	fs.Var(&s.rooms, "room", "join this room at start; the first is the current room (repeatable; default lobby)")
 	fs.BoolVar(&s.json, "json", false, "print every event as one JSON object per line (docs/EVENTS.md)")
 	fs.BoolVar(&s.line, "line", false, "line mode even on a terminal")
@@ -198,6 +205,14 @@ func (s *chatSettings) applyFile(fs *flagSet, f config.File) {
 	if !fs.given("log-level") && f.LogLevel != "" {
 		s.logLevel = f.LogLevel
 	}
+	if !fs.given("downloads") && f.Downloads != "" {
+		s.downloads = f.Downloads
+	}
+	if !fs.given("max-file-size") && f.MaxFileSize != 0 {
+		s.maxFile = f.MaxFileSize
+	}
+	s.autoAcceptFrom = f.AutoAcceptFrom
+	s.autoAcceptMax = f.AutoAcceptMaxSize
 	if !fs.given("room") && len(f.Rooms) > 0 {
 		s.rooms = f.Rooms
 	}
