@@ -150,12 +150,12 @@ func TestGoldenHelpOverlay(t *testing.T) {
 // it may reach the terminal as a control sequence.
 func TestGoldenInjectionRendersInert(t *testing.T) {
 	const (
-		title = "\x1b]0;owned\x07"          // set the window title
-		clear = "\x1b[2J\x1b[H"             // clear the screen, cursor home
-		color = "\x1b[31;1m"                // red bold
+		title = "\x1b]0;owned\x07"           // set the window title
+		clear = "\x1b[2J\x1b[H"              // clear the screen, cursor home
+		color = "\x1b[31;1m"                 // red bold
 		clip  = "\x1b]52;c;cm0gLXJmIH4K\x07" // write the clipboard
 		c1    = "\u009b6n"                   // C1 CSI: report cursor position
-		bidi  = "\u202eevil\u202c"          // right-to-left override
+		bidi  = "\u202eevil\u202c"           // right-to-left override
 	)
 	f := newFakeNode()
 	f.set(func(f *fakeNode) {
