@@ -43,7 +43,9 @@ type conv struct {
 	// below counts entries that arrived while scrolled up.
 	scroll int
 	below  int
-	// lastActive orders private conversations for eviction.
+	// seq orders private conversations in the sidebar (opening order);
+	// lastActive picks the one to evict.
+	seq        int
 	lastActive time.Time
 }
 

@@ -117,9 +117,13 @@ func (m *Model) system(c *conv, kind entryKind, text string) {
 }
 
 // append adds e to c, counting it as unread when c is not shown and
-// keeping a scrolled-up view where it is.
-func (m *Model) append(c *conv, e *entry, unread bool) {
+// keeping a scrolled-up view where it is. fresh says that c was created
+// for e: its stored history, loaded then, holds e already, unread.
+func (m *Model) append(c *conv, e *entry, unread bool, fresh ...bool) {
 	if !c.add(e) {
+		if len(fresh) > 0 && fresh[0] && unread && c.key != m.active {
+			c.unread++
+		}
 		return
 	}
 	if c.key != m.active {
@@ -135,8 +139,9 @@ func (m *Model) append(c *conv, e *entry, unread bool) {
 }
 
 func (m *Model) roomMessage(e events.Message) {
+	_, existed := m.convs[roomKey(e.Room)]
 	c := m.roomConv(e.Room)
-	m.append(c, m.messageEntry(e), e.From != m.self.PeerID)
+	m.append(c, m.messageEntry(e), e.From != m.self.PeerID, !existed)
 }
 
 func (m *Model) messageEntry(e events.Message) *entry {
@@ -168,12 +173,13 @@ func (m *Model) leftRoom(room string) {
 }
 
 func (m *Model) directMessage(e events.DM) {
+	_, existed := m.convs[dmKey(e.From)]
 	c := m.dmConv(e.From)
 	if d := m.dmInfo[e.From]; d != nil && e.Nick != "" {
 		d.nick = clean(e.Nick)
 	}
 	c.lastActive = m.now()
-	m.append(c, m.dmEntry(dm.Entry{ID: e.ID, Nick: e.Nick, Text: e.Text, SentAt: e.SentAt}, e.From), true)
+	m.append(c, m.dmEntry(dm.Entry{ID: e.ID, Nick: e.Nick, Text: e.Text, SentAt: e.SentAt}, e.From), true, !existed)
 }
 
 // dmEntry makes an entry of a stored or received private message

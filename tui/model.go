@@ -257,7 +257,7 @@ func (m *Model) dmConv(peerID string) *conv {
 	}
 	c := newConv(k, convDM, peerID)
 	m.seq++
-	c.lastActive = m.now()
+	c.seq, c.lastActive = m.seq, m.now()
 	m.convs[k] = c
 	d := &dmPeer{}
 	if p, ok := m.peerByID[peerID]; ok {
@@ -315,7 +315,7 @@ func (m *Model) reorder() {
 		}
 	}
 	slices.SortFunc(rooms, func(a, b *conv) int { return strings.Compare(a.name, b.name) })
-	slices.SortFunc(dms, func(a, b *conv) int { return strings.Compare(a.key, b.key) })
+	slices.SortFunc(dms, func(a, b *conv) int { return a.seq - b.seq })
 	m.order = append(m.order, statusKey)
 	for _, c := range rooms {
 		m.order = append(m.order, c.key)

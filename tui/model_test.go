@@ -10,6 +10,7 @@ import (
 	"github.com/charmbracelet/bubbles/key"
 	tea "github.com/charmbracelet/bubbletea"
 
+	"github.com/parley-chat/parley/dm"
 	"github.com/parley-chat/parley/events"
 	"github.com/parley-chat/parley/node"
 )
@@ -82,10 +83,20 @@ func TestUnreadCounts(t *testing.T) {
 	if c := h.m.convs[dmKey(idCarol.String())]; c == nil || c.unread != 1 {
 		t.Fatalf("carol conversation %+v", c)
 	}
+	// The first message of a new conversation is in the store already
+	// when it arrives (the node stores, then reports): still unread.
+	f := h.node
+	f.set(func(f *fakeNode) {
+		f.dms[idBob.String()] = []dm.Entry{{ID: "d2", Peer: idBob, Nick: "bob", Text: "stored first", SentAt: t0}}
+	})
+	h.events(events.DM{ID: "d2", From: idBob.String(), Nick: "bob", Text: "stored first", SentAt: t0})
+	if c := h.m.convs[dmKey(idBob.String())]; c == nil || c.unread != 1 || len(c.entries) != 1 {
+		t.Fatalf("bob conversation %+v", c)
+	}
 	if !strings.Contains(h.screen(), " #dev               2 ") {
 		t.Fatalf("sidebar does not show the count:\n%s", h.screen())
 	}
-	h.alt('2') // status, #dev, #lobby, @carol
+	h.alt('2') // status, #dev, #lobby, @carol, @bob
 	if h.m.active != roomKey("dev") || h.m.convs[roomKey("dev")].unread != 0 {
 		t.Fatalf("Alt+2: active %q", h.m.active)
 	}
