@@ -54,6 +54,9 @@ func (m *Model) handle(e events.Event) bool {
 		if m.switchEcho > 0 && strings.HasPrefix(e.Command, "/switch ") {
 			m.switchEcho--
 		}
+		if strings.HasPrefix(e.Command, "/msg ") {
+			m.followMsg = false
+		}
 		m.system(m.activeConv(), entryError, clean(e.Error))
 		return false
 	case events.Info:
@@ -117,11 +120,17 @@ func (m *Model) system(c *conv, kind entryKind, text string) {
 }
 
 // append adds e to c, counting it as unread when c is not shown and
-// keeping a scrolled-up view where it is. fresh says that c was created
-// for e: its stored history, loaded then, holds e already, unread.
-func (m *Model) append(c *conv, e *entry, unread bool, fresh ...bool) {
+// keeping a scrolled-up view where it is.
+func (m *Model) append(c *conv, e *entry, unread bool) {
+	m.appendNew(c, e, unread, false)
+}
+
+// appendNew is append for a message that may already be in c because c
+// was just created for it (fresh): the stored history loaded then holds
+// it already, and it is still unread.
+func (m *Model) appendNew(c *conv, e *entry, unread, fresh bool) {
 	if !c.add(e) {
-		if len(fresh) > 0 && fresh[0] && unread && c.key != m.active {
+		if fresh && unread && c.key != m.active {
 			c.unread++
 		}
 		return
@@ -141,7 +150,7 @@ func (m *Model) append(c *conv, e *entry, unread bool, fresh ...bool) {
 func (m *Model) roomMessage(e events.Message) {
 	_, existed := m.convs[roomKey(e.Room)]
 	c := m.roomConv(e.Room)
-	m.append(c, m.messageEntry(e), e.From != m.self.PeerID, !existed)
+	m.appendNew(c, m.messageEntry(e), e.From != m.self.PeerID, !existed)
 }
 
 func (m *Model) messageEntry(e events.Message) *entry {
@@ -179,7 +188,7 @@ func (m *Model) directMessage(e events.DM) {
 		d.nick = clean(e.Nick)
 	}
 	c.lastActive = m.now()
-	m.append(c, m.dmEntry(dm.Entry{ID: e.ID, Nick: e.Nick, Text: e.Text, SentAt: e.SentAt}, e.From), true, !existed)
+	m.appendNew(c, m.dmEntry(dm.Entry{ID: e.ID, Nick: e.Nick, Text: e.Text, SentAt: e.SentAt}, e.From), true, !existed)
 }
 
 // dmEntry makes an entry of a stored or received private message

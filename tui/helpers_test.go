@@ -203,7 +203,7 @@ func (f *fakeNode) set(fn func(f *fakeNode)) {
 // harness drives a Model directly: Update with messages, View for the
 // screen.
 type harness struct {
-	t     *testing.T
+	t     testing.TB
 	node  *fakeNode
 	m     *Model
 	lines []string // submitted to the executor
@@ -211,20 +211,20 @@ type harness struct {
 	clock time.Time
 }
 
-func newHarness(t *testing.T, f *fakeNode, w, h int) *harness {
+func newHarness(t testing.TB, f *fakeNode, w, h int) *harness {
 	t.Helper()
 	return newHarnessStyled(t, f, w, h, lipgloss.NewRenderer(io.Discard), true)
 }
 
 // newColourHarness renders with 256 colours, as on a colour terminal.
-func newColourHarness(t *testing.T, f *fakeNode, w, h int) *harness {
+func newColourHarness(t testing.TB, f *fakeNode, w, h int) *harness {
 	t.Helper()
 	r := lipgloss.NewRenderer(io.Discard)
 	r.SetColorProfile(termenv.ANSI256)
 	return newHarnessStyled(t, f, w, h, r, false)
 }
 
-func newHarnessStyled(t *testing.T, f *fakeNode, w, h int, r *lipgloss.Renderer, noColor bool) *harness {
+func newHarnessStyled(t testing.TB, f *fakeNode, w, h int, r *lipgloss.Renderer, noColor bool) *harness {
 	t.Helper()
 	hs := &harness{t: t, node: f, clock: t0.Add(10 * time.Minute)}
 	st := NewStyles(r, noColor)

@@ -376,18 +376,16 @@ func (m *Model) key(msg tea.KeyMsg) tea.Cmd {
 		m.helpKey(msg)
 		return nil
 	}
-	if m.transfers.popup() != nil {
-		switch {
-		case key.Matches(msg, k.Accept):
-			m.answerOffer(true)
-			return nil
-		case key.Matches(msg, k.Reject):
-			m.answerOffer(false)
-			return nil
-		case key.Matches(msg, k.Close):
-			m.transfers.dismiss()
-			return nil
-		}
+	switch {
+	case key.Matches(msg, k.Accept):
+		m.answerOffer(true)
+		return nil
+	case key.Matches(msg, k.Reject):
+		m.answerOffer(false)
+		return nil
+	case key.Matches(msg, k.Close) && m.transfers.popup() != nil:
+		m.transfers.dismiss()
+		return nil
 	}
 	switch {
 	case key.Matches(msg, k.Help):

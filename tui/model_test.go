@@ -2,6 +2,7 @@ package tui
 
 import (
 	"fmt"
+	"io"
 	"slices"
 	"strings"
 	"testing"
@@ -9,6 +10,8 @@ import (
 
 	"github.com/charmbracelet/bubbles/key"
 	tea "github.com/charmbracelet/bubbletea"
+	"github.com/charmbracelet/lipgloss"
+	"github.com/muesli/termenv"
 
 	"github.com/parley-chat/parley/dm"
 	"github.com/parley-chat/parley/events"
@@ -315,5 +318,38 @@ func TestStatusShowsNodeEvents(t *testing.T) {
 		if !strings.Contains(s, want) {
 			t.Errorf("status lacks %q:\n%s", want, s)
 		}
+	}
+}
+
+func TestFailedMsgDoesNotSwitchLater(t *testing.T) {
+	h := newHarness(t, newFakeNode(), 80, 24)
+	h.enter("/msg nobody hi")
+	h.events(events.Error{Error: "unknown peer: no known peer is called \"nobody\"", Command: "/msg nobody hi"})
+	// A later delivery state (of a /msg typed before, say) does not pull
+	// the view away from the room.
+	h.events(events.DMStatus{ID: "07", To: idCarol.String(), State: events.DMQueued})
+	if h.m.active != roomKey("lobby") {
+		t.Fatalf("active %q", h.m.active)
+	}
+}
+
+func TestNoColorDropsColoursOnAColourTerminal(t *testing.T) {
+	r := lipgloss.NewRenderer(io.Discard)
+	r.SetColorProfile(termenv.TrueColor)
+	f := newFakeNode()
+	lobbyHistory(f)
+	h := newHarnessStyled(t, f, 100, 30, r, true)
+	view := h.m.View()
+	if colorSGR.MatchString(view) {
+		t.Fatalf("NO_COLOR view holds colour sequence %q", colorSGR.FindString(view))
+	}
+	// lipgloss drops attributes too without colours: the UI marks the
+	// selection with ">" as well as with reverse video.
+	if strings.Contains(view, "\x1b") || !strings.Contains(view, ">#lobby") {
+		t.Fatalf("NO_COLOR view:\n%q", view)
+	}
+	hc := newColourHarness(t, f, 100, 30)
+	if !colorSGR.MatchString(hc.m.View()) {
+		t.Fatal("the colour view has no colours")
 	}
 }
