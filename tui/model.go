@@ -202,12 +202,24 @@ func (m *Model) refresh() {
 	m.peerByID = make(map[string]node.PeerView, len(m.peers))
 	for _, p := range m.peers {
 		m.peerByID[p.PeerID] = p
-		if d, ok := m.dmInfo[p.PeerID]; ok {
+		if d, ok := m.dmInfo[p.PeerID]; ok && p.Nick != "" {
 			d.nick = clean(p.Nick)
 		}
 	}
+	joined := make(map[string]bool, len(m.rooms))
 	for _, r := range m.rooms {
+		joined[roomKey(r.Room)] = true
 		m.roomConv(r.Room)
+	}
+	// A message still in flight when a room was left recreated it.
+	for k, c := range m.convs {
+		if c.kind == convRoom && !joined[k] {
+			delete(m.convs, k)
+			m.reorder()
+			if m.active == k {
+				m.active = statusKey
+			}
+		}
 	}
 	if m.peerSel >= len(m.peers) {
 		m.peerSel = max(0, len(m.peers)-1)
@@ -603,6 +615,9 @@ func (m *Model) mouse(msg tea.MouseMsg) {
 			m.activate(k, true)
 		} else if i, ok := l.peerAt(m, msg.X, msg.Y); ok {
 			m.peerSel = i
+			if m.focus != focusPeers {
+				m.toggleFocus()
+			}
 		}
 	}
 }

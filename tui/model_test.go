@@ -353,3 +353,22 @@ func TestNoColorDropsColoursOnAColourTerminal(t *testing.T) {
 		t.Fatal("the colour view has no colours")
 	}
 }
+
+func TestClickPicksAPeer(t *testing.T) {
+	h := newHarness(t, newFakeNode(), 120, 30)
+	// Wide: the peers column starts after the sidebar and the messages;
+	// row 0 is its header.
+	h.m.Update(tea.MouseMsg{Button: tea.MouseButtonLeft, Action: tea.MouseActionPress, X: 110, Y: 2})
+	if h.m.focus != focusPeers || h.m.peerSel != 1 {
+		t.Fatalf("focus %v, peer %d", h.m.focus, h.m.peerSel)
+	}
+	h.press(tea.KeyEnter)
+	if h.m.active != dmKey(idBob.String()) {
+		t.Fatalf("active %q", h.m.active)
+	}
+	// Below the list (the input line) is no peer.
+	h.m.Update(tea.MouseMsg{Button: tea.MouseButtonLeft, Action: tea.MouseActionPress, X: 110, Y: 28})
+	if h.m.focus != focusInput {
+		t.Fatal("a click on the input line picked a peer")
+	}
+}

@@ -100,7 +100,7 @@ func (l layout) peerAt(m *Model, x, y int) (int, bool) {
 	}
 	first := listStart(len(m.peers), rows-1, m.peerSel)
 	i := first + y - top - 1
-	if y-top < 1 || i >= len(m.peers) {
+	if y-top < 1 || y >= top+rows || i >= len(m.peers) {
 		return 0, false
 	}
 	return i, true
