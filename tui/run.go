@@ -31,7 +31,8 @@ type Config struct {
 	// Mouse turns on mouse reporting (wheel scrolling, clicks). Terminals
 	// then need Shift for selecting text.
 	Mouse bool
-	// Logger defaults to slog.Default(). Do not point it at Output.
+	// Logger gets what Run logs after the UI closed; it defaults to
+	// slog.Default(). Do not point it at Output.
 	Logger *slog.Logger
 }
 

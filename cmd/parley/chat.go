@@ -103,7 +103,7 @@ func runChat(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	var loopErr error
 	if ui {
 		queue.Emit(n.Ready())
-		loopErr = runTUI(ctx, n, queue, stdin, stdout, logger)
+		loopErr = runTUI(ctx, n, queue, stdin, stdout, stderr)
 		logSink.Detach(stderr)
 		writerDone <- nil
 	} else {

@@ -27,7 +27,9 @@ func isTerminal(v any) bool {
 
 // runTUI shows the terminal UI (docs/TUI.md) until the user leaves with
 // Ctrl+C or /quit, or ctx ends (SIGINT, SIGTERM). Colours follow NO_COLOR.
-func runTUI(ctx context.Context, n *node.Node, queue *events.Queue, stdin io.Reader, stdout io.Writer, logger *slog.Logger) error {
+// What Run itself logs comes after the screen is restored: it goes to
+// stderr.
+func runTUI(ctx context.Context, n *node.Node, queue *events.Queue, stdin io.Reader, stdout, stderr io.Writer) error {
 	return tui.Run(ctx, tui.Config{
 		Backend: n,
 		Events:  queue,
@@ -35,7 +37,7 @@ func runTUI(ctx context.Context, n *node.Node, queue *events.Queue, stdin io.Rea
 		Output:  stdout,
 		NoColor: os.Getenv("NO_COLOR") != "",
 		Mouse:   true,
-		Logger:  logger,
+		Logger:  slog.New(slog.NewTextHandler(stderr, nil)),
 	})
 }
 
