@@ -247,3 +247,44 @@ func TestGoldenResize(t *testing.T) {
 		t.Fatalf("30x8 shows:\n%s", h.screen())
 	}
 }
+
+// Every view fills the terminal exactly, from the smallest supported size
+// up, with long names and texts everywhere.
+func TestGeometryAtManySizes(t *testing.T) {
+	f := newFakeNode()
+	lobbyHistory(f)
+	long := strings.Repeat("wide😀名前", 6)
+	f.set(func(f *fakeNode) {
+		f.peers[0].Nick = long
+		f.rooms = append(f.rooms, node.RoomRow{Room: "a-room-with-a-very-long-name-indeed", Members: 3})
+	})
+	h := newHarness(t, f, 80, 24)
+	h.events(
+		msg("lobby", idAlice, long, strings.Repeat("unbroken", 40), time.Minute),
+		events.DM{ID: "d1", From: idCarol.String(), Nick: long, Text: "hi", SentAt: t0},
+	)
+	x := h.m.transfers.get("0123456789abcdef0123456789abcdef")
+	x.peer, x.name, x.size = idAlice.String(), long+".tar.gz", 3<<30
+	h.m.transfers.offer(x)
+	y := h.m.transfers.get("fedcba9876543210fedcba9876543210")
+	y.send, y.peer, y.name, y.size, y.bytes, y.rate, y.state = true, idBob.String(), "notes.txt", 1000, 400, 100, xferActive
+	views := []struct {
+		name string
+		set  func()
+	}{
+		{"messages", func() {}},
+		{"help", func() { h.m.help = true }},
+		{"peers", func() { h.m.help = false; h.m.focus = focusPeers }},
+		{"status", func() { h.m.focus = focusInput; h.m.activate(statusKey, false) }},
+		{"dm", func() { h.m.activate(dmKey(idCarol.String()), false) }},
+	}
+	for _, v := range views {
+		v.set()
+		for _, s := range []struct{ w, h int }{{40, 10}, {41, 11}, {59, 17}, {60, 20}, {80, 24}, {99, 30}, {100, 30}, {160, 50}, {300, 80}} {
+			h.resize(s.w, s.h)
+			view := h.m.View()
+			checkGeometry(t, view, s.w, s.h)
+			assertInert(t, view, false)
+		}
+	}
+}

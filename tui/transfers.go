@@ -265,12 +265,14 @@ func (m *Model) xferRow(x *xfer, w int) string {
 	default:
 		tail = fmt.Sprintf(" %s/s ETA %s", humanBytes(x.rate), eta(x.size-x.bytes, x.rate))
 	}
-	tail = fmt.Sprintf(" %3d%%%s", pct, tail)
+	// A fixed-width tail keeps the bars of several rows aligned.
+	tail = fit(fmt.Sprintf(" %3d%%%s", pct, tail), 27)
 	barW := min(30, max(5, w/4))
 	filled := barW * pct / 100
 	bar := "[" + m.st.Bar.Render(strings.Repeat("#", filled)) + strings.Repeat("-", barW-filled) + "]"
-	nameW := max(4, w-2-barW-2-ansi.StringWidth(tail)-2)
-	return fit(" "+arrow+" "+fit(cut(x.name, nameW), nameW)+" "+bar+tail, w)
+	nameW := max(4, w-3-barW-2-ansi.StringWidth(tail)-1)
+	name := x.name + " · " + m.peerLabel(x.peer)
+	return fit(" "+arrow+" "+fit(cut(name, nameW), nameW)+" "+bar+tail, w)
 }
 
 // humanBytes formats a size in binary units.
