@@ -35,18 +35,6 @@ func runChat(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	if err := s.resolveDataDir(); err != nil {
 		return err
 	}
-	if err := identity.EnsureDir(s.dataDir); err != nil {
-		return err
-	}
-	file, err := config.Load(s.dataDir)
-	if err != nil {
-		return err
-	}
-	s.applyFile(fs, file)
-	level, err := parseLevel(s.logLevel)
-	if err != nil {
-		return err
-	}
 	queue := events.NewQueue(eventQueueLimit)
 	ui := s.useTUI(stdin, stdout)
 	var logOut io.Writer = stderr
@@ -56,18 +44,15 @@ func runChat(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		// conversation until it closes, then to stderr again.
 		logSink = tui.NewLogSink(queue)
 		logOut = logSink
+		defer flushLogs(logSink, queue, stderr)
 	}
-	logger := newLogger(logOut, level)
+	logger, id, err := s.prepare(fs, s.applyFile, logOut)
+	if err != nil {
+		return err
+	}
 	ocfg, err := s.overlayConfig()
 	if err != nil {
 		return err
-	}
-	id, created, err := identity.LoadOrCreate(s.dataDir)
-	if err != nil {
-		return err
-	}
-	if created {
-		logger.Info("generated a new identity", "peer", id.ID, "key", id.KeyPath)
 	}
 	nick := s.nick
 	if nick == "" {
@@ -94,9 +79,6 @@ func runChat(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		Version:  version,
 	})
 	if err != nil {
-		if ui {
-			flushLogs(logSink, queue, stderr)
-		}
 		return err
 	}
 	writerDone := make(chan error, 1)

@@ -4,8 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-
-	"github.com/parley-chat/parley/identity"
 )
 
 func runID(args []string, stdout, stderr io.Writer) error {
@@ -25,12 +23,9 @@ func runID(args []string, stdout, stderr io.Writer) error {
 	if err := c.resolveDataDir(); err != nil {
 		return err
 	}
-	id, created, err := identity.LoadOrCreate(c.dataDir)
+	id, err := loadIdentity(c.dataDir, logger)
 	if err != nil {
 		return err
-	}
-	if created {
-		logger.Info("generated a new identity", "peer", id.ID, "key", id.KeyPath)
 	}
 	if asJSON {
 		b, err := json.Marshal(map[string]string{

@@ -19,7 +19,6 @@ import (
 
 	"github.com/parley-chat/parley/config"
 	"github.com/parley-chat/parley/events"
-	"github.com/parley-chat/parley/identity"
 	"github.com/parley-chat/parley/overlay"
 	"github.com/parley-chat/parley/store"
 )
@@ -161,19 +160,10 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := s.resolveServeDataDir(); err != nil {
 		return err
 	}
-	if err := identity.EnsureDir(s.dataDir); err != nil {
-		return err
-	}
-	file, err := config.Load(s.dataDir)
+	logger, id, err := s.prepare(fs, s.applyFile, stderr)
 	if err != nil {
 		return err
 	}
-	s.applyFile(fs, file)
-	level, err := parseLevel(s.logLevel)
-	if err != nil {
-		return err
-	}
-	logger := newLogger(stderr, level)
 	ocfg, err := s.overlayConfig()
 	if err != nil {
 		return err
@@ -182,13 +172,6 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if err := checkMetricsAddr(s.metrics, s.metricsPublic); err != nil {
 			return err
 		}
-	}
-	id, created, err := identity.LoadOrCreate(s.dataDir)
-	if err != nil {
-		return err
-	}
-	if created {
-		logger.Info("generated a new identity", "peer", id.ID, "key", id.KeyPath)
 	}
 	st, err := store.Open(s.dataDir, serveStoreLockWait)
 	if err != nil {

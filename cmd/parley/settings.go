@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"log/slog"
 	"strings"
 
@@ -34,6 +35,43 @@ func (c *common) resolveDataDir() error {
 	}
 	c.dataDir = d
 	return nil
+}
+
+// prepare does what every long-running subcommand does first: make the
+// data dir, read config.toml into the settings (applyFile, for what flags
+// and the environment left unset), set up logging, and load or create the
+// identity.
+func (c *common) prepare(fs *flagSet, applyFile func(*flagSet, config.File), stderr io.Writer) (*slog.Logger, *identity.Identity, error) {
+	if err := identity.EnsureDir(c.dataDir); err != nil {
+		return nil, nil, err
+	}
+	file, err := config.Load(c.dataDir)
+	if err != nil {
+		return nil, nil, err
+	}
+	applyFile(fs, file)
+	level, err := parseLevel(c.logLevel)
+	if err != nil {
+		return nil, nil, err
+	}
+	logger := newLogger(stderr, level)
+	id, err := loadIdentity(c.dataDir, logger)
+	if err != nil {
+		return nil, nil, err
+	}
+	return logger, id, nil
+}
+
+// loadIdentity loads the key in dir, creating it on first start.
+func loadIdentity(dir string, logger *slog.Logger) (*identity.Identity, error) {
+	id, created, err := identity.LoadOrCreate(dir)
+	if err != nil {
+		return nil, err
+	}
+	if created {
+		logger.Info("generated a new identity", "peer", id.ID, "key", id.KeyPath)
+	}
+	return id, nil
 }
 
 func parseLevel(s string) (slog.Level, error) {

@@ -42,7 +42,7 @@ func runTUI(ctx context.Context, n *node.Node, queue *events.Queue, stdin io.Rea
 }
 
 // flushLogs writes the log lines the UI never showed (the node failed to
-// start) to w, and sends later ones there.
+// start, or they came as it closed) to w, and sends later ones there.
 func flushLogs(sink *tui.LogSink, queue *events.Queue, w io.Writer) {
 	sink.Detach(w)
 	queue.Close()

@@ -21,20 +21,7 @@ func TestMain(m *testing.M) {
 	if netns.Skip() != "" {
 		os.Exit(m.Run()) // every test skips with the reason
 	}
-	dir, err := os.MkdirTemp("", "parley-netns-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	bin, err = proctest.Build(dir)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.RemoveAll(dir)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	os.Exit(proctest.Main(m, &bin))
 }
 
 const (

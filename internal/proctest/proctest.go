@@ -240,3 +240,20 @@ func (p *Peer) Stderr() string { return p.stderr.String() }
 func Loopback() []string {
 	return []string{"--no-mdns", "--listen", "/ip4/127.0.0.1/tcp/0"}
 }
+
+// Main builds the parley binary into a temporary directory, stores its path
+// in *bin, runs the tests and removes the directory: the body of a test
+// package's TestMain. It returns the exit code for os.Exit.
+func Main(m *testing.M, bin *string) int {
+	dir, err := os.MkdirTemp("", "parley-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	if *bin, err = Build(dir); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	return m.Run()
+}
