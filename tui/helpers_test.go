@@ -26,6 +26,7 @@ import (
 	"github.com/parley-chat/parley/events"
 	"github.com/parley-chat/parley/identity"
 	"github.com/parley-chat/parley/node"
+	"github.com/parley-chat/parley/transfer"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden screens in testdata/")
@@ -68,6 +69,7 @@ type fakeNode struct {
 	history map[string][]events.Message
 	peers   []node.PeerView
 	dms     map[string][]dm.Entry
+	xfers   []transfer.Info
 	execd   []string
 	// onExec, when set, runs for every Exec (under no lock).
 	onExec func(line string) error
@@ -193,6 +195,14 @@ func (f *fakeNode) Commands() []node.CommandInfo {
 		{Name: "whois", Usage: "PEER", Help: "peer ID, nick, fingerprint, trust, connection path, addresses"},
 	}
 }
+
+func (f *fakeNode) Transfers() []transfer.Info {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]transfer.Info(nil), f.xfers...)
+}
+
+var _ TransferLister = (*fakeNode)(nil)
 
 func (f *fakeNode) set(fn func(f *fakeNode)) {
 	f.mu.Lock()

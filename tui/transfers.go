@@ -9,6 +9,7 @@ import (
 	"github.com/charmbracelet/x/ansi"
 
 	"github.com/parley-chat/parley/events"
+	"github.com/parley-chat/parley/transfer"
 )
 
 // Bounds on the transfers the UI tracks (the node keeps its own list:
@@ -174,10 +175,87 @@ func (m *Model) answerOffer(accept bool) {
 	m.transfers.drop(x.id)
 }
 
+// TransferLister is implemented by backends that run file transfers. The
+// UI uses it to name transfers it first hears of from a progress, done,
+// failed or rejected event (the sender's side, auto-accepted offers),
+// which carry no file name.
+type TransferLister interface {
+	Transfers() []transfer.Info
+}
+
 // transferEvent shows a file transfer event; it reports false for other
 // events.
 func (m *Model) transferEvent(e events.Event) bool {
-	return false
+	now := m.now()
+	switch e := e.(type) {
+	case events.FileOffer:
+		x := m.transfers.get(e.TransferID)
+		x.peer, x.name, x.size, x.room = e.From, clean(e.Name), e.Size, e.Room
+		m.transfers.offer(x)
+		text := fmt.Sprintf("%s offers %s (%s): Alt+A accept, Alt+R reject, or /accept %s", m.peerLabel(x.peer), x.name, humanBytes(x.size), shortHex(x.id))
+		if x.room != "" {
+			text = fmt.Sprintf("%s shares %s (%s): Alt+A or /fetch %s to get it", m.peerLabel(x.peer), x.name, humanBytes(x.size), shortHex(x.id))
+		}
+		m.append(m.xferConv(x), &entry{kind: entrySystem, at: now, text: text}, true)
+	case events.FileProgress:
+		x := m.xfer(e.TransferID, e.Direction, e.Peer)
+		x.bytes, x.size, x.rate = e.Bytes, e.Size, e.Rate
+		x.state, x.offerd, x.ended = xferActive, false, time.Time{}
+		m.transfers.drop(x.id)
+	case events.FileDone:
+		x := m.xfer(e.TransferID, e.Direction, e.Peer)
+		x.bytes, x.size = e.Size, e.Size
+		m.transfers.end(x, xferDone, now)
+		text := fmt.Sprintf("received %s (%s), verified; saved as %s", x.name, humanBytes(x.size), clean(e.Path))
+		if x.send {
+			text = fmt.Sprintf("%s (%s) reached %s, verified", x.name, humanBytes(x.size), m.peerLabel(x.peer))
+		}
+		m.system(m.xferConv(x), entrySystem, text)
+	case events.FileFailed:
+		x := m.xfer(e.TransferID, e.Direction, e.Peer)
+		m.transfers.end(x, xferFailed, now)
+		m.append(m.xferConv(x), &entry{kind: entryError, at: now,
+			text: fmt.Sprintf("transfer of %s failed: %s", x.name, clean(e.Error))}, true)
+	case events.FileRejected:
+		x := m.xfer(e.TransferID, e.Direction, e.Peer)
+		m.transfers.end(x, xferRejected, now)
+		text := fmt.Sprintf("%s declined %s", m.peerLabel(x.peer), x.name)
+		if !x.send {
+			text = "you declined " + x.name
+		}
+		m.system(m.xferConv(x), entrySystem, text)
+	default:
+		return false
+	}
+	return true
+}
+
+// xfer returns the transfer of a progress or end event, filling in what
+// the event says and, for one the UI has not seen, its name.
+func (m *Model) xfer(id, dir, peerID string) *xfer {
+	x := m.transfers.get(id)
+	x.send = dir == "send"
+	if peerID != "" {
+		x.peer = peerID
+	}
+	if x.name != "" {
+		return x
+	}
+	if tl, ok := m.be.(TransferLister); ok {
+		for _, t := range tl.Transfers() {
+			if t.ID == id {
+				x.name, x.room = clean(t.Name), t.Room
+				if x.size == 0 {
+					x.size = t.Size
+				}
+				break
+			}
+		}
+	}
+	if x.name == "" {
+		x.name = "transfer " + shortHex(id)
+	}
+	return x
 }
 
 // xferConv is where a transfer's lines go: the room of a share, else
