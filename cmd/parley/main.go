@@ -3,6 +3,7 @@
 //	parley [chat] [flags]   run a chat peer (the default)
 //	parley serve [flags]    run an always-on DHT, relay and bootstrap node
 //	parley id [flags]       print the peer ID, fingerprint and data dir
+//	parley bench [flags]    run the benchmark suite on loopback (docs/BENCHMARKS.md)
 //	parley version          print the version
 //
 // See README.md and docs/ for the flags, the commands and the JSON events.
@@ -58,6 +59,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		err = runSend(ctx, args, stdout, stderr)
 	case "id":
 		err = runID(args, stdout, stderr)
+	case "bench":
+		err = runBench(ctx, args, stdout, stderr)
 	case "version":
 		_, err = fmt.Fprintf(stdout, "parley %s\n", version)
 	case "help":
@@ -88,6 +91,7 @@ commands:
   serve     run an always-on DHT, relay and bootstrap node (docs/SERVE.md)
   send      send one file: parley send --to PEER PATH (exit 0 once the recipient verified it)
   id        print the peer ID, fingerprint and data dir
+  bench     run the benchmark suite on loopback and print a table (docs/BENCHMARKS.md)
   version   print the version
   help      this text
 

@@ -1,13 +1,13 @@
 //go:build unix
 
-package transfer
+package bench
 
 import (
 	"syscall"
 	"time"
 )
 
-// cpuTime returns the CPU time (user + system) this process has used.
+// cpuTime returns the user and system CPU time of this process so far.
 func cpuTime() time.Duration {
 	var ru syscall.Rusage
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {

@@ -1,0 +1,29 @@
+package bench
+
+import (
+	"bytes"
+	"math"
+	"strconv"
+	"strings"
+)
+
+// ParseVmRSS returns the VmRSS of a /proc/PID/status file in bytes; 0
+// when it is missing or malformed.
+func ParseVmRSS(status []byte) uint64 {
+	for _, line := range bytes.Split(status, []byte("\n")) {
+		rest, ok := bytes.CutPrefix(line, []byte("VmRSS:"))
+		if !ok {
+			continue
+		}
+		fields := strings.Fields(string(rest))
+		if len(fields) != 2 || fields[1] != "kB" {
+			return 0
+		}
+		kb, err := strconv.ParseUint(fields[0], 10, 64)
+		if err != nil || kb > math.MaxUint64>>10 {
+			return 0
+		}
+		return kb << 10
+	}
+	return 0
+}
