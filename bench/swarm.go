@@ -418,11 +418,11 @@ func (s *swarm) meshChanged(idx, gen int, p peer.ID, in bool) {
 		return // an earlier incarnation, shutting down
 	}
 	st.mesh[p] = in
-	if in && st.meshAt.IsZero() {
+	switch size := meshSize(st.mesh); {
+	case size == 0:
+		st.meshAt = time.Time{}
+	case st.meshAt.IsZero():
 		st.meshAt = time.Now()
-		if gen > 1 {
-			st.rejoin = append(st.rejoin, st.meshAt.Sub(st.upAt))
-		}
 	}
 	close(s.changed)
 	s.changed = make(chan struct{})
