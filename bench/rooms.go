@@ -29,7 +29,7 @@ type swarmStats struct {
 	cpu                    time.Duration
 	rejoin                 []time.Duration // restart to being in the mesh for good, sorted
 	notRejoined            int             // restarted members with an empty mesh at the end
-	dropped                int64 // RPCs GossipSub dropped during the run
+	dropped                int64           // RPCs GossipSub dropped during the run
 }
 
 func (st swarmStats) ratio() float64 {
