@@ -309,9 +309,10 @@ func (s *Service) Leave(name string) error {
 }
 
 // Close announces leaving in every room (best effort, at most a second),
-// stops every room and the GossipSub router, removes its stream handlers
-// and waits for the service's goroutines. Joined rooms stay stored and are
-// rejoined by the next New. Close does not close the host or the database.
+// stops the GossipSub router (without unsubscribing: see the comment
+// inside) and every room, removes its stream handlers and waits for the
+// service's goroutines. Joined rooms stay stored and are rejoined by the
+// next New. Close does not close the host or the database.
 func (s *Service) Close() error {
 	s.opMu.Lock()
 	defer s.opMu.Unlock()
@@ -328,13 +329,19 @@ func (s *Service) Close() error {
 	if s.ctx.Err() == nil {
 		s.announceLeaving(all)
 	}
-	for _, r := range all {
-		s.teardown(r)
-	}
 	s.gate.Lock()
 	s.closed = true
 	s.gate.Unlock()
+	// Stop GossipSub before tearing the rooms down, so that it does not
+	// unsubscribe: unsubscribing PRUNEs every mesh peer with a backoff
+	// (10 s, refreshed to 60 s when the node, restarted, GRAFTs during
+	// it), which kept a restarted node out of its old peers' meshes for a
+	// minute. Peers drop a node from their meshes, without backoff, when
+	// its connections close. Leave still unsubscribes.
 	s.cancel()
+	for _, r := range all {
+		s.teardown(r)
+	}
 	s.wg.Wait()
 	for _, id := range pubsub.GossipSubDefaultProtocols {
 		s.cfg.Host.RemoveStreamHandler(id)
