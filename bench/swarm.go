@@ -115,6 +115,7 @@ type swarm struct {
 	members []*member
 	adj     [][]int
 	dropped atomic.Int64 // RPCs GossipSub dropped (full peer queues)
+	meshAt  time.Time    // when every member first had a mesh
 
 	mu      sync.Mutex
 	state   []*memberState  // guarded by mu
@@ -187,7 +188,47 @@ func newSwarm(ctx context.Context, cfg *Config, kind swarmKind, n int, dir strin
 		s.close()
 		return nil, err
 	}
+	s.meshAt = time.Now()
 	return s, nil
+}
+
+// Settling after the members joined all at once.
+const (
+	quietWindow    = 500 * time.Millisecond
+	quietPerMember = 2000 // bytes per member per quietWindow
+	settleMax      = 30 * time.Second
+)
+
+// joinCost is what joining all at once cost the swarm: GossipSub bytes
+// sent and RPCs dropped from the start until it was quiet, and how long
+// after the mesh formed that was.
+type joinCost struct {
+	bytes, dropped int64
+	quietAfter     time.Duration
+}
+
+// settle waits at least least, then until the members sent less than
+// quietPerMember GossipSub bytes each in a quietWindow (the announcements
+// of joining members, and the replies to them, are over), at most
+// settleMax.
+func (s *swarm) settle(ctx context.Context, least time.Duration) (joinCost, error) {
+	if err := sleepCtx(ctx, least); err != nil {
+		return joinCost{}, err
+	}
+	quiet := int64(quietPerMember * len(s.members))
+	deadline := time.Now().Add(settleMax)
+	last := s.counter.pubsubOut.Load()
+	for time.Now().Before(deadline) {
+		if err := sleepCtx(ctx, quietWindow); err != nil {
+			return joinCost{}, err
+		}
+		now := s.counter.pubsubOut.Load()
+		if now-last < quiet {
+			break
+		}
+		last = now
+	}
+	return joinCost{bytes: s.counter.pubsubOut.Load(), dropped: s.dropped.Load(), quietAfter: time.Since(s.meshAt)}, nil
 }
 
 // start starts a member's next incarnation: a host with its key, and the
@@ -240,6 +281,7 @@ func (s *swarm) startRooms(m *member, tracer *meshTracer, first bool) error {
 			if msg, ok := e.(events.Message); ok {
 				s.delivered(m.idx, msg.Text)
 			}
+
 		}),
 		PubSubOptions: []pubsub.Option{pubsub.WithRawTracer(tracer)},
 	})
