@@ -42,11 +42,14 @@ type Config struct {
 	// Quick shortens the run: smaller files, fewer rounds, messages and
 	// peers, rooms of 10 and 50 members.
 	Quick bool
-	// Dir holds the files and stores of the run, each scenario in a fresh
-	// temporary directory that it removes afterwards (default
-	// os.TempDir(); a tmpfs such as /dev/shm takes the disk out of the
-	// transfer figures).
+	// Dir holds the stores of the run, each scenario in a fresh temporary
+	// directory that it removes afterwards (default os.TempDir()). The DM
+	// figures with fsync mean something only on a disk.
 	Dir string
+	// TransferDir holds the transfer scenario's files and stores (default
+	// Dir); a tmpfs such as /dev/shm takes the disk out of the transfer
+	// figures.
+	TransferDir string
 	// Log receives a line per step (default io.Discard).
 	Log io.Writer
 
@@ -110,6 +113,9 @@ func (c *Config) withDefaults() Config {
 	}
 	if cfg.Dir == "" {
 		cfg.Dir = os.TempDir()
+	}
+	if cfg.TransferDir == "" {
+		cfg.TransferDir = cfg.Dir
 	}
 	if cfg.TransferSize <= 0 {
 		cfg.TransferSize = int64(quick(256, 64)) << 20
@@ -289,10 +295,15 @@ func logf(w io.Writer, format string, args ...any) {
 	_, _ = fmt.Fprintf(w, "%s "+format+"\n", append([]any{time.Now().Format("15:04:05")}, args...)...)
 }
 
-// scenarioDir makes a fresh directory for one scenario under cfg.Dir; the
-// returned function removes it.
+// scenarioDir makes a fresh directory for one scenario under cfg.Dir
+// (cfg.TransferDir for the transfer scenario); the returned function
+// removes it.
 func scenarioDir(cfg *Config, name string) (string, func(), error) {
-	d, err := os.MkdirTemp(cfg.Dir, "parley-bench-"+name+"-")
+	parent := cfg.Dir
+	if name == ScenarioTransfer {
+		parent = cfg.TransferDir
+	}
+	d, err := os.MkdirTemp(parent, "parley-bench-"+name+"-")
 	if err != nil {
 		return "", nil, fmt.Errorf("%s: scenario dir: %w", name, err)
 	}

@@ -234,11 +234,11 @@ func TestCSV(t *testing.T) {
 //	PARLEY_BENCH_SIZE          bytes per transfer (KiB/MiB/GiB suffix)
 //	PARLEY_BENCH_ROUNDS        transfer rounds
 //	PARLEY_BENCH_TRANSPORT     tcp or quic only
-//	PARLEY_BENCH_DIR           where files live (/dev/shm: not the disk)
+//	PARLEY_BENCH_DIR           where transfer files live (/dev/shm: not the disk)
 //	PARLEY_BENCH_ROOMS         room sizes, comma-separated
 //	PARLEY_BENCH_DURATION      publishing time per room run (Go duration)
 func benchConfig(b *testing.B) Config {
-	cfg := Config{Quick: os.Getenv("PARLEY_BENCH_QUICK") != "", Dir: os.Getenv("PARLEY_BENCH_DIR"), Log: testLog{b}}
+	cfg := Config{Quick: os.Getenv("PARLEY_BENCH_QUICK") != "", TransferDir: os.Getenv("PARLEY_BENCH_DIR"), Log: testLog{b}}
 	if v := os.Getenv("PARLEY_BENCH_SIZE"); v != "" {
 		mult := int64(1)
 		for _, u := range []struct {

@@ -26,7 +26,7 @@ import (
 // Run: go test ./transfer -run '^$' -bench Throughput -benchtime 1x
 // (`parley bench --scenario transfer` runs the same code).
 func BenchmarkThroughput(b *testing.B) {
-	cfg := bench.Config{Dir: os.Getenv("PARLEY_BENCH_DIR")}
+	cfg := bench.Config{TransferDir: os.Getenv("PARLEY_BENCH_DIR")}
 	if v := os.Getenv("PARLEY_BENCH_SIZE"); v != "" {
 		mult := int64(1)
 		for suffix, m := range map[string]int64{"KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30} {

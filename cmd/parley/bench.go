@@ -19,6 +19,7 @@ type benchSettings struct {
 	csv        bool
 	quiet      bool
 	dir        string
+	xferDir    string
 	size       string
 	rounds     int
 	transports listFlag
@@ -35,7 +36,8 @@ func (s *benchSettings) register(fs *flagSet) {
 	fs.BoolVar(&s.quick, "quick", false, "a short run (a minute or two): smaller files, fewer rounds, rooms of 10 and 50")
 	fs.BoolVar(&s.csv, "csv", false, "print CSV instead of a Markdown table")
 	fs.BoolVar(&s.quiet, "quiet", false, "no progress lines on stderr")
-	fs.StringVar(&s.dir, "dir", "", "`DIR` for the run's files and stores, removed afterwards (default the system temp dir; /dev/shm keeps the disk out of the transfer figures)")
+	fs.StringVar(&s.dir, "dir", "", "`DIR` for the run's stores, removed afterwards (default the system temp dir; keep it on a disk for the fsync figures)")
+	fs.StringVar(&s.xferDir, "transfer-dir", "", "`DIR` for the transfer scenario's files (default --dir; /dev/shm keeps the disk out of the transfer figures)")
 	fs.StringVar(&s.size, "size", "", "bytes per file transfer, with an optional KiB, MiB or GiB suffix (default 256MiB, --quick 64MiB)")
 	fs.IntVar(&s.rounds, "rounds", 0, "rounds of each transfer measurement (default 9, --quick 3)")
 	fs.Var(&s.transports, "transport", "transfer over this `TRANSPORT` only: tcp or quic (repeatable; default both)")
@@ -50,7 +52,7 @@ func (s *benchSettings) register(fs *flagSet) {
 // config validates the settings into a bench.Config.
 func (s *benchSettings) config(progress io.Writer) (bench.Config, error) {
 	cfg := bench.Config{
-		Quick: s.quick, Dir: s.dir, TransferRounds: s.rounds, Rate: s.rate, Duration: s.duration,
+		Quick: s.quick, Dir: s.dir, TransferDir: s.xferDir, TransferRounds: s.rounds, Rate: s.rate, Duration: s.duration,
 		ChurnSize: s.churnSize, DMMessages: s.dmMessages, CostPeers: s.peers, Log: progress,
 	}
 	for _, v := range s.scenarios {
