@@ -89,9 +89,8 @@ type memberState struct {
 	gen    int              // incarnation, counted from 1
 	mesh   map[peer.ID]bool // the current incarnation's mesh peers
 	upAt   time.Time        // when the current incarnation started
-	meshAt time.Time        // its first GRAFT; zero before
+	meshAt time.Time        // since when its mesh is not empty; zero while empty
 	downs  []interval       // every time it was down
-	rejoin []time.Duration  // start to first GRAFT, per restart
 }
 
 type interval struct{ from, to time.Time }
