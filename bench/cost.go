@@ -181,7 +181,7 @@ func Cost(ctx context.Context, c Config) ([]Result, error) {
 		if peers[i], err = bareHost(); err != nil {
 			return nil, err
 		}
-		defer peers[i].Close()
+		defer func() { _ = peers[i].Close() }()
 	}
 	type perPeer struct{ goroutines, heap float64 }
 	pp := make(map[string]perPeer)

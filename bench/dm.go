@@ -144,7 +144,7 @@ func (p *dmPair) throughput(ctx context.Context, n int) (time.Duration, error) {
 // echo is the baseline: a handler that echoes length-prefixed frames
 // until the stream ends.
 func echo(s network.Stream) {
-	defer s.Close()
+	defer func() { _ = s.Close() }()
 	br := bufio.NewReader(s)
 	for {
 		frame, err := readEcho(br)

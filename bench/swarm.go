@@ -139,7 +139,7 @@ func topology(n, extra int) (adj [][]int, edges [][2]int) {
 	for i := range n {
 		add(i, (i+1)%n)
 	}
-	rng := rand.New(rand.NewPCG(uint64(n), 0x5eed))
+	rng := rand.New(rand.NewPCG(uint64(n), 0x5eed)) // #nosec G404 G115 -- a reproducible benchmark topology, not a secret; n >= 0
 	for i := range n {
 		for k := 0; k < extra && len(adj[i]) < n-1; {
 			j := rng.IntN(n)
@@ -527,7 +527,7 @@ func (s *swarm) publish(i, seq int) {
 // services are gone), then waits for the last deliveries. busy marks the
 // members being restarted.
 func (s *swarm) run(ctx context.Context, count int, interval time.Duration, busy func(int) bool) {
-	rng := rand.New(rand.NewPCG(uint64(len(s.members)), uint64(count)))
+	rng := rand.New(rand.NewPCG(uint64(len(s.members)), uint64(count))) // #nosec G404 G115 -- reproducible choice of publishers, not a secret; counts >= 0
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
 	var wg sync.WaitGroup
