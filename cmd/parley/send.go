@@ -84,11 +84,7 @@ func runSend(ctx context.Context, args []string, stdout, stderr io.Writer) error
 
 	sendErr := sendOne(ctx, n, target, path)
 
-	closeErr := n.Close()
-	queue.Close()
-	if err := <-writerDone; err != nil && closeErr == nil {
-		closeErr = err
-	}
+	closeErr := shutdown(n.Close, queue, writerDone)
 	if sendErr != nil {
 		return sendErr
 	}

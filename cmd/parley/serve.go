@@ -234,8 +234,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 
 	<-ctx.Done()
 	logger.Info("shutting down")
-	closed := make(chan error, 1)
-	go func() {
+	return shutdown(func() error {
 		var errs []error
 		if srv != nil {
 			sctx, cancel := context.WithTimeout(context.Background(), time.Second)
@@ -247,23 +246,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if err := h.Close(); err != nil {
 			errs = append(errs, err)
 		}
-		closed <- errors.Join(errs...)
-	}()
-	var closeErr error
-	select {
-	case closeErr = <-closed:
-	case <-time.After(shutdownTimeout):
-		closeErr = fmt.Errorf("shutdown took longer than %v", shutdownTimeout)
-	}
-	queue.Close()
-	select {
-	case err := <-writerDone:
-		if err != nil && closeErr == nil {
-			closeErr = err
-		}
-	case <-time.After(time.Second):
-	}
-	return closeErr
+		return errors.Join(errs...)
+	}, queue, writerDone)
 }
 
 // serveBanner tells the operator what to hand out.
