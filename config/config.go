@@ -45,6 +45,11 @@ type File struct {
 	Bootstrap []string `toml:"bootstrap"`
 	Relays    []string `toml:"relays"`
 	PublicDHT *bool    `toml:"public_dht"`
+	// SwarmKey is the swarm key file of a private network; a relative
+	// path is relative to the data directory.
+	SwarmKey string `toml:"swarm_key"`
+	// AllowPeers, when not empty, lets only these peer IDs connect.
+	AllowPeers []string `toml:"allow_peers"`
 }
 
 // DefaultDataDir returns $XDG_DATA_HOME/parley, else ~/.local/share/parley.

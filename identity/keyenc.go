@@ -239,7 +239,7 @@ func askPassphrase(f PassphraseFunc, path string) ([]byte, error) {
 	}
 	pass, err := f()
 	if err != nil {
-		return nil, fmt.Errorf("passphrase for %s: %w", path, err)
+		return nil, fmt.Errorf("%w: %s: %w", ErrKeyEncrypted, path, err)
 	}
 	return pass, nil
 }

@@ -34,7 +34,7 @@ func runChat(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	if err := s.resolveDataDir(); err != nil {
 		return err
 	}
-	logger, id, err := s.prepare(fs, s.applyFile, stderr)
+	logger, id, err := s.prepare(fs, s.applyFile, stdin, stderr)
 	if err != nil {
 		return err
 	}

@@ -3,6 +3,10 @@
 //	parley [chat] [flags]   run a chat peer (the default)
 //	parley serve [flags]    run an always-on DHT, relay and bootstrap node
 //	parley id [flags]       print the peer ID, fingerprint and data dir
+//	parley key encrypt|decrypt|passphrase [flags]
+//	                        encrypt the identity key with a passphrase, or undo it
+//	parley keygen --swarm-key FILE
+//	                        write a new private-network swarm key
 //	parley version          print the version
 //
 // See README.md and docs/ for the flags, the commands and the JSON events.
@@ -53,9 +57,13 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	case "chat":
 		err = runChat(ctx, args, stdin, stdout, stderr)
 	case "serve":
-		err = runServe(ctx, args, stdout, stderr)
+		err = runServe(ctx, args, stdin, stdout, stderr)
 	case "id":
-		err = runID(args, stdout, stderr)
+		err = runID(args, stdin, stdout, stderr)
+	case "key":
+		err = runKey(args, stdin, stdout, stderr)
+	case "keygen":
+		err = runKeygen(args, stdout)
 	case "version":
 		_, err = fmt.Fprintf(stdout, "parley %s\n", version)
 	case "help":
@@ -85,6 +93,8 @@ commands:
   chat      run a chat peer (the default)
   serve     run an always-on DHT, relay and bootstrap node (docs/SERVE.md)
   id        print the peer ID, fingerprint and data dir
+  key       encrypt|decrypt|passphrase: protect the identity key with a passphrase
+  keygen    --swarm-key FILE: write a new private-network swarm key
   version   print the version
   help      this text
 
