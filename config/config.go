@@ -69,7 +69,7 @@ func DefaultDataDir() (string, error) {
 // Load reads dir/config.toml. A missing file is an empty File.
 func Load(dir string) (File, error) {
 	path := filepath.Join(dir, FileName)
-	raw, err := os.ReadFile(path)
+	raw, err := os.ReadFile(path) // #nosec G304 -- config.toml in the user's data dir
 	if errors.Is(err, fs.ErrNotExist) {
 		return File{}, nil
 	}
@@ -125,7 +125,7 @@ func SaveNick(dir, nick string) error {
 		return err
 	}
 	path := filepath.Join(dir, FileName)
-	raw, err := os.ReadFile(path)
+	raw, err := os.ReadFile(path) // #nosec G304 -- config.toml in the user's data dir
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("read config %s: %w", path, err)
 	}

@@ -264,22 +264,18 @@ func New(ctx context.Context, cfg Config) (*Host, error) {
 	o.peers = newPeerTable(o, cfg.Liveness)
 	o.keeper = newKeeper(o, cfg.Redial)
 	if err := o.startConnectivity(&cfg, &relayAddrs); err != nil {
-		o.Close()
-		return nil, err
+		return nil, errors.Join(err, o.Close())
 	}
 	if err := o.peers.start(); err != nil {
-		o.Close()
-		return nil, err
+		return nil, errors.Join(err, o.Close())
 	}
 	for _, ai := range append(others(cfg.Bootstrap, o.ID()), cfg.Peers...) {
 		if err := o.Keep(ai); err != nil {
-			o.Close()
-			return nil, err
+			return nil, errors.Join(err, o.Close())
 		}
 	}
 	if err := o.startDiscovery(&cfg, listen); err != nil {
-		o.Close()
-		return nil, err
+		return nil, errors.Join(err, o.Close())
 	}
 	return o, nil
 }

@@ -77,7 +77,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	case errors.Is(err, errHelp):
 		return exitOK
 	default:
-		fmt.Fprintf(stderr, "parley: %s\n", oneLine(err.Error()))
+		_, _ = fmt.Fprintf(stderr, "parley: %s\n", oneLine(err.Error())) // nowhere left to report a failed write
 		var ue usageError
 		if errors.As(err, &ue) {
 			return exitUsage
@@ -87,7 +87,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 }
 
 func printUsage(w io.Writer) {
-	fmt.Fprint(w, `usage: parley [command] [flags]
+	_, _ = fmt.Fprint(w, `usage: parley [command] [flags]
 
 commands:
   chat      run a chat peer (the default)

@@ -28,9 +28,11 @@ func Build(dir string) (string, error) {
 		return "", err
 	}
 	bin := filepath.Join(dir, "parley")
+	// #nosec G204 -- test infrastructure: builds the parley binary for
+	// end-to-end tests; never linked into the parley binary.
 	cmd := exec.Command("go", "build", "-race", "-o", bin, "./cmd/parley")
 	if os.Getenv("PROCTEST_NORACE") != "" {
-		cmd = exec.Command("go", "build", "-o", bin, "./cmd/parley")
+		cmd = exec.Command("go", "build", "-o", bin, "./cmd/parley") // #nosec G204 -- as above
 	}
 	cmd.Dir = root
 	out, err := cmd.CombinedOutput()
@@ -103,7 +105,7 @@ func (l *lockedBuf) String() string {
 // latest.
 func Start(t testing.TB, bin, name string, args ...string) *Peer {
 	t.Helper()
-	cmd := exec.Command(bin, append([]string{"--json"}, args...)...)
+	cmd := exec.Command(bin, append([]string{"--json"}, args...)...) // #nosec G204 -- runs the parley binary under test
 	cmd.Env = append(os.Environ(), "GORACE=halt_on_error=1")
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
@@ -250,7 +252,7 @@ func Main(m *testing.M, bin *string) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	defer os.RemoveAll(dir)
+	defer func() { _ = os.RemoveAll(dir) }()
 	if *bin, err = Build(dir); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
