@@ -8,6 +8,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -246,7 +247,14 @@ func Loopback() []string {
 // Main builds the parley binary into a temporary directory, stores its path
 // in *bin, runs the tests and removes the directory: the body of a test
 // package's TestMain. It returns the exit code for os.Exit.
+//
+// When the test binary only fuzzes (see fuzzing), nothing is built and
+// *bin stays empty.
 func Main(m *testing.M, bin *string) int {
+	flag.Parse()
+	if fuzzing() {
+		return m.Run()
+	}
 	dir, err := os.MkdirTemp("", "parley-bin-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -258,4 +266,17 @@ func Main(m *testing.M, bin *string) int {
 		return 1
 	}
 	return m.Run()
+}
+
+// fuzzing reports whether the test binary only fuzzes: it is a fuzz
+// worker, or fuzzes with -run '^$' (as .ci/fuzz does), so that no
+// end-to-end test needs the binary.
+func fuzzing() bool {
+	value := func(name string) string {
+		if f := flag.Lookup(name); f != nil {
+			return f.Value.String()
+		}
+		return ""
+	}
+	return value("test.fuzzworker") == "true" || value("test.fuzz") != "" && value("test.run") == "^$"
 }
