@@ -40,15 +40,12 @@ func refused(t *testing.T, a, b *Host) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if err := a.Connect(ctx, b.AddrInfo()); err == nil {
-		waitFor(t, 5*time.Second, "refused connection closed", func() bool {
-			return a.Network().Connectedness(b.ID()) != network.Connected &&
-				b.Network().Connectedness(a.ID()) != network.Connected
-		})
-	}
-	if len(b.Network().ConnsToPeer(a.ID())) != 0 {
-		t.Fatalf("%s holds a connection from %s", b.ID(), a.ID())
-	}
+	// The dial may fail, or succeed on the dialer's side for a moment
+	// before the remote closes it; either way no connection may last.
+	_ = a.Connect(ctx, b.AddrInfo())
+	waitFor(t, 5*time.Second, "refused connection closed", func() bool {
+		return len(a.Network().ConnsToPeer(b.ID())) == 0 && len(b.Network().ConnsToPeer(a.ID())) == 0
+	})
 }
 
 func connects(t *testing.T, a, b *Host) {
