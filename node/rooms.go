@@ -387,8 +387,8 @@ func FormatMessage(m events.Message) string {
 	}
 	nick := safetext.Line(m.Nick)
 	if m.NickShared {
-		nick += " (" + m.Fingerprint + ")"
+		nick += " (" + safetext.Line(m.Fingerprint) + ")"
 	}
 	text := strings.ReplaceAll(safetext.Block(m.Text), "\n", "\n    ")
-	return fmt.Sprintf("[%s] #%s <%s> %s", at, safetext.Line(m.Room), nick, text)
+	return fmt.Sprintf("[%s] #%s <%s> %s", safetext.Line(at), safetext.Line(m.Room), nick, text)
 }
