@@ -50,6 +50,14 @@ type File struct {
 	SwarmKey string `toml:"swarm_key"`
 	// AllowPeers, when not empty, lets only these peer IDs connect.
 	AllowPeers []string `toml:"allow_peers"`
+	// Downloads is where received files land.
+	Downloads string `toml:"downloads"`
+	// MaxFileSize refuses bigger offers (bytes; 0: the default).
+	MaxFileSize int64 `toml:"max_file_size"`
+	// AutoAcceptFrom lists peer IDs (or "trusted") whose offers are
+	// accepted without asking, up to AutoAcceptMaxSize bytes.
+	AutoAcceptFrom    []string `toml:"auto_accept_from"`
+	AutoAcceptMaxSize int64    `toml:"auto_accept_max_size"`
 }
 
 // DefaultDataDir returns $XDG_DATA_HOME/parley, else ~/.local/share/parley.

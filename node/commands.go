@@ -31,7 +31,7 @@ type command struct {
 
 func (n *Node) registerCommands() {
 	n.commands = make(map[string]*command)
-	for _, group := range [][]*command{n.coreCommands(), n.roomCommands(), n.dmCommands()} {
+	for _, group := range [][]*command{n.coreCommands(), n.roomCommands(), n.dmCommands(), n.transferCommands()} {
 		for _, c := range group {
 			n.register(c)
 		}

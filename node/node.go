@@ -22,6 +22,7 @@ import (
 	"github.com/parley-chat/parley/overlay"
 	"github.com/parley-chat/parley/rooms"
 	"github.com/parley-chat/parley/store"
+	"github.com/parley-chat/parley/transfer"
 	"github.com/parley-chat/parley/trust"
 )
 
@@ -41,9 +42,22 @@ type Config struct {
 	// Rooms are joined at start (besides the rooms joined in earlier
 	// runs); the first becomes the current room.
 	Rooms []string
+	// NoDefaultRoom: with no Rooms, join no room (instead of the lobby);
+	// for one-shot commands such as parley send.
+	NoDefaultRoom bool
 	// RoomsConfig tunes the rooms service; Host, DB, Emitter, Logger and
 	// Nick are set by the node.
 	RoomsConfig rooms.Config
+	// Transfer configures file transfer; Host, DB, Emitter, Logger and
+	// AutoAccept are set by the node. DownloadDir defaults to
+	// DataDir/downloads.
+	Transfer transfer.Config
+	// AutoAcceptFrom lists peers whose file offers are accepted without
+	// asking: peer IDs, or "trusted" for every peer marked with /trust.
+	// AutoAcceptMax bounds the size of such offers (0: no bound beyond
+	// Transfer.MaxFileSize).
+	AutoAcceptFrom []string
+	AutoAcceptMax  int64
 	// DM tunes the direct-message service; Host, DB, Emitter, Logger,
 	// Nick and OnNick are set by the node.
 	DM dm.Config
@@ -57,14 +71,15 @@ type Config struct {
 
 // Node is a running Parley node.
 type Node struct {
-	cfg   Config
-	log   *slog.Logger
-	emit  events.Emitter
-	store *store.Store
-	host  *overlay.Host
-	trust *trust.Store
-	dm    *dm.Service
-	rooms *rooms.Service
+	cfg      Config
+	log      *slog.Logger
+	emit     events.Emitter
+	store    *store.Store
+	host     *overlay.Host
+	trust    *trust.Store
+	dm       *dm.Service
+	rooms    *rooms.Service
+	transfer *transfer.Service
 
 	commands map[string]*command
 	order    []*command
@@ -119,6 +134,10 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 	if err := n.startDM(ctx); err != nil {
 		return nil, errors.Join(err, n.Close())
 	}
+	if err := n.startTransfer(ctx); err != nil {
+		n.Close()
+		return nil, err
+	}
 	if err := n.startRooms(ctx); err != nil {
 		return nil, errors.Join(err, n.Close())
 	}
@@ -169,6 +188,11 @@ func (n *Node) Close() error {
 		var errs []error
 		if n.rooms != nil {
 			if err := n.rooms.Close(); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		if n.transfer != nil {
+			if err := n.transfer.Close(); err != nil {
 				errs = append(errs, err)
 			}
 		}

@@ -28,13 +28,14 @@ func (n *Node) startRooms(ctx context.Context) error {
 	cfg.Emitter = events.EmitterFunc(n.roomEvent)
 	cfg.Logger = n.log.With("component", "rooms")
 	cfg.Nick = n.Nick
+	cfg.OnFileShare = n.onFileShare
 	svc, err := rooms.New(ctx, cfg)
 	if err != nil {
 		return fmt.Errorf("start rooms: %w", err)
 	}
 	n.rooms = svc
 	start := n.cfg.Rooms
-	if len(start) == 0 && len(svc.Rooms()) == 0 {
+	if len(start) == 0 && len(svc.Rooms()) == 0 && !n.cfg.NoDefaultRoom {
 		start = []string{DefaultRoom}
 	}
 	for _, name := range start {

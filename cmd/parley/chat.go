@@ -16,6 +16,8 @@ import (
 	"github.com/parley-chat/parley/events"
 	"github.com/parley-chat/parley/identity"
 	"github.com/parley-chat/parley/node"
+	"github.com/parley-chat/parley/transfer"
+	"github.com/parley-chat/parley/tui"
 )
 
 // shutdownTimeout bounds a clean shutdown after /quit, EOF or a signal.
@@ -34,7 +36,18 @@ func runChat(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	if err := s.resolveDataDir(); err != nil {
 		return err
 	}
-	logger, id, err := s.prepare(fs, s.applyFile, stdin, stderr)
+	queue := events.NewQueue(eventQueueLimit)
+	ui := s.useTUI(stdin, stdout)
+	var logOut io.Writer = stderr
+	var logSink *tui.LogSink
+	if ui {
+		// The terminal UI owns the screen: log lines go to its status
+		// conversation until it closes, then to stderr again.
+		logSink = tui.NewLogSink(queue)
+		logOut = logSink
+		defer flushLogs(logSink, queue, stderr)
+	}
+	logger, id, err := s.prepare(fs, s.applyFile, stdin, stderr, logOut)
 	if err != nil {
 		return err
 	}
@@ -55,27 +68,36 @@ func runChat(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		}
 	}
 
-	queue := events.NewQueue(eventQueueLimit)
 	n, err := node.New(ctx, node.Config{
-		DataDir:  s.dataDir,
-		Identity: id,
-		Nick:     nick,
-		SaveNick: func(nick string) error { return config.SaveNick(s.dataDir, nick) },
-		Overlay:  ocfg,
-		Rooms:    s.rooms,
-		Emitter:  queue,
-		Logger:   logger,
-		Version:  version,
+		DataDir:        s.dataDir,
+		Identity:       id,
+		Nick:           nick,
+		SaveNick:       func(nick string) error { return config.SaveNick(s.dataDir, nick) },
+		Overlay:        ocfg,
+		Rooms:          s.rooms,
+		Transfer:       transfer.Config{DownloadDir: s.downloads, MaxFileSize: s.maxFile},
+		AutoAcceptFrom: s.autoAcceptFrom,
+		AutoAcceptMax:  s.autoAcceptMax,
+		Emitter:        queue,
+		Logger:         logger,
+		Version:        version,
 	})
 	if err != nil {
 		return err
 	}
-	out := newRenderer(stdout, s.json)
 	writerDone := make(chan error, 1)
-	go func() { writerDone <- out.drain(queue) }()
-	queue.Emit(n.Ready())
-
-	loopErr := commandLoop(ctx, n, stdin)
+	var loopErr error
+	if ui {
+		queue.Emit(n.Ready())
+		loopErr = runTUI(ctx, n, queue, stdin, stdout, stderr)
+		logSink.Detach(stderr)
+		writerDone <- nil
+	} else {
+		out := newRenderer(stdout, s.json)
+		go func() { writerDone <- out.drain(queue) }()
+		queue.Emit(n.Ready())
+		loopErr = commandLoop(ctx, n, stdin)
+	}
 
 	closed := make(chan error, 1)
 	go func() { closed <- n.Close() }()

@@ -28,6 +28,9 @@ func (l *listFlag) Set(v string) error {
 type flagSet struct {
 	*flag.FlagSet
 	set map[string]bool // flags given on the command line or in the environment
+	// maxArgs is the number of positional arguments allowed after the
+	// flags (0 for most subcommands).
+	maxArgs int
 }
 
 func newFlagSet(name string) *flagSet {
@@ -50,8 +53,8 @@ func (f *flagSet) parse(args []string, stdout io.Writer) error {
 		}
 		return usageError{fmt.Errorf("%w; run 'parley %s -h' for the flags", err, f.Name())}
 	}
-	if f.NArg() > 0 {
-		return usageError{fmt.Errorf("unexpected argument %q; run 'parley %s -h' for the flags", f.Arg(0), f.Name())}
+	if f.NArg() > f.maxArgs {
+		return usageError{fmt.Errorf("unexpected argument %q; run 'parley %s -h' for the flags", f.Arg(f.maxArgs), f.Name())}
 	}
 	f.Visit(func(fl *flag.Flag) { f.set[fl.Name] = true })
 	var err error

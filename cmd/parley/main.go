@@ -58,6 +58,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		err = runChat(ctx, args, stdin, stdout, stderr)
 	case "serve":
 		err = runServe(ctx, args, stdin, stdout, stderr)
+	case "send":
+		err = runSend(ctx, args, stdin, stdout, stderr)
 	case "id":
 		err = runID(args, stdin, stdout, stderr)
 	case "key":
@@ -92,6 +94,7 @@ func printUsage(w io.Writer) {
 commands:
   chat      run a chat peer (the default)
   serve     run an always-on DHT, relay and bootstrap node (docs/SERVE.md)
+  send      send one file: parley send --to PEER PATH (exit 0 once the recipient verified it)
   id        print the peer ID, fingerprint and data dir
   key       encrypt|decrypt|passphrase: protect the identity key with a passphrase
   keygen    --swarm-key FILE: write a new private-network swarm key

@@ -18,10 +18,38 @@ import (
 type renderer struct {
 	w    *bufio.Writer
 	json bool
+	// lastProgress throttles progress lines for people to one a second
+	// per transfer (JSON mode gets every event).
+	lastProgress map[string]time.Time
 }
 
+// humanProgressEvery is the least time between two progress lines of one
+// transfer in human mode.
+const humanProgressEvery = time.Second
+
 func newRenderer(w io.Writer, json bool) *renderer {
-	return &renderer{w: bufio.NewWriter(w), json: json}
+	return &renderer{w: bufio.NewWriter(w), json: json, lastProgress: make(map[string]time.Time)}
+}
+
+// skip reports whether a human-mode progress line is too soon after the
+// previous one of the same transfer.
+func (r *renderer) skip(e events.Event) bool {
+	switch e := e.(type) {
+	case events.FileProgress:
+		if e.Bytes >= e.Size {
+			return false
+		}
+		now := time.Now()
+		if now.Sub(r.lastProgress[e.TransferID]) < humanProgressEvery {
+			return true
+		}
+		r.lastProgress[e.TransferID] = now
+	case events.FileDone:
+		delete(r.lastProgress, e.TransferID)
+	case events.FileFailed:
+		delete(r.lastProgress, e.TransferID)
+	}
+	return false
 }
 
 // drain writes events until the queue is closed and empty.
@@ -52,6 +80,8 @@ func (r *renderer) write(e events.Event) error {
 		if _, err := r.w.Write(b); err != nil {
 			return err
 		}
+	} else if r.skip(e) {
+		return nil
 	} else if _, err := io.WriteString(r.w, humanLine(e)+"\n"); err != nil {
 		return err
 	}
@@ -111,6 +141,22 @@ func humanLine(e events.Event) string {
 			line += ": " + safetext.Line(e.Error)
 		}
 		return line + ")"
+	case events.FileOffer:
+		where := "from " + shortID(e.From)
+		if e.Room != "" {
+			where = fmt.Sprintf("shared in #%s by %s; /fetch %s", safetext.Line(e.Room), shortID(e.From), shortHex(e.TransferID))
+		} else {
+			where += fmt.Sprintf("; /accept %s or /reject %s", shortHex(e.TransferID), shortHex(e.TransferID))
+		}
+		return fmt.Sprintf("* file offer %s: %s (%s) %s", shortHex(e.TransferID), safetext.Line(e.Name), node.FormatBytes(e.Size), where)
+	case events.FileProgress:
+		return fmt.Sprintf("  %s %s %s", shortHex(e.TransferID), e.Direction, node.FormatProgress(e.Bytes, e.Size, e.Rate))
+	case events.FileDone:
+		return fmt.Sprintf("* file %s done: %s (%s, blake3 %s)", shortHex(e.TransferID), safetext.Line(e.Path), node.FormatBytes(e.Size), shortHex(e.Hash))
+	case events.FileFailed:
+		return fmt.Sprintf("! file %s failed: %s", shortHex(e.TransferID), safetext.Line(e.Error))
+	case events.FileRejected:
+		return fmt.Sprintf("* file %s was rejected", shortHex(e.TransferID))
 	case events.TrustWarning:
 		return "!!! WARNING: " + safetext.Line(e.Text)
 	default:

@@ -171,7 +171,7 @@ func runServe(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	if err := s.resolveServeDataDir(); err != nil {
 		return err
 	}
-	logger, id, err := s.prepare(fs, s.applyFile, stdin, stderr)
+	logger, id, err := s.prepare(fs, s.applyFile, stdin, stderr, stderr)
 	if err != nil {
 		return err
 	}

@@ -48,8 +48,9 @@ func (c *common) resolveDataDir() error {
 // prepare does what every long-running subcommand does first: make the
 // data dir, read config.toml into the settings (applyFile, for what flags
 // and the environment left unset), set up logging, and load or create the
-// identity.
-func (c *common) prepare(fs *flagSet, applyFile func(*flagSet, config.File), stdin io.Reader, stderr io.Writer) (*slog.Logger, *identity.Identity, error) {
+// identity. Logs go to logOut; a passphrase is asked for on stdin and
+// stderr, the terminal.
+func (c *common) prepare(fs *flagSet, applyFile func(*flagSet, config.File), stdin io.Reader, stderr, logOut io.Writer) (*slog.Logger, *identity.Identity, error) {
 	if err := identity.EnsureDir(c.dataDir); err != nil {
 		return nil, nil, err
 	}
@@ -62,7 +63,7 @@ func (c *common) prepare(fs *flagSet, applyFile func(*flagSet, config.File), std
 	if err != nil {
 		return nil, nil, err
 	}
-	logger := newLogger(stderr, level)
+	logger := newLogger(logOut, level)
 	id, err := loadIdentity(c.dataDir, c.passphrases(stdin, stderr, logger), logger)
 	if err != nil {
 		return nil, nil, err
@@ -106,12 +107,17 @@ type chatSettings struct {
 	upnp      bool
 	noMDNS    bool
 	rooms     listFlag
-	json      bool
-	line      bool
-	connLow   int
-	connHigh  int
-	discovery discoveryFlags
-	private   privateFlags
+	downloads string
+	maxFile   int64
+	// Only in config.toml: auto_accept_from, auto_accept_max_size.
+	autoAcceptFrom []string
+	autoAcceptMax  int64
+	json           bool
+	line           bool
+	connLow        int
+	connHigh       int
+	discovery      discoveryFlags
+	private        privateFlags
 }
 
 // privateFlags are the private-swarm flags of chat and serve
@@ -216,6 +222,8 @@ func (s *chatSettings) register(fs *flagSet) {
 	fs.Var(&s.denyCIDRs, "deny-cidr", "refuse connections with addresses in this `CIDR` (repeatable)")
 	fs.BoolVar(&s.upnp, "upnp", false, "ask the router for a port mapping (UPnP / NAT-PMP)")
 	fs.BoolVar(&s.noMDNS, "no-mdns", false, "do not look for peers on the LAN with mDNS")
+	fs.StringVar(&s.downloads, "downloads", "", "directory for received files (default DATA_DIR/downloads)")
+	fs.Int64Var(&s.maxFile, "max-file-size", 0, "refuse file offers bigger than this many `BYTES` (default 16 GiB)")
 	fs.Var(&s.rooms, "room", "join this room at start; the first is the current room (repeatable; default lobby)")
 	fs.BoolVar(&s.json, "json", false, "print every event as one JSON object per line (docs/EVENTS.md)")
 	fs.BoolVar(&s.line, "line", false, "line mode even on a terminal")
@@ -258,6 +266,14 @@ func (s *chatSettings) applyFile(fs *flagSet, f config.File) {
 	if !fs.given("log-level") && f.LogLevel != "" {
 		s.logLevel = f.LogLevel
 	}
+	if !fs.given("downloads") && f.Downloads != "" {
+		s.downloads = f.Downloads
+	}
+	if !fs.given("max-file-size") && f.MaxFileSize != 0 {
+		s.maxFile = f.MaxFileSize
+	}
+	s.autoAcceptFrom = f.AutoAcceptFrom
+	s.autoAcceptMax = f.AutoAcceptMaxSize
 	if !fs.given("room") && len(f.Rooms) > 0 {
 		s.rooms = f.Rooms
 	}

@@ -1,0 +1,115 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/parley-chat/parley/events"
+	"github.com/parley-chat/parley/node"
+	"github.com/parley-chat/parley/overlay"
+	"github.com/parley-chat/parley/transfer"
+)
+
+// sendConnectTimeout bounds reaching the recipient of parley send.
+const sendConnectTimeout = 60 * time.Second
+
+// runSend is `parley send --to PEER PATH`: start a node, offer one file,
+// wait until the recipient has verified it (exit 0) or the transfer
+// failed, was rejected or cancelled (exit 1). Events go to stdout as in
+// chat (--json for JSON lines).
+func runSend(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	var s chatSettings
+	var to string
+	fs := newFlagSet("send")
+	fs.maxArgs = 1
+	s.register(fs)
+	fs.StringVar(&to, "to", "", "recipient: `MULTIADDR/p2p/ID`, a peer ID, or a known nick")
+	if err := fs.parse(args, stdout); err != nil {
+		return err
+	}
+	if to == "" || fs.NArg() != 1 {
+		return usageError{errors.New("usage: parley send [flags] --to PEER PATH")}
+	}
+	path := fs.Arg(0)
+	if err := s.resolveDataDir(); err != nil {
+		return err
+	}
+	logger, id, err := s.prepare(fs, s.applyFile, stdin, stderr, stderr)
+	if err != nil {
+		return err
+	}
+	ocfg, err := s.overlayConfig()
+	if err != nil {
+		return err
+	}
+	target := to
+	if strings.Contains(to, "/p2p/") {
+		ai, err := overlay.ParsePeerAddr(to)
+		if err != nil {
+			return usageError{fmt.Errorf("bad --to: %w", err)}
+		}
+		ocfg.Peers = mergeAddrInfo(ocfg.Peers, ai)
+		target = ai.ID.String()
+	}
+	nick := s.nick
+	if nick == "" {
+		nick = defaultNick(id)
+	}
+	queue := events.NewQueue(eventQueueLimit)
+	n, err := node.New(ctx, node.Config{
+		DataDir:       s.dataDir,
+		Identity:      id,
+		Nick:          nick,
+		Overlay:       ocfg,
+		Rooms:         s.rooms,
+		NoDefaultRoom: true,
+		Transfer:      transfer.Config{DownloadDir: s.downloads, MaxFileSize: s.maxFile},
+		Emitter:       queue,
+		Logger:        logger,
+		Version:       version,
+	})
+	if err != nil {
+		return err
+	}
+	out := newRenderer(stdout, s.json)
+	writerDone := make(chan error, 1)
+	go func() { writerDone <- out.drain(queue) }()
+	queue.Emit(n.Ready())
+
+	sendErr := sendOne(ctx, n, target, path)
+
+	closeErr := n.Close()
+	queue.Close()
+	if err := <-writerDone; err != nil && closeErr == nil {
+		closeErr = err
+	}
+	if sendErr != nil {
+		return sendErr
+	}
+	return closeErr
+}
+
+func sendOne(ctx context.Context, n *node.Node, target, path string) error {
+	if p, err := peer.Decode(target); err == nil {
+		cctx, cancel := context.WithTimeout(ctx, sendConnectTimeout)
+		err := n.Host().Connect(cctx, peer.AddrInfo{ID: p})
+		cancel()
+		if err != nil {
+			return fmt.Errorf("cannot reach %s: %w; give its address as --to MULTIADDR/p2p/ID or use --peer/--bootstrap", target, err)
+		}
+	}
+	tid, err := n.SendFile(ctx, target, path)
+	if err != nil {
+		return fmt.Errorf("send %s: %w", path, err)
+	}
+	if _, err := n.WaitTransfer(ctx, tid); err != nil {
+		return fmt.Errorf("send %s (transfer %s): %w", path, tid, err)
+	}
+	return nil
+}

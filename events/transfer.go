@@ -1,0 +1,69 @@
+package events
+
+// File transfer events (package transfer; see docs/events/transfer.md).
+// TransferID is the transfer's id, 32 hex digits, the same on both sides.
+// Direction is "send" on the sending node and "receive" on the receiving
+// node; Peer is the other side's peer ID.
+
+// FileOffer is reported on the recipient when a peer offers a file, or
+// when a file is shared in a room (Room set); answer with /accept or
+// /reject, or /fetch for a room share. Name is already reduced to a safe
+// base name.
+type FileOffer struct {
+	TransferID string `json:"transfer_id"`
+	From       string `json:"from"`
+	Name       string `json:"name"`
+	Size       int64  `json:"size"`
+	Room       string `json:"room,omitempty"`
+}
+
+// FileProgress is reported on both sides while chunks move, at most a few
+// times per second per transfer. Bytes counts verified bytes at the
+// recipient; Rate is in bytes per second.
+type FileProgress struct {
+	TransferID string `json:"transfer_id"`
+	Bytes      int64  `json:"bytes"`
+	Size       int64  `json:"size"`
+	Rate       int64  `json:"rate"`
+	Direction  string `json:"direction"`
+	Peer       string `json:"peer"`
+}
+
+// FileDone is reported when the recipient has verified the whole file: on
+// the recipient once the file is in place (Path is the received file), on
+// the sender once the recipient has said so (Path is the source file).
+// Hash is the hex BLAKE3-256 of the file.
+type FileDone struct {
+	TransferID string `json:"transfer_id"`
+	Path       string `json:"path"`
+	Size       int64  `json:"size"`
+	Hash       string `json:"hash"`
+	Direction  string `json:"direction"`
+	Peer       string `json:"peer"`
+}
+
+// FileFailed is reported on either side when a transfer fails or is
+// cancelled by either side. Code is a short machine-readable reason:
+// "cancelled", "verify_failed", "file_changed", "too_large", "no_space",
+// "protocol", "not_found" or "error".
+type FileFailed struct {
+	TransferID string `json:"transfer_id"`
+	Error      string `json:"error"`
+	Code       string `json:"code"`
+	Direction  string `json:"direction"`
+	Peer       string `json:"peer"`
+}
+
+// FileRejected is reported on the sender when the recipient declines an
+// offer, and on the recipient when it declines one (/reject).
+type FileRejected struct {
+	TransferID string `json:"transfer_id"`
+	Direction  string `json:"direction"`
+	Peer       string `json:"peer"`
+}
+
+func (FileOffer) Type() string    { return "file_offer" }
+func (FileProgress) Type() string { return "file_progress" }
+func (FileDone) Type() string     { return "file_done" }
+func (FileFailed) Type() string   { return "file_failed" }
+func (FileRejected) Type() string { return "file_rejected" }

@@ -1,0 +1,134 @@
+package transfer
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/bits"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/peer"
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/parley-chat/parley/events"
+)
+
+// Defaults for the zero values of Config.
+const (
+	DefaultMaxFileSize      = 16 << 30 // 16 GiB
+	DefaultChunkSize        = 1 << 20  // 1 MiB
+	DefaultMaxPerPeer       = 2
+	DefaultMaxPendingOffers = 8
+	DefaultChunkRetries     = 3
+	DefaultMaxAttempts      = 5
+	DefaultProgressInterval = 250 * time.Millisecond
+	DefaultIdleTimeout      = 30 * time.Second
+	DefaultControlTimeout   = 15 * time.Second
+	DefaultRetryBackoff     = time.Second
+	maxRetryBackoff         = 30 * time.Second
+	minProgressInterval     = 100 * time.Millisecond
+)
+
+// Config configures a Service. Host, DB and DownloadDir are required; every
+// other zero value takes the documented default.
+type Config struct {
+	Host host.Host
+	// DB stores transfer state in buckets named "transfer/...", so that
+	// transfers survive restarts.
+	DB      *bolt.DB
+	Emitter events.Emitter // default events.Discard
+	Logger  *slog.Logger   // default slog.Default()
+
+	// DownloadDir receives every file, and nothing is written outside it.
+	// It is created with mode 0700 when missing.
+	DownloadDir string
+	// MaxFileSize refuses bigger offers before anything is written.
+	// Default DefaultMaxFileSize; never more than MaxSize.
+	MaxFileSize int64
+	// AutoAccept, when set, is asked about every offer; true accepts it at
+	// once (for example: trusted peers, files under a size limit).
+	AutoAccept func(from peer.ID, size int64) bool
+
+	// ChunkSize is the chunk size of the files this node sends: a power of
+	// two from MinChunkSize to MaxChunkSize, default 1 MiB. Files of more
+	// than MaxChunks chunks use the smallest larger power of two.
+	ChunkSize int64
+	// MaxPerPeer caps the transfers moving at once with one peer, in each
+	// direction (default 2). More accepted transfers wait as "queued"; a
+	// peer pulling more at once is answered BUSY.
+	MaxPerPeer int
+	// MaxPendingOffers caps the offers from one peer waiting for an answer
+	// (default 8); more are refused as BUSY.
+	MaxPendingOffers int
+	// ChunkRetries is how many times a chunk that failed verification is
+	// fetched again before the transfer fails (default 3).
+	ChunkRetries int
+	// MaxAttempts is how many consecutive attempts without progress a
+	// receiving transfer makes, with backoff, before it waits for the peer
+	// to reconnect or for Resume (default 5).
+	MaxAttempts int
+	// RetryBackoff is the first delay between attempts; it doubles up to
+	// 30 s (default 1 s).
+	RetryBackoff time.Duration
+	// ProgressInterval is the least time between two file_progress events
+	// of one transfer (default 250 ms, at least 100 ms).
+	ProgressInterval time.Duration
+	// IdleTimeout bounds every read and write on a data stream: a peer that
+	// moves nothing for this long is cut off (default 30 s).
+	IdleTimeout time.Duration
+	// ControlTimeout bounds an offer or notice exchange (default 15 s).
+	ControlTimeout time.Duration
+	// MaxFrameSize bounds control frames read (default and maximum
+	// MaxFrameSize). A lower value refuses manifests of files with more
+	// than about MaxFrameSize/32 chunks.
+	MaxFrameSize int
+
+	hooks testHooks // fault injection for tests
+}
+
+func (c *Config) setDefaults() error {
+	switch {
+	case c.Host == nil:
+		return errors.New("transfer config: Host is required")
+	case c.DB == nil:
+		return errors.New("transfer config: DB is required")
+	case c.DownloadDir == "":
+		return errors.New("transfer config: DownloadDir is required")
+	}
+	if c.Emitter == nil {
+		c.Emitter = events.Discard
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.MaxFileSize <= 0 {
+		c.MaxFileSize = DefaultMaxFileSize
+	}
+	c.MaxFileSize = min(c.MaxFileSize, MaxSize)
+	if c.ChunkSize == 0 {
+		c.ChunkSize = DefaultChunkSize
+	}
+	if c.ChunkSize < MinChunkSize || c.ChunkSize > MaxChunkSize || bits.OnesCount64(uint64(c.ChunkSize)) != 1 {
+		return fmt.Errorf("transfer config: ChunkSize %d is not a power of two from %d to %d", c.ChunkSize, MinChunkSize, MaxChunkSize)
+	}
+	setDefault(&c.MaxPerPeer, DefaultMaxPerPeer)
+	setDefault(&c.MaxPendingOffers, DefaultMaxPendingOffers)
+	setDefault(&c.ChunkRetries, DefaultChunkRetries)
+	setDefault(&c.MaxAttempts, DefaultMaxAttempts)
+	setDefault(&c.RetryBackoff, DefaultRetryBackoff)
+	setDefault(&c.ProgressInterval, DefaultProgressInterval)
+	c.ProgressInterval = max(c.ProgressInterval, minProgressInterval)
+	setDefault(&c.IdleTimeout, DefaultIdleTimeout)
+	setDefault(&c.ControlTimeout, DefaultControlTimeout)
+	if c.MaxFrameSize <= 0 || c.MaxFrameSize > MaxFrameSize {
+		c.MaxFrameSize = MaxFrameSize
+	}
+	return nil
+}
+
+func setDefault[T int | time.Duration](v *T, def T) {
+	if *v <= 0 {
+		*v = def
+	}
+}

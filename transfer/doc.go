@@ -1,0 +1,51 @@
+// Package transfer moves files between two peers over direct libp2p
+// streams (protocol /parley/file/1.0.0, specified in
+// docs/protocol/transfer.md), verified chunk by chunk and resumable across
+// dropped streams, lost connections and restarts of either side.
+//
+// # Flow
+//
+// The sender hashes the file into a manifest: the file is cut into chunks
+// of a power-of-two size (1 MiB by default) and each chunk's hash is its
+// BLAKE3 chaining value, so the chunk hashes combine into the file's plain
+// BLAKE3 hash (what b3sum prints). Offer sends {id, name, size, hash} on an
+// offer stream; the recipient stores the offer, reports file_offer and
+// waits for Accept or Reject (or AutoAccept). Once accepted the recipient
+// drives everything: it opens a pull stream, asks for the manifest, checks
+// that the chunk hashes combine into the offered hash, then asks for the
+// chunks it is missing. Every chunk is hashed before it is written into
+// "name.part" in the downloads dir; a chunk that does not match is asked
+// for again, at most Config.ChunkRetries times, then the transfer fails.
+// When every chunk is in, the part file is synced and hard-linked to its
+// final name, the first free one among "name", "name (1)"... chosen when
+// the part file was created (a hard link never replaces a file; if the
+// name was taken meanwhile the next free one is used), and a DONE notice
+// tells the sender, whose Wait then returns.
+//
+// # Resume
+//
+// The recipient keeps the verified-chunk bitmap in the store. When a
+// stream breaks it retries with backoff while the peer stays connected,
+// and otherwise waits for the peer to reconnect (the host's
+// EvtPeerConnectednessChanged) or for Resume. After a restart it checks
+// the part file against the manifest, so chunks that were written but not
+// yet recorded (a crash) are kept and chunks that were recorded but lost
+// are fetched again: only missing chunks ever cross the network again.
+//
+// # Safety
+//
+// Everything is written through an os.Root on the downloads dir, under a
+// name reduced by package safename; received files get mode 0600 and are
+// never opened or executed. Offers over Config.MaxFileSize or over the
+// free disk space are refused before a byte is written; a sender that
+// sends more than a chunk's declared length is cut off; transfers with one
+// peer are capped at Config.MaxPerPeer in each direction. Control frames
+// are bounded (MaxFrameSize) and every field is checked before use.
+//
+// # Goroutines
+//
+// Service owns its goroutines: one per receiving transfer while it runs
+// (with three short-lived pipeline steps per batch of chunks), one per
+// inbound stream, one watching peer connections, and one per notice being
+// delivered. Close cancels them all and waits.
+package transfer

@@ -1,0 +1,18 @@
+//go:build linux || darwin
+
+package transfer
+
+import (
+	"fmt"
+
+	"golang.org/x/sys/unix"
+)
+
+// freeSpace returns the bytes available to this user on dir's file system.
+func freeSpace(dir string) (uint64, error) {
+	var st unix.Statfs_t
+	if err := unix.Statfs(dir, &st); err != nil {
+		return 0, fmt.Errorf("statfs %s: %w", dir, err)
+	}
+	return uint64(st.Bavail) * uint64(st.Bsize), nil //nolint:unconvert // field types differ per OS
+}

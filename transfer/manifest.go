@@ -1,0 +1,235 @@
+package transfer
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"math/bits"
+
+	"lukechampine.com/blake3"
+	"lukechampine.com/blake3/guts"
+
+	"github.com/parley-chat/parley/transfer/pb"
+)
+
+// Protocol limits on manifests. They bound what a recipient holds in memory
+// for one transfer: a few chunk buffers of at most MaxChunkSize (see
+// pipelineDepth) and a hash list of at most MaxChunks*HashSize bytes
+// (512 KiB).
+const (
+	HashSize     = 32                       // BLAKE3-256
+	MinChunkSize = 16 << 10                 // 16 KiB
+	MaxChunkSize = 4 << 20                  // 4 MiB
+	MaxChunks    = 16384                    // chunks per file
+	MaxSize      = MaxChunks * MaxChunkSize // 64 GiB, the largest file the protocol moves
+)
+
+// manifest describes a file as a BLAKE3 tree cut into chunks of chunkSize
+// bytes (the last one may be shorter). The hash of chunk i is the BLAKE3
+// chaining value of the subtree that covers it; because chunkSize is a power
+// of two multiple of the 1 KiB BLAKE3 chunk, every such subtree is a subtree
+// of the file's BLAKE3 tree, so the chunk hashes combine into the file hash
+// (see rootHash). A file of exactly one chunk has the file hash as its chunk
+// hash; an empty file has no chunks.
+type manifest struct {
+	size      int64
+	chunkSize int64
+	hash      [HashSize]byte
+	cvs       []byte // HashSize bytes per chunk
+}
+
+// numChunksFor returns how many chunks a file of size bytes has.
+func numChunksFor(size, chunkSize int64) int {
+	return int((size + chunkSize - 1) / chunkSize)
+}
+
+func (m *manifest) numChunks() int { return numChunksFor(m.size, m.chunkSize) }
+
+// chunkLen returns the length in bytes of chunk i.
+func (m *manifest) chunkLen(i int) int64 {
+	off := int64(i) * m.chunkSize
+	return min(m.chunkSize, m.size-off)
+}
+
+func (m *manifest) chunkHash(i int) []byte { return m.cvs[i*HashSize : (i+1)*HashSize] }
+
+// verifyChunk reports whether data is chunk i of the file.
+func (m *manifest) verifyChunk(i int, data []byte) bool {
+	if int64(len(data)) != m.chunkLen(i) {
+		return false
+	}
+	cv := chunkCV(data, uint64(i)*uint64(m.chunkSize/guts.ChunkSize), m.numChunks() == 1)
+	return bytes.Equal(cv[:], m.chunkHash(i))
+}
+
+// chooseChunkSize returns the chunk size for a file of size bytes: the
+// smallest power of two, at least want, that keeps the file within
+// MaxChunks chunks.
+func chooseChunkSize(size, want int64) (int64, error) {
+	if size < 0 || size > MaxSize {
+		return 0, fmt.Errorf("%w: %d bytes (protocol limit %d)", ErrTooLarge, size, int64(MaxSize))
+	}
+	cs := int64(MinChunkSize)
+	for cs < want || int64(numChunksFor(size, cs)) > MaxChunks {
+		cs <<= 1
+	}
+	return min(cs, MaxChunkSize), nil
+}
+
+// buildManifest hashes size bytes of r in chunks of chunkSize.
+func buildManifest(ctx context.Context, r io.ReaderAt, size, chunkSize int64) (*manifest, error) {
+	m := &manifest{size: size, chunkSize: chunkSize}
+	n := m.numChunks()
+	m.cvs = make([]byte, n*HashSize)
+	if n == 0 {
+		m.hash = blake3.Sum256(nil)
+		return m, nil
+	}
+	buf := make([]byte, min(chunkSize, size))
+	for i := range n {
+		if err := ctx.Err(); err != nil {
+			return nil, fmt.Errorf("hash file: %w", err)
+		}
+		p := buf[:m.chunkLen(i)]
+		if _, err := r.ReadAt(p, int64(i)*chunkSize); err != nil {
+			return nil, fmt.Errorf("hash file: read chunk %d: %w", i, err)
+		}
+		cv := chunkCV(p, uint64(i)*uint64(chunkSize/guts.ChunkSize), n == 1)
+		copy(m.cvs[i*HashSize:], cv[:])
+	}
+	m.hash = rootHash(m.cvs)
+	return m, nil
+}
+
+// check validates a manifest received from a peer against the size and
+// hash that were announced for the transfer.
+func (m *manifest) check(size int64, hash [HashSize]byte) error {
+	switch {
+	case m.size != size:
+		return fmt.Errorf("%w: manifest size %d, offered %d", ErrBadManifest, m.size, size)
+	case m.hash != hash:
+		return fmt.Errorf("%w: manifest hash differs from the offered hash", ErrBadManifest)
+	case m.chunkSize < MinChunkSize || m.chunkSize > MaxChunkSize || bits.OnesCount64(uint64(m.chunkSize)) != 1:
+		return fmt.Errorf("%w: chunk size %d", ErrBadManifest, m.chunkSize)
+	case m.size < 0 || m.numChunks() > MaxChunks:
+		return fmt.Errorf("%w: %d chunks (limit %d)", ErrBadManifest, m.numChunks(), MaxChunks)
+	case len(m.cvs) != m.numChunks()*HashSize:
+		return fmt.Errorf("%w: %d bytes of chunk hashes for %d chunks", ErrBadManifest, len(m.cvs), m.numChunks())
+	}
+	var root [HashSize]byte
+	if m.numChunks() == 0 {
+		root = blake3.Sum256(nil)
+	} else {
+		root = rootHash(m.cvs)
+	}
+	if root != hash {
+		return fmt.Errorf("%w: chunk hashes do not combine into the file hash", ErrBadManifest)
+	}
+	return nil
+}
+
+func (m *manifest) toWire() *pb.Manifest {
+	return &pb.Manifest{Size: uint64(m.size), ChunkSize: uint32(m.chunkSize), Hash: m.hash[:], ChunkHashes: m.cvs}
+}
+
+// manifestFromWire converts without validating; call check.
+func manifestFromWire(w *pb.Manifest) (*manifest, error) {
+	if w.GetSize() > MaxSize || len(w.GetHash()) != HashSize {
+		return nil, fmt.Errorf("%w: size %d, %d-byte hash", ErrBadManifest, w.GetSize(), len(w.GetHash()))
+	}
+	m := &manifest{size: int64(w.GetSize()), chunkSize: int64(w.GetChunkSize()), cvs: w.GetChunkHashes()}
+	copy(m.hash[:], w.GetHash())
+	return m, nil
+}
+
+// chunkCV returns the BLAKE3 chaining value of data as the subtree of the
+// file's tree that starts at BLAKE3 chunk counter. root marks the subtree
+// as the whole tree (a file of one chunk): the result is then the file's
+// BLAKE3 hash.
+func chunkCV(data []byte, counter uint64, root bool) [HashSize]byte {
+	n := subtreeNode(data, counter)
+	if root {
+		n.Flags |= guts.FlagRoot
+	}
+	cv := guts.ChainingValue(n)
+	return cvBytes(&cv)
+}
+
+// subtreeBuf is the span the SIMD compressor hashes at once.
+const subtreeBuf = guts.MaxSIMD * guts.ChunkSize
+
+// subtreeNode returns the root node (not yet compressed) of the BLAKE3
+// subtree over p, which starts at chunk counter and is not empty. Adapted
+// from compressGroup in lukechampine.com/blake3/bao (MIT), without copying
+// full buffers.
+func subtreeNode(p []byte, counter uint64) guts.Node {
+	var stack [54 - guts.MaxSIMD][8]uint32
+	var sc uint64
+	push := func(cv [8]uint32) {
+		i := 0
+		for sc&(1<<i) != 0 {
+			cv = guts.ChainingValue(guts.ParentNode(stack[i], cv, &guts.IV, 0))
+			i++
+		}
+		stack[i] = cv
+		sc++
+	}
+	for len(p) > subtreeBuf {
+		n := guts.CompressBuffer((*[subtreeBuf]byte)(p), subtreeBuf, &guts.IV, counter+sc*guts.MaxSIMD, 0)
+		push(guts.ChainingValue(n))
+		p = p[subtreeBuf:]
+	}
+	var n guts.Node
+	if len(p) == subtreeBuf {
+		n = guts.CompressBuffer((*[subtreeBuf]byte)(p), subtreeBuf, &guts.IV, counter+sc*guts.MaxSIMD, 0)
+	} else {
+		var last [subtreeBuf]byte
+		copy(last[:], p)
+		n = guts.CompressBuffer(&last, len(p), &guts.IV, counter+sc*guts.MaxSIMD, 0)
+	}
+	for i := bits.TrailingZeros64(sc); i < bits.Len64(sc); i++ {
+		if sc&(1<<i) != 0 {
+			n = guts.ParentNode(stack[i], guts.ChainingValue(n), &guts.IV, 0)
+		}
+	}
+	return n
+}
+
+// rootHash combines the chaining values of two or more chunks (HashSize
+// bytes each, in file order) into the BLAKE3 hash of the file, following
+// the BLAKE3 tree shape: the left subtree holds the largest power of two of
+// chunks smaller than the total.
+func rootHash(cvs []byte) [HashSize]byte {
+	n := len(cvs) / HashSize
+	if n == 1 {
+		var h [HashSize]byte
+		copy(h[:], cvs)
+		return h
+	}
+	var rec func(lo, hi int, flags uint32) [8]uint32
+	rec = func(lo, hi int, flags uint32) [8]uint32 {
+		if hi-lo == 1 {
+			return cvWords(cvs[lo*HashSize:])
+		}
+		mid := lo + 1<<(bits.Len(uint(hi-lo-1))-1)
+		return guts.ChainingValue(guts.ParentNode(rec(lo, mid, 0), rec(mid, hi, 0), &guts.IV, flags))
+	}
+	root := rec(0, n, guts.FlagRoot)
+	return cvBytes(&root)
+}
+
+func cvBytes(cv *[8]uint32) (b [HashSize]byte) {
+	for i, w := range cv {
+		binary.LittleEndian.PutUint32(b[4*i:], w)
+	}
+	return b
+}
+
+func cvWords(b []byte) (cv [8]uint32) {
+	for i := range cv {
+		cv[i] = binary.LittleEndian.Uint32(b[4*i:])
+	}
+	return cv
+}

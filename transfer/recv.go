@@ -1,0 +1,726 @@
+package transfer
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/parley-chat/parley/events"
+	"github.com/parley-chat/parley/transfer/pb"
+	"github.com/parley-chat/parley/transfer/safename"
+)
+
+// bitmapFlushInterval is how often a receiving transfer stores its
+// verified-chunk bitmap while chunks arrive; it is also stored whenever a
+// batch of chunks ends or fails. Each store is an fsync of the database,
+// which would slow a fast transfer if frequent, and a crash loses nothing
+// by it: after a restart the part file is checked against the manifest.
+const bitmapFlushInterval = 30 * time.Second
+
+// maxPendingTotal caps the offers from all peers waiting for an answer.
+const maxPendingTotal = 256
+
+// maxChunkFrame bounds the frames read between chunks: a Chunk header or a
+// Status.
+const maxChunkFrame = 1024
+
+// handleOffer records an offer from a peer and answers it.
+func (s *Service) handleOffer(from peer.ID, o *pb.Offer) *pb.Status {
+	name, refusal := s.checkOffer(o)
+	if refusal != nil {
+		return refusal
+	}
+	t := newTransfer(s.ctx, bytes.Clone(o.GetId()))
+	t.dir, t.peer, t.name, t.size, t.state = Receive, from, name, int64(o.GetSize()), StateOffered
+	copy(t.hash[:], o.GetHash())
+	if err := s.checkSpace(t); err != nil {
+		return &pb.Status{Code: pb.Code_NO_SPACE, Message: "not enough free disk space"}
+	}
+	s.mu.Lock()
+	if _, dup := s.transfers[t.id]; dup {
+		s.mu.Unlock()
+		return &pb.Status{Code: pb.Code_DUPLICATE}
+	}
+	pending, total := 0, 0
+	for _, o := range s.transfers {
+		if o.dir == Receive && o.state == StateOffered {
+			total++
+			if o.peer == from {
+				pending++
+			}
+		}
+	}
+	if pending >= s.cfg.MaxPendingOffers || total >= maxPendingTotal {
+		s.mu.Unlock()
+		return &pb.Status{Code: pb.Code_BUSY, Message: "too many offers waiting for an answer"}
+	}
+	s.transfers[t.id] = t
+	s.mu.Unlock()
+	s.save(t)
+	s.log.Debug("transfer: offer", "id", t.id, "peer", from, "size", t.size)
+	s.emit.Emit(events.FileOffer{TransferID: t.id, From: from.String(), Name: t.name, Size: t.size})
+	if s.cfg.AutoAccept == nil || !s.cfg.AutoAccept(from, t.size) {
+		return &pb.Status{Code: pb.Code_OK}
+	}
+	if err := s.accept(t); err != nil {
+		s.finish(t, StateFailed, err, nil)
+		return &pb.Status{Code: errorCode(err), Message: "could not accept"}
+	}
+	return &pb.Status{Code: pb.Code_ACCEPTED}
+}
+
+// checkOffer validates an offer's fields and returns the safe file name,
+// or the refusal to send back.
+func (s *Service) checkOffer(o *pb.Offer) (string, *pb.Status) {
+	if len(o.GetId()) != idLen || len(o.GetHash()) != HashSize || len(o.GetName()) > maxNameLen {
+		return "", &pb.Status{Code: pb.Code_BAD_REQUEST, Message: "malformed offer"}
+	}
+	if o.GetSize() > uint64(s.cfg.MaxFileSize) {
+		return "", &pb.Status{Code: pb.Code_TOO_LARGE, Message: fmt.Sprintf("limit is %d bytes", s.cfg.MaxFileSize)}
+	}
+	name, err := safename.Sanitize(o.GetName())
+	if err != nil {
+		return "", &pb.Status{Code: pb.Code_BAD_NAME, Message: "unusable file name"}
+	}
+	return name, nil
+}
+
+// Accept accepts an offer: the file starts moving into the downloads dir.
+// It fails with ErrNoSpace when the file no longer fits.
+func (s *Service) Accept(id string) error {
+	t, err := s.resolve(id)
+	if err != nil {
+		return err
+	}
+	if t.dir != Receive {
+		return fmt.Errorf("%w: transfer %s is not incoming", ErrState, t.id)
+	}
+	return s.accept(t)
+}
+
+func (s *Service) accept(t *transfer) error {
+	s.mu.Lock()
+	st := t.state
+	s.mu.Unlock()
+	if st != StateOffered {
+		return fmt.Errorf("%w: transfer %s is %s", ErrState, t.id, st)
+	}
+	if err := s.checkSpace(t); err != nil {
+		return err
+	}
+	part, final, err := s.createPart(t.name)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	if t.state != StateOffered {
+		s.mu.Unlock()
+		s.removePart(part)
+		return fmt.Errorf("%w: transfer %s is %s", ErrState, t.id, t.state)
+	}
+	t.part, t.final, t.state = part, final, StateQueued
+	s.mu.Unlock()
+	s.save(t)
+	s.start(t, false)
+	return nil
+}
+
+// Reject declines an offer and tells the sender.
+func (s *Service) Reject(id string) error {
+	t, err := s.resolve(id)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	st := t.state
+	s.mu.Unlock()
+	if t.dir != Receive || st != StateOffered {
+		return fmt.Errorf("%w: transfer %s is not an offer waiting for an answer", ErrState, t.id)
+	}
+	n := &pb.Notice{Id: t.rawID, Kind: pb.Notice_REJECT, Code: pb.Code_REJECTED}
+	if !s.finish(t, StateRejected, fmt.Errorf("%w by this node", ErrRejected), n) {
+		return fmt.Errorf("%w: transfer %s already ended", ErrState, t.id)
+	}
+	s.deliverAsync(t)
+	return nil
+}
+
+// start runs a receiving transfer unless it is running, ended or not
+// accepted yet. kick wakes a running one that waits between attempts.
+func (s *Service) start(t *transfer, kick bool) {
+	s.mu.Lock()
+	if s.closed || t.dir != Receive || t.state.Terminal() || t.state == StateOffered {
+		s.mu.Unlock()
+		return
+	}
+	if t.running {
+		s.mu.Unlock()
+		if kick {
+			select {
+			case t.kick <- struct{}{}:
+			default:
+			}
+		}
+		return
+	}
+	t.running = true
+	s.wg.Add(1)
+	s.mu.Unlock()
+	go s.run(t)
+}
+
+// run owns a receiving transfer: it pulls the missing chunks, retrying with
+// backoff after transient errors while the peer stays connected, and parks
+// (returns, leaving the transfer waiting) when the peer is gone or
+// attempts run out; onConnected and Resume start it again.
+func (s *Service) run(t *transfer) {
+	defer s.wg.Done()
+	defer s.runExit(t)
+	attempts := 0
+	for {
+		progressed, err := s.pull(t)
+		switch {
+		case err == nil, t.ctx.Err() != nil:
+			return
+		case errors.Is(err, ErrCancelled):
+			s.finish(t, StateCancelled, err, nil)
+			return
+		case errors.Is(err, ErrNotFound):
+			s.finish(t, StateFailed, err, nil)
+			return
+		case permanent(err):
+			n := &pb.Notice{Id: t.rawID, Kind: pb.Notice_FAILED, Code: errorCode(err), Message: truncate(err.Error(), maxMessageLen)}
+			s.finish(t, StateFailed, err, n)
+			s.deliverAsync(t)
+			return
+		}
+		if progressed {
+			attempts = 0
+		}
+		attempts++
+		s.setWaiting(t, err)
+		s.log.Debug("transfer: attempt failed", "id", t.id, "peer", t.peer, "attempt", attempts, "err", err)
+		if attempts >= s.cfg.MaxAttempts || errors.Is(err, errDisk) ||
+			s.host.Network().Connectedness(t.peer) != network.Connected {
+			return
+		}
+		delay := min(s.cfg.RetryBackoff<<(attempts-1), maxRetryBackoff)
+		timer := time.NewTimer(delay)
+		select {
+		case <-timer.C:
+		case <-t.kick:
+			timer.Stop()
+		case <-t.ctx.Done():
+			timer.Stop()
+			return
+		}
+	}
+}
+
+// runExit releases t from its runner; it removes the part file of a
+// transfer that failed or was cancelled meanwhile, and restarts t when a
+// kick arrived after the runner decided to stop.
+func (s *Service) runExit(t *transfer) {
+	s.mu.Lock()
+	t.running = false
+	part := ""
+	if t.state.Terminal() && t.state != StateDone {
+		part, t.part = t.part, ""
+	}
+	restart := false
+	select {
+	case <-t.kick:
+		restart = !t.state.Terminal()
+	default:
+	}
+	s.mu.Unlock()
+	if part != "" {
+		s.removePart(part)
+	}
+	if restart {
+		s.start(t, false)
+	}
+}
+
+// permanent reports whether err ends a receiving transfer.
+func permanent(err error) bool {
+	for _, e := range []error{ErrVerify, ErrBadManifest, ErrFileChanged, ErrTooLarge,
+		ErrRejected, ErrBadName, ErrDuplicate} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *Service) setWaiting(t *transfer, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !t.state.Terminal() {
+		t.state = StateWaiting
+		t.lastErr = err.Error()
+		t.rate.reset()
+	}
+}
+
+func (s *Service) setState(t *transfer, st State) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !t.state.Terminal() {
+		t.state = st
+	}
+}
+
+// acquire takes one of the per-peer receive slots, waiting as queued.
+func (s *Service) acquire(ctx context.Context, t *transfer) (release func(), err error) {
+	s.mu.Lock()
+	sem, ok := s.slots[t.peer]
+	if !ok {
+		sem = make(chan struct{}, s.cfg.MaxPerPeer)
+		s.slots[t.peer] = sem
+	}
+	s.mu.Unlock()
+	select {
+	case sem <- struct{}{}:
+	default:
+		s.setState(t, StateQueued)
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	s.setState(t, StateActive)
+	return func() { <-sem }, nil
+}
+
+// puller is one attempt of a receiving transfer over one stream.
+type puller struct {
+	s        *Service
+	t        *transfer
+	str      network.Stream
+	br       *bufio.Reader
+	f        *os.File
+	man      *manifest
+	bm       bitmap
+	done     int64 // verified bytes
+	verified int   // chunks verified in this attempt
+
+	lastFlush    time.Time
+	lastProgress time.Time
+}
+
+// pull makes one attempt: it fetches the manifest if needed, then every
+// missing chunk, and finally puts the file in place. progressed reports
+// whether any chunk was verified.
+func (s *Service) pull(t *transfer) (progressed bool, err error) {
+	release, err := s.acquire(t.ctx, t)
+	if err != nil {
+		return false, err
+	}
+	defer release()
+	if s.placedEarlier(t) {
+		s.complete(t)
+		return true, nil
+	}
+	f, err := s.openPart(t)
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	str, err := s.host.NewStream(t.ctx, t.peer, ID)
+	if err != nil {
+		if errors.Is(err, network.ErrLimitedConn) {
+			return false, fmt.Errorf("waiting for a direct connection: %w", err)
+		}
+		return false, fmt.Errorf("open stream: %w", err)
+	}
+	stop := context.AfterFunc(t.ctx, func() { _ = str.Reset() })
+	defer stop()
+	if err := str.Scope().SetService(ServiceName); err != nil {
+		_ = str.Reset()
+		return false, fmt.Errorf("attach stream: %w", err)
+	}
+	p := &puller{s: s, t: t, str: str, br: bufio.NewReaderSize(str, 64<<10), f: f}
+	err = p.run()
+	if err != nil {
+		_ = str.Reset()
+		return p.verified > 0, err
+	}
+	_ = str.Close()
+	return true, s.finalize(t, f)
+}
+
+func (p *puller) run() error {
+	s, t := p.s, p.t
+	s.mu.Lock()
+	p.man = t.man
+	s.mu.Unlock()
+	if p.man == nil {
+		if err := p.fetchManifest(); err != nil {
+			return err
+		}
+	}
+	if err := p.loadBitmap(); err != nil {
+		return err
+	}
+	depth := pipelineDepth(p.man.chunkSize)
+	mem := depth * int(p.man.chunkSize)
+	if err := p.str.Scope().ReserveMemory(mem, network.ReservationPriorityMedium); err != nil {
+		return fmt.Errorf("reserve chunk buffers: %w", err)
+	}
+	defer p.str.Scope().ReleaseMemory(mem)
+	bufs := make([][]byte, depth)
+	for i := range bufs {
+		bufs[i] = make([]byte, p.man.chunkSize)
+	}
+	n := p.man.numChunks()
+	for {
+		missing := p.bm.missing(n)
+		if len(missing) == 0 {
+			break
+		}
+		if err := p.send(&pb.Get{Id: t.rawID, Ranges: wireRanges(missing)}); err != nil {
+			return err
+		}
+		if err := p.batch(missing, bufs); err != nil {
+			if ferr := p.flush(); ferr != nil {
+				s.log.Warn("transfer: store bitmap", "id", t.id, "err", ferr)
+			}
+			return err
+		}
+	}
+	return nil
+}
+
+// pipelineDepth is how many chunk buffers a receiving transfer uses: enough
+// for the stream, the hash and the disk write to overlap, and at most
+// 8 MiB (two buffers for the largest chunks).
+func pipelineDepth(chunkSize int64) int {
+	return int(min(4, max(2, (8<<20)/chunkSize)))
+}
+
+// received is a chunk on its way through the pipeline.
+type received struct {
+	index int
+	data  []byte // a buffer from the pipeline's pool
+}
+
+// batch receives the chunks of one Get through a pipeline of three
+// goroutines, each owning one step: reading the stream, verifying, and
+// writing to the part file. Buffers circulate through free, so at most
+// len(bufs) chunks are in memory. When reading fails, the chunks already
+// read are still verified and written, so an interrupted transfer keeps
+// all it received; an error in a later step stops every step (the stream
+// is reset to unblock the reader).
+func (p *puller) batch(want []chunkRange, bufs [][]byte) error {
+	ctx, cancel := context.WithCancel(p.t.ctx)
+	defer cancel()
+	stop := context.AfterFunc(ctx, func() { _ = p.str.Reset() })
+	free := make(chan []byte, len(bufs))
+	for _, b := range bufs {
+		free <- b
+	}
+	toVerify := make(chan received, len(bufs))
+	toWrite := make(chan received, len(bufs))
+	var (
+		wg       sync.WaitGroup
+		errOnce  sync.Once
+		firstErr error
+	)
+	step := func(f func() error, out chan received, stopAll bool) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if out != nil {
+				defer close(out)
+			}
+			if err := f(); err != nil {
+				errOnce.Do(func() { firstErr = err })
+				if stopAll {
+					cancel()
+				}
+			}
+		}()
+	}
+	step(func() error { return p.readChunks(ctx, want, free, toVerify) }, toVerify, false)
+	step(func() error { return p.verifyChunks(ctx, toVerify, toWrite, free) }, toWrite, true)
+	step(func() error { return p.writeChunks(ctx, toWrite, free) }, nil, true)
+	wg.Wait()
+	// On success nothing cancelled ctx: stop keeps the stream open for the
+	// next Get.
+	stop()
+	if firstErr != nil && p.t.ctx.Err() != nil {
+		return p.t.ctx.Err()
+	}
+	return firstErr
+}
+
+// readChunks reads the chunks of want, in order, into buffers from free.
+func (p *puller) readChunks(ctx context.Context, want []chunkRange, free <-chan []byte, out chan<- received) error {
+	for _, r := range want {
+		for i := r.start; i < r.start+r.count; i++ {
+			var buf []byte
+			select {
+			case buf = <-free:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			data, err := p.readChunk(i, buf)
+			if err != nil {
+				return err
+			}
+			select {
+			case out <- received{i, data}:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+	}
+	return nil
+}
+
+// readChunk reads the header and data of chunk i. A header for another
+// chunk, or for more (or fewer) bytes than the manifest declares, cuts the
+// sender off.
+func (p *puller) readChunk(i int, buf []byte) ([]byte, error) {
+	_ = p.str.SetReadDeadline(time.Now().Add(p.s.cfg.IdleTimeout))
+	f, err := readFrame(p.br, maxChunkFrame)
+	if err != nil {
+		return nil, fmt.Errorf("read chunk %d header: %w", i, err)
+	}
+	if st := f.GetStatus(); st != nil {
+		return nil, remoteError(st.GetCode(), st.GetMessage())
+	}
+	c := f.GetChunk()
+	want := p.man.chunkLen(i)
+	switch {
+	case c == nil:
+		return nil, fmt.Errorf("%w: expected chunk %d", ErrProtocol, i)
+	case int(c.GetIndex()) != i:
+		return nil, fmt.Errorf("%w: got chunk %d, expected %d", ErrProtocol, c.GetIndex(), i)
+	case int64(c.GetLength()) != want:
+		return nil, fmt.Errorf("%w: chunk %d of %d bytes, expected %d", ErrProtocol, i, c.GetLength(), want)
+	}
+	data := buf[:want]
+	if _, err := io.ReadFull(p.br, data); err != nil {
+		return nil, fmt.Errorf("read chunk %d: %w", i, err)
+	}
+	return data, nil
+}
+
+// verifyChunks passes on the chunks that match the manifest. A chunk that
+// does not stays missing, to be fetched again by the next Get, at most
+// ChunkRetries times; then the transfer fails.
+func (p *puller) verifyChunks(ctx context.Context, in <-chan received, out chan<- received, free chan<- []byte) error {
+	s, t := p.s, p.t
+	for c := range in {
+		if p.man.verifyChunk(c.index, c.data) {
+			select {
+			case out <- c:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			continue
+		}
+		free <- c.data[:cap(c.data)]
+		if t.bad == nil {
+			t.bad = make(map[int]int)
+		}
+		t.bad[c.index]++
+		s.log.Warn("transfer: chunk failed verification", "id", t.id, "peer", t.peer, "chunk", c.index, "times", t.bad[c.index])
+		if t.bad[c.index] > s.cfg.ChunkRetries {
+			return fmt.Errorf("%w: chunk %d, %d times", ErrVerify, c.index, t.bad[c.index])
+		}
+	}
+	return nil
+}
+
+// writeChunks writes verified chunks to the part file and records them.
+func (p *puller) writeChunks(ctx context.Context, in <-chan received, free chan<- []byte) error {
+	for c := range in {
+		if _, err := p.f.WriteAt(c.data, int64(c.index)*p.man.chunkSize); err != nil {
+			return fmt.Errorf("%w: write chunk %d: %w", errDisk, c.index, err)
+		}
+		p.bm.set(c.index)
+		p.done += int64(len(c.data))
+		p.verified++
+		free <- c.data[:cap(c.data)]
+		if time.Since(p.lastFlush) >= bitmapFlushInterval {
+			if err := p.flush(); err != nil {
+				return err
+			}
+		}
+		p.s.progress(p.t, p.done, &p.lastProgress, false)
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (p *puller) send(g *pb.Get) error {
+	_ = p.str.SetWriteDeadline(time.Now().Add(p.s.cfg.IdleTimeout))
+	return writeFrame(p.str, &pb.Frame{Msg: &pb.Frame_Get{Get: g}})
+}
+
+// fetchManifest asks for the manifest and checks it against the offer.
+func (p *puller) fetchManifest() error {
+	s, t := p.s, p.t
+	if err := p.send(&pb.Get{Id: t.rawID, Manifest: true}); err != nil {
+		return err
+	}
+	_ = p.str.SetReadDeadline(time.Now().Add(s.cfg.IdleTimeout))
+	f, err := readFrame(p.br, s.cfg.MaxFrameSize)
+	if err != nil {
+		return fmt.Errorf("read manifest: %w", err)
+	}
+	if st := f.GetStatus(); st != nil {
+		return remoteError(st.GetCode(), st.GetMessage())
+	}
+	w := f.GetManifest()
+	if w == nil {
+		return fmt.Errorf("%w: expected a manifest", ErrProtocol)
+	}
+	m, err := manifestFromWire(w)
+	if err != nil {
+		return err
+	}
+	if err := m.check(t.size, t.hash); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	t.man = m
+	s.mu.Unlock()
+	if err := s.saveWithManifest(t); err != nil {
+		return fmt.Errorf("%w: %w", errDisk, err)
+	}
+	p.man = m
+	return nil
+}
+
+// loadBitmap takes the transfer's bitmap. The first time in this process
+// it loads the stored bitmap and checks it against the part file: chunks
+// whose bytes no longer verify are cleared (a crash may lose writes), and
+// chunks written after the last bitmap flush that do verify are set, so a
+// restart fetches again only what is really missing.
+func (p *puller) loadBitmap() error {
+	s, t := p.s, p.t
+	n := p.man.numChunks()
+	if t.bm == nil {
+		bm, err := s.loadBitmap(t.id, n)
+		if err != nil {
+			return fmt.Errorf("%w: %w", errDisk, err)
+		}
+		if err := p.recheck(bm); err != nil {
+			return err
+		}
+		t.bm = bm
+	}
+	p.bm = t.bm
+	for i := range n {
+		if p.bm.has(i) {
+			p.done += p.man.chunkLen(i)
+		}
+	}
+	s.mu.Lock()
+	t.bytes = p.done
+	s.mu.Unlock()
+	return nil
+}
+
+// recheck verifies every chunk that lies within the part file against the
+// manifest and sets bm to the result.
+func (p *puller) recheck(bm bitmap) error {
+	st, err := p.f.Stat()
+	if err != nil {
+		return fmt.Errorf("%w: stat part file: %w", errDisk, err)
+	}
+	if st.Size() == 0 && bm.count() == 0 {
+		return nil
+	}
+	buf := make([]byte, p.man.chunkSize)
+	lost, found := 0, 0
+	for i := range p.man.numChunks() {
+		off := int64(i) * p.man.chunkSize
+		if off+p.man.chunkLen(i) > st.Size() {
+			if bm.has(i) {
+				bm.clear(i)
+				lost++
+			}
+			continue
+		}
+		if err := p.t.ctx.Err(); err != nil {
+			return err
+		}
+		data := buf[:p.man.chunkLen(i)]
+		if _, err := p.f.ReadAt(data, off); err != nil {
+			return fmt.Errorf("%w: recheck chunk %d: %w", errDisk, i, err)
+		}
+		ok := p.man.verifyChunk(i, data)
+		switch {
+		case ok && !bm.has(i):
+			bm.set(i)
+			found++
+		case !ok && bm.has(i):
+			bm.clear(i)
+			lost++
+		}
+	}
+	if lost > 0 || found > 0 {
+		p.s.log.Info("transfer: part file checked", "id", p.t.id, "lost", lost, "found", found)
+	}
+	return nil
+}
+
+// flush stores the bitmap.
+func (p *puller) flush() error {
+	p.lastFlush = time.Now()
+	if p.bm == nil {
+		return nil
+	}
+	if err := p.s.saveBitmap(p.t.id, p.bm); err != nil {
+		return fmt.Errorf("%w: %w", errDisk, err)
+	}
+	return nil
+}
+
+// finalize makes the verified part file durable, links it under its final
+// name (never replacing a file), and reports success to both sides.
+func (s *Service) finalize(t *transfer, f *os.File) error {
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("%w: sync part file: %w", errDisk, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("%w: close part file: %w", errDisk, err)
+	}
+	final, err := s.placeFinal(t)
+	if err != nil {
+		return err
+	}
+	s.log.Debug("transfer: file in place", "id", t.id, "name", final)
+	s.complete(t)
+	return nil
+}
+
+// complete tells the sender that t's file is in place, then records t as
+// done. A DONE notice the sender did not get is stored and delivered when
+// it reconnects.
+func (s *Service) complete(t *transfer) {
+	n := &pb.Notice{Id: t.rawID, Kind: pb.Notice_DONE, Hash: t.hash[:]}
+	if _, err := s.exchange(s.ctx, t.peer, &pb.Frame{Msg: &pb.Frame_Notice{Notice: n}}); err != nil {
+		s.log.Debug("transfer: tell sender; will retry on reconnect", "id", t.id, "err", err)
+		s.finish(t, StateDone, nil, n)
+		return
+	}
+	s.finish(t, StateDone, nil, nil)
+}

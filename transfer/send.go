@@ -1,0 +1,661 @@
+package transfer
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/parley-chat/parley/events"
+	"github.com/parley-chat/parley/transfer/pb"
+	"github.com/parley-chat/parley/transfer/safename"
+)
+
+// Offer hashes the file at path and offers it to peer to. It returns the
+// transfer id once the recipient has the offer (and may have accepted it
+// at once); a refusal returns an error matching ErrRejected, ErrTooLarge,
+// ErrNoSpace, ErrBusy or ErrBadName. Use Wait for the outcome.
+//
+// Offering the same unchanged file to the same peer again while an earlier
+// offer is still open returns the earlier transfer's id and asks the peer
+// to resume it, so a restarted sender picks up where it was.
+func (s *Service) Offer(ctx context.Context, to peer.ID, path string) (string, error) {
+	if to == s.host.ID() {
+		return "", errors.New("offer: cannot send a file to this node")
+	}
+	abs, st, err := statSource(path)
+	if err != nil {
+		return "", err
+	}
+	if old := s.openOffer(to, abs, st); old != nil {
+		if err := s.Resume(old.id); err != nil {
+			s.log.Debug("transfer: resume earlier offer", "id", old.id, "err", err)
+		}
+		return old.id, nil
+	}
+	t, err := s.prepare(ctx, abs, st)
+	if err != nil {
+		return "", err
+	}
+	t.peer, t.state = to, StateOffered
+	if err := s.add(t); err != nil {
+		return "", err
+	}
+	offer := &pb.Offer{Id: t.rawID, Name: truncate(t.name, maxNameLen), Size: uint64(t.size), Hash: t.hash[:]}
+	reply, err := s.exchange(ctx, to, &pb.Frame{Msg: &pb.Frame_Offer{Offer: offer}})
+	if err != nil {
+		s.drop(t)
+		return "", fmt.Errorf("offer %s to %s: %w", t.name, to, s.errClosedOr(err))
+	}
+	switch reply.GetCode() {
+	case pb.Code_OK:
+	case pb.Code_ACCEPTED:
+		s.mu.Lock()
+		if t.state == StateOffered { // the recipient may be pulling already
+			t.state = StateQueued
+		}
+		s.mu.Unlock()
+		s.save(t)
+	default:
+		s.drop(t)
+		return "", fmt.Errorf("offer %s to %s: %w", t.name, to, remoteError(reply.GetCode(), reply.GetMessage()))
+	}
+	s.log.Debug("transfer: offered", "id", t.id, "peer", to, "size", t.size)
+	return t.id, nil
+}
+
+// Share hashes the file at path and serves it to any peer that fetches it
+// by id (the id is the capability: 128 random bits). Announce the returned
+// Share in a room; Cancel(id) stops serving it.
+func (s *Service) Share(path string) (Share, error) {
+	abs, st, err := statSource(path)
+	if err != nil {
+		return Share{}, err
+	}
+	t, err := s.prepare(s.ctx, abs, st)
+	if err != nil {
+		return Share{}, err
+	}
+	t.share, t.state = true, StateShared
+	if err := s.add(t); err != nil {
+		return Share{}, err
+	}
+	return Share{ID: t.id, Name: t.name, Size: t.size, Hash: hex.EncodeToString(t.hash[:])}, nil
+}
+
+func statSource(path string) (string, os.FileInfo, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return "", nil, fmt.Errorf("source path: %w", err)
+	}
+	st, err := os.Stat(abs)
+	if err != nil {
+		return "", nil, fmt.Errorf("source: %w", err)
+	}
+	if !st.Mode().IsRegular() {
+		return "", nil, fmt.Errorf("%w: %s", ErrNotFile, abs)
+	}
+	if st.Size() > MaxSize {
+		return "", nil, fmt.Errorf("%w: %d bytes (protocol limit %d)", ErrTooLarge, st.Size(), int64(MaxSize))
+	}
+	return abs, st, nil
+}
+
+// openOffer finds a transfer of the same unchanged file to the same peer
+// that has not ended.
+func (s *Service) openOffer(to peer.ID, abs string, st os.FileInfo) *transfer {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, t := range s.transfers {
+		if t.dir == Send && !t.share && t.peer == to && t.src == abs && !t.state.Terminal() &&
+			t.size == st.Size() && t.modTime == st.ModTime().UnixNano() {
+			return t
+		}
+	}
+	return nil
+}
+
+// prepare hashes a source file into a new sending transfer.
+func (s *Service) prepare(ctx context.Context, abs string, st os.FileInfo) (*transfer, error) {
+	cs, err := chooseChunkSize(st.Size(), s.cfg.ChunkSize)
+	if err != nil {
+		return nil, err
+	}
+	f, err := os.Open(abs)
+	if err != nil {
+		return nil, fmt.Errorf("open source: %w", err)
+	}
+	defer f.Close()
+	man, err := buildManifest(ctx, f, st.Size(), cs)
+	if err != nil {
+		return nil, err
+	}
+	if err := sameFile(f, st.Size(), st.ModTime().UnixNano()); err != nil {
+		return nil, err
+	}
+	raw := make([]byte, idLen)
+	if _, err := rand.Read(raw); err != nil {
+		return nil, fmt.Errorf("transfer id: %w", err)
+	}
+	t := newTransfer(s.ctx, raw)
+	t.dir, t.name, t.size, t.hash, t.man = Send, filepath.Base(abs), st.Size(), man.hash, man
+	t.src, t.modTime = abs, st.ModTime().UnixNano()
+	return t, nil
+}
+
+// sameFile fails with ErrFileChanged when the open file's size or
+// modification time differ from what was hashed.
+func sameFile(f *os.File, size, modTime int64) error {
+	st, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("stat source: %w", err)
+	}
+	if st.Size() != size || st.ModTime().UnixNano() != modTime {
+		return fmt.Errorf("%w: %s", ErrFileChanged, f.Name())
+	}
+	return nil
+}
+
+// add registers a new sending transfer and stores it with its manifest.
+func (s *Service) add(t *transfer) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return ErrClosed
+	}
+	s.transfers[t.id] = t
+	s.mu.Unlock()
+	if err := s.saveWithManifest(t); err != nil {
+		s.drop(t)
+		return err
+	}
+	return nil
+}
+
+// drop forgets a transfer that never started (its offer failed).
+func (s *Service) drop(t *transfer) {
+	s.mu.Lock()
+	delete(s.transfers, t.id)
+	if !t.state.Terminal() {
+		t.state, t.err = StateFailed, errors.New("never started")
+		close(t.done)
+	}
+	s.mu.Unlock()
+	t.cancel()
+	s.save(t)
+}
+
+// AddRemoteShare remembers a share announced by from in room, so that
+// Fetch can pull it, and reports it as a file_offer with the room. Shares
+// that are malformed or over MaxFileSize are refused with an error. The
+// most recent 1024 announcements are kept.
+func (s *Service) AddRemoteShare(room string, from peer.ID, sh Share) error {
+	raw, err := hex.DecodeString(sh.ID)
+	if err != nil || len(raw) != idLen {
+		return fmt.Errorf("%w: share id %q", ErrProtocol, sh.ID)
+	}
+	hash, err := hex.DecodeString(sh.Hash)
+	if err != nil || len(hash) != HashSize {
+		return fmt.Errorf("%w: share hash", ErrProtocol)
+	}
+	if sh.Size < 0 || sh.Size > s.cfg.MaxFileSize {
+		return fmt.Errorf("%w: share of %d bytes (limit %d)", ErrTooLarge, sh.Size, s.cfg.MaxFileSize)
+	}
+	name, err := safename.Sanitize(sh.Name)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrBadName, err)
+	}
+	rs := remoteShare{Share: Share{ID: hex.EncodeToString(raw), Name: name, Size: sh.Size, Hash: sh.Hash}, from: from, room: room}
+	copy(rs.hash[:], hash)
+	s.mu.Lock()
+	if _, known := s.remote[rs.ID]; !known {
+		s.remoteOrder = append(s.remoteOrder, rs.ID)
+	}
+	s.remote[rs.ID] = rs
+	for len(s.remoteOrder) > maxRemoteShares {
+		delete(s.remote, s.remoteOrder[0])
+		s.remoteOrder = s.remoteOrder[1:]
+	}
+	s.mu.Unlock()
+	s.emit.Emit(events.FileOffer{TransferID: rs.ID, From: from.String(), Name: name, Size: sh.Size, Room: room})
+	return nil
+}
+
+// Fetch starts pulling a share announced with AddRemoteShare (by id or a
+// unique prefix) from the peer that announced it. It returns once the
+// transfer is set up; use Wait for the outcome. Fetching a share that is
+// already being received resumes it.
+func (s *Service) Fetch(ctx context.Context, id string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	rs, err := s.findRemote(id)
+	if err != nil {
+		return err
+	}
+	raw, _ := hex.DecodeString(rs.ID) // checked by AddRemoteShare
+	t := newTransfer(s.ctx, raw)
+	t.dir, t.peer, t.name, t.size, t.hash = Receive, rs.from, rs.Name, rs.Size, rs.hash
+	t.room, t.share, t.state = rs.room, true, StateOffered
+	s.mu.Lock()
+	if old, ok := s.transfers[t.id]; ok {
+		s.mu.Unlock()
+		if old.dir == Receive && old.share {
+			return s.Resume(old.id)
+		}
+		return fmt.Errorf("%w: %s", ErrDuplicate, t.id)
+	}
+	s.transfers[t.id] = t
+	s.mu.Unlock()
+	if err := s.accept(t); err != nil {
+		s.drop(t)
+		return fmt.Errorf("fetch %s: %w", t.id, err)
+	}
+	return nil
+}
+
+func (s *Service) findRemote(id string) (remoteShare, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if rs, ok := s.remote[id]; ok {
+		return rs, nil
+	}
+	var found []remoteShare
+	if len(id) >= 4 {
+		for k, rs := range s.remote {
+			if len(k) >= len(id) && k[:len(id)] == id {
+				found = append(found, rs)
+			}
+		}
+	}
+	switch len(found) {
+	case 0:
+		return remoteShare{}, fmt.Errorf("%w: no share %q", ErrNotFound, id)
+	case 1:
+		return found[0], nil
+	}
+	return remoteShare{}, fmt.Errorf("%w: %q", ErrAmbiguous, id)
+}
+
+// servable finds what a Get from peer asks for: a transfer offered to that
+// peer, or an upload of a share (created on first use).
+func (s *Service) servable(from peer.ID, raw []byte) (*transfer, *manifest, *pb.Status) {
+	t := s.byRawID(raw)
+	if t == nil || t.dir != Send {
+		return nil, nil, &pb.Status{Code: pb.Code_NOT_FOUND}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case t.share && t.state == StateShared:
+		key := uploadKey{t.id, from}
+		if u, ok := s.uploads[key]; ok && !u.state.Terminal() {
+			return u, t.man, nil
+		}
+		if len(s.uploads) >= maxUploads {
+			s.pruneUploads()
+		}
+		if len(s.uploads) >= maxUploads {
+			return nil, nil, &pb.Status{Code: pb.Code_BUSY, Message: "too many uploads"}
+		}
+		u := newTransfer(t.ctx, t.rawID)
+		u.dir, u.share, u.peer, u.name, u.size, u.hash = Send, true, from, t.name, t.size, t.hash
+		u.src, u.modTime, u.state = t.src, t.modTime, StateActive
+		s.uploads[key] = u
+		return u, t.man, nil
+	case t.share || t.peer != from:
+		return nil, nil, &pb.Status{Code: pb.Code_NOT_FOUND}
+	case t.state == StateCancelled:
+		return nil, nil, &pb.Status{Code: pb.Code_CANCELLED}
+	case t.state.Terminal() || t.man == nil:
+		return nil, nil, &pb.Status{Code: pb.Code_NOT_FOUND, Message: string(t.state)}
+	}
+	return t, t.man, nil
+}
+
+// pruneUploads forgets finished uploads. s.mu must be held.
+func (s *Service) pruneUploads() {
+	for k, u := range s.uploads {
+		if u.state.Terminal() {
+			delete(s.uploads, k)
+		}
+	}
+}
+
+// serveSlot counts a Get stream served to p; false when p already has
+// MaxPerPeer streams (plus one, for a reconnecting peer whose old stream
+// has not timed out yet).
+func (s *Service) serveSlot(p peer.ID) (release func(), ok bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.serving[p] > s.cfg.MaxPerPeer {
+		return nil, false
+	}
+	s.serving[p]++
+	return func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if s.serving[p]--; s.serving[p] <= 0 {
+			delete(s.serving, p)
+		}
+	}, true
+}
+
+// serve answers a pull stream: the manifest and chunks of each Get, until
+// the recipient closes its side.
+func (s *Service) serve(str network.Stream, br *bufio.Reader, from peer.ID, g *pb.Get) {
+	t, man, status := s.servable(from, g.GetId())
+	if status != nil {
+		s.reply(str, status)
+		return
+	}
+	release, ok := s.serveSlot(from)
+	if !ok {
+		s.reply(str, &pb.Status{Code: pb.Code_BUSY, Message: "too many transfers at once"})
+		return
+	}
+	defer release()
+	stop := context.AfterFunc(t.ctx, func() { _ = str.Reset() })
+	defer stop()
+	s.mu.Lock()
+	if t.state == StateOffered || t.state == StateQueued || t.state == StateWaiting {
+		t.state = StateActive
+	}
+	t.serving++
+	s.mu.Unlock()
+	defer s.serveEnd(t)
+	err := s.serveGets(str, br, t, man, g)
+	if err != nil {
+		s.log.Debug("transfer: serve", "id", t.id, "peer", from, "err", err)
+		_ = str.Reset()
+		return
+	}
+	_ = str.Close()
+}
+
+// serveEnd marks a sending transfer waiting when its last stream ends
+// before the recipient reported success.
+func (s *Service) serveEnd(t *transfer) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t.serving--
+	if t.serving == 0 && t.state == StateActive {
+		t.state = StateWaiting
+		t.rate.reset()
+	}
+}
+
+// serveGets sends what each Get asks for.
+func (s *Service) serveGets(str network.Stream, br *bufio.Reader, t *transfer, man *manifest, g *pb.Get) error {
+	f, err := os.Open(t.src)
+	if err != nil {
+		s.reply(str, &pb.Status{Code: pb.Code_INTERNAL, Message: "cannot read the file"})
+		return fmt.Errorf("open source: %w", err)
+	}
+	defer f.Close()
+	if err := sameFile(f, t.size, t.modTime); err != nil {
+		s.reply(str, &pb.Status{Code: pb.Code_FILE_CHANGED})
+		if t.persistent() {
+			s.finish(t, StateFailed, err, nil)
+		}
+		return err
+	}
+	bufSize := chunkHeaderRoom + int(man.chunkSize)
+	if err := str.Scope().ReserveMemory(sendDepth*bufSize, network.ReservationPriorityMedium); err != nil {
+		s.reply(str, &pb.Status{Code: pb.Code_BUSY, Message: "out of memory for transfers"})
+		return fmt.Errorf("reserve chunk buffers: %w", err)
+	}
+	defer str.Scope().ReleaseMemory(sendDepth * bufSize)
+	bufs := make([][]byte, sendDepth)
+	for i := range bufs {
+		bufs[i] = make([]byte, bufSize)
+	}
+	var lastProgress time.Time
+	for {
+		ranges, err := validateGet(g, man.numChunks())
+		if err != nil {
+			s.reply(str, &pb.Status{Code: pb.Code_BAD_REQUEST})
+			return err
+		}
+		if g.GetManifest() {
+			_ = str.SetWriteDeadline(time.Now().Add(s.cfg.IdleTimeout))
+			if err := writeFrame(str, &pb.Frame{Msg: &pb.Frame_Manifest{Manifest: man.toWire()}}); err != nil {
+				return err
+			}
+		}
+		// The recipient has every chunk it does not ask for.
+		have := t.size
+		for _, r := range ranges {
+			for i := r.start; i < r.start+r.count; i++ {
+				have -= man.chunkLen(i)
+			}
+		}
+		sent := func(i int) {
+			have += man.chunkLen(i)
+			s.progress(t, have, &lastProgress, false)
+		}
+		if err := s.sendChunks(str, f, t, man, ranges, bufs, sent); err != nil {
+			return err
+		}
+		_ = str.SetReadDeadline(time.Now().Add(s.cfg.IdleTimeout))
+		next, err := readFrame(br, s.cfg.MaxFrameSize)
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if g = next.GetGet(); g == nil || !bytes.Equal(g.GetId(), t.rawID) {
+			return fmt.Errorf("%w: expected a Get for the same transfer", ErrProtocol)
+		}
+	}
+}
+
+// sendDepth is how many chunk buffers a Get stream uses: the next chunk is
+// read from the file while the previous one is written to the stream.
+const sendDepth = 2
+
+// fileChunk is a chunk read from the file (or the error reading it), in a
+// buffer with chunkHeaderRoom bytes free in front.
+type fileChunk struct {
+	index int
+	buf   []byte
+	err   error
+}
+
+// sendChunks writes the chunks of ranges, each as its header and data in
+// one Write. A goroutine reads ahead from the file into the buffers, so
+// reading and sending overlap.
+func (s *Service) sendChunks(str network.Stream, f *os.File, t *transfer, man *manifest, ranges []chunkRange, bufs [][]byte, sent func(int)) error {
+	ctx, cancel := context.WithCancel(t.ctx)
+	free := make(chan []byte, len(bufs))
+	for _, b := range bufs {
+		free <- b
+	}
+	ready := make(chan fileChunk, len(bufs))
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		defer close(ready)
+		for _, r := range ranges {
+			for i := r.start; i < r.start+r.count; i++ {
+				var buf []byte
+				select {
+				case buf = <-free:
+				case <-ctx.Done():
+					return
+				}
+				n := man.chunkLen(i)
+				_, err := f.ReadAt(buf[chunkHeaderRoom:chunkHeaderRoom+n], int64(i)*man.chunkSize)
+				select {
+				case ready <- fileChunk{i, buf, err}:
+				case <-ctx.Done():
+					return
+				}
+				if err != nil {
+					return
+				}
+			}
+		}
+	}()
+	defer func() {
+		cancel()
+		wg.Wait()
+	}()
+	for c := range ready {
+		if c.err != nil {
+			s.reply(str, &pb.Status{Code: pb.Code_INTERNAL, Message: "cannot read the file"})
+			return fmt.Errorf("read chunk %d: %w", c.index, c.err)
+		}
+		if err := s.writeChunk(str, t, man, c); err != nil {
+			return err
+		}
+		free <- c.buf
+		sent(c.index)
+	}
+	return ctx.Err()
+}
+
+// writeChunk writes chunk c's header in front of its data and both in one
+// Write.
+func (s *Service) writeChunk(str network.Stream, t *transfer, man *manifest, c fileChunk) error {
+	n := int(man.chunkLen(c.index))
+	data := c.buf[chunkHeaderRoom : chunkHeaderRoom+n]
+	if h := s.cfg.hooks.beforeChunk; h != nil {
+		if err := h(t.id, c.index, data); err != nil {
+			return err
+		}
+	}
+	var hdr [chunkHeaderRoom]byte
+	h := appendChunkHeader(hdr[:0], uint32(c.index), uint32(n))
+	start := chunkHeaderRoom - len(h)
+	copy(c.buf[start:], h)
+	_ = str.SetWriteDeadline(time.Now().Add(s.cfg.IdleTimeout))
+	if _, err := str.Write(c.buf[start : chunkHeaderRoom+n]); err != nil {
+		return fmt.Errorf("write chunk %d: %w", c.index, err)
+	}
+	s.chunksSent.Add(1)
+	return nil
+}
+
+// handleNotice applies a notice from a peer.
+func (s *Service) handleNotice(from peer.ID, n *pb.Notice) *pb.Status {
+	t := s.byRawID(n.GetId())
+	if t == nil {
+		return &pb.Status{Code: pb.Code_NOT_FOUND}
+	}
+	if t.dir == Send && t.share {
+		return s.uploadNotice(from, t, n)
+	}
+	if t.peer != from {
+		return &pb.Status{Code: pb.Code_NOT_FOUND}
+	}
+	msg := truncate(n.GetMessage(), maxMessageLen)
+	switch {
+	case n.GetKind() == pb.Notice_CANCEL:
+		s.finish(t, StateCancelled, fmt.Errorf("%w by peer", ErrCancelled), nil)
+	case n.GetKind() == pb.Notice_RESUME && t.dir == Receive:
+		s.start(t, true)
+	case n.GetKind() == pb.Notice_REJECT && t.dir == Send:
+		s.finish(t, StateRejected, remoteError(pb.Code_REJECTED, msg), nil)
+	case n.GetKind() == pb.Notice_DONE && t.dir == Send:
+		if !bytes.Equal(n.GetHash(), t.hash[:]) {
+			s.finish(t, StateFailed, fmt.Errorf("%w: recipient verified a different hash", ErrProtocol), nil)
+			return &pb.Status{Code: pb.Code_BAD_REQUEST}
+		}
+		s.finish(t, StateDone, nil, nil)
+	case n.GetKind() == pb.Notice_FAILED && t.dir == Send:
+		s.finish(t, StateFailed, remoteError(n.GetCode(), msg), nil)
+	default:
+		return &pb.Status{Code: pb.Code_BAD_REQUEST}
+	}
+	return &pb.Status{Code: pb.Code_OK}
+}
+
+// uploadNotice applies DONE or FAILED from a peer that fetched a share.
+func (s *Service) uploadNotice(from peer.ID, share *transfer, n *pb.Notice) *pb.Status {
+	s.mu.Lock()
+	u := s.uploads[uploadKey{share.id, from}]
+	s.mu.Unlock()
+	if u == nil {
+		return &pb.Status{Code: pb.Code_NOT_FOUND}
+	}
+	switch n.GetKind() {
+	case pb.Notice_DONE:
+		if !bytes.Equal(n.GetHash(), u.hash[:]) {
+			return &pb.Status{Code: pb.Code_BAD_REQUEST}
+		}
+		s.finish(u, StateDone, nil, nil)
+	case pb.Notice_FAILED:
+		s.finish(u, StateFailed, remoteError(n.GetCode(), truncate(n.GetMessage(), maxMessageLen)), nil)
+	case pb.Notice_CANCEL:
+		s.finish(u, StateCancelled, fmt.Errorf("%w by peer", ErrCancelled), nil)
+	default:
+		return &pb.Status{Code: pb.Code_BAD_REQUEST}
+	}
+	return &pb.Status{Code: pb.Code_OK}
+}
+
+// cancelUploads ends the uploads of a share.
+func (s *Service) cancelUploads(id string) {
+	s.mu.Lock()
+	var us []*transfer
+	for k, u := range s.uploads {
+		if k.id == id {
+			us = append(us, u)
+		}
+	}
+	s.mu.Unlock()
+	for _, u := range us {
+		s.finish(u, StateCancelled, fmt.Errorf("%w by this node", ErrCancelled), nil)
+	}
+}
+
+// deliver sends t's pending notice. Any answer means the peer has it; the
+// notice stays pending (for the next connection) only when the exchange
+// fails.
+func (s *Service) deliver(t *transfer) error {
+	s.mu.Lock()
+	n := t.notice
+	s.mu.Unlock()
+	if n == nil {
+		return nil
+	}
+	st, err := s.exchange(s.ctx, t.peer, &pb.Frame{Msg: &pb.Frame_Notice{Notice: n}})
+	if err != nil {
+		return fmt.Errorf("deliver %s notice: %w", n.GetKind(), err)
+	}
+	if st.GetCode() != pb.Code_OK {
+		s.log.Debug("transfer: notice answered", "id", t.id, "kind", n.GetKind(), "code", st.GetCode())
+	}
+	s.mu.Lock()
+	if t.notice == n {
+		t.notice = nil
+	}
+	s.mu.Unlock()
+	s.save(t)
+	return nil
+}
+
+func (s *Service) deliverAsync(t *transfer) {
+	if t.peer == "" {
+		return
+	}
+	s.goSafe(func() {
+		if err := s.deliver(t); err != nil {
+			s.log.Debug("transfer: notice will be retried on reconnect", "id", t.id, "err", err)
+		}
+	})
+}

@@ -1,0 +1,290 @@
+package tui
+
+import (
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	tea "github.com/charmbracelet/bubbletea"
+
+	"github.com/parley-chat/parley/dm"
+	"github.com/parley-chat/parley/events"
+	"github.com/parley-chat/parley/node"
+)
+
+// Golden screens of the main views. The screens are stored without the
+// styles' escape sequences (testdata/*.golden); run
+//
+//	go test ./tui -run Golden -update
+//
+// to rewrite them after a deliberate change, and read the diff.
+
+func lobbyHistory(f *fakeNode) {
+	bobMsg := msg("lobby", idBob, "bob", "hi alice! did the build pass?", 2*time.Minute)
+	bobMsg.NickShared = true
+	eveMsg := msg("lobby", idEve, "bob", "it did, ship it", 3*time.Minute)
+	eveMsg.NickShared = true
+	f.set(func(f *fakeNode) {
+		f.history["lobby"] = []events.Message{
+			msg("lobby", idAlice, "alice", "morning all", 0),
+			msg("lobby", idSelf, "me", "morning alice", time.Minute),
+			bobMsg,
+			eveMsg,
+			msg("lobby", idAlice, "alice", "Careful: that second bob is not the bob we know. Check the fingerprints next to the nick before you trust anything either of them says.", 4*time.Minute),
+		}
+	})
+}
+
+func TestGoldenRoomsAndMessages(t *testing.T) {
+	f := newFakeNode()
+	lobbyHistory(f)
+	h := newHarness(t, f, 80, 24)
+	h.events(
+		events.Presence{Room: "lobby", PeerID: idCarol.String(), Nick: "carol", Online: false},
+		msg("dev", idAlice, "alice", "pushed the fix", 5*time.Minute),
+		msg("dev", idAlice, "alice", "please review", 6*time.Minute),
+	)
+	view := h.m.View()
+	checkGeometry(t, view, 80, 24)
+	golden(t, "rooms_80x24", h.screen())
+}
+
+func TestGoldenDMWithDeliveryMarks(t *testing.T) {
+	f := newFakeNode()
+	entry := func(id string, out bool, text, state, errText string, at time.Duration) dm.Entry {
+		e := dm.Entry{ID: id, Peer: idBob, Outgoing: out, Text: text, SentAt: t0.Add(at), State: state, Error: errText}
+		if !out {
+			e.Nick = "bob"
+		}
+		return e
+	}
+	f.set(func(f *fakeNode) {
+		f.dms[idBob.String()] = []dm.Entry{
+			entry("01", false, "are you around later?", "", "", 0),
+			entry("02", true, "yes, after six", "delivered", "", time.Minute),
+			entry("03", true, "this one went out while you were away last week", "failed", "expired: not delivered within 168h0m0s", 2*time.Minute),
+			entry("04", true, "bring the cable", "sent", "", 3*time.Minute),
+		}
+	})
+	h := newHarness(t, f, 80, 24)
+	h.enter("/msg bob see you there")
+	if got := h.takeLines(); len(got) != 1 || got[0] != "/msg bob see you there" {
+		t.Fatalf("submitted %q", got)
+	}
+	f.set(func(f *fakeNode) {
+		f.dms[idBob.String()] = append(f.dms[idBob.String()], entry("05", true, "see you there", "queued", "", 4*time.Minute))
+	})
+	h.events(events.DMStatus{ID: "05", To: idBob.String(), State: events.DMQueued})
+	h.execDone()
+	if h.m.active != dmKey(idBob.String()) {
+		t.Fatalf("active conversation %q, want the one with bob", h.m.active)
+	}
+	golden(t, "dm_80x24_queued", h.screen())
+	h.events(events.DMStatus{ID: "05", To: idBob.String(), State: events.DMSent},
+		events.DMStatus{ID: "04", To: idBob.String(), State: events.DMDelivered})
+	view := h.m.View()
+	checkGeometry(t, view, 80, 24)
+	golden(t, "dm_80x24", h.screen())
+
+	// Text typed here goes to bob as /msg with his peer ID.
+	h.enter("and the adapter")
+	h.enter("//slash at the start")
+	want := []string{"/msg " + idBob.String() + " and the adapter", "/msg " + idBob.String() + " /slash at the start"}
+	if got := h.takeLines(); strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("submitted %q, want %q", got, want)
+	}
+}
+
+func TestGoldenPeersPane(t *testing.T) {
+	f := newFakeNode()
+	lobbyHistory(f)
+	h := newHarness(t, f, 120, 30)
+	h.press(tea.KeyF2)
+	h.press(tea.KeyDown)
+	h.press(tea.KeyDown)
+	view := h.m.View()
+	checkGeometry(t, view, 120, 30)
+	golden(t, "peers_120x30", h.screen())
+
+	// w asks for /whois of the peer under the cursor; Enter opens a
+	// private conversation with it.
+	h.typeText("w")
+	h.press(tea.KeyEnter)
+	if got := h.takeLines(); len(got) != 1 || got[0] != "/whois "+idEve.String() {
+		t.Fatalf("submitted %q", got)
+	}
+	if h.m.active != dmKey(idEve.String()) || h.m.focus != focusInput {
+		t.Fatalf("active %q focus %v after Enter on a peer", h.m.active, h.m.focus)
+	}
+	if !strings.Contains(h.screen(), "@bob#"+fp(idEve)) {
+		t.Fatalf("a private conversation with the second bob must show the fingerprint:\n%s", h.screen())
+	}
+}
+
+func TestGoldenHelpOverlay(t *testing.T) {
+	h := newHarness(t, newFakeNode(), 80, 24)
+	h.enter("/help")
+	if len(h.takeLines()) != 0 {
+		t.Fatal("/help went to the node; the UI shows it")
+	}
+	view := h.m.View()
+	checkGeometry(t, view, 80, 24)
+	golden(t, "help_80x24", h.screen())
+	top := h.screen()
+	h.press(tea.KeyPgDown)
+	if h.screen() == top {
+		t.Fatal("PgDn does not scroll the help")
+	}
+	h.press(tea.KeyEsc)
+	if h.m.help || strings.Contains(h.screen(), "Esc, F1 or q to close") {
+		t.Fatal("Esc does not close the help")
+	}
+	h.press(tea.KeyF1)
+	if !h.m.help {
+		t.Fatal("F1 does not open the help")
+	}
+}
+
+// Peers control nicks, room names, message texts and file names. None of
+// it may reach the terminal as a control sequence.
+func TestGoldenInjectionRendersInert(t *testing.T) {
+	const (
+		title = "\x1b]0;owned\x07"           // set the window title
+		clear = "\x1b[2J\x1b[H"              // clear the screen, cursor home
+		color = "\x1b[31;1m"                 // red bold
+		clip  = "\x1b]52;c;cm0gLXJmIH4K\x07" // write the clipboard
+		c1    = "\u009b6n"                   // C1 CSI: report cursor position
+		bidi  = "\u202eevil\u202c"           // right-to-left override
+	)
+	f := newFakeNode()
+	f.set(func(f *fakeNode) {
+		f.peers[0].Nick = "al" + title + "ice"
+		f.rooms = append(f.rooms, node.RoomRow{Room: "r" + clear + "oom", Members: 1})
+	})
+	for _, colour := range []bool{true, false} {
+		var h *harness
+		if colour {
+			h = newColourHarness(t, f, 80, 24)
+		} else {
+			h = newHarness(t, f, 80, 24)
+		}
+		h.events(
+			msg("lobby", idAlice, "al"+title+"ice", "hi "+color+"red"+clear+" "+clip+" "+c1+" "+bidi+"\r\x08\x07 done", 0),
+			events.DM{ID: "aa", From: idBob.String(), Nick: "bob" + color, Text: "dm " + title, SentAt: t0},
+			events.Info{Text: "info " + clear},
+			events.Error{Error: "error " + title},
+			events.TrustWarning{Text: "warning " + clip},
+			events.PeerConnected{PeerID: idCarol.String(), Addr: "/ip4/1.2.3.4" + clear},
+			LogLine{Text: "log " + color},
+		)
+		for _, k := range h.m.order {
+			h.m.activate(k, false)
+			assertInert(t, h.m.View(), colour)
+		}
+		h.m.activate(roomKey("lobby"), false)
+		view := h.m.View()
+		checkGeometry(t, view, 80, 24)
+		if !colour {
+			golden(t, "injection_80x24", h.screen())
+		}
+		if !strings.Contains(h.screen(), `\x1b]0;owned\x07`) {
+			t.Fatalf("the escape sequence is not shown as text:\n%s", h.screen())
+		}
+	}
+}
+
+var (
+	sgr      = regexp.MustCompile(`\x1b\[[0-9;]*m`)
+	colorSGR = regexp.MustCompile(`\x1b\[[0-9;]*(3[0-9]|4[0-9]|9[0-7]|10[0-7])(;[0-9]+)*m`)
+)
+
+// assertInert fails unless the only escape sequences in view are the
+// styles' own SGR (colour and attribute) sequences, and there is no other
+// control character than newline. Without colour there may be no colour
+// sequence at all.
+func assertInert(t *testing.T, view string, colour bool) {
+	t.Helper()
+	if !colour && colorSGR.MatchString(view) {
+		t.Fatalf("colour sequence %q without colours", colorSGR.FindString(view))
+	}
+	rest := sgr.ReplaceAllString(view, "")
+	for i, r := range rest {
+		if r == '\n' {
+			continue
+		}
+		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) || r == '\u202e' || r == '\u202c' {
+			t.Fatalf("control character %U at byte %d reaches the terminal: %q", r, i, rest[max(0, i-20):min(len(rest), i+20)])
+		}
+	}
+}
+
+func TestGoldenResize(t *testing.T) {
+	f := newFakeNode()
+	lobbyHistory(f)
+	h := newHarness(t, f, 80, 24)
+	sizes := []struct{ w, h int }{{80, 24}, {120, 30}, {50, 14}, {80, 24}}
+	var first string
+	for i, s := range sizes {
+		h.resize(s.w, s.h)
+		checkGeometry(t, h.m.View(), s.w, s.h)
+		switch i {
+		case 0:
+			first = h.screen()
+			golden(t, "resize_80x24", first)
+		case 1:
+			golden(t, "resize_120x30", h.screen())
+		case 2:
+			golden(t, "resize_50x14", h.screen())
+		case 3:
+			if h.screen() != first {
+				t.Fatalf("back at 80x24 the screen differs:\n%s", sideBySide(first, h.screen()))
+			}
+		}
+	}
+	h.resize(30, 8)
+	if !strings.Contains(h.screen(), "terminal too small") {
+		t.Fatalf("30x8 shows:\n%s", h.screen())
+	}
+}
+
+// Every view fills the terminal exactly, from the smallest supported size
+// up, with long names and texts everywhere.
+func TestGeometryAtManySizes(t *testing.T) {
+	f := newFakeNode()
+	lobbyHistory(f)
+	long := strings.Repeat("wide😀名前", 6)
+	f.set(func(f *fakeNode) {
+		f.peers[0].Nick = long
+		f.rooms = append(f.rooms, node.RoomRow{Room: "a-room-with-a-very-long-name-indeed", Members: 3})
+	})
+	h := newHarness(t, f, 80, 24)
+	h.events(
+		msg("lobby", idAlice, long, strings.Repeat("unbroken", 40), time.Minute),
+		events.DM{ID: "d1", From: idCarol.String(), Nick: long, Text: "hi", SentAt: t0},
+	)
+	x := h.m.transfers.get("0123456789abcdef0123456789abcdef")
+	x.peer, x.name, x.size = idAlice.String(), long+".tar.gz", 3<<30
+	h.m.transfers.offer(x)
+	y := h.m.transfers.get("fedcba9876543210fedcba9876543210")
+	y.send, y.peer, y.name, y.size, y.bytes, y.rate, y.state = true, idBob.String(), "notes.txt", 1000, 400, 100, xferActive
+	views := []struct {
+		name string
+		set  func()
+	}{
+		{"messages", func() {}},
+		{"help", func() { h.m.help = true }},
+		{"peers", func() { h.m.help = false; h.m.focus = focusPeers }},
+		{"status", func() { h.m.focus = focusInput; h.m.activate(statusKey, false) }},
+		{"dm", func() { h.m.activate(dmKey(idCarol.String()), false) }},
+	}
+	for _, v := range views {
+		v.set()
+		for _, s := range []struct{ w, h int }{{40, 10}, {41, 11}, {59, 17}, {60, 20}, {80, 24}, {99, 30}, {100, 30}, {160, 50}, {300, 80}} {
+			h.resize(s.w, s.h)
+			view := h.m.View()
+			checkGeometry(t, view, s.w, s.h)
+			assertInert(t, view, false)
+		}
+	}
+}

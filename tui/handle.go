@@ -1,0 +1,276 @@
+package tui
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/parley-chat/parley/dm"
+	"github.com/parley-chat/parley/events"
+	"github.com/parley-chat/parley/node"
+)
+
+// LogLine is a log record shown in the status conversation (see
+// LogSink). It only ever travels from the node's logger to the UI.
+type LogLine struct {
+	Text string `json:"text"`
+}
+
+// Type names the event.
+func (LogLine) Type() string { return "log" }
+
+// handle shows one event. It reports whether the event may have changed
+// what the snapshots show (peers, rooms, members, reachability, trust).
+func (m *Model) handle(e events.Event) bool {
+	status := m.convs[statusKey]
+	switch e := e.(type) {
+	case events.Ready:
+		m.system(status, entrySystem, fmt.Sprintf("ready: %s (%s), peer id %s", clean(e.Nick), e.Fingerprint, clean(e.PeerID)))
+		for _, a := range e.Addrs {
+			m.system(status, entrySystem, "listening on "+clean(a))
+		}
+		return true
+	case events.PeerConnected:
+		m.system(status, entrySystem, fmt.Sprintf("connected: %s (%s)", m.peerLabel(e.PeerID), clean(e.Addr)))
+		return true
+	case events.PeerDisconnected:
+		why := ""
+		if e.Reason == "liveness" {
+			why = " (stopped answering pings)"
+		}
+		m.system(status, entrySystem, fmt.Sprintf("disconnected: %s%s", m.peerLabel(e.PeerID), why))
+		return true
+	case events.PeerPath:
+		m.system(status, entrySystem, fmt.Sprintf("%s now %s (was %s) via %s", m.peerLabel(e.PeerID), clean(e.Path), clean(e.Previous), clean(e.Addr)))
+		return true
+	case events.Reachability:
+		text := "reachability: " + clean(e.Reachability)
+		if len(e.Relays) > 0 {
+			text += fmt.Sprintf(", reachable through %d relay(s)", len(e.Relays))
+		}
+		m.system(status, entrySystem, text)
+		return true
+	case events.Error:
+		if m.switchEcho > 0 && strings.HasPrefix(e.Command, "/switch ") {
+			m.switchEcho--
+		}
+		if strings.HasPrefix(e.Command, "/msg ") {
+			m.followMsg = false
+		}
+		m.system(m.activeConv(), entryError, clean(e.Error))
+		return false
+	case events.Info:
+		if ref, ok := e.Data.(node.RoomRef); ok && m.switchEcho > 0 && ref.Invite == "" && strings.HasPrefix(e.Text, "current room:") {
+			m.switchEcho--
+			return false
+		}
+		m.system(m.activeConv(), entrySystem, cleanBlock(e.Text))
+		return true
+	case events.Message:
+		m.roomMessage(e)
+		return false
+	case events.Joined:
+		c := m.roomConv(e.Room)
+		m.system(c, entrySystem, "joined #"+clean(e.Room))
+		return true
+	case events.Left:
+		m.leftRoom(e.Room)
+		return true
+	case events.Presence:
+		c := m.roomConv(e.Room)
+		state := "is here"
+		if !e.Online {
+			state = "is gone"
+		}
+		m.system(c, entrySystem, fmt.Sprintf("%s (%s) %s", clean(e.Nick), m.fpOf(e.PeerID), state))
+		return true
+	case events.DM:
+		m.directMessage(e)
+		return false
+	case events.DMStatus:
+		m.dmStatus(e)
+		return false
+	case events.TrustWarning:
+		m.system(status, entryWarning, clean(e.Text))
+		if m.active != statusKey {
+			m.system(m.activeConv(), entryWarning, clean(e.Text))
+		}
+		return true
+	case LogLine:
+		m.system(status, entryLog, clean(e.Text))
+		return false
+	default:
+		if m.transferEvent(e) {
+			return false
+		}
+		b, err := events.MarshalJSON(e)
+		if err != nil {
+			m.system(status, entryError, "cannot show a "+clean(e.Type())+" event")
+			return false
+		}
+		m.system(status, entrySystem, clean(string(b)))
+		return false
+	}
+}
+
+// system adds a line of the UI's own to a conversation; text is cleaned
+// already.
+func (m *Model) system(c *conv, kind entryKind, text string) {
+	m.append(c, &entry{kind: kind, at: m.now(), text: text}, kind == entryError || kind == entryWarning)
+}
+
+// append adds e to c, counting it as unread when c is not shown and
+// keeping a scrolled-up view where it is.
+func (m *Model) append(c *conv, e *entry, unread bool) {
+	m.appendNew(c, e, unread, false)
+}
+
+// appendNew is append for a message that may already be in c because c
+// was just created for it (fresh): the stored history loaded then holds
+// it already, and it is still unread.
+func (m *Model) appendNew(c *conv, e *entry, unread, fresh bool) {
+	if !c.add(e) {
+		if fresh && unread && c.key != m.active {
+			c.unread++
+		}
+		return
+	}
+	if c.key != m.active {
+		if unread && c.kind != convStatus {
+			c.unread++
+		}
+		return
+	}
+	if c.scroll > 0 {
+		c.scroll += len(m.entryLines(e, m.layout().msgW))
+		c.below++
+	}
+}
+
+func (m *Model) roomMessage(e events.Message) {
+	_, existed := m.convs[roomKey(e.Room)]
+	c := m.roomConv(e.Room)
+	m.appendNew(c, m.messageEntry(e), e.From != m.self.PeerID, !existed)
+}
+
+func (m *Model) messageEntry(e events.Message) *entry {
+	at, err := time.Parse(time.RFC3339, e.SentAt)
+	if err != nil {
+		at = m.now()
+	}
+	nick := clean(e.Nick)
+	if e.NickShared {
+		nick += " (" + clean(e.Fingerprint) + ")"
+	}
+	return &entry{kind: entryMessage, at: at, id: e.ID, from: e.From, nick: nick,
+		self: e.From == m.self.PeerID, text: cleanBlock(e.Text)}
+}
+
+func (m *Model) leftRoom(room string) {
+	k := roomKey(room)
+	delete(m.convs, k)
+	m.reorder()
+	m.system(m.convs[statusKey], entrySystem, "left #"+clean(room))
+	if m.nodeCurrent == room {
+		m.nodeCurrent = ""
+	}
+	if m.active == k {
+		m.active = statusKey
+		m.refresh()
+		m.followCurrent()
+	}
+}
+
+func (m *Model) directMessage(e events.DM) {
+	_, existed := m.convs[dmKey(e.From)]
+	c := m.dmConv(e.From)
+	if d := m.dmInfo[e.From]; d != nil && e.Nick != "" {
+		d.nick = clean(e.Nick)
+	}
+	c.lastActive = m.now()
+	m.appendNew(c, m.dmEntry(dm.Entry{ID: e.ID, Nick: e.Nick, Text: e.Text, SentAt: e.SentAt}, e.From), true, !existed)
+}
+
+// dmEntry makes an entry of a stored or received private message
+// exchanged with peerID.
+func (m *Model) dmEntry(h dm.Entry, peerID string) *entry {
+	e := &entry{kind: entryMessage, at: h.SentAt, id: h.ID, text: cleanBlock(h.Text)}
+	if h.Outgoing {
+		e.self, e.from, e.nick = true, m.self.PeerID, clean(m.self.Nick)
+		e.state, e.errText = h.State, clean(h.Error)
+		return e
+	}
+	e.from = peerID
+	e.nick = clean(h.Nick)
+	if e.nick == "" {
+		e.nick = m.fpOf(e.from)
+	}
+	return e
+}
+
+func (m *Model) dmStatus(e events.DMStatus) {
+	_, existed := m.convs[dmKey(e.To)]
+	c := m.dmConv(e.To)
+	c.lastActive = m.now()
+	if m.followMsg && e.State == events.DMQueued {
+		m.followMsg = false
+		m.activate(c.key, false)
+	}
+	if ent, ok := c.ids[e.ID]; ok {
+		ent.state, ent.errText, ent.rendered = e.State, clean(e.Error), nil
+		return
+	}
+	if existed {
+		if hist, err := m.be.DMHistory(e.To, 20); err == nil {
+			for _, h := range hist {
+				if h.ID == e.ID {
+					ent := m.dmEntry(h, e.To)
+					ent.state, ent.errText = e.State, clean(e.Error)
+					m.append(c, ent, false)
+					return
+				}
+			}
+		}
+	}
+	// Not in the store (any more): show the state without the text.
+	if _, ok := c.ids[e.ID]; !ok {
+		m.append(c, &entry{kind: entryMessage, at: m.now(), id: e.ID, self: true, from: m.self.PeerID,
+			nick: clean(m.self.Nick), text: "(message " + shortHex(e.ID) + ")", state: e.State, errText: clean(e.Error)}, false)
+	}
+}
+
+// peerLabel names a peer for status lines: its nick and short
+// fingerprint when known, else an abbreviated peer ID.
+func (m *Model) peerLabel(id string) string {
+	if p, ok := m.peerByID[id]; ok && p.Nick != "" {
+		return clean(p.Nick) + " (" + clean(p.Fingerprint) + ")"
+	}
+	return shortID(id)
+}
+
+// fpOf returns a peer's short fingerprint, or an abbreviated peer ID.
+func (m *Model) fpOf(id string) string {
+	if p, ok := m.peerByID[id]; ok && p.Fingerprint != "" {
+		return clean(p.Fingerprint)
+	}
+	if d, ok := m.dmInfo[id]; ok && d.fp != "" {
+		return d.fp
+	}
+	return shortID(id)
+}
+
+// shortID abbreviates a peer ID: its last 6 characters.
+func shortID(id string) string {
+	if len(id) <= 8 {
+		return clean(id)
+	}
+	return "…" + clean(id[len(id)-6:])
+}
+
+// shortHex abbreviates a message or transfer id.
+func shortHex(id string) string {
+	if len(id) <= 8 {
+		return clean(id)
+	}
+	return clean(id[:8])
+}

@@ -1,0 +1,355 @@
+package tui
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	tea "github.com/charmbracelet/bubbletea"
+	"github.com/charmbracelet/lipgloss"
+	"github.com/charmbracelet/x/ansi"
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/muesli/termenv"
+
+	"github.com/parley-chat/parley/dm"
+	"github.com/parley-chat/parley/events"
+	"github.com/parley-chat/parley/identity"
+	"github.com/parley-chat/parley/node"
+	"github.com/parley-chat/parley/transfer"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden screens in testdata/")
+
+// Peer IDs of the test cast, from fixed keys so that golden screens stay
+// the same. The model treats peer IDs as opaque strings.
+var (
+	idSelf  = seededID(1)
+	idAlice = seededID(2)
+	idBob   = seededID(3)
+	idCarol = seededID(4)
+	idEve   = seededID(5)
+	idRelay = seededID(6)
+)
+
+func seededID(seed byte) peer.ID {
+	priv := ed25519.NewKeyFromSeed(bytes.Repeat([]byte{seed}, ed25519.SeedSize))
+	pub, err := crypto.UnmarshalEd25519PublicKey(priv.Public().(ed25519.PublicKey))
+	if err != nil {
+		panic(err)
+	}
+	id, err := peer.IDFromPublicKey(pub)
+	if err != nil {
+		panic(err)
+	}
+	return id
+}
+
+func fp(p peer.ID) string { return identity.ShortFingerprint(p) }
+
+// t0 is the test clock: every timestamp is shown in UTC.
+var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+
+// fakeNode is a Backend with canned snapshots.
+type fakeNode struct {
+	mu      sync.Mutex
+	status  node.Status
+	rooms   []node.RoomRow
+	members map[string][]node.MemberRow
+	history map[string][]events.Message
+	peers   []node.PeerView
+	dms     map[string][]dm.Entry
+	xfers   []transfer.Info
+	execd   []string
+	// onExec, when set, runs for every Exec (under no lock).
+	onExec func(line string) error
+}
+
+func newFakeNode() *fakeNode {
+	return &fakeNode{
+		status: node.Status{PeerID: idSelf.String(), Nick: "me", Fingerprint: identity.Fingerprint(idSelf),
+			Reachability: "private", Relays: 1, Peers: 3, Current: "lobby"},
+		rooms: []node.RoomRow{
+			{Room: "dev", Private: true, Members: 2},
+			{Room: "lobby", Members: 4, Current: true},
+		},
+		members: map[string][]node.MemberRow{
+			"lobby": {
+				{PeerID: idSelf.String(), Nick: "me", Fingerprint: fp(idSelf), Online: true, Self: true},
+				{PeerID: idAlice.String(), Nick: "alice", Fingerprint: fp(idAlice), Online: true},
+				{PeerID: idBob.String(), Nick: "bob", Fingerprint: fp(idBob), Online: true},
+				{PeerID: idEve.String(), Nick: "bob", Fingerprint: fp(idEve), Online: true},
+			},
+		},
+		history: map[string][]events.Message{},
+		peers: []node.PeerView{
+			{PeerID: idAlice.String(), Nick: "alice", Fingerprint: fp(idAlice), Online: true, Path: "lan", Trusted: true},
+			{PeerID: idBob.String(), Nick: "bob", Fingerprint: fp(idBob), Online: true, Path: "direct", NickShared: true},
+			{PeerID: idEve.String(), Nick: "bob", Fingerprint: fp(idEve), Online: true, Path: "relayed", NickShared: true, Conflict: true},
+			{PeerID: idRelay.String(), Fingerprint: fp(idRelay), Online: true, Path: "direct"},
+			{PeerID: idCarol.String(), Nick: "carol", Fingerprint: fp(idCarol)},
+		},
+		dms: map[string][]dm.Entry{},
+	}
+}
+
+func (f *fakeNode) Exec(_ context.Context, line string) error {
+	f.mu.Lock()
+	f.execd = append(f.execd, line)
+	hook := f.onExec
+	f.mu.Unlock()
+	if hook != nil {
+		return hook(line)
+	}
+	if line == "/quit" {
+		return node.ErrQuit
+	}
+	return nil
+}
+
+func (f *fakeNode) Status() node.Status {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.status
+}
+
+func (f *fakeNode) RoomList() []node.RoomRow {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]node.RoomRow(nil), f.rooms...)
+}
+
+func (f *fakeNode) Members(room string) ([]node.MemberRow, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	ms, ok := f.members[room]
+	if !ok {
+		return nil, errors.New("not in room")
+	}
+	return ms, nil
+}
+
+func (f *fakeNode) RoomHistory(room string, count int) ([]events.Message, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	h := f.history[room]
+	if len(h) > count {
+		h = h[len(h)-count:]
+	}
+	return h, nil
+}
+
+func (f *fakeNode) PeerList() []node.PeerView {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]node.PeerView(nil), f.peers...)
+}
+
+func (f *fakeNode) Peer(id string) (node.PeerView, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, p := range f.peers {
+		if p.PeerID == id {
+			return p, nil
+		}
+	}
+	return node.PeerView{PeerID: id, Fingerprint: "ZZZZ"}, nil
+}
+
+func (f *fakeNode) DMHistory(id string, count int) ([]dm.Entry, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	h := f.dms[id]
+	if len(h) > count {
+		h = h[len(h)-count:]
+	}
+	return h, nil
+}
+
+func (f *fakeNode) Commands() []node.CommandInfo {
+	return []node.CommandInfo{
+		{Name: "connect", Usage: "MULTIADDR/p2p/ID", Help: "connect to a peer and keep the connection"},
+		{Name: "help", Help: "list the commands"},
+		{Name: "history", Usage: "[ROOM] [N]", Help: "show the last N (default 50) messages of a room"},
+		{Name: "id", Help: "show this node's peer ID, fingerprint, nick and addresses"},
+		{Name: "join", Usage: "ROOM|INVITE", Help: "join a public room, or a private one from its invite code; it becomes the current room"},
+		{Name: "joinpass", Usage: "ROOM PASSPHRASE", Help: "join the private room whose key comes from ROOM and PASSPHRASE (Argon2id)", Secret: true},
+		{Name: "leave", Usage: "[ROOM]", Help: "leave a room (default: the current one)"},
+		{Name: "msg", Usage: "PEER TEXT", Help: "send a private message (PEER: nick, nick#FP, fingerprint or peer ID)"},
+		{Name: "peers", Help: "list connected peers"},
+		{Name: "quit", Help: "leave cleanly"},
+		{Name: "switch", Usage: "ROOM", Help: "make a joined room the current room"},
+		{Name: "trust", Usage: "PEER", Help: "record that you compared PEER's safety number"},
+		{Name: "verify", Usage: "PEER", Help: "show the safety number to compare with PEER"},
+		{Name: "who", Usage: "[ROOM]", Help: "list the members of a room with last seen"},
+		{Name: "whois", Usage: "PEER", Help: "peer ID, nick, fingerprint, trust, connection path, addresses"},
+	}
+}
+
+func (f *fakeNode) Transfers() []transfer.Info {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]transfer.Info(nil), f.xfers...)
+}
+
+var _ TransferLister = (*fakeNode)(nil)
+
+func (f *fakeNode) set(fn func(f *fakeNode)) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	fn(f)
+}
+
+// harness drives a Model directly: Update with messages, View for the
+// screen.
+type harness struct {
+	t     testing.TB
+	node  *fakeNode
+	m     *Model
+	lines []string // submitted to the executor
+	full  bool     // the executor queue refuses lines
+	clock time.Time
+}
+
+func newHarness(t testing.TB, f *fakeNode, w, h int) *harness {
+	t.Helper()
+	return newHarnessStyled(t, f, w, h, lipgloss.NewRenderer(io.Discard), true)
+}
+
+// newColourHarness renders with 256 colours, as on a colour terminal.
+func newColourHarness(t testing.TB, f *fakeNode, w, h int) *harness {
+	t.Helper()
+	r := lipgloss.NewRenderer(io.Discard)
+	r.SetColorProfile(termenv.ANSI256)
+	return newHarnessStyled(t, f, w, h, r, false)
+}
+
+func newHarnessStyled(t testing.TB, f *fakeNode, w, h int, r *lipgloss.Renderer, noColor bool) *harness {
+	t.Helper()
+	hs := &harness{t: t, node: f, clock: t0.Add(10 * time.Minute)}
+	st := NewStyles(r, noColor)
+	hs.m = New(Options{
+		Backend: f,
+		Submit: func(l string) bool {
+			if hs.full {
+				return false
+			}
+			hs.lines = append(hs.lines, l)
+			return true
+		},
+		Styles:   &st,
+		Now:      func() time.Time { return hs.clock },
+		Location: time.UTC,
+	})
+	hs.m.Update(tea.WindowSizeMsg{Width: w, Height: h})
+	return hs
+}
+
+func (h *harness) events(es ...events.Event) { h.m.Update(eventsMsg(es)) }
+
+// execDone tells the model that the executor ran the submitted lines.
+func (h *harness) execDone() { h.m.Update(execDoneMsg{}) }
+
+func (h *harness) typeText(s string) {
+	for _, r := range s {
+		h.m.Update(tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune{r}})
+	}
+}
+
+func (h *harness) press(k tea.KeyType) tea.Cmd {
+	_, cmd := h.m.Update(tea.KeyMsg{Type: k})
+	return cmd
+}
+
+func (h *harness) alt(r rune) {
+	h.m.Update(tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune{r}, Alt: true})
+}
+
+func (h *harness) enter(s string) {
+	h.typeText(s)
+	h.press(tea.KeyEnter)
+}
+
+func (h *harness) resize(w, hgt int) { h.m.Update(tea.WindowSizeMsg{Width: w, Height: hgt}) }
+
+// screen is the view without the styles' escape sequences.
+func (h *harness) screen() string { return ansi.Strip(h.m.View()) }
+
+// takeLines returns and forgets the lines submitted so far.
+func (h *harness) takeLines() []string {
+	l := h.lines
+	h.lines = nil
+	return l
+}
+
+// checkGeometry fails unless the view has exactly h lines of exactly w
+// cells.
+func checkGeometry(t *testing.T, view string, w, h int) {
+	t.Helper()
+	rows := strings.Split(view, "\n")
+	if len(rows) != h {
+		t.Fatalf("view has %d rows, want %d:\n%s", len(rows), h, view)
+	}
+	for i, r := range rows {
+		if got := ansi.StringWidth(r); got != w {
+			t.Fatalf("row %d is %d cells wide, want %d: %q", i, got, w, ansi.Strip(r))
+		}
+	}
+}
+
+// golden compares got with testdata/name.golden, or rewrites it with
+// -update.
+func golden(t *testing.T, name, got string) {
+	t.Helper()
+	path := filepath.Join("testdata", name+".golden")
+	if *update {
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test ./tui -run %s -update to create it)", err, t.Name())
+	}
+	if got != string(want) {
+		t.Errorf("screen differs from %s (run with -update to accept):\n%s", path, sideBySide(string(want), got))
+	}
+}
+
+// sideBySide shows the rows that differ.
+func sideBySide(want, got string) string {
+	wl, gl := strings.Split(want, "\n"), strings.Split(got, "\n")
+	var b strings.Builder
+	for i := 0; i < max(len(wl), len(gl)); i++ {
+		var w, g string
+		if i < len(wl) {
+			w = wl[i]
+		}
+		if i < len(gl) {
+			g = gl[i]
+		}
+		if w != g {
+			fmt.Fprintf(&b, "row %2d want |%s|\n       got  |%s|\n", i, w, g)
+		}
+	}
+	return b.String()
+}
+
+// msg builds a room message event.
+func msg(room string, from peer.ID, nick, text string, at time.Duration) events.Message {
+	return events.Message{
+		Room: room, ID: fmt.Sprintf("%032x", at+time.Duration(len(text))), From: from.String(), Nick: nick, Text: text,
+		SentAt: t0.Add(at).Format(time.RFC3339), Fingerprint: fp(from),
+	}
+}
