@@ -150,7 +150,7 @@ func humanLine(e events.Event) string {
 		}
 		return fmt.Sprintf("* file offer %s: %s (%s) %s", shortHex(e.TransferID), safetext.Line(e.Name), node.FormatBytes(e.Size), where)
 	case events.FileProgress:
-		return fmt.Sprintf("  %s %s %s", shortHex(e.TransferID), e.Direction, node.FormatProgress(e.Bytes, e.Size, e.Rate))
+		return fmt.Sprintf("  %s %s %s", shortHex(e.TransferID), l(e.Direction), node.FormatProgress(e.Bytes, e.Size, e.Rate))
 	case events.FileDone:
 		return fmt.Sprintf("* file %s done: %s (%s, blake3 %s)", shortHex(e.TransferID), safetext.Line(e.Path), node.FormatBytes(e.Size), shortHex(e.Hash))
 	case events.FileFailed:
