@@ -1,7 +1,7 @@
 // Package rooms runs Parley's chat rooms over GossipSub: public rooms
 // anyone can join by name, and private rooms whose messages only holders of
 // the room key can read or write. The wire protocol is specified in
-// docs/protocol/rooms.md and the events in docs/events/rooms.md.
+// docs/PROTOCOL.md and the events in docs/EVENTS.md.
 //
 // # Topics
 //
