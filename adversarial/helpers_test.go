@@ -26,6 +26,7 @@ import (
 	"github.com/parley-chat/parley/overlay"
 	"github.com/parley-chat/parley/rooms"
 	roomspb "github.com/parley-chat/parley/rooms/pb"
+	"github.com/parley-chat/parley/transfer"
 )
 
 func TestMain(m *testing.M) {
@@ -142,9 +143,10 @@ func testConfig(p *party) node.Config {
 			RetryMax:      time.Second,
 			StreamTimeout: 2 * time.Second,
 		},
-		Emitter: p.ev,
-		Logger:  quiet(),
-		Version: "adversarial",
+		Transfer: transfer.Config{ControlTimeout: 2 * time.Second},
+		Emitter:  p.ev,
+		Logger:   quiet(),
+		Version:  "adversarial",
 	}
 }
 

@@ -15,6 +15,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/protocol"
 
 	"github.com/parley-chat/parley/dm"
+	"github.com/parley-chat/parley/transfer"
 )
 
 // protocolsOf returns the protocols the victim serves, minus none: every
@@ -143,8 +144,8 @@ func TestOversizePubsubRPC(t *testing.T) {
 
 // TestSlowloris trickles one byte every 500 ms (a byte a minute, sped up)
 // on a stream of every protocol at once. Parley's own protocols end such a
-// stream once a frame takes longer than their deadline (dm: the shortened
-// StreamTimeout of 2 s); libp2p's protocols keep at most one such stream
+// stream once a frame takes longer than their deadline (the shortened dm
+// StreamTimeout and transfer ControlTimeout of 2 s); libp2p's protocols keep at most one such stream
 // per peer and protocol within the resource limits. Honest peers are
 // served throughout.
 func TestSlowloris(t *testing.T) {
@@ -205,7 +206,7 @@ func TestSlowloris(t *testing.T) {
 		default:
 			t.Logf("%-40s still open after %v (bounded: one stream per peer and protocol)", r.proto, window)
 		}
-		if r.proto == dm.ProtocolID && (!r.ended || r.took > 4*time.Second) {
+		if (r.proto == dm.ProtocolID || r.proto == transfer.ID) && (!r.ended || r.took > 4*time.Second) {
 			t.Errorf("%s: trickling stream ended=%v after %v, want a reset within the 2 s deadline", r.proto, r.ended, r.took)
 		}
 	}
