@@ -229,6 +229,7 @@ func checkDisplay(t *testing.T, what string, e events.Event, fake string) {
 // never sees the real room's messages, and the real members see nothing
 // of it.
 func TestInviteTampering(t *testing.T) {
+	t.Parallel()
 	alice, bob := newParty(t, "alice", nil), newParty(t, "bob", nil)
 	link(t, alice, bob)
 	alice.exec("/create team")

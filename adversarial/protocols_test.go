@@ -63,6 +63,7 @@ func endedBy(s network.Stream, d time.Duration) (took time.Duration, ok bool) {
 // bytes and one claiming 2 MiB followed by the bytes: each stream is ended
 // by the node (closed or reset), and the node keeps serving honest peers.
 func TestUndecodableOnEveryProtocol(t *testing.T) {
+	t.Parallel()
 	victim, honest := newParty(t, "victim", nil), newParty(t, "honest", nil)
 	link(t, honest, victim)
 	inLobby(t, honest, victim)

@@ -167,6 +167,7 @@ func TestMaliciousManifest(t *testing.T) {
 // (IdleTimeout, 2 s here) resets the stream; nothing blocks, and honest
 // peers are served meanwhile.
 func TestRecipientStopsReading(t *testing.T) {
+	t.Parallel()
 	short := func(c *node.Config) { c.Transfer.IdleTimeout = 2 * time.Second }
 	victim, honest := newParty(t, "victim", short), newParty(t, "honest", nil)
 	link(t, honest, victim)
