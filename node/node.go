@@ -135,8 +135,7 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 		return nil, errors.Join(err, n.Close())
 	}
 	if err := n.startTransfer(ctx); err != nil {
-		n.Close()
-		return nil, err
+		return nil, errors.Join(err, n.Close())
 	}
 	if err := n.startRooms(ctx); err != nil {
 		return nil, errors.Join(err, n.Close())
