@@ -49,13 +49,20 @@ type subFilterNotifiee subFilter
 
 func (n *subFilterNotifiee) Disconnected(net network.Network, c network.Conn) {
 	p := c.RemotePeer()
-	if net.Connectedness(p) == network.Connected {
+	if connected(net, p) {
 		return
 	}
 	f := (*subFilter)(n)
 	f.mu.Lock()
 	delete(f.peers, p)
 	f.mu.Unlock()
+}
+
+// connected reports whether p still has a connection (a limited, relayed
+// one counts too).
+func connected(n network.Network, p peer.ID) bool {
+	c := n.Connectedness(p)
+	return c == network.Connected || c == network.Limited
 }
 
 func (*subFilterNotifiee) Listen(network.Network, ma.Multiaddr)      {}
@@ -81,10 +88,20 @@ func notLowerHex(r rune) bool { return !(r >= '0' && r <= '9' || r >= 'a' && r <
 
 // FilterIncomingSubscriptions keeps the announcements of room topics, and
 // of at most MaxPeerTopics topics per peer.
+//
+// GossipSub may filter an RPC that was read before its peer disconnected
+// after the Disconnected notification: the topics of a peer that is no
+// longer connected are not recorded, or they would stay for good. The
+// check runs under mu, so a disconnection after it waits for mu and then
+// forgets what was recorded.
 func (f *subFilter) FilterIncomingSubscriptions(from peer.ID, subs []*pubsubpb.RPC_SubOpts) ([]*pubsubpb.RPC_SubOpts, error) {
 	subs = pubsub.FilterSubscriptions(subs, f.CanSubscribe)
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if !connected(f.net, from) {
+		delete(f.peers, from)
+		return nil, nil
+	}
 	topics := f.peers[from]
 	out := subs[:0]
 	for _, s := range subs {

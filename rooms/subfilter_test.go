@@ -94,3 +94,21 @@ func TestSubFilterBoundsTopicsPerPeer(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// An RPC filtered after its peer disconnected records nothing (GossipSub
+// may process it after the Disconnected notification).
+func TestSubFilterForgetsNothingOfGonePeers(t *testing.T) {
+	a, b := testnet.NewHost(t), testnet.NewHost(t)
+	f := newSubFilter(a.Network())
+	defer f.close()
+	got, err := f.FilterIncomingSubscriptions(b.ID(), subOpts(true, PublicTopicPrefix+"lobby"))
+	if err != nil || len(got) != 0 {
+		t.Fatalf("never-connected peer: %d topics, %v", len(got), err)
+	}
+	f.mu.Lock()
+	n := len(f.peers)
+	f.mu.Unlock()
+	if n != 0 {
+		t.Fatalf("%d peers remembered that are not connected", n)
+	}
+}
