@@ -29,7 +29,9 @@
 // record of message IDs that is stored and outlives restarts), and a
 // per-author token bucket. Deterministic failures are rejected (and cost
 // the forwarding peer its GossipSub score); time-, state- and
-// version-dependent ones are ignored.
+// version-dependent ones are ignored. A subscription filter admits only
+// room topics, at most MaxPeerTopics per peer, so that no peer can make the
+// node remember an unbounded number of topics.
 //
 // # Flow
 //

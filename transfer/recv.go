@@ -40,6 +40,7 @@ func (s *Service) handleOffer(from peer.ID, o *pb.Offer) *pb.Status {
 		return refusal
 	}
 	t := newTransfer(s.ctx, bytes.Clone(o.GetId()))
+	// #nosec G115 -- checkOffer refused sizes over MaxFileSize (at most MaxSize, 64 GiB)
 	t.dir, t.peer, t.name, t.size, t.state = Receive, from, name, int64(o.GetSize()), StateOffered
 	copy(t.hash[:], o.GetHash())
 	if err := s.checkSpace(t); err != nil {
@@ -84,7 +85,7 @@ func (s *Service) checkOffer(o *pb.Offer) (string, *pb.Status) {
 	if len(o.GetId()) != idLen || len(o.GetHash()) != HashSize || len(o.GetName()) > maxNameLen {
 		return "", &pb.Status{Code: pb.Code_BAD_REQUEST, Message: "malformed offer"}
 	}
-	if o.GetSize() > uint64(s.cfg.MaxFileSize) {
+	if o.GetSize() > uint64(s.cfg.MaxFileSize) { // #nosec G115 -- MaxFileSize is positive (Config defaults)
 		return "", &pb.Status{Code: pb.Code_TOO_LARGE, Message: fmt.Sprintf("limit is %d bytes", s.cfg.MaxFileSize)}
 	}
 	name, err := safename.Sanitize(o.GetName())
@@ -336,7 +337,9 @@ func (s *Service) pull(t *transfer) (progressed bool, err error) {
 	if err != nil {
 		return false, err
 	}
-	defer f.Close()
+	// finalize syncs the part file and checks that error; an unfinished
+	// part file is checked against the manifest again on the next pull.
+	defer func() { _ = f.Close() }()
 	str, err := s.host.NewStream(t.ctx, t.peer, ID)
 	if err != nil {
 		if errors.Is(err, network.ErrLimitedConn) {

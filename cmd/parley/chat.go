@@ -47,7 +47,7 @@ func runChat(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		logOut = logSink
 		defer flushLogs(logSink, queue, stderr)
 	}
-	logger, id, err := s.prepare(fs, s.applyFile, logOut)
+	logger, id, err := s.prepare(fs, s.applyFile, stdin, stderr, logOut)
 	if err != nil {
 		return err
 	}

@@ -48,6 +48,7 @@ func TestTwoPeersConnectAndNoticeDeath(t *testing.T) {
 	b, readyB := startPeer(t, "bob", "--peer", firstAddr(t, readyA))
 	idA, idB := readyA.Str("peer_id"), readyB.Str("peer_id")
 
+	// Find: the connection may be reported before ready.
 	b.Find(20*time.Second, "peer_connected", func(e proctest.Event) bool { return e.Str("peer_id") == idA })
 	a.Find(20*time.Second, "peer_connected", func(e proctest.Event) bool { return e.Str("peer_id") == idB })
 
