@@ -213,7 +213,7 @@ func (s *Service) run(t *transfer) {
 			s.host.Network().Connectedness(t.peer) != network.Connected {
 			return
 		}
-		delay := min(s.cfg.RetryBackoff<<(attempts-1), maxRetryBackoff)
+		delay := min(s.cfg.RetryBackoff<<min(attempts-1, 16), maxRetryBackoff)
 		timer := time.NewTimer(delay)
 		select {
 		case <-timer.C:
@@ -374,17 +374,20 @@ func (p *puller) run() error {
 	if err := p.loadBitmap(); err != nil {
 		return err
 	}
-	depth := pipelineDepth(p.man.chunkSize)
-	mem := depth * int(p.man.chunkSize)
-	if err := p.str.Scope().ReserveMemory(mem, network.ReservationPriorityMedium); err != nil {
+	n := p.man.numChunks()
+	if p.bm.count() == n {
+		return nil
+	}
+	depth := min(pipelineDepth(p.man.chunkSize), n)
+	bufSize := int(min(p.man.chunkSize, p.man.size))
+	if err := p.str.Scope().ReserveMemory(depth*bufSize, network.ReservationPriorityMedium); err != nil {
 		return fmt.Errorf("reserve chunk buffers: %w", err)
 	}
-	defer p.str.Scope().ReleaseMemory(mem)
+	defer p.str.Scope().ReleaseMemory(depth * bufSize)
 	bufs := make([][]byte, depth)
 	for i := range bufs {
-		bufs[i] = make([]byte, p.man.chunkSize)
+		bufs[i] = make([]byte, bufSize)
 	}
-	n := p.man.numChunks()
 	for {
 		missing := p.bm.missing(n)
 		if len(missing) == 0 {
@@ -416,8 +419,7 @@ func pipelineDepth(chunkSize int64) int {
 // verifies the chunk and writes it to the part file: the next chunk is
 // read while this one is hashed and written, and each chunk is hashed and
 // written by the goroutine that read it, from a buffer still in its CPU's
-// cache (handing buffers between goroutines made page cache writes several
-// times slower). When reading fails the chunks already read are still
+// cache, rather than handed along between goroutines. When reading fails the chunks already read are still
 // verified and written, so an interrupted transfer keeps all it received;
 // a failed verification or write stops every worker (the stream is reset
 // to unblock the reader).

@@ -411,7 +411,7 @@ func (s *Service) serveGets(str network.Stream, br *bufio.Reader, t *transfer, m
 		}
 		return err
 	}
-	bufSize := chunkHeaderRoom + int(man.chunkSize)
+	bufSize := chunkHeaderRoom + int(min(man.chunkSize, man.size))
 	if err := str.Scope().ReserveMemory(sendDepth*bufSize, network.ReservationPriorityMedium); err != nil {
 		s.reply(str, &pb.Status{Code: pb.Code_BUSY, Message: "out of memory for transfers"})
 		return fmt.Errorf("reserve chunk buffers: %w", err)
