@@ -45,6 +45,11 @@ type File struct {
 	Bootstrap []string `toml:"bootstrap"`
 	Relays    []string `toml:"relays"`
 	PublicDHT *bool    `toml:"public_dht"`
+	// SwarmKey is the swarm key file of a private network; a relative
+	// path is relative to the data directory.
+	SwarmKey string `toml:"swarm_key"`
+	// AllowPeers, when not empty, lets only these peer IDs connect.
+	AllowPeers []string `toml:"allow_peers"`
 	// Downloads is where received files land.
 	Downloads string `toml:"downloads"`
 	// MaxFileSize refuses bigger offers (bytes; 0: the default).
@@ -72,7 +77,7 @@ func DefaultDataDir() (string, error) {
 // Load reads dir/config.toml. A missing file is an empty File.
 func Load(dir string) (File, error) {
 	path := filepath.Join(dir, FileName)
-	raw, err := os.ReadFile(path)
+	raw, err := os.ReadFile(path) // #nosec G304 -- config.toml in the user's data dir
 	if errors.Is(err, fs.ErrNotExist) {
 		return File{}, nil
 	}
@@ -128,7 +133,7 @@ func SaveNick(dir, nick string) error {
 		return err
 	}
 	path := filepath.Join(dir, FileName)
-	raw, err := os.ReadFile(path)
+	raw, err := os.ReadFile(path) // #nosec G304 -- config.toml in the user's data dir
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("read config %s: %w", path, err)
 	}

@@ -13,7 +13,7 @@ import (
 )
 
 // Protocol constants. They are part of the wire contract
-// (docs/protocol/dm.md): another implementation must use the same limits.
+// (docs/PROTOCOL.md): another implementation must use the same limits.
 const (
 	// ProtocolID is the libp2p protocol of direct messages.
 	ProtocolID = "/parley/dm/1.0.0"

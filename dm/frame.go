@@ -57,7 +57,7 @@ func readFrame(r *bufio.Reader, max int, m proto.Message) error {
 	if err != nil {
 		return err
 	}
-	if n > uint64(max) {
+	if n > uint64(max) { // #nosec G115 -- max is a positive frame limit constant
 		return fmt.Errorf("%w: %d bytes, limit %d", ErrFrameTooLarge, n, max)
 	}
 	buf := make([]byte, n)
@@ -77,7 +77,7 @@ func readFrame(r *bufio.Reader, max int, m proto.Message) error {
 func appendFrame(dst []byte, m proto.Message) ([]byte, error) {
 	size := proto.Size(m)
 	var prefix [maxVarintLen]byte
-	n := putUvarint(prefix[:], uint64(size))
+	n := putUvarint(prefix[:], uint64(size)) // #nosec G115 -- proto.Size is never negative
 	dst = append(dst, prefix[:n]...)
 	out, err := proto.MarshalOptions{}.MarshalAppend(dst, m)
 	if err != nil {

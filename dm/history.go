@@ -39,7 +39,8 @@ var stateNames = map[pb.State]string{
 // History returns the last limit messages exchanged with p (both
 // directions), oldest first. Messages are kept for Config.MaxMessageAge.
 func (s *Service) History(p peer.ID, limit int) ([]Entry, error) {
-	if limit <= 0 {
+	if limit <= 0 || len(p) > maxPeerIDLen {
+		// No record can exist for a longer peer ID (Send refuses it).
 		return nil, nil
 	}
 	var out []Entry

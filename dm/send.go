@@ -377,7 +377,7 @@ func nextBackoff(cur, lo, hi time.Duration) time.Duration {
 	if next > hi {
 		next = hi
 	}
-	return next + mrand.N(next/4+1)
+	return next + mrand.N(next/4+1) // #nosec G404 -- backoff jitter, not a secret
 }
 
 // finished reports messages that reached a final state outside deliver.

@@ -182,7 +182,7 @@ func (s *Service) Pending() int {
 // watch retries delivery as soon as a peer with pending messages connects.
 func (s *Service) watch(sub event.Subscription) {
 	defer s.wg.Done()
-	defer sub.Close()
+	defer func() { _ = sub.Close() }() // an event bus subscription: Close only unsubscribes
 	for {
 		select {
 		case <-s.ctx.Done():

@@ -31,6 +31,8 @@ const maxRecordSize = 64 << 10
 
 func recordKey(p peer.ID, id []byte) []byte {
 	k := make([]byte, 0, 1+len(p)+len(id))
+	// #nosec G115 -- callers keep len(p) <= maxPeerIDLen: Send and History
+	// check, and authenticated remote peer IDs are at most 42 bytes.
 	k = append(k, byte(len(p)))
 	k = append(k, p...)
 	return append(k, id...)

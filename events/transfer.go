@@ -1,6 +1,6 @@
 package events
 
-// File transfer events (package transfer; see docs/events/transfer.md).
+// File transfer events (package transfer; see docs/EVENTS.md).
 // TransferID is the transfer's id, 32 hex digits, the same on both sides.
 // Direction is "send" on the sending node and "receive" on the receiving
 // node; Peer is the other side's peer ID.

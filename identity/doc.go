@@ -8,5 +8,11 @@
 // to resolve, because silently replacing it would silently change the node's
 // identity. Like ssh, a key file that group or others can read is refused.
 //
+// The key file may be encrypted with a passphrase (Argon2id and
+// XChaCha20-Poly1305; the format is described in keyenc.go and
+// docs/SECURITY.md). LoadWith asks for the passphrase only when the file is
+// encrypted; EncryptKeyFile and DecryptKeyFile convert a key file in place,
+// atomically, and never write the key unencrypted when asked to encrypt it.
+//
 // Nothing in this package ever sends, prints or logs the private key.
 package identity

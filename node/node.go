@@ -132,16 +132,13 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 	}
 	n.host = h
 	if err := n.startDM(ctx); err != nil {
-		n.Close()
-		return nil, err
+		return nil, errors.Join(err, n.Close())
 	}
 	if err := n.startTransfer(ctx); err != nil {
-		n.Close()
-		return nil, err
+		return nil, errors.Join(err, n.Close())
 	}
 	if err := n.startRooms(ctx); err != nil {
-		n.Close()
-		return nil, err
+		return nil, errors.Join(err, n.Close())
 	}
 	n.registerCommands()
 	return n, nil

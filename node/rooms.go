@@ -376,9 +376,11 @@ func (n *Node) say(ctx context.Context, text string) error {
 	return err
 }
 
-// FormatMessage renders a room message on one line for people: local time,
-// room, nick (with its fingerprint when another member shares it) and the
-// text, with every control character neutralised.
+// FormatMessage renders a room message for people: local time, room, nick
+// (with its fingerprint when another member shares it) and the text, with
+// every control character neutralised. A multi-line text keeps its line
+// breaks, but every continuation line is indented, so that no line of a
+// message can pass for a message of its own.
 func FormatMessage(m events.Message) string {
 	at := m.SentAt
 	if t, err := time.Parse(time.RFC3339, m.SentAt); err == nil {
@@ -386,7 +388,8 @@ func FormatMessage(m events.Message) string {
 	}
 	nick := safetext.Line(m.Nick)
 	if m.NickShared {
-		nick += " (" + m.Fingerprint + ")"
+		nick += " (" + safetext.Line(m.Fingerprint) + ")"
 	}
-	return fmt.Sprintf("[%s] #%s <%s> %s", at, safetext.Line(m.Room), nick, safetext.Block(m.Text))
+	text := strings.ReplaceAll(safetext.Block(m.Text), "\n", "\n    ")
+	return fmt.Sprintf("[%s] #%s <%s> %s", safetext.Line(at), safetext.Line(m.Room), nick, text)
 }

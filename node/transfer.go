@@ -191,6 +191,7 @@ func (n *Node) cmdShare(ctx context.Context, args string) error {
 	if err != nil {
 		return err
 	}
+	// #nosec G115 -- a shared file's size is never negative
 	if err := n.rooms.ShareFile(ctx, name, rooms.FileShare{ID: sh.ID, Name: sh.Name, Size: uint64(sh.Size), Hash: sh.Hash}); err != nil {
 		if cerr := n.transfer.Cancel(sh.ID); cerr != nil {
 			n.log.Debug("withdraw share", "id", sh.ID, "err", cerr)

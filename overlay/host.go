@@ -15,14 +15,12 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/pnet"
 	"github.com/libp2p/go-libp2p/p2p/muxer/yamux"
-	"github.com/libp2p/go-libp2p/p2p/net/conngater"
 	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
 	"github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/relay"
 	noise "github.com/libp2p/go-libp2p/p2p/security/noise"
 	tls "github.com/libp2p/go-libp2p/p2p/security/tls"
-	quic "github.com/libp2p/go-libp2p/p2p/transport/quic"
-	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
 	ma "github.com/multiformats/go-multiaddr"
 	"github.com/prometheus/client_golang/prometheus"
 	bolt "go.etcd.io/bbolt"
@@ -44,6 +42,17 @@ type Config struct {
 	// for inbound and outbound connections.
 	DenyPeers []peer.ID
 	DenyCIDRs []*net.IPNet
+	// AllowPeers, when not empty, turns on allow-list mode: the gater
+	// refuses every other peer, inbound and outbound. The peers the node
+	// is told to dial (Peers, Bootstrap, Relays) are allowed too. Denied
+	// peers stay denied.
+	AllowPeers []peer.ID
+	// SwarmKey, when set, makes the node a member of a private network
+	// (libp2p pnet, see swarmkey.go): only peers holding the same key can
+	// connect. go-libp2p's QUIC cannot carry a private network, so with a
+	// swarm key the node speaks TCP only; a QUIC listen address is an
+	// error, and so is PublicDHT.
+	SwarmKey pnet.PSK
 	// UPnP enables NAT port mapping (UPnP / NAT-PMP). Off by default:
 	// it asks the router to open a port to this machine.
 	UPnP bool
@@ -150,7 +159,7 @@ func (c *Config) setDefaults() {
 // Host is a Parley node's libp2p host with its keeper and liveness check.
 type Host struct {
 	host.Host
-	gater *conngater.BasicConnectionGater
+	gater *gater
 	log   *slog.Logger
 	emit  events.Emitter
 
@@ -183,7 +192,7 @@ func New(ctx context.Context, cfg Config) (*Host, error) {
 	if cfg.ConnLow > cfg.ConnHigh {
 		return nil, fmt.Errorf("connection low water mark %d is above high water mark %d", cfg.ConnLow, cfg.ConnHigh)
 	}
-	gater, err := conngater.NewBasicConnectionGater(nil)
+	gater, err := newGater(allowList(&cfg))
 	if err != nil {
 		return nil, fmt.Errorf("connection gater: %w", err)
 	}
@@ -208,14 +217,20 @@ func New(ctx context.Context, cfg Config) (*Host, error) {
 	listen := cfg.ListenAddrs
 	if len(listen) == 0 {
 		listen = DefaultListenAddrs()
+		if cfg.SwarmKey != nil {
+			listen = tcpOnly(listen)
+		}
+	}
+	transports, err := transportOptions(&cfg, listen)
+	if err != nil {
+		_ = rm.Close()
+		_ = cm.Close()
+		return nil, err
 	}
 	opts := []libp2p.Option{
 		libp2p.Identity(cfg.PrivKey),
 		libp2p.ListenAddrs(listen...),
-		// No SO_REUSEPORT: with it a second process could bind a port
-		// that is already in use and steal half of its connections.
-		libp2p.Transport(tcp.NewTCPTransport, tcp.DisableReuseport()),
-		libp2p.Transport(quic.NewTransport),
+		transports,
 		libp2p.Security(noise.ID, noise.New),
 		libp2p.Security(tls.ID, tls.New),
 		libp2p.Muxer(yamux.ID, yamux.DefaultTransport),
@@ -249,22 +264,18 @@ func New(ctx context.Context, cfg Config) (*Host, error) {
 	o.peers = newPeerTable(o, cfg.Liveness)
 	o.keeper = newKeeper(o, cfg.Redial)
 	if err := o.startConnectivity(&cfg, &relayAddrs); err != nil {
-		o.Close()
-		return nil, err
+		return nil, errors.Join(err, o.Close())
 	}
 	if err := o.peers.start(); err != nil {
-		o.Close()
-		return nil, err
+		return nil, errors.Join(err, o.Close())
 	}
 	for _, ai := range append(others(cfg.Bootstrap, o.ID()), cfg.Peers...) {
 		if err := o.Keep(ai); err != nil {
-			o.Close()
-			return nil, err
+			return nil, errors.Join(err, o.Close())
 		}
 	}
 	if err := o.startDiscovery(&cfg, listen); err != nil {
-		o.Close()
-		return nil, err
+		return nil, errors.Join(err, o.Close())
 	}
 	return o, nil
 }

@@ -42,7 +42,7 @@ func (b Backoff) next(cur time.Duration) time.Duration {
 }
 
 func jitter(d time.Duration) time.Duration {
-	return d + time.Duration(rand.Int64N(int64(d)/5+1))
+	return d + time.Duration(rand.Int64N(int64(d)/5+1)) // #nosec G404 -- backoff jitter, not a secret
 }
 
 // keepTag protects kept peers from connection manager trimming.

@@ -23,7 +23,19 @@ type Limits struct {
 	// PeerConns, PeerStreams, PeerMemory bound what one peer may hold.
 	PeerConns, PeerStreams int
 	PeerMemory             int64
+	// ConnsPerIP bounds the connections one IPv4 address, or one IPv6
+	// /56, may hold at a time, counted from the first byte, before the
+	// handshake (an IPv6 /48 may hold 8 x ConnsPerIP). Zero means 8, the
+	// libp2p default.
+	ConnsPerIP int
+	// LimitLoopback applies ConnsPerIP to loopback addresses too. Off by
+	// default, as in libp2p: local processes (and port forwarders such as
+	// a Tor onion service) share the loopback address.
+	LimitLoopback bool
 }
+
+// defaultConnsPerIP is libp2p's own default per-address limit.
+const defaultConnsPerIP = 8
 
 // DefaultLimits suit a chat peer on a laptop: a few hundred peers at most.
 func DefaultLimits() Limits {
@@ -65,7 +77,19 @@ func (l Limits) resourceManager() (network.ResourceManager, error) {
 			Memory:          rcmgr.LimitVal64(l.PeerMemory),
 		},
 	}
-	rm, err := rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(override.Build(concrete)))
+	perIP := l.ConnsPerIP
+	if perIP <= 0 {
+		perIP = defaultConnsPerIP
+	}
+	opts := []rcmgr.Option{rcmgr.WithLimitPerSubnet(
+		[]rcmgr.ConnLimitPerSubnet{{PrefixLength: 32, ConnCount: perIP}},
+		[]rcmgr.ConnLimitPerSubnet{{PrefixLength: 56, ConnCount: perIP}, {PrefixLength: 48, ConnCount: 8 * perIP}},
+	)}
+	if l.LimitLoopback {
+		// No prefix is exempt: loopback falls under the per-IP limit.
+		opts = append(opts, rcmgr.WithNetworkPrefixLimit([]rcmgr.NetworkPrefixLimit{}, []rcmgr.NetworkPrefixLimit{}))
+	}
+	rm, err := rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(override.Build(concrete)), opts...)
 	if err != nil {
 		return nil, fmt.Errorf("resource manager: %w", err)
 	}

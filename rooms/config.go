@@ -13,7 +13,7 @@ import (
 	"golang.org/x/time/rate"
 )
 
-// Protocol limits, the same for every peer (see docs/protocol/rooms.md).
+// Protocol limits, the same for every peer (see docs/PROTOCOL.md).
 const (
 	// MaxMessageSize bounds the data of one GossipSub message on a room
 	// topic (the Envelope, or the Sealed for private rooms).

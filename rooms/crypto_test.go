@@ -99,7 +99,7 @@ func TestPassphraseKey(t *testing.T) {
 	}
 }
 
-// TestVectors pins the derivations documented in docs/protocol/rooms.md
+// TestVectors pins the derivations documented in docs/PROTOCOL.md
 // (checked there against an independent HKDF implementation).
 func TestVectors(t *testing.T) {
 	key := make([]byte, KeySize)

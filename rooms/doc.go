@@ -1,7 +1,7 @@
 // Package rooms runs Parley's chat rooms over GossipSub: public rooms
 // anyone can join by name, and private rooms whose messages only holders of
 // the room key can read or write. The wire protocol is specified in
-// docs/protocol/rooms.md and the events in docs/events/rooms.md.
+// docs/PROTOCOL.md and the events in docs/EVENTS.md.
 //
 // # Topics
 //
@@ -29,7 +29,9 @@
 // record of message IDs that is stored and outlives restarts), and a
 // per-author token bucket. Deterministic failures are rejected (and cost
 // the forwarding peer its GossipSub score); time-, state- and
-// version-dependent ones are ignored.
+// version-dependent ones are ignored. A subscription filter admits only
+// room topics, at most MaxPeerTopics per peer, so that no peer can make the
+// node remember an unbounded number of topics.
 //
 // # Flow
 //

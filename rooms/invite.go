@@ -52,7 +52,7 @@ func EncodeInvite(name string, key []byte) (string, error) {
 	raw := make([]byte, 0, inviteMaxRaw)
 	raw = append(raw, inviteVersion)
 	raw = append(raw, key...)
-	raw = append(raw, byte(len(name)))
+	raw = append(raw, byte(len(name))) // #nosec G115 -- canonical names are at most maxNameBytes (128) bytes
 	raw = append(raw, name...)
 	raw = append(raw, inviteCheck(raw)...)
 	return InvitePrefix + inviteEncoding.EncodeToString(raw), nil

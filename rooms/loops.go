@@ -120,7 +120,7 @@ func (s *Service) presenceLoop(r *room) {
 		case <-r.replyCh:
 			if !replyPending {
 				replyPending = true
-				reply.Reset(max(rand.N(replyGap/2+1), time.Until(last.Add(replyGap))))
+				reply.Reset(max(rand.N(replyGap/2+1), time.Until(last.Add(replyGap)))) // #nosec G404 -- timer jitter, not a secret
 			}
 		case <-reply.C:
 			replyPending = false

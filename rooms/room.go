@@ -228,5 +228,5 @@ func (r *room) requestReply() {
 
 // jitter returns d +/- 10%.
 func jitter(d time.Duration) time.Duration {
-	return d - d/10 + rand.N(d/5+1)
+	return d - d/10 + rand.N(d/5+1) // #nosec G404 -- timer jitter, not a secret
 }

@@ -8,7 +8,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 )
 
-// Peer scoring. Values are documented in docs/protocol/rooms.md; in short,
+// Peer scoring. Values are documented in docs/PROTOCOL.md; in short,
 // a peer earns up to +3 for time in a room's mesh and up to +10 for being
 // first to deliver valid messages, and loses 10 x (invalid messages)^2,
 // decaying over an hour: the first rejected message puts it below the

@@ -44,6 +44,7 @@ type Service struct {
 
 	replay *replayGuard
 	limits *limiters
+	subs   *subFilter
 
 	// gate keeps validators (readers) out of a closing service: Close
 	// takes it exclusively to set closed.
@@ -79,7 +80,9 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 		return nil, err
 	}
 	s.ctx, s.cancel = context.WithCancel(ctx)
+	s.subs = newSubFilter(c.Host.Network())
 	opts := []pubsub.Option{
+		pubsub.WithSubscriptionFilter(s.subs),
 		pubsub.WithMessageSignaturePolicy(pubsub.StrictSign),
 		pubsub.WithPeerScore(peerScoreParams(), peerScoreThresholds()),
 		pubsub.WithFloodPublish(true),
@@ -90,6 +93,7 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	s.ps, err = pubsub.NewGossipSub(s.ctx, c.Host, append(opts, c.PubSubOptions...)...)
 	if err != nil {
 		s.cancel()
+		s.subs.close()
 		return nil, fmt.Errorf("start gossipsub: %w", err)
 	}
 	if err := s.rejoin(); err != nil {
@@ -346,6 +350,7 @@ func (s *Service) Close() error {
 	for _, id := range pubsub.GossipSubDefaultProtocols {
 		s.cfg.Host.RemoveStreamHandler(id)
 	}
+	s.subs.close()
 	return nil
 }
 

@@ -112,6 +112,8 @@ func loadReplay(db *bolt.DB, g *replayGuard, now time.Time) error {
 				expired = append(expired, append([]byte(nil), k...))
 				return nil
 			}
+			// #nosec G115 -- a value above MaxInt64 becomes negative and
+			// is treated as expired and dropped: the safe outcome.
 			exp := int64(binary.BigEndian.Uint64(v))
 			if exp < nowMs {
 				expired = append(expired, append([]byte(nil), k...))
@@ -136,6 +138,7 @@ func pruneReplayStore(db *bolt.DB, now time.Time) error {
 	var expired [][]byte
 	err := db.View(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketReplay).ForEach(func(k, v []byte) error {
+			// #nosec G115 -- a value above MaxInt64 becomes negative: expired.
 			if len(v) != 8 || int64(binary.BigEndian.Uint64(v)) < nowMs {
 				expired = append(expired, append([]byte(nil), k...))
 			}
@@ -189,9 +192,10 @@ func appendHistory(tx *bolt.Tx, topic string, rec *pb.StoredMessage, limit int) 
 	}
 	// Sequence numbers are dense, so at most one old entry is over the
 	// limit after each append (more if the limit was lowered).
-	if seq > uint64(limit) {
+	lim := uint64(limit) // #nosec G115 -- Config.withDefaults refuses a negative HistoryLimit
+	if seq > lim {
 		c := b.Cursor()
-		for ck, _ := c.First(); len(ck) == 8 && binary.BigEndian.Uint64(ck) <= seq-uint64(limit); ck, _ = c.First() {
+		for ck, _ := c.First(); len(ck) == 8 && binary.BigEndian.Uint64(ck) <= seq-lim; ck, _ = c.First() {
 			if err := c.Delete(); err != nil {
 				return fmt.Errorf("trim history: %w", err)
 			}

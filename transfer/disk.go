@@ -29,10 +29,10 @@ func (s *Service) checkSpace(t *transfer) error {
 		return nil
 	}
 	s.mu.Lock()
-	need := uint64(t.size - t.bytes)
+	need := uint64(t.size - t.bytes) // #nosec G115 -- bytes <= size
 	for _, o := range s.transfers {
 		if o != t && o.dir == Receive && !o.state.Terminal() && o.state != StateOffered {
-			need += uint64(o.size - o.bytes)
+			need += uint64(o.size - o.bytes) // #nosec G115 -- bytes <= size
 		}
 	}
 	s.mu.Unlock()
@@ -222,7 +222,7 @@ func (s *Service) placedEarlier(t *transfer) bool {
 	if err != nil {
 		return false
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }() // read only
 	if !verifyFile(t.ctx, f, man) {
 		return false
 	}
@@ -260,7 +260,7 @@ func (s *Service) syncDir() {
 		s.log.Debug("transfer: open downloads dir", "err", err)
 		return
 	}
-	defer d.Close()
+	defer func() { _ = d.Close() }() // opened for Sync, whose error is checked
 	if err := d.Sync(); err != nil {
 		s.log.Debug("transfer: sync downloads dir", "err", err)
 	}

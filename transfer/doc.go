@@ -1,6 +1,6 @@
 // Package transfer moves files between two peers over direct libp2p
 // streams (protocol /parley/file/1.0.0, specified in
-// docs/protocol/transfer.md), verified chunk by chunk and resumable across
+// docs/PROTOCOL.md), verified chunk by chunk and resumable across
 // dropped streams, lost connections and restarts of either side.
 //
 // # Flow

@@ -60,7 +60,7 @@ func (m *manifest) verifyChunk(i int, data []byte) bool {
 	if int64(len(data)) != m.chunkLen(i) {
 		return false
 	}
-	cv := chunkCV(data, uint64(i)*uint64(m.chunkSize/guts.ChunkSize), m.numChunks() == 1)
+	cv := chunkCV(data, uint64(i)*uint64(m.chunkSize/guts.ChunkSize), m.numChunks() == 1) // #nosec G115 -- i and chunkSize are non-negative
 	return bytes.Equal(cv[:], m.chunkHash(i))
 }
 
@@ -96,7 +96,7 @@ func buildManifest(ctx context.Context, r io.ReaderAt, size, chunkSize int64) (*
 		if _, err := r.ReadAt(p, int64(i)*chunkSize); err != nil {
 			return nil, fmt.Errorf("hash file: read chunk %d: %w", i, err)
 		}
-		cv := chunkCV(p, uint64(i)*uint64(chunkSize/guts.ChunkSize), n == 1)
+		cv := chunkCV(p, uint64(i)*uint64(chunkSize/guts.ChunkSize), n == 1) // #nosec G115 -- i and chunkSize are non-negative
 		copy(m.cvs[i*HashSize:], cv[:])
 	}
 	m.hash = rootHash(m.cvs)
@@ -131,6 +131,7 @@ func (m *manifest) check(size int64, hash [HashSize]byte) error {
 }
 
 func (m *manifest) toWire() *pb.Manifest {
+	// #nosec G115 -- size >= 0 and chunkSize <= MaxChunkSize (4 MiB) in every manifest built or checked
 	return &pb.Manifest{Size: uint64(m.size), ChunkSize: uint32(m.chunkSize), Hash: m.hash[:], ChunkHashes: m.cvs}
 }
 
@@ -139,6 +140,7 @@ func manifestFromWire(w *pb.Manifest) (*manifest, error) {
 	if w.GetSize() > MaxSize || len(w.GetHash()) != HashSize {
 		return nil, fmt.Errorf("%w: size %d, %d-byte hash", ErrBadManifest, w.GetSize(), len(w.GetHash()))
 	}
+	// #nosec G115 -- size is at most MaxSize (checked above)
 	m := &manifest{size: int64(w.GetSize()), chunkSize: int64(w.GetChunkSize()), cvs: w.GetChunkHashes()}
 	copy(m.hash[:], w.GetHash())
 	return m, nil

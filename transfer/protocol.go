@@ -38,7 +38,7 @@ const (
 func writeFrame(w io.Writer, f *pb.Frame) error {
 	size := proto.Size(f)
 	buf := make([]byte, 0, binary.MaxVarintLen64+size)
-	buf = binary.AppendUvarint(buf, uint64(size))
+	buf = binary.AppendUvarint(buf, uint64(size)) // #nosec G115 -- proto.Size is never negative
 	buf, err := proto.MarshalOptions{}.MarshalAppend(buf, f)
 	if err != nil {
 		return fmt.Errorf("encode frame: %w", err)
@@ -53,8 +53,8 @@ func writeFrame(w io.Writer, f *pb.Frame) error {
 // index of length bytes to dst.
 func appendChunkHeader(dst []byte, index, length uint32) []byte {
 	f := &pb.Frame{Msg: &pb.Frame_Chunk{Chunk: &pb.Chunk{Index: index, Length: length}}}
-	dst = binary.AppendUvarint(dst, uint64(proto.Size(f)))
-	dst, _ = proto.MarshalOptions{}.MarshalAppend(dst, f) // a Chunk always encodes
+	dst = binary.AppendUvarint(dst, uint64(proto.Size(f))) // #nosec G115 -- proto.Size is never negative
+	dst, _ = proto.MarshalOptions{}.MarshalAppend(dst, f)  // a Chunk always encodes
 	return dst
 }
 
@@ -69,7 +69,7 @@ func readFrame(r *bufio.Reader, max int) (*pb.Frame, error) {
 		return nil, fmt.Errorf("%w: frame length: %v", ErrProtocol, err)
 	case err != nil:
 		return nil, fmt.Errorf("read frame length: %w", err)
-	case n > uint64(max):
+	case n > uint64(max): // #nosec G115 -- max is a positive frame limit
 		return nil, fmt.Errorf("%w: frame of %d bytes exceeds %d", ErrProtocol, n, max)
 	}
 	buf := make([]byte, n)
@@ -114,7 +114,7 @@ func validateGet(g *pb.Get, n int) ([]chunkRange, error) {
 func wireRanges(rs []chunkRange) []*pb.Range {
 	out := make([]*pb.Range, len(rs))
 	for i, r := range rs {
-		out[i] = &pb.Range{Start: uint32(r.start), Count: uint32(r.count)}
+		out[i] = &pb.Range{Start: uint32(r.start), Count: uint32(r.count)} // #nosec G115 -- ranges lie within MaxChunks
 	}
 	return out
 }

@@ -40,6 +40,7 @@ func (s *Service) handleOffer(from peer.ID, o *pb.Offer) *pb.Status {
 		return refusal
 	}
 	t := newTransfer(s.ctx, bytes.Clone(o.GetId()))
+	// #nosec G115 -- checkOffer refused sizes over MaxFileSize (at most MaxSize, 64 GiB)
 	t.dir, t.peer, t.name, t.size, t.state = Receive, from, name, int64(o.GetSize()), StateOffered
 	copy(t.hash[:], o.GetHash())
 	if err := s.checkSpace(t); err != nil {
@@ -84,7 +85,7 @@ func (s *Service) checkOffer(o *pb.Offer) (string, *pb.Status) {
 	if len(o.GetId()) != idLen || len(o.GetHash()) != HashSize || len(o.GetName()) > maxNameLen {
 		return "", &pb.Status{Code: pb.Code_BAD_REQUEST, Message: "malformed offer"}
 	}
-	if o.GetSize() > uint64(s.cfg.MaxFileSize) {
+	if o.GetSize() > uint64(s.cfg.MaxFileSize) { // #nosec G115 -- MaxFileSize is positive (Config defaults)
 		return "", &pb.Status{Code: pb.Code_TOO_LARGE, Message: fmt.Sprintf("limit is %d bytes", s.cfg.MaxFileSize)}
 	}
 	name, err := safename.Sanitize(o.GetName())
@@ -213,7 +214,7 @@ func (s *Service) run(t *transfer) {
 			s.host.Network().Connectedness(t.peer) != network.Connected {
 			return
 		}
-		delay := min(s.cfg.RetryBackoff<<(attempts-1), maxRetryBackoff)
+		delay := min(s.cfg.RetryBackoff<<min(attempts-1, 16), maxRetryBackoff)
 		timer := time.NewTimer(delay)
 		select {
 		case <-timer.C:
@@ -305,16 +306,17 @@ func (s *Service) acquire(ctx context.Context, t *transfer) (release func(), err
 
 // puller is one attempt of a receiving transfer over one stream.
 type puller struct {
-	s        *Service
-	t        *transfer
-	str      network.Stream
-	br       *bufio.Reader
-	f        *os.File
-	man      *manifest
-	bm       bitmap
-	done     int64 // verified bytes
-	verified int   // chunks verified in this attempt
-
+	s   *Service
+	t   *transfer
+	str network.Stream
+	br  *bufio.Reader
+	f   *os.File
+	man *manifest
+	bm  bitmap
+	// mu guards the fields below while a batch's workers run.
+	mu           sync.Mutex
+	done         int64 // verified bytes
+	verified     int   // chunks verified in this attempt
 	lastFlush    time.Time
 	lastProgress time.Time
 }
@@ -336,7 +338,9 @@ func (s *Service) pull(t *transfer) (progressed bool, err error) {
 	if err != nil {
 		return false, err
 	}
-	defer f.Close()
+	// finalize syncs the part file and checks that error; an unfinished
+	// part file is checked against the manifest again on the next pull.
+	defer func() { _ = f.Close() }()
 	str, err := s.host.NewStream(t.ctx, t.peer, ID)
 	if err != nil {
 		if errors.Is(err, network.ErrLimitedConn) {
@@ -373,17 +377,20 @@ func (p *puller) run() error {
 	if err := p.loadBitmap(); err != nil {
 		return err
 	}
-	depth := pipelineDepth(p.man.chunkSize)
-	mem := depth * int(p.man.chunkSize)
-	if err := p.str.Scope().ReserveMemory(mem, network.ReservationPriorityMedium); err != nil {
+	n := p.man.numChunks()
+	if p.bm.count() == n {
+		return nil
+	}
+	depth := min(pipelineDepth(p.man.chunkSize), n)
+	bufSize := int(min(p.man.chunkSize, p.man.size))
+	if err := p.str.Scope().ReserveMemory(depth*bufSize, network.ReservationPriorityMedium); err != nil {
 		return fmt.Errorf("reserve chunk buffers: %w", err)
 	}
-	defer p.str.Scope().ReleaseMemory(mem)
+	defer p.str.Scope().ReleaseMemory(depth * bufSize)
 	bufs := make([][]byte, depth)
 	for i := range bufs {
-		bufs[i] = make([]byte, p.man.chunkSize)
+		bufs[i] = make([]byte, bufSize)
 	}
-	n := p.man.numChunks()
 	for {
 		missing := p.bm.missing(n)
 		if len(missing) == 0 {
@@ -402,91 +409,95 @@ func (p *puller) run() error {
 	return nil
 }
 
-// pipelineDepth is how many chunk buffers a receiving transfer uses: enough
-// for the stream, the hash and the disk write to overlap, and at most
-// 8 MiB (two buffers for the largest chunks).
+// pipelineDepth is how many chunk buffers, and workers, a receiving
+// transfer uses: enough for reading the stream, hashing and writing to
+// overlap, and at most 8 MiB.
 func pipelineDepth(chunkSize int64) int {
-	return int(min(4, max(2, (8<<20)/chunkSize)))
+	return int(min(3, max(2, (8<<20)/chunkSize/2)))
 }
 
-// received is a chunk on its way through the pipeline.
-type received struct {
-	index int
-	data  []byte // a buffer from the pipeline's pool
-}
-
-// batch receives the chunks of one Get through a pipeline of three
-// goroutines, each owning one step: reading the stream, verifying, and
-// writing to the part file. Buffers circulate through free, so at most
-// len(bufs) chunks are in memory. When reading fails, the chunks already
-// read are still verified and written, so an interrupted transfer keeps
-// all it received; an error in a later step stops every step (the stream
-// is reset to unblock the reader).
+// batch receives the chunks of one Get with one worker per buffer. A
+// worker takes the stream (one at a time, so chunks are read in order),
+// reads the next chunk into its own buffer, lets go of the stream, then
+// verifies the chunk and writes it to the part file: the next chunk is
+// read while this one is hashed and written, and each chunk is hashed and
+// written by the goroutine that read it, from a buffer still in its CPU's
+// cache, rather than handed along between goroutines. When reading fails the chunks already read are still
+// verified and written, so an interrupted transfer keeps all it received;
+// a failed verification or write stops every worker (the stream is reset
+// to unblock the reader).
 func (p *puller) batch(want []chunkRange, bufs [][]byte) error {
 	ctx, cancel := context.WithCancel(p.t.ctx)
 	defer cancel()
 	stop := context.AfterFunc(ctx, func() { _ = p.str.Reset() })
-	free := make(chan []byte, len(bufs))
-	for _, b := range bufs {
-		free <- b
-	}
-	toVerify := make(chan received, len(bufs))
-	toWrite := make(chan received, len(bufs))
+	next := chunkIndices(want)
 	var (
-		wg       sync.WaitGroup
-		errOnce  sync.Once
-		firstErr error
+		readMu  sync.Mutex // the stream and next; guards readErr
+		readErr error
+		errMu   sync.Mutex // guards takeErr
+		takeErr error
+		wg      sync.WaitGroup
 	)
-	step := func(f func() error, out chan received, stopAll bool) {
+	for _, buf := range bufs {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if out != nil {
-				defer close(out)
-			}
-			if err := f(); err != nil {
-				errOnce.Do(func() { firstErr = err })
-				if stopAll {
+			for {
+				readMu.Lock()
+				if readErr != nil || ctx.Err() != nil {
+					readMu.Unlock()
+					return
+				}
+				i, ok := next()
+				if !ok {
+					readMu.Unlock()
+					return
+				}
+				data, err := p.readChunk(i, buf)
+				if err != nil {
+					readErr = err
+					readMu.Unlock()
+					return
+				}
+				readMu.Unlock()
+				if err := p.take(i, data); err != nil {
+					errMu.Lock()
+					if takeErr == nil {
+						takeErr = err
+					}
+					errMu.Unlock()
 					cancel()
+					return
 				}
 			}
 		}()
 	}
-	step(func() error { return p.readChunks(ctx, want, free, toVerify) }, toVerify, false)
-	step(func() error { return p.verifyChunks(ctx, toVerify, toWrite, free) }, toWrite, true)
-	step(func() error { return p.writeChunks(ctx, toWrite, free) }, nil, true)
 	wg.Wait()
 	// On success nothing cancelled ctx: stop keeps the stream open for the
 	// next Get.
 	stop()
-	if firstErr != nil && p.t.ctx.Err() != nil {
+	switch {
+	case p.t.ctx.Err() != nil:
 		return p.t.ctx.Err()
+	case takeErr != nil:
+		return takeErr
 	}
-	return firstErr
+	return readErr
 }
 
-// readChunks reads the chunks of want, in order, into buffers from free.
-func (p *puller) readChunks(ctx context.Context, want []chunkRange, free <-chan []byte, out chan<- received) error {
-	for _, r := range want {
-		for i := r.start; i < r.start+r.count; i++ {
-			var buf []byte
-			select {
-			case buf = <-free:
-			case <-ctx.Done():
-				return ctx.Err()
-			}
-			data, err := p.readChunk(i, buf)
-			if err != nil {
-				return err
-			}
-			select {
-			case out <- received{i, data}:
-			case <-ctx.Done():
-				return ctx.Err()
-			}
+// chunkIndices returns an iterator over the chunk indices of rs.
+func chunkIndices(rs []chunkRange) func() (int, bool) {
+	r, i := 0, 0
+	return func() (int, bool) {
+		for r < len(rs) && i >= rs[r].count {
+			r, i = r+1, 0
 		}
+		if r == len(rs) {
+			return 0, false
+		}
+		i++
+		return rs[r].start + i - 1, true
 	}
-	return nil
 }
 
 // readChunk reads the header and data of chunk i. A header for another
@@ -518,53 +529,38 @@ func (p *puller) readChunk(i int, buf []byte) ([]byte, error) {
 	return data, nil
 }
 
-// verifyChunks passes on the chunks that match the manifest. A chunk that
-// does not stays missing, to be fetched again by the next Get, at most
-// ChunkRetries times; then the transfer fails.
-func (p *puller) verifyChunks(ctx context.Context, in <-chan received, out chan<- received, free chan<- []byte) error {
+// take verifies chunk i and writes it to the part file. A chunk that does
+// not match the manifest stays missing, to be fetched again by the next
+// Get, at most ChunkRetries times; then the transfer fails.
+func (p *puller) take(i int, data []byte) error {
 	s, t := p.s, p.t
-	for c := range in {
-		if p.man.verifyChunk(c.index, c.data) {
-			select {
-			case out <- c:
-			case <-ctx.Done():
-				return ctx.Err()
-			}
-			continue
-		}
-		free <- c.data[:cap(c.data)]
+	if !p.man.verifyChunk(i, data) {
+		p.mu.Lock()
+		defer p.mu.Unlock()
 		if t.bad == nil {
 			t.bad = make(map[int]int)
 		}
-		t.bad[c.index]++
-		s.log.Warn("transfer: chunk failed verification", "id", t.id, "peer", t.peer, "chunk", c.index, "times", t.bad[c.index])
-		if t.bad[c.index] > s.cfg.ChunkRetries {
-			return fmt.Errorf("%w: chunk %d, %d times", ErrVerify, c.index, t.bad[c.index])
+		t.bad[i]++
+		s.log.Warn("transfer: chunk failed verification", "id", t.id, "peer", t.peer, "chunk", i, "times", t.bad[i])
+		if t.bad[i] > s.cfg.ChunkRetries {
+			return fmt.Errorf("%w: chunk %d, %d times", ErrVerify, i, t.bad[i])
 		}
+		return nil
 	}
-	return nil
-}
-
-// writeChunks writes verified chunks to the part file and records them.
-func (p *puller) writeChunks(ctx context.Context, in <-chan received, free chan<- []byte) error {
-	for c := range in {
-		if _, err := p.f.WriteAt(c.data, int64(c.index)*p.man.chunkSize); err != nil {
-			return fmt.Errorf("%w: write chunk %d: %w", errDisk, c.index, err)
-		}
-		p.bm.set(c.index)
-		p.done += int64(len(c.data))
-		p.verified++
-		free <- c.data[:cap(c.data)]
-		if time.Since(p.lastFlush) >= bitmapFlushInterval {
-			if err := p.flush(); err != nil {
-				return err
-			}
-		}
-		p.s.progress(p.t, p.done, &p.lastProgress, false)
-		if err := ctx.Err(); err != nil {
+	if _, err := p.f.WriteAt(data, int64(i)*p.man.chunkSize); err != nil {
+		return fmt.Errorf("%w: write chunk %d: %w", errDisk, i, err)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.bm.set(i)
+	p.done += int64(len(data))
+	p.verified++
+	if time.Since(p.lastFlush) >= bitmapFlushInterval {
+		if err := p.flush(); err != nil {
 			return err
 		}
 	}
+	s.progress(t, p.done, &p.lastProgress, false)
 	return nil
 }
 

@@ -52,7 +52,7 @@ func (s *Service) Offer(ctx context.Context, to peer.ID, path string) (string, e
 	if err := s.add(t); err != nil {
 		return "", err
 	}
-	offer := &pb.Offer{Id: t.rawID, Name: truncate(t.name, maxNameLen), Size: uint64(t.size), Hash: t.hash[:]}
+	offer := &pb.Offer{Id: t.rawID, Name: truncate(t.name, maxNameLen), Size: uint64(t.size), Hash: t.hash[:]} // #nosec G115 -- a file size is never negative
 	reply, err := s.exchange(ctx, to, &pb.Frame{Msg: &pb.Frame_Offer{Offer: offer}})
 	if err != nil {
 		s.drop(t)
@@ -132,11 +132,11 @@ func (s *Service) prepare(ctx context.Context, abs string, st os.FileInfo) (*tra
 	if err != nil {
 		return nil, err
 	}
-	f, err := os.Open(abs)
+	f, err := os.Open(abs) // #nosec G304 -- the file the user asked to send
 	if err != nil {
 		return nil, fmt.Errorf("open source: %w", err)
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }() // read only
 	man, err := buildManifest(ctx, f, st.Size(), cs)
 	if err != nil {
 		return nil, err
@@ -403,7 +403,7 @@ func (s *Service) serveGets(str network.Stream, br *bufio.Reader, t *transfer, m
 		s.reply(str, &pb.Status{Code: pb.Code_INTERNAL, Message: "cannot read the file"})
 		return fmt.Errorf("open source: %w", err)
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }() // read only
 	if err := sameFile(f, t.size, t.modTime); err != nil {
 		s.reply(str, &pb.Status{Code: pb.Code_FILE_CHANGED})
 		if t.persistent() {
@@ -411,7 +411,7 @@ func (s *Service) serveGets(str network.Stream, br *bufio.Reader, t *transfer, m
 		}
 		return err
 	}
-	bufSize := chunkHeaderRoom + int(man.chunkSize)
+	bufSize := chunkHeaderRoom + int(min(man.chunkSize, man.size))
 	if err := str.Scope().ReserveMemory(sendDepth*bufSize, network.ReservationPriorityMedium); err != nil {
 		s.reply(str, &pb.Status{Code: pb.Code_BUSY, Message: "out of memory for transfers"})
 		return fmt.Errorf("reserve chunk buffers: %w", err)
@@ -462,70 +462,94 @@ func (s *Service) serveGets(str network.Stream, br *bufio.Reader, t *transfer, m
 	}
 }
 
-// sendDepth is how many chunk buffers a Get stream uses: the next chunk is
-// read from the file while the previous one is written to the stream.
+// sendDepth is how many chunk buffers, and workers, a Get stream uses:
+// one worker reads the next chunk from the file while another writes its
+// chunk to the stream.
 const sendDepth = 2
 
-// fileChunk is a chunk read from the file (or the error reading it), in a
-// buffer with chunkHeaderRoom bytes free in front.
+// fileChunk is a chunk read from the file, in a buffer with
+// chunkHeaderRoom bytes free in front.
 type fileChunk struct {
 	index int
 	buf   []byte
-	err   error
 }
 
-// sendChunks writes the chunks of ranges, each as its header and data in
-// one Write. A goroutine reads ahead from the file into the buffers, so
-// reading and sending overlap.
+// sendChunks writes the chunks of ranges in order, each as its header and
+// data in one Write. One worker per buffer takes the next chunk, reads it
+// from the file, waits for its turn and writes it: reading overlaps
+// writing, and each chunk is written by the goroutine that read it, from a
+// buffer still in its CPU's cache.
 func (s *Service) sendChunks(str network.Stream, f *os.File, t *transfer, man *manifest, ranges []chunkRange, bufs [][]byte, sent func(int)) error {
-	ctx, cancel := context.WithCancel(t.ctx)
-	free := make(chan []byte, len(bufs))
-	for _, b := range bufs {
-		free <- b
+	next := chunkIndices(ranges)
+	var (
+		mu       sync.Mutex // guards everything below
+		turn     = sync.NewCond(&mu)
+		assigned int // chunks handed to workers
+		written  int // chunks written to the stream
+		firstErr error
+		wg       sync.WaitGroup
+	)
+	fail := func(err error) {
+		mu.Lock()
+		if firstErr == nil {
+			firstErr = err
+		}
+		turn.Broadcast()
+		mu.Unlock()
 	}
-	ready := make(chan fileChunk, len(bufs))
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		defer close(ready)
-		for _, r := range ranges {
-			for i := r.start; i < r.start+r.count; i++ {
-				var buf []byte
-				select {
-				case buf = <-free:
-				case <-ctx.Done():
+	for _, buf := range bufs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				mu.Lock()
+				i, ok := next()
+				seq := assigned
+				assigned++
+				stop := firstErr != nil
+				mu.Unlock()
+				if !ok || stop {
 					return
 				}
 				n := man.chunkLen(i)
-				_, err := f.ReadAt(buf[chunkHeaderRoom:chunkHeaderRoom+n], int64(i)*man.chunkSize)
-				select {
-				case ready <- fileChunk{i, buf, err}:
-				case <-ctx.Done():
+				if _, err := f.ReadAt(buf[chunkHeaderRoom:chunkHeaderRoom+n], int64(i)*man.chunkSize); err != nil {
+					fail(fmt.Errorf("read chunk %d: %w: %w", i, errDisk, err))
 					return
 				}
+				mu.Lock()
+				for written != seq && firstErr == nil {
+					turn.Wait()
+				}
+				stop = firstErr != nil
+				mu.Unlock()
+				if stop {
+					return
+				}
+				err := s.writeChunk(str, t, man, fileChunk{i, buf})
+				if err == nil {
+					sent(i)
+				}
+				mu.Lock()
+				if err != nil && firstErr == nil {
+					firstErr = err
+				}
+				written++
+				turn.Broadcast()
+				mu.Unlock()
 				if err != nil {
 					return
 				}
 			}
-		}
-	}()
-	defer func() {
-		cancel()
-		wg.Wait()
-	}()
-	for c := range ready {
-		if c.err != nil {
-			s.reply(str, &pb.Status{Code: pb.Code_INTERNAL, Message: "cannot read the file"})
-			return fmt.Errorf("read chunk %d: %w", c.index, c.err)
-		}
-		if err := s.writeChunk(str, t, man, c); err != nil {
-			return err
-		}
-		free <- c.buf
-		sent(c.index)
+		}()
 	}
-	return ctx.Err()
+	wg.Wait()
+	if errors.Is(firstErr, errDisk) {
+		s.reply(str, &pb.Status{Code: pb.Code_INTERNAL, Message: "cannot read the file"})
+	}
+	if firstErr == nil && t.ctx.Err() != nil {
+		return t.ctx.Err()
+	}
+	return firstErr
 }
 
 // writeChunk writes chunk c's header in front of its data and both in one
@@ -539,7 +563,7 @@ func (s *Service) writeChunk(str network.Stream, t *transfer, man *manifest, c f
 		}
 	}
 	var hdr [chunkHeaderRoom]byte
-	h := appendChunkHeader(hdr[:0], uint32(c.index), uint32(n))
+	h := appendChunkHeader(hdr[:0], uint32(c.index), uint32(n)) // #nosec G115 -- index < MaxChunks, n <= MaxChunkSize
 	start := chunkHeaderRoom - len(h)
 	copy(c.buf[start:], h)
 	_ = str.SetWriteDeadline(time.Now().Add(s.cfg.IdleTimeout))

@@ -123,12 +123,14 @@ func (w WhoisInfo) Text() string {
 		if c.Relayed {
 			kind = "relayed"
 		}
-		fmt.Fprintf(&b, "    %s %s %s\n", c.Direction, kind, c.Addr)
+		fmt.Fprintf(&b, "    %s %s %s\n", c.Direction, kind, safetext.Line(c.Addr))
 	}
 	if len(w.Addrs) > 0 {
 		b.WriteString("  addresses:\n")
 		for _, a := range w.Addrs {
-			fmt.Fprintf(&b, "    %s\n", a)
+			// Addresses come from the peer (identify): a DNS name may
+			// hold newlines and escapes.
+			fmt.Fprintf(&b, "    %s\n", safetext.Line(a))
 		}
 	}
 	return strings.TrimSuffix(b.String(), "\n")

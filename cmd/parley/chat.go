@@ -47,7 +47,7 @@ func runChat(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		logOut = logSink
 		defer flushLogs(logSink, queue, stderr)
 	}
-	logger, id, err := s.prepare(fs, s.applyFile, logOut)
+	logger, id, err := s.prepare(fs, s.applyFile, stdin, stderr, logOut)
 	if err != nil {
 		return err
 	}
@@ -99,8 +99,19 @@ func runChat(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		loopErr = commandLoop(ctx, n, stdin)
 	}
 
+	closeErr := shutdown(n.Close, queue, writerDone)
+	if loopErr != nil {
+		return loopErr
+	}
+	return closeErr
+}
+
+// shutdown runs closeFn for at most shutdownTimeout, then closes the event
+// queue and gives the writer a second to flush what is left. It returns
+// the first error of the two.
+func shutdown(closeFn func() error, queue *events.Queue, writerDone <-chan error) error {
 	closed := make(chan error, 1)
-	go func() { closed <- n.Close() }()
+	go func() { closed <- closeFn() }()
 	var closeErr error
 	select {
 	case closeErr = <-closed:
@@ -114,9 +125,6 @@ func runChat(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 			closeErr = err
 		}
 	case <-time.After(time.Second):
-	}
-	if loopErr != nil {
-		return loopErr
 	}
 	return closeErr
 }

@@ -51,7 +51,7 @@ func TestDMDeliveredAndAcknowledged(t *testing.T) {
 	addrA := firstAddr(t, readyA)
 	b, readyB := startPeer(t, "bob", "--peer", addrA)
 	c, _ := startPeer(t, "carol", "--peer", addrA)
-	a.Wait(20*time.Second, "peer_connected", func(e proctest.Event) bool { return e.Str("peer_id") == readyB.Str("peer_id") })
+	a.Find(20*time.Second, "peer_connected", func(e proctest.Event) bool { return e.Str("peer_id") == readyB.Str("peer_id") })
 
 	a.Send("/msg " + readyB.Str("peer_id") + " hi bob")
 	queued := a.Wait(10*time.Second, "dm_status", nil)
@@ -119,22 +119,18 @@ func TestDMNickPinConflictAndAmbiguity(t *testing.T) {
 	addrC := firstAddr(t, readyC)
 	idC := readyC.Str("peer_id")
 	a, readyA := startPeer(t, "alice", "--peer", addrC)
-	// mallory claims alice's nick with another key.
-	m, readyM := startPeer(t, "alice2", "--peer", addrC)
-	m.Send("/nick alice")
-	m.Wait(10*time.Second, "info", nil)
-
 	a.Send("/msg " + idC + " it is me")
 	c.Wait(20*time.Second, "dm", func(e proctest.Event) bool { return e.Str("from") == readyA.Str("peer_id") })
+
+	// Only now does mallory come, claiming alice's nick with another key:
+	// whatever carol hears from her first (room presence or the DM), the
+	// nick is already pinned to alice.
+	dir := filepath.Join(t.TempDir(), "mallory")
+	m := proctest.Start(t, bin, "mallory", append([]string{"--data-dir", dir, "--nick", "alice", "--peer", addrC}, proctest.Loopback()...)...)
+	readyM := m.Wait(20*time.Second, "ready", nil)
 	m.Send("/msg " + idC + " no, it is me")
 	c.Wait(20*time.Second, "dm", func(e proctest.Event) bool { return e.Str("from") == readyM.Str("peer_id") })
-	// The warning comes before the message it is about.
-	var w proctest.Event
-	for _, e := range c.Seen() {
-		if e.Type() == "trust_warning" {
-			w = e
-		}
-	}
+	w := c.Find(10*time.Second, "trust_warning", nil)
 	if w.Str("peer_id") != readyM.Str("peer_id") || w.Str("pinned_peer_id") != readyA.Str("peer_id") || w.Str("nick") != "alice" {
 		t.Fatalf("trust_warning %v", w)
 	}

@@ -96,7 +96,7 @@ func splitList(v string) []string {
 func (f *flagSet) given(name string) bool { return f.set[name] }
 
 func (f *flagSet) usage(w io.Writer) {
-	fmt.Fprintf(w, "usage: parley %s [flags]\n\nflags (each also settable as PARLEY_<FLAG> in the environment):\n", f.Name())
+	_, _ = fmt.Fprintf(w, "usage: parley %s [flags]\n\nflags (each also settable as PARLEY_<FLAG> in the environment):\n", f.Name())
 	f.SetOutput(w)
 	f.PrintDefaults()
 	f.SetOutput(io.Discard)

@@ -6,7 +6,7 @@ import (
 	"io"
 )
 
-func runID(args []string, stdout, stderr io.Writer) error {
+func runID(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	var c common
 	var asJSON bool
 	fs := newFlagSet("id")
@@ -23,7 +23,7 @@ func runID(args []string, stdout, stderr io.Writer) error {
 	if err := c.resolveDataDir(); err != nil {
 		return err
 	}
-	id, err := loadIdentity(c.dataDir, logger)
+	id, err := loadIdentity(c.dataDir, c.passphrases(stdin, stderr, logger), logger)
 	if err != nil {
 		return err
 	}

@@ -3,6 +3,10 @@
 //	parley [chat] [flags]   run a chat peer (the default)
 //	parley serve [flags]    run an always-on DHT, relay and bootstrap node
 //	parley id [flags]       print the peer ID, fingerprint and data dir
+//	parley key encrypt|decrypt|passphrase [flags]
+//	                        encrypt the identity key with a passphrase, or undo it
+//	parley keygen --swarm-key FILE
+//	                        write a new private-network swarm key
 //	parley bench [flags]    run the benchmark suite on loopback (docs/BENCHMARKS.md)
 //	parley version          print the version
 //
@@ -54,11 +58,15 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	case "chat":
 		err = runChat(ctx, args, stdin, stdout, stderr)
 	case "serve":
-		err = runServe(ctx, args, stdout, stderr)
+		err = runServe(ctx, args, stdin, stdout, stderr)
 	case "send":
-		err = runSend(ctx, args, stdout, stderr)
+		err = runSend(ctx, args, stdin, stdout, stderr)
 	case "id":
-		err = runID(args, stdout, stderr)
+		err = runID(args, stdin, stdout, stderr)
+	case "key":
+		err = runKey(args, stdin, stdout, stderr)
+	case "keygen":
+		err = runKeygen(args, stdout)
 	case "bench":
 		err = runBench(ctx, args, stdout, stderr)
 	case "version":
@@ -74,7 +82,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	case errors.Is(err, errHelp):
 		return exitOK
 	default:
-		fmt.Fprintf(stderr, "parley: %s\n", oneLine(err.Error()))
+		_, _ = fmt.Fprintf(stderr, "parley: %s\n", oneLine(err.Error())) // nowhere left to report a failed write
 		var ue usageError
 		if errors.As(err, &ue) {
 			return exitUsage
@@ -84,13 +92,15 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 }
 
 func printUsage(w io.Writer) {
-	fmt.Fprint(w, `usage: parley [command] [flags]
+	_, _ = fmt.Fprint(w, `usage: parley [command] [flags]
 
 commands:
   chat      run a chat peer (the default)
   serve     run an always-on DHT, relay and bootstrap node (docs/SERVE.md)
   send      send one file: parley send --to PEER PATH (exit 0 once the recipient verified it)
   id        print the peer ID, fingerprint and data dir
+  key       encrypt|decrypt|passphrase: protect the identity key with a passphrase
+  keygen    --swarm-key FILE: write a new private-network swarm key
   bench     run the benchmark suite on loopback and print a table (docs/BENCHMARKS.md)
   version   print the version
   help      this text

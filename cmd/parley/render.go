@@ -88,24 +88,27 @@ func (r *renderer) write(e events.Event) error {
 	return r.w.Flush()
 }
 
-// humanLine renders an event for people. Peer-controlled text goes through
-// safetext; multi-line answers of our own (help, /id) keep their layout.
+// humanLine renders an event for people. Every field goes through
+// safetext, also those the node fills itself (addresses may come from
+// peers: a DNS name can hold escapes); multi-line answers of our own
+// (help, /id) keep their layout.
 func humanLine(e events.Event) string {
+	l := safetext.Line
 	switch e := e.(type) {
 	case events.Ready:
 		var b strings.Builder
-		fmt.Fprintf(&b, "* ready: %s (%s), peer id %s", safetext.Line(e.Nick), e.Fingerprint, e.PeerID)
+		fmt.Fprintf(&b, "* ready: %s (%s), peer id %s", l(e.Nick), l(e.Fingerprint), l(e.PeerID))
 		for _, a := range e.Addrs {
-			fmt.Fprintf(&b, "\n*   listening on %s", a)
+			fmt.Fprintf(&b, "\n*   listening on %s", l(a))
 		}
 		return b.String()
 	case events.PeerConnected:
-		return fmt.Sprintf("* connected: %s (%s)", e.PeerID, e.Addr)
+		return fmt.Sprintf("* connected: %s (%s)", l(e.PeerID), l(e.Addr))
 	case events.PeerDisconnected:
 		if e.Reason == "liveness" {
-			return fmt.Sprintf("* disconnected: %s (stopped answering pings)", e.PeerID)
+			return fmt.Sprintf("* disconnected: %s (stopped answering pings)", l(e.PeerID))
 		}
-		return fmt.Sprintf("* disconnected: %s", e.PeerID)
+		return fmt.Sprintf("* disconnected: %s", l(e.PeerID))
 	case events.Error:
 		return "! " + safetext.Line(e.Error)
 	case events.Info:
@@ -123,17 +126,17 @@ func humanLine(e events.Event) string {
 		}
 		return fmt.Sprintf("* #%s: %s (%s) %s", safetext.Line(e.Room), safetext.Line(e.Nick), shortID(e.PeerID), state)
 	case events.Reachability:
-		line := "* reachability: " + e.Reachability
+		line := "* reachability: " + l(e.Reachability)
 		if len(e.Relays) > 0 {
 			line += fmt.Sprintf(", reachable through %d relay(s)", len(e.Relays))
 		}
 		return line
 	case events.PeerPath:
-		return fmt.Sprintf("* %s now %s (was %s) via %s", shortID(e.PeerID), e.Path, e.Previous, e.Addr)
+		return fmt.Sprintf("* %s now %s (was %s) via %s", shortID(e.PeerID), l(e.Path), l(e.Previous), l(e.Addr))
 	case events.DM:
 		return fmt.Sprintf("[%s] [dm] <%s %s> %s", clock(e.SentAt), safetext.Line(e.Nick), shortID(e.From), safetext.Line(e.Text))
 	case events.DMStatus:
-		line := fmt.Sprintf("  (dm %s to %s: %s", shortHex(e.ID), shortID(e.To), e.State)
+		line := fmt.Sprintf("  (dm %s to %s: %s", shortHex(e.ID), shortID(e.To), l(e.State))
 		if e.Error != "" {
 			line += ": " + safetext.Line(e.Error)
 		}
@@ -147,7 +150,7 @@ func humanLine(e events.Event) string {
 		}
 		return fmt.Sprintf("* file offer %s: %s (%s) %s", shortHex(e.TransferID), safetext.Line(e.Name), node.FormatBytes(e.Size), where)
 	case events.FileProgress:
-		return fmt.Sprintf("  %s %s %s", shortHex(e.TransferID), e.Direction, node.FormatProgress(e.Bytes, e.Size, e.Rate))
+		return fmt.Sprintf("  %s %s %s", shortHex(e.TransferID), l(e.Direction), node.FormatProgress(e.Bytes, e.Size, e.Rate))
 	case events.FileDone:
 		return fmt.Sprintf("* file %s done: %s (%s, blake3 %s)", shortHex(e.TransferID), safetext.Line(e.Path), node.FormatBytes(e.Size), shortHex(e.Hash))
 	case events.FileFailed:

@@ -23,7 +23,7 @@ const sendConnectTimeout = 60 * time.Second
 // wait until the recipient has verified it (exit 0) or the transfer
 // failed, was rejected or cancelled (exit 1). Events go to stdout as in
 // chat (--json for JSON lines).
-func runSend(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func runSend(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	var s chatSettings
 	var to string
 	fs := newFlagSet("send")
@@ -40,7 +40,7 @@ func runSend(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err := s.resolveDataDir(); err != nil {
 		return err
 	}
-	logger, id, err := s.prepare(fs, s.applyFile, stderr)
+	logger, id, err := s.prepare(fs, s.applyFile, stdin, stderr, stderr)
 	if err != nil {
 		return err
 	}
@@ -84,11 +84,7 @@ func runSend(ctx context.Context, args []string, stdout, stderr io.Writer) error
 
 	sendErr := sendOne(ctx, n, target, path)
 
-	closeErr := n.Close()
-	queue.Close()
-	if err := <-writerDone; err != nil && closeErr == nil {
-		closeErr = err
-	}
+	closeErr := shutdown(n.Close, queue, writerDone)
 	if sendErr != nil {
 		return sendErr
 	}

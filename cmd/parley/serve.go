@@ -43,6 +43,7 @@ type serveSettings struct {
 	connLow       int
 	connHigh      int
 	discovery     discoveryFlags
+	private       privateFlags
 }
 
 func (s *serveSettings) register(fs *flagSet) {
@@ -57,6 +58,7 @@ func (s *serveSettings) register(fs *flagSet) {
 	fs.IntVar(&s.connLow, "conn-low", 256, "connection manager low water mark")
 	fs.IntVar(&s.connHigh, "conn-high", 1024, "connection manager high water mark")
 	s.discovery.register(fs, false)
+	s.private.register(fs)
 }
 
 // resolveServeDataDir defaults to a sibling of the chat data dir, so that
@@ -86,9 +88,18 @@ func (s *serveSettings) applyFile(fs *flagSet, f config.File) {
 	if !fs.given("log-level") && f.LogLevel != "" {
 		s.logLevel = f.LogLevel
 	}
+	s.private.applyFile(fs, f, s.dataDir)
 }
 
-func defaultServeListen() []string {
+// defaultServeListen is TCP and QUIC on ServePort; TCP only in a private
+// network, which QUIC cannot carry.
+func defaultServeListen(tcpOnly bool) []string {
+	if tcpOnly {
+		return []string{
+			fmt.Sprintf("/ip4/0.0.0.0/tcp/%d", ServePort),
+			fmt.Sprintf("/ip6/::/tcp/%d", ServePort),
+		}
+	}
 	return []string{
 		fmt.Sprintf("/ip4/0.0.0.0/tcp/%d", ServePort),
 		fmt.Sprintf("/ip4/0.0.0.0/udp/%d/quic-v1", ServePort),
@@ -100,9 +111,9 @@ func defaultServeListen() []string {
 // overlayConfig is a serve node: DHT server, relay service, AutoNAT
 // service, publicly reachable by assumption, no mDNS.
 func (s *serveSettings) overlayConfig() (overlay.Config, error) {
-	chat := chatSettings{listen: s.listen, denyPeers: s.denyPeers, denyCIDRs: s.denyCIDRs, connLow: s.connLow, connHigh: s.connHigh, noMDNS: true}
+	chat := chatSettings{listen: s.listen, denyPeers: s.denyPeers, denyCIDRs: s.denyCIDRs, connLow: s.connLow, connHigh: s.connHigh, noMDNS: true, private: s.private}
 	if len(chat.listen) == 0 {
-		chat.listen = defaultServeListen()
+		chat.listen = defaultServeListen(s.private.swarmKey != "")
 	}
 	cfg, err := chat.overlayConfig()
 	if err != nil {
@@ -150,7 +161,7 @@ func checkMetricsAddr(addr string, allowRemote bool) error {
 	return nil
 }
 
-func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func runServe(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	var s serveSettings
 	fs := newFlagSet("serve")
 	s.register(fs)
@@ -160,7 +171,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := s.resolveServeDataDir(); err != nil {
 		return err
 	}
-	logger, id, err := s.prepare(fs, s.applyFile, stderr)
+	logger, id, err := s.prepare(fs, s.applyFile, stdin, stderr, stderr)
 	if err != nil {
 		return err
 	}
@@ -234,8 +245,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 
 	<-ctx.Done()
 	logger.Info("shutting down")
-	closed := make(chan error, 1)
-	go func() {
+	// ctx is done by now: the shutdown below gets a fresh, short deadline.
+	return shutdown(func() error {
 		var errs []error
 		if srv != nil {
 			sctx, cancel := context.WithTimeout(context.Background(), time.Second)
@@ -247,23 +258,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if err := h.Close(); err != nil {
 			errs = append(errs, err)
 		}
-		closed <- errors.Join(errs...)
-	}()
-	var closeErr error
-	select {
-	case closeErr = <-closed:
-	case <-time.After(shutdownTimeout):
-		closeErr = fmt.Errorf("shutdown took longer than %v", shutdownTimeout)
-	}
-	queue.Close()
-	select {
-	case err := <-writerDone:
-		if err != nil && closeErr == nil {
-			closeErr = err
-		}
-	case <-time.After(time.Second):
-	}
-	return closeErr
+		return errors.Join(errs...)
+	}, queue, writerDone)
 }
 
 // serveBanner tells the operator what to hand out.

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"path/filepath"
 	"strings"
 
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -15,13 +16,20 @@ import (
 
 // common are the flags every subcommand that touches the data dir takes.
 type common struct {
-	dataDir  string
-	logLevel string
+	dataDir     string
+	logLevel    string
+	keyPassFile string
 }
 
 func (c *common) register(fs *flagSet) {
 	fs.StringVar(&c.dataDir, "data-dir", "", "directory for the key, config.toml and the store (default $XDG_DATA_HOME/parley or ~/.local/share/parley)")
 	fs.StringVar(&c.logLevel, "log-level", "warn", "log level on stderr: debug, info, warn or error")
+	fs.StringVar(&c.keyPassFile, "key-passphrase-file", "", "read the passphrase of an encrypted identity key from `FILE` (default: ask on the terminal); a new key is then created encrypted")
+}
+
+// passphrases returns the passphrase source of the key flags.
+func (c *common) passphrases(stdin io.Reader, stderr io.Writer, logger *slog.Logger) passphrases {
+	return passphrases{file: c.keyPassFile, stdin: stdin, stderr: stderr, log: logger}
 }
 
 // resolveDataDir applies the default data dir.
@@ -40,8 +48,9 @@ func (c *common) resolveDataDir() error {
 // prepare does what every long-running subcommand does first: make the
 // data dir, read config.toml into the settings (applyFile, for what flags
 // and the environment left unset), set up logging, and load or create the
-// identity.
-func (c *common) prepare(fs *flagSet, applyFile func(*flagSet, config.File), stderr io.Writer) (*slog.Logger, *identity.Identity, error) {
+// identity. Logs go to logOut; a passphrase is asked for on stdin and
+// stderr, the terminal.
+func (c *common) prepare(fs *flagSet, applyFile func(*flagSet, config.File), stdin io.Reader, stderr, logOut io.Writer) (*slog.Logger, *identity.Identity, error) {
 	if err := identity.EnsureDir(c.dataDir); err != nil {
 		return nil, nil, err
 	}
@@ -54,22 +63,27 @@ func (c *common) prepare(fs *flagSet, applyFile func(*flagSet, config.File), std
 	if err != nil {
 		return nil, nil, err
 	}
-	logger := newLogger(stderr, level)
-	id, err := loadIdentity(c.dataDir, logger)
+	logger := newLogger(logOut, level)
+	id, err := loadIdentity(c.dataDir, c.passphrases(stdin, stderr, logger), logger)
 	if err != nil {
 		return nil, nil, err
 	}
 	return logger, id, nil
 }
 
-// loadIdentity loads the key in dir, creating it on first start.
-func loadIdentity(dir string, logger *slog.Logger) (*identity.Identity, error) {
-	id, created, err := identity.LoadOrCreate(dir)
+// loadIdentity loads the key in dir, creating it on first start. An
+// encrypted key is unlocked with a passphrase from pass; a new key is
+// encrypted when a passphrase file was named.
+func loadIdentity(dir string, pass passphrases, logger *slog.Logger) (*identity.Identity, error) {
+	id, created, err := identity.LoadOrCreateWith(dir, identity.KeyOptions{
+		Unlock:           pass.unlock,
+		NewKeyPassphrase: pass.newKeyFromFile(),
+	})
 	if err != nil {
 		return nil, err
 	}
 	if created {
-		logger.Info("generated a new identity", "peer", id.ID, "key", id.KeyPath)
+		logger.Info("generated a new identity", "peer", id.ID, "key", id.KeyPath, "encrypted", id.Encrypted)
 	}
 	return id, nil
 }
@@ -103,6 +117,52 @@ type chatSettings struct {
 	connLow        int
 	connHigh       int
 	discovery      discoveryFlags
+	private        privateFlags
+}
+
+// privateFlags are the private-swarm flags of chat and serve
+// (docs/SECURITY.md).
+type privateFlags struct {
+	swarmKey   string
+	allowPeers listFlag
+}
+
+func (p *privateFlags) register(fs *flagSet) {
+	fs.StringVar(&p.swarmKey, "swarm-key", "", "join the private network of this swarm key `FILE` (parley keygen --swarm-key makes one): only holders of the key can connect; TCP only")
+	fs.Var(&p.allowPeers, "allow-peer", "allow-list mode: only this `PEER_ID` may connect (repeatable; --peer, --bootstrap and --relay peers are allowed too)")
+}
+
+// applyFile fills the private-swarm settings from the config file. A
+// relative swarm_key is relative to the data dir.
+func (p *privateFlags) applyFile(fs *flagSet, f config.File, dataDir string) {
+	if !fs.given("swarm-key") && f.SwarmKey != "" {
+		p.swarmKey = f.SwarmKey
+		if !filepath.IsAbs(p.swarmKey) {
+			p.swarmKey = filepath.Join(dataDir, p.swarmKey)
+		}
+	}
+	if !fs.given("allow-peer") && len(f.AllowPeers) > 0 {
+		p.allowPeers = f.AllowPeers
+	}
+}
+
+// apply reads the swarm key and validates the allow list into cfg.
+func (p *privateFlags) apply(cfg *overlay.Config) error {
+	for _, a := range p.allowPeers {
+		id, err := peer.Decode(strings.TrimSpace(a))
+		if err != nil {
+			return usageError{fmt.Errorf("bad --allow-peer %q: %v; use a peer ID such as 12D3KooWRBhwfeP2Y4TCx1SM6s9rUoHhR5STiGwxBhgFRcw3UERE", a, err)}
+		}
+		cfg.AllowPeers = append(cfg.AllowPeers, id)
+	}
+	if p.swarmKey != "" {
+		psk, err := overlay.ReadSwarmKey(p.swarmKey)
+		if err != nil {
+			return err
+		}
+		cfg.SwarmKey = psk
+	}
+	return nil
 }
 
 // discoveryFlags are the discovery and NAT traversal flags of chat and
@@ -170,6 +230,7 @@ func (s *chatSettings) register(fs *flagSet) {
 	fs.IntVar(&s.connLow, "conn-low", 64, "connection manager low water mark")
 	fs.IntVar(&s.connHigh, "conn-high", 192, "connection manager high water mark")
 	s.discovery.register(fs, true)
+	s.private.register(fs)
 }
 
 // applyFile fills settings not given as flags or environment from the
@@ -225,6 +286,7 @@ func (s *chatSettings) applyFile(fs *flagSet, f config.File) {
 	if !fs.given("public-dht") && f.PublicDHT != nil {
 		s.discovery.publicDHT = *f.PublicDHT
 	}
+	s.private.applyFile(fs, f, s.dataDir)
 }
 
 // overlayConfig validates the network settings.
@@ -265,6 +327,9 @@ func (s *chatSettings) overlayConfig() (overlay.Config, error) {
 	cfg.UPnP = s.upnp
 	cfg.MDNS = !s.noMDNS
 	if err := s.discovery.apply(&cfg); err != nil {
+		return cfg, err
+	}
+	if err := s.private.apply(&cfg); err != nil {
 		return cfg, err
 	}
 	return cfg, nil

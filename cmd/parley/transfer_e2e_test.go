@@ -53,7 +53,7 @@ func fileHash(t *testing.T, path string) string {
 func TestSendAcceptAndVerify(t *testing.T) {
 	a, readyA := startPeer(t, "alice")
 	b, readyB := startPeer(t, "bob", "--peer", firstAddr(t, readyA))
-	a.Wait(20*time.Second, "peer_connected", func(e proctest.Event) bool { return e.Str("peer_id") == readyB.Str("peer_id") })
+	a.Find(20*time.Second, "peer_connected", func(e proctest.Event) bool { return e.Str("peer_id") == readyB.Str("peer_id") })
 	path, hash := randomFile(t, t.TempDir(), "report final.pdf", 3<<20+17)
 
 	a.Send("/send " + readyB.Str("peer_id") + " " + path)
@@ -140,7 +140,7 @@ func TestTransferResumesAfterSIGKILL(t *testing.T) {
 	b, readyB := bob.start(t, "--peer", addrA)
 	addrB := firstAddr(t, readyB)
 	idB := readyB.Str("peer_id")
-	a.Wait(20*time.Second, "peer_connected", func(e proctest.Event) bool { return e.Str("peer_id") == idB })
+	a.Find(20*time.Second, "peer_connected", func(e proctest.Event) bool { return e.Str("peer_id") == idB })
 
 	const size = 400 << 20
 	path, hash := randomFile(t, t.TempDir(), "big.bin", size)

@@ -51,7 +51,7 @@ func serve(t testing.TB, ns *netns.NS, addr string) (*proctest.Peer, string) {
 // its address.
 func connected(t testing.TB, p *proctest.Peer, id string) string {
 	t.Helper()
-	e := p.Wait(connectWait, "peer_connected", func(e proctest.Event) bool { return e.Str("peer_id") == id })
+	e := p.Find(connectWait, "peer_connected", func(e proctest.Event) bool { return e.Str("peer_id") == id })
 	return e.Str("addr")
 }
 
@@ -162,7 +162,7 @@ func TestNATPeersMeetThroughRelay(t *testing.T) {
 	n := lab.NATs()
 	_, hub := serve(t, n.Public, n.PublicAddr)
 	a, idA := chat(t, n.A, "alice", "--no-mdns", "--bootstrap", hub, "--room", "nat")
-	a.Wait(connectWait, "reachability", func(e proctest.Event) bool {
+	a.Find(2*connectWait, "reachability", func(e proctest.Event) bool {
 		rs, _ := e["relay_addrs"].([]any)
 		return len(rs) > 0
 	})

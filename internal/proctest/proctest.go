@@ -8,6 +8,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -28,9 +29,11 @@ func Build(dir string) (string, error) {
 		return "", err
 	}
 	bin := filepath.Join(dir, "parley")
+	// #nosec G204 -- test infrastructure: builds the parley binary for
+	// end-to-end tests; never linked into the parley binary.
 	cmd := exec.Command("go", "build", "-race", "-o", bin, "./cmd/parley")
 	if os.Getenv("PROCTEST_NORACE") != "" {
-		cmd = exec.Command("go", "build", "-o", bin, "./cmd/parley")
+		cmd = exec.Command("go", "build", "-o", bin, "./cmd/parley") // #nosec G204 -- as above
 	}
 	cmd.Dir = root
 	out, err := cmd.CombinedOutput()
@@ -103,7 +106,7 @@ func (l *lockedBuf) String() string {
 // latest.
 func Start(t testing.TB, bin, name string, args ...string) *Peer {
 	t.Helper()
-	cmd := exec.Command(bin, append([]string{"--json"}, args...)...)
+	cmd := exec.Command(bin, append([]string{"--json"}, args...)...) // #nosec G204 -- runs the parley binary under test
 	cmd.Env = append(os.Environ(), "GORACE=halt_on_error=1")
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
@@ -244,16 +247,36 @@ func Loopback() []string {
 // Main builds the parley binary into a temporary directory, stores its path
 // in *bin, runs the tests and removes the directory: the body of a test
 // package's TestMain. It returns the exit code for os.Exit.
+//
+// When the test binary only fuzzes (see fuzzing), nothing is built and
+// *bin stays empty.
 func Main(m *testing.M, bin *string) int {
+	flag.Parse()
+	if fuzzing() {
+		return m.Run()
+	}
 	dir, err := os.MkdirTemp("", "parley-bin-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	defer os.RemoveAll(dir)
+	defer func() { _ = os.RemoveAll(dir) }()
 	if *bin, err = Build(dir); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
 	return m.Run()
+}
+
+// fuzzing reports whether the test binary only fuzzes: it is a fuzz
+// worker, or fuzzes with -run '^$' (as .ci/fuzz does), so that no
+// end-to-end test needs the binary.
+func fuzzing() bool {
+	value := func(name string) string {
+		if f := flag.Lookup(name); f != nil {
+			return f.Value.String()
+		}
+		return ""
+	}
+	return value("test.fuzzworker") == "true" || value("test.fuzz") != "" && value("test.run") == "^$"
 }

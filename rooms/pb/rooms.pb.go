@@ -1,4 +1,4 @@
-// Wire format of Parley rooms (protocol version 1), see docs/protocol/rooms.md.
+// Wire format of Parley rooms (protocol version 1), see docs/PROTOCOL.md.
 //
 // Every GossipSub message on a room topic carries, as its data:
 //   - public room:  an Envelope;

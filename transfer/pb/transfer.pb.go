@@ -1,4 +1,4 @@
-// Wire format of /parley/file/1.0.0; see docs/protocol/transfer.md.
+// Wire format of /parley/file/1.0.0; see docs/PROTOCOL.md.
 //
 // Every control message travels as one Frame, prefixed with its length as an
 // unsigned varint. A Chunk frame is followed by exactly Chunk.length raw

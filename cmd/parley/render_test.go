@@ -1,0 +1,105 @@
+package main
+
+import (
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/parley-chat/parley/events"
+	"github.com/parley-chat/parley/internal/safetext"
+)
+
+// allEvents has one value of every event type; TestAllEventsListed keeps
+// it complete.
+var allEvents = []events.Event{
+	events.Ready{}, events.PeerConnected{}, events.PeerDisconnected{}, events.Error{}, events.Info{},
+	events.DM{}, events.DMStatus{}, events.TrustWarning{}, events.Reachability{}, events.PeerPath{},
+	events.Message{}, events.Joined{}, events.Left{}, events.Presence{},
+	events.FileOffer{}, events.FileProgress{}, events.FileDone{}, events.FileFailed{}, events.FileRejected{},
+}
+
+func TestAllEventsListed(t *testing.T) {
+	files, err := filepath.Glob("../../events/*.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var declared []string
+	for _, name := range files {
+		if strings.HasSuffix(name, "_test.go") {
+			continue
+		}
+		f, err := parser.ParseFile(token.NewFileSet(), name, nil, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		{
+			for _, d := range f.Decls {
+				fn, ok := d.(*ast.FuncDecl)
+				if !ok || fn.Name.Name != "Type" || fn.Recv == nil || len(fn.Recv.List) != 1 {
+					continue
+				}
+				if id, ok := fn.Recv.List[0].Type.(*ast.Ident); ok && ast.IsExported(id.Name) {
+					declared = append(declared, id.Name)
+				}
+			}
+		}
+	}
+	var listed []string
+	for _, e := range allEvents {
+		listed = append(listed, reflect.TypeOf(e).Name())
+	}
+	slices.Sort(declared)
+	slices.Sort(listed)
+	if !slices.Equal(declared, listed) {
+		t.Fatalf("events declared %v, listed in allEvents %v: add the new ones", declared, listed)
+	}
+}
+
+// fill returns e with every string (and []string) field set to s.
+func fill(e events.Event, s string) events.Event {
+	v := reflect.New(reflect.TypeOf(e)).Elem()
+	for i := range v.NumField() {
+		f := v.Field(i)
+		switch {
+		case f.Kind() == reflect.String:
+			f.SetString(s)
+		case f.Kind() == reflect.Slice && f.Type().Elem().Kind() == reflect.String:
+			f.Set(reflect.ValueOf([]string{s, s}))
+		case f.Type() == reflect.TypeOf(time.Time{}):
+			f.Set(reflect.ValueOf(time.Unix(1700000000, 0)))
+		}
+	}
+	return v.Interface().(events.Event)
+}
+
+// TestEscapesInEveryRenderedField puts terminal escapes in every string
+// field of every event and renders it for people: the line renderer shows
+// no control or bidi character and adds no line break. (Info texts are the
+// node's own and may hold line breaks; the node escapes what peers put in
+// them, see adversarial.TestEscapesInEveryDisplayedField.)
+func TestEscapesInEveryRenderedField(t *testing.T) {
+	const evil = "\x1b[2J\x1b]0;pwned\x07\u202egpj.exe\u009b31m\u2028\u2029\rX\x7f"
+	for _, e := range allEvents {
+		plain := humanLine(fill(e, "x"))
+		got := humanLine(fill(e, evil))
+		if !safetext.IsClean(strings.ReplaceAll(got, "\n", "")) {
+			t.Errorf("%s renders control characters: %q", e.Type(), got)
+		}
+		if strings.Count(got, "\n") != strings.Count(plain, "\n") {
+			t.Errorf("%s: escapes changed the number of lines: %q", e.Type(), got)
+		}
+	}
+	// A multi-line room message keeps its lines, indented, so that none
+	// passes for a message of its own.
+	m := events.Message{Room: "lobby", Nick: "mallory", Text: "hi\n[12:00] #lobby <alice> fake", SentAt: "2026-01-01T12:00:00.000Z"}
+	lines := strings.Split(humanLine(m), "\n")
+	if len(lines) != 2 || !strings.HasPrefix(lines[1], " ") {
+		t.Fatalf("multi-line message rendered as %q", lines)
+	}
+}
