@@ -37,7 +37,7 @@ func newTmux(t *testing.T) *tmuxSession {
 		session: fmt.Sprintf("parley-e2e-%d-%d", os.Getpid(), time.Now().UnixNano())}
 	t.Cleanup(func() {
 		if t.Failed() {
-			for _, w := range []string{"alice", "bob"} {
+			for w := range s.status {
 				if out, err := s.run("capture-pane", "-p", "-t", s.session+":"+w); err == nil {
 					t.Logf("%s's screen at the end:\n%s", w, out)
 				}
@@ -67,27 +67,34 @@ func (s *tmuxSession) must(args ...string) string {
 	return out
 }
 
-// start runs parley in a new window named name, 200x40 cells (wide enough
-// that addresses are not wrapped), with its own data dir. A shell around
-// it writes parley's exit status to a file: tmux does not always reap a
-// pane's process promptly when two exit at once.
+// start runs parley chat in a new window named name, 200x40 cells (wide
+// enough that addresses are not wrapped), with its own data dir, on
+// loopback without mDNS.
 func (s *tmuxSession) start(name string, env []string, args ...string) {
+	s.t.Helper()
+	data := filepath.Join(s.t.TempDir(), "data")
+	s.startProg(name, env, append([]string{"--data-dir", data, "--nick", name, "--no-mdns", "--listen", "/ip4/127.0.0.1/tcp/0"}, args...)...)
+}
+
+// startProg runs parley with exactly args in a new window named name. A
+// shell around it writes parley's exit status to a file: tmux does not
+// always reap a pane's process promptly when two exit at once.
+func (s *tmuxSession) startProg(name string, env []string, args ...string) {
 	s.t.Helper()
 	var envArgs []string
 	for _, e := range append([]string{"GORACE=halt_on_error=1"}, env...) {
 		envArgs = append(envArgs, "-e", e)
 	}
-	dir := s.t.TempDir()
-	prog := append([]string{"sh", "-c", `"$@"; echo $? > "$0"`, filepath.Join(dir, "status"),
-		bin, "--data-dir", filepath.Join(dir, "data"), "--nick", name, "--no-mdns", "--listen", "/ip4/127.0.0.1/tcp/0"}, args...)
+	status := filepath.Join(s.t.TempDir(), "status")
+	prog := append([]string{"sh", "-c", `"$@"; echo $? > "$0"`, status, bin}, args...)
 	if s.status == nil {
 		s.status = make(map[string]string)
 	}
-	s.status[name] = filepath.Join(dir, "status")
+	s.status[name] = status
 	if _, err := s.run("has-session", "-t", s.session); err != nil {
 		s.must(append(append([]string{"new-session", "-d", "-s", s.session, "-n", name, "-x", "200", "-y", "40"}, envArgs...), prog...)...)
 		// Keep the window of a program that ended, to show its screen.
-		s.must("set-option", "-t", s.session, "remain-on-exit", "on")
+		s.must("set-option", "-w", "-g", "remain-on-exit", "on")
 		return
 	}
 	s.must(append(append([]string{"new-window", "-d", "-t", s.session, "-n", name}, envArgs...), prog...)...)
