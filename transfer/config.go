@@ -25,6 +25,7 @@ const (
 	DefaultProgressInterval = 250 * time.Millisecond
 	DefaultIdleTimeout      = 30 * time.Second
 	DefaultControlTimeout   = 15 * time.Second
+	DefaultOfferTTL         = 7 * 24 * time.Hour
 	DefaultRetryBackoff     = time.Second
 	maxRetryBackoff         = 30 * time.Second
 	minProgressInterval     = 100 * time.Millisecond
@@ -61,6 +62,14 @@ type Config struct {
 	// MaxPendingOffers caps the offers from one peer waiting for an answer
 	// (default 8); more are refused as BUSY.
 	MaxPendingOffers int
+	// OfferTTL is how long an offer waits for an answer (default 7 days,
+	// like a queued private message). The recipient then drops it
+	// (file_failed, code "expired") and tells the sender. The sender gives
+	// up on its own when no answer came OfferTTL plus min(OfferTTL, 1 h)
+	// after it offered, for a recipient that never came back. Offers
+	// waiting count against MaxPendingOffers, so this also frees the slots
+	// of offers nobody answers.
+	OfferTTL time.Duration
 	// ChunkRetries is how many times a chunk that failed verification is
 	// fetched again before the transfer fails (default 3).
 	ChunkRetries int
@@ -121,6 +130,7 @@ func (c *Config) setDefaults() error {
 	c.ProgressInterval = max(c.ProgressInterval, minProgressInterval)
 	setDefault(&c.IdleTimeout, DefaultIdleTimeout)
 	setDefault(&c.ControlTimeout, DefaultControlTimeout)
+	setDefault(&c.OfferTTL, DefaultOfferTTL)
 	if c.MaxFrameSize <= 0 || c.MaxFrameSize > MaxFrameSize {
 		c.MaxFrameSize = MaxFrameSize
 	}

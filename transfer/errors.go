@@ -28,6 +28,7 @@ var (
 	ErrProtocol    = errors.New("protocol violation")
 	ErrDuplicate   = errors.New("transfer id already in use")
 	ErrRemote      = errors.New("peer reported an internal error")
+	ErrExpired     = errors.New("offer expired without an answer")
 )
 
 // errDisk marks local file system and store errors: a receiving transfer
@@ -51,6 +52,7 @@ var codeErrors = []struct {
 	{pb.Code_VERIFY_FAILED, ErrVerify},
 	{pb.Code_DUPLICATE, ErrDuplicate},
 	{pb.Code_INTERNAL, ErrRemote},
+	{pb.Code_EXPIRED, ErrExpired},
 }
 
 // remoteError turns a code and message received from a peer into an error
@@ -100,6 +102,8 @@ func codeName(err error) string {
 		return "protocol"
 	case errors.Is(err, ErrNotFound):
 		return "not_found"
+	case errors.Is(err, ErrExpired):
+		return "expired"
 	default:
 		return "error"
 	}

@@ -143,6 +143,7 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	s.host.SetStreamHandler(ID, s.handleStream)
 	s.wg.Add(1)
 	go s.watchPeers()
+	s.goSafe(s.expireLoop)
 	for _, p := range s.host.Network().Peers() {
 		s.onConnected(p)
 	}

@@ -45,6 +45,7 @@ const (
 	Code_VERIFY_FAILED    Code = 12 // a chunk kept failing verification at the recipient
 	Code_DUPLICATE        Code = 13 // the transfer id is already in use
 	Code_INTERNAL         Code = 14 // a local error (for example disk I/O)
+	Code_EXPIRED          Code = 15 // the offer waited longer than the recipient keeps offers
 )
 
 // Enum value maps for Code.
@@ -65,6 +66,7 @@ var (
 		12: "VERIFY_FAILED",
 		13: "DUPLICATE",
 		14: "INTERNAL",
+		15: "EXPIRED",
 	}
 	Code_value = map[string]int32{
 		"CODE_UNSPECIFIED": 0,
@@ -82,6 +84,7 @@ var (
 		"VERIFY_FAILED":    12,
 		"DUPLICATE":        13,
 		"INTERNAL":         14,
+		"EXPIRED":          15,
 	}
 )
 
@@ -808,7 +811,7 @@ const file_transfer_proto_rawDesc = "" +
 	"\fchunk_hashes\x18\x04 \x01(\fR\vchunkHashes\"5\n" +
 	"\x05Chunk\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\rR\x05index\x12\x16\n" +
-	"\x06length\x18\x02 \x01(\rR\x06length*\xe6\x01\n" +
+	"\x06length\x18\x02 \x01(\rR\x06length*\xf3\x01\n" +
 	"\x04Code\x12\x14\n" +
 	"\x10CODE_UNSPECIFIED\x10\x00\x12\x06\n" +
 	"\x02OK\x10\x01\x12\f\n" +
@@ -825,7 +828,8 @@ const file_transfer_proto_rawDesc = "" +
 	"\vBAD_REQUEST\x10\v\x12\x11\n" +
 	"\rVERIFY_FAILED\x10\f\x12\r\n" +
 	"\tDUPLICATE\x10\r\x12\f\n" +
-	"\bINTERNAL\x10\x0eB+Z)github.com/parley-chat/parley/transfer/pbb\x06proto3"
+	"\bINTERNAL\x10\x0e\x12\v\n" +
+	"\aEXPIRED\x10\x0fB+Z)github.com/parley-chat/parley/transfer/pbb\x06proto3"
 
 var (
 	file_transfer_proto_rawDescOnce sync.Once
