@@ -45,7 +45,7 @@ type FileDone struct {
 // FileFailed is reported on either side when a transfer fails or is
 // cancelled by either side. Code is a short machine-readable reason:
 // "cancelled", "verify_failed", "file_changed", "too_large", "no_space",
-// "protocol", "not_found" or "error".
+// "protocol", "not_found", "expired" or "error".
 type FileFailed struct {
 	TransferID string `json:"transfer_id"`
 	Error      string `json:"error"`
