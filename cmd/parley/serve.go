@@ -88,6 +88,7 @@ func (s *serveSettings) applyFile(fs *flagSet, f config.File) {
 	if !fs.given("log-level") && f.LogLevel != "" {
 		s.logLevel = f.LogLevel
 	}
+	s.discovery.applyFile(fs, f)
 	s.private.applyFile(fs, f, s.dataDir)
 }
 

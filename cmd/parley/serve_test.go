@@ -18,6 +18,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
 
+	"github.com/parley-chat/parley/config"
 	"github.com/parley-chat/parley/overlay"
 )
 
@@ -216,5 +217,40 @@ func TestDiscoveryFlags(t *testing.T) {
 	s.noMDNS = true
 	if cfg, _ := s.overlayConfig(); cfg.MDNS {
 		t.Fatal("--no-mdns left mDNS on")
+	}
+}
+
+// bootstrap, relays and public_dht come from config.toml for chat and
+// serve alike, unless a flag (or its environment variable) was given.
+func TestDiscoveryFromConfigFile(t *testing.T) {
+	fromFile := "/ip4/10.0.0.1/tcp/4747/p2p/12D3KooWRBhwfeP2Y4TCx1SM6s9rUoHhR5STiGwxBhgFRcw3UERE"
+	fromFlag := "/ip4/10.0.0.2/tcp/4747/p2p/12D3KooWRBhwfeP2Y4TCx1SM6s9rUoHhR5STiGwxBhgFRcw3UERE"
+	yes := true
+	file := config.File{Bootstrap: []string{fromFile}, Relays: []string{fromFile}, PublicDHT: &yes}
+	for _, tc := range []struct {
+		name      string
+		relayFlag bool
+		args      []string
+		bootstrap string
+		relays    int
+		publicDHT bool
+	}{
+		{"chat, file only", true, nil, fromFile, 1, true},
+		{"chat, flags win", true, []string{"--bootstrap", fromFlag, "--relay", fromFlag, "--public-dht=false"}, fromFlag, 1, false},
+		{"serve, file only", false, nil, fromFile, 0, true},
+		{"serve, flag wins", false, []string{"--bootstrap", fromFlag}, fromFlag, 0, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fs := newFlagSet("test")
+			var d discoveryFlags
+			d.register(fs, tc.relayFlag)
+			if err := fs.parse(tc.args, io.Discard); err != nil {
+				t.Fatal(err)
+			}
+			d.applyFile(fs, file)
+			if len(d.bootstrap) != 1 || d.bootstrap[0] != tc.bootstrap || len(d.relays) != tc.relays || d.publicDHT != tc.publicDHT {
+				t.Fatalf("bootstrap %v relays %v public-dht %v", d.bootstrap, d.relays, d.publicDHT)
+			}
+		})
 	}
 }

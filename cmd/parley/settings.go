@@ -185,6 +185,20 @@ func (d *discoveryFlags) register(fs *flagSet, relayFlag bool) {
 	}
 }
 
+// applyFile takes bootstrap, relays and public_dht from config.toml
+// unless the flags were given; relays only where the flag exists (chat).
+func (d *discoveryFlags) applyFile(fs *flagSet, f config.File) {
+	if !fs.given("bootstrap") && len(f.Bootstrap) > 0 {
+		d.bootstrap = f.Bootstrap
+	}
+	if fs.Lookup("relay") != nil && !fs.given("relay") && len(f.Relays) > 0 {
+		d.relays = f.Relays
+	}
+	if !fs.given("public-dht") && f.PublicDHT != nil {
+		d.publicDHT = *f.PublicDHT
+	}
+}
+
 // apply validates the flags into cfg.
 func (d *discoveryFlags) apply(cfg *overlay.Config) error {
 	for _, b := range d.bootstrap {
@@ -277,15 +291,7 @@ func (s *chatSettings) applyFile(fs *flagSet, f config.File) {
 	if !fs.given("room") && len(f.Rooms) > 0 {
 		s.rooms = f.Rooms
 	}
-	if !fs.given("bootstrap") && len(f.Bootstrap) > 0 {
-		s.discovery.bootstrap = f.Bootstrap
-	}
-	if !fs.given("relay") && len(f.Relays) > 0 {
-		s.discovery.relays = f.Relays
-	}
-	if !fs.given("public-dht") && f.PublicDHT != nil {
-		s.discovery.publicDHT = *f.PublicDHT
-	}
+	s.discovery.applyFile(fs, f)
 	s.private.applyFile(fs, f, s.dataDir)
 }
 
