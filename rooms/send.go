@@ -93,8 +93,15 @@ func (s *Service) publish(ctx context.Context, r *room, env *envelope, wait bool
 
 // waitPeers waits until the room's topic has a peer, at most until MeshWait
 // after joining. Flood publishing then sends to every peer on the topic.
+//
+// GossipSub announces a peer on the topic (PeerJoin) when its subscription
+// arrives, but lists it (ListPeers, the peers it would send to) only once
+// its own stream to the peer is open, which can come later and has no
+// event of its own. So after a PeerJoin, and as a safety net without one,
+// the topic is checked again after peerPollMin, doubling to peerPollMax.
 func (s *Service) waitPeers(ctx context.Context, r *room) error {
 	deadline := r.joinedAt.Add(s.cfg.MeshWait)
+	poll := peerPollMax
 	for {
 		wake := r.peerWait()
 		if len(r.topic.ListPeers()) > 0 {
@@ -104,18 +111,25 @@ func (s *Service) waitPeers(ctx context.Context, r *room) error {
 		if left <= 0 {
 			return nil
 		}
-		t := time.NewTimer(left)
+		t := time.NewTimer(min(left, poll))
 		select {
 		case <-wake:
 			t.Stop()
+			poll = peerPollMin
 		case <-t.C:
-			return nil
+			poll = min(2*poll, peerPollMax)
 		case <-ctx.Done():
 			t.Stop()
 			return fmt.Errorf("waiting for peers in %s: %w", r.name, ctx.Err())
 		}
 	}
 }
+
+// Bounds of the interval at which waitPeers checks the topic again.
+const (
+	peerPollMin = 5 * time.Millisecond
+	peerPollMax = 250 * time.Millisecond
+)
 
 // announce publishes a presence envelope. Only the first announcement after
 // joining waits for peers; later ones (periodic, replies, leaving) go to
