@@ -2,6 +2,7 @@ package tui
 
 import (
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"github.com/parley-chat/parley/dm"
 	"github.com/parley-chat/parley/events"
 	"github.com/parley-chat/parley/node"
+	"github.com/parley-chat/parley/transfer"
 )
 
 // Golden screens of the main views. The screens are stored without the
@@ -146,21 +148,26 @@ func TestGoldenHelpOverlay(t *testing.T) {
 	}
 }
 
+// Payloads of the injection tests: what a peer might put into any text
+// the UI shows.
+const (
+	escTitle = "\x1b]0;owned\x07"           // OSC: set the window title
+	escClear = "\x1b[2J\x1b[H"              // CSI: clear the screen, cursor home
+	escUp    = "\x1b[5A\x1b[2K"             // CSI: cursor up 5 rows, erase the line
+	escColor = "\x1b[31;1m"                 // SGR: red bold
+	escClip  = "\x1b]52;c;cm0gLXJmIH4K\x07" // OSC 52: write the clipboard
+	escC1    = "\u009b6n"                   // C1 CSI: report cursor position
+	escBidi  = "\u202eevil\u202c"           // right-to-left override
+	escNUL   = "\x00"                       // NUL
+)
+
 // Peers control nicks, room names, message texts and file names. None of
 // it may reach the terminal as a control sequence.
 func TestGoldenInjectionRendersInert(t *testing.T) {
-	const (
-		title = "\x1b]0;owned\x07"           // set the window title
-		clear = "\x1b[2J\x1b[H"              // clear the screen, cursor home
-		color = "\x1b[31;1m"                 // red bold
-		clip  = "\x1b]52;c;cm0gLXJmIH4K\x07" // write the clipboard
-		c1    = "\u009b6n"                   // C1 CSI: report cursor position
-		bidi  = "\u202eevil\u202c"           // right-to-left override
-	)
 	f := newFakeNode()
 	f.set(func(f *fakeNode) {
-		f.peers[0].Nick = "al" + title + "ice"
-		f.rooms = append(f.rooms, node.RoomRow{Room: "r" + clear + "oom", Members: 1})
+		f.peers[0].Nick = "al" + escTitle + "ice"
+		f.rooms = append(f.rooms, node.RoomRow{Room: "r" + escClear + "oom", Members: 1})
 	})
 	for _, colour := range []bool{true, false} {
 		var h *harness
@@ -170,13 +177,13 @@ func TestGoldenInjectionRendersInert(t *testing.T) {
 			h = newHarness(t, f, 80, 24)
 		}
 		h.events(
-			msg("lobby", idAlice, "al"+title+"ice", "hi "+color+"red"+clear+" "+clip+" "+c1+" "+bidi+"\r\x08\x07 done", 0),
-			events.DM{ID: "aa", From: idBob.String(), Nick: "bob" + color, Text: "dm " + title, SentAt: t0},
-			events.Info{Text: "info " + clear},
-			events.Error{Error: "error " + title},
-			events.TrustWarning{Text: "warning " + clip},
-			events.PeerConnected{PeerID: idCarol.String(), Addr: "/ip4/1.2.3.4" + clear},
-			LogLine{Text: "log " + color},
+			msg("lobby", idAlice, "al"+escTitle+"ice", "hi "+escColor+"red"+escClear+" "+escClip+" "+escC1+" "+escBidi+"\r\x08\x07 done", 0),
+			events.DM{ID: "aa", From: idBob.String(), Nick: "bob" + escColor, Text: "dm " + escTitle, SentAt: t0},
+			events.Info{Text: "info " + escClear},
+			events.Error{Error: "error " + escTitle},
+			events.TrustWarning{Text: "warning " + escClip},
+			events.PeerConnected{PeerID: idCarol.String(), Addr: "/ip4/1.2.3.4" + escClear},
+			LogLine{Text: "log " + escColor},
 		)
 		for _, k := range h.m.order {
 			h.m.activate(k, false)
@@ -190,6 +197,102 @@ func TestGoldenInjectionRendersInert(t *testing.T) {
 		}
 		if !strings.Contains(h.screen(), `\x1b]0;owned\x07`) {
 			t.Fatalf("the escape sequence is not shown as text:\n%s", h.screen())
+		}
+	}
+}
+
+// File transfers carry peer text too: the name of an offered file, the
+// room of a share, the nick of the peer offering it, the name the
+// transfer list gives, the error text of a failure. The offer popup, the
+// progress rows and the lines written into the conversations show all of
+// it as inert text.
+func TestGoldenTransferInjectionRendersInert(t *testing.T) {
+	const (
+		xferFail  = "badbadbad0112233445566778899aabb"
+		xferLater = "1a7e0000112233445566778899aabbcc"
+	)
+	room := "r" + escClear + "oom"
+	f := newFakeNode()
+	f.set(func(f *fakeNode) {
+		f.peers[0].Nick = "al" + escTitle + "ice"
+		f.peers[1].Nick = "bo" + escColor + "b"
+		f.peers[4].Nick, f.peers[4].Online = "car"+escNUL+"ol", true
+		f.rooms = append(f.rooms, node.RoomRow{Room: room, Members: 3})
+		// The sender's side of a share: the UI takes its name and room
+		// from the transfer list.
+		f.xfers = []transfer.Info{{ID: xferOut, Direction: transfer.Send, Peer: idBob,
+			Name: "notes" + escUp + ".txt", Size: 64 << 20, Room: room}}
+	})
+	for _, colour := range []bool{true, false} {
+		var h *harness
+		if colour {
+			h = newColourHarness(t, f, 80, 24)
+		} else {
+			h = newHarness(t, f, 80, 24)
+		}
+		h.events(
+			events.FileOffer{TransferID: xferShare, From: idCarol.String(), Name: "s" + escBidi + escColor + ".txt", Size: 4096, Room: room},
+			events.FileOffer{TransferID: xferIn, From: idBob.String(), Name: "in\n" + escC1 + ".pdf", Size: 1 << 20},
+			events.FileOffer{TransferID: xferFail, From: idAlice.String(), Name: "bad" + escNUL + ".bin", Size: 1 << 20},
+			events.FileProgress{TransferID: xferIn, Bytes: 1 << 19, Size: 1 << 20, Rate: 1 << 16, Direction: "receive", Peer: idBob.String()},
+			events.FileProgress{TransferID: xferFail, Bytes: 1 << 18, Size: 1 << 20, Rate: 1 << 16, Direction: "receive", Peer: idAlice.String()},
+			events.FileProgress{TransferID: xferOut, Bytes: 16 << 20, Size: 64 << 20, Rate: 4 << 20, Direction: "send", Peer: idBob.String()},
+			events.FileFailed{TransferID: xferFail, Error: "peer said " + escClear + escNUL + "\r\n" + escC1, Code: "error", Direction: "receive", Peer: idAlice.String()},
+			events.FileOffer{TransferID: xferLater, From: idBob.String(), Name: "l" + escClip + escNUL + ".zip", Size: 123},
+		)
+		for _, k := range h.m.order {
+			h.m.activate(k, false)
+			assertInert(t, h.m.View(), colour)
+		}
+
+		// The share waits first: its popup names the room, over the room
+		// with the announcement, above three progress rows.
+		h.m.activate(roomKey(room), false)
+		view := h.m.View()
+		checkGeometry(t, view, 80, 24)
+		assertInert(t, view, colour)
+		s := h.screen()
+		for _, want := range []string{
+			`car\x00ol (T2HA) shares a file in #r\x1b[2J\x1b[Hoom`,
+			`s\u202eevil\u202c\x1b[31;1m.txt · 4.0 KiB`,
+			"Alt+A accept · Alt+R reject · Esc later",
+			`↓ in\x0a\x9b6n.pdf · bo\x1b[…`, " 50% 64.0 KiB/s",
+			`↓ bad\x00.bin · al\x1b]0;own…`, " 25% failed",
+			`↑ notes\x1b[5A\x1b[2K.txt · …`, " 25% 4.0 MiB/s",
+		} {
+			if !strings.Contains(s, want) {
+				t.Errorf("screen lacks %q:\n%s", want, s)
+			}
+		}
+		if !colour {
+			golden(t, "injection_transfers_80x24", s)
+		}
+
+		// Esc hides the share; the offer from bob comes up, shown over
+		// the conversation with alice, where the failure is written.
+		h.press(tea.KeyEsc)
+		h.m.activate(dmKey(idAlice.String()), false)
+		view = h.m.View()
+		checkGeometry(t, view, 80, 24)
+		assertInert(t, view, colour)
+		s = h.screen()
+		for _, want := range []string{
+			`bo\x1b[31;1mb (JRVN) offers a file`,
+			`l\x1b]52;c;cm0gLXJmIH4K\x07\x00.zip · 123 B`,
+			"Alt+A accept · Alt+R reject · Esc later",
+			"transfer of " + `bad\x00.bin failed: peer said`,
+			`\x1b[2J\x1b[H\x00\x0d\x0a\x9b6n`,
+		} {
+			if !strings.Contains(s, want) {
+				t.Errorf("screen lacks %q:\n%s", want, s)
+			}
+		}
+		if !colour {
+			golden(t, "injection_transfers_dm_80x24", s)
+		}
+		h.alt('a')
+		if got := h.takeLines(); !slices.Equal(got, []string{"/accept " + xferLater}) {
+			t.Fatalf("Alt+A submitted %q", got)
 		}
 	}
 }
