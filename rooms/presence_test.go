@@ -134,3 +134,37 @@ func TestNickShared(t *testing.T) {
 		t.Fatalf("unique nick flagged: %+v", m)
 	}
 }
+
+// A newcomer taking the nick of a member who just left is told apart too.
+func TestNickSharedWithMemberWhoLeft(t *testing.T) {
+	a, b, c := newNode(t, "sam", nil), newNode(t, "Sam", nil), newNode(t, "carol", nil)
+	connect(t, a, b, c)
+	ctx := ctxT(t)
+	for _, n := range []*tnode{a, c} {
+		if err := n.svc.Join(ctx, "lobby"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitTopicPeers(t, "lobby", a, c)
+	c.events.wait(t, "sam online", func(e events.Event) bool {
+		p, ok := e.(events.Presence)
+		return ok && p.PeerID == a.id().String() && p.Online
+	})
+	if err := a.svc.Leave("lobby"); err != nil {
+		t.Fatal(err)
+	}
+	c.events.wait(t, "sam gone", func(e events.Event) bool {
+		p, ok := e.(events.Presence)
+		return ok && p.PeerID == a.id().String() && !p.Online
+	})
+	if err := b.svc.Join(ctx, "lobby"); err != nil {
+		t.Fatal(err)
+	}
+	waitTopicPeers(t, "lobby", b, c)
+	if _, err := b.svc.Send(ctx, "lobby", "I am sam"); err != nil {
+		t.Fatal(err)
+	}
+	if m := c.waitMessage("I am sam"); !m.NickShared || m.Fingerprint != identity.ShortFingerprint(b.id()) {
+		t.Fatalf("the nick of a member who just left is not flagged: %+v", m)
+	}
+}

@@ -160,8 +160,10 @@ func (r *room) presence(id peer.ID, m *member) *events.Presence {
 	return &events.Presence{Room: r.name, PeerID: id.String(), Nick: m.nick, Online: m.online}
 }
 
-// nickShared reports whether a current member other than author uses nick
-// (compared case-insensitively). selfNick is this node's nick, counted when
+// nickShared reports whether a member other than author uses nick
+// (compared case-insensitively): one online, or one gone less than
+// memberRetention ago, so that a newcomer taking the nick of a member who
+// just left is told apart too. selfNick is this node's nick, counted when
 // author is not this node.
 func (r *room) nickShared(author, self peer.ID, nick, selfNick string) bool {
 	if author != self && strings.EqualFold(nick, selfNick) {
@@ -170,7 +172,7 @@ func (r *room) nickShared(author, self peer.ID, nick, selfNick string) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for id, m := range r.members {
-		if id != author && m.online && strings.EqualFold(m.nick, nick) {
+		if id != author && strings.EqualFold(m.nick, nick) {
 			return true
 		}
 	}
