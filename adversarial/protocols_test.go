@@ -58,6 +58,24 @@ func endedBy(s network.Stream, d time.Duration) (took time.Duration, ok bool) {
 	}
 }
 
+// undecodablePayloads are bytes that are not a valid frame of any
+// protocol, by name.
+func undecodablePayloads(t testing.TB) map[string][]byte {
+	t.Helper()
+	var huge [binary.MaxVarintLen64]byte
+	hugeLen := binary.PutUvarint(huge[:], 1<<63)
+	var twoMiB [binary.MaxVarintLen64]byte
+	twoLen := binary.PutUvarint(twoMiB[:], 2<<20)
+	return map[string][]byte{
+		"random bytes":       random(t, 4096),
+		"length 2^63":        append(huge[:hugeLen:hugeLen], random(t, 64)...),
+		"length 2 MiB, sent": append(twoMiB[:twoLen:twoLen], make([]byte, 2<<20)...),
+		"overlong varint":    []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01},
+		"truncated frame":    {0x40, 0x0a, 0x10},
+		"empty":              nil,
+	}
+}
+
 // TestUndecodableOnEveryProtocol writes bytes that are not a valid frame to
 // every protocol the node serves, among them a length prefix claiming 2^63
 // bytes and one claiming 2 MiB followed by the bytes: each stream is ended
@@ -69,18 +87,7 @@ func TestUndecodableOnEveryProtocol(t *testing.T) {
 	inLobby(t, honest, victim)
 	mallory := attacker(t, victim)
 
-	var huge [binary.MaxVarintLen64]byte
-	hugeLen := binary.PutUvarint(huge[:], 1<<63)
-	var twoMiB [binary.MaxVarintLen64]byte
-	twoLen := binary.PutUvarint(twoMiB[:], 2<<20)
-	payloads := map[string][]byte{
-		"random bytes":       random(t, 4096),
-		"length 2^63":        append(huge[:hugeLen:hugeLen], random(t, 64)...),
-		"length 2 MiB, sent": append(twoMiB[:twoLen:twoLen], make([]byte, 2<<20)...),
-		"overlong varint":    []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01},
-		"truncated frame":    {0x40, 0x0a, 0x10},
-		"empty":              nil,
-	}
+	payloads := undecodablePayloads(t)
 	for _, proto := range protocolsOf(t, victim) {
 		for name, payload := range payloads {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

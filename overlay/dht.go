@@ -76,7 +76,8 @@ func newDHT(ctx context.Context, h host.Host, cfg *Config) (*dht.IpfsDHT, error)
 	if len(boot) > 0 {
 		opts = append(opts, dht.BootstrapPeers(boot...))
 	}
-	d, err := dht.New(ctx, h, opts...)
+	// dhtGuard bounds the requests the DHT's stream handlers read.
+	d, err := dht.New(ctx, dhtGuard{h}, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("start DHT (%s mode): %w", cfg.DHTMode, err)
 	}

@@ -51,6 +51,24 @@ func ServeLimits() Limits {
 	}
 }
 
+// ServeRole makes c the configuration of a `parley serve` node (on top of
+// its listen addresses, gater and the rest): a Kademlia DHT server, a
+// circuit relay v2 service with ServeRelayResources, an AutoNAT service,
+// the ServeLimits resource limits, publicly reachable by assumption, and
+// no relay reservations of its own (a serve node relays for others).
+// cmd/parley's serve command and the tests that attack a serve node both
+// use it, so that the tests exercise the product's configuration.
+func (c *Config) ServeRole() {
+	res := ServeRelayResources()
+	limits := ServeLimits()
+	c.Relays = nil
+	c.RelayService = &res
+	c.Limits = &limits
+	c.DHTMode = DHTServer
+	c.AutoNATService = true
+	c.ForceReachability = network.ReachabilityPublic
+}
+
 // relayRefresh is how long before expiry a reservation is renewed.
 const relayRefresh = 2 * time.Minute
 

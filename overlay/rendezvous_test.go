@@ -11,17 +11,13 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 )
 
-// newServe starts a host like `parley serve` on loopback: DHT server,
-// relay service, forced public.
+// newServe starts a host like `parley serve` on loopback (ServeRole: DHT
+// server, relay and AutoNAT services, forced public).
 func newServe(t testing.TB) *Host {
 	t.Helper()
-	res := ServeRelayResources()
-	return newHost(t, Config{
-		DHTMode:           DHTServer,
-		RelayService:      &res,
-		AutoNATService:    true,
-		ForceReachability: network.ReachabilityPublic,
-	})
+	var cfg Config
+	cfg.ServeRole()
+	return newHost(t, cfg)
 }
 
 // fastRendezvous makes searches quick for tests.

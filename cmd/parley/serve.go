@@ -12,7 +12,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -130,15 +129,7 @@ func (s *serveSettings) overlayConfig() (overlay.Config, error) {
 	if err := s.discovery.apply(&cfg); err != nil {
 		return cfg, err
 	}
-	// A serve node relays for others and holds no reservations itself.
-	cfg.Relays = nil
-	res := overlay.ServeRelayResources()
-	limits := overlay.ServeLimits()
-	cfg.RelayService = &res
-	cfg.Limits = &limits
-	cfg.DHTMode = overlay.DHTServer
-	cfg.AutoNATService = true
-	cfg.ForceReachability = network.ReachabilityPublic
+	cfg.ServeRole()
 	return cfg, nil
 }
 
