@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"io"
+	"runtime"
 	"testing"
 
 	"google.golang.org/protobuf/proto"
@@ -162,4 +163,27 @@ func FuzzManifest(f *testing.F) {
 			}
 		}
 	})
+}
+
+// A length prefix claiming a big frame costs memory only for the bytes
+// that actually come.
+func TestFrameBodyGrowsWithTheBytesSent(t *testing.T) {
+	const claimed = MaxFrameSize
+	sent := bytes.Repeat([]byte{1}, 100)
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	_, err := readBody(bytes.NewReader(sent), claimed)
+	runtime.ReadMemStats(&after)
+	if !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Fatalf("truncated frame: %v", err)
+	}
+	if grew := after.TotalAlloc - before.TotalAlloc; grew > claimed/4 {
+		t.Fatalf("reading 100 bytes of a frame claiming %d allocated %d bytes", claimed, grew)
+	}
+	body := bytes.Repeat([]byte{2}, eagerFrame+1)
+	got, err := readBody(bytes.NewReader(body), len(body))
+	if err != nil || !bytes.Equal(got, body) {
+		t.Fatalf("whole frame: %v", err)
+	}
 }

@@ -2,6 +2,7 @@ package transfer
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -72,12 +73,9 @@ func readFrame(r *bufio.Reader, max int) (*pb.Frame, error) {
 	case n > uint64(max): // #nosec G115 -- max is a positive frame limit
 		return nil, fmt.Errorf("%w: frame of %d bytes exceeds %d", ErrProtocol, n, max)
 	}
-	buf := make([]byte, n)
-	if _, err := io.ReadFull(r, buf); err != nil {
-		if errors.Is(err, io.EOF) {
-			err = io.ErrUnexpectedEOF
-		}
-		return nil, fmt.Errorf("read frame: %w", err)
+	buf, err := readBody(r, int(n)) // #nosec G115 -- n <= max, an int
+	if err != nil {
+		return nil, err
 	}
 	f := new(pb.Frame)
 	if err := proto.Unmarshal(buf, f); err != nil {
@@ -87,6 +85,37 @@ func readFrame(r *bufio.Reader, max int) (*pb.Frame, error) {
 		return nil, fmt.Errorf("%w: empty frame", ErrProtocol)
 	}
 	return f, nil
+}
+
+// eagerFrame is the frame size up to which readBody allocates the whole
+// frame at once; bigger frames grow with the bytes that arrive.
+const eagerFrame = 4 << 10
+
+// readBody reads a frame body of n bytes. Memory follows what the peer
+// actually sent, not what its length prefix claims: a prefix claiming
+// 1 MiB followed by silence holds a few KiB until the stream's deadline,
+// not 1 MiB.
+func readBody(r io.Reader, n int) ([]byte, error) {
+	if n <= eagerFrame {
+		buf := make([]byte, n)
+		if _, err := io.ReadFull(r, buf); err != nil {
+			if errors.Is(err, io.EOF) {
+				err = io.ErrUnexpectedEOF
+			}
+			return nil, fmt.Errorf("read frame: %w", err)
+		}
+		return buf, nil
+	}
+	var b bytes.Buffer
+	b.Grow(eagerFrame)
+	got, err := io.CopyN(&b, r, int64(n))
+	if err != nil {
+		if errors.Is(err, io.EOF) {
+			err = io.ErrUnexpectedEOF
+		}
+		return nil, fmt.Errorf("read frame (%d of %d bytes): %w", got, n, err)
+	}
+	return b.Bytes(), nil
 }
 
 // chunkRange is a validated run of wanted chunks.
