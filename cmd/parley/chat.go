@@ -1,20 +1,22 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/libp2p/go-libp2p/gologshim"
 
 	"github.com/parley-chat/parley/config"
 	"github.com/parley-chat/parley/events"
 	"github.com/parley-chat/parley/identity"
+	"github.com/parley-chat/parley/internal/safetext"
 	"github.com/parley-chat/parley/node"
 	"github.com/parley-chat/parley/transfer"
 	"github.com/parley-chat/parley/tui"
@@ -96,7 +98,7 @@ func runChat(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		out := newRenderer(stdout, s.json)
 		go func() { writerDone <- out.drain(queue) }()
 		queue.Emit(n.Ready())
-		loopErr = commandLoop(ctx, n, stdin)
+		loopErr = commandLoop(ctx, n, stdin, queue)
 	}
 
 	closeErr := shutdown(n.Close, queue, writerDone)
@@ -130,37 +132,76 @@ func shutdown(closeFn func() error, queue *events.Queue, writerDone <-chan error
 }
 
 // commandLoop feeds stdin lines to the node until EOF, /quit or ctx ends
-// (SIGINT, SIGTERM).
-func commandLoop(ctx context.Context, n *node.Node, stdin io.Reader) error {
-	lines := make(chan string)
+// (SIGINT, SIGTERM). A line longer than maxCommandLine is discarded with
+// an error event on emit, and the loop goes on.
+func commandLoop(ctx context.Context, n *node.Node, stdin io.Reader, emit events.Emitter) error {
+	// A line, or the error of a discarded one: handled in order.
+	type input struct {
+		line string
+		long *lineTooLongError
+	}
+	lines := make(chan input)
 	readErr := make(chan error, 1)
 	go func() {
-		sc := bufio.NewScanner(stdin)
-		sc.Buffer(make([]byte, 0, 4096), 64<<10)
-		for sc.Scan() {
+		lr := newLineReader(stdin, maxCommandLine)
+		for {
+			var in input
+			var err error
+			in.line, err = lr.next()
+			if err != nil && !errors.As(err, &in.long) {
+				readErr <- err
+				return
+			}
 			select {
-			case lines <- sc.Text():
+			case lines <- in:
 			case <-ctx.Done():
 				return
 			}
 		}
-		readErr <- sc.Err()
 	}()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case err := <-readErr:
-			if err != nil && !errors.Is(err, io.EOF) {
+			if !errors.Is(err, io.EOF) {
 				return fmt.Errorf("read commands from stdin: %w", err)
 			}
 			return nil
-		case line := <-lines:
-			if err := n.Exec(ctx, line); errors.Is(err, node.ErrQuit) {
+		case in := <-lines:
+			if in.long != nil {
+				emit.Emit(events.Error{Error: in.long.Error(), Command: echoLongLine(in.long.prefix)})
+				continue
+			}
+			if err := n.Exec(ctx, in.line); errors.Is(err, node.ErrQuit) {
 				return nil
 			}
 		}
 	}
+}
+
+// echoLongLine is how a discarded line is shown back in its error event:
+// the command name alone for a command (its arguments may be a secret, as
+// with /joinpass), else the start of the text, control characters escaped,
+// at most 200 bytes as for any failed command.
+func echoLongLine(prefix string) string {
+	if strings.HasPrefix(prefix, "/") && !strings.HasPrefix(prefix, "//") {
+		name, _, _ := strings.Cut(prefix[1:], " ")
+		return "/" + safetext.Line(truncateUTF8(name, 40)) + " …"
+	}
+	return safetext.Line(truncateUTF8(prefix, 200)) + "…"
+}
+
+// truncateUTF8 cuts s to at most n bytes without splitting a UTF-8
+// sequence.
+func truncateUTF8(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
 }
 
 // newLogger returns the text logger on stderr and installs it as the
