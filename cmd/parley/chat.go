@@ -22,7 +22,8 @@ import (
 	"github.com/parley-chat/parley/tui"
 )
 
-// shutdownTimeout bounds a clean shutdown after /quit, EOF or a signal.
+// shutdownTimeout bounds a clean shutdown after /quit, EOF or a signal,
+// from closing the node to writing the last events.
 const shutdownTimeout = 5 * time.Second
 
 // eventQueueLimit bounds the events waiting for the output writer.
@@ -108,25 +109,42 @@ func runChat(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	return closeErr
 }
 
-// shutdown runs closeFn for at most shutdownTimeout, then closes the event
-// queue and gives the writer a second to flush what is left. It returns
-// the first error of the two.
+// shutdown runs closeFn, closes the event queue and waits for the writer
+// to flush what is left, all within shutdownTimeout: closeFn gets what
+// remains after reserving shutdownFlushReserve for the writer, and the
+// writer gets the rest (at least the reserve). It returns the first error
+// of the two.
 func shutdown(closeFn func() error, queue *events.Queue, writerDone <-chan error) error {
+	return shutdownWithin(shutdownTimeout, shutdownFlushReserve, closeFn, queue, writerDone)
+}
+
+// shutdownFlushReserve is the part of shutdownTimeout kept for writing
+// the last events after the node closed.
+const shutdownFlushReserve = 500 * time.Millisecond
+
+func shutdownWithin(total, flushReserve time.Duration, closeFn func() error, queue *events.Queue, writerDone <-chan error) error {
+	deadline := time.Now().Add(total)
 	closed := make(chan error, 1)
 	go func() { closed <- closeFn() }()
+	closeTimer := time.NewTimer(total - flushReserve)
+	defer closeTimer.Stop()
 	var closeErr error
 	select {
 	case closeErr = <-closed:
-	case <-time.After(shutdownTimeout):
-		closeErr = fmt.Errorf("shutdown took longer than %v", shutdownTimeout)
+	case <-closeTimer.C:
+		closeErr = fmt.Errorf("the node did not close within %v; exiting anyway", total-flushReserve)
 	}
 	queue.Close()
+	flushTimer := time.NewTimer(time.Until(deadline))
+	defer flushTimer.Stop()
 	select {
 	case err := <-writerDone:
 		if err != nil && closeErr == nil {
 			closeErr = err
 		}
-	case <-time.After(time.Second):
+	case <-flushTimer.C:
+		// Output that cannot be written in time (a stalled pipe) is
+		// given up: the bound matters more.
 	}
 	return closeErr
 }
