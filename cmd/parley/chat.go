@@ -29,13 +29,23 @@ const shutdownTimeout = 5 * time.Second
 // eventQueueLimit bounds the events waiting for the output writer.
 const eventQueueLimit = 1 << 16
 
-func runChat(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
-	var s chatSettings
-	fs := newFlagSet("chat")
-	s.register(fs)
-	if err := fs.parse(args, stdout); err != nil {
-		return err
+// chatCmd is a parsed `parley chat` command line.
+type chatCmd struct {
+	chatSettings
+	fs *flagSet
+}
+
+func parseChat(args []string, stdout io.Writer) (*chatCmd, error) {
+	c := &chatCmd{fs: newFlagSet("chat")}
+	c.register(c.fs)
+	if err := c.fs.parse(args, stdout); err != nil {
+		return nil, err
 	}
+	return c, nil
+}
+
+func (c *chatCmd) run(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer) error {
+	s, fs := &c.chatSettings, c.fs
 	if err := s.resolveDataDir(); err != nil {
 		return err
 	}
