@@ -65,13 +65,18 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	}
 }
 
-// runArgs parses the command line and runs the command.
+// runArgs parses the command line and runs the command. A permission
+// error on the data dir says what to do about it.
 func runArgs(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	cmd, err := parseCommandLine(args, stdout)
 	if err != nil {
 		return err
 	}
-	return cmd.run(ctx, stdin, stdout, stderr)
+	err = cmd.run(ctx, stdin, stdout, stderr)
+	if d, ok := cmd.(dataDirUser); ok {
+		err = explainDataDir(d.usedDataDir(), err)
+	}
+	return err
 }
 
 // command is a parsed command line, ready to run.
