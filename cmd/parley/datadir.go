@@ -4,8 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 )
 
@@ -84,4 +86,22 @@ func errPath(err error) string {
 func within(dir, path string) bool {
 	rel, err := filepath.Rel(dir, path)
 	return err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator))
+}
+
+// warnDataDirMode logs a warning when the data dir dir is open to its
+// group or to others: it holds the identity key and the message store.
+// It changes nothing (the dir is the user's; new ones are made 0700). A
+// dir that cannot be examined is left to the code that uses it to report.
+func warnDataDirMode(logger *slog.Logger, dir string) {
+	if runtime.GOOS == "windows" {
+		return // no Unix permission bits to speak of
+	}
+	st, err := os.Stat(dir)
+	if err != nil || !st.IsDir() {
+		return
+	}
+	if mode := st.Mode().Perm(); mode&0o077 != 0 {
+		logger.Warn("the data dir is accessible by other users; it holds your identity key and messages",
+			"dir", dir, "mode", fmt.Sprintf("%04o", mode), "fix", "chmod 700 "+dir)
+	}
 }

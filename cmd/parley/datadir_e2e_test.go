@@ -240,3 +240,44 @@ func TestDataDirPermissionErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestDataDirOpenToOthersWarns: a data dir with group or other permission
+// bits is used, with a warning naming it, its mode and the fix, and left
+// as it is.
+func TestDataDirOpenToOthersWarns(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{
+		{"id", "--data-dir", dir},
+		{"--data-dir", dir, "--no-mdns", "--listen", "/ip4/127.0.0.1/tcp/0"}, // chat, until EOF on stdin
+	} {
+		code, _, stderr := runOnce(t, args...)
+		if code != 0 {
+			t.Fatalf("parley %q: exit %d; stderr: %s", args, code, stderr)
+		}
+		for _, want := range []string{"level=WARN", "accessible by other users", "dir=" + dir, "mode=0755", "chmod 700 " + dir} {
+			if !strings.Contains(stderr, want) {
+				t.Fatalf("parley %q: stderr %q does not say %q", args, stderr, want)
+			}
+		}
+	}
+	st, err := os.Stat(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Mode().Perm() != 0o755 {
+		t.Fatalf("the data dir's mode was changed to %04o", st.Mode().Perm())
+	}
+	// A private dir gets no warning.
+	if err := os.Chmod(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, stderr := runOnce(t, "id", "--data-dir", dir); code != 0 || stderr != "" {
+		t.Fatalf("id in a 0700 dir: exit %d, stderr %q", code, stderr)
+	}
+}

@@ -1,11 +1,14 @@
 package main
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -56,5 +59,59 @@ func TestExplainDataDir(t *testing.T) {
 				t.Fatalf("explained twice: %v", again)
 			}
 		})
+	}
+}
+
+func TestWarnDataDirMode(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("no Unix permission bits on Windows")
+	}
+	cases := []struct {
+		mode os.FileMode
+		warn bool
+	}{
+		{0o700, false},
+		{0o500, false},
+		{0o750, true},
+		{0o755, true},
+		{0o701, true},
+		{0o777, true},
+	}
+	for _, tc := range cases {
+		t.Run(fmt.Sprintf("%04o", tc.mode), func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "data")
+			if err := os.Mkdir(dir, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chmod(dir, tc.mode); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = os.Chmod(dir, 0o700) })
+			var buf bytes.Buffer
+			warnDataDirMode(slog.New(slog.NewTextHandler(&buf, nil)), dir)
+			out := buf.String()
+			if got := out != ""; got != tc.warn {
+				t.Fatalf("mode %04o: warned %v (%q), want %v", tc.mode, got, out, tc.warn)
+			}
+			if tc.warn {
+				for _, want := range []string{"level=WARN", "dir=" + dir, fmt.Sprintf("mode=%04o", tc.mode), "chmod 700 " + dir} {
+					if !strings.Contains(out, want) {
+						t.Fatalf("warning %q does not say %q", out, want)
+					}
+				}
+			}
+			st, err := os.Stat(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st.Mode().Perm() != tc.mode {
+				t.Fatalf("mode changed from %04o to %04o", tc.mode, st.Mode().Perm())
+			}
+		})
+	}
+	var buf bytes.Buffer
+	warnDataDirMode(slog.New(slog.NewTextHandler(&buf, nil)), filepath.Join(t.TempDir(), "missing"))
+	if buf.Len() != 0 {
+		t.Fatalf("warned about a missing dir: %q", buf.String())
 	}
 }

@@ -138,6 +138,17 @@ func TestNickPersists(t *testing.T) {
 	}
 }
 
+// privateDir is a new data dir with mode 0700: one that group or others
+// can enter gets a warning on stderr.
+func privateDir(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.Chmod(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
 // runOnce runs parley to completion and returns its exit code and output.
 func runOnce(t *testing.T, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
@@ -150,7 +161,7 @@ func TestStartupErrorsAreOneLine(t *testing.T) {
 	taken := strings.Split(firstAddr(t, ready), "/p2p/")[0]
 
 	keyDir := func(mode os.FileMode, content []byte) string {
-		dir := t.TempDir()
+		dir := privateDir(t)
 		if code, _, stderr := runOnce(t, "id", "--data-dir", dir); code != 0 {
 			t.Fatalf("id: %d %s", code, stderr)
 		}
@@ -190,7 +201,7 @@ func TestStartupErrorsAreOneLine(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			args := tc.args
 			if !strings.Contains(strings.Join(args, " "), "--data-dir") {
-				args = append([]string{"--data-dir", t.TempDir()}, args...)
+				args = append([]string{"--data-dir", privateDir(t)}, args...)
 				if tc.name == "unknown command" {
 					args = []string{"frobnicate"}
 				}

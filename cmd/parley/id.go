@@ -39,6 +39,7 @@ func (c *idCmd) run(_ context.Context, stdin io.Reader, stdout, stderr io.Writer
 	if err != nil {
 		return err
 	}
+	warnDataDirMode(logger, c.dataDir)
 	if c.json {
 		b, err := json.Marshal(map[string]string{
 			"peer_id":     id.ID.String(),

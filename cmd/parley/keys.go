@@ -92,6 +92,7 @@ func (c *keyCmd) run(_ context.Context, stdin io.Reader, stdout, stderr io.Write
 	if err := c.resolveDataDir(); err != nil {
 		return err
 	}
+	warnDataDirMode(logger, c.dataDir)
 	pass := c.passphrases(stdin, stderr, logger)
 	switch c.action {
 	case "encrypt":
