@@ -115,22 +115,33 @@ func parseSize(v string) (int64, error) {
 	return n * mult, nil
 }
 
-// runBench is `parley bench`: run the benchmark suite on loopback and
-// print a Markdown table (or CSV) on stdout, progress on stderr.
-func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	var s benchSettings
+// benchCmd is a parsed `parley bench` command line.
+type benchCmd struct {
+	benchSettings
+	cfg bench.Config
+}
+
+func parseBench(args []string, stdout io.Writer) (*benchCmd, error) {
+	c := &benchCmd{}
 	fs := newFlagSet("bench")
-	s.register(fs)
+	c.register(fs)
 	if err := fs.parse(args, stdout); err != nil {
-		return err
+		return nil, err
 	}
-	progress := stderr
+	var err error
+	if c.cfg, err = c.config(nil); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// run is `parley bench`: run the benchmark suite on loopback and print a
+// Markdown table (or CSV) on stdout, progress on stderr.
+func (c *benchCmd) run(ctx context.Context, _ io.Reader, stdout, stderr io.Writer) error {
+	s, cfg := &c.benchSettings, c.cfg
+	cfg.Log = stderr
 	if s.quiet {
-		progress = io.Discard
-	}
-	cfg, err := s.config(progress)
-	if err != nil {
-		return err
+		cfg.Log = io.Discard
 	}
 	rep, err := bench.Run(ctx, cfg)
 	if errors.Is(err, bench.ErrUnknownScenario) {

@@ -1,38 +1,51 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/libp2p/go-libp2p/gologshim"
 
 	"github.com/parley-chat/parley/config"
 	"github.com/parley-chat/parley/events"
 	"github.com/parley-chat/parley/identity"
+	"github.com/parley-chat/parley/internal/safetext"
 	"github.com/parley-chat/parley/node"
 	"github.com/parley-chat/parley/transfer"
 	"github.com/parley-chat/parley/tui"
 )
 
-// shutdownTimeout bounds a clean shutdown after /quit, EOF or a signal.
+// shutdownTimeout bounds a clean shutdown after /quit, EOF or a signal,
+// from closing the node to writing the last events.
 const shutdownTimeout = 5 * time.Second
 
 // eventQueueLimit bounds the events waiting for the output writer.
 const eventQueueLimit = 1 << 16
 
-func runChat(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
-	var s chatSettings
-	fs := newFlagSet("chat")
-	s.register(fs)
-	if err := fs.parse(args, stdout); err != nil {
-		return err
+// chatCmd is a parsed `parley chat` command line.
+type chatCmd struct {
+	chatSettings
+	fs *flagSet
+}
+
+func parseChat(args []string, stdout io.Writer) (*chatCmd, error) {
+	c := &chatCmd{fs: newFlagSet("chat")}
+	c.register(c.fs)
+	if err := c.fs.parse(args, stdout); err != nil {
+		return nil, err
 	}
+	return c, nil
+}
+
+func (c *chatCmd) run(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer) error {
+	s, fs := &c.chatSettings, c.fs
 	if err := s.resolveDataDir(); err != nil {
 		return err
 	}
@@ -96,7 +109,7 @@ func runChat(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		out := newRenderer(stdout, s.json)
 		go func() { writerDone <- out.drain(queue) }()
 		queue.Emit(n.Ready())
-		loopErr = commandLoop(ctx, n, stdin)
+		loopErr = commandLoop(ctx, n, stdin, queue)
 	}
 
 	closeErr := shutdown(n.Close, queue, writerDone)
@@ -106,61 +119,117 @@ func runChat(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	return closeErr
 }
 
-// shutdown runs closeFn for at most shutdownTimeout, then closes the event
-// queue and gives the writer a second to flush what is left. It returns
-// the first error of the two.
+// shutdown runs closeFn, closes the event queue and waits for the writer
+// to flush what is left, all within shutdownTimeout: closeFn gets what
+// remains after reserving shutdownFlushReserve for the writer, and the
+// writer gets the rest (at least the reserve). It returns the first error
+// of the two.
 func shutdown(closeFn func() error, queue *events.Queue, writerDone <-chan error) error {
+	return shutdownWithin(shutdownTimeout, shutdownFlushReserve, closeFn, queue, writerDone)
+}
+
+// shutdownFlushReserve is the part of shutdownTimeout kept for writing
+// the last events after the node closed.
+const shutdownFlushReserve = 500 * time.Millisecond
+
+func shutdownWithin(total, flushReserve time.Duration, closeFn func() error, queue *events.Queue, writerDone <-chan error) error {
+	deadline := time.Now().Add(total)
 	closed := make(chan error, 1)
 	go func() { closed <- closeFn() }()
+	closeTimer := time.NewTimer(total - flushReserve)
+	defer closeTimer.Stop()
 	var closeErr error
 	select {
 	case closeErr = <-closed:
-	case <-time.After(shutdownTimeout):
-		closeErr = fmt.Errorf("shutdown took longer than %v", shutdownTimeout)
+	case <-closeTimer.C:
+		closeErr = fmt.Errorf("the node did not close within %v; exiting anyway", total-flushReserve)
 	}
 	queue.Close()
+	flushTimer := time.NewTimer(time.Until(deadline))
+	defer flushTimer.Stop()
 	select {
 	case err := <-writerDone:
 		if err != nil && closeErr == nil {
 			closeErr = err
 		}
-	case <-time.After(time.Second):
+	case <-flushTimer.C:
+		// Output that cannot be written in time (a stalled pipe) is
+		// given up: the bound matters more.
 	}
 	return closeErr
 }
 
 // commandLoop feeds stdin lines to the node until EOF, /quit or ctx ends
-// (SIGINT, SIGTERM).
-func commandLoop(ctx context.Context, n *node.Node, stdin io.Reader) error {
-	lines := make(chan string)
+// (SIGINT, SIGTERM). A line longer than maxCommandLine is discarded with
+// an error event on emit, and the loop goes on.
+func commandLoop(ctx context.Context, n *node.Node, stdin io.Reader, emit events.Emitter) error {
+	// A line, or the error of a discarded one: handled in order.
+	type input struct {
+		line string
+		long *lineTooLongError
+	}
+	lines := make(chan input)
 	readErr := make(chan error, 1)
 	go func() {
-		sc := bufio.NewScanner(stdin)
-		sc.Buffer(make([]byte, 0, 4096), 64<<10)
-		for sc.Scan() {
+		lr := newLineReader(stdin, maxCommandLine)
+		for {
+			var in input
+			var err error
+			in.line, err = lr.next()
+			if err != nil && !errors.As(err, &in.long) {
+				readErr <- err
+				return
+			}
 			select {
-			case lines <- sc.Text():
+			case lines <- in:
 			case <-ctx.Done():
 				return
 			}
 		}
-		readErr <- sc.Err()
 	}()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case err := <-readErr:
-			if err != nil && !errors.Is(err, io.EOF) {
+			if !errors.Is(err, io.EOF) {
 				return fmt.Errorf("read commands from stdin: %w", err)
 			}
 			return nil
-		case line := <-lines:
-			if err := n.Exec(ctx, line); errors.Is(err, node.ErrQuit) {
+		case in := <-lines:
+			if in.long != nil {
+				emit.Emit(events.Error{Error: in.long.Error(), Command: echoLongLine(in.long.prefix)})
+				continue
+			}
+			if err := n.Exec(ctx, in.line); errors.Is(err, node.ErrQuit) {
 				return nil
 			}
 		}
 	}
+}
+
+// echoLongLine is how a discarded line is shown back in its error event:
+// the command name alone for a command (its arguments may be a secret, as
+// with /joinpass), else the start of the text, control characters escaped,
+// at most 200 bytes as for any failed command.
+func echoLongLine(prefix string) string {
+	if strings.HasPrefix(prefix, "/") && !strings.HasPrefix(prefix, "//") {
+		name, _, _ := strings.Cut(prefix[1:], " ")
+		return "/" + safetext.Line(truncateUTF8(name, 40)) + " …"
+	}
+	return safetext.Line(truncateUTF8(prefix, 200)) + "…"
+}
+
+// truncateUTF8 cuts s to at most n bytes without splitting a UTF-8
+// sequence.
+func truncateUTF8(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
 }
 
 // newLogger returns the text logger on stderr and installs it as the

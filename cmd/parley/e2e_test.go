@@ -94,6 +94,30 @@ func TestCommandsAndCleanExit(t *testing.T) {
 	}
 }
 
+// TestOverLongLineIsDiscarded: a stdin line over the 64 KiB limit gives an
+// error event naming the limit, and the node goes on reading commands.
+func TestOverLongLineIsDiscarded(t *testing.T) {
+	p, ready := startPeer(t, "erin")
+	p.Send(strings.Repeat("x", 70000))
+	e := p.Wait(10*time.Second, "error", nil)
+	if msg := e.Str("error"); !strings.Contains(msg, "too long") || !strings.Contains(msg, "70000") || !strings.Contains(msg, "65536") {
+		t.Fatalf("error event %v does not say the 70000-byte line is too long and the limit (65536)", e)
+	}
+	if c := e.Str("command"); len(c) > 300 || !strings.HasPrefix(c, "xxx") {
+		t.Fatalf("error event echoes %d bytes of the line: %q", len(c), c)
+	}
+	p.Send("/id")
+	info := p.Wait(10*time.Second, "info", nil)
+	data, _ := info["data"].(map[string]any)
+	if data["peer_id"] != ready.Str("peer_id") {
+		t.Fatalf("/id after the long line answered %v", info)
+	}
+	p.CloseStdin()
+	if err := p.Exited(5 * time.Second); err != nil {
+		t.Fatalf("exit: %v; stderr:\n%s", err, p.Stderr())
+	}
+}
+
 func TestNickPersists(t *testing.T) {
 	dir := t.TempDir()
 	p := proctest.Start(t, bin, "dave", append([]string{"--data-dir", dir}, proctest.Loopback()...)...)
@@ -114,6 +138,17 @@ func TestNickPersists(t *testing.T) {
 	}
 }
 
+// privateDir is a new data dir with mode 0700: one that group or others
+// can enter gets a warning on stderr.
+func privateDir(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.Chmod(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
 // runOnce runs parley to completion and returns its exit code and output.
 func runOnce(t *testing.T, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
@@ -126,7 +161,7 @@ func TestStartupErrorsAreOneLine(t *testing.T) {
 	taken := strings.Split(firstAddr(t, ready), "/p2p/")[0]
 
 	keyDir := func(mode os.FileMode, content []byte) string {
-		dir := t.TempDir()
+		dir := privateDir(t)
 		if code, _, stderr := runOnce(t, "id", "--data-dir", dir); code != 0 {
 			t.Fatalf("id: %d %s", code, stderr)
 		}
@@ -166,7 +201,7 @@ func TestStartupErrorsAreOneLine(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			args := tc.args
 			if !strings.Contains(strings.Join(args, " "), "--data-dir") {
-				args = append([]string{"--data-dir", t.TempDir()}, args...)
+				args = append([]string{"--data-dir", privateDir(t)}, args...)
 				if tc.name == "unknown command" {
 					args = []string{"frobnicate"}
 				}

@@ -1,25 +1,37 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 )
 
-func runID(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
-	var c common
-	var asJSON bool
+// idCmd is a parsed `parley id` command line.
+type idCmd struct {
+	common
+	json  bool
+	level slog.Level
+}
+
+func parseID(args []string, stdout io.Writer) (*idCmd, error) {
+	c := &idCmd{}
 	fs := newFlagSet("id")
 	c.register(fs)
-	fs.BoolVar(&asJSON, "json", false, "print as one JSON object")
+	fs.BoolVar(&c.json, "json", false, "print as one JSON object")
 	if err := fs.parse(args, stdout); err != nil {
-		return err
+		return nil, err
 	}
-	level, err := parseLevel(c.logLevel)
-	if err != nil {
-		return err
+	var err error
+	if c.level, err = parseLevel(c.logLevel); err != nil {
+		return nil, err
 	}
-	logger := newLogger(stderr, level)
+	return c, nil
+}
+
+func (c *idCmd) run(_ context.Context, stdin io.Reader, stdout, stderr io.Writer) error {
+	logger := newLogger(stderr, c.level)
 	if err := c.resolveDataDir(); err != nil {
 		return err
 	}
@@ -27,7 +39,8 @@ func runID(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if asJSON {
+	warnDataDirMode(logger, c.dataDir)
+	if c.json {
 		b, err := json.Marshal(map[string]string{
 			"peer_id":     id.ID.String(),
 			"fingerprint": id.Fingerprint(),

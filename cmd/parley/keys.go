@@ -2,28 +2,38 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"path/filepath"
 
 	"github.com/parley-chat/parley/identity"
 	"github.com/parley-chat/parley/overlay"
 )
 
-// runKeygen is `parley keygen --swarm-key FILE`: it writes a new random
-// swarm key (mode 0600) and never overwrites a file.
-func runKeygen(args []string, stdout io.Writer) error {
-	var path string
+// keygenCmd is a parsed `parley keygen` command line.
+type keygenCmd struct{ path string }
+
+func parseKeygen(args []string, stdout io.Writer) (*keygenCmd, error) {
+	c := &keygenCmd{}
 	flags := newFlagSet("keygen")
-	flags.StringVar(&path, "swarm-key", "", "write a new private-network swarm key to `FILE` (mode 0600; an existing file is never replaced)")
+	flags.StringVar(&c.path, "swarm-key", "", "write a new private-network swarm key to `FILE` (mode 0600; an existing file is never replaced)")
 	if err := flags.parse(args, stdout); err != nil {
-		return err
+		return nil, err
 	}
-	if path == "" {
-		return usageError{errors.New("nothing to generate: use parley keygen --swarm-key FILE")}
+	if c.path == "" {
+		return nil, usageError{errors.New("nothing to generate: use parley keygen --swarm-key FILE")}
 	}
+	return c, nil
+}
+
+// run is `parley keygen --swarm-key FILE`: it writes a new random swarm
+// key (mode 0600) and never overwrites a file.
+func (c *keygenCmd) run(_ context.Context, _ io.Reader, stdout, _ io.Writer) error {
+	path := c.path
 	if err := overlay.WriteSwarmKey(path); err != nil {
 		if errors.Is(err, fs.ErrExist) {
 			return fmt.Errorf("%s already exists; it was left as it is (remove it first to make a new key)", path)
@@ -42,40 +52,55 @@ type keySettings struct {
 	newPassFile string
 }
 
-// runKey is `parley key encrypt|decrypt|passphrase`: it converts the
-// identity key file in the data dir in place.
-func runKey(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+// keyCmd is a parsed `parley key encrypt|decrypt|passphrase` command
+// line.
+type keyCmd struct {
+	keySettings
+	action string
+	level  slog.Level
+}
+
+func parseKey(args []string, stdout io.Writer) (*keyCmd, error) {
 	if len(args) == 0 || len(args[0]) == 0 || args[0][0] == '-' {
-		return usageError{errors.New("use parley key encrypt, parley key decrypt or parley key passphrase")}
+		return nil, usageError{errors.New("use parley key encrypt, parley key decrypt or parley key passphrase")}
 	}
-	action, args := args[0], args[1:]
-	var s keySettings
-	flags := newFlagSet("key " + action)
-	s.register(flags)
-	if action == "passphrase" {
-		flags.StringVar(&s.newPassFile, "new-key-passphrase-file", "", "read the new passphrase from `FILE` (default: ask twice on the terminal)")
-	}
-	if err := flags.parse(args, stdout); err != nil {
-		return err
-	}
-	level, err := parseLevel(s.logLevel)
-	if err != nil {
-		return err
-	}
-	logger := newLogger(stderr, level)
-	if err := s.resolveDataDir(); err != nil {
-		return err
-	}
-	pass := s.passphrases(stdin, stderr, logger)
-	switch action {
-	case "encrypt":
-		return keyEncrypt(s.dataDir, pass, stdout)
-	case "passphrase":
-		return keyChangePassphrase(s.dataDir, pass, s.newPassFile, stdout)
-	case "decrypt":
-		return keyDecrypt(s.dataDir, pass, stdout)
+	c := &keyCmd{action: args[0]}
+	switch c.action {
+	case "encrypt", "decrypt", "passphrase":
 	default:
-		return usageError{fmt.Errorf("unknown key action %q: use encrypt, decrypt or passphrase", action)}
+		return nil, usageError{fmt.Errorf("unknown key action %q: use encrypt, decrypt or passphrase", c.action)}
+	}
+	flags := newFlagSet("key " + c.action)
+	c.register(flags)
+	if c.action == "passphrase" {
+		flags.StringVar(&c.newPassFile, "new-key-passphrase-file", "", "read the new passphrase from `FILE` (default: ask twice on the terminal)")
+	}
+	if err := flags.parse(args[1:], stdout); err != nil {
+		return nil, err
+	}
+	var err error
+	if c.level, err = parseLevel(c.logLevel); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// run is `parley key encrypt|decrypt|passphrase`: it converts the
+// identity key file in the data dir in place.
+func (c *keyCmd) run(_ context.Context, stdin io.Reader, stdout, stderr io.Writer) error {
+	logger := newLogger(stderr, c.level)
+	if err := c.resolveDataDir(); err != nil {
+		return err
+	}
+	warnDataDirMode(logger, c.dataDir)
+	pass := c.passphrases(stdin, stderr, logger)
+	switch c.action {
+	case "encrypt":
+		return keyEncrypt(c.dataDir, pass, stdout)
+	case "passphrase":
+		return keyChangePassphrase(c.dataDir, pass, c.newPassFile, stdout)
+	default:
+		return keyDecrypt(c.dataDir, pass, stdout)
 	}
 }
 

@@ -49,33 +49,7 @@ func main() {
 
 // run is main without the process: it returns the exit code.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	sub := "chat"
-	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
-		sub, args = args[0], args[1:]
-	}
-	var err error
-	switch sub {
-	case "chat":
-		err = runChat(ctx, args, stdin, stdout, stderr)
-	case "serve":
-		err = runServe(ctx, args, stdin, stdout, stderr)
-	case "send":
-		err = runSend(ctx, args, stdin, stdout, stderr)
-	case "id":
-		err = runID(args, stdin, stdout, stderr)
-	case "key":
-		err = runKey(args, stdin, stdout, stderr)
-	case "keygen":
-		err = runKeygen(args, stdout)
-	case "bench":
-		err = runBench(ctx, args, stdout, stderr)
-	case "version":
-		_, err = fmt.Fprintf(stdout, "parley %s\n", version)
-	case "help":
-		printUsage(stdout)
-	default:
-		err = usageError{fmt.Errorf("unknown command %q; run 'parley help' for the list", sub)}
-	}
+	err := runArgs(ctx, args, stdin, stdout, stderr)
 	switch {
 	case err == nil:
 		return exitOK
@@ -89,6 +63,77 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		}
 		return exitFailure
 	}
+}
+
+// runArgs parses the command line and runs the command. A permission
+// error on the data dir says what to do about it.
+func runArgs(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	cmd, err := parseCommandLine(args, stdout)
+	if err != nil {
+		return err
+	}
+	err = cmd.run(ctx, stdin, stdout, stderr)
+	if d, ok := cmd.(dataDirUser); ok {
+		err = explainDataDir(d.usedDataDir(), err)
+	}
+	return err
+}
+
+// command is a parsed command line, ready to run.
+type command interface {
+	run(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer) error
+}
+
+// commandFunc is a command without flags.
+type commandFunc func(stdout io.Writer) error
+
+func (f commandFunc) run(_ context.Context, _ io.Reader, stdout, _ io.Writer) error { return f(stdout) }
+
+// parseCommandLine picks the subcommand (chat by default) and parses its
+// flags and arguments. It runs nothing: no node, no key, no file written,
+// beyond the usage text that -h prints to stdout.
+func parseCommandLine(args []string, stdout io.Writer) (command, error) {
+	sub := "chat"
+	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
+		sub, args = args[0], args[1:]
+	}
+	switch sub {
+	case "chat":
+		return asCommand(parseChat(args, stdout))
+	case "serve":
+		return asCommand(parseServe(args, stdout))
+	case "send":
+		return asCommand(parseSend(args, stdout))
+	case "id":
+		return asCommand(parseID(args, stdout))
+	case "key":
+		return asCommand(parseKey(args, stdout))
+	case "keygen":
+		return asCommand(parseKeygen(args, stdout))
+	case "bench":
+		return asCommand(parseBench(args, stdout))
+	case "version":
+		return commandFunc(func(stdout io.Writer) error {
+			_, err := fmt.Fprintf(stdout, "parley %s\n", version)
+			return err
+		}), nil
+	case "help":
+		return commandFunc(func(stdout io.Writer) error {
+			printUsage(stdout)
+			return nil
+		}), nil
+	default:
+		return nil, usageError{fmt.Errorf("unknown command %q; run 'parley help' for the list", sub)}
+	}
+}
+
+// asCommand turns the result of a parseXxx function into a command (and
+// never a non-nil interface holding a nil pointer).
+func asCommand[C command](c C, err error) (command, error) {
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
 }
 
 func printUsage(w io.Writer) {

@@ -19,24 +19,35 @@ import (
 // sendConnectTimeout bounds reaching the recipient of parley send.
 const sendConnectTimeout = 60 * time.Second
 
-// runSend is `parley send --to PEER PATH`: start a node, offer one file,
+// sendCmd is a parsed `parley send` command line.
+type sendCmd struct {
+	chatSettings
+	fs   *flagSet
+	to   string
+	path string
+}
+
+func parseSend(args []string, stdout io.Writer) (*sendCmd, error) {
+	c := &sendCmd{fs: newFlagSet("send")}
+	c.fs.maxArgs = 1
+	c.register(c.fs)
+	c.fs.StringVar(&c.to, "to", "", "recipient: `MULTIADDR/p2p/ID`, a peer ID, or a known nick")
+	if err := c.fs.parse(args, stdout); err != nil {
+		return nil, err
+	}
+	if c.to == "" || c.fs.NArg() != 1 {
+		return nil, usageError{errors.New("usage: parley send [flags] --to PEER PATH")}
+	}
+	c.path = c.fs.Arg(0)
+	return c, nil
+}
+
+// run is `parley send --to PEER PATH`: start a node, offer one file,
 // wait until the recipient has verified it (exit 0) or the transfer
 // failed, was rejected or cancelled (exit 1). Events go to stdout as in
 // chat (--json for JSON lines).
-func runSend(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
-	var s chatSettings
-	var to string
-	fs := newFlagSet("send")
-	fs.maxArgs = 1
-	s.register(fs)
-	fs.StringVar(&to, "to", "", "recipient: `MULTIADDR/p2p/ID`, a peer ID, or a known nick")
-	if err := fs.parse(args, stdout); err != nil {
-		return err
-	}
-	if to == "" || fs.NArg() != 1 {
-		return usageError{errors.New("usage: parley send [flags] --to PEER PATH")}
-	}
-	path := fs.Arg(0)
+func (c *sendCmd) run(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer) error {
+	s, fs, to, path := &c.chatSettings, c.fs, c.to, c.path
 	if err := s.resolveDataDir(); err != nil {
 		return err
 	}

@@ -153,13 +153,28 @@ func checkMetricsAddr(addr string, allowRemote bool) error {
 	return nil
 }
 
-func runServe(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
-	var s serveSettings
-	fs := newFlagSet("serve")
-	s.register(fs)
-	if err := fs.parse(args, stdout); err != nil {
-		return err
+// serveCmd is a parsed `parley serve` command line.
+type serveCmd struct {
+	serveSettings
+	fs *flagSet
+}
+
+func parseServe(args []string, stdout io.Writer) (*serveCmd, error) {
+	c := &serveCmd{fs: newFlagSet("serve")}
+	c.register(c.fs)
+	if err := c.fs.parse(args, stdout); err != nil {
+		return nil, err
 	}
+	if c.metrics != "" {
+		if err := checkMetricsAddr(c.metrics, c.metricsPublic); err != nil {
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+func (c *serveCmd) run(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer) error {
+	s, fs := &c.serveSettings, c.fs
 	if err := s.resolveServeDataDir(); err != nil {
 		return err
 	}
@@ -170,11 +185,6 @@ func runServe(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	ocfg, err := s.overlayConfig()
 	if err != nil {
 		return err
-	}
-	if s.metrics != "" {
-		if err := checkMetricsAddr(s.metrics, s.metricsPublic); err != nil {
-			return err
-		}
 	}
 	st, err := store.Open(s.dataDir, serveStoreLockWait)
 	if err != nil {

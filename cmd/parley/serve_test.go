@@ -93,7 +93,7 @@ func TestServe(t *testing.T) {
 	var stderr strings.Builder
 	done := make(chan error, 1)
 	go func() {
-		done <- runServe(ctx, []string{"--data-dir", t.TempDir(), "--listen", "/ip4/127.0.0.1/tcp/0", "--json", "--metrics", metrics}, nil, outW, &stderr)
+		done <- runArgs(ctx, []string{"serve", "--data-dir", t.TempDir(), "--listen", "/ip4/127.0.0.1/tcp/0", "--json", "--metrics", metrics}, nil, outW, &stderr)
 		_ = outW.Close()
 	}()
 	lines := make(chan map[string]any, 64)

@@ -64,6 +64,7 @@ func (c *common) prepare(fs *flagSet, applyFile func(*flagSet, config.File), std
 		return nil, nil, err
 	}
 	logger := newLogger(logOut, level)
+	warnDataDirMode(logger, c.dataDir)
 	id, err := loadIdentity(c.dataDir, c.passphrases(stdin, stderr, logger), logger)
 	if err != nil {
 		return nil, nil, err
