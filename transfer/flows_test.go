@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -15,6 +16,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	bolt "go.etcd.io/bbolt"
 
 	"github.com/parley-chat/parley/events"
 	"github.com/parley-chat/parley/internal/testnet"
@@ -510,5 +512,65 @@ func TestLookupErrors(t *testing.T) {
 	}
 	if err := b.svc.Fetch(ctxT(t), "0000"); !errors.Is(err, ErrNotFound) {
 		t.Errorf("fetch = %v", err)
+	}
+}
+
+// Announced shares survive restarts of both ends: the fetcher remembers
+// the announcement, the sharer keeps serving the file.
+func TestShareFetchedAfterRestarts(t *testing.T) {
+	a, b := newNode(t), newNode(t)
+	testnet.Connect(t, a.h, b.h)
+	path, data := writeFile(t, t.TempDir(), "notes.txt", 3*MinChunkSize+5)
+	sh, err := a.svc.Share(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.svc.AddRemoteShare("team", a.h.ID(), sh); err != nil {
+		t.Fatal(err)
+	}
+	a.stop()
+	b.stop()
+	a.start()
+	b.start()
+	testnet.Connect(t, a.h, b.h)
+	if err := b.svc.Fetch(ctxT(t), sh.ID[:8]); err != nil {
+		t.Fatalf("fetch after restart: %v", err)
+	}
+	res, err := b.svc.Wait(ctxT(t), sh.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(res.Path); string(got) != string(data) || res.Hash != sh.Hash {
+		t.Fatal("fetched file differs")
+	}
+}
+
+// Only the most recent maxRemoteShares announcements are kept, in memory
+// and in the store.
+func TestRemoteSharesBounded(t *testing.T) {
+	a := newNode(t)
+	from := testnet.NewHost(t).ID()
+	ids := make([]string, maxRemoteShares+3)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("%032x", i+1)
+		sh := Share{ID: ids[i], Name: fmt.Sprintf("f%d", i), Size: 1, Hash: strings.Repeat("ab", HashSize)}
+		if err := a.svc.AddRemoteShare("team", from, sh); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a.stop()
+	a.start()
+	for i, id := range ids {
+		_, err := a.svc.findRemote(id)
+		if kept := i >= 3; kept != (err == nil) {
+			t.Fatalf("share %d: kept=%v, err=%v", i, kept, err)
+		}
+	}
+	var stored int
+	if err := a.db.View(func(tx *bolt.Tx) error { stored = tx.Bucket(bucketRemote).Stats().KeyN; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if stored != maxRemoteShares {
+		t.Fatalf("%d announcements stored, want %d", stored, maxRemoteShares)
 	}
 }

@@ -19,7 +19,6 @@ import (
 
 	"github.com/parley-chat/parley/events"
 	"github.com/parley-chat/parley/transfer/pb"
-	"github.com/parley-chat/parley/transfer/safename"
 )
 
 // Offer hashes the file at path and offers it to peer to. It returns the
@@ -197,38 +196,29 @@ func (s *Service) drop(t *transfer) {
 }
 
 // AddRemoteShare remembers a share announced by from in room, so that
-// Fetch can pull it, and reports it as a file_offer with the room. Shares
-// that are malformed or over MaxFileSize are refused with an error. The
-// most recent 1024 announcements are kept.
+// Fetch can pull it (also after a restart: announcements are stored), and
+// reports it as a file_offer with the room. Shares that are malformed or
+// over MaxFileSize are refused with an error. The most recent 1024
+// announcements are kept.
 func (s *Service) AddRemoteShare(room string, from peer.ID, sh Share) error {
-	raw, err := hex.DecodeString(sh.ID)
-	if err != nil || len(raw) != idLen {
-		return fmt.Errorf("%w: share id %q", ErrProtocol, sh.ID)
-	}
-	hash, err := hex.DecodeString(sh.Hash)
-	if err != nil || len(hash) != HashSize {
-		return fmt.Errorf("%w: share hash", ErrProtocol)
-	}
-	if sh.Size < 0 || sh.Size > s.cfg.MaxFileSize {
-		return fmt.Errorf("%w: share of %d bytes (limit %d)", ErrTooLarge, sh.Size, s.cfg.MaxFileSize)
-	}
-	name, err := safename.Sanitize(sh.Name)
+	rs, err := remoteRecord{ID: sh.ID, Name: sh.Name, Size: sh.Size, Hash: sh.Hash, From: from.String(), Room: room}.share(s.cfg.MaxFileSize)
 	if err != nil {
-		return fmt.Errorf("%w: %w", ErrBadName, err)
+		return err
 	}
-	rs := remoteShare{Share: Share{ID: hex.EncodeToString(raw), Name: name, Size: sh.Size, Hash: sh.Hash}, from: from, room: room}
-	copy(rs.hash[:], hash)
+	var dropped []string
 	s.mu.Lock()
 	if _, known := s.remote[rs.ID]; !known {
 		s.remoteOrder = append(s.remoteOrder, rs.ID)
 	}
 	s.remote[rs.ID] = rs
 	for len(s.remoteOrder) > maxRemoteShares {
+		dropped = append(dropped, s.remoteOrder[0])
 		delete(s.remote, s.remoteOrder[0])
 		s.remoteOrder = s.remoteOrder[1:]
 	}
 	s.mu.Unlock()
-	s.emit.Emit(events.FileOffer{TransferID: rs.ID, From: from.String(), Name: name, Size: sh.Size, Room: room})
+	s.saveRemote(rs, dropped)
+	s.emit.Emit(events.FileOffer{TransferID: rs.ID, From: from.String(), Name: rs.Name, Size: sh.Size, Room: room})
 	return nil
 }
 

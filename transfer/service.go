@@ -128,6 +128,11 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 		_ = root.Close()
 		return nil, err
 	}
+	if err := s.loadRemotes(); err != nil {
+		cancel()
+		_ = root.Close()
+		return nil, err
+	}
 	for _, t := range loaded {
 		if t.dir == Receive && (t.state == StateActive || t.state == StateQueued) {
 			t.state = StateWaiting

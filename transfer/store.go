@@ -49,7 +49,7 @@ type record struct {
 
 func initBuckets(db *bolt.DB) error {
 	err := db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketRecords, bucketManifests, bucketBitmaps} {
+		for _, b := range [][]byte{bucketRecords, bucketManifests, bucketBitmaps, bucketRemote} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
