@@ -77,9 +77,10 @@ type Config struct {
 	// HistoryLimit is the number of messages kept per room; older ones are
 	// deleted. Default 10000.
 	HistoryLimit int
-	// ReplayLimit bounds the number of remembered (author, message ID)
-	// pairs. When it is reached, new messages are ignored until old records
-	// expire. Default 200000.
+	// ReplayLimit bounds, per room topic, the remembered (author, message
+	// ID) pairs and the per-author rate-limit buckets. When a room reaches
+	// it, its new messages are ignored until old records expire; other
+	// rooms go on. Default 200000.
 	ReplayLimit int
 	// PruneInterval is how often expired replay records and idle rate
 	// limiters are dropped. Default 1m.

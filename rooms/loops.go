@@ -51,7 +51,7 @@ func (s *Service) deliver(r *room, in *incoming, now time.Time) {
 		}
 	}
 	err := s.cfg.DB.Update(func(tx *bolt.Tx) error {
-		if err := putReplay(tx, replayKey{author: in.author, id: env.id}, s.replayExpiry(*env)); err != nil {
+		if err := putReplay(tx, replayKey{author: in.author, id: env.id}, r.topicName, s.replayExpiry(*env)); err != nil {
 			return err
 		}
 		if rec != nil {

@@ -13,11 +13,12 @@ import (
 // replies never use up a member's chat allowance. A bucket is created for an author's first message that passes every other check and
 // dropped once it has refilled completely.
 type limiters struct {
-	mu    sync.Mutex
-	m     map[limiterKey]*rate.Limiter // guarded by mu
-	limit rate.Limit
-	burst int
-	max   int // bound on len(m); a new author past it is refused
+	mu     sync.Mutex
+	m      map[limiterKey]*rate.Limiter // guarded by mu
+	counts map[string]int               // buckets per topic; guarded by mu
+	limit  rate.Limit
+	burst  int
+	max    int // bound on the buckets of one topic; a new author past it is refused there
 }
 
 type limiterKey struct {
@@ -27,7 +28,7 @@ type limiterKey struct {
 }
 
 func newLimiters(limit rate.Limit, burst, max int) *limiters {
-	return &limiters{m: make(map[limiterKey]*rate.Limiter), limit: limit, burst: burst, max: max}
+	return &limiters{m: make(map[limiterKey]*rate.Limiter), counts: make(map[string]int), limit: limit, burst: burst, max: max}
 }
 
 // allow takes one token from the author's bucket in topic.
@@ -37,14 +38,15 @@ func (l *limiters) allow(topic string, author peer.ID, presence bool, now time.T
 	k := limiterKey{topic, author, presence}
 	lim, ok := l.m[k]
 	if !ok {
-		if len(l.m) >= l.max {
+		if l.counts[topic] >= l.max {
 			l.pruneLocked(now)
-			if len(l.m) >= l.max {
+			if l.counts[topic] >= l.max {
 				return false
 			}
 		}
 		lim = rate.NewLimiter(l.limit, l.burst)
 		l.m[k] = lim
+		l.counts[topic]++
 	}
 	return lim.AllowN(now, 1)
 }
@@ -60,6 +62,9 @@ func (l *limiters) pruneLocked(now time.Time) {
 	for k, lim := range l.m {
 		if lim.TokensAt(now) >= float64(l.burst) {
 			delete(l.m, k)
+			if l.counts[k.topic]--; l.counts[k.topic] <= 0 {
+				delete(l.counts, k.topic)
+			}
 		}
 	}
 }

@@ -24,14 +24,26 @@ type replayKey struct {
 // and "remembered" commit together) and loaded again at start. A record is
 // kept until sent_at + MaxClockSkew + replayMargin: after that the message
 // would fail the clock check anyway.
+//
+// The bound is per room topic: a flood of valid messages from many authors
+// in one room fills that room's records only, and the other rooms,
+// private ones included, go on. A pair is still unique across topics (a
+// GossipSub signature covers the topic, so a message cannot be moved to
+// another one anyway).
 type replayGuard struct {
 	mu    sync.Mutex
-	seen  map[replayKey]int64 // expiry, Unix ms; guarded by mu
-	limit int
+	seen  map[replayKey]replayRecord // guarded by mu
+	count map[string]int             // records per topic; guarded by mu
+	limit int                        // per topic
+}
+
+type replayRecord struct {
+	expiry int64 // Unix ms
+	topic  string
 }
 
 func newReplayGuard(limit int) *replayGuard {
-	return &replayGuard{seen: make(map[replayKey]int64), limit: limit}
+	return &replayGuard{seen: make(map[replayKey]replayRecord), count: make(map[string]int), limit: limit}
 }
 
 // has reports whether k was seen.
@@ -42,30 +54,38 @@ func (g *replayGuard) has(k replayKey) bool {
 	return ok
 }
 
-// mark records k until expiry. It fails with reasonReplay when k is already
-// recorded (a concurrent duplicate) and with reasonReplayFull when the
-// guard holds limit records that have not expired.
-func (g *replayGuard) mark(k replayKey, expiry, now time.Time) (ok bool, reason string) {
+// mark records k, seen on topic, until expiry. It fails with reasonReplay
+// when k is already recorded (a concurrent duplicate) and with
+// reasonReplayFull when topic holds limit records that have not expired.
+func (g *replayGuard) mark(k replayKey, topic string, expiry, now time.Time) (ok bool, reason string) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if _, dup := g.seen[k]; dup {
 		return false, reasonReplay
 	}
-	if len(g.seen) >= g.limit {
+	if g.count[topic] >= g.limit {
 		g.pruneLocked(now.UnixMilli())
-		if len(g.seen) >= g.limit {
+		if g.count[topic] >= g.limit {
 			return false, reasonReplayFull
 		}
 	}
-	g.seen[k] = expiry.UnixMilli()
+	g.add(k, replayRecord{expiry: expiry.UnixMilli(), topic: topic})
 	return true, ""
 }
 
 // load adds a record read from the store.
-func (g *replayGuard) load(k replayKey, expiryMs int64) {
+func (g *replayGuard) load(k replayKey, topic string, expiryMs int64) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	g.seen[k] = expiryMs
+	if _, dup := g.seen[k]; !dup {
+		g.add(k, replayRecord{expiry: expiryMs, topic: topic})
+	}
+}
+
+// add records k; g.mu is held and k is new.
+func (g *replayGuard) add(k replayKey, r replayRecord) {
+	g.seen[k] = r
+	g.count[r.topic]++
 }
 
 // prune forgets expired records and returns how many remain.
@@ -77,9 +97,12 @@ func (g *replayGuard) prune(now time.Time) int {
 }
 
 func (g *replayGuard) pruneLocked(nowMs int64) {
-	for k, exp := range g.seen {
-		if exp < nowMs {
+	for k, r := range g.seen {
+		if r.expiry < nowMs {
 			delete(g.seen, k)
+			if g.count[r.topic]--; g.count[r.topic] <= 0 {
+				delete(g.count, r.topic)
+			}
 		}
 	}
 }

@@ -93,10 +93,15 @@ func replayStoreKey(k replayKey) []byte {
 	return append(b, k.author...)
 }
 
-func putReplay(tx *bolt.Tx, k replayKey, expiry time.Time) error {
-	var v [8]byte
-	binary.BigEndian.PutUint64(v[:], uint64(expiry.UnixMilli()))
-	if err := tx.Bucket(bucketReplay).Put(replayStoreKey(k), v[:]); err != nil {
+// putReplay stores a replay record: the value is the expiry (8 bytes,
+// big-endian Unix ms) followed by the topic it was seen on (records
+// written before the topic was kept have none, and count as a topic of
+// their own until they expire).
+func putReplay(tx *bolt.Tx, k replayKey, topic string, expiry time.Time) error {
+	v := make([]byte, 8, 8+len(topic))
+	binary.BigEndian.PutUint64(v, uint64(expiry.UnixMilli())) // #nosec G115 -- a time after 1970
+	v = append(v, topic...)
+	if err := tx.Bucket(bucketReplay).Put(replayStoreKey(k), v); err != nil {
 		return fmt.Errorf("store replay record: %w", err)
 	}
 	return nil
@@ -108,13 +113,13 @@ func loadReplay(db *bolt.DB, g *replayGuard, now time.Time) error {
 	var expired [][]byte
 	err := db.View(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketReplay).ForEach(func(k, v []byte) error {
-			if len(k) <= idSize || len(v) != 8 {
+			if len(k) <= idSize || len(v) < 8 {
 				expired = append(expired, append([]byte(nil), k...))
 				return nil
 			}
 			// #nosec G115 -- a value above MaxInt64 becomes negative and
 			// is treated as expired and dropped: the safe outcome.
-			exp := int64(binary.BigEndian.Uint64(v))
+			exp := int64(binary.BigEndian.Uint64(v[:8]))
 			if exp < nowMs {
 				expired = append(expired, append([]byte(nil), k...))
 				return nil
@@ -122,7 +127,7 @@ func loadReplay(db *bolt.DB, g *replayGuard, now time.Time) error {
 			var rk replayKey
 			copy(rk.id[:], k[:idSize])
 			rk.author = peer.ID(k[idSize:])
-			g.load(rk, exp)
+			g.load(rk, string(v[8:]), exp)
 			return nil
 		})
 	})
@@ -139,7 +144,7 @@ func pruneReplayStore(db *bolt.DB, now time.Time) error {
 	err := db.View(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketReplay).ForEach(func(k, v []byte) error {
 			// #nosec G115 -- a value above MaxInt64 becomes negative: expired.
-			if len(v) != 8 || int64(binary.BigEndian.Uint64(v)) < nowMs {
+			if len(v) < 8 || int64(binary.BigEndian.Uint64(v[:8])) < nowMs {
 				expired = append(expired, append([]byte(nil), k...))
 			}
 			return nil

@@ -76,7 +76,7 @@ func (s *Service) validate(r *room, msg *pubsub.Message, out *outgoing) verdict 
 	if !s.limits.allow(r.topicName, author, env.kind == pb.Kind_KIND_PRESENCE, now) {
 		return ignore(reasonRate)
 	}
-	if ok, reason := s.replay.mark(k, s.replayExpiry(env), now); !ok {
+	if ok, reason := s.replay.mark(k, r.topicName, s.replayExpiry(env), now); !ok {
 		return ignore(reason)
 	}
 	msg.ValidatorData = &incoming{env: env, author: author}
