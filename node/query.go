@@ -13,6 +13,7 @@ import (
 	"github.com/parley-chat/parley/identity"
 	"github.com/parley-chat/parley/internal/safetext"
 	"github.com/parley-chat/parley/overlay"
+	"github.com/parley-chat/parley/transfer"
 	"github.com/parley-chat/parley/trust"
 )
 
@@ -225,4 +226,12 @@ func (n *Node) Commands() []CommandInfo {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out
+}
+
+// Transfers lists the file transfers the node knows, as /transfers does.
+func (n *Node) Transfers() []transfer.Info {
+	if n.transfer == nil {
+		return nil
+	}
+	return n.transfer.List()
 }

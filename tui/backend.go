@@ -23,4 +23,7 @@ type Backend interface {
 	Commands() []node.CommandInfo
 }
 
-var _ Backend = (*node.Node)(nil)
+var (
+	_ Backend        = (*node.Node)(nil)
+	_ TransferLister = (*node.Node)(nil)
+)

@@ -348,7 +348,7 @@ func (m *Model) xferRow(x *xfer, w int) string {
 	barW := min(30, max(5, w/4))
 	filled := barW * pct / 100
 	bar := "[" + m.st.Bar.Render(strings.Repeat("#", filled)) + strings.Repeat("-", barW-filled) + "]"
-	nameW := max(4, w-3-barW-2-ansi.StringWidth(tail)-1)
+	nameW := min(48, max(4, w-3-barW-2-ansi.StringWidth(tail)-1))
 	name := x.name + " · " + m.peerLabel(x.peer)
 	return fit(" "+arrow+" "+fit(cut(name, nameW), nameW)+" "+bar+tail, w)
 }

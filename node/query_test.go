@@ -1,0 +1,97 @@
+package node
+
+import (
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/parley-chat/parley/events"
+	"github.com/parley-chat/parley/identity"
+	"github.com/parley-chat/parley/overlay"
+)
+
+// waitFor polls cond (state that no event announces directly) for at most
+// d.
+func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("no %s within %v", what, d)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestQueryAccessors(t *testing.T) {
+	a, sa := newNode(t)
+	b, _ := newNode(t)
+	if err := b.SetNick("bob"); err != nil {
+		t.Fatal(err)
+	}
+	addr := overlay.P2PAddrs(b.Host().AddrInfo())[0]
+	if e, failed := errorOf(exec(t, a, sa, "/connect "+addr)); failed {
+		t.Fatalf("/connect: %v", e)
+	}
+	idB := b.Host().ID().String()
+	waitFor(t, 10*time.Second, "b in the peer table", func() bool { return a.Status().Peers == 1 })
+
+	st := a.Status()
+	if st.PeerID != a.Host().ID().String() || st.Nick != "tester" || st.Fingerprint != identity.Fingerprint(a.Host().ID()) ||
+		st.Current != DefaultRoom || st.Peers != 1 {
+		t.Fatalf("Status %+v", st)
+	}
+	if rs := a.RoomList(); len(rs) != 1 || rs[0].Room != DefaultRoom || !rs[0].Current {
+		t.Fatalf("RoomList %+v", rs)
+	}
+	if ms, err := a.Members(DefaultRoom); err != nil || len(ms) == 0 || !ms[0].Self {
+		t.Fatalf("Members %+v, %v", ms, err)
+	}
+	if _, err := a.Members("nowhere"); err == nil {
+		t.Fatal("Members of a room not joined")
+	}
+	if h, err := a.RoomHistory(DefaultRoom, 10); err != nil || len(h) != 0 {
+		t.Fatalf("RoomHistory %v, %v", h, err)
+	}
+
+	// A private message makes b's nick known and leaves an outgoing entry.
+	if e, failed := errorOf(exec(t, a, sa, "/msg "+idB+" hello")); failed {
+		t.Fatalf("/msg: %v", e)
+	}
+	waitFor(t, 10*time.Second, "delivered message", func() bool {
+		h, err := a.DMHistory(idB, 10)
+		return err == nil && len(h) == 1 && h[0].Outgoing && h[0].State == events.DMDelivered && h[0].Text == "hello"
+	})
+	waitFor(t, 10*time.Second, "b's nick in the peer list", func() bool {
+		ps := a.PeerList()
+		return len(ps) == 1 && ps[0].Nick == "bob"
+	})
+	p := a.PeerList()[0]
+	if p.PeerID != idB || !p.Online || p.Path != "lan" || p.Trusted || p.Conflict || p.NickShared ||
+		p.Fingerprint != identity.ShortFingerprint(b.Host().ID()) {
+		t.Fatalf("PeerList %+v", p)
+	}
+	exec(t, a, sa, "/trust "+idB)
+	if v, err := a.Peer(idB); err != nil || !v.Trusted || v.Nick != "bob" || !v.Online {
+		t.Fatalf("Peer %+v, %v", v, err)
+	}
+	if _, err := a.Peer("not-a-peer-id"); err == nil {
+		t.Fatal("Peer accepted a bad ID")
+	}
+	if _, err := a.DMHistory("not-a-peer-id", 1); err == nil {
+		t.Fatal("DMHistory accepted a bad ID")
+	}
+
+	cs := a.Commands()
+	if !slices.IsSortedFunc(cs, func(x, y CommandInfo) int { return strings.Compare(x.Name, y.Name) }) {
+		t.Fatal("Commands not sorted")
+	}
+	i := slices.IndexFunc(cs, func(c CommandInfo) bool { return c.Name == "joinpass" })
+	if i < 0 || !cs[i].Secret || cs[i].Usage == "" {
+		t.Fatalf("joinpass in Commands: %+v", cs)
+	}
+	if ts := a.Transfers(); len(ts) != 0 {
+		t.Fatalf("Transfers %+v", ts)
+	}
+}
