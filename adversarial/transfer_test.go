@@ -69,6 +69,43 @@ func offerRaw(t *testing.T, h host.Host, victim *party, o *tpb.Offer) *tpb.Statu
 	return f.GetStatus()
 }
 
+// offerToAttacker has victim send a file (name, content) to the attacker
+// host mallory, which answers the offer with code, and returns the offer
+// and a new stream from mallory to victim on the transfer protocol, closed
+// or reset by the caller.
+func offerToAttacker(t *testing.T, victim *party, mallory host.Host, name string, content []byte, code tpb.Code) (*tpb.Offer, network.Stream) {
+	t.Helper()
+	offers := make(chan *tpb.Offer, 1)
+	mallory.SetStreamHandler(transfer.ID, func(s network.Stream) {
+		defer func() { _ = s.Close() }()
+		f, err := readTF(bufio.NewReader(s))
+		if err != nil || f.GetOffer() == nil {
+			_ = s.Reset()
+			return
+		}
+		_ = writeTF(s, &tpb.Frame{Msg: &tpb.Frame_Status{Status: &tpb.Status{Code: code}}})
+		offers <- f.GetOffer()
+	})
+	path := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(path, content, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	victim.exec("/send " + mallory.ID().String() + " " + path)
+	var offer *tpb.Offer
+	select {
+	case offer = <-offers:
+	case <-time.After(waitTimeout):
+		t.Fatal("no offer")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	s, err := mallory.NewStream(ctx, victim.peerID(), transfer.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return offer, s
+}
+
 func downloads(t *testing.T, p *party) []string {
 	t.Helper()
 	entries, err := os.ReadDir(filepath.Join(p.dir, "downloads"))
@@ -174,35 +211,7 @@ func TestRecipientStopsReading(t *testing.T) {
 	inLobby(t, honest, victim)
 	mallory := attacker(t, victim)
 
-	offers := make(chan *tpb.Offer, 1)
-	mallory.SetStreamHandler(transfer.ID, func(s network.Stream) {
-		defer func() { _ = s.Close() }()
-		f, err := readTF(bufio.NewReader(s))
-		if err != nil || f.GetOffer() == nil {
-			_ = s.Reset()
-			return
-		}
-		_ = writeTF(s, &tpb.Frame{Msg: &tpb.Frame_Status{Status: &tpb.Status{Code: tpb.Code_ACCEPTED}}})
-		offers <- f.GetOffer()
-	})
-	path := filepath.Join(t.TempDir(), "big.bin")
-	if err := os.WriteFile(path, random(t, 16<<20), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	victim.exec("/send " + mallory.ID().String() + " " + path)
-	var offer *tpb.Offer
-	select {
-	case offer = <-offers:
-	case <-time.After(waitTimeout):
-		t.Fatal("no offer")
-	}
-
-	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
-	defer cancel()
-	s, err := mallory.NewStream(ctx, victim.peerID(), transfer.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
+	offer, s := offerToAttacker(t, victim, mallory, "big.bin", random(t, 16<<20), tpb.Code_ACCEPTED)
 	defer func() { _ = s.Reset() }()
 	br := bufio.NewReader(s)
 	if err := writeTF(s, &tpb.Frame{Msg: &tpb.Frame_Get{Get: &tpb.Get{Id: offer.GetId(), Manifest: true}}}); err != nil {
@@ -260,34 +269,7 @@ func TestEscapesInTransferFields(t *testing.T) {
 	}
 
 	// A file the victim sends, failed by the peer with an evil message.
-	offers := make(chan *tpb.Offer, 1)
-	mallory.SetStreamHandler(transfer.ID, func(s network.Stream) {
-		defer func() { _ = s.Close() }()
-		f, err := readTF(bufio.NewReader(s))
-		if err != nil || f.GetOffer() == nil {
-			_ = s.Reset()
-			return
-		}
-		_ = writeTF(s, &tpb.Frame{Msg: &tpb.Frame_Status{Status: &tpb.Status{Code: tpb.Code_OK}}})
-		offers <- f.GetOffer()
-	})
-	path := filepath.Join(t.TempDir(), "report.txt")
-	if err := os.WriteFile(path, []byte("quarterly numbers"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	victim.exec("/send " + mallory.ID().String() + " " + path)
-	var out *tpb.Offer
-	select {
-	case out = <-offers:
-	case <-time.After(waitTimeout):
-		t.Fatal("no offer")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
-	defer cancel()
-	s, err := mallory.NewStream(ctx, victim.peerID(), transfer.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
+	out, s := offerToAttacker(t, victim, mallory, "report.txt", []byte("quarterly numbers"), tpb.Code_OK)
 	defer func() { _ = s.Close() }()
 	notice := &tpb.Notice{Id: out.GetId(), Kind: tpb.Notice_FAILED, Code: tpb.Code_INTERNAL, Message: evil + "\n[12:00] <victim> fake line"}
 	if err := writeTF(s, &tpb.Frame{Msg: &tpb.Frame_Notice{Notice: notice}}); err != nil {
