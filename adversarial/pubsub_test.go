@@ -17,6 +17,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/parley-chat/parley/events"
+	"github.com/parley-chat/parley/internal/testnet"
 	"github.com/parley-chat/parley/node"
 )
 
@@ -45,25 +46,8 @@ func joinTopic(t testing.TB, ps *pubsub.PubSub, topic string, want ...peer.ID) *
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = tp.Close() })
-	deadline := time.Now().Add(waitTimeout)
-	for _, p := range want {
-		for !contains(tp.ListPeers(), p) {
-			if time.Now().After(deadline) {
-				t.Fatalf("%s never appeared on %s", p, topic)
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-	}
+	testnet.WaitTopicPeers(t, tp, waitTimeout, want...)
 	return tp
-}
-
-func contains(ps []peer.ID, p peer.ID) bool {
-	for _, q := range ps {
-		if q == p {
-			return true
-		}
-	}
-	return false
 }
 
 // rpcStream opens a raw GossipSub stream from h to p.

@@ -287,12 +287,7 @@ func waitPeerOnTopic(t testing.TB, p peer.ID, room string, ns ...*tnode) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for !containsPeer(r.topic.ListPeers(), p) {
-			if time.Now().After(deadline) {
-				t.Fatalf("%s does not see %s on %s", n.id(), p, room)
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
+		testnet.WaitTopicPeers(t, r.topic, time.Until(deadline), p)
 	}
 }
 
@@ -304,25 +299,8 @@ func rawTopic(t testing.TB, n *tnode, topic string, peers ...peer.ID) *pubsub.To
 	if err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(waitTimeout)
-	for _, p := range peers {
-		for !containsPeer(tp.ListPeers(), p) {
-			if time.Now().After(deadline) {
-				t.Fatalf("peer %s never appeared on %s", p, topic)
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-	}
+	testnet.WaitTopicPeers(t, tp, waitTimeout, peers...)
 	return tp
-}
-
-func containsPeer(ps []peer.ID, p peer.ID) bool {
-	for _, q := range ps {
-		if q == p {
-			return true
-		}
-	}
-	return false
 }
 
 // injectRPC writes raw pubsub messages to peer "to" on a fresh GossipSub

@@ -5,10 +5,12 @@ package testnet
 
 import (
 	"context"
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/libp2p/go-libp2p"
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 )
@@ -65,5 +67,21 @@ func ConnectChain(t testing.TB, hs []host.Host) {
 	t.Helper()
 	for i := 0; i+1 < len(hs); i++ {
 		Connect(t, hs[i], hs[i+1])
+	}
+}
+
+// WaitTopicPeers waits, at most timeout, until GossipSub lists every one
+// of peers on topic tp (the peers it would send tp's messages to). It
+// polls: GossipSub has no event for a peer becoming listed.
+func WaitTopicPeers(t testing.TB, tp *pubsub.Topic, timeout time.Duration, peers ...peer.ID) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for _, p := range peers {
+		for !slices.Contains(tp.ListPeers(), p) {
+			if time.Now().After(deadline) {
+				t.Fatalf("peer %s never appeared on %s within %v", p, tp.String(), timeout)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
 	}
 }
