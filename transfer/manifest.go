@@ -15,9 +15,9 @@ import (
 )
 
 // Protocol limits on manifests. They bound what a recipient holds in memory
-// for one transfer: a few chunk buffers of at most MaxChunkSize (see
-// pipelineDepth) and a hash list of at most MaxChunks*HashSize bytes
-// (512 KiB).
+// for one transfer: the hash list, at most MaxChunks*HashSize bytes
+// (512 KiB), next to one receive buffer (recvBuf) whatever the chunk size.
+// A sender holds sendDepth buffers of a chunk each.
 const (
 	HashSize     = 32                       // BLAKE3-256
 	MinChunkSize = 16 << 10                 // 16 KiB
@@ -163,37 +163,54 @@ func chunkCV(data []byte, counter uint64, root bool) [HashSize]byte {
 const subtreeBuf = guts.MaxSIMD * guts.ChunkSize
 
 // subtreeNode returns the root node (not yet compressed) of the BLAKE3
-// subtree over p, which starts at chunk counter and is not empty. Adapted
-// from compressGroup in lukechampine.com/blake3/bao (MIT), without copying
-// full buffers.
+// subtree over p, which starts at chunk counter and is not empty.
 func subtreeNode(p []byte, counter uint64) guts.Node {
-	var stack [54 - guts.MaxSIMD][8]uint32
-	var sc uint64
-	push := func(cv [8]uint32) {
-		i := 0
-		for sc&(1<<i) != 0 {
-			cv = guts.ChainingValue(guts.ParentNode(stack[i], cv, &guts.IV, 0))
-			i++
-		}
-		stack[i] = cv
-		sc++
-	}
+	h := subtreeHasher{counter: counter}
 	for len(p) > subtreeBuf {
-		n := guts.CompressBuffer((*[subtreeBuf]byte)(p), subtreeBuf, &guts.IV, counter+sc*guts.MaxSIMD, 0)
-		push(guts.ChainingValue(n))
+		h.group((*[subtreeBuf]byte)(p))
 		p = p[subtreeBuf:]
 	}
+	return h.last(p)
+}
+
+// subtreeHasher hashes a BLAKE3 subtree that starts at chunk counter
+// incrementally, subtreeBuf bytes at a time, so that a chunk can be hashed
+// piece by piece as it arrives, while each piece is still in the CPU's
+// cache. Adapted from compressGroup in lukechampine.com/blake3/bao (MIT),
+// without copying full buffers.
+type subtreeHasher struct {
+	counter uint64
+	stack   [54 - guts.MaxSIMD][8]uint32
+	sc      uint64 // groups hashed
+}
+
+// group hashes the next subtreeBuf bytes, which are not the subtree's
+// last.
+func (h *subtreeHasher) group(p *[subtreeBuf]byte) {
+	cv := guts.ChainingValue(guts.CompressBuffer(p, subtreeBuf, &guts.IV, h.counter+h.sc*guts.MaxSIMD, 0))
+	i := 0
+	for h.sc&(1<<i) != 0 {
+		cv = guts.ChainingValue(guts.ParentNode(h.stack[i], cv, &guts.IV, 0))
+		i++
+	}
+	h.stack[i] = cv
+	h.sc++
+}
+
+// last takes the subtree's last 1 to subtreeBuf bytes and returns its root
+// node (not yet compressed).
+func (h *subtreeHasher) last(p []byte) guts.Node {
 	var n guts.Node
 	if len(p) == subtreeBuf {
-		n = guts.CompressBuffer((*[subtreeBuf]byte)(p), subtreeBuf, &guts.IV, counter+sc*guts.MaxSIMD, 0)
+		n = guts.CompressBuffer((*[subtreeBuf]byte)(p), subtreeBuf, &guts.IV, h.counter+h.sc*guts.MaxSIMD, 0)
 	} else {
 		var last [subtreeBuf]byte
 		copy(last[:], p)
-		n = guts.CompressBuffer(&last, len(p), &guts.IV, counter+sc*guts.MaxSIMD, 0)
+		n = guts.CompressBuffer(&last, len(p), &guts.IV, h.counter+h.sc*guts.MaxSIMD, 0)
 	}
-	for i := bits.TrailingZeros64(sc); i < bits.Len64(sc); i++ {
-		if sc&(1<<i) != 0 {
-			n = guts.ParentNode(stack[i], guts.ChainingValue(n), &guts.IV, 0)
+	for i := bits.TrailingZeros64(h.sc); i < bits.Len64(h.sc); i++ {
+		if h.sc&(1<<i) != 0 {
+			n = guts.ParentNode(h.stack[i], guts.ChainingValue(n), &guts.IV, 0)
 		}
 	}
 	return n
