@@ -13,9 +13,12 @@
 // waits for Accept or Reject (or AutoAccept). Once accepted the recipient
 // drives everything: it opens a pull stream, asks for the manifest, checks
 // that the chunk hashes combine into the offered hash, then asks for the
-// chunks it is missing. Every chunk is hashed before it is written into
-// "name.part" in the downloads dir; a chunk that does not match is asked
-// for again, at most Config.ChunkRetries times, then the transfer fails.
+// chunks it is missing. Each chunk streams into "name.part" in the
+// downloads dir and is hashed on the way, piece by piece while each piece
+// is in the CPU's cache, like a plain copy loop with a hash; it counts only
+// when its hash matches. A chunk that does not match stays missing and is
+// asked for again (over the same bytes of the part file), at most
+// Config.ChunkRetries times, then the transfer fails.
 // When every chunk is in, the part file is synced and hard-linked to its
 // final name, the first free one among "name", "name (1)"... chosen when
 // the part file was created (a hard link never replaces a file; if the
@@ -45,7 +48,9 @@
 // # Goroutines
 //
 // Service owns its goroutines: one per receiving transfer while it runs
-// (with three short-lived pipeline steps per batch of chunks), one per
-// inbound stream, one watching peer connections, and one per notice being
+// (it reads, writes and hashes the chunks itself), one per inbound stream
+// (a stream serving chunks runs sendDepth short-lived workers, so that
+// the next chunk is read from the file while one is written to the
+// stream), one watching peer connections, and one per notice being
 // delivered. Close cancels them all and waits.
 package transfer

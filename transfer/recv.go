@@ -8,11 +8,11 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"sync"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"lukechampine.com/blake3/guts"
 
 	"github.com/parley-chat/parley/events"
 	"github.com/parley-chat/parley/transfer/pb"
@@ -306,15 +306,13 @@ func (s *Service) acquire(ctx context.Context, t *transfer) (release func(), err
 
 // puller is one attempt of a receiving transfer over one stream.
 type puller struct {
-	s   *Service
-	t   *transfer
-	str network.Stream
-	br  *bufio.Reader
-	f   *os.File
-	man *manifest
-	bm  bitmap
-	// mu guards the fields below while a batch's workers run.
-	mu           sync.Mutex
+	s            *Service
+	t            *transfer
+	str          network.Stream
+	br           *bufio.Reader
+	f            *os.File
+	man          *manifest
+	bm           bitmap
 	done         int64 // verified bytes
 	verified     int   // chunks verified in this attempt
 	lastFlush    time.Time
@@ -354,7 +352,7 @@ func (s *Service) pull(t *transfer) (progressed bool, err error) {
 		_ = str.Reset()
 		return false, fmt.Errorf("attach stream: %w", err)
 	}
-	p := &puller{s: s, t: t, str: str, br: bufio.NewReaderSize(str, 64<<10), f: f}
+	p := &puller{s: s, t: t, str: str, br: bufio.NewReaderSize(str, recvBufioSize), f: f}
 	err = p.run()
 	if err != nil {
 		_ = str.Reset()
@@ -381,16 +379,12 @@ func (p *puller) run() error {
 	if p.bm.count() == n {
 		return nil
 	}
-	depth := min(pipelineDepth(p.man.chunkSize), n)
-	bufSize := int(min(p.man.chunkSize, p.man.size))
-	if err := p.str.Scope().ReserveMemory(depth*bufSize, network.ReservationPriorityMedium); err != nil {
-		return fmt.Errorf("reserve chunk buffers: %w", err)
+	bufSize := int(min(recvBuf, p.man.size))
+	if err := p.str.Scope().ReserveMemory(bufSize, network.ReservationPriorityMedium); err != nil {
+		return fmt.Errorf("reserve receive buffer: %w", err)
 	}
-	defer p.str.Scope().ReleaseMemory(depth * bufSize)
-	bufs := make([][]byte, depth)
-	for i := range bufs {
-		bufs[i] = make([]byte, bufSize)
-	}
+	defer p.str.Scope().ReleaseMemory(bufSize)
+	buf := make([]byte, bufSize)
 	for {
 		missing := p.bm.missing(n)
 		if len(missing) == 0 {
@@ -399,7 +393,7 @@ func (p *puller) run() error {
 		if err := p.send(&pb.Get{Id: t.rawID, Ranges: wireRanges(missing)}); err != nil {
 			return err
 		}
-		if err := p.batch(missing, bufs); err != nil {
+		if err := p.batch(missing, buf); err != nil {
 			if ferr := p.flush(); ferr != nil {
 				s.log.Warn("transfer: store bitmap", "id", t.id, "err", ferr)
 			}
@@ -409,80 +403,40 @@ func (p *puller) run() error {
 	return nil
 }
 
-// pipelineDepth is how many chunk buffers, and workers, a receiving
-// transfer uses: enough for reading the stream, hashing and writing to
-// overlap, and at most 8 MiB.
-func pipelineDepth(chunkSize int64) int {
-	return int(min(3, max(2, (8<<20)/chunkSize/2)))
-}
+// Receive buffer sizes. A chunk is not held whole: it streams through a
+// buffer of recvBuf bytes, in which each piece read from the stream is
+// written to the part file and hashed straight away, while it is still in
+// the CPU's cache, as a plain copy loop would write it. recvBuf leaves room
+// for at least minRead bytes per Read next to the up to subtreeBuf bytes
+// kept back for the chunk's last hash group. The bufio.Reader in front of
+// the stream is small, so that reads of chunk data bypass it: it holds
+// only what arrives with a chunk header.
+const (
+	recvBuf       = 256 << 10
+	minRead       = 64 << 10
+	recvBufioSize = 4 << 10
+)
 
-// batch receives the chunks of one Get with one worker per buffer. A
-// worker takes the stream (one at a time, so chunks are read in order),
-// reads the next chunk into its own buffer, lets go of the stream, then
-// verifies the chunk and writes it to the part file: the next chunk is
-// read while this one is hashed and written, and each chunk is hashed and
-// written by the goroutine that read it, from a buffer still in its CPU's
-// cache, rather than handed along between goroutines. When reading fails the chunks already read are still
-// verified and written, so an interrupted transfer keeps all it received;
-// a failed verification or write stops every worker (the stream is reset
-// to unblock the reader).
-func (p *puller) batch(want []chunkRange, bufs [][]byte) error {
-	ctx, cancel := context.WithCancel(p.t.ctx)
-	defer cancel()
-	stop := context.AfterFunc(ctx, func() { _ = p.str.Reset() })
+// batch receives the chunks of one Get, in order, on the calling
+// goroutine. When reading fails, the chunks received before stay verified
+// and written.
+func (p *puller) batch(want []chunkRange, buf []byte) error {
 	next := chunkIndices(want)
-	var (
-		readMu  sync.Mutex // the stream and next; guards readErr
-		readErr error
-		errMu   sync.Mutex // guards takeErr
-		takeErr error
-		wg      sync.WaitGroup
-	)
-	for _, buf := range bufs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				readMu.Lock()
-				if readErr != nil || ctx.Err() != nil {
-					readMu.Unlock()
-					return
-				}
-				i, ok := next()
-				if !ok {
-					readMu.Unlock()
-					return
-				}
-				data, err := p.readChunk(i, buf)
-				if err != nil {
-					readErr = err
-					readMu.Unlock()
-					return
-				}
-				readMu.Unlock()
-				if err := p.take(i, data); err != nil {
-					errMu.Lock()
-					if takeErr == nil {
-						takeErr = err
-					}
-					errMu.Unlock()
-					cancel()
-					return
-				}
+	for {
+		i, ok := next()
+		if !ok {
+			return nil
+		}
+		if err := p.t.ctx.Err(); err != nil {
+			return err
+		}
+		if err := p.recvChunk(i, buf); err != nil {
+			if cerr := p.t.ctx.Err(); cerr != nil {
+				return cerr // the stream was reset because t ended
 			}
-		}()
+			return err
+		}
 	}
-	wg.Wait()
-	// On success nothing cancelled ctx: stop keeps the stream open for the
-	// next Get.
-	stop()
-	switch {
-	case p.t.ctx.Err() != nil:
-		return p.t.ctx.Err()
-	case takeErr != nil:
-		return takeErr
-	}
-	return readErr
 }
 
 // chunkIndices returns an iterator over the chunk indices of rs.
@@ -500,43 +454,97 @@ func chunkIndices(rs []chunkRange) func() (int, bool) {
 	}
 }
 
-// readChunk reads the header and data of chunk i. A header for another
-// chunk, or for more (or fewer) bytes than the manifest declares, cuts the
-// sender off.
-func (p *puller) readChunk(i int, buf []byte) ([]byte, error) {
+// recvChunk receives chunk i: its header, then its data, which goes
+// piece by piece through buf into the part file and the chunk's hash (see
+// recvBuf). A header for another chunk, or for more (or fewer) bytes than
+// the manifest declares, cuts the sender off, as does a stream that ends
+// within the chunk.
+func (p *puller) recvChunk(i int, buf []byte) error {
 	_ = p.str.SetReadDeadline(time.Now().Add(p.s.cfg.IdleTimeout))
 	f, err := readFrame(p.br, maxChunkFrame)
 	if err != nil {
-		return nil, fmt.Errorf("read chunk %d header: %w", i, err)
+		return fmt.Errorf("read chunk %d header: %w", i, err)
 	}
 	if st := f.GetStatus(); st != nil {
-		return nil, remoteError(st.GetCode(), st.GetMessage())
+		return remoteError(st.GetCode(), st.GetMessage())
 	}
 	c := f.GetChunk()
 	want := p.man.chunkLen(i)
 	switch {
 	case c == nil:
-		return nil, fmt.Errorf("%w: expected chunk %d", ErrProtocol, i)
+		return fmt.Errorf("%w: expected chunk %d", ErrProtocol, i)
 	case int(c.GetIndex()) != i:
-		return nil, fmt.Errorf("%w: got chunk %d, expected %d", ErrProtocol, c.GetIndex(), i)
+		return fmt.Errorf("%w: got chunk %d, expected %d", ErrProtocol, c.GetIndex(), i)
 	case int64(c.GetLength()) != want:
-		return nil, fmt.Errorf("%w: chunk %d of %d bytes, expected %d", ErrProtocol, i, c.GetLength(), want)
+		return fmt.Errorf("%w: chunk %d of %d bytes, expected %d", ErrProtocol, i, c.GetLength(), want)
 	}
-	data := buf[:want]
-	if _, err := io.ReadFull(p.br, data); err != nil {
-		return nil, fmt.Errorf("read chunk %d: %w", i, err)
+	off := int64(i) * p.man.chunkSize
+	h := subtreeHasher{counter: uint64(i) * uint64(p.man.chunkSize/guts.ChunkSize)} // #nosec G115 -- i and chunkSize are non-negative
+	node, err := streamChunk(p.br, buf, want, &h, func(piece []byte, at int64) error {
+		if _, err := p.f.WriteAt(piece, off+at); err != nil {
+			return fmt.Errorf("%w: write chunk %d: %w", errDisk, i, err)
+		}
+		return nil
+	})
+	switch {
+	case errors.Is(err, errDisk):
+		return err
+	case err != nil:
+		return fmt.Errorf("read chunk %d: %w", i, err)
 	}
-	return data, nil
+	if p.man.numChunks() == 1 {
+		node.Flags |= guts.FlagRoot
+	}
+	cv := guts.ChainingValue(node)
+	sum := cvBytes(&cv)
+	return p.take(i, want, bytes.Equal(sum[:], p.man.chunkHash(i)))
 }
 
-// take verifies chunk i and writes it to the part file. A chunk that does
-// not match the manifest stays missing, to be fetched again by the next
-// Get, at most ChunkRetries times; then the transfer fails.
-func (p *puller) take(i int, data []byte) error {
+// streamChunk reads the n bytes of a chunk from r through buf: it passes
+// each piece to write, with the piece's offset in the chunk, then adds it
+// to h, and returns the root node of the chunk's subtree. buf must hold
+// the whole chunk or be at least minRead+subtreeBuf bytes. write's error
+// is returned as it is; a stream that ends early gives
+// io.ErrUnexpectedEOF.
+func streamChunk(r io.Reader, buf []byte, n int64, h *subtreeHasher, write func(piece []byte, at int64) error) (guts.Node, error) {
+	// buf[start:end] has been read and written but not hashed yet: at most
+	// subtreeBuf bytes after each step, the chunk's last group among them
+	// once all is read.
+	start, end := 0, 0
+	for got := int64(0); got < n; {
+		if len(buf)-end < minRead && start > 0 {
+			end = copy(buf, buf[start:end])
+			start = 0
+		}
+		m, err := r.Read(buf[end : end+int(min(int64(len(buf)-end), n-got))])
+		if m > 0 {
+			if werr := write(buf[end:end+m], got); werr != nil {
+				return guts.Node{}, werr
+			}
+			end += m
+			got += int64(m)
+		}
+		for end-start > subtreeBuf {
+			h.group((*[subtreeBuf]byte)(buf[start:]))
+			start += subtreeBuf
+		}
+		if err != nil && got < n {
+			if errors.Is(err, io.EOF) {
+				err = io.ErrUnexpectedEOF
+			}
+			return guts.Node{}, err
+		}
+	}
+	return h.last(buf[start:end]), nil
+}
+
+// take records chunk i of n bytes, now in the part file, as verified when
+// it matched the manifest. A chunk that did not match stays missing (its
+// bytes in the part file count for nothing), to be fetched again by the
+// next Get, at most ChunkRetries times; then the transfer fails.
+func (p *puller) take(i int, n int64, ok bool) error {
 	s, t := p.s, p.t
-	if !p.man.verifyChunk(i, data) {
-		p.mu.Lock()
-		defer p.mu.Unlock()
+	if !ok {
 		if t.bad == nil {
 			t.bad = make(map[int]int)
 		}
@@ -547,13 +555,8 @@ func (p *puller) take(i int, data []byte) error {
 		}
 		return nil
 	}
-	if _, err := p.f.WriteAt(data, int64(i)*p.man.chunkSize); err != nil {
-		return fmt.Errorf("%w: write chunk %d: %w", errDisk, i, err)
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
 	p.bm.set(i)
-	p.done += int64(len(data))
+	p.done += n
 	p.verified++
 	if time.Since(p.lastFlush) >= bitmapFlushInterval {
 		if err := p.flush(); err != nil {
