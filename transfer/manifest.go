@@ -60,7 +60,7 @@ func (m *manifest) verifyChunk(i int, data []byte) bool {
 	if int64(len(data)) != m.chunkLen(i) {
 		return false
 	}
-	cv := chunkCV(data, uint64(i)*uint64(m.chunkSize/guts.ChunkSize), m.numChunks() == 1) // #nosec G115 -- i and chunkSize are non-negative
+	cv := chunkCV(data, blake3Counter(i, m.chunkSize), m.numChunks() == 1)
 	return bytes.Equal(cv[:], m.chunkHash(i))
 }
 
@@ -96,7 +96,7 @@ func buildManifest(ctx context.Context, r io.ReaderAt, size, chunkSize int64) (*
 		if _, err := r.ReadAt(p, int64(i)*chunkSize); err != nil {
 			return nil, fmt.Errorf("hash file: read chunk %d: %w", i, err)
 		}
-		cv := chunkCV(p, uint64(i)*uint64(chunkSize/guts.ChunkSize), n == 1) // #nosec G115 -- i and chunkSize are non-negative
+		cv := chunkCV(p, blake3Counter(i, chunkSize), n == 1)
 		copy(m.cvs[i*HashSize:], cv[:])
 	}
 	m.hash = rootHash(m.cvs)
@@ -151,27 +151,22 @@ func manifestFromWire(w *pb.Manifest) (*manifest, error) {
 // as the whole tree (a file of one chunk): the result is then the file's
 // BLAKE3 hash.
 func chunkCV(data []byte, counter uint64, root bool) [HashSize]byte {
-	n := subtreeNode(data, counter)
-	if root {
-		n.Flags |= guts.FlagRoot
+	h := subtreeHasher{counter: counter}
+	for len(data) > subtreeBuf {
+		h.group((*[subtreeBuf]byte)(data))
+		data = data[subtreeBuf:]
 	}
-	cv := guts.ChainingValue(n)
-	return cvBytes(&cv)
+	return h.sum(data, root)
+}
+
+// blake3Counter returns the BLAKE3 chunk counter at which chunk i of a file
+// cut into chunks of chunkSize bytes starts.
+func blake3Counter(i int, chunkSize int64) uint64 {
+	return uint64(i) * uint64(chunkSize/guts.ChunkSize) // #nosec G115 -- i and chunkSize are non-negative
 }
 
 // subtreeBuf is the span the SIMD compressor hashes at once.
 const subtreeBuf = guts.MaxSIMD * guts.ChunkSize
-
-// subtreeNode returns the root node (not yet compressed) of the BLAKE3
-// subtree over p, which starts at chunk counter and is not empty.
-func subtreeNode(p []byte, counter uint64) guts.Node {
-	h := subtreeHasher{counter: counter}
-	for len(p) > subtreeBuf {
-		h.group((*[subtreeBuf]byte)(p))
-		p = p[subtreeBuf:]
-	}
-	return h.last(p)
-}
 
 // subtreeHasher hashes a BLAKE3 subtree that starts at chunk counter
 // incrementally, subtreeBuf bytes at a time, so that a chunk can be hashed
@@ -197,9 +192,10 @@ func (h *subtreeHasher) group(p *[subtreeBuf]byte) {
 	h.sc++
 }
 
-// last takes the subtree's last 1 to subtreeBuf bytes and returns its root
-// node (not yet compressed).
-func (h *subtreeHasher) last(p []byte) guts.Node {
+// sum takes the subtree's last 1 to subtreeBuf bytes and returns its
+// chaining value; root marks the subtree as the whole tree (the result is
+// then the BLAKE3 hash).
+func (h *subtreeHasher) sum(p []byte, root bool) [HashSize]byte {
 	var n guts.Node
 	if len(p) == subtreeBuf {
 		n = guts.CompressBuffer((*[subtreeBuf]byte)(p), subtreeBuf, &guts.IV, h.counter+h.sc*guts.MaxSIMD, 0)
@@ -213,7 +209,11 @@ func (h *subtreeHasher) last(p []byte) guts.Node {
 			n = guts.ParentNode(h.stack[i], guts.ChainingValue(n), &guts.IV, 0)
 		}
 	}
-	return n
+	if root {
+		n.Flags |= guts.FlagRoot
+	}
+	cv := guts.ChainingValue(n)
+	return cvBytes(&cv)
 }
 
 // rootHash combines the chaining values of two or more chunks (HashSize

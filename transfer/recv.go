@@ -12,7 +12,6 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
-	"lukechampine.com/blake3/guts"
 
 	"github.com/parley-chat/parley/events"
 	"github.com/parley-chat/parley/transfer/pb"
@@ -479,8 +478,8 @@ func (p *puller) recvChunk(i int, buf []byte) error {
 		return fmt.Errorf("%w: chunk %d of %d bytes, expected %d", ErrProtocol, i, c.GetLength(), want)
 	}
 	off := int64(i) * p.man.chunkSize
-	h := subtreeHasher{counter: uint64(i) * uint64(p.man.chunkSize/guts.ChunkSize)} // #nosec G115 -- i and chunkSize are non-negative
-	node, err := streamChunk(p.br, buf, want, &h, func(piece []byte, at int64) error {
+	h := subtreeHasher{counter: blake3Counter(i, p.man.chunkSize)}
+	tail, err := streamChunk(p.br, buf, want, &h, func(piece []byte, at int64) error {
 		if _, err := p.f.WriteAt(piece, off+at); err != nil {
 			return fmt.Errorf("%w: write chunk %d: %w", errDisk, i, err)
 		}
@@ -492,21 +491,18 @@ func (p *puller) recvChunk(i int, buf []byte) error {
 	case err != nil:
 		return fmt.Errorf("read chunk %d: %w", i, err)
 	}
-	if p.man.numChunks() == 1 {
-		node.Flags |= guts.FlagRoot
-	}
-	cv := guts.ChainingValue(node)
-	sum := cvBytes(&cv)
+	sum := h.sum(tail, p.man.numChunks() == 1)
 	return p.take(i, want, bytes.Equal(sum[:], p.man.chunkHash(i)))
 }
 
 // streamChunk reads the n bytes of a chunk from r through buf: it passes
 // each piece to write, with the piece's offset in the chunk, then adds it
-// to h, and returns the root node of the chunk's subtree. buf must hold
+// to h, all but the chunk's last hash group, which it returns (a slice of
+// buf) for h.sum. buf must hold
 // the whole chunk or be at least minRead+subtreeBuf bytes. write's error
 // is returned as it is; a stream that ends early gives
 // io.ErrUnexpectedEOF.
-func streamChunk(r io.Reader, buf []byte, n int64, h *subtreeHasher, write func(piece []byte, at int64) error) (guts.Node, error) {
+func streamChunk(r io.Reader, buf []byte, n int64, h *subtreeHasher, write func(piece []byte, at int64) error) ([]byte, error) {
 	// buf[start:end] has been read and written but not hashed yet: at most
 	// subtreeBuf bytes after each step, the chunk's last group among them
 	// once all is read.
@@ -519,7 +515,7 @@ func streamChunk(r io.Reader, buf []byte, n int64, h *subtreeHasher, write func(
 		m, err := r.Read(buf[end : end+int(min(int64(len(buf)-end), n-got))])
 		if m > 0 {
 			if werr := write(buf[end:end+m], got); werr != nil {
-				return guts.Node{}, werr
+				return nil, werr
 			}
 			end += m
 			got += int64(m)
@@ -532,10 +528,10 @@ func streamChunk(r io.Reader, buf []byte, n int64, h *subtreeHasher, write func(
 			if errors.Is(err, io.EOF) {
 				err = io.ErrUnexpectedEOF
 			}
-			return guts.Node{}, err
+			return nil, err
 		}
 	}
-	return h.last(buf[start:end]), nil
+	return buf[start:end], nil
 }
 
 // take records chunk i of n bytes, now in the part file, as verified when

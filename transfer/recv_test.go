@@ -42,14 +42,14 @@ func TestStreamChunkMatchesWholeChunk(t *testing.T) {
 				const counter = 64 // the chunk's place in its file does not matter
 				out := make([]byte, n)
 				h := subtreeHasher{counter: counter}
-				node, err := streamChunk(wrap(bytes.NewReader(chunk)), make([]byte, bufSize), int64(n), &h, func(p []byte, at int64) error {
+				tail, err := streamChunk(wrap(bytes.NewReader(chunk)), make([]byte, bufSize), int64(n), &h, func(p []byte, at int64) error {
 					copy(out[at:], p)
 					return nil
 				})
 				if err != nil {
 					t.Fatalf("%s, %d bytes, buffer %d: %v", name, n, bufSize, err)
 				}
-				if got, want := guts.ChainingValue(node), guts.ChainingValue(subtreeNode(chunk, counter)); got != want {
+				if got, want := h.sum(tail, false), chunkCV(chunk, counter, false); got != want {
 					t.Errorf("%s, %d bytes, buffer %d: chaining value differs", name, n, bufSize)
 				}
 				if !bytes.Equal(out, chunk) {
