@@ -272,9 +272,15 @@ func stillServes(t testing.TB, from, to *party, tag string) {
 // attacker is a bare libp2p host on loopback, connected to the victim.
 func attacker(t testing.TB, victim *party) host.Host {
 	t.Helper()
-	h := testnet.NewHost(t)
-	testnet.Connect(t, h, victim.host())
-	return h
+	return attackerOf(t, victim.host())
+}
+
+// attackerOf is a bare libp2p host on loopback connected to h.
+func attackerOf(t testing.TB, h host.Host) host.Host {
+	t.Helper()
+	m := testnet.NewHost(t)
+	testnet.Connect(t, m, h)
+	return m
 }
 
 // lobbyTopic is the GossipSub topic of the public lobby.

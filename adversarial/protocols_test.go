@@ -11,7 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
 
 	"github.com/parley-chat/parley/dm"
@@ -55,6 +57,70 @@ func endedBy(s network.Stream, d time.Duration) (took time.Duration, ok bool) {
 			return time.Since(start), false
 		}
 		return time.Since(start), true
+	}
+}
+
+// slowResult is how one trickling stream fared: whether the node ended it
+// and after how long.
+type slowResult struct {
+	proto protocol.ID
+	took  time.Duration
+	ended bool
+}
+
+// trickle opens a stream of each of protos from h to target and, on all
+// of them at once, writes a frame claiming 100 bytes one byte every
+// `every` (a slowloris), until the node ends the stream or window passes.
+// It returns at once; wait waits for every stream and returns how each
+// fared. A stream that cannot be opened is reported with refused (t.Logf
+// or t.Errorf) and left out.
+func trickle(t *testing.T, h host.Host, target peer.ID, protos []protocol.ID, every, window time.Duration,
+	refused func(format string, args ...any)) (wait func() []slowResult) {
+	t.Helper()
+	var (
+		mu      sync.Mutex
+		results []slowResult
+		wg      sync.WaitGroup
+	)
+	for _, p := range protos {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		s, err := h.NewStream(ctx, target, p)
+		cancel()
+		if err != nil {
+			refused("%s: stream refused: %v", p, err)
+			continue
+		}
+		frame := append([]byte{100}, random(t, 100)...)
+		wg.Go(func() {
+			stop := make(chan struct{})
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				tick := time.NewTicker(every)
+				defer tick.Stop()
+				for _, c := range frame {
+					if _, err := s.Write([]byte{c}); err != nil {
+						return
+					}
+					select {
+					case <-tick.C:
+					case <-stop:
+						return
+					}
+				}
+			}()
+			took, ended := endedBy(s, window)
+			close(stop)
+			_ = s.Reset()
+			<-done
+			mu.Lock()
+			results = append(results, slowResult{p, took, ended})
+			mu.Unlock()
+		})
+	}
+	return func() []slowResult {
+		wg.Wait()
+		return results
 	}
 }
 
@@ -164,50 +230,10 @@ func TestSlowloris(t *testing.T) {
 	mallory := attacker(t, victim)
 
 	const window = 8 * time.Second
-	type result struct {
-		proto protocol.ID
-		took  time.Duration
-		ended bool
-	}
-	var (
-		mu      sync.Mutex
-		results []result
-		wg      sync.WaitGroup
-	)
-	for _, proto := range protocolsOf(t, victim) {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		s, err := mallory.NewStream(ctx, victim.peerID(), proto)
-		cancel()
-		if err != nil {
-			t.Logf("%s: stream refused: %v", proto, err)
-			continue
-		}
-		wg.Go(func() {
-			defer func() { _ = s.Reset() }()
-			// A frame that claims 100 bytes, one byte at a time.
-			frame := append([]byte{100}, random(t, 100)...)
-			stop := make(chan struct{})
-			go func() {
-				defer close(stop)
-				for _, b := range frame {
-					if _, err := s.Write([]byte{b}); err != nil {
-						return
-					}
-					time.Sleep(500 * time.Millisecond)
-				}
-			}()
-			took, ended := endedBy(s, window)
-			_ = s.Reset()
-			<-stop
-			mu.Lock()
-			results = append(results, result{proto, took, ended})
-			mu.Unlock()
-		})
-	}
+	wait := trickle(t, mallory, victim.peerID(), protocolsOf(t, victim), 500*time.Millisecond, window, t.Logf)
 	// Honest traffic flows while the streams trickle.
 	stillServes(t, honest, victim, "during slowloris")
-	wg.Wait()
-	for _, r := range results {
+	for _, r := range wait() {
 		switch {
 		case r.ended:
 			t.Logf("%-40s ended by the node after %v", r.proto, r.took.Round(100*time.Millisecond))

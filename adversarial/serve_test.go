@@ -10,12 +10,10 @@ import (
 	"maps"
 	"runtime"
 	"slices"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
-	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
@@ -176,14 +174,6 @@ func retry(ctx context.Context, f func() bool) bool {
 	return false
 }
 
-// attackerOf is a bare libp2p host on loopback connected to h.
-func attackerOf(t testing.TB, h host.Host) host.Host {
-	t.Helper()
-	m := testnet.NewHost(t)
-	testnet.Connect(t, m, h)
-	return m
-}
-
 // TestUndecodableOnServeProtocols writes the payloads of
 // TestUndecodableOnEveryProtocol (garbage, a length prefix claiming 2^63
 // bytes, 2 MiB sent, an overlong varint, a truncated frame, nothing), a
@@ -245,59 +235,10 @@ func TestSlowlorisOnServeProtocols(t *testing.T) {
 	bed := newServeBed(t)
 	mallory := attackerOf(t, bed.serve)
 
-	const (
-		every  = time.Second
-		window = slowServeDeadline + 15*time.Second
-	)
-	type result struct {
-		proto protocol.ID
-		took  time.Duration
-		ended bool
-	}
-	var (
-		mu      sync.Mutex
-		results []result
-		wg      sync.WaitGroup
-	)
-	for _, p := range serveOnlyProtocols(t, bed.serve) {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		s, err := mallory.NewStream(ctx, bed.serve.ID(), p)
-		cancel()
-		if err != nil {
-			t.Errorf("%s: stream refused: %v", p, err)
-			continue
-		}
-		frame := append([]byte{100}, random(t, 100)...)
-		wg.Go(func() {
-			stop := make(chan struct{})
-			done := make(chan struct{})
-			go func() {
-				defer close(done)
-				tick := time.NewTicker(every)
-				defer tick.Stop()
-				for _, c := range frame {
-					if _, err := s.Write([]byte{c}); err != nil {
-						return
-					}
-					select {
-					case <-tick.C:
-					case <-stop:
-						return
-					}
-				}
-			}()
-			took, ended := endedBy(s, window)
-			close(stop)
-			_ = s.Reset()
-			<-done
-			mu.Lock()
-			results = append(results, result{p, took, ended})
-			mu.Unlock()
-		})
-	}
+	window := slowServeDeadline + 15*time.Second
+	wait := trickle(t, mallory, bed.serve.ID(), serveOnlyProtocols(t, bed.serve), time.Second, window, t.Errorf)
 	bed.stillServes("during slowloris")
-	wg.Wait()
-	for _, r := range results {
+	for _, r := range wait() {
 		t.Logf("%-32s ended=%v after %v", r.proto, r.ended, r.took.Round(100*time.Millisecond))
 		if !r.ended {
 			t.Errorf("%s: trickling stream still open after %v, want a reset at the %v deadline", r.proto, window, slowServeDeadline)
