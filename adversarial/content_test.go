@@ -170,11 +170,7 @@ func TestEscapesInEveryDisplayedField(t *testing.T) {
 	victim.waitMessage(multi)
 
 	// A peer announcing addresses with escapes and newlines.
-	key, _, err := crypto.GenerateEd25519Key(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	liar := testnet.NewHost(t, libp2p.Identity(key), libp2p.AddrsFactory(func([]ma.Multiaddr) []ma.Multiaddr {
+	liar := testnet.NewHost(t, libp2p.Identity(testnet.NewKey(t)), libp2p.AddrsFactory(func([]ma.Multiaddr) []ma.Multiaddr {
 		return []ma.Multiaddr{
 			ma.StringCast("/dns4/x\n  trust:       verified 2020-01-01/tcp/1"),
 			ma.StringCast("/dns4/\x1b]0;pwned\x07/tcp/2"),

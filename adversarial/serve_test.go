@@ -3,7 +3,6 @@ package adversarial
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -13,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
@@ -30,20 +28,11 @@ import (
 // dhtProtocol is the protocol of Parley's own DHT, served by `parley serve`.
 const dhtProtocol = protocol.ID(overlay.DHTProtocolPrefix + "/kad/1.0.0")
 
-func newKey(t testing.TB) crypto.PrivKey {
-	t.Helper()
-	sk, _, err := crypto.GenerateEd25519Key(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return sk
-}
-
 // newOverlay starts an overlay host on loopback; mod adjusts cfg.
 func newOverlay(t testing.TB, name string, mod func(*overlay.Config)) *overlay.Host {
 	t.Helper()
 	cfg := overlay.Config{
-		PrivKey: newKey(t),
+		PrivKey: testnet.NewKey(t),
 		ListenAddrs: []multiaddr.Multiaddr{
 			multiaddr.StringCast("/ip4/127.0.0.1/tcp/0"),
 			multiaddr.StringCast("/ip6/::1/tcp/0"),

@@ -129,10 +129,7 @@ func testConfig() Config {
 
 func newNode(t testing.TB, name string, cfg Config) *node {
 	t.Helper()
-	sk, _, err := crypto.GenerateEd25519Key(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
+	sk := testnet.NewKey(t)
 	id, err := peer.IDFromPrivateKey(sk)
 	if err != nil {
 		t.Fatal(err)

@@ -2,14 +2,12 @@ package overlay
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"net"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/p2p/protocol/ping"
@@ -17,6 +15,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/parley-chat/parley/events"
+	"github.com/parley-chat/parley/internal/testnet"
 )
 
 func TestMain(m *testing.M) {
@@ -74,19 +73,10 @@ func (r *recorder) wait(t *testing.T, d time.Duration, what string, f func(event
 	}
 }
 
-func newKey(t testing.TB) crypto.PrivKey {
-	t.Helper()
-	sk, _, err := crypto.GenerateEd25519Key(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return sk
-}
-
 func newHost(t testing.TB, cfg Config) *Host {
 	t.Helper()
 	if cfg.PrivKey == nil {
-		cfg.PrivKey = newKey(t)
+		cfg.PrivKey = testnet.NewKey(t)
 	}
 	if cfg.ListenAddrs == nil {
 		cfg.ListenAddrs = mustAddrs("/ip4/127.0.0.1/tcp/0", "/ip4/127.0.0.1/udp/0/quic-v1")
@@ -200,7 +190,7 @@ func waitFor(t *testing.T, d time.Duration, what string, f func() bool) {
 
 func TestKeepRedials(t *testing.T) {
 	rec := newRecorder()
-	bKey := newKey(t)
+	bKey := testnet.NewKey(t)
 	b := newHost(t, Config{PrivKey: bKey})
 	a := newHost(t, Config{
 		Peers:   []peer.AddrInfo{addrOf(t, b, ma.P_TCP)},

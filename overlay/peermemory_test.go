@@ -7,6 +7,8 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/network"
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/parley-chat/parley/internal/testnet"
 )
 
 func openDB(t testing.TB, path string) *bolt.DB {
@@ -21,7 +23,7 @@ func openDB(t testing.TB, path string) *bolt.DB {
 func TestPeerMemorySurvivesRestart(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "parley.db")
 	other := newHost(t, Config{})
-	key := newKey(t)
+	key := testnet.NewKey(t)
 
 	db := openDB(t, path)
 	first, err := New(t.Context(), Config{PrivKey: key, ListenAddrs: mustAddrs("/ip4/127.0.0.1/tcp/0"), Store: db})

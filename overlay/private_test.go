@@ -16,6 +16,8 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/pnet"
 	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/parley-chat/parley/internal/testnet"
 )
 
 func newSwarmKey(t testing.TB) pnet.PSK {
@@ -81,14 +83,14 @@ func TestSwarmKey(t *testing.T) {
 func TestSwarmKeyListensOnTCPOnly(t *testing.T) {
 	key := newSwarmKey(t)
 	_, err := New(context.Background(), Config{
-		PrivKey:     newKey(t),
+		PrivKey:     testnet.NewKey(t),
 		SwarmKey:    key,
 		ListenAddrs: mustAddrs("/ip4/127.0.0.1/tcp/0", "/ip4/127.0.0.1/udp/0/quic-v1"),
 	})
 	if !errors.Is(err, ErrQUICInPrivateNetwork) {
 		t.Fatalf("QUIC listen address with a swarm key: %v, want ErrQUICInPrivateNetwork", err)
 	}
-	if _, err := New(context.Background(), Config{PrivKey: newKey(t), SwarmKey: key, PublicDHT: true, ListenAddrs: tcpLoopback()}); err == nil {
+	if _, err := New(context.Background(), Config{PrivKey: testnet.NewKey(t), SwarmKey: key, PublicDHT: true, ListenAddrs: tcpLoopback()}); err == nil {
 		t.Fatal("public DHT accepted in a private network")
 	}
 	if got := tcpOnly(DefaultListenAddrs()); len(got) != 2 {

@@ -2,7 +2,6 @@ package rooms
 
 import (
 	"context"
-	"crypto/rand"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -12,16 +11,17 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p"
-	"github.com/libp2p/go-libp2p-pubsub"
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	pubsubpb "github.com/libp2p/go-libp2p-pubsub/pb"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-msgio"
-	"github.com/parley-chat/parley/events"
-	"github.com/parley-chat/parley/internal/testnet"
 	bolt "go.etcd.io/bbolt"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/parley-chat/parley/events"
+	"github.com/parley-chat/parley/internal/testnet"
 )
 
 // waitTimeout bounds every wait in these tests.
@@ -146,10 +146,7 @@ func testConfig() Config {
 
 func newNode(t testing.TB, nick string, mod func(*Config)) *tnode {
 	t.Helper()
-	key, _, err := crypto.GenerateEd25519Key(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
+	key := testnet.NewKey(t)
 	n := &tnode{
 		t:        t,
 		key:      key,

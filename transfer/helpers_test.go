@@ -146,11 +146,7 @@ func newNodeWith(tb testing.TB, hostOpts []libp2p.Option, opts ...func(*Config))
 // newNodeIn is newNodeWith keeping the store and downloads under base.
 func newNodeIn(tb testing.TB, base string, hostOpts []libp2p.Option, opts ...func(*Config)) *node {
 	tb.Helper()
-	key, _, err := crypto.GenerateEd25519Key(nil)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	n := &node{tb: tb, key: key, dbPath: filepath.Join(base, "parley.db"),
+	n := &node{tb: tb, key: testnet.NewKey(tb), dbPath: filepath.Join(base, "parley.db"),
 		dir: filepath.Join(base, "downloads"), opts: opts, hostOpts: hostOpts, rec: newRecorder()}
 	n.start()
 	tb.Cleanup(n.stop)

@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"io"
@@ -13,12 +12,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/parley-chat/parley/config"
+	"github.com/parley-chat/parley/internal/testnet"
 	"github.com/parley-chat/parley/overlay"
 )
 
@@ -64,12 +63,8 @@ func freePort(t *testing.T) string {
 
 func chatHost(t *testing.T, boot peer.AddrInfo) *overlay.Host {
 	t.Helper()
-	sk, _, err := crypto.GenerateEd25519Key(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
 	h, err := overlay.New(context.Background(), overlay.Config{
-		PrivKey:     sk,
+		PrivKey:     testnet.NewKey(t),
 		ListenAddrs: []ma.Multiaddr{ma.StringCast("/ip4/127.0.0.1/tcp/0")},
 		Bootstrap:   []peer.AddrInfo{boot},
 		Relays:      []peer.AddrInfo{boot},

@@ -5,15 +5,27 @@ package testnet
 
 import (
 	"context"
+	"crypto/rand"
 	"slices"
 	"testing"
 	"time"
 
 	"github.com/libp2p/go-libp2p"
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 )
+
+// NewKey returns a new Ed25519 identity key.
+func NewKey(t testing.TB) crypto.PrivKey {
+	t.Helper()
+	sk, _, err := crypto.GenerateEd25519Key(rand.Reader)
+	if err != nil {
+		t.Fatalf("generate key: %v", err)
+	}
+	return sk
+}
 
 // NewHost starts a loopback-only host. Extra options are appended to the
 // defaults (and may override them, e.g. libp2p.Identity).
