@@ -64,6 +64,22 @@ func peerIDOf(t *testing.T, out string) string {
 	return ""
 }
 
+// newIdentity runs `parley id` on the new data dir dir, and returns the
+// node's peer ID, the path of its key file and the file's contents.
+func newIdentity(t *testing.T, dir string) (id, keyPath string, plain []byte) {
+	t.Helper()
+	code, out, stderr := runOnce(t, "id", "--data-dir", dir)
+	if code != 0 {
+		t.Fatalf("id: %d %s", code, stderr)
+	}
+	keyPath = filepath.Join(dir, "identity.key")
+	plain, err := os.ReadFile(keyPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return peerIDOf(t, out), keyPath, plain
+}
+
 func TestKeyEncryptDecrypt(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "data")
 	secrets := t.TempDir()
@@ -71,19 +87,10 @@ func TestKeyEncryptDecrypt(t *testing.T) {
 	wrong := writeSecret(t, secrets, "wrong", "not the passphrase\n")
 	short := writeSecret(t, secrets, "short", "short\n")
 
-	code, out, stderr := runOnce(t, "id", "--data-dir", dir)
-	if code != 0 {
-		t.Fatalf("id: %d %s", code, stderr)
-	}
-	id := peerIDOf(t, out)
-	keyPath := filepath.Join(dir, "identity.key")
-	plain, err := os.ReadFile(keyPath)
-	if err != nil {
-		t.Fatal(err)
-	}
+	id, keyPath, plain := newIdentity(t, dir)
 
 	// Not a terminal and no file: a clear one-line error, nothing changed.
-	code, _, stderr = runOnce(t, "key", "encrypt", "--data-dir", dir)
+	code, out, stderr := runOnce(t, "key", "encrypt", "--data-dir", dir)
 	if code != 1 || !strings.Contains(stderr, "--key-passphrase-file") {
 		t.Fatalf("encrypt without passphrase: %d %q", code, stderr)
 	}

@@ -20,16 +20,7 @@ import (
 func TestPassphrasePromptInTmux(t *testing.T) {
 	tm := newTmux(t)
 	dir := filepath.Join(t.TempDir(), "data")
-	code, out, stderr := runOnce(t, "id", "--data-dir", dir)
-	if code != 0 {
-		t.Fatalf("id: %d %s", code, stderr)
-	}
-	id := peerIDOf(t, out)
-	keyPath := filepath.Join(dir, "identity.key")
-	plain, err := os.ReadFile(keyPath)
-	if err != nil {
-		t.Fatal(err)
-	}
+	id, keyPath, plain := newIdentity(t, dir)
 
 	const pass = "correct horse battery staple"
 	steps := []struct {
