@@ -170,12 +170,7 @@ func TestGoldenInjectionRendersInert(t *testing.T) {
 		f.rooms = append(f.rooms, node.RoomRow{Room: "r" + escClear + "oom", Members: 1})
 	})
 	for _, colour := range []bool{true, false} {
-		var h *harness
-		if colour {
-			h = newColourHarness(t, f, 80, 24)
-		} else {
-			h = newHarness(t, f, 80, 24)
-		}
+		h := harnessIn(t, f, 80, 24, colour)
 		h.events(
 			msg("lobby", idAlice, "al"+escTitle+"ice", "hi "+escColor+"red"+escClear+" "+escClip+" "+escC1+" "+escBidi+"\r\x08\x07 done", 0),
 			events.DM{ID: "aa", From: idBob.String(), Nick: "bob" + escColor, Text: "dm " + escTitle, SentAt: t0},
@@ -224,12 +219,7 @@ func TestGoldenTransferInjectionRendersInert(t *testing.T) {
 			Name: "notes" + escUp + ".txt", Size: 64 << 20, Room: room}}
 	})
 	for _, colour := range []bool{true, false} {
-		var h *harness
-		if colour {
-			h = newColourHarness(t, f, 80, 24)
-		} else {
-			h = newHarness(t, f, 80, 24)
-		}
+		h := harnessIn(t, f, 80, 24, colour)
 		h.events(
 			events.FileOffer{TransferID: xferShare, From: idCarol.String(), Name: "s" + escBidi + escColor + ".txt", Size: 4096, Room: room},
 			events.FileOffer{TransferID: xferIn, From: idBob.String(), Name: "in\n" + escC1 + ".pdf", Size: 1 << 20},

@@ -234,6 +234,15 @@ func newColourHarness(t testing.TB, f *fakeNode, w, h int) *harness {
 	return newHarnessStyled(t, f, w, h, r, false)
 }
 
+// harnessIn is newColourHarness when colour is set, else newHarness.
+func harnessIn(t testing.TB, f *fakeNode, w, h int, colour bool) *harness {
+	t.Helper()
+	if colour {
+		return newColourHarness(t, f, w, h)
+	}
+	return newHarness(t, f, w, h)
+}
+
 func newHarnessStyled(t testing.TB, f *fakeNode, w, h int, r *lipgloss.Renderer, noColor bool) *harness {
 	t.Helper()
 	hs := &harness{t: t, node: f, clock: t0.Add(10 * time.Minute)}
