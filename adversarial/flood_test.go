@@ -26,10 +26,7 @@ import (
 // most 4 at a time; every other stream is refused or reset, and honest
 // peers are served throughout.
 func TestTenThousandStreams(t *testing.T) {
-	victim, honest := newParty(t, "victim", nil), newParty(t, "honest", nil)
-	link(t, honest, victim)
-	inLobby(t, honest, victim)
-	mallory := attacker(t, victim)
+	victim, honest, mallory := underAttack(t)
 
 	const total = 10000
 	var open []network.Stream

@@ -269,6 +269,16 @@ func stillServes(t testing.TB, from, to *party, tag string) {
 	to.waitDM(dmText)
 }
 
+// underAttack is the usual scene: a victim and an honest peer, linked and
+// both in the lobby, and an attacker host connected to the victim.
+func underAttack(t testing.TB) (victim, honest *party, mallory host.Host) {
+	t.Helper()
+	victim, honest = newParty(t, "victim", nil), newParty(t, "honest", nil)
+	link(t, honest, victim)
+	inLobby(t, honest, victim)
+	return victim, honest, attacker(t, victim)
+}
+
 // attacker is a bare libp2p host on loopback, connected to the victim.
 func attacker(t testing.TB, victim *party) host.Host {
 	t.Helper()

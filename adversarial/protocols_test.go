@@ -148,10 +148,7 @@ func undecodablePayloads(t testing.TB) map[string][]byte {
 // by the node (closed or reset), and the node keeps serving honest peers.
 func TestUndecodableOnEveryProtocol(t *testing.T) {
 	t.Parallel()
-	victim, honest := newParty(t, "victim", nil), newParty(t, "honest", nil)
-	link(t, honest, victim)
-	inLobby(t, honest, victim)
-	mallory := attacker(t, victim)
+	victim, honest, mallory := underAttack(t)
 
 	payloads := undecodablePayloads(t)
 	for _, proto := range protocolsOf(t, victim) {
@@ -182,10 +179,7 @@ func TestUndecodableOnEveryProtocol(t *testing.T) {
 // limit): the first stream is reset, the message is refused, the honest
 // member's messages still arrive.
 func TestOversizePubsubRPC(t *testing.T) {
-	victim, honest := newParty(t, "victim", nil), newParty(t, "honest", nil)
-	link(t, honest, victim)
-	inLobby(t, honest, victim)
-	mallory := attacker(t, victim)
+	victim, honest, mallory := underAttack(t)
 
 	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
 	defer cancel()
@@ -224,10 +218,7 @@ func TestOversizePubsubRPC(t *testing.T) {
 // served throughout.
 func TestSlowloris(t *testing.T) {
 	t.Parallel()
-	victim, honest := newParty(t, "victim", nil), newParty(t, "honest", nil)
-	link(t, honest, victim)
-	inLobby(t, honest, victim)
-	mallory := attacker(t, victim)
+	victim, honest, mallory := underAttack(t)
 
 	const window = 8 * time.Second
 	wait := trickle(t, mallory, victim.peerID(), protocolsOf(t, victim), 500*time.Millisecond, window, t.Logf)

@@ -155,10 +155,7 @@ func withTracer(tr *tracer, opts ...pubsub.Option) func(*node.Config) {
 // handful; the rest are ignored at the first hop and never forwarded; every
 // message of the honest member arrives.
 func TestFloodFromOneMember(t *testing.T) {
-	victim, honest := newParty(t, "victim", nil), newParty(t, "honest", nil)
-	link(t, honest, victim)
-	inLobby(t, honest, victim)
-	mallory := attacker(t, victim)
+	victim, honest, mallory := underAttack(t)
 	ps := rawPubSub(t, mallory)
 	tp := joinTopic(t, ps, lobbyTopic, victim.peerID())
 
@@ -201,10 +198,7 @@ func TestFloodFromOneMember(t *testing.T) {
 // the honest member's messages, and its heap does not grow with the
 // number of announced topics beyond a bound.
 func TestControlMessageFlood(t *testing.T) {
-	victim, honest := newParty(t, "victim", nil), newParty(t, "honest", nil)
-	link(t, honest, victim)
-	inLobby(t, honest, victim)
-	mallory := attacker(t, victim)
+	victim, honest, mallory := underAttack(t)
 	topic := lobbyTopic
 
 	s := rpcStream(t, mallory, victim.peerID())

@@ -123,10 +123,7 @@ func downloads(t *testing.T, p *party) []string {
 // TOO_LARGE before anything is shown to the user or written to disk; the
 // node keeps serving.
 func TestOfferOfOneTerabyte(t *testing.T) {
-	victim, honest := newParty(t, "victim", nil), newParty(t, "honest", nil)
-	link(t, honest, victim)
-	inLobby(t, honest, victim)
-	mallory := attacker(t, victim)
+	victim, honest, mallory := underAttack(t)
 	id := random(t, 16)
 	st := offerRaw(t, mallory, victim, &tpb.Offer{Id: id, Name: "huge.bin", Size: 1 << 40, Hash: random(t, 32)})
 	if st.GetCode() != tpb.Code_TOO_LARGE {
@@ -156,10 +153,7 @@ func TestOfferOfOneTerabyte(t *testing.T) {
 // hash. The transfer fails (bad manifest), nothing is placed in the
 // downloads dir, the node keeps serving.
 func TestMaliciousManifest(t *testing.T) {
-	victim, honest := newParty(t, "victim", nil), newParty(t, "honest", nil)
-	link(t, honest, victim)
-	inLobby(t, honest, victim)
-	mallory := attacker(t, victim)
+	victim, honest, mallory := underAttack(t)
 	const size = 3 << 20
 	hash := random(t, 32)
 	mallory.SetStreamHandler(transfer.ID, func(s network.Stream) {
@@ -250,10 +244,7 @@ func TestRecipientStopsReading(t *testing.T) {
 // inert: the name reduced by safename, the message escaped, and /transfers
 // lists both without control characters.
 func TestEscapesInTransferFields(t *testing.T) {
-	victim, honest := newParty(t, "victim", nil), newParty(t, "honest", nil)
-	link(t, honest, victim)
-	inLobby(t, honest, victim)
-	mallory := attacker(t, victim)
+	victim, honest, mallory := underAttack(t)
 
 	// An offer whose name holds escapes.
 	in := random(t, 16)
