@@ -90,7 +90,7 @@ func TestKeyEncryptDecrypt(t *testing.T) {
 	id, keyPath, plain := newIdentity(t, dir)
 
 	// Not a terminal and no file: a clear one-line error, nothing changed.
-	code, out, stderr := runOnce(t, "key", "encrypt", "--data-dir", dir)
+	code, _, stderr := runOnce(t, "key", "encrypt", "--data-dir", dir)
 	if code != 1 || !strings.Contains(stderr, "--key-passphrase-file") {
 		t.Fatalf("encrypt without passphrase: %d %q", code, stderr)
 	}
@@ -102,7 +102,7 @@ func TestKeyEncryptDecrypt(t *testing.T) {
 		t.Fatal("a refused encrypt changed the key file")
 	}
 
-	code, out, stderr = runOnce(t, "key", "encrypt", "--data-dir", dir, "--key-passphrase-file", good)
+	code, out, stderr := runOnce(t, "key", "encrypt", "--data-dir", dir, "--key-passphrase-file", good)
 	if code != 0 || !strings.Contains(out, "now encrypted") {
 		t.Fatalf("encrypt: %d %q %q", code, out, stderr)
 	}
