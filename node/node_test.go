@@ -24,14 +24,6 @@ func (s *sink) Emit(e events.Event) {
 	s.mu.Unlock()
 }
 
-// take returns and forgets the events so far.
-func (s *sink) take() []events.Event {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := s.evs
-	s.evs = nil
-	return out
-}
 
 func newNode(t *testing.T) (*Node, *sink) {
 	t.Helper()
