@@ -1,6 +1,9 @@
-// Package testnet builds real libp2p hosts on loopback for tests: TCP on
-// 127.0.0.1 with a random port, Noise, yamux, no mDNS, no NAT port mapping,
-// no relay. Every host is closed by t.Cleanup.
+// Package testnet holds the helpers tests share. It builds real libp2p
+// hosts on loopback: TCP on 127.0.0.1 with a random port, Noise, yamux, no
+// mDNS, no NAT port mapping, no relay. It records events (Recorder, and
+// Log for anything else a test collects) with waits bounded in time, and
+// opens bbolt databases in the test's temporary directory. Everything it
+// opens is closed by t.Cleanup.
 package testnet
 
 import (
