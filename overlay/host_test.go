@@ -30,47 +30,16 @@ func TestMain(m *testing.M) {
 }
 
 // recorder collects events for assertions.
-type recorder struct {
-	mu  sync.Mutex
-	evs []events.Event
-	ch  chan struct{}
-}
+type recorder struct{ *testnet.Recorder }
 
-func newRecorder() *recorder { return &recorder{ch: make(chan struct{}, 1)} }
-
-func (r *recorder) Emit(e events.Event) {
-	r.mu.Lock()
-	r.evs = append(r.evs, e)
-	r.mu.Unlock()
-	select {
-	case r.ch <- struct{}{}:
-	default:
-	}
-}
+func newRecorder() *recorder { return &recorder{testnet.NewRecorder(0)} }
 
 // wait blocks until an event matching f was emitted, or fails after d.
 func (r *recorder) wait(t *testing.T, d time.Duration, what string, f func(events.Event) bool) time.Duration {
 	t.Helper()
 	start := time.Now()
-	deadline := time.NewTimer(d)
-	defer deadline.Stop()
-	for {
-		r.mu.Lock()
-		for _, e := range r.evs {
-			if f(e) {
-				r.mu.Unlock()
-				return time.Since(start)
-			}
-		}
-		r.mu.Unlock()
-		select {
-		case <-r.ch:
-		case <-deadline.C:
-			r.mu.Lock()
-			t.Fatalf("no %s event within %v; got %+v", what, d, r.evs)
-			r.mu.Unlock()
-		}
-	}
+	r.WaitWithin(t, d, what, f)
+	return time.Since(start)
 }
 
 func newHost(t testing.TB, cfg Config) *Host {
@@ -208,9 +177,7 @@ func TestKeepRedials(t *testing.T) {
 	waitFor(t, 5*time.Second, "b sees a", func() bool {
 		return b.Network().Connectedness(a.ID()) == network.Connected
 	})
-	rec.mu.Lock()
-	rec.evs = nil
-	rec.mu.Unlock()
+	rec.Take()
 	if err := b.Network().ClosePeer(a.ID()); err != nil {
 		t.Fatal(err)
 	}
