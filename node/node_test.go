@@ -4,7 +4,6 @@ import (
 	"context"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -12,28 +11,12 @@ import (
 
 	"github.com/parley-chat/parley/events"
 	"github.com/parley-chat/parley/identity"
+	"github.com/parley-chat/parley/internal/testnet"
 	"github.com/parley-chat/parley/overlay"
 )
 
-type sink struct {
-	mu  sync.Mutex
-	evs []events.Event
-}
-
-func (s *sink) Emit(e events.Event) {
-	s.mu.Lock()
-	s.evs = append(s.evs, e)
-	s.mu.Unlock()
-}
-
-// take returns and forgets the events so far.
-func (s *sink) take() []events.Event {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := s.evs
-	s.evs = nil
-	return out
-}
+// sink records the node's events.
+type sink = testnet.Recorder
 
 func newNode(t *testing.T) (*Node, *sink) {
 	t.Helper()
@@ -42,7 +25,7 @@ func newNode(t *testing.T) (*Node, *sink) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &sink{}
+	s := testnet.NewRecorder(0)
 	n, err := New(context.Background(), Config{
 		DataDir:  dir,
 		Identity: id,
@@ -68,11 +51,11 @@ func newNode(t *testing.T) (*Node, *sink) {
 // node answer synchronously).
 func exec(t *testing.T, n *Node, s *sink, line string) []events.Event {
 	t.Helper()
-	s.take()
+	s.Take()
 	if err := n.Exec(context.Background(), line); err != nil {
 		t.Fatalf("%s: %v", line, err)
 	}
-	return s.take()
+	return s.Take()
 }
 
 func errorOf(evs []events.Event) (events.Error, bool) {
