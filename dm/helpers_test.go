@@ -162,13 +162,7 @@ func (n *node) send(t testing.TB, to *node, text string) string {
 // eventually polls cond until it holds, for state that has no event.
 func eventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(waitFor)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testnet.Eventually(t, waitFor, what, cond)
 }
 
 // rawStream opens a dm stream from h to p, for playing a misbehaving or

@@ -8,6 +8,7 @@ import (
 
 	"github.com/parley-chat/parley/events"
 	"github.com/parley-chat/parley/identity"
+	"github.com/parley-chat/parley/internal/testnet"
 	"github.com/parley-chat/parley/overlay"
 )
 
@@ -15,13 +16,7 @@ import (
 // d.
 func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("no %s within %v", what, d)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testnet.Eventually(t, d, what, cond)
 }
 
 func TestQueryAccessors(t *testing.T) {

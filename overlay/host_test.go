@@ -19,14 +19,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m,
-		// Process-wide workers that go-libp2p and its dependencies start
-		// once and never stop.
-		goleak.IgnoreAnyFunction("github.com/ipfs/go-log/v2/writer.(*MirrorWriter).logRoutine"),
-		goleak.IgnoreTopFunction("github.com/libp2p/go-libp2p/p2p/transport/quicreuse.(*reuse).gc"),
-		goleak.IgnoreTopFunction("github.com/quic-go/quic-go.(*Transport).listen"),
-		goleak.IgnoreAnyFunction("go.opencensus.io/stats/view.(*worker).start"),
-	)
+	goleak.VerifyTestMain(m, testnet.LongLivedWorkers()...)
 }
 
 // recorder collects events for assertions.
@@ -148,13 +141,7 @@ func TestGaterRefusesDeniedCIDR(t *testing.T) {
 
 func waitFor(t *testing.T, d time.Duration, what string, f func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for !f() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testnet.Eventually(t, d, what, f)
 }
 
 func TestKeepRedials(t *testing.T) {

@@ -198,17 +198,11 @@ func ctxT(tb testing.TB) context.Context {
 	return ctx
 }
 
-// pollUntil polls cond every 5 ms until it holds or waitTimeout passes;
-// only for conditions no event announces.
+// pollUntil polls cond until it holds or waitTimeout passes; only for
+// conditions no event announces.
 func pollUntil(tb testing.TB, what string, cond func() bool) {
 	tb.Helper()
-	deadline := time.Now().Add(waitTimeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			tb.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testnet.Eventually(tb, waitTimeout, what, cond)
 }
 
 // noPartFiles fails when a .part file is left in dir.

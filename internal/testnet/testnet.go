@@ -18,6 +18,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"go.uber.org/goleak"
 )
 
 // NewKey returns a new Ed25519 identity key.
@@ -98,5 +99,31 @@ func WaitTopicPeers(t testing.TB, tp *pubsub.Topic, timeout time.Duration, peers
 			}
 			time.Sleep(20 * time.Millisecond)
 		}
+	}
+}
+
+// Eventually polls cond every 10 ms until it holds, and fails the test when
+// d passes first. Only for state that no event announces: wait on a
+// Recorder where one does.
+func Eventually(tb testing.TB, d time.Duration, what string, cond func() bool) {
+	tb.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			tb.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// LongLivedWorkers are the goleak options for the process-wide workers
+// that go-libp2p and its dependencies start once and never stop, for a
+// package's goleak.VerifyTestMain.
+func LongLivedWorkers() []goleak.Option {
+	return []goleak.Option{
+		goleak.IgnoreAnyFunction("github.com/ipfs/go-log/v2/writer.(*MirrorWriter).logRoutine"),
+		goleak.IgnoreTopFunction("github.com/libp2p/go-libp2p/p2p/transport/quicreuse.(*reuse).gc"),
+		goleak.IgnoreTopFunction("github.com/quic-go/quic-go.(*Transport).listen"),
+		goleak.IgnoreAnyFunction("go.opencensus.io/stats/view.(*worker).start"),
 	}
 }
