@@ -38,8 +38,6 @@ type recorder struct{ *testnet.Recorder }
 
 func newRecorder() *recorder { return &recorder{testnet.NewRecorder(waitTimeout)} }
 
-func (r *recorder) all() []events.Event { return r.All() }
-
 // wait returns the first event (ever recorded) that matches.
 func (r *recorder) wait(tb testing.TB, what string, match func(events.Event) bool) events.Event {
 	tb.Helper()
