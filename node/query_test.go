@@ -8,22 +8,10 @@ import (
 	"github.com/parley-chat/parley/events"
 	"github.com/parley-chat/parley/identity"
 	"github.com/parley-chat/parley/internal/nodetest"
+	"github.com/parley-chat/parley/internal/testnet"
 	"github.com/parley-chat/parley/node"
 	"github.com/parley-chat/parley/overlay"
 )
-
-// waitFor polls cond (state that no event announces directly) for at most
-// d.
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("no %s within %v", what, d)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
 
 func TestQueryAccessors(t *testing.T) {
 	a, _ := nodetest.New(t, nil)
@@ -36,7 +24,7 @@ func TestQueryAccessors(t *testing.T) {
 		t.Fatalf("Connect: %v", err)
 	}
 	idB := b.Host().ID()
-	waitFor(t, 10*time.Second, "b in the peer table", func() bool { return a.Status().Peers == 1 })
+	testnet.Eventually(t, 10*time.Second, "b in the peer table", func() bool { return a.Status().Peers == 1 })
 
 	st := a.Status()
 	if st.PeerID != a.Host().ID() || st.Nick != "tester" || st.Fingerprint != identity.Fingerprint(a.Host().ID()) ||
@@ -60,11 +48,11 @@ func TestQueryAccessors(t *testing.T) {
 	if _, err := a.SendDM(context.Background(), idB, "hello"); err != nil {
 		t.Fatalf("SendDM: %v", err)
 	}
-	waitFor(t, 10*time.Second, "delivered message", func() bool {
+	testnet.Eventually(t, 10*time.Second, "delivered message", func() bool {
 		h, err := a.DMHistory(idB, 10)
 		return err == nil && len(h) == 1 && h[0].Outgoing && h[0].State == events.DMDelivered && h[0].Text == "hello"
 	})
-	waitFor(t, 10*time.Second, "b's nick in the peer list", func() bool {
+	testnet.Eventually(t, 10*time.Second, "b's nick in the peer list", func() bool {
 		ps := a.PeerList()
 		return len(ps) == 1 && ps[0].Nick == "bob"
 	})
