@@ -130,6 +130,8 @@ type tnode struct {
 	nick     atomic.Pointer[string]
 	cfg      Config
 	shares   *broadcastLog[FileShare]
+	// ctx is passed to New; nil means context.Background().
+	ctx context.Context
 }
 
 var testLogger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
@@ -146,6 +148,13 @@ func testConfig() Config {
 
 func newNode(t testing.TB, nick string, mod func(*Config)) *tnode {
 	t.Helper()
+	return newNodeCtx(t, nil, nick, mod)
+}
+
+// newNodeCtx is newNode with the context given to New (nil:
+// context.Background()).
+func newNodeCtx(t testing.TB, ctx context.Context, nick string, mod func(*Config)) *tnode {
+	t.Helper()
 	key := testnet.NewKey(t)
 	n := &tnode{
 		t:        t,
@@ -155,6 +164,7 @@ func newNode(t testing.TB, nick string, mod func(*Config)) *tnode {
 		verdicts: newLog[verdictEntry](),
 		shares:   newLog[FileShare](),
 		cfg:      testConfig(),
+		ctx:      ctx,
 	}
 	n.setNick(nick)
 	if mod != nil {
@@ -189,7 +199,11 @@ func (n *tnode) start() {
 		n.verdicts.add(verdictEntry{topic, from, v})
 	}
 	cfg.OnFileShare = func(_ string, _ peer.ID, f FileShare) { n.shares.add(f) }
-	svc, err := New(context.Background(), cfg)
+	ctx := n.ctx
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	svc, err := New(ctx, cfg)
 	if err != nil {
 		n.t.Fatalf("new service: %v", err)
 	}
