@@ -44,7 +44,7 @@ func TestCloseAnnouncesLeaving(t *testing.T) {
 			aliceIs := func(online bool) func(events.Event) bool {
 				return func(e events.Event) bool {
 					p, ok := e.(events.Presence)
-					return ok && p.Room == "lobby" && p.PeerID == a.id().String() && p.Online == online
+					return ok && p.Room == "lobby" && p.PeerID == a.id() && p.Online == online
 				}
 			}
 			b.events.wait(t, "alice online", aliceIs(true))
