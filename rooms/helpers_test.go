@@ -71,6 +71,8 @@ type tnode struct {
 	nick     atomic.Pointer[string]
 	cfg      Config
 	shares   *broadcastLog[FileShare]
+	// ctx is passed to New; nil means context.Background().
+	ctx context.Context
 }
 
 var testLogger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
@@ -87,6 +89,13 @@ func testConfig() Config {
 
 func newNode(t testing.TB, nick string, mod func(*Config)) *tnode {
 	t.Helper()
+	return newNodeCtx(t, nil, nick, mod)
+}
+
+// newNodeCtx is newNode with the context given to New (nil:
+// context.Background()).
+func newNodeCtx(t testing.TB, ctx context.Context, nick string, mod func(*Config)) *tnode {
+	t.Helper()
 	key := testnet.NewKey(t)
 	n := &tnode{
 		t:        t,
@@ -96,6 +105,7 @@ func newNode(t testing.TB, nick string, mod func(*Config)) *tnode {
 		verdicts: newLog[verdictEntry](),
 		shares:   newLog[FileShare](),
 		cfg:      testConfig(),
+		ctx:      ctx,
 	}
 	n.setNick(nick)
 	if mod != nil {
@@ -130,7 +140,11 @@ func (n *tnode) start() {
 	cfg.testHookVerdict = func(topic string, from peer.ID, v verdict) {
 		n.verdicts.add(verdictEntry{topic, from, v})
 	}
-	svc, err := New(context.Background(), cfg)
+	ctx := n.ctx
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	svc, err := New(ctx, cfg)
 	if err != nil {
 		n.t.Fatalf("new service: %v", err)
 	}
