@@ -13,6 +13,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"strconv"
 	"strings"
@@ -58,6 +59,55 @@ type File struct {
 	// accepted without asking, up to AutoAcceptMaxSize bytes.
 	AutoAcceptFrom    []string `toml:"auto_accept_from"`
 	AutoAcceptMaxSize int64    `toml:"auto_accept_max_size"`
+}
+
+// Keys returns the keys config.toml may set, in File's order.
+func Keys() []string {
+	t := reflect.TypeFor[File]()
+	keys := make([]string, 0, t.NumField())
+	for i := range t.NumField() {
+		keys = append(keys, t.Field(i).Tag.Get("toml"))
+	}
+	return keys
+}
+
+// Value returns what the file sets key to, as text a command-line flag
+// would take: one string per list element, "true" or "false" for a bool,
+// the number in base 10 for an int. ok is false when the file leaves key
+// unset: absent, or an empty string, empty list or zero number (which
+// mean the default, as they always have), or when Keys does not list key.
+func (f File) Value(key string) (vals []string, ok bool) {
+	v := reflect.ValueOf(f)
+	t := v.Type()
+	for i := range t.NumField() {
+		if t.Field(i).Tag.Get("toml") == key {
+			return fieldText(v.Field(i))
+		}
+	}
+	return nil, false
+}
+
+// fieldText renders one field of File for Value.
+func fieldText(v reflect.Value) ([]string, bool) {
+	switch v.Kind() {
+	case reflect.String:
+		return []string{v.String()}, v.String() != ""
+	case reflect.Int, reflect.Int64:
+		return []string{strconv.FormatInt(v.Int(), 10)}, v.Int() != 0
+	case reflect.Pointer: // *bool: nil is unset
+		if v.IsNil() {
+			return nil, false
+		}
+		return []string{strconv.FormatBool(v.Elem().Bool())}, true
+	case reflect.Slice: // []string
+		out := make([]string, v.Len())
+		for i := range out {
+			out[i] = v.Index(i).String()
+		}
+		return out, len(out) > 0
+	default: // File has no other kinds (TestValue covers every key)
+		return nil, false
+	}
 }
 
 // DefaultDataDir returns $XDG_DATA_HOME/parley, else ~/.local/share/parley.
