@@ -24,12 +24,12 @@ var errHelp = errors.New("help shown")
 // added to the embedded flag.FlagSet and take the environment too.
 type flagSet struct {
 	*flag.FlagSet
-	cmd      cmdSet          // the command, for the table's columns; 0 outside the table
-	synopsis string          // first line of -h, after "usage: "
-	bound    []bound         // the table's settings cmd takes, in table order
+	cmd      cmdSet           // the command, for the table's columns; 0 outside the table
+	synopsis string           // first line of -h, after "usage: "
+	bound    []bound          // the table's settings cmd takes, in table order
 	byFlag   map[string]bound // bound settings by flag name
-	set      map[string]bool // flags given on the command line or in the environment
-	hidden   map[string]bool // flags accepted but not listed by -h
+	set      map[string]bool  // flags given on the command line or in the environment
+	hidden   map[string]bool  // flags accepted but not listed by -h
 	// badValue is the first bad value of a bound setting on the command
 	// line, said as the environment and the file say theirs.
 	badValue error

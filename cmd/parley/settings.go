@@ -29,8 +29,8 @@ const (
 	cmdID
 	cmdKey
 
-	chatNodes = cmdChat | cmdSend           // commands that run a chat node
-	allNodes  = chatNodes | cmdServe        // commands that run a node
+	chatNodes = cmdChat | cmdSend         // commands that run a chat node
+	allNodes  = chatNodes | cmdServe      // commands that run a node
 	keyUsers  = allNodes | cmdID | cmdKey // commands that use the identity key
 )
 
