@@ -32,7 +32,7 @@ func parseSend(args []string, stdout io.Writer) (*sendCmd, error) {
 	c.fs = newCommandFlags("send", cmdSend, &c.settings)
 	c.fs.maxArgs = 1
 	c.fs.synopsis = "parley send [flags] --to PEER PATH"
-	c.fs.StringVar(&c.to, "to", "", "recipient: `PEER`, as MULTIADDR/p2p/ID, a peer ID or a known nick (required)")
+	c.fs.StringVar(&c.to, "to", "", "recipient `PEER` (required): MULTIADDR/p2p/ID, a peer ID or a known nick")
 	if err := c.fs.parse(args, stdout); err != nil {
 		return nil, err
 	}
