@@ -1,7 +1,8 @@
-// Package config owns Parley's settings: the config.toml file in the data
-// directory, the default data directory, and the precedence rule
-// flags > environment (PARLEY_*) > config.toml > defaults that the command
-// line applies.
+// Package config owns Parley's settings file: config.toml in the data
+// directory, and the default data directory. The command line (the
+// settings table in cmd/parley/settings.go) binds each key to its flag
+// and PARLEY_* variable, reads keys through File.Value and applies the
+// precedence flags > environment (PARLEY_*) > config.toml > defaults.
 //
 // The file is decoded strictly: an unknown key or a value of the wrong type
 // is an error naming the file, the line and the key, never ignored.
