@@ -127,7 +127,7 @@ func (s *Serve) Host() *overlay.Host { return s.host }
 // Ready describes the running serve node as a ready event.
 func (s *Serve) Ready() events.Ready {
 	return events.Ready{
-		PeerID:      s.host.ID().String(),
+		PeerID:      s.host.ID(),
 		Nick:        ServeNick,
 		Fingerprint: s.id.Fingerprint(),
 		Addrs:       overlay.P2PAddrs(s.host.AddrInfo()),

@@ -47,7 +47,7 @@ func TestNewServe(t *testing.T) {
 	t.Cleanup(func() { _ = s.Close() })
 
 	r := s.Ready()
-	if r.PeerID != id.ID.String() || r.Nick != ServeNick || len(r.Addrs) == 0 {
+	if r.PeerID != id.ID || r.Nick != ServeNick || len(r.Addrs) == 0 {
 		t.Fatalf("ready %+v", r)
 	}
 	protos := s.Host().Mux().Protocols()

@@ -103,7 +103,7 @@ func (c *serveCmd) run(ctx context.Context, stdin io.Reader, stdout, stderr io.W
 		srv = serveMetrics(metricsLn, reg, logger)
 	}
 
-	out := newRenderer(stdout, s.json)
+	out := newRenderer(stdout, s.json, nil)
 	writerDone := make(chan error, 1)
 	go func() { writerDone <- out.drain(queue) }()
 	ready := n.Ready()
