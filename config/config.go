@@ -1,7 +1,8 @@
-// Package config owns Parley's settings: the config.toml file in the data
-// directory, the default data directory, and the precedence rule
-// flags > environment (PARLEY_*) > config.toml > defaults that the command
-// line applies.
+// Package config owns Parley's settings file: config.toml in the data
+// directory, and the default data directory. The command line (the
+// settings table in cmd/parley/settings.go) binds each key to its flag
+// and PARLEY_* variable, reads keys through File.Value and applies the
+// precedence flags > environment (PARLEY_*) > config.toml > defaults.
 //
 // The file is decoded strictly: an unknown key or a value of the wrong type
 // is an error naming the file, the line and the key, never ignored.
@@ -13,6 +14,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"strconv"
 	"strings"
@@ -58,6 +60,55 @@ type File struct {
 	// accepted without asking, up to AutoAcceptMaxSize bytes.
 	AutoAcceptFrom    []string `toml:"auto_accept_from"`
 	AutoAcceptMaxSize int64    `toml:"auto_accept_max_size"`
+}
+
+// Keys returns the keys config.toml may set, in File's order.
+func Keys() []string {
+	t := reflect.TypeFor[File]()
+	keys := make([]string, 0, t.NumField())
+	for i := range t.NumField() {
+		keys = append(keys, t.Field(i).Tag.Get("toml"))
+	}
+	return keys
+}
+
+// Value returns what the file sets key to, as text a command-line flag
+// would take: one string per list element, "true" or "false" for a bool,
+// the number in base 10 for an int. ok is false when the file leaves key
+// unset: absent, or an empty string, empty list or zero number (which
+// mean the default, as they always have), or when Keys does not list key.
+func (f File) Value(key string) (vals []string, ok bool) {
+	v := reflect.ValueOf(f)
+	t := v.Type()
+	for i := range t.NumField() {
+		if t.Field(i).Tag.Get("toml") == key {
+			return fieldText(v.Field(i))
+		}
+	}
+	return nil, false
+}
+
+// fieldText renders one field of File for Value.
+func fieldText(v reflect.Value) ([]string, bool) {
+	switch v.Kind() {
+	case reflect.String:
+		return []string{v.String()}, v.String() != ""
+	case reflect.Int, reflect.Int64:
+		return []string{strconv.FormatInt(v.Int(), 10)}, v.Int() != 0
+	case reflect.Pointer: // *bool: nil is unset
+		if v.IsNil() {
+			return nil, false
+		}
+		return []string{strconv.FormatBool(v.Elem().Bool())}, true
+	case reflect.Slice: // []string
+		out := make([]string, v.Len())
+		for i := range out {
+			out[i] = v.Index(i).String()
+		}
+		return out, len(out) > 0
+	default: // File has no other kinds (TestValue covers every key)
+		return nil, false
+	}
 }
 
 // DefaultDataDir returns $XDG_DATA_HOME/parley, else ~/.local/share/parley.

@@ -80,3 +80,47 @@ func FuzzParse(f *testing.F) {
 		_, _ = Parse("fuzz.toml", raw)
 	})
 }
+
+// TestValue: every key of File reads back as the text a flag takes, and
+// an unset key (absent, empty or zero) is not set.
+func TestValue(t *testing.T) {
+	f, err := Parse("config.toml", []byte(`nick = "ann"
+listen = ["/ip4/127.0.0.1/tcp/1", "/ip4/127.0.0.1/tcp/2"]
+mdns = false
+conn_low = 10
+max_file_size = 1024
+downloads = ""
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		key  string
+		want []string
+		ok   bool
+	}{
+		{"nick", []string{"ann"}, true},
+		{"listen", []string{"/ip4/127.0.0.1/tcp/1", "/ip4/127.0.0.1/tcp/2"}, true},
+		{"mdns", []string{"false"}, true},
+		{"upnp", nil, false},
+		{"conn_low", []string{"10"}, true},
+		{"conn_high", []string{"0"}, false},
+		{"max_file_size", []string{"1024"}, true},
+		{"downloads", []string{""}, false},
+		{"peers", []string{}, false},
+		{"no_such_key", nil, false},
+	} {
+		got, ok := f.Value(tc.key)
+		if ok != tc.ok || strings.Join(got, "|") != strings.Join(tc.want, "|") {
+			t.Errorf("Value(%q) = %q, %v; want %q, %v", tc.key, got, ok, tc.want, tc.ok)
+		}
+	}
+	for _, k := range Keys() {
+		if k == "" {
+			t.Error("a File field without a toml key")
+		}
+		if _, ok := (File{}).Value(k); ok {
+			t.Errorf("the empty File sets %s", k)
+		}
+	}
+}

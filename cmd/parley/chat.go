@@ -14,7 +14,6 @@ import (
 	slash "github.com/parley-chat/parley/command"
 	"github.com/parley-chat/parley/config"
 	"github.com/parley-chat/parley/events"
-	"github.com/parley-chat/parley/identity"
 	"github.com/parley-chat/parley/node"
 	"github.com/parley-chat/parley/transfer"
 	"github.com/parley-chat/parley/tui"
@@ -29,13 +28,13 @@ const eventQueueLimit = 1 << 16
 
 // chatCmd is a parsed `parley chat` command line.
 type chatCmd struct {
-	chatSettings
+	settings
 	fs *flagSet
 }
 
 func parseChat(args []string, stdout io.Writer) (*chatCmd, error) {
-	c := &chatCmd{fs: newFlagSet("chat")}
-	c.register(c.fs)
+	c := &chatCmd{}
+	c.fs = newCommandFlags("chat", cmdChat, &c.settings)
 	if err := c.fs.parse(args, stdout); err != nil {
 		return nil, err
 	}
@@ -43,10 +42,7 @@ func parseChat(args []string, stdout io.Writer) (*chatCmd, error) {
 }
 
 func (c *chatCmd) run(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer) error {
-	s, fs := &c.chatSettings, c.fs
-	if err := s.resolveDataDir(); err != nil {
-		return err
-	}
+	s, fs := &c.settings, c.fs
 	queue := events.NewQueue(eventQueueLimit)
 	ui := s.useTUI(stdin, stdout)
 	var logOut io.Writer = stderr
@@ -58,7 +54,7 @@ func (c *chatCmd) run(ctx context.Context, stdin io.Reader, stdout, stderr io.Wr
 		logOut = logSink
 		defer flushLogs(logSink, queue, stderr)
 	}
-	logger, id, err := s.prepare(fs, s.applyFile, stdin, stderr, logOut)
+	logger, id, err := s.prepare(fs, stdin, stderr, logOut)
 	if err != nil {
 		return err
 	}
@@ -69,9 +65,6 @@ func (c *chatCmd) run(ctx context.Context, stdin io.Reader, stdout, stderr io.Wr
 	nick := s.nick
 	if nick == "" {
 		nick = defaultNick(id)
-	}
-	if err := identity.ValidateNick(nick); err != nil {
-		return usageError{fmt.Errorf("bad --nick: %w", err)}
 	}
 	if fs.given("nick") {
 		if err := config.SaveNick(s.dataDir, nick); err != nil {

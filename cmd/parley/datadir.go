@@ -15,7 +15,7 @@ import (
 // dir it used (known once it ran).
 type dataDirUser interface{ usedDataDir() string }
 
-func (c *common) usedDataDir() string { return c.dataDir }
+func (s *settings) usedDataDir() string { return s.dataDir }
 
 // dataDirError is a permission error on the data dir, a file in it (its
 // config.toml, its key, its store) or a directory above it, with what to

@@ -123,27 +123,25 @@ func FuzzChatFlags(f *testing.F) {
 }
 
 func fuzzChatFlags(args []string) error {
-	var s chatSettings
-	fs := newFlagSet("chat")
-	s.register(fs)
+	var s settings
+	fs := newCommandFlags("chat", cmdChat, &s)
 	if err := fs.parse(args, io.Discard); err != nil {
 		return err
 	}
 	// Reading files is not the parser's business (FuzzDecodeSwarmKey
 	// covers the swarm key format).
-	s.private.swarmKey = ""
+	s.swarmKey = ""
 	_, err := s.overlayConfig()
 	return err
 }
 
 func fuzzServeFlags(args []string) error {
-	var s serveSettings
-	fs := newFlagSet("serve")
-	s.register(fs)
+	var s settings
+	fs := newCommandFlags("serve", cmdServe, &s)
 	if err := fs.parse(args, io.Discard); err != nil {
 		return err
 	}
-	s.private.swarmKey = ""
+	s.swarmKey = ""
 	if _, err := s.overlayConfig(); err != nil {
 		return err
 	}

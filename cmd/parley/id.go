@@ -5,34 +5,27 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 )
 
 // idCmd is a parsed `parley id` command line.
 type idCmd struct {
-	common
-	json  bool
-	level slog.Level
+	settings
+	json bool
 }
 
 func parseID(args []string, stdout io.Writer) (*idCmd, error) {
 	c := &idCmd{}
-	fs := newFlagSet("id")
-	c.register(fs)
+	fs := newCommandFlags("id", cmdID, &c.settings)
 	fs.BoolVar(&c.json, "json", false, "print as one JSON object")
 	if err := fs.parse(args, stdout); err != nil {
-		return nil, err
-	}
-	var err error
-	if c.level, err = parseLevel(c.logLevel); err != nil {
 		return nil, err
 	}
 	return c, nil
 }
 
 func (c *idCmd) run(_ context.Context, stdin io.Reader, stdout, stderr io.Writer) error {
-	logger := newLogger(stderr, c.level)
-	if err := c.resolveDataDir(); err != nil {
+	logger := newLogger(stderr, c.logLevel)
+	if err := c.resolveDataDir(cmdID); err != nil {
 		return err
 	}
 	id, err := loadIdentity(c.dataDir, c.passphrases(stdin, stderr, logger), logger)

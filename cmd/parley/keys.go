@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"log/slog"
 	"path/filepath"
 
 	"github.com/parley-chat/parley/identity"
@@ -46,18 +45,12 @@ func (c *keygenCmd) run(_ context.Context, _ io.Reader, stdout, _ io.Writer) err
 	return err
 }
 
-// keySettings are the flags of `parley key encrypt|decrypt|passphrase`.
-type keySettings struct {
-	common
-	newPassFile string
-}
-
 // keyCmd is a parsed `parley key encrypt|decrypt|passphrase` command
 // line.
 type keyCmd struct {
-	keySettings
-	action string
-	level  slog.Level
+	settings
+	newPassFile string
+	action      string
 }
 
 func parseKey(args []string, stdout io.Writer) (*keyCmd, error) {
@@ -70,16 +63,11 @@ func parseKey(args []string, stdout io.Writer) (*keyCmd, error) {
 	default:
 		return nil, usageError{fmt.Errorf("unknown key action %q: use encrypt, decrypt or passphrase", c.action)}
 	}
-	flags := newFlagSet("key " + c.action)
-	c.register(flags)
+	flags := newCommandFlags("key "+c.action, cmdKey, &c.settings)
 	if c.action == "passphrase" {
 		flags.StringVar(&c.newPassFile, "new-key-passphrase-file", "", "read the new passphrase from `FILE` (default: ask twice on the terminal)")
 	}
 	if err := flags.parse(args[1:], stdout); err != nil {
-		return nil, err
-	}
-	var err error
-	if c.level, err = parseLevel(c.logLevel); err != nil {
 		return nil, err
 	}
 	return c, nil
@@ -88,8 +76,8 @@ func parseKey(args []string, stdout io.Writer) (*keyCmd, error) {
 // run is `parley key encrypt|decrypt|passphrase`: it converts the
 // identity key file in the data dir in place.
 func (c *keyCmd) run(_ context.Context, stdin io.Reader, stdout, stderr io.Writer) error {
-	logger := newLogger(stderr, c.level)
-	if err := c.resolveDataDir(); err != nil {
+	logger := newLogger(stderr, c.logLevel)
+	if err := c.resolveDataDir(cmdKey); err != nil {
 		return err
 	}
 	warnDataDirMode(logger, c.dataDir)

@@ -21,17 +21,18 @@ const sendConnectTimeout = 60 * time.Second
 
 // sendCmd is a parsed `parley send` command line.
 type sendCmd struct {
-	chatSettings
+	settings
 	fs   *flagSet
 	to   string
 	path string
 }
 
 func parseSend(args []string, stdout io.Writer) (*sendCmd, error) {
-	c := &sendCmd{fs: newFlagSet("send")}
+	c := &sendCmd{}
+	c.fs = newCommandFlags("send", cmdSend, &c.settings)
 	c.fs.maxArgs = 1
-	c.register(c.fs)
-	c.fs.StringVar(&c.to, "to", "", "recipient: `MULTIADDR/p2p/ID`, a peer ID, or a known nick")
+	c.fs.synopsis = "parley send [flags] --to PEER PATH"
+	c.fs.StringVar(&c.to, "to", "", "recipient `PEER` (required): MULTIADDR/p2p/ID, a peer ID or a known nick")
 	if err := c.fs.parse(args, stdout); err != nil {
 		return nil, err
 	}
@@ -47,11 +48,8 @@ func parseSend(args []string, stdout io.Writer) (*sendCmd, error) {
 // failed, was rejected or cancelled (exit 1). Events go to stdout as in
 // chat (--json for JSON lines).
 func (c *sendCmd) run(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer) error {
-	s, fs, to, path := &c.chatSettings, c.fs, c.to, c.path
-	if err := s.resolveDataDir(); err != nil {
-		return err
-	}
-	logger, id, err := s.prepare(fs, s.applyFile, stdin, stderr, stderr)
+	s, fs, to, path := &c.settings, c.fs, c.to, c.path
+	logger, id, err := s.prepare(fs, stdin, stderr, stderr)
 	if err != nil {
 		return err
 	}

@@ -179,18 +179,22 @@ func TestDiscoveryFlags(t *testing.T) {
 	good := "/ip4/10.0.0.1/tcp/4747/p2p/12D3KooWRBhwfeP2Y4TCx1SM6s9rUoHhR5STiGwxBhgFRcw3UERE"
 	for _, tc := range []struct {
 		name string
-		d    discoveryFlags
+		args []string
 		ok   bool
 	}{
-		{"bootstrap", discoveryFlags{bootstrap: listFlag{good}}, true},
-		{"bootstrap without id", discoveryFlags{bootstrap: listFlag{"/ip4/10.0.0.1/tcp/4747"}}, false},
-		{"bad relay", discoveryFlags{relays: listFlag{"nonsense"}}, false},
-		{"empty namespace", discoveryFlags{rendezvous: listFlag{""}}, false},
-		{"long namespace", discoveryFlags{rendezvous: listFlag{strings.Repeat("n", overlay.MaxNamespaceLen+1)}}, false},
+		{"bootstrap", []string{"--bootstrap", good}, true},
+		{"bootstrap without id", []string{"--bootstrap", "/ip4/10.0.0.1/tcp/4747"}, false},
+		{"bad relay", []string{"--relay", "nonsense"}, false},
+		{"empty namespace", []string{"--rendezvous", ""}, false},
+		{"long namespace", []string{"--rendezvous", strings.Repeat("n", overlay.MaxNamespaceLen+1)}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			var s settings
+			err := newCommandFlags("chat", cmdChat, &s).parse(tc.args, io.Discard)
 			var cfg overlay.Config
-			err := tc.d.apply(&cfg)
+			if err == nil {
+				cfg, err = s.overlayConfig()
+			}
 			if (err == nil) != tc.ok {
 				t.Fatalf("err = %v, want ok=%v", err, tc.ok)
 			}
@@ -204,7 +208,7 @@ func TestDiscoveryFlags(t *testing.T) {
 		})
 	}
 	// mDNS follows --no-mdns.
-	s := chatSettings{connLow: 1, connHigh: 2}
+	s := settings{connLow: 1, connHigh: 2}
 	cfg, err := s.overlayConfig()
 	if err != nil || !cfg.MDNS {
 		t.Fatalf("chat without --no-mdns: MDNS=%v err=%v", cfg.MDNS, err)
@@ -224,27 +228,28 @@ func TestDiscoveryFromConfigFile(t *testing.T) {
 	file := config.File{Bootstrap: []string{fromFile}, Relays: []string{fromFile}, PublicDHT: &yes}
 	for _, tc := range []struct {
 		name      string
-		relayFlag bool
+		cmd       cmdSet
 		args      []string
 		bootstrap string
 		relays    int
 		publicDHT bool
 	}{
-		{"chat, file only", true, nil, fromFile, 1, true},
-		{"chat, flags win", true, []string{"--bootstrap", fromFlag, "--relay", fromFlag, "--public-dht=false"}, fromFlag, 1, false},
-		{"serve, file only", false, nil, fromFile, 0, true},
-		{"serve, flag wins", false, []string{"--bootstrap", fromFlag}, fromFlag, 0, true},
+		{"chat, file only", cmdChat, nil, fromFile, 1, true},
+		{"chat, flags win", cmdChat, []string{"--bootstrap", fromFlag, "--relay", fromFlag, "--public-dht=false"}, fromFlag, 1, false},
+		{"serve, file only", cmdServe, nil, fromFile, 0, true},
+		{"serve, flag wins", cmdServe, []string{"--bootstrap", fromFlag}, fromFlag, 0, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			fs := newFlagSet("test")
-			var d discoveryFlags
-			d.register(fs, tc.relayFlag)
+			var s settings
+			fs := newCommandFlags("test", tc.cmd, &s)
 			if err := fs.parse(tc.args, io.Discard); err != nil {
 				t.Fatal(err)
 			}
-			d.applyFile(fs, file)
-			if len(d.bootstrap) != 1 || d.bootstrap[0] != tc.bootstrap || len(d.relays) != tc.relays || d.publicDHT != tc.publicDHT {
-				t.Fatalf("bootstrap %v relays %v public-dht %v", d.bootstrap, d.relays, d.publicDHT)
+			if err := fs.applyFile(file, t.TempDir()); err != nil {
+				t.Fatal(err)
+			}
+			if len(s.bootstrap) != 1 || overlay.P2PAddrs(s.bootstrap[0])[0] != tc.bootstrap || len(s.relays) != tc.relays || s.publicDHT != tc.publicDHT {
+				t.Fatalf("bootstrap %v relays %v public-dht %v", s.bootstrap, s.relays, s.publicDHT)
 			}
 		})
 	}

@@ -1,71 +1,280 @@
 package main
 
 import (
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/parley-chat/parley/config"
 	"github.com/parley-chat/parley/identity"
+	"github.com/parley-chat/parley/node"
 	"github.com/parley-chat/parley/overlay"
 )
 
-// common are the flags every subcommand that touches the data dir takes.
-type common struct {
-	dataDir     string
-	logLevel    string
-	keyPassFile string
+// cmdSet is a set of the commands that take settings.
+type cmdSet uint8
+
+const (
+	cmdChat cmdSet = 1 << iota
+	cmdSend
+	cmdServe
+	cmdID
+	cmdKey
+
+	chatNodes = cmdChat | cmdSend         // commands that run a chat node
+	allNodes  = chatNodes | cmdServe      // commands that run a node
+	keyUsers  = allNodes | cmdID | cmdKey // commands that use the identity key
+)
+
+func (c cmdSet) has(cmd cmdSet) bool { return c&cmd != 0 }
+
+// setting binds one setting to its flag, its PARLEY_* environment
+// variable (envName of the flag) and its config.toml key, with its
+// default, its parsing and validation (the flag.Value bind returns) and
+// the commands that take it. Precedence: flag > environment >
+// config.toml > default (docs/CONFIG.md).
+type setting struct {
+	flag string // flag name; "" for a config.toml-only setting
+	arg  string // what -h shows after the flag (FILE, MULTIADDR); "" for a bool
+	key  string // config.toml key; "" when the file has none
+	in   cmdSet // commands that take the flag
+	file cmdSet // commands that read key from their config.toml
+	// hidden commands accept the flag, with no effect, without listing
+	// it: old command lines keep working.
+	hidden cmdSet
+	def    string // default, as the flag takes it; "" for none
+	usage  string
+	// merge: the file's values are added to those of the flag or
+	// environment variable instead of giving way to them.
+	merge bool
+	// fromFile turns a config.toml value into what the flag takes.
+	fromFile func(v, dataDir string) string
+	// serve replaces def and usage for parley serve.
+	serve *variant
+	// bind returns the value the setting parses into, in s.
+	bind func(s *settings) flag.Value
 }
 
-func (c *common) register(fs *flagSet) {
-	fs.StringVar(&c.dataDir, "data-dir", "", "directory for the key, config.toml and the store (default $XDG_DATA_HOME/parley or ~/.local/share/parley)")
-	fs.StringVar(&c.logLevel, "log-level", "warn", "log level on stderr: debug, info, warn or error")
-	fs.StringVar(&c.keyPassFile, "key-passphrase-file", "", "read the passphrase of an encrypted identity key from `FILE` (default: ask on the terminal); a new key is then created encrypted")
+// variant is how a setting differs for one command: what is not empty
+// replaces the setting's own.
+type variant struct{ def, usage string }
+
+// forCommand is the setting as cmd has it.
+func (s setting) forCommand(cmd cmdSet) setting {
+	if cmd != cmdServe || s.serve == nil {
+		return s
+	}
+	if s.serve.def != "" {
+		s.def = s.serve.def
+	}
+	if s.serve.usage != "" {
+		s.usage = s.serve.usage
+	}
+	return s
 }
 
-// passphrases returns the passphrase source of the key flags.
-func (c *common) passphrases(stdin io.Reader, stderr io.Writer, logger *slog.Logger) passphrases {
-	return passphrases{file: c.keyPassFile, stdin: stdin, stderr: stderr, log: logger}
+// settings are the values of the settings table after layering, for
+// every command; each command fills the ones it takes.
+type settings struct {
+	dataDir        string
+	logLevel       slog.Level
+	keyPassFile    string
+	nick           string
+	listen         []ma.Multiaddr
+	announce       []ma.Multiaddr
+	peers          []peer.AddrInfo
+	denyPeers      []peer.ID
+	denyCIDRs      []*net.IPNet
+	upnp           bool
+	noMDNS         bool
+	rooms          []string
+	downloads      string
+	maxFile        int64
+	autoAcceptFrom []string
+	autoAcceptMax  int64
+	json           bool
+	line           bool
+	connLow        int
+	connHigh       int
+	bootstrap      []peer.AddrInfo
+	relays         []peer.AddrInfo
+	rendezvous     []string
+	publicDHT      bool
+	noPunch        bool
+	swarmKey       string
+	allowPeers     []peer.ID
+	metrics        string
+	metricsPublic  bool
 }
 
-// resolveDataDir applies the default data dir.
-func (c *common) resolveDataDir() error {
-	if c.dataDir != "" {
+// settingTable is every setting of chat, send, serve, id and key.
+func settingTable() []setting {
+	return []setting{
+		{flag: "data-dir", arg: "DIR", in: keyUsers,
+			usage: "directory for the key, config.toml and the store (default $XDG_DATA_HOME/parley or ~/.local/share/parley)",
+			serve: &variant{usage: "directory for the key, config.toml and the store (default $XDG_DATA_HOME/parley-serve or ~/.local/share/parley-serve)"},
+			bind:  func(s *settings) flag.Value { return textOf(&s.dataDir) }},
+		{flag: "log-level", arg: "LEVEL", key: "log_level", in: keyUsers, file: allNodes, def: "warn",
+			usage: "log level on stderr: debug, info, warn or error",
+			bind:  func(s *settings) flag.Value { return levelOf(&s.logLevel) }},
+		{flag: "key-passphrase-file", arg: "FILE", in: keyUsers,
+			usage: "read the passphrase of an encrypted identity key from FILE (default: ask on the terminal); a new key is then created encrypted",
+			bind:  func(s *settings) flag.Value { return textOf(&s.keyPassFile) }},
+		{flag: "nick", arg: "NICK", key: "nick", in: chatNodes, file: chatNodes,
+			usage: "nickname, 1-32 printable characters (parley chat saves it in config.toml)",
+			bind:  func(s *settings) flag.Value { return nickOf(&s.nick) }},
+		{flag: "listen", arg: "MULTIADDR", key: "listen", in: allNodes, file: allNodes,
+			usage: "listen on this address (repeatable; replaces the default of all interfaces, random ports)",
+			serve: &variant{usage: "listen on this address (repeatable; default TCP and QUIC on port " + strconv.Itoa(node.ServePort) + " on every interface)"},
+			bind:  func(s *settings) flag.Value { return listenOf(&s.listen) }},
+		{flag: "announce", arg: "MULTIADDR", in: cmdServe,
+			usage: "advertise this address instead of the listen addresses, e.g. a public address in front of a 1:1 NAT (repeatable)",
+			bind:  func(s *settings) flag.Value { return listenOf(&s.announce) }},
+		{flag: "peer", arg: "MULTIADDR/p2p/ID", key: "peers", in: chatNodes, file: chatNodes,
+			usage: "peer to dial at start and keep connected (repeatable)",
+			bind:  func(s *settings) flag.Value { return peerAddrsOf(&s.peers) }},
+		{flag: "deny-peer", arg: "PEER_ID", key: "deny_peers", in: allNodes, file: allNodes, merge: true,
+			usage: "refuse connections with this peer (repeatable; added to deny_peers in config.toml)",
+			bind:  func(s *settings) flag.Value { return peerIDsOf(&s.denyPeers) }},
+		{flag: "deny-cidr", arg: "CIDR", key: "deny_cidrs", in: allNodes, file: allNodes, merge: true,
+			usage: "refuse connections with addresses in this range, or this IP (repeatable; added to deny_cidrs in config.toml)",
+			bind:  func(s *settings) flag.Value { return cidrsOf(&s.denyCIDRs) }},
+		{flag: "upnp", key: "upnp", in: chatNodes, file: chatNodes,
+			usage: "ask the router for a port mapping (UPnP / NAT-PMP)",
+			bind:  func(s *settings) flag.Value { return boolOf(&s.upnp) }},
+		{flag: "no-mdns", key: "mdns", in: chatNodes, file: chatNodes, fromFile: invertBool,
+			usage: "do not look for peers on the LAN with mDNS (config.toml: mdns = false)",
+			bind:  func(s *settings) flag.Value { return boolOf(&s.noMDNS) }},
+		{flag: "downloads", arg: "DIR", key: "downloads", in: chatNodes, file: chatNodes,
+			usage: "directory for received files (default DATA_DIR/downloads)",
+			bind:  func(s *settings) flag.Value { return textOf(&s.downloads) }},
+		{flag: "max-file-size", arg: "BYTES", key: "max_file_size", in: chatNodes, file: chatNodes,
+			usage: "refuse file offers bigger than this many bytes (default 16 GiB)",
+			bind:  func(s *settings) flag.Value { return int64Of(&s.maxFile) }},
+		{flag: "room", arg: "ROOM", key: "rooms", in: chatNodes, file: chatNodes,
+			usage: "join this room at start; the first is the current room (repeatable; parley chat's default is lobby)",
+			bind:  func(s *settings) flag.Value { return textsOf(&s.rooms) }},
+		{key: "auto_accept_from", file: cmdChat,
+			bind: func(s *settings) flag.Value { return textsOf(&s.autoAcceptFrom) }},
+		{key: "auto_accept_max_size", file: cmdChat,
+			bind: func(s *settings) flag.Value { return int64Of(&s.autoAcceptMax) }},
+		{flag: "json", in: allNodes,
+			usage: "print every event as one JSON object per line (docs/EVENTS.md)",
+			bind:  func(s *settings) flag.Value { return boolOf(&s.json) }},
+		{flag: "line", in: cmdChat, hidden: cmdSend,
+			usage: "line mode even on a terminal",
+			bind:  func(s *settings) flag.Value { return boolOf(&s.line) }},
+		{flag: "conn-low", arg: "N", key: "conn_low", in: allNodes, file: chatNodes, def: "64",
+			usage: "connection manager low water mark",
+			serve: &variant{def: "256"},
+			bind:  func(s *settings) flag.Value { return intOf(&s.connLow) }},
+		{flag: "conn-high", arg: "N", key: "conn_high", in: allNodes, file: chatNodes, def: "192",
+			usage: "connection manager high water mark",
+			serve: &variant{def: "1024"},
+			bind:  func(s *settings) flag.Value { return intOf(&s.connHigh) }},
+		{flag: "bootstrap", arg: "MULTIADDR/p2p/ID", key: "bootstrap", in: allNodes, file: allNodes,
+			usage: "join the DHT through this node, normally a parley serve node (repeatable); also used as relay",
+			serve: &variant{usage: "join the DHT of this other serve node (repeatable)"},
+			bind:  func(s *settings) flag.Value { return peerAddrsOf(&s.bootstrap) }},
+		{flag: "relay", arg: "MULTIADDR/p2p/ID", key: "relays", in: chatNodes, file: chatNodes,
+			usage: "hold a reservation on this circuit relay when not publicly reachable (repeatable; --bootstrap nodes are relays too)",
+			bind:  func(s *settings) flag.Value { return peerAddrsOf(&s.relays) }},
+		{flag: "rendezvous", arg: "NAMESPACE", in: allNodes,
+			usage: "advertise and find peers under this namespace through the DHT (repeatable; rooms do this by themselves)",
+			bind:  func(s *settings) flag.Value { return namespacesOf(&s.rendezvous) }},
+		{flag: "public-dht", key: "public_dht", in: allNodes, file: allNodes,
+			usage: "use the public IPFS DHT and its bootstrap peers instead of Parley's own DHT (reveals your addresses and rendezvous keys to strangers)",
+			bind:  func(s *settings) flag.Value { return boolOf(&s.publicDHT) }},
+		{flag: "no-hole-punching", in: chatNodes,
+			usage: "do not try to turn relayed connections into direct ones",
+			bind:  func(s *settings) flag.Value { return boolOf(&s.noPunch) }},
+		{flag: "swarm-key", arg: "FILE", key: "swarm_key", in: allNodes, file: allNodes, fromFile: underDataDir,
+			usage: "join the private network of this swarm key file (parley keygen --swarm-key makes one): only holders of the key can connect; TCP only",
+			bind:  func(s *settings) flag.Value { return textOf(&s.swarmKey) }},
+		{flag: "allow-peer", arg: "PEER_ID", key: "allow_peers", in: allNodes, file: allNodes,
+			usage: "allow-list mode: only this peer may connect (repeatable; --peer, --bootstrap and --relay peers are allowed too)",
+			serve: &variant{usage: "allow-list mode: only this peer may connect (repeatable; --bootstrap nodes are allowed too)"},
+			bind:  func(s *settings) flag.Value { return peerIDsOf(&s.allowPeers) }},
+		{flag: "metrics", arg: "HOST:PORT", in: cmdServe,
+			usage: "serve Prometheus metrics at http://HOST:PORT/metrics (loopback only unless --metrics-public)",
+			bind:  func(s *settings) flag.Value { return metricsOf(&s.metrics) }},
+		{flag: "metrics-public", in: cmdServe,
+			usage: "allow --metrics on a non-loopback address",
+			bind:  func(s *settings) flag.Value { return boolOf(&s.metricsPublic) }},
+	}
+}
+
+// invertBool turns mdns = false into --no-mdns=true.
+func invertBool(v, _ string) string {
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		return v // config.Value gives "true" or "false"; Set says what is wrong
+	}
+	return strconv.FormatBool(!b)
+}
+
+// underDataDir makes a relative path in config.toml relative to the data
+// dir (a flag's is relative to the working directory).
+func underDataDir(v, dataDir string) string {
+	if filepath.IsAbs(v) {
+		return v
+	}
+	return filepath.Join(dataDir, v)
+}
+
+// resolveDataDir applies the default data dir of cmd: a serve node's is
+// a sibling of the chat data dir, so that the two do not share an
+// identity on one machine.
+func (s *settings) resolveDataDir(cmd cmdSet) error {
+	if s.dataDir != "" {
 		return nil
 	}
 	d, err := config.DefaultDataDir()
 	if err != nil {
 		return err
 	}
-	c.dataDir = d
+	if cmd == cmdServe {
+		d = filepath.Join(filepath.Dir(d), "parley-serve")
+	}
+	s.dataDir = d
 	return nil
 }
 
-// prepare does what every long-running subcommand does first: make the
-// data dir, read config.toml into the settings (applyFile, for what flags
-// and the environment left unset), set up logging, and load or create the
-// identity. Logs go to logOut; a passphrase is asked for on stdin and
-// stderr, the terminal.
-func (c *common) prepare(fs *flagSet, applyFile func(*flagSet, config.File), stdin io.Reader, stderr, logOut io.Writer) (*slog.Logger, *identity.Identity, error) {
-	if err := identity.EnsureDir(c.dataDir); err != nil {
+// passphrases returns the passphrase source of the key flags.
+func (s *settings) passphrases(stdin io.Reader, stderr io.Writer, logger *slog.Logger) passphrases {
+	return passphrases{file: s.keyPassFile, stdin: stdin, stderr: stderr, log: logger}
+}
+
+// prepare does what every command that runs a node does first: resolve
+// and make the data dir, read its config.toml into the settings that
+// flags and the environment left unset, set up logging, and load or
+// create the identity. Logs go to logOut; a passphrase is asked for on
+// stdin and stderr, the terminal.
+func (s *settings) prepare(fs *flagSet, stdin io.Reader, stderr, logOut io.Writer) (*slog.Logger, *identity.Identity, error) {
+	if err := s.resolveDataDir(fs.cmd); err != nil {
 		return nil, nil, err
 	}
-	file, err := config.Load(c.dataDir)
+	if err := identity.EnsureDir(s.dataDir); err != nil {
+		return nil, nil, err
+	}
+	file, err := config.Load(s.dataDir)
 	if err != nil {
 		return nil, nil, err
 	}
-	applyFile(fs, file)
-	level, err := parseLevel(c.logLevel)
-	if err != nil {
+	if err := fs.applyFile(file, s.dataDir); err != nil {
 		return nil, nil, err
 	}
-	logger := newLogger(logOut, level)
-	warnDataDirMode(logger, c.dataDir)
-	id, err := loadIdentity(c.dataDir, c.passphrases(stdin, stderr, logger), logger)
+	logger := newLogger(logOut, s.logLevel)
+	warnDataDirMode(logger, s.dataDir)
+	id, err := loadIdentity(s.dataDir, s.passphrases(stdin, stderr, logger), logger)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -89,255 +298,42 @@ func loadIdentity(dir string, pass passphrases, logger *slog.Logger) (*identity.
 	return id, nil
 }
 
-func parseLevel(s string) (slog.Level, error) {
-	var l slog.Level
-	if err := l.UnmarshalText([]byte(s)); err != nil {
-		return 0, usageError{fmt.Errorf("bad --log-level %q: use debug, info, warn or error", s)}
+// overlayConfig is the network the settings describe: the settings are
+// parsed already; this checks the connection limits against each other
+// and reads the swarm key. The node sets the role (node.NewServe for a
+// serve node).
+func (s *settings) overlayConfig() (overlay.Config, error) {
+	if s.connLow < 1 || s.connHigh < s.connLow {
+		return overlay.Config{}, usageError{fmt.Errorf("bad connection limits --conn-low %d --conn-high %d: need 1 <= low <= high", s.connLow, s.connHigh)}
 	}
-	return l, nil
-}
-
-// chatSettings are the flags of `parley chat` after layering.
-type chatSettings struct {
-	common
-	nick      string
-	listen    listFlag
-	peers     listFlag
-	denyPeers listFlag
-	denyCIDRs listFlag
-	upnp      bool
-	noMDNS    bool
-	rooms     listFlag
-	downloads string
-	maxFile   int64
-	// Only in config.toml: auto_accept_from, auto_accept_max_size.
-	autoAcceptFrom []string
-	autoAcceptMax  int64
-	json           bool
-	line           bool
-	connLow        int
-	connHigh       int
-	discovery      discoveryFlags
-	private        privateFlags
-}
-
-// privateFlags are the private-swarm flags of chat and serve
-// (docs/SECURITY.md).
-type privateFlags struct {
-	swarmKey   string
-	allowPeers listFlag
-}
-
-func (p *privateFlags) register(fs *flagSet) {
-	fs.StringVar(&p.swarmKey, "swarm-key", "", "join the private network of this swarm key `FILE` (parley keygen --swarm-key makes one): only holders of the key can connect; TCP only")
-	fs.Var(&p.allowPeers, "allow-peer", "allow-list mode: only this `PEER_ID` may connect (repeatable; --peer, --bootstrap and --relay peers are allowed too)")
-}
-
-// applyFile fills the private-swarm settings from the config file. A
-// relative swarm_key is relative to the data dir.
-func (p *privateFlags) applyFile(fs *flagSet, f config.File, dataDir string) {
-	if !fs.given("swarm-key") && f.SwarmKey != "" {
-		p.swarmKey = f.SwarmKey
-		if !filepath.IsAbs(p.swarmKey) {
-			p.swarmKey = filepath.Join(dataDir, p.swarmKey)
-		}
+	cfg := overlay.Config{
+		ListenAddrs:    s.listen,
+		AnnounceAddrs:  s.announce,
+		Peers:          s.peers,
+		DenyPeers:      s.denyPeers,
+		DenyCIDRs:      s.denyCIDRs,
+		AllowPeers:     s.allowPeers,
+		UPnP:           s.upnp,
+		MDNS:           !s.noMDNS,
+		ConnLow:        s.connLow,
+		ConnHigh:       s.connHigh,
+		PublicDHT:      s.publicDHT,
+		NoHolePunching: s.noPunch,
+		Namespaces:     s.rendezvous,
 	}
-	if !fs.given("allow-peer") && len(f.AllowPeers) > 0 {
-		p.allowPeers = f.AllowPeers
+	for _, ai := range s.bootstrap {
+		cfg.Bootstrap = mergeAddrInfo(cfg.Bootstrap, ai)
+		cfg.Relays = mergeAddrInfo(cfg.Relays, ai) // bootstrap nodes are relays too
 	}
-}
-
-// apply reads the swarm key and validates the allow list into cfg.
-func (p *privateFlags) apply(cfg *overlay.Config) error {
-	for _, a := range p.allowPeers {
-		id, err := peer.Decode(strings.TrimSpace(a))
+	for _, ai := range s.relays {
+		cfg.Relays = mergeAddrInfo(cfg.Relays, ai)
+	}
+	if s.swarmKey != "" {
+		psk, err := overlay.ReadSwarmKey(s.swarmKey)
 		if err != nil {
-			return usageError{fmt.Errorf("bad --allow-peer %q: %v; use a peer ID such as 12D3KooWRBhwfeP2Y4TCx1SM6s9rUoHhR5STiGwxBhgFRcw3UERE", a, err)}
-		}
-		cfg.AllowPeers = append(cfg.AllowPeers, id)
-	}
-	if p.swarmKey != "" {
-		psk, err := overlay.ReadSwarmKey(p.swarmKey)
-		if err != nil {
-			return err
+			return cfg, err
 		}
 		cfg.SwarmKey = psk
-	}
-	return nil
-}
-
-// discoveryFlags are the discovery and NAT traversal flags of chat and
-// serve (docs/OVERLAY.md).
-type discoveryFlags struct {
-	bootstrap  listFlag
-	relays     listFlag
-	rendezvous listFlag
-	publicDHT  bool
-	noPunch    bool
-}
-
-func (d *discoveryFlags) register(fs *flagSet, relayFlag bool) {
-	fs.Var(&d.bootstrap, "bootstrap", "join the DHT through this node, normally a `parley serve`, `MULTIADDR/p2p/ID` (repeatable); also used as relay")
-	fs.BoolVar(&d.publicDHT, "public-dht", false, "use the public IPFS DHT and its bootstrap peers instead of Parley's own DHT (reveals your addresses and rendezvous keys to strangers)")
-	fs.Var(&d.rendezvous, "rendezvous", "advertise and find peers under this `NAMESPACE` through the DHT (repeatable; rooms do this by themselves)")
-	if relayFlag {
-		fs.Var(&d.relays, "relay", "hold a reservation on this circuit relay when not publicly reachable, `MULTIADDR/p2p/ID` (repeatable; --bootstrap nodes are relays too)")
-		fs.BoolVar(&d.noPunch, "no-hole-punching", false, "do not try to turn relayed connections into direct ones")
-	}
-}
-
-// applyFile takes bootstrap, relays and public_dht from config.toml
-// unless the flags were given; relays only where the flag exists (chat).
-func (d *discoveryFlags) applyFile(fs *flagSet, f config.File) {
-	if !fs.given("bootstrap") && len(f.Bootstrap) > 0 {
-		d.bootstrap = f.Bootstrap
-	}
-	if fs.Lookup("relay") != nil && !fs.given("relay") && len(f.Relays) > 0 {
-		d.relays = f.Relays
-	}
-	if !fs.given("public-dht") && f.PublicDHT != nil {
-		d.publicDHT = *f.PublicDHT
-	}
-}
-
-// apply validates the flags into cfg.
-func (d *discoveryFlags) apply(cfg *overlay.Config) error {
-	for _, b := range d.bootstrap {
-		ai, err := overlay.ParsePeerAddr(b)
-		if err != nil {
-			return usageError{fmt.Errorf("bad --bootstrap: %w", err)}
-		}
-		cfg.Bootstrap = mergeAddrInfo(cfg.Bootstrap, ai)
-		cfg.Relays = mergeAddrInfo(cfg.Relays, ai)
-	}
-	for _, r := range d.relays {
-		ai, err := overlay.ParsePeerAddr(r)
-		if err != nil {
-			return usageError{fmt.Errorf("bad --relay: %w", err)}
-		}
-		cfg.Relays = mergeAddrInfo(cfg.Relays, ai)
-	}
-	for _, ns := range d.rendezvous {
-		if ns == "" || len(ns) > overlay.MaxNamespaceLen {
-			return usageError{fmt.Errorf("bad --rendezvous %q: %w", ns, overlay.ErrBadNamespace)}
-		}
-		cfg.Namespaces = append(cfg.Namespaces, ns)
-	}
-	cfg.PublicDHT = d.publicDHT
-	cfg.NoHolePunching = d.noPunch
-	return nil
-}
-
-func (s *chatSettings) register(fs *flagSet) {
-	s.common.register(fs)
-	fs.StringVar(&s.nick, "nick", "", "nickname, 1-32 printable characters (saved in config.toml)")
-	fs.Var(&s.listen, "listen", "listen `MULTIADDR` (repeatable; replaces the default of all interfaces, random ports)")
-	fs.Var(&s.peers, "peer", "peer to dial at start and keep connected, `MULTIADDR/p2p/ID` (repeatable)")
-	fs.Var(&s.denyPeers, "deny-peer", "refuse connections with this `PEER_ID` (repeatable)")
-	fs.Var(&s.denyCIDRs, "deny-cidr", "refuse connections with addresses in this `CIDR` (repeatable)")
-	fs.BoolVar(&s.upnp, "upnp", false, "ask the router for a port mapping (UPnP / NAT-PMP)")
-	fs.BoolVar(&s.noMDNS, "no-mdns", false, "do not look for peers on the LAN with mDNS")
-	fs.StringVar(&s.downloads, "downloads", "", "directory for received files (default DATA_DIR/downloads)")
-	fs.Int64Var(&s.maxFile, "max-file-size", 0, "refuse file offers bigger than this many `BYTES` (default 16 GiB)")
-	fs.Var(&s.rooms, "room", "join this room at start; the first is the current room (repeatable; default lobby)")
-	fs.BoolVar(&s.json, "json", false, "print every event as one JSON object per line (docs/EVENTS.md)")
-	fs.BoolVar(&s.line, "line", false, "line mode even on a terminal")
-	fs.IntVar(&s.connLow, "conn-low", 64, "connection manager low water mark")
-	fs.IntVar(&s.connHigh, "conn-high", 192, "connection manager high water mark")
-	s.discovery.register(fs, true)
-	s.private.register(fs)
-}
-
-// applyFile fills settings not given as flags or environment from the
-// config file.
-func (s *chatSettings) applyFile(fs *flagSet, f config.File) {
-	if !fs.given("nick") && f.Nick != "" {
-		s.nick = f.Nick
-	}
-	if !fs.given("listen") && len(f.Listen) > 0 {
-		s.listen = f.Listen
-	}
-	if !fs.given("peer") && len(f.Peers) > 0 {
-		s.peers = f.Peers
-	}
-	if !fs.given("deny-peer") {
-		s.denyPeers = append(s.denyPeers, f.DenyPeers...)
-	}
-	if !fs.given("deny-cidr") {
-		s.denyCIDRs = append(s.denyCIDRs, f.DenyCIDRs...)
-	}
-	if !fs.given("upnp") && f.UPnP != nil {
-		s.upnp = *f.UPnP
-	}
-	if !fs.given("no-mdns") && f.MDNS != nil {
-		s.noMDNS = !*f.MDNS
-	}
-	if !fs.given("conn-low") && f.ConnLow != 0 {
-		s.connLow = f.ConnLow
-	}
-	if !fs.given("conn-high") && f.ConnHigh != 0 {
-		s.connHigh = f.ConnHigh
-	}
-	if !fs.given("log-level") && f.LogLevel != "" {
-		s.logLevel = f.LogLevel
-	}
-	if !fs.given("downloads") && f.Downloads != "" {
-		s.downloads = f.Downloads
-	}
-	if !fs.given("max-file-size") && f.MaxFileSize != 0 {
-		s.maxFile = f.MaxFileSize
-	}
-	s.autoAcceptFrom = f.AutoAcceptFrom
-	s.autoAcceptMax = f.AutoAcceptMaxSize
-	if !fs.given("room") && len(f.Rooms) > 0 {
-		s.rooms = f.Rooms
-	}
-	s.discovery.applyFile(fs, f)
-	s.private.applyFile(fs, f, s.dataDir)
-}
-
-// overlayConfig validates the network settings.
-func (s *chatSettings) overlayConfig() (overlay.Config, error) {
-	var cfg overlay.Config
-	for _, l := range s.listen {
-		a, err := overlay.ParseListenAddr(l)
-		if err != nil {
-			return cfg, usageError{err}
-		}
-		cfg.ListenAddrs = append(cfg.ListenAddrs, a)
-	}
-	for _, p := range s.peers {
-		ai, err := overlay.ParsePeerAddr(p)
-		if err != nil {
-			return cfg, usageError{err}
-		}
-		cfg.Peers = mergeAddrInfo(cfg.Peers, ai)
-	}
-	for _, d := range s.denyPeers {
-		id, err := peer.Decode(strings.TrimSpace(d))
-		if err != nil {
-			return cfg, usageError{fmt.Errorf("bad deny peer %q: %v; use a peer ID such as 12D3KooWRBhwfeP2Y4TCx1SM6s9rUoHhR5STiGwxBhgFRcw3UERE", d, err)}
-		}
-		cfg.DenyPeers = append(cfg.DenyPeers, id)
-	}
-	for _, c := range s.denyCIDRs {
-		n, err := overlay.ParseCIDR(c)
-		if err != nil {
-			return cfg, usageError{err}
-		}
-		cfg.DenyCIDRs = append(cfg.DenyCIDRs, n)
-	}
-	if s.connLow < 1 || s.connHigh < s.connLow {
-		return cfg, usageError{fmt.Errorf("bad connection limits --conn-low %d --conn-high %d: need 1 <= low <= high", s.connLow, s.connHigh)}
-	}
-	cfg.ConnLow, cfg.ConnHigh = s.connLow, s.connHigh
-	cfg.UPnP = s.upnp
-	cfg.MDNS = !s.noMDNS
-	if err := s.discovery.apply(&cfg); err != nil {
-		return cfg, err
-	}
-	if err := s.private.apply(&cfg); err != nil {
-		return cfg, err
 	}
 	return cfg, nil
 }
@@ -346,7 +342,7 @@ func (s *chatSettings) overlayConfig() (overlay.Config, error) {
 func mergeAddrInfo(list []peer.AddrInfo, ai peer.AddrInfo) []peer.AddrInfo {
 	for i := range list {
 		if list[i].ID == ai.ID {
-			list[i].Addrs = append(list[i].Addrs, ai.Addrs...)
+			list[i].Addrs = append(list[i].Addrs[:len(list[i].Addrs):len(list[i].Addrs)], ai.Addrs...)
 			return list
 		}
 	}

@@ -17,7 +17,7 @@ import (
 // useTUI reports whether chat opens the full-screen terminal UI: stdin
 // and stdout are terminals and neither --line nor --json was given. Pipes
 // and scripts get line mode (or JSON) exactly as before.
-func (s *chatSettings) useTUI(stdin io.Reader, stdout io.Writer) bool {
+func (s *settings) useTUI(stdin io.Reader, stdout io.Writer) bool {
 	return !s.json && !s.line && isTerminal(stdin) && isTerminal(stdout)
 }
 

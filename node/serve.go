@@ -1,0 +1,144 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+
+	ma "github.com/multiformats/go-multiaddr"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/parley-chat/parley/events"
+	"github.com/parley-chat/parley/identity"
+	"github.com/parley-chat/parley/overlay"
+	"github.com/parley-chat/parley/store"
+)
+
+// ServePort is the default port of a serve node, TCP and QUIC, so that
+// the addresses handed out stay the same across restarts.
+const ServePort = 4747
+
+// ServeNick is the nick a serve node reports in its ready event.
+const ServeNick = "serve"
+
+// ServeConfig configures a serve node: an always-on DHT server, circuit
+// relay and AutoNAT server with no chat services (docs/SERVE.md).
+type ServeConfig struct {
+	// DataDir holds the key and the store. The store is kept open as a
+	// lock, so that two serve nodes never share a key; a serve node
+	// remembers no peers (it is dialled, it does not redial its clients,
+	// most of whom are reachable only through it).
+	DataDir string
+	// Identity is the node's loaded key (required).
+	Identity *identity.Identity
+	// Overlay holds the network settings: listen addresses (default
+	// ServeListenAddrs), announce addresses, deny and allow lists,
+	// connection limits, bootstrap nodes, rendezvous namespaces, public
+	// DHT and swarm key. NewServe gives it the serve role
+	// (overlay.Config.ServeRole), turns mDNS off and sets PrivKey,
+	// Emitter, Logger, UserAgent and Metrics.
+	Overlay overlay.Config
+	// Metrics, when not nil, receives libp2p's metrics and
+	// parley_serve_connected_peers.
+	Metrics prometheus.Registerer
+	// Emitter receives the host's events (required).
+	Emitter events.Emitter
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+	// Version is announced in the user agent.
+	Version string
+}
+
+// Serve is a running serve node.
+type Serve struct {
+	id    *identity.Identity
+	store *store.Store
+	host  *overlay.Host
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// ServeListenAddrs are the default listen addresses of a serve node: TCP
+// and QUIC on ServePort on every interface, TCP only in a private
+// network (which QUIC cannot carry).
+func ServeListenAddrs(tcpOnly bool) []ma.Multiaddr {
+	var out []ma.Multiaddr
+	for _, ip := range []string{"/ip4/0.0.0.0", "/ip6/::"} {
+		out = append(out, ma.StringCast(fmt.Sprintf("%s/tcp/%d", ip, ServePort)))
+		if !tcpOnly {
+			out = append(out, ma.StringCast(fmt.Sprintf("%s/udp/%d/quic-v1", ip, ServePort)))
+		}
+	}
+	return out
+}
+
+// NewServe locks the store and starts the host in the serve role. It
+// returns once the node listens; Ready describes it.
+func NewServe(ctx context.Context, cfg ServeConfig) (*Serve, error) {
+	if cfg.Identity == nil {
+		return nil, errors.New("node: serve config has no identity")
+	}
+	if cfg.Emitter == nil {
+		return nil, errors.New("node: serve config has no emitter")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	ocfg := cfg.Overlay
+	if len(ocfg.ListenAddrs) == 0 {
+		ocfg.ListenAddrs = ServeListenAddrs(ocfg.SwarmKey != nil)
+	}
+	ocfg.ServeRole()
+	ocfg.MDNS = false
+	ocfg.PrivKey = cfg.Identity.PrivKey
+	ocfg.Emitter = cfg.Emitter
+	ocfg.Logger = cfg.Logger.With("component", "overlay")
+	ocfg.UserAgent = "parley/" + cfg.Version + " serve"
+	ocfg.Metrics = cfg.Metrics
+	ocfg.Store = nil // no peer memory
+
+	st, err := store.Open(cfg.DataDir, storeLockWait)
+	if err != nil {
+		return nil, err
+	}
+	h, err := overlay.New(ctx, ocfg)
+	if err != nil {
+		return nil, errors.Join(err, st.Close())
+	}
+	s := &Serve{id: cfg.Identity, store: st, host: h}
+	if cfg.Metrics != nil {
+		peers := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "parley_serve_connected_peers",
+			Help: "Peers connected to this serve node.",
+		}, func() float64 { return float64(len(h.Network().Peers())) })
+		if err := cfg.Metrics.Register(peers); err != nil {
+			return nil, errors.Join(fmt.Errorf("register serve metrics: %w", err), s.Close())
+		}
+	}
+	return s, nil
+}
+
+// Host returns the serve node's overlay host.
+func (s *Serve) Host() *overlay.Host { return s.host }
+
+// Ready describes the running serve node as a ready event.
+func (s *Serve) Ready() events.Ready {
+	return events.Ready{
+		PeerID:      s.host.ID(),
+		Nick:        ServeNick,
+		Fingerprint: s.id.Fingerprint(),
+		Addrs:       overlay.P2PAddrs(s.host.AddrInfo()),
+	}
+}
+
+// Close stops the host, then releases the store. It is safe to call more
+// than once.
+func (s *Serve) Close() error {
+	s.closeOnce.Do(func() {
+		s.closeErr = errors.Join(s.host.Close(), s.store.Close())
+	})
+	return s.closeErr
+}
