@@ -169,7 +169,7 @@ func (n *Node) cmdSend(ctx context.Context, args string) error {
 	if err != nil {
 		return err
 	}
-	n.emit.Emit(events.Info{Text: fmt.Sprintf("offered %s to %s as transfer %s", safetext.Line(filepath.Base(path)), safetext.Line(who), id), Data: map[string]string{"transfer_id": id}})
+	n.emit.Emit(events.Info{Text: fmt.Sprintf("offering %s to %s as transfer %s once it is hashed", safetext.Line(filepath.Base(path)), safetext.Line(who), id), Data: map[string]string{"transfer_id": id}})
 	return nil
 }
 

@@ -226,6 +226,10 @@ func (s *Service) loadAll() ([]*transfer, error) {
 			drop = append(drop, r.k)
 			continue
 		}
+		if t.err == errHashingInterrupted {
+			// Listed as failed until the node stops; nothing to keep.
+			drop = append(drop, r.k)
+		}
 		out = append(out, t)
 	}
 	err = s.db.Update(func(tx *bolt.Tx) error {
@@ -307,6 +311,13 @@ func (s *Service) fromRecord(v []byte) (*transfer, error) {
 			return nil, err
 		}
 	}
+	if t.state == StateHashing {
+		// The node stopped while hashing: no manifest was stored and no
+		// offer or announcement went out. Fail it; the user offers again.
+		t.state, t.err = StateFailed, errHashingInterrupted
+	} else {
+		close(t.ready)
+	}
 	if t.state.Terminal() {
 		close(t.done)
 		t.cancel()
@@ -314,9 +325,12 @@ func (s *Service) fromRecord(v []byte) (*transfer, error) {
 	return t, nil
 }
 
+// errHashingInterrupted ends a transfer restored in StateHashing.
+var errHashingInterrupted = errors.New("the node stopped while hashing the file; offer it again")
+
 func validState(st State) bool {
 	switch st {
-	case StateOffered, StateShared, StateQueued, StateActive, StateWaiting,
+	case StateHashing, StateOffered, StateShared, StateQueued, StateActive, StateWaiting,
 		StateDone, StateFailed, StateRejected, StateCancelled:
 		return true
 	}
