@@ -105,6 +105,8 @@ func eventID(e events.Event) string {
 	switch ev := e.(type) {
 	case events.FileOffer:
 		return ev.TransferID
+	case events.FileHashing:
+		return ev.TransferID
 	case events.FileProgress:
 		return ev.TransferID
 	case events.FileDone:
