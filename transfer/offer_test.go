@@ -13,8 +13,8 @@ import (
 	"testing"
 	"time"
 
-	"lukechampine.com/blake3"
 	bolt "go.etcd.io/bbolt"
+	"lukechampine.com/blake3"
 
 	"github.com/parley-chat/parley/events"
 	"github.com/parley-chat/parley/internal/testnet"
