@@ -128,7 +128,11 @@ func (s *Service) saveWithManifest(t *transfer) error {
 	s.mu.Lock()
 	rec := t.record()
 	man := t.man
+	ended := t.state.Terminal() && t.notice == nil
 	s.mu.Unlock()
+	if ended { // cancelled meanwhile: save deleted it, or will
+		return nil
+	}
 	v, err := json.Marshal(rec)
 	if err != nil {
 		return fmt.Errorf("encode record: %w", err)
