@@ -286,19 +286,11 @@ func (s *Service) hashProgress(t *transfer, hashed int64, last *time.Time, force
 	if now := time.Now(); force || now.Sub(*last) >= s.cfg.ProgressInterval {
 		*last = now
 		s.emit.Emit(events.FileHashing{TransferID: t.id, Name: t.name, Bytes: hashed, Size: t.size,
-			Direction: string(Send), Peer: peerString(t.peer)})
+			Direction: string(Send), Peer: t.peer})
 	}
 	if h := s.cfg.hooks.hashed; h != nil {
 		h(t.id, hashed)
 	}
-}
-
-// peerString is p's string form, empty for no peer.
-func peerString(p peer.ID) string {
-	if p == "" {
-		return ""
-	}
-	return p.String()
 }
 
 // publish gives t its manifest and moves it out of StateHashing (to

@@ -139,7 +139,7 @@ func TestOfferReturnsWhileHashing(t *testing.T) {
 		t.Fatalf("just after Offer: %+v, want state hashing", in)
 	}
 	first := waitFor[events.FileHashing](t, a.rec, id)
-	want := events.FileHashing{TransferID: id, Name: "big.iso", Bytes: 0, Size: bigOffer, Direction: "send", Peer: b.h.ID().String()}
+	want := events.FileHashing{TransferID: id, Name: "big.iso", Bytes: 0, Size: bigOffer, Direction: "send", Peer: b.h.ID()}
 	if first != want {
 		t.Fatalf("first file_hashing = %+v, want %+v", first, want)
 	}
@@ -205,7 +205,7 @@ func TestOfferHashedThenOffered(t *testing.T) {
 		h, ok := e.(events.FileHashing)
 		return ok && h.TransferID == id && h.Bytes == size
 	}).(events.FileHashing)
-	if last.Size != size || last.Peer != b.h.ID().String() {
+	if last.Size != size || last.Peer != b.h.ID() {
 		t.Fatalf("final file_hashing = %+v", last)
 	}
 	if err := a.svc.WaitOffered(ctxT(t), id); err != nil {
@@ -281,7 +281,7 @@ func TestOfferHashingFails(t *testing.T) {
 			if _, err := a.svc.Wait(ctxT(t), id); !errors.Is(err, tt.is) {
 				t.Fatalf("Wait = %v, want %v", err, tt.is)
 			}
-			if ev := waitFor[events.FileFailed](t, a.rec, id); ev.Code != tt.code || ev.Peer != b.h.ID().String() {
+			if ev := waitFor[events.FileFailed](t, a.rec, id); ev.Code != tt.code || ev.Peer != b.h.ID() {
 				t.Fatalf("file_failed = %+v, want code %s", ev, tt.code)
 			}
 			if st := a.info(id).State; st != StateFailed {

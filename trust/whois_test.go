@@ -2,7 +2,6 @@ package trust
 
 import (
 	"context"
-	"strings"
 	"testing"
 	"time"
 
@@ -35,12 +34,7 @@ func TestWhoisDirect(t *testing.T) {
 		len(w.Conns) != 1 || w.Conns[0].Relayed || w.Conns[0].Direction != "Outbound" || len(w.Addrs) == 0 {
 		t.Fatalf("connected: %+v", w)
 	}
-	txt := w.Text()
-	for _, want := range []string{"bob", b.ID().String(), w.Fingerprint, "verified", "direct", w.Addrs[0]} {
-		if !strings.Contains(txt, want) {
-			t.Fatalf("text lacks %q:\n%s", want, txt)
-		}
-	}
+	// Its text: present.Whois (TestWhoisText).
 	if w := Whois(a, nil, b.ID()); w.Known || w.Fingerprint == "" || w.Path != PathDirect {
 		t.Fatalf("without a store: %+v", w)
 	}
@@ -71,8 +65,5 @@ func TestWhoisRelayed(t *testing.T) {
 	w := Whois(a, nil, b.ID())
 	if w.Path != PathRelayed || len(w.Conns) != 1 || !w.Conns[0].Relayed {
 		t.Fatalf("relayed: %+v", w)
-	}
-	if !strings.Contains(w.Text(), "relayed") {
-		t.Fatalf("text: %s", w.Text())
 	}
 }
