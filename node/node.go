@@ -131,7 +131,7 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 	}
 	n := &Node{cfg: cfg, log: cfg.Logger, emit: cfg.Emitter, nick: cfg.Nick,
 		internal: events.NewQueue(cfg.EventQueue), loopDone: make(chan struct{})}
-	go n.loop()
+	go n.loop() // #nosec G118 -- the loop lives until Close, not New's ctx (one lifecycle rule for every service)
 	st, err := store.Open(cfg.DataDir, storeLockWait)
 	if err != nil {
 		n.stopLoop()

@@ -1,4 +1,4 @@
-package node
+package node_test
 
 import (
 	"context"
@@ -7,6 +7,8 @@ import (
 
 	"github.com/parley-chat/parley/events"
 	"github.com/parley-chat/parley/identity"
+	"github.com/parley-chat/parley/internal/nodetest"
+	"github.com/parley-chat/parley/node"
 	"github.com/parley-chat/parley/overlay"
 )
 
@@ -24,8 +26,8 @@ func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
 }
 
 func TestQueryAccessors(t *testing.T) {
-	a, _ := newNode(t)
-	b, _ := newNode(t)
+	a, _ := nodetest.New(t, nil)
+	b, _ := nodetest.New(t, nil)
 	if err := b.SetNick("bob"); err != nil {
 		t.Fatal(err)
 	}
@@ -38,19 +40,19 @@ func TestQueryAccessors(t *testing.T) {
 
 	st := a.Status()
 	if st.PeerID != a.Host().ID() || st.Nick != "tester" || st.Fingerprint != identity.Fingerprint(a.Host().ID()) ||
-		a.StartRoom() != DefaultRoom || st.Peers != 1 {
+		a.StartRoom() != node.DefaultRoom || st.Peers != 1 {
 		t.Fatalf("Status %+v", st)
 	}
-	if rs := a.RoomList(); len(rs) != 1 || rs[0].Room != DefaultRoom {
+	if rs := a.RoomList(); len(rs) != 1 || rs[0].Room != node.DefaultRoom {
 		t.Fatalf("RoomList %+v", rs)
 	}
-	if ms, err := a.Members(DefaultRoom); err != nil || len(ms) == 0 || !ms[0].Self {
+	if ms, err := a.Members(node.DefaultRoom); err != nil || len(ms) == 0 || !ms[0].Self {
 		t.Fatalf("Members %+v, %v", ms, err)
 	}
 	if _, err := a.Members("nowhere"); err == nil {
 		t.Fatal("Members of a room not joined")
 	}
-	if h, err := a.RoomHistory(DefaultRoom, 10); err != nil || len(h) != 0 {
+	if h, err := a.RoomHistory(node.DefaultRoom, 10); err != nil || len(h) != 0 {
 		t.Fatalf("RoomHistory %v, %v", h, err)
 	}
 
