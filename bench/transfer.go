@@ -417,8 +417,10 @@ func sendFile(ctx context.Context, a, b *xferPeer, src string) (m, offer measure
 	var id string
 	offer, err = measure(func() error {
 		var err error
-		id, err = a.svc.Offer(ctx, b.h.ID(), src)
-		return err
+		if id, err = a.svc.Offer(ctx, b.h.ID(), src); err != nil {
+			return err
+		}
+		return a.svc.WaitOffered(ctx, id) // hashed and offered
 	})
 	if err != nil {
 		return m, offer, 0, fmt.Errorf("offer: %w", err)

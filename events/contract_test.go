@@ -46,6 +46,10 @@ func TestContract(t *testing.T) {
 			`{"type":"trust_warning","peer_id":"` + p + `","nick":"ann","pinned_peer_id":"` + p + `","text":"w"}`},
 		{FileOffer{TransferID: "aa", From: testPeer, Name: "f", Size: 3, Room: "r"},
 			`{"type":"file_offer","transfer_id":"aa","from":"` + p + `","name":"f","size":3,"room":"r"}`},
+		{FileHashing{TransferID: "aa", Name: "f", Bytes: 1, Size: 3, Direction: "send", Peer: testPeer},
+			`{"type":"file_hashing","transfer_id":"aa","name":"f","bytes":1,"size":3,"direction":"send","peer":"` + p + `"}`},
+		{FileHashing{TransferID: "aa", Name: "f", Bytes: 3, Size: 3, Direction: "send"}, // a room share
+			`{"type":"file_hashing","transfer_id":"aa","name":"f","bytes":3,"size":3,"direction":"send"}`},
 		{FileProgress{TransferID: "aa", Bytes: 1, Size: 3, Rate: 2, Direction: "send", Peer: testPeer},
 			`{"type":"file_progress","transfer_id":"aa","bytes":1,"size":3,"rate":2,"direction":"send","peer":"` + p + `"}`},
 		{FileDone{TransferID: "aa", Path: "/x", Size: 3, Hash: "h", Direction: "receive", Peer: testPeer},

@@ -19,6 +19,21 @@ type FileOffer struct {
 	Room       string  `json:"room,omitempty"`
 }
 
+// FileHashing is reported on the sending node while it hashes a file
+// before offering it (/send) or announcing it in a room (/share): once
+// with Bytes 0 when hashing starts, then at most a few times per second,
+// and last with Bytes equal to Size once the whole file is hashed (the
+// offer or announcement follows). Direction is always "send"; Peer is the
+// recipient, and empty (absent in JSON) for a room share.
+type FileHashing struct {
+	TransferID string  `json:"transfer_id"`
+	Name       string  `json:"name"`
+	Bytes      int64   `json:"bytes"`
+	Size       int64   `json:"size"`
+	Direction  string  `json:"direction"`
+	Peer       peer.ID `json:"peer,omitempty"`
+}
+
 // FileProgress is reported on both sides while chunks move, at most a few
 // times per second per transfer. Bytes counts verified bytes at the
 // recipient; Rate is in bytes per second.
@@ -65,6 +80,7 @@ type FileRejected struct {
 }
 
 func (FileOffer) Type() string    { return "file_offer" }
+func (FileHashing) Type() string  { return "file_hashing" }
 func (FileProgress) Type() string { return "file_progress" }
 func (FileDone) Type() string     { return "file_done" }
 func (FileFailed) Type() string   { return "file_failed" }

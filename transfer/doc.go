@@ -8,9 +8,11 @@
 // The sender hashes the file into a manifest: the file is cut into chunks
 // of a power-of-two size (1 MiB by default) and each chunk's hash is its
 // BLAKE3 chaining value, so the chunk hashes combine into the file's plain
-// BLAKE3 hash (what b3sum prints). Offer sends {id, name, size, hash} on an
-// offer stream; the recipient stores the offer, reports file_offer and
-// waits for Accept or Reject (or AutoAccept). Once accepted the recipient
+// BLAKE3 hash (what b3sum prints). Offer returns at once and the file is
+// hashed in the background (StateHashing, file_hashing events), so a
+// caller is never held up by a big file; then the service sends {id,
+// name, size, hash} on an offer stream; the recipient stores the offer,
+// reports file_offer and waits for Accept or Reject (or AutoAccept). Once accepted the recipient
 // drives everything: it opens a pull stream, asks for the manifest, checks
 // that the chunk hashes combine into the offered hash, then asks for the
 // chunks it is missing. Each chunk streams into "name.part" in the
@@ -52,5 +54,9 @@
 // (a stream serving chunks runs sendDepth short-lived workers, so that
 // the next chunk is read from the file while one is written to the
 // stream), one watching peer connections, and one per notice being
-// delivered. Close cancels them all and waits.
+// delivered, and one per file being hashed for Offer or StartShare (it
+// hashes the file, then sends the offer). Close cancels them all and
+// waits; a file whose hashing Close interrupts stays stored in
+// StateHashing, without a manifest, and fails at the next start, so an
+// offer never goes out with a partial manifest.
 package transfer

@@ -21,7 +21,7 @@ func TestOfferExpiresAtRecipient(t *testing.T) {
 	b := newNode(t, withOfferTTL(ttl), func(c *Config) { c.MaxPendingOffers = 1 })
 	testnet.Connect(t, a.h, b.h)
 	path, _ := writeFile(t, t.TempDir(), "unanswered.bin", 100)
-	id, err := a.svc.Offer(ctxT(t), b.h.ID(), path)
+	id, err := offerAndWait(t, a, b.h.ID(), path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -39,7 +39,7 @@ func TestOfferExpiresAtRecipient(t *testing.T) {
 	}
 	// The pending-offer slot is free: a new offer is not refused as BUSY.
 	path2, _ := writeFile(t, t.TempDir(), "next.bin", 100)
-	if _, err := a.svc.Offer(ctxT(t), b.h.ID(), path2); err != nil {
+	if _, err := offerAndWait(t, a, b.h.ID(), path2); err != nil {
 		t.Fatalf("offer after expiry: %v", err)
 	}
 	if len(b.downloads()) != 0 {
@@ -56,7 +56,7 @@ func TestOfferExpiresAtSender(t *testing.T) {
 	testnet.Connect(t, a.h, b.h)
 	path, _ := writeFile(t, t.TempDir(), "gone.bin", 100)
 	offered := time.Now()
-	id, err := a.svc.Offer(ctxT(t), b.h.ID(), path)
+	id, err := offerAndWait(t, a, b.h.ID(), path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,7 +84,7 @@ func TestRestoredOfferExpires(t *testing.T) {
 	a, b := newNode(t), newNode(t)
 	testnet.Connect(t, a.h, b.h)
 	path, _ := writeFile(t, t.TempDir(), "old.bin", 100)
-	id, err := a.svc.Offer(ctxT(t), b.h.ID(), path)
+	id, err := offerAndWait(t, a, b.h.ID(), path)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -38,7 +38,7 @@ type fakeSender struct {
 
 func newFakeSender(t *testing.T, data []byte) *fakeSender {
 	t.Helper()
-	man, err := buildManifest(context.Background(), strings.NewReader(string(data)), int64(len(data)), MinChunkSize)
+	man, err := buildManifest(context.Background(), strings.NewReader(string(data)), int64(len(data)), MinChunkSize, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -294,14 +294,14 @@ func TestOfferRefusals(t *testing.T) {
 	testnet.Connect(t, a.h, b.h)
 	dir := t.TempDir()
 	big, _ := writeFile(t, dir, "big.bin", 6000)
-	if _, err := a.svc.Offer(ctxT(t), b.h.ID(), big); !errors.Is(err, ErrTooLarge) {
+	if _, err := offerAndWait(t, a, b.h.ID(), big); !errors.Is(err, ErrTooLarge) {
 		t.Fatalf("over the size limit: %v", err)
 	}
 	roomy, _ := writeFile(t, dir, "roomy.bin", 4000)
-	if _, err := a.svc.Offer(ctxT(t), b.h.ID(), roomy); !errors.Is(err, ErrNoSpace) {
+	if _, err := offerAndWait(t, a, b.h.ID(), roomy); !errors.Is(err, ErrNoSpace) {
 		t.Fatalf("over the free space: %v", err)
 	}
-	if _, err := a.svc.Offer(ctxT(t), b.h.ID(), dir); !errors.Is(err, ErrNotFile) {
+	if _, err := offerAndWait(t, a, b.h.ID(), dir); !errors.Is(err, ErrNotFile) {
 		t.Fatalf("directory: %v", err)
 	}
 	f := newFakeSender(t, []byte("x"))
@@ -336,7 +336,7 @@ func TestReject(t *testing.T) {
 	a, b := newNode(t), newNode(t)
 	testnet.Connect(t, a.h, b.h)
 	path, _ := writeFile(t, t.TempDir(), "no.bin", 100)
-	id, err := a.svc.Offer(ctxT(t), b.h.ID(), path)
+	id, err := offerAndWait(t, a, b.h.ID(), path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -401,7 +401,7 @@ func TestPerPeerCap(t *testing.T) {
 	first, _, data1 := startTransfer(t, a, b, 4)
 	<-g.reached
 	path2, data2 := writeFile(t, t.TempDir(), "second.bin", 3*MinChunkSize)
-	second, err := a.svc.Offer(ctxT(t), b.h.ID(), path2)
+	second, err := offerAndWait(t, a, b.h.ID(), path2)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -426,13 +426,13 @@ func TestAutoAccept(t *testing.T) {
 	})
 	testnet.Connect(t, a.h, b.h)
 	small, data := writeFile(t, t.TempDir(), "small.txt", 999)
-	id, err := a.svc.Offer(ctxT(t), b.h.ID(), small)
+	id, err := offerAndWait(t, a, b.h.ID(), small)
 	if err != nil {
 		t.Fatal(err)
 	}
 	finishAndCheck(t, a, b, id, data)
 	large, _ := writeFile(t, t.TempDir(), "large.txt", 1000)
-	id2, err := a.svc.Offer(ctxT(t), b.h.ID(), large)
+	id2, err := offerAndWait(t, a, b.h.ID(), large)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -150,7 +150,7 @@ func FuzzManifest(f *testing.F) {
 		}
 		// Build from the fuzz bytes as file data.
 		data := append(hash, cvs...)
-		bm, err := buildManifest(context.Background(), bytes.NewReader(data), int64(len(data)), MinChunkSize)
+		bm, err := buildManifest(context.Background(), bytes.NewReader(data), int64(len(data)), MinChunkSize, nil)
 		if err != nil {
 			t.Fatal(err)
 		}

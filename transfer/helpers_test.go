@@ -14,6 +14,7 @@ import (
 	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/peer"
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/parley-chat/parley/events"
@@ -62,6 +63,8 @@ func waitFor[T events.Event](tb testing.TB, r *recorder, id string) T {
 func eventID(e events.Event) string {
 	switch ev := e.(type) {
 	case events.FileOffer:
+		return ev.TransferID
+	case events.FileHashing:
 		return ev.TransferID
 	case events.FileProgress:
 		return ev.TransferID
@@ -242,4 +245,19 @@ func (c *chunkCounter) total() int {
 		n += v
 	}
 	return n
+}
+
+// offerAndWait offers the file at path from n to peer to and waits until
+// the recipient holds the offer (Offer returns while the file is hashed);
+// it returns the error of either step.
+func offerAndWait(tb testing.TB, n *node, to peer.ID, path string) (string, error) {
+	tb.Helper()
+	id, err := n.svc.Offer(ctxT(tb), to, path)
+	if err != nil {
+		return "", err
+	}
+	if err := n.svc.WaitOffered(ctxT(tb), id); err != nil {
+		return "", err
+	}
+	return id, nil
 }

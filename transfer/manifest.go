@@ -78,8 +78,10 @@ func chooseChunkSize(size, want int64) (int64, error) {
 	return min(cs, MaxChunkSize), nil
 }
 
-// buildManifest hashes size bytes of r in chunks of chunkSize.
-func buildManifest(ctx context.Context, r io.ReaderAt, size, chunkSize int64) (*manifest, error) {
+// buildManifest hashes size bytes of r in chunks of chunkSize. It calls
+// progress, when not nil, with the bytes hashed so far after each chunk,
+// and stops with ctx's error between two chunks.
+func buildManifest(ctx context.Context, r io.ReaderAt, size, chunkSize int64, progress func(hashed int64)) (*manifest, error) {
 	m := &manifest{size: size, chunkSize: chunkSize}
 	n := m.numChunks()
 	m.cvs = make([]byte, n*HashSize)
@@ -98,6 +100,9 @@ func buildManifest(ctx context.Context, r io.ReaderAt, size, chunkSize int64) (*
 		}
 		cv := chunkCV(p, blake3Counter(i, chunkSize), n == 1)
 		copy(m.cvs[i*HashSize:], cv[:])
+		if progress != nil {
+			progress(int64(i)*chunkSize + int64(len(p)))
+		}
 	}
 	m.hash = rootHash(m.cvs)
 	return m, nil

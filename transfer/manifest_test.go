@@ -21,7 +21,7 @@ func TestManifestHashIsBLAKE3(t *testing.T) {
 			if size > int64(len(data)) {
 				continue
 			}
-			m, err := buildManifest(context.Background(), bytes.NewReader(data[:size]), size, cs)
+			m, err := buildManifest(context.Background(), bytes.NewReader(data[:size]), size, cs, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -48,7 +48,7 @@ func TestManifestHashIsBLAKE3(t *testing.T) {
 
 func TestManifestCheckRejects(t *testing.T) {
 	data := bytes.Repeat([]byte("parley"), 20000)
-	m, err := buildManifest(context.Background(), bytes.NewReader(data), int64(len(data)), MinChunkSize)
+	m, err := buildManifest(context.Background(), bytes.NewReader(data), int64(len(data)), MinChunkSize, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

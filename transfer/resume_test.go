@@ -64,7 +64,7 @@ func withHook(h func(string, int, []byte) error) func(*Config) {
 func startTransfer(t *testing.T, a, b *node, chunks int) (id, path string, data []byte) {
 	t.Helper()
 	path, data = writeFile(t, t.TempDir(), "payload.bin", int64(chunks)*MinChunkSize-100)
-	id, err := a.svc.Offer(ctxT(t), b.h.ID(), path)
+	id, err := offerAndWait(t, a, b.h.ID(), path)
 	if err != nil {
 		t.Fatalf("offer: %v", err)
 	}
@@ -184,7 +184,7 @@ func TestResumeAfterSenderRestart(t *testing.T) {
 	a.start()
 	// A one-shot sender that runs again offers the same file: it gets the
 	// same transfer back.
-	again, err := a.svc.Offer(ctxT(t), b.h.ID(), path)
+	again, err := offerAndWait(t, a, b.h.ID(), path)
 	if err != nil || again != id {
 		t.Fatalf("offer again = %s, %v; want %s", again, err, id)
 	}
@@ -198,7 +198,7 @@ func TestNoticeDeliveredAfterReconnect(t *testing.T) {
 	a, b := newNode(t), newNode(t)
 	testnet.Connect(t, a.h, b.h)
 	path, _ := writeFile(t, t.TempDir(), "x.bin", 1000)
-	id, err := a.svc.Offer(ctxT(t), b.h.ID(), path)
+	id, err := offerAndWait(t, a, b.h.ID(), path)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,13 +4,11 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"sync"
 	"time"
 
@@ -20,138 +18,6 @@ import (
 	"github.com/parley-chat/parley/events"
 	"github.com/parley-chat/parley/transfer/pb"
 )
-
-// Offer hashes the file at path and offers it to peer to. It returns the
-// transfer id once the recipient has the offer (and may have accepted it
-// at once); a refusal returns an error matching ErrRejected, ErrTooLarge,
-// ErrNoSpace, ErrBusy or ErrBadName. Use Wait for the outcome.
-//
-// Offering the same unchanged file to the same peer again while an earlier
-// offer is still open returns the earlier transfer's id and asks the peer
-// to resume it, so a restarted sender picks up where it was.
-func (s *Service) Offer(ctx context.Context, to peer.ID, path string) (string, error) {
-	if to == s.host.ID() {
-		return "", errors.New("offer: cannot send a file to this node")
-	}
-	abs, st, err := statSource(path)
-	if err != nil {
-		return "", err
-	}
-	if old := s.openOffer(to, abs, st); old != nil {
-		if err := s.Resume(old.id); err != nil {
-			s.log.Debug("transfer: resume earlier offer", "id", old.id, "err", err)
-		}
-		return old.id, nil
-	}
-	t, err := s.prepare(ctx, abs, st)
-	if err != nil {
-		return "", err
-	}
-	t.peer, t.state = to, StateOffered
-	if err := s.add(t); err != nil {
-		return "", err
-	}
-	offer := &pb.Offer{Id: t.rawID, Name: truncate(t.name, maxNameLen), Size: uint64(t.size), Hash: t.hash[:]} // #nosec G115 -- a file size is never negative
-	reply, err := s.exchange(ctx, to, &pb.Frame{Msg: &pb.Frame_Offer{Offer: offer}})
-	if err != nil {
-		s.drop(t)
-		return "", fmt.Errorf("offer %s to %s: %w", t.name, to, s.errClosedOr(err))
-	}
-	switch reply.GetCode() {
-	case pb.Code_OK:
-	case pb.Code_ACCEPTED:
-		s.mu.Lock()
-		if t.state == StateOffered { // the recipient may be pulling already
-			t.state = StateQueued
-		}
-		s.mu.Unlock()
-		s.save(t)
-	default:
-		s.drop(t)
-		return "", fmt.Errorf("offer %s to %s: %w", t.name, to, remoteError(reply.GetCode(), reply.GetMessage()))
-	}
-	s.log.Debug("transfer: offered", "id", t.id, "peer", to, "size", t.size)
-	return t.id, nil
-}
-
-// Share hashes the file at path and serves it to any peer that fetches it
-// by id (the id is the capability: 128 random bits). Announce the returned
-// Share in a room; Cancel(id) stops serving it.
-func (s *Service) Share(path string) (Share, error) {
-	abs, st, err := statSource(path)
-	if err != nil {
-		return Share{}, err
-	}
-	t, err := s.prepare(s.ctx, abs, st)
-	if err != nil {
-		return Share{}, err
-	}
-	t.share, t.state = true, StateShared
-	if err := s.add(t); err != nil {
-		return Share{}, err
-	}
-	return Share{ID: t.id, Name: t.name, Size: t.size, Hash: hex.EncodeToString(t.hash[:])}, nil
-}
-
-func statSource(path string) (string, os.FileInfo, error) {
-	abs, err := filepath.Abs(path)
-	if err != nil {
-		return "", nil, fmt.Errorf("source path: %w", err)
-	}
-	st, err := os.Stat(abs)
-	if err != nil {
-		return "", nil, fmt.Errorf("source: %w", err)
-	}
-	if !st.Mode().IsRegular() {
-		return "", nil, fmt.Errorf("%w: %s", ErrNotFile, abs)
-	}
-	if st.Size() > MaxSize {
-		return "", nil, fmt.Errorf("%w: %d bytes (protocol limit %d)", ErrTooLarge, st.Size(), int64(MaxSize))
-	}
-	return abs, st, nil
-}
-
-// openOffer finds a transfer of the same unchanged file to the same peer
-// that has not ended.
-func (s *Service) openOffer(to peer.ID, abs string, st os.FileInfo) *transfer {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, t := range s.transfers {
-		if t.dir == Send && !t.share && t.peer == to && t.src == abs && !t.state.Terminal() &&
-			t.size == st.Size() && t.modTime == st.ModTime().UnixNano() {
-			return t
-		}
-	}
-	return nil
-}
-
-// prepare hashes a source file into a new sending transfer.
-func (s *Service) prepare(ctx context.Context, abs string, st os.FileInfo) (*transfer, error) {
-	cs, err := chooseChunkSize(st.Size(), s.cfg.ChunkSize)
-	if err != nil {
-		return nil, err
-	}
-	f, err := os.Open(abs) // #nosec G304 -- the file the user asked to send
-	if err != nil {
-		return nil, fmt.Errorf("open source: %w", err)
-	}
-	defer func() { _ = f.Close() }() // read only
-	man, err := buildManifest(ctx, f, st.Size(), cs)
-	if err != nil {
-		return nil, err
-	}
-	if err := sameFile(f, st.Size(), st.ModTime().UnixNano()); err != nil {
-		return nil, err
-	}
-	raw := make([]byte, idLen)
-	if _, err := rand.Read(raw); err != nil {
-		return nil, fmt.Errorf("transfer id: %w", err)
-	}
-	t := newTransfer(s.ctx, raw)
-	t.dir, t.name, t.size, t.hash, t.man = Send, filepath.Base(abs), st.Size(), man.hash, man
-	t.src, t.modTime = abs, st.ModTime().UnixNano()
-	return t, nil
-}
 
 // sameFile fails with ErrFileChanged when the open file's size or
 // modification time differ from what was hashed.
@@ -166,23 +32,7 @@ func sameFile(f *os.File, size, modTime int64) error {
 	return nil
 }
 
-// add registers a new sending transfer and stores it with its manifest.
-func (s *Service) add(t *transfer) error {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		return ErrClosed
-	}
-	s.transfers[t.id] = t
-	s.mu.Unlock()
-	if err := s.saveWithManifest(t); err != nil {
-		s.drop(t)
-		return err
-	}
-	return nil
-}
-
-// drop forgets a transfer that never started (its offer failed).
+// drop forgets a transfer that never started.
 func (s *Service) drop(t *transfer) {
 	s.mu.Lock()
 	delete(s.transfers, t.id)
@@ -568,6 +418,12 @@ func (s *Service) writeChunk(str network.Stream, t *transfer, man *manifest, c f
 func (s *Service) handleNotice(from peer.ID, n *pb.Notice) *pb.Status {
 	t := s.byRawID(n.GetId())
 	if t == nil {
+		return &pb.Status{Code: pb.Code_NOT_FOUND}
+	}
+	s.mu.Lock()
+	hashing := t.state == StateHashing
+	s.mu.Unlock()
+	if hashing { // not offered yet: no peer knows it
 		return &pb.Status{Code: pb.Code_NOT_FOUND}
 	}
 	if t.dir == Send && t.share {

@@ -66,6 +66,10 @@ type testHooks struct {
 	// (final name linked, part name still there) and "placed" (part name
 	// removed); an error stops there, as a crash would.
 	placing func(stage string) error
+	// hashed runs on the hashing goroutine of a file being offered or
+	// shared each time more of it is hashed (hashed bytes so far; 0 first),
+	// after any file_hashing event for it.
+	hashed func(id string, hashed int64)
 }
 
 type uploadKey struct {
@@ -494,7 +498,7 @@ func (s *Service) Resume(id string) error {
 	st, dir := t.state, t.dir
 	s.mu.Unlock()
 	switch {
-	case st.Terminal() || st == StateOffered || st == StateShared:
+	case st.Terminal() || st == StateOffered || st == StateShared || st == StateHashing:
 		return fmt.Errorf("%w: transfer %s is %s", ErrState, t.id, st)
 	case dir == Receive:
 		s.start(t, true)
@@ -519,6 +523,9 @@ func (s *Service) finish(t *transfer, st State, err error, n *pb.Notice) bool {
 	if t.state.Terminal() {
 		s.mu.Unlock()
 		return false
+	}
+	if t.state == StateHashing {
+		n = nil // the peer has not heard of it
 	}
 	t.state, t.err, t.notice = st, err, n
 	t.rate.reset()

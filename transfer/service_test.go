@@ -19,7 +19,7 @@ import (
 func sendAndCheck(t *testing.T, a, b *node, name string, size int64) string {
 	t.Helper()
 	path, data := writeFile(t, t.TempDir(), name, size)
-	id, err := a.svc.Offer(ctxT(t), b.h.ID(), path)
+	id, err := offerAndWait(t, a, b.h.ID(), path)
 	if err != nil {
 		t.Fatalf("offer: %v", err)
 	}

@@ -128,7 +128,11 @@ func (s *Service) saveWithManifest(t *transfer) error {
 	s.mu.Lock()
 	rec := t.record()
 	man := t.man
+	ended := t.state.Terminal() && t.notice == nil
 	s.mu.Unlock()
+	if ended { // cancelled meanwhile: save deleted it, or will
+		return nil
+	}
 	v, err := json.Marshal(rec)
 	if err != nil {
 		return fmt.Errorf("encode record: %w", err)
@@ -226,6 +230,10 @@ func (s *Service) loadAll() ([]*transfer, error) {
 			drop = append(drop, r.k)
 			continue
 		}
+		if t.err == errHashingInterrupted {
+			// Listed as failed until the node stops; nothing to keep.
+			drop = append(drop, r.k)
+		}
 		out = append(out, t)
 	}
 	err = s.db.Update(func(tx *bolt.Tx) error {
@@ -307,6 +315,13 @@ func (s *Service) fromRecord(v []byte) (*transfer, error) {
 			return nil, err
 		}
 	}
+	if t.state == StateHashing {
+		// The node stopped while hashing: no manifest was stored and no
+		// offer or announcement went out. Fail it; the user offers again.
+		t.state, t.err = StateFailed, errHashingInterrupted
+	} else {
+		close(t.ready)
+	}
 	if t.state.Terminal() {
 		close(t.done)
 		t.cancel()
@@ -314,9 +329,12 @@ func (s *Service) fromRecord(v []byte) (*transfer, error) {
 	return t, nil
 }
 
+// errHashingInterrupted ends a transfer restored in StateHashing.
+var errHashingInterrupted = errors.New("the node stopped while hashing the file; offer it again")
+
 func validState(st State) bool {
 	switch st {
-	case StateOffered, StateShared, StateQueued, StateActive, StateWaiting,
+	case StateHashing, StateOffered, StateShared, StateQueued, StateActive, StateWaiting,
 		StateDone, StateFailed, StateRejected, StateCancelled:
 		return true
 	}

@@ -26,6 +26,7 @@ type State string
 
 // States. Done, Failed, Rejected and Cancelled are terminal.
 const (
+	StateHashing   State = "hashing"   // send or share: the file is being hashed; nothing sent yet
 	StateOffered   State = "offered"   // waiting for the recipient's answer
 	StateShared    State = "shared"    // a share this node serves to any fetcher
 	StateQueued    State = "queued"    // accepted; waiting for a free slot with the peer
@@ -54,7 +55,7 @@ type Info struct {
 	Name      string        `json:"name"`
 	Size      int64         `json:"size"`
 	State     State         `json:"state"`
-	Bytes     int64         `json:"bytes"` // verified at the recipient (or sent, for share uploads)
+	Bytes     int64         `json:"bytes"` // verified at the recipient (or sent, for share uploads; hashed, while hashing)
 	Rate      int64         `json:"rate"`  // bytes per second, 0 when not moving
 	ETA       time.Duration `json:"eta"`   // 0 when unknown
 	Room      string        `json:"room,omitempty"`
@@ -80,14 +81,18 @@ type Share struct {
 
 // transfer is one transfer in either direction, a share this node serves,
 // or one upload of such a share. Fields above mu never change after the
-// transfer is created.
+// transfer is created, except hash (see there).
 type transfer struct {
-	id      string
-	rawID   []byte
-	dir     Direction
-	peer    peer.ID // empty for a share record
-	name    string  // safe base name
-	size    int64
+	id    string
+	rawID []byte
+	dir   Direction
+	peer  peer.ID // empty for a share record
+	name  string  // safe base name
+	size  int64
+	// hash is the file's hash. A transfer created by Offer or StartShare
+	// starts in StateHashing without it: its hashing goroutine sets it,
+	// under Service.mu, before the state leaves StateHashing. Read it
+	// after seeing (under Service.mu) a state other than StateHashing.
 	hash    [HashSize]byte
 	room    string
 	share   bool   // send: a share record or upload; receive: fetched from a share
@@ -98,6 +103,11 @@ type transfer struct {
 	ctx    context.Context // done when the transfer ends or the service closes
 	cancel context.CancelFunc
 	done   chan struct{} // closed when the state becomes terminal
+	// ready is closed once a transfer started by Offer has been hashed and
+	// the recipient holds the offer, or once a share started by StartShare
+	// has been hashed and is served. Only the hashing goroutine closes it;
+	// it is closed at load for every restored transfer that got there.
+	ready chan struct{}
 
 	// kick wakes a receiving transfer waiting between attempts.
 	kick chan struct{}
@@ -131,6 +141,7 @@ func newTransfer(parent context.Context, raw []byte) *transfer {
 		ctx:     ctx,
 		cancel:  cancel,
 		done:    make(chan struct{}),
+		ready:   make(chan struct{}),
 		kick:    make(chan struct{}, 1),
 	}
 }
