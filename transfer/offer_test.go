@@ -169,7 +169,7 @@ func TestOfferReturnsWhileHashing(t *testing.T) {
 	if n := g.calls.Load(); n != 2 {
 		t.Fatalf("the hasher ran on after Cancel: %d progress calls, want 2 (start, first chunk)", n)
 	}
-	for _, e := range a.rec.all() {
+	for _, e := range a.rec.All() {
 		if h, ok := e.(events.FileHashing); ok && h.Bytes > chunk {
 			t.Fatalf("hashing went on after Cancel: %+v", h)
 		}
