@@ -160,9 +160,11 @@ func Whois(w trust.WhoisInfo) string {
 	return strings.TrimSuffix(b.String(), "\n")
 }
 
-// Offered answers /send; to is the peer as the user named it.
+// Offered answers /send; to is the peer as the user named it. The file
+// is hashed first; the offer goes out when that is done.
 func Offered(path, to, id string) string {
-	return fmt.Sprintf("offered %s to %s as transfer %s", safetext.Line(filepath.Base(path)), safetext.Line(to), id)
+	return fmt.Sprintf("offering %s to %s as transfer %s (hashing it first; /cancel %s stops it)",
+		safetext.Line(filepath.Base(path)), safetext.Line(to), id, ShortID(id))
 }
 
 // Shared answers /share.

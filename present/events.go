@@ -71,6 +71,8 @@ func Event(e events.Event, namer Namer) string {
 			where = fmt.Sprintf("shared in #%s by %s; /fetch %s", l(e.Room), MemberBy(namer, e.From), id)
 		}
 		return fmt.Sprintf("* file offer %s: %s (%s) %s", id, l(e.Name), Bytes(e.Size), where)
+	case events.FileHashing:
+		return fmt.Sprintf("  %s hashing %s %s", ShortID(e.TransferID), l(e.Name), Progress(e.Bytes, e.Size, 0))
 	case events.FileProgress:
 		return fmt.Sprintf("  %s %s %s", ShortID(e.TransferID), l(e.Direction), Progress(e.Bytes, e.Size, e.Rate))
 	case events.FileDone:

@@ -27,6 +27,7 @@ type xferState int
 
 const (
 	xferOffered  xferState = iota // waiting for /accept or /reject
+	xferHashing                   // this node hashes the file before offering it
 	xferAccepted                  // accepted, no bytes yet
 	xferActive                    // bytes moving
 	xferDone
@@ -50,7 +51,7 @@ type xfer struct {
 }
 
 func (x *xfer) moving() bool {
-	return x.state == xferAccepted || x.state == xferActive
+	return x.state == xferHashing || x.state == xferAccepted || x.state == xferActive
 }
 
 // transfers tracks transfers and the offers waiting for an answer.
@@ -198,6 +199,13 @@ func (m *Model) transferEvent(e events.Event) bool {
 			text = fmt.Sprintf("%s shares %s (%s): Alt+A or /fetch %s to get it", m.peerLabel(x.peer), x.name, present.Bytes(x.size), present.ShortID(x.id))
 		}
 		m.append(m.xferConv(x), &entry{kind: entrySystem, at: now, text: text}, true)
+	case events.FileHashing:
+		x := m.xfer(e.TransferID, e.Direction, e.Peer)
+		if x.name == "" || strings.HasPrefix(x.name, "transfer ") {
+			x.name = clean(e.Name)
+		}
+		x.bytes, x.size, x.rate = e.Bytes, e.Size, 0
+		x.state, x.ended = xferHashing, time.Time{}
 	case events.FileProgress:
 		x := m.xfer(e.TransferID, e.Direction, e.Peer)
 		x.bytes, x.size, x.rate = e.Bytes, e.Size, e.Rate
@@ -341,6 +349,8 @@ func (m *Model) xferRow(x *xfer, w int) string {
 		tail = " rejected"
 	case xferAccepted:
 		tail = " waiting"
+	case xferHashing:
+		tail = " hashing"
 	default:
 		tail = fmt.Sprintf(" %s/s ETA %s", present.Bytes(x.rate), present.ETA(x.size-x.bytes, x.rate))
 	}

@@ -36,19 +36,29 @@ func newRenderer(w io.Writer, json bool, namer present.Namer) *renderer {
 func (r *renderer) skip(e events.Event) bool {
 	switch e := e.(type) {
 	case events.FileProgress:
-		if e.Bytes >= e.Size {
-			return false
-		}
-		now := time.Now()
-		if now.Sub(r.lastProgress[e.TransferID]) < humanProgressEvery {
-			return true
-		}
-		r.lastProgress[e.TransferID] = now
+		return r.tooSoon(e.TransferID, e.Bytes, e.Size)
+	case events.FileHashing:
+		return r.tooSoon(e.TransferID, e.Bytes, e.Size)
 	case events.FileDone:
 		delete(r.lastProgress, e.TransferID)
 	case events.FileFailed:
 		delete(r.lastProgress, e.TransferID)
 	}
+	return false
+}
+
+// tooSoon reports whether a progress line of a transfer came less than
+// humanProgressEvery after the last one shown; the first and the last
+// (bytes = size) are always shown.
+func (r *renderer) tooSoon(id string, bytes, size int64) bool {
+	if bytes >= size {
+		return false
+	}
+	now := time.Now()
+	if now.Sub(r.lastProgress[id]) < humanProgressEvery {
+		return true
+	}
+	r.lastProgress[id] = now
 	return false
 }
 

@@ -22,7 +22,7 @@ var allEvents = []events.Event{
 	events.Ready{}, events.PeerConnected{}, events.PeerDisconnected{}, events.Error{}, events.Info{},
 	events.DM{}, events.DMStatus{}, events.TrustWarning{}, events.Reachability{}, events.PeerPath{},
 	events.Message{}, events.Joined{}, events.Left{}, events.Presence{},
-	events.FileOffer{}, events.FileProgress{}, events.FileDone{}, events.FileFailed{}, events.FileRejected{},
+	events.FileOffer{}, events.FileHashing{}, events.FileProgress{}, events.FileDone{}, events.FileFailed{}, events.FileRejected{},
 }
 
 func TestAllEventsListed(t *testing.T) {
