@@ -4,6 +4,8 @@ import (
 	"context"
 	"strings"
 
+	"github.com/parley-chat/parley/events"
+	"github.com/parley-chat/parley/node"
 	"github.com/parley-chat/parley/present"
 	"github.com/parley-chat/parley/transfer"
 )
@@ -53,11 +55,17 @@ func (in *Interp) cmdShare(ctx context.Context, args string) (Reply, error) {
 	if err != nil {
 		return Reply{}, err
 	}
-	sh, err := in.n.Share(ctx, name, path)
+	id, err := in.n.Share(ctx, name, path)
 	if err != nil {
 		return Reply{}, err
 	}
-	return Reply{Text: present.Shared(sh, name), Data: sh}, nil
+	return Reply{Text: present.Sharing(path, name, id), Data: map[string]string{"transfer_id": id}}, nil
+}
+
+// ShareInfo is the info event that says a share was announced, as /share
+// answered before hashing moved to the background.
+func ShareInfo(e node.ShareAnnounced) events.Info {
+	return events.Info{Text: present.Shared(e.Share, e.Room), Data: e.Share}
 }
 
 func (in *Interp) cmdTransfers(context.Context) (Reply, error) {

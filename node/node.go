@@ -97,6 +97,12 @@ type Node struct {
 	internal *events.Queue
 	loopDone chan struct{}
 
+	// ctx ends at Close; work the node starts on its own (announcing a
+	// share once hashed) runs under it, counted in wg.
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
 	// start is the room user interfaces show first; set by New.
 	start string
 
@@ -131,6 +137,7 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 	}
 	n := &Node{cfg: cfg, log: cfg.Logger, emit: cfg.Emitter, nick: cfg.Nick,
 		internal: events.NewQueue(cfg.EventQueue), loopDone: make(chan struct{})}
+	n.ctx, n.cancel = context.WithCancel(context.Background())
 	go n.loop() // #nosec G118 -- the loop lives until Close, not New's ctx (one lifecycle rule for every service)
 	st, err := store.Open(cfg.DataDir, storeLockWait)
 	if err != nil {
@@ -252,6 +259,8 @@ func (n *Node) stopLoop() {
 func (n *Node) Close() error {
 	n.closeOnce.Do(func() {
 		var errs []error
+		n.cancel()
+		n.wg.Wait()
 		if n.rooms != nil {
 			if err := n.rooms.Close(); err != nil {
 				errs = append(errs, err)

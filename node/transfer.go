@@ -9,6 +9,7 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/parley-chat/parley/events"
 	"github.com/parley-chat/parley/internal/safetext"
 	"github.com/parley-chat/parley/rooms"
 	"github.com/parley-chat/parley/transfer"
@@ -136,29 +137,64 @@ func (n *Node) WaitTransfer(ctx context.Context, id string) (transfer.Result, er
 	return n.transfer.Wait(ctx, id)
 }
 
-// Share announces the file at path in a joined room; members fetch it.
-func (n *Node) Share(ctx context.Context, room, path string) (transfer.Share, error) {
+// Share starts sharing the file at path in a joined room and returns the
+// share's ID at once: the file is hashed in the background (file_hashing
+// events), then announced in the room, and a ShareAnnounced event says
+// so. A failure after Share returned is a file_failed event (hashing) or
+// an error event (announcing).
+func (n *Node) Share(_ context.Context, room, path string) (string, error) {
 	name, err := n.Room(room)
 	if err != nil {
-		return transfer.Share{}, err
+		return "", err
 	}
 	abs, err := expandPath(path)
 	if err != nil {
-		return transfer.Share{}, err
+		return "", err
 	}
-	sh, err := n.transfer.Share(abs)
+	id, err := n.transfer.StartShare(abs)
 	if err != nil {
-		return transfer.Share{}, err
+		return "", err
+	}
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		n.announceShare(name, id)
+	}()
+	return id, nil
+}
+
+// announceShare waits for a share to be hashed and announces it in room.
+func (n *Node) announceShare(room, id string) {
+	sh, err := n.transfer.WaitShared(n.ctx, id)
+	if err != nil {
+		// Hashing failed (file_failed says why), was cancelled, or the
+		// node is closing.
+		n.log.Debug("share not announced", "id", id, "err", err)
+		return
 	}
 	// #nosec G115 -- a shared file's size is never negative
-	if err := n.rooms.ShareFile(ctx, name, rooms.FileShare{ID: sh.ID, Name: sh.Name, Size: uint64(sh.Size), Hash: sh.Hash}); err != nil {
+	fs := rooms.FileShare{ID: sh.ID, Name: sh.Name, Size: uint64(sh.Size), Hash: sh.Hash}
+	if err := n.rooms.ShareFile(n.ctx, room, fs); err != nil {
 		if cerr := n.transfer.Cancel(sh.ID); cerr != nil {
 			n.log.Debug("withdraw share", "id", sh.ID, "err", cerr)
 		}
-		return transfer.Share{}, err
+		n.emit.Emit(events.Error{Error: fmt.Sprintf("share %s in #%s: %v", safetext.Line(sh.Name), safetext.Line(room), err)})
+		return
 	}
-	return sh, nil
+	n.emit.Emit(ShareAnnounced{Room: room, Share: sh})
 }
+
+// ShareAnnounced is reported when a file shared with Share was hashed and
+// announced in its room. Its JSON form is the info event that /share
+// always answered with ({"type":"info","text":...,"data":{id, name,
+// size, hash}}): user interfaces make it with command.ShareInfo.
+type ShareAnnounced struct {
+	Room  string
+	Share transfer.Share
+}
+
+// Type names the event; see ShareAnnounced for its JSON form.
+func (ShareAnnounced) Type() string { return "share_announced" }
 
 // Transfers lists the file transfers the node knows.
 func (n *Node) Transfers() []transfer.Info {

@@ -167,7 +167,13 @@ func Offered(path, to, id string) string {
 		safetext.Line(filepath.Base(path)), safetext.Line(to), id, ShortID(id))
 }
 
-// Shared answers /share.
+// Sharing answers /share: the file is hashed first, then announced.
+func Sharing(path, room, id string) string {
+	return fmt.Sprintf("sharing %s in #%s as %s (hashing it first; /cancel %s stops it)",
+		safetext.Line(filepath.Base(path)), safetext.Line(room), id, ShortID(id))
+}
+
+// Shared says that a share was hashed and announced in its room.
 func Shared(sh transfer.Share, room string) string {
 	return fmt.Sprintf("shared %s in #%s as %s", safetext.Line(sh.Name), safetext.Line(room), sh.ID)
 }

@@ -6,6 +6,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/parley-chat/parley/dm"
 	"github.com/parley-chat/parley/events"
+	"github.com/parley-chat/parley/node"
 	"github.com/parley-chat/parley/present"
 )
 
@@ -53,6 +54,9 @@ func (m *Model) handle(e events.Event) bool {
 		return true
 	case events.Message:
 		m.roomMessage(e)
+		return false
+	case node.ShareAnnounced:
+		m.system(m.roomConv(e.Room), entrySystem, present.Shared(e.Share, e.Room))
 		return false
 	case events.Joined:
 		c := m.roomConv(e.Room)

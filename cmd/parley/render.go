@@ -7,7 +7,9 @@ import (
 	"io"
 	"time"
 
+	slash "github.com/parley-chat/parley/command"
 	"github.com/parley-chat/parley/events"
+	"github.com/parley-chat/parley/node"
 	"github.com/parley-chat/parley/present"
 )
 
@@ -81,6 +83,9 @@ func (r *renderer) drain(q *events.Queue) error {
 }
 
 func (r *renderer) write(e events.Event) error {
+	if sa, ok := e.(node.ShareAnnounced); ok {
+		e = slash.ShareInfo(sa)
+	}
 	if r.json {
 		b, err := events.MarshalJSON(e)
 		if err != nil {

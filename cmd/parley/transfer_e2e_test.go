@@ -81,6 +81,14 @@ func TestShareAndFetch(t *testing.T) {
 	b.Find(30*time.Second, "presence", func(e proctest.Event) bool { return e.Str("peer_id") == readyA.Str("peer_id") })
 	path, hash := randomFile(t, t.TempDir(), "notes.txt", 70_000)
 	a.Send("/share files " + path)
+	// /share answers at once with the id; the share is announced (an
+	// info with the share, hash included) once hashed.
+	dataOf := func(e proctest.Event) map[string]any { d, _ := e["data"].(map[string]any); return d }
+	started := a.Wait(20*time.Second, "info", func(e proctest.Event) bool { return dataOf(e)["transfer_id"] != nil })
+	announced := a.Find(20*time.Second, "info", func(e proctest.Event) bool { return dataOf(e)["hash"] != nil })
+	if dataOf(announced)["id"] != dataOf(started)["transfer_id"] || dataOf(announced)["name"] != "notes.txt" {
+		t.Fatalf("/share answered %v, then announced %v", started, announced)
+	}
 	offer := b.Wait(20*time.Second, "file_offer", func(e proctest.Event) bool { return e.Str("room") == "files" })
 	b.Send("/fetch " + offer.Str("transfer_id"))
 	done := b.Wait(60*time.Second, "file_done", nil)
