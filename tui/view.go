@@ -6,6 +6,7 @@ import (
 
 	"github.com/charmbracelet/x/ansi"
 
+	"github.com/parley-chat/parley/identity"
 	"github.com/parley-chat/parley/node"
 )
 
@@ -215,7 +216,7 @@ func (m *Model) dmNickShared(id, nick string) bool {
 		return true
 	}
 	for other, d := range m.dmInfo {
-		if other != id && strings.EqualFold(d.nick, nick) {
+		if other != id && identity.SameNick(d.nick, nick) {
 			return true
 		}
 	}
