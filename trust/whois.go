@@ -9,16 +9,9 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
-	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/parley-chat/parley/internal/safetext"
-)
-
-// Connection paths reported by Whois.
-const (
-	PathDirect       = "direct"
-	PathRelayed      = "relayed"
-	PathNotConnected = "not connected"
+	"github.com/parley-chat/parley/overlay"
 )
 
 // maxWhoisAddrs bounds the addresses Whois lists.
@@ -26,10 +19,12 @@ const maxWhoisAddrs = 32
 
 // WhoisConn is one open connection to the peer.
 type WhoisConn struct {
-	Addr      string    `json:"addr"`
-	Direction string    `json:"direction"`
-	Relayed   bool      `json:"relayed"`
-	Opened    time.Time `json:"opened,omitzero"`
+	Addr      string `json:"addr"`
+	Direction string `json:"direction"`
+	Relayed   bool   `json:"relayed"`
+	// Path is this connection's path, as overlay.ConnPath classifies it.
+	Path   overlay.Path `json:"path"`
+	Opened time.Time    `json:"opened,omitzero"`
 }
 
 // WhoisInfo is what /whois shows about a peer.
@@ -37,11 +32,10 @@ type WhoisInfo struct {
 	PeerInfo
 	// Known reports that the trust store has a record of the peer.
 	Known bool `json:"known"`
-	// Path is PathDirect when at least one connection is direct,
-	// PathRelayed when all go through a circuit relay, else
-	// PathNotConnected.
-	Path  string      `json:"path"`
-	Conns []WhoisConn `json:"conns"`
+	// Path is the best connection's path, as /peers and peer_path
+	// report it (overlay.BestPath); overlay.PathNone when not connected.
+	Path  overlay.Path `json:"path"`
+	Conns []WhoisConn  `json:"conns"`
 	// Addrs are the peer's addresses in the peerstore (at most 32).
 	Addrs []string `json:"addrs"`
 }
@@ -55,16 +49,10 @@ func Whois(h host.Host, store *Store, p peer.ID) WhoisInfo {
 		w.PeerInfo = PeerInfo{ID: p}
 		w.Fingerprint = fingerprint(p)
 	}
-	w.Path = PathNotConnected
-	for _, c := range h.Network().ConnsToPeer(p) {
-		wc := connInfo(c)
-		w.Conns = append(w.Conns, wc)
-		switch {
-		case !wc.Relayed:
-			w.Path = PathDirect
-		case w.Path == PathNotConnected:
-			w.Path = PathRelayed
-		}
+	conns := h.Network().ConnsToPeer(p)
+	w.Path, _ = overlay.BestPath(conns)
+	for _, c := range conns {
+		w.Conns = append(w.Conns, connInfo(c))
 	}
 	for _, a := range h.Peerstore().Addrs(p) {
 		if len(w.Addrs) == maxWhoisAddrs {
@@ -78,22 +66,14 @@ func Whois(h host.Host, store *Store, p peer.ID) WhoisInfo {
 
 func connInfo(c network.Conn) WhoisConn {
 	st := c.Stat()
-	addr := c.RemoteMultiaddr()
+	path := overlay.ConnPath(c)
 	return WhoisConn{
-		Addr:      addr.String(),
+		Addr:      c.RemoteMultiaddr().String(),
 		Direction: st.Direction.String(),
-		Relayed:   st.Limited || isCircuit(addr),
+		Relayed:   path == overlay.PathRelayed,
+		Path:      path,
 		Opened:    st.Opened,
 	}
-}
-
-func isCircuit(a ma.Multiaddr) bool {
-	for _, c := range a {
-		if c.Protocol().Code == ma.P_CIRCUIT {
-			return true
-		}
-	}
-	return false
 }
 
 // Text renders the answer for a terminal; the nick is made inert.
@@ -117,13 +97,13 @@ func (w WhoisInfo) Text() string {
 		fmt.Fprintf(&b, "  seen:        first %s, last %s\n",
 			w.FirstSeen.Format(time.DateTime), w.LastSeen.Format(time.DateTime))
 	}
-	fmt.Fprintf(&b, "  connection:  %s\n", w.Path)
+	path := string(w.Path)
+	if w.Path == overlay.PathNone {
+		path = "not connected"
+	}
+	fmt.Fprintf(&b, "  connection:  %s\n", path)
 	for _, c := range w.Conns {
-		kind := "direct"
-		if c.Relayed {
-			kind = "relayed"
-		}
-		fmt.Fprintf(&b, "    %s %s %s\n", c.Direction, kind, safetext.Line(c.Addr))
+		fmt.Fprintf(&b, "    %s %s %s\n", c.Direction, c.Path, safetext.Line(c.Addr))
 	}
 	if len(w.Addrs) > 0 {
 		b.WriteString("  addresses:\n")
