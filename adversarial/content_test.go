@@ -20,6 +20,7 @@ import (
 	"github.com/parley-chat/parley/internal/safetext"
 	"github.com/parley-chat/parley/internal/testnet"
 	"github.com/parley-chat/parley/node"
+	"github.com/parley-chat/parley/present"
 	"github.com/parley-chat/parley/rooms"
 )
 
@@ -56,7 +57,7 @@ func TestShellAndDebugTextIsOnlyText(t *testing.T) {
 			line = "/" + text // "//x" sends "/x" as text
 		}
 		mallory.exec(line)
-		if got := victim.waitMessage(text); got.Nick != "admin_debug" || got.From != mallory.peerID().String() {
+		if got := victim.waitMessage(text); got.Nick != "admin_debug" || got.From != mallory.peerID() {
 			t.Fatalf("room message %+v", got)
 		}
 		mallory.exec("/msg " + victim.peerID().String() + " " + text)
@@ -186,10 +187,10 @@ func TestEscapesInEveryDisplayedField(t *testing.T) {
 		}
 	}
 	// Messages and DMs carry the raw text in JSON (a JSON client renders
-	// it); the line renderer is node.FormatMessage.
+	// it); the line renderer is present.Message.
 	for _, e := range victim.ev.all() {
 		if m, ok := e.(events.Message); ok {
-			checkDisplay(t, "message", events.Info{Text: node.FormatMessage(m)}, fake)
+			checkDisplay(t, "message", events.Info{Text: present.Message(m)}, fake)
 		}
 	}
 }
@@ -281,7 +282,7 @@ func TestInviteTampering(t *testing.T) {
 		t.Fatal("the renamed room reached the real one")
 	}
 	for _, e := range bob.ev.all() {
-		if m, ok := e.(events.Message); ok && m.Room == "teem" && m.From == alice.peerID().String() {
+		if m, ok := e.(events.Message); ok && m.Room == "teem" && m.From == alice.peerID() {
 			t.Fatalf("the real room's message reached the renamed one: %+v", m)
 		}
 	}
@@ -292,6 +293,6 @@ func inRoom(t *testing.T, room string, a, b *party) {
 	t.Helper()
 	b.ev.wait(t, b.name+" sees "+a.name+" in "+room, func(e events.Event) bool {
 		p, ok := e.(events.Presence)
-		return ok && p.Room == room && p.PeerID == a.peerID().String() && p.Online
+		return ok && p.Room == room && p.PeerID == a.peerID() && p.Online
 	})
 }

@@ -18,6 +18,7 @@ import (
 	"go.uber.org/goleak"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/parley-chat/parley/command"
 	"github.com/parley-chat/parley/dm"
 	"github.com/parley-chat/parley/events"
 	"github.com/parley-chat/parley/identity"
@@ -115,6 +116,7 @@ type party struct {
 	dir  string
 	id   *identity.Identity
 	n    *node.Node
+	cmd  *command.Interp
 	ev   *eventLog
 	mod  func(*node.Config)
 }
@@ -173,7 +175,7 @@ func (p *party) start() {
 	if err != nil {
 		p.t.Fatalf("start %s: %v", p.name, err)
 	}
-	p.n = n
+	p.n, p.cmd = n, command.New(n)
 	p.t.Cleanup(func() {
 		if err := n.Close(); err != nil {
 			p.t.Errorf("close %s: %v", p.name, err)
@@ -199,7 +201,7 @@ func (p *party) exec(line string) {
 	p.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
 	defer cancel()
-	if err := p.n.Exec(ctx, line); err != nil {
+	if err := p.cmd.Run(ctx, line, p.ev); err != nil {
 		p.t.Fatalf("%s: %q: %v", p.name, line, err)
 	}
 }
@@ -253,7 +255,7 @@ func inLobby(t testing.TB, from, to *party) {
 	t.Helper()
 	to.ev.wait(t, to.name+" sees "+from.name+" in the lobby", func(e events.Event) bool {
 		p, ok := e.(events.Presence)
-		return ok && p.Room == node.DefaultRoom && p.PeerID == from.peerID().String() && p.Online
+		return ok && p.Room == node.DefaultRoom && p.PeerID == from.peerID() && p.Online
 	})
 }
 

@@ -183,7 +183,7 @@ func TestFloodFromOneMember(t *testing.T) {
 	elapsed := time.Since(start)
 	got := victim.ev.count(func(e events.Event) bool {
 		m, ok := e.(events.Message)
-		return ok && m.From == mallory.ID().String()
+		return ok && m.From == mallory.ID()
 	})
 	// Burst 10 plus 2 per second.
 	if max := 10 + int(2*elapsed.Seconds()) + 2; got > max {

@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/host"
-	"github.com/libp2p/go-libp2p/core/peer"
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/parley-chat/parley/events"
@@ -66,11 +65,6 @@ type Config struct {
 	// Nick returns the node's current nick, sent with each message for
 	// display only. Default: no nick. An invalid nick is not sent.
 	Nick func() string
-	// OnNick, when set, is called with the sender and the nick it claims
-	// for every newly received message, before the dm event is emitted
-	// (the node feeds trust.Store.Observe with it). It runs on the stream
-	// handler and must not block.
-	OnNick func(p peer.ID, nick string)
 
 	// TTL is how long a message may wait for delivery before it fails
 	// with ErrExpired. Default 7 days. It is fixed per message when the

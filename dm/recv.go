@@ -221,11 +221,8 @@ func (s *Service) accept(p peer.ID, m *pb.Message) (*pb.Ack, error) {
 		return ack, nil
 	}
 	s.ctr.received.Add(1)
-	if m.Nick != "" && s.cfg.OnNick != nil {
-		s.cfg.OnNick(p, m.Nick)
-	}
 	s.emit.Emit(events.DM{
-		ID: msgID(m.Id), From: p.String(), Nick: m.Nick, Text: m.Text,
+		ID: msgID(m.Id), From: p, Nick: m.Nick, Text: m.Text,
 		SentAt: time.UnixMilli(m.SentAtMs).UTC(),
 	})
 	return ack, nil

@@ -46,7 +46,7 @@ func TestDeliveryOverRelay(t *testing.T) {
 	}
 	id := a.send(t, b, "via relay")
 	a.rec.wait(t, "delivered via relay", status(id, events.DMDelivered))
-	if got := b.rec.wait(t, "dm", isDM).(events.DM); got.From != a.id.String() || got.Text != "via relay" {
+	if got := b.rec.wait(t, "dm", isDM).(events.DM); got.From != a.id || got.Text != "via relay" {
 		t.Fatalf("bob got %+v", got)
 	}
 }

@@ -203,7 +203,7 @@ func (s *Service) watch(sub event.Subscription) {
 }
 
 func (s *Service) emitStatus(rec *pb.OutboxRecord, state, cause string) {
-	s.emit.Emit(events.DMStatus{ID: msgID(rec.Id), To: peer.ID(rec.To).String(), State: state, Error: cause})
+	s.emit.Emit(events.DMStatus{ID: msgID(rec.Id), To: peer.ID(rec.To), State: state, Error: cause})
 }
 
 func msgID(id []byte) string { return hex.EncodeToString(id) }

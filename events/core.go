@@ -1,10 +1,12 @@
 package events
 
+import "github.com/libp2p/go-libp2p/core/peer"
+
 // Ready is reported once the node listens and is ready for commands.
 type Ready struct {
-	PeerID      string `json:"peer_id"`
-	Nick        string `json:"nick"`
-	Fingerprint string `json:"fingerprint"`
+	PeerID      peer.ID `json:"peer_id"`
+	Nick        string  `json:"nick"`
+	Fingerprint string  `json:"fingerprint"`
 	// Addrs are full multiaddrs ending in /p2p/<peer_id> that other peers
 	// can dial.
 	Addrs []string `json:"addrs"`
@@ -12,17 +14,17 @@ type Ready struct {
 
 // PeerConnected is reported when the first connection to a peer opens.
 type PeerConnected struct {
-	PeerID string `json:"peer_id"`
-	Addr   string `json:"addr"`
+	PeerID peer.ID `json:"peer_id"`
+	Addr   string  `json:"addr"`
 }
 
 // PeerDisconnected is reported when the last connection to a peer closes,
 // including when the liveness check gives up on a peer that stopped
 // answering. Reason is "closed" or "liveness".
 type PeerDisconnected struct {
-	PeerID string `json:"peer_id"`
-	Addr   string `json:"addr"`
-	Reason string `json:"reason,omitempty"`
+	PeerID peer.ID `json:"peer_id"`
+	Addr   string  `json:"addr"`
+	Reason string  `json:"reason,omitempty"`
 }
 
 // Error reports a failed command or a runtime problem the user should see.

@@ -1,6 +1,10 @@
 package events
 
-import "time"
+import (
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+)
 
 // DM is reported once for every direct message received, after it was
 // stored (a retransmission of a message already stored is not reported
@@ -8,7 +12,7 @@ import "time"
 // nick the sender claims, display-only and possibly empty.
 type DM struct {
 	ID     string    `json:"id"`
-	From   string    `json:"from"`
+	From   peer.ID   `json:"from"`
 	Nick   string    `json:"nick"`
 	Text   string    `json:"text"`
 	SentAt time.Time `json:"sent_at"`
@@ -27,10 +31,10 @@ const (
 // acknowledged), delivered (the recipient acknowledged that it stored the
 // message) or failed (Error says why: expired, rejected by the recipient).
 type DMStatus struct {
-	ID    string `json:"id"`
-	To    string `json:"to"`
-	State string `json:"state"`
-	Error string `json:"error,omitempty"`
+	ID    string  `json:"id"`
+	To    peer.ID `json:"to"`
+	State string  `json:"state"`
+	Error string  `json:"error,omitempty"`
 }
 
 // TrustWarning is reported when a peer claims a nick that is pinned to
@@ -38,10 +42,10 @@ type DMStatus struct {
 // pin is not changed; the user compares safety numbers (/verify) and
 // decides (/trust moves the pin).
 type TrustWarning struct {
-	PeerID       string `json:"peer_id"`
-	Nick         string `json:"nick"`
-	PinnedPeerID string `json:"pinned_peer_id"`
-	Text         string `json:"text"`
+	PeerID       peer.ID `json:"peer_id"`
+	Nick         string  `json:"nick"`
+	PinnedPeerID peer.ID `json:"pinned_peer_id"`
+	Text         string  `json:"text"`
 }
 
 func (DM) Type() string           { return "dm" }

@@ -8,11 +8,11 @@ import (
 )
 
 func TestMarshalJSONPutsTypeFirst(t *testing.T) {
-	b, err := MarshalJSON(PeerConnected{PeerID: "12D3", Addr: "/ip4/127.0.0.1/tcp/1"})
+	b, err := MarshalJSON(PeerConnected{PeerID: testPeer, Addr: "/ip4/127.0.0.1/tcp/1"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := `{"type":"peer_connected","peer_id":"12D3","addr":"/ip4/127.0.0.1/tcp/1"}`
+	want := `{"type":"peer_connected","peer_id":"` + testPeerID + `","addr":"/ip4/127.0.0.1/tcp/1"}`
 	if string(b) != want {
 		t.Fatalf("got %s\nwant %s", b, want)
 	}

@@ -1,5 +1,7 @@
 package events
 
+import "github.com/libp2p/go-libp2p/core/peer"
+
 // Reachability is reported when what the node knows about its own
 // reachability changes: the verdict of AutoNAT, or the set of relays it
 // holds a reservation on (and so the relayed addresses others can reach it
@@ -9,7 +11,7 @@ type Reachability struct {
 	Reachability string `json:"reachability"`
 	// Relays are the peer IDs of the relays that hold a reservation for
 	// this node, sorted.
-	Relays []string `json:"relays"`
+	Relays []peer.ID `json:"relays"`
 	// RelayAddrs are the relayed addresses, ending in /p2p/<own peer ID>,
 	// that peers who cannot dial this node directly can use.
 	RelayAddrs []string `json:"relay_addrs"`
@@ -20,9 +22,9 @@ type Reachability struct {
 // a direct one. Path is "lan", "direct" or "relayed"; Addr is the remote
 // address of the connection that now carries the peer.
 type PeerPath struct {
-	PeerID string `json:"peer_id"`
-	Path   string `json:"path"`
-	Addr   string `json:"addr"`
+	PeerID peer.ID `json:"peer_id"`
+	Path   string  `json:"path"`
+	Addr   string  `json:"addr"`
 	// Previous is the path before the change.
 	Previous string `json:"previous"`
 }

@@ -1,5 +1,12 @@
 package events
 
+import (
+	"encoding/json"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
 // Message is a chat line delivered in a room, including the node's own
 // lines (they come back through its own room subscription).
 type Message struct {
@@ -8,13 +15,14 @@ type Message struct {
 	ID string `json:"id"`
 	// From is the author's peer ID, taken from the signed GossipSub
 	// message, never from a field the author fills in.
-	From string `json:"from"`
+	From peer.ID `json:"from"`
 	// Nick is the author's display name; it identifies nothing.
 	Nick string `json:"nick"`
 	Text string `json:"text"`
-	// SentAt is the author's clock at sending, RFC 3339 in UTC.
-	SentAt  string `json:"sent_at"`
-	Private bool   `json:"private"`
+	// SentAt is the author's clock at sending; its JSON form is
+	// SentAtLayout (RFC 3339 in UTC, milliseconds).
+	SentAt  time.Time `json:"sent_at"`
+	Private bool      `json:"private"`
 	// Fingerprint is the short fingerprint of From
 	// (identity.ShortFingerprint), to show next to a shared nick.
 	Fingerprint string `json:"fingerprint"`
@@ -36,13 +44,34 @@ type Left struct {
 // Presence is reported when another member of a room comes online, changes
 // nick, leaves or stops announcing itself (Online false).
 type Presence struct {
-	Room   string `json:"room"`
-	PeerID string `json:"peer_id"`
-	Nick   string `json:"nick"`
-	Online bool   `json:"online"`
+	Room   string  `json:"room"`
+	PeerID peer.ID `json:"peer_id"`
+	Nick   string  `json:"nick"`
+	Online bool    `json:"online"`
 }
 
-func (Message) Type() string  { return "message" }
+func (Message) Type() string { return "message" }
+
+// SentAtLayout is the RFC 3339 layout of a message's sent_at in JSON: UTC
+// with exactly three fractional digits.
+const SentAtLayout = "2006-01-02T15:04:05.000Z07:00"
+
+// MarshalJSON writes the contract form of a message (sent_at in
+// SentAtLayout); this is the one place the typed message becomes text.
+func (m Message) MarshalJSON() ([]byte, error) {
+	return json.Marshal(struct {
+		Room        string  `json:"room"`
+		ID          string  `json:"id"`
+		From        peer.ID `json:"from"`
+		Nick        string  `json:"nick"`
+		Text        string  `json:"text"`
+		SentAt      string  `json:"sent_at"`
+		Private     bool    `json:"private"`
+		Fingerprint string  `json:"fingerprint"`
+		NickShared  bool    `json:"nick_shared"`
+	}{m.Room, m.ID, m.From, m.Nick, m.Text, m.SentAt.UTC().Format(SentAtLayout), m.Private, m.Fingerprint, m.NickShared})
+}
+
 func (Joined) Type() string   { return "joined" }
 func (Left) Type() string     { return "left" }
 func (Presence) Type() string { return "presence" }

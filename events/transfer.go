@@ -1,5 +1,7 @@
 package events
 
+import "github.com/libp2p/go-libp2p/core/peer"
+
 // File transfer events (package transfer; see docs/EVENTS.md).
 // TransferID is the transfer's id, 32 hex digits, the same on both sides.
 // Direction is "send" on the sending node and "receive" on the receiving
@@ -10,23 +12,23 @@ package events
 // /reject, or /fetch for a room share. Name is already reduced to a safe
 // base name.
 type FileOffer struct {
-	TransferID string `json:"transfer_id"`
-	From       string `json:"from"`
-	Name       string `json:"name"`
-	Size       int64  `json:"size"`
-	Room       string `json:"room,omitempty"`
+	TransferID string  `json:"transfer_id"`
+	From       peer.ID `json:"from"`
+	Name       string  `json:"name"`
+	Size       int64   `json:"size"`
+	Room       string  `json:"room,omitempty"`
 }
 
 // FileProgress is reported on both sides while chunks move, at most a few
 // times per second per transfer. Bytes counts verified bytes at the
 // recipient; Rate is in bytes per second.
 type FileProgress struct {
-	TransferID string `json:"transfer_id"`
-	Bytes      int64  `json:"bytes"`
-	Size       int64  `json:"size"`
-	Rate       int64  `json:"rate"`
-	Direction  string `json:"direction"`
-	Peer       string `json:"peer"`
+	TransferID string  `json:"transfer_id"`
+	Bytes      int64   `json:"bytes"`
+	Size       int64   `json:"size"`
+	Rate       int64   `json:"rate"`
+	Direction  string  `json:"direction"`
+	Peer       peer.ID `json:"peer"`
 }
 
 // FileDone is reported when the recipient has verified the whole file: on
@@ -34,12 +36,12 @@ type FileProgress struct {
 // the sender once the recipient has said so (Path is the source file).
 // Hash is the hex BLAKE3-256 of the file.
 type FileDone struct {
-	TransferID string `json:"transfer_id"`
-	Path       string `json:"path"`
-	Size       int64  `json:"size"`
-	Hash       string `json:"hash"`
-	Direction  string `json:"direction"`
-	Peer       string `json:"peer"`
+	TransferID string  `json:"transfer_id"`
+	Path       string  `json:"path"`
+	Size       int64   `json:"size"`
+	Hash       string  `json:"hash"`
+	Direction  string  `json:"direction"`
+	Peer       peer.ID `json:"peer"`
 }
 
 // FileFailed is reported on either side when a transfer fails or is
@@ -47,19 +49,19 @@ type FileDone struct {
 // "cancelled", "verify_failed", "file_changed", "too_large", "no_space",
 // "protocol", "not_found", "expired" or "error".
 type FileFailed struct {
-	TransferID string `json:"transfer_id"`
-	Error      string `json:"error"`
-	Code       string `json:"code"`
-	Direction  string `json:"direction"`
-	Peer       string `json:"peer"`
+	TransferID string  `json:"transfer_id"`
+	Error      string  `json:"error"`
+	Code       string  `json:"code"`
+	Direction  string  `json:"direction"`
+	Peer       peer.ID `json:"peer"`
 }
 
 // FileRejected is reported on the sender when the recipient declines an
 // offer, and on the recipient when it declines one (/reject).
 type FileRejected struct {
-	TransferID string `json:"transfer_id"`
-	Direction  string `json:"direction"`
-	Peer       string `json:"peer"`
+	TransferID string  `json:"transfer_id"`
+	Direction  string  `json:"direction"`
+	Peer       peer.ID `json:"peer"`
 }
 
 func (FileOffer) Type() string    { return "file_offer" }

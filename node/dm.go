@@ -4,14 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/parley-chat/parley/dm"
-	"github.com/parley-chat/parley/events"
 	"github.com/parley-chat/parley/identity"
-	"github.com/parley-chat/parley/internal/safetext"
 	"github.com/parley-chat/parley/trust"
 )
 
@@ -25,10 +22,9 @@ func (n *Node) startDM(ctx context.Context) error {
 	cfg := n.cfg.DM
 	cfg.Host = n.host
 	cfg.DB = n.store.DB()
-	cfg.Emitter = n.emit
+	cfg.Emitter = n.internal
 	cfg.Logger = n.log.With("component", "dm")
 	cfg.Nick = n.Nick
-	cfg.OnNick = n.observeNick
 	svc, err := dm.New(ctx, cfg)
 	if err != nil {
 		return fmt.Errorf("start direct messages: %w", err)
@@ -38,7 +34,8 @@ func (n *Node) startDM(ctx context.Context) error {
 }
 
 // observeNick records the nick a peer claims (from a DM or a room) and
-// warns, once, when the nick is pinned to another key.
+// warns, once, when the nick is pinned to another key. It runs on the
+// node's event loop only.
 func (n *Node) observeNick(p peer.ID, nick string) {
 	if p == n.host.ID() || nick == "" {
 		return
@@ -53,114 +50,83 @@ func (n *Node) observeNick(p peer.ID, nick string) {
 	}
 }
 
-// resolvePeer turns a peer ID, fingerprint or unambiguous nick into a
-// peer ID.
-func (n *Node) resolvePeer(name string) (peer.ID, error) {
-	p, err := n.trust.Resolve(name)
-	if err != nil {
-		return "", err
-	}
-	return p, nil
+// ResolvePeer turns a peer ID, fingerprint, nick#FP or unambiguous nick
+// into a peer ID (see trust.Store.Resolve for the errors).
+func (n *Node) ResolvePeer(name string) (peer.ID, error) {
+	return n.trust.Resolve(name)
 }
 
-func (n *Node) dmCommands() []*command {
-	return []*command{
-		{name: "msg", usage: "PEER TEXT", help: "send a private message (PEER: nick, nick#FP, fingerprint or peer ID)", run: n.cmdMsg},
-		{name: "verify", usage: "PEER", help: "show the safety number to compare with PEER", run: n.cmdVerify},
-		{name: "trust", usage: "PEER", help: "record that you compared PEER's safety number", run: n.cmdTrust},
-		{name: "untrust", usage: "PEER", help: "forget that PEER was verified", run: n.cmdUntrust},
-		{name: "whois", usage: "PEER", help: "peer ID, nick, fingerprint, trust, connection path, addresses", run: n.cmdWhois},
+// SendDM queues a direct message to p and returns its ID; dm_status
+// events report its delivery.
+func (n *Node) SendDM(ctx context.Context, p peer.ID, text string) (string, error) {
+	if n.dm == nil {
+		return "", fmt.Errorf("direct messages: %w", ErrNotRunning)
 	}
+	return n.dm.Send(ctx, p, text)
 }
 
-func (n *Node) cmdMsg(ctx context.Context, args string) error {
-	who, text, _ := strings.Cut(args, " ")
-	text = strings.TrimSpace(text)
-	if who == "" || text == "" {
-		return errors.New("usage: /msg PEER TEXT")
+// DMHistory returns the last count direct messages exchanged with a peer
+// (both directions, with the delivery state of outgoing ones), oldest
+// first.
+func (n *Node) DMHistory(p peer.ID, count int) ([]dm.Entry, error) {
+	if n.dm == nil {
+		return nil, fmt.Errorf("direct messages: %w", ErrNotRunning)
 	}
-	p, err := n.resolvePeer(who)
-	if err != nil {
-		return err
-	}
-	if _, err := n.dm.Send(ctx, p, text); err != nil {
-		return fmt.Errorf("message to %s: %w", safetext.Line(who), err)
-	}
-	return nil
+	return n.dm.History(p, count)
 }
 
-// onePeer parses the single PEER argument of a command.
-func (n *Node) onePeer(cmd, args string) (peer.ID, error) {
-	if args == "" || strings.ContainsAny(args, " \t") {
-		return "", fmt.Errorf("usage: /%s PEER", cmd)
-	}
-	return n.resolvePeer(args)
-}
-
-// SafetyInfo is the structured answer of /verify.
+// SafetyInfo is the safety number shared with a peer (/verify).
 type SafetyInfo struct {
-	PeerID       string `json:"peer_id"`
-	Nick         string `json:"nick"`
-	SafetyNumber string `json:"safety_number"`
-	Trusted      bool   `json:"trusted"`
+	PeerID       peer.ID `json:"peer_id"`
+	Nick         string  `json:"nick"`
+	SafetyNumber string  `json:"safety_number"`
+	Trusted      bool    `json:"trusted"`
 }
 
-func (n *Node) cmdVerify(_ context.Context, args string) error {
-	p, err := n.onePeer("verify", args)
-	if err != nil {
-		return err
-	}
+// Safety returns the safety number to compare with p.
+func (n *Node) Safety(p peer.ID) (SafetyInfo, error) {
 	num, err := identity.PeerSafetyNumber(n.host.ID(), p)
 	if err != nil {
-		return fmt.Errorf("safety number for %s: %w", p, err)
+		return SafetyInfo{}, fmt.Errorf("safety number for %s: %w", p, err)
 	}
 	info, _ := n.trust.Get(p)
-	si := SafetyInfo{PeerID: p.String(), Nick: info.Nick, SafetyNumber: num, Trusted: info.Trusted}
-	text := fmt.Sprintf("safety number with %s (%s):\n  %s\nCompare it with %s over a channel you trust (in person, a call).\nIf it matches, run /trust %s.",
-		safetext.Line(displayNick(info.Nick, p)), p, num, safetext.Line(displayNick(info.Nick, p)), args)
-	n.emit.Emit(events.Info{Text: text, Data: si})
-	return nil
+	return SafetyInfo{PeerID: p, Nick: info.Nick, SafetyNumber: num, Trusted: info.Trusted}, nil
 }
 
-func (n *Node) cmdTrust(_ context.Context, args string) error {
-	p, err := n.onePeer("trust", args)
-	if err != nil {
-		return err
-	}
+// Trust records that the user compared p's safety number.
+func (n *Node) Trust(p peer.ID) (trust.PeerInfo, error) {
 	if err := n.trust.Trust(p); err != nil {
-		return fmt.Errorf("trust %s: %w", p, err)
+		return trust.PeerInfo{}, fmt.Errorf("trust %s: %w", p, err)
 	}
 	info, _ := n.trust.Get(p)
-	n.emit.Emit(events.Info{Text: fmt.Sprintf("%s (%s) is now trusted", safetext.Line(displayNick(info.Nick, p)), p), Data: info})
-	return nil
+	return info, nil
 }
 
-func (n *Node) cmdUntrust(_ context.Context, args string) error {
-	p, err := n.onePeer("untrust", args)
-	if err != nil {
-		return err
-	}
+// Untrust forgets that p was verified.
+func (n *Node) Untrust(p peer.ID) (trust.PeerInfo, error) {
 	if err := n.trust.Untrust(p); err != nil {
-		return fmt.Errorf("untrust %s: %w", p, err)
+		return trust.PeerInfo{}, fmt.Errorf("untrust %s: %w", p, err)
 	}
 	info, _ := n.trust.Get(p)
-	n.emit.Emit(events.Info{Text: fmt.Sprintf("%s (%s) is no longer trusted", safetext.Line(displayNick(info.Nick, p)), p), Data: info})
-	return nil
+	return info, nil
 }
 
-func (n *Node) cmdWhois(_ context.Context, args string) error {
-	p, err := n.onePeer("whois", args)
-	if err != nil {
-		return err
-	}
-	w := trust.Whois(n.host, n.trust, p)
-	n.emit.Emit(events.Info{Text: w.Text(), Data: w})
-	return nil
+// Whois describes p: trust record, connections and addresses.
+func (n *Node) Whois(p peer.ID) trust.WhoisInfo {
+	return trust.Whois(n.host, n.trust, p)
 }
 
-func displayNick(nick string, p peer.ID) string {
-	if nick == "" {
-		return identity.ShortFingerprint(p)
+// PeerName is the nick p last claimed ("" when none), and whether
+// another known peer claims the same nick (then show p's fingerprint
+// with it).
+func (n *Node) PeerName(p peer.ID) (nick string, shared bool) {
+	info, _ := n.trust.Get(p)
+	if info.Nick == "" {
+		return "", false
 	}
-	return nick
+	var amb *trust.AmbiguousError
+	if _, err := n.trust.Resolve(info.Nick); errors.As(err, &amb) {
+		shared = true
+	}
+	return info.Nick, shared
 }

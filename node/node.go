@@ -1,11 +1,19 @@
 // Package node composes a Parley node: identity, store, overlay host and
-// the chat services, and the slash commands that drive them. It is the one
-// place where the separate services meet; each of them stays unaware of
-// the others.
+// the chat services. It is the one place where the separate services
+// meet; each of them stays unaware of the others.
 //
-// A Node reports everything through its events.Emitter; user interfaces
-// (line mode, JSON mode, the terminal UI) render those events and feed
-// command lines to Exec.
+// User interfaces drive a Node through its typed operations (Join, Say,
+// SendDM, Offer, Accept, Trust, ...) and read it through its queries
+// (RoomList, Members, PeerList, ...). The slash-command language of line
+// mode is package command, which parses a line into these calls.
+//
+// The services report typed domain events (peer.ID, time.Time) to the
+// node's event loop, which runs the reactions that join services
+// (recording the nicks peers claim in the trust store, handing files
+// shared in rooms to the transfer service) and then passes every event
+// on to Config.Emitter, in order. The JSON contract of docs/EVENTS.md is
+// made from those events at the edge (events.MarshalJSON); human text in
+// package present.
 package node
 
 import (
@@ -63,6 +71,9 @@ type Config struct {
 	DM dm.Config
 	// Emitter receives every event (required).
 	Emitter events.Emitter
+	// EventQueue bounds the events waiting for the node's event loop
+	// (default 1<<16); past it the newest are dropped and counted.
+	EventQueue int
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 	// Version is reported by /id.
@@ -81,12 +92,16 @@ type Node struct {
 	rooms    *rooms.Service
 	transfer *transfer.Service
 
-	commands map[string]*command
-	order    []*command
+	// internal receives the services' events; loop (owned by New and
+	// Close) reacts to them and passes them on to emit.
+	internal *events.Queue
+	loopDone chan struct{}
 
-	mu      sync.Mutex
-	nick    string // guarded by mu
-	current string // guarded by mu; the current room, "" when none
+	// start is the room user interfaces show first; set by New.
+	start string
+
+	mu   sync.Mutex
+	nick string // guarded by mu
 
 	closeOnce sync.Once
 	closeErr  error
@@ -111,15 +126,21 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	n := &Node{cfg: cfg, log: cfg.Logger, emit: cfg.Emitter, nick: cfg.Nick}
+	if cfg.EventQueue <= 0 {
+		cfg.EventQueue = defaultEventQueue
+	}
+	n := &Node{cfg: cfg, log: cfg.Logger, emit: cfg.Emitter, nick: cfg.Nick,
+		internal: events.NewQueue(cfg.EventQueue), loopDone: make(chan struct{})}
+	go n.loop()
 	st, err := store.Open(cfg.DataDir, storeLockWait)
 	if err != nil {
+		n.stopLoop()
 		return nil, err
 	}
 	n.store = st
 	ocfg := cfg.Overlay
 	ocfg.PrivKey = cfg.Identity.PrivKey
-	ocfg.Emitter = cfg.Emitter
+	ocfg.Emitter = n.internal
 	ocfg.Logger = cfg.Logger.With("component", "overlay")
 	ocfg.Store = st.DB()
 	if ocfg.UserAgent == "" {
@@ -127,6 +148,7 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 	}
 	h, err := overlay.New(ctx, ocfg)
 	if err != nil {
+		n.stopLoop()
 		_ = st.Close()
 		return nil, err
 	}
@@ -140,7 +162,6 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 	if err := n.startRooms(ctx); err != nil {
 		return nil, errors.Join(err, n.Close())
 	}
-	n.registerCommands()
 	return n, nil
 }
 
@@ -173,15 +194,55 @@ func (n *Node) SetNick(nick string) error {
 // Ready describes the running node as a ready event.
 func (n *Node) Ready() events.Ready {
 	return events.Ready{
-		PeerID:      n.host.ID().String(),
+		PeerID:      n.host.ID(),
 		Nick:        n.Nick(),
 		Fingerprint: n.cfg.Identity.Fingerprint(),
 		Addrs:       overlay.P2PAddrs(n.host.AddrInfo()),
 	}
 }
 
-// Close stops the services, the host and the store, in that order. It is
-// safe to call more than once.
+// defaultEventQueue bounds the events waiting for the event loop.
+const defaultEventQueue = 1 << 16
+
+// loop runs the reactions between services, then passes each event on,
+// until the internal queue is closed and drained.
+func (n *Node) loop() {
+	defer close(n.loopDone)
+	ctx := context.Background()
+	for {
+		e, ok := n.internal.Next(ctx)
+		if !ok {
+			return
+		}
+		switch e := e.(type) {
+		case events.Message:
+			n.observeNick(e.From, e.Nick)
+		case events.Presence:
+			if e.Online {
+				n.observeNick(e.PeerID, e.Nick)
+			}
+		case events.DM:
+			n.observeNick(e.From, e.Nick)
+		case rooms.FileShared:
+			n.onFileShare(e)
+			continue // reported by transfer as a file_offer
+		}
+		n.emit.Emit(e)
+	}
+}
+
+// stopLoop closes the internal queue and waits for the loop to drain it.
+func (n *Node) stopLoop() {
+	n.internal.Close()
+	<-n.loopDone
+	if d := n.internal.Dropped(); d > 0 {
+		n.log.Warn("events dropped: the node's event queue was full", "dropped", d)
+	}
+}
+
+// Close stops the services, then the event loop (after it passed on what
+// they reported), the host and the store, in that order. It is safe to
+// call more than once.
 func (n *Node) Close() error {
 	n.closeOnce.Do(func() {
 		var errs []error
@@ -200,6 +261,7 @@ func (n *Node) Close() error {
 				errs = append(errs, err)
 			}
 		}
+		n.stopLoop()
 		if err := n.host.Close(); err != nil {
 			errs = append(errs, err)
 		}

@@ -1,8 +1,7 @@
 package node
 
 import (
-	"slices"
-	"strings"
+	"context"
 	"testing"
 	"time"
 
@@ -25,24 +24,24 @@ func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
 }
 
 func TestQueryAccessors(t *testing.T) {
-	a, sa := newNode(t)
+	a, _ := newNode(t)
 	b, _ := newNode(t)
 	if err := b.SetNick("bob"); err != nil {
 		t.Fatal(err)
 	}
 	addr := overlay.P2PAddrs(b.Host().AddrInfo())[0]
-	if e, failed := errorOf(exec(t, a, sa, "/connect "+addr)); failed {
-		t.Fatalf("/connect: %v", e)
+	if _, err := a.Connect(context.Background(), addr); err != nil {
+		t.Fatalf("Connect: %v", err)
 	}
-	idB := b.Host().ID().String()
+	idB := b.Host().ID()
 	waitFor(t, 10*time.Second, "b in the peer table", func() bool { return a.Status().Peers == 1 })
 
 	st := a.Status()
-	if st.PeerID != a.Host().ID().String() || st.Nick != "tester" || st.Fingerprint != identity.Fingerprint(a.Host().ID()) ||
-		st.Current != DefaultRoom || st.Peers != 1 {
+	if st.PeerID != a.Host().ID() || st.Nick != "tester" || st.Fingerprint != identity.Fingerprint(a.Host().ID()) ||
+		a.StartRoom() != DefaultRoom || st.Peers != 1 {
 		t.Fatalf("Status %+v", st)
 	}
-	if rs := a.RoomList(); len(rs) != 1 || rs[0].Room != DefaultRoom || !rs[0].Current {
+	if rs := a.RoomList(); len(rs) != 1 || rs[0].Room != DefaultRoom {
 		t.Fatalf("RoomList %+v", rs)
 	}
 	if ms, err := a.Members(DefaultRoom); err != nil || len(ms) == 0 || !ms[0].Self {
@@ -56,8 +55,8 @@ func TestQueryAccessors(t *testing.T) {
 	}
 
 	// A private message makes b's nick known and leaves an outgoing entry.
-	if e, failed := errorOf(exec(t, a, sa, "/msg "+idB+" hello")); failed {
-		t.Fatalf("/msg: %v", e)
+	if _, err := a.SendDM(context.Background(), idB, "hello"); err != nil {
+		t.Fatalf("SendDM: %v", err)
 	}
 	waitFor(t, 10*time.Second, "delivered message", func() bool {
 		h, err := a.DMHistory(idB, 10)
@@ -72,24 +71,14 @@ func TestQueryAccessors(t *testing.T) {
 		p.Fingerprint != identity.ShortFingerprint(b.Host().ID()) {
 		t.Fatalf("PeerList %+v", p)
 	}
-	exec(t, a, sa, "/trust "+idB)
-	if v, err := a.Peer(idB); err != nil || !v.Trusted || v.Nick != "bob" || !v.Online {
-		t.Fatalf("Peer %+v, %v", v, err)
+	if _, err := a.Trust(idB); err != nil {
+		t.Fatal(err)
 	}
-	if _, err := a.Peer("not-a-peer-id"); err == nil {
-		t.Fatal("Peer accepted a bad ID")
+	if v := a.Peer(idB); !v.Trusted || v.Nick != "bob" || !v.Online {
+		t.Fatalf("Peer %+v", v)
 	}
-	if _, err := a.DMHistory("not-a-peer-id", 1); err == nil {
-		t.Fatal("DMHistory accepted a bad ID")
-	}
-
-	cs := a.Commands()
-	if !slices.IsSortedFunc(cs, func(x, y CommandInfo) int { return strings.Compare(x.Name, y.Name) }) {
-		t.Fatal("Commands not sorted")
-	}
-	i := slices.IndexFunc(cs, func(c CommandInfo) bool { return c.Name == "joinpass" })
-	if i < 0 || !cs[i].Secret || cs[i].Usage == "" {
-		t.Fatalf("joinpass in Commands: %+v", cs)
+	if nick, shared := a.PeerName(idB); nick != "bob" || shared {
+		t.Fatalf("PeerName %q %v", nick, shared)
 	}
 	if ts := a.Transfers(); len(ts) != 0 {
 		t.Fatalf("Transfers %+v", ts)

@@ -2,10 +2,9 @@ package node
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -20,15 +19,14 @@ import (
 const DefaultRoom = "lobby"
 
 // startRooms starts the rooms service (which rejoins the rooms stored from
-// earlier runs), joins the configured rooms and picks the current one.
+// earlier runs), joins the configured rooms and picks the start room.
 func (n *Node) startRooms(ctx context.Context) error {
 	cfg := n.cfg.RoomsConfig
 	cfg.Host = n.host
 	cfg.DB = n.store.DB()
-	cfg.Emitter = events.EmitterFunc(n.roomEvent)
+	cfg.Emitter = n.internal
 	cfg.Logger = n.log.With("component", "rooms")
 	cfg.Nick = n.Nick
-	cfg.OnFileShare = n.onFileShare
 	svc, err := rooms.New(ctx, cfg)
 	if err != nil {
 		return fmt.Errorf("start rooms: %w", err)
@@ -46,33 +44,25 @@ func (n *Node) startRooms(ctx context.Context) error {
 	for _, r := range svc.Rooms() {
 		n.meet(r)
 	}
-	// The current room: the first one asked for, else the lobby, else
-	// the first one rejoined.
-	if len(start) > 0 {
-		name, _ := rooms.NormalizeName(start[0])
-		n.setCurrent(name)
-	} else if _, ok := n.roomInfo(DefaultRoom); ok {
-		n.setCurrent(DefaultRoom)
-	} else if rs := svc.Rooms(); len(rs) > 0 {
-		n.setCurrent(rs[0].Name)
+	// The start room: the first one asked for, else the lobby, else the
+	// first one rejoined.
+	switch {
+	case len(start) > 0:
+		n.start, _ = rooms.NormalizeName(start[0])
+	case n.isJoined(DefaultRoom):
+		n.start = DefaultRoom
+	default:
+		if rs := svc.Rooms(); len(rs) > 0 {
+			n.start = rs[0].Name
+		}
 	}
 	return nil
 }
 
-// roomEvent passes room events on, recording the nicks members claim.
-func (n *Node) roomEvent(e events.Event) {
-	switch e := e.(type) {
-	case events.Message:
-		if p, err := peer.Decode(e.From); err == nil {
-			n.observeNick(p, e.Nick)
-		}
-	case events.Presence:
-		if p, err := peer.Decode(e.PeerID); err == nil && e.Online {
-			n.observeNick(p, e.Nick)
-		}
-	}
-	n.emit.Emit(e)
-}
+// StartRoom is the room a user interface shows first: the first room
+// configured, else the lobby, else the first room rejoined; "" when the
+// node is in no room.
+func (n *Node) StartRoom() string { return n.start }
 
 // meet advertises a joined room's rendezvous namespace in the DHT and
 // connects to the members found there.
@@ -91,156 +81,104 @@ func (n *Node) roomInfo(name string) (rooms.RoomInfo, bool) {
 	return rooms.RoomInfo{}, false
 }
 
-// Current returns the current room, "" when none.
-func (n *Node) Current() string {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	return n.current
+func (n *Node) isJoined(name string) bool {
+	_, ok := n.roomInfo(name)
+	return ok
 }
 
-func (n *Node) setCurrent(name string) {
-	n.mu.Lock()
-	n.current = name
-	n.mu.Unlock()
-}
-
-// roomArg resolves an optional ROOM argument: the current room when empty.
-func (n *Node) roomArg(arg string) (string, error) {
-	if arg == "" {
-		cur := n.Current()
-		if cur == "" {
-			return "", errors.New("no current room; /join one first")
-		}
-		return cur, nil
-	}
-	name, err := rooms.NormalizeName(arg)
+// Room returns the canonical name of a joined room, or an error wrapping
+// ErrNotJoined (or the name's validation error).
+func (n *Node) Room(name string) (string, error) {
+	canon, err := rooms.NormalizeName(name)
 	if err != nil {
 		return "", err
 	}
-	if _, ok := n.roomInfo(name); !ok {
-		return "", fmt.Errorf("not in room %q; /join it first", safetext.Line(name))
+	if !n.isJoined(canon) {
+		return "", fmt.Errorf("%w %q; /join it first", ErrNotJoined, safetext.Line(canon))
 	}
-	return name, nil
+	return canon, nil
 }
 
-func (n *Node) roomCommands() []*command {
-	return []*command{
-		{name: "join", usage: "ROOM|INVITE", help: "join a public room, or a private one from its invite code; it becomes the current room", run: n.cmdJoin},
-		{name: "joinpass", usage: "ROOM PASSPHRASE", help: "join the private room whose key comes from ROOM and PASSPHRASE (Argon2id)", run: n.cmdJoinPass, secret: true},
-		{name: "create", usage: "ROOM", help: "create a private room with a fresh key and print its invite code", run: n.cmdCreate},
-		{name: "invite", usage: "[ROOM]", help: "print the invite code of a private room again", run: n.cmdInvite},
-		{name: "switch", usage: "ROOM", help: "make a joined room the current room", run: n.cmdSwitch},
-		{name: "leave", usage: "[ROOM]", help: "leave a room (default: the current one)", run: n.cmdLeave},
-		{name: "rooms", help: "list joined rooms", run: noArgs("rooms", n.cmdRooms)},
-		{name: "who", usage: "[ROOM]", help: "list the members of a room with last seen", run: n.cmdWho},
-		{name: "history", usage: "[ROOM] [N]", help: "show the last N (default 50) messages of a room", run: n.cmdHistory},
-	}
-}
-
-// RoomRef is the structured answer of /join, /create and /invite.
+// RoomRef names a room joined, created or invited to.
 type RoomRef struct {
 	Room    string `json:"room"`
 	Private bool   `json:"private"`
 	Invite  string `json:"invite,omitempty"`
 }
 
-func (n *Node) joined(name string) {
-	if r, ok := n.roomInfo(name); ok {
+func (n *Node) joined(name string) RoomRef {
+	r, ok := n.roomInfo(name)
+	if ok {
 		n.meet(r)
 	}
-	n.setCurrent(name)
+	return RoomRef{Room: name, Private: r.Private}
 }
 
-func (n *Node) cmdJoin(ctx context.Context, args string) error {
-	if args == "" || strings.ContainsAny(args, " \t") {
-		return errors.New("usage: /join ROOM or /join INVITE")
-	}
-	name := args
-	if rooms.LooksLikeInvite(args) {
-		var err error
-		if name, err = n.rooms.JoinInvite(ctx, args); err != nil {
-			return err
+// Join joins a public room by name, or a private room from its invite
+// code.
+func (n *Node) Join(ctx context.Context, nameOrInvite string) (RoomRef, error) {
+	if rooms.LooksLikeInvite(nameOrInvite) {
+		name, err := n.rooms.JoinInvite(ctx, nameOrInvite)
+		if err != nil {
+			return RoomRef{}, err
 		}
-	} else {
-		var err error
-		if name, err = rooms.NormalizeName(args); err != nil {
-			return err
-		}
-		if err := n.rooms.Join(ctx, name); err != nil {
-			return err
-		}
+		return n.joined(name), nil
 	}
-	n.joined(name)
-	return nil
-}
-
-func (n *Node) cmdJoinPass(ctx context.Context, args string) error {
-	name, pass, _ := strings.Cut(args, " ")
-	if name == "" || pass == "" {
-		return errors.New("usage: /joinpass ROOM PASSPHRASE")
-	}
-	name, err := rooms.NormalizeName(name)
+	name, err := rooms.NormalizeName(nameOrInvite)
 	if err != nil {
-		return err
+		return RoomRef{}, err
 	}
-	if err := n.rooms.JoinPassphrase(ctx, name, pass); err != nil {
-		return err
+	if err := n.rooms.Join(ctx, name); err != nil {
+		return RoomRef{}, err
 	}
-	n.joined(name)
-	return nil
+	return n.joined(name), nil
 }
 
-func (n *Node) cmdCreate(ctx context.Context, args string) error {
-	if args == "" || strings.ContainsAny(args, " \t") {
-		return errors.New("usage: /create ROOM")
-	}
-	name, err := rooms.NormalizeName(args)
+// JoinPassphrase joins the private room whose key is derived from its
+// name and a passphrase.
+func (n *Node) JoinPassphrase(ctx context.Context, room, passphrase string) (RoomRef, error) {
+	name, err := rooms.NormalizeName(room)
 	if err != nil {
-		return err
+		return RoomRef{}, err
+	}
+	if err := n.rooms.JoinPassphrase(ctx, name, passphrase); err != nil {
+		return RoomRef{}, err
+	}
+	return n.joined(name), nil
+}
+
+// CreateRoom creates a private room with a fresh key; the result holds
+// its invite code.
+func (n *Node) CreateRoom(ctx context.Context, room string) (RoomRef, error) {
+	name, err := rooms.NormalizeName(room)
+	if err != nil {
+		return RoomRef{}, err
 	}
 	invite, err := n.rooms.Create(ctx, name)
 	if err != nil {
-		return err
+		return RoomRef{}, err
 	}
-	n.joined(name)
-	n.emit.Emit(events.Info{
-		Text: fmt.Sprintf("created private room %s; give this invite code to the people you want in it (it holds the room key):\n  %s", name, invite),
-		Data: RoomRef{Room: name, Private: true, Invite: invite},
-	})
-	return nil
+	ref := n.joined(name)
+	ref.Invite = invite
+	return ref, nil
 }
 
-func (n *Node) cmdInvite(_ context.Context, args string) error {
-	name, err := n.roomArg(args)
+// Invite returns the invite code of a joined private room.
+func (n *Node) Invite(room string) (RoomRef, error) {
+	name, err := n.Room(room)
 	if err != nil {
-		return err
+		return RoomRef{}, err
 	}
 	invite, err := n.rooms.Invite(name)
 	if err != nil {
-		return err
+		return RoomRef{}, err
 	}
-	n.emit.Emit(events.Info{
-		Text: fmt.Sprintf("invite code for %s (it holds the room key):\n  %s", name, invite),
-		Data: RoomRef{Room: name, Private: true, Invite: invite},
-	})
-	return nil
+	return RoomRef{Room: name, Private: true, Invite: invite}, nil
 }
 
-func (n *Node) cmdSwitch(_ context.Context, args string) error {
-	if args == "" {
-		return errors.New("usage: /switch ROOM")
-	}
-	name, err := n.roomArg(args)
-	if err != nil {
-		return err
-	}
-	n.setCurrent(name)
-	n.emit.Emit(events.Info{Text: "current room: " + name, Data: RoomRef{Room: name}})
-	return nil
-}
-
-func (n *Node) cmdLeave(_ context.Context, args string) error {
-	name, err := n.roomArg(args)
+// Leave leaves a joined room.
+func (n *Node) Leave(room string) error {
+	name, err := n.Room(room)
 	if err != nil {
 		return err
 	}
@@ -249,17 +187,16 @@ func (n *Node) cmdLeave(_ context.Context, args string) error {
 		return err
 	}
 	n.host.Leave(r.Rendezvous)
-	if n.Current() == name {
-		next := ""
-		if rs := n.rooms.Rooms(); len(rs) > 0 {
-			next = rs[0].Name
-		}
-		n.setCurrent(next)
-	}
 	return nil
 }
 
-// RoomRow is one entry of the structured answer of /rooms.
+// Say sends text to a joined room and returns the message as sent.
+func (n *Node) Say(ctx context.Context, room, text string) (events.Message, error) {
+	return n.rooms.Send(ctx, room, text)
+}
+
+// RoomRow is one joined room (/rooms). Current is set by the user
+// interface that has a current room.
 type RoomRow struct {
 	Room    string `json:"room"`
 	Private bool   `json:"private"`
@@ -267,129 +204,54 @@ type RoomRow struct {
 	Current bool   `json:"current"`
 }
 
-func (n *Node) cmdRooms(context.Context) error {
-	cur := n.Current()
+// RoomList lists the joined rooms, sorted by name.
+func (n *Node) RoomList() []RoomRow {
 	rs := n.rooms.Rooms()
 	rows := make([]RoomRow, len(rs))
-	var b strings.Builder
-	fmt.Fprintf(&b, "%d room(s)", len(rs))
 	for i, r := range rs {
-		rows[i] = RoomRow{Room: r.Name, Private: r.Private, Members: r.Members, Current: r.Name == cur}
-		mark, kind := " ", "public"
-		if rows[i].Current {
-			mark = "*"
-		}
-		if r.Private {
-			kind = "private"
-		}
-		fmt.Fprintf(&b, "\n %s %s (%s, %d online)", mark, r.Name, kind, r.Members)
+		rows[i] = RoomRow{Room: r.Name, Private: r.Private, Members: r.Members}
 	}
-	n.emit.Emit(events.Info{Text: b.String(), Data: rows})
-	return nil
+	return rows
 }
 
-// MemberRow is one entry of the structured answer of /who.
+// MemberRow is one member of a room (/who).
 type MemberRow struct {
-	PeerID      string `json:"peer_id"`
-	Nick        string `json:"nick"`
-	Fingerprint string `json:"fingerprint"`
-	Online      bool   `json:"online"`
-	Self        bool   `json:"self"`
-	LastSeen    string `json:"last_seen"`
+	PeerID      peer.ID   `json:"peer_id"`
+	Nick        string    `json:"nick"`
+	Fingerprint string    `json:"fingerprint"`
+	Online      bool      `json:"online"`
+	Self        bool      `json:"self"`
+	LastSeen    time.Time `json:"last_seen"`
 }
 
-func (n *Node) cmdWho(_ context.Context, args string) error {
-	name, err := n.roomArg(args)
+// MarshalJSON writes the contract form: last_seen in RFC 3339, UTC, whole
+// seconds.
+func (r MemberRow) MarshalJSON() ([]byte, error) {
+	type plain MemberRow
+	return json.Marshal(struct {
+		plain
+		LastSeen string `json:"last_seen"`
+	}{plain(r), r.LastSeen.UTC().Format(time.RFC3339)})
+}
+
+// Members lists the members of a joined room.
+func (n *Node) Members(room string) ([]MemberRow, error) {
+	ms, err := n.rooms.Who(room)
 	if err != nil {
-		return err
-	}
-	ms, err := n.rooms.Who(name)
-	if err != nil {
-		return err
+		return nil, err
 	}
 	rows := make([]MemberRow, len(ms))
-	var b strings.Builder
-	fmt.Fprintf(&b, "members of %s:", name)
 	for i, m := range ms {
 		rows[i] = MemberRow{
-			PeerID: m.PeerID.String(), Nick: m.Nick, Fingerprint: m.Fingerprint,
-			Online: m.Online, Self: m.Self, LastSeen: m.LastSeen.UTC().Format(time.RFC3339),
-		}
-		state := "online"
-		switch {
-		case m.Self:
-			state = "you"
-		case !m.Online:
-			state = "gone, last seen " + m.LastSeen.Local().Format("Jan 2 15:04")
-		}
-		fmt.Fprintf(&b, "\n  %s (%s) %s", safetext.Line(m.Nick), m.Fingerprint, state)
-	}
-	n.emit.Emit(events.Info{Text: b.String(), Data: rows})
-	return nil
-}
-
-func (n *Node) cmdHistory(_ context.Context, args string) error {
-	fields := strings.Fields(args)
-	if len(fields) > 2 {
-		return errors.New("usage: /history [ROOM] [N]")
-	}
-	count := 0
-	if len(fields) > 0 {
-		if v, err := strconv.Atoi(fields[len(fields)-1]); err == nil {
-			if v < 1 {
-				return fmt.Errorf("bad count %d: use a number of messages above 0", v)
-			}
-			count = v
-			fields = fields[:len(fields)-1]
-		} else if len(fields) == 2 {
-			return fmt.Errorf("bad count %q: use a number of messages", safetext.Line(fields[1]))
+			PeerID: m.PeerID, Nick: m.Nick, Fingerprint: m.Fingerprint,
+			Online: m.Online, Self: m.Self, LastSeen: m.LastSeen,
 		}
 	}
-	name, err := n.roomArg(strings.Join(fields, ""))
-	if err != nil {
-		return err
-	}
-	msgs, err := n.rooms.History(name, count)
-	if err != nil {
-		return err
-	}
-	var b strings.Builder
-	fmt.Fprintf(&b, "last %d message(s) in %s:", len(msgs), name)
-	for _, m := range msgs {
-		b.WriteString("\n")
-		b.WriteString(FormatMessage(m))
-	}
-	if msgs == nil {
-		msgs = []events.Message{}
-	}
-	n.emit.Emit(events.Info{Text: b.String(), Data: msgs})
-	return nil
+	return rows, nil
 }
 
-// say sends text to the current room.
-func (n *Node) say(ctx context.Context, text string) error {
-	cur := n.Current()
-	if cur == "" {
-		return errors.New("no current room; /join one first")
-	}
-	_, err := n.rooms.Send(ctx, cur, text)
-	return err
-}
-
-// FormatMessage renders a room message for people: local time, room, nick
-// (with its fingerprint when another member shares it) and the text, with
-// every control character neutralised. A multi-line text keeps its line
-// breaks, but every continuation line is indented, so that no line of a
-// message can pass for a message of its own.
-func FormatMessage(m events.Message) string {
-	at := m.SentAt
-	if t, err := time.Parse(time.RFC3339, m.SentAt); err == nil {
-		at = t.Local().Format("15:04")
-	}
-	nick := safetext.Line(m.Nick)
-	if m.NickShared {
-		nick += " (" + safetext.Line(m.Fingerprint) + ")"
-	}
-	text := strings.ReplaceAll(safetext.Block(m.Text), "\n", "\n    ")
-	return fmt.Sprintf("[%s] #%s <%s> %s", safetext.Line(at), safetext.Line(m.Room), nick, text)
+// RoomHistory returns up to count stored messages of a joined room
+// (count <= 0: the default), oldest first.
+func (n *Node) RoomHistory(room string, count int) ([]events.Message, error) {
+	return n.rooms.History(room, count)
 }

@@ -2,16 +2,13 @@ package node
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
-	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
-	"github.com/parley-chat/parley/events"
 	"github.com/parley-chat/parley/internal/safetext"
 	"github.com/parley-chat/parley/rooms"
 	"github.com/parley-chat/parley/transfer"
@@ -26,7 +23,7 @@ func (n *Node) startTransfer(ctx context.Context) error {
 	cfg := n.cfg.Transfer
 	cfg.Host = n.host
 	cfg.DB = n.store.DB()
-	cfg.Emitter = n.emit
+	cfg.Emitter = n.internal
 	cfg.Logger = n.log.With("component", "transfer")
 	if cfg.DownloadDir == "" {
 		cfg.DownloadDir = filepath.Join(n.cfg.DataDir, "downloads")
@@ -80,45 +77,33 @@ func (n *Node) autoAccept() (func(peer.ID, int64) bool, error) {
 }
 
 // onFileShare passes a file announced in a room to the transfer service,
-// which reports it as a file_offer with the room.
-func (n *Node) onFileShare(room string, from peer.ID, sh rooms.FileShare) {
-	if sh.Size > uint64(1<<62) {
+// which reports it as a file_offer with the room. It runs on the node's
+// event loop.
+func (n *Node) onFileShare(e rooms.FileShared) {
+	if e.Share.Size > uint64(1<<62) {
 		return
 	}
-	err := n.transfer.AddRemoteShare(room, from, transfer.Share{ID: sh.ID, Name: sh.Name, Size: int64(sh.Size), Hash: sh.Hash})
+	sh := e.Share
+	err := n.transfer.AddRemoteShare(e.Room, e.From, transfer.Share{ID: sh.ID, Name: sh.Name, Size: int64(sh.Size), Hash: sh.Hash})
 	if err != nil {
-		n.log.Debug("ignored a file share", "room", room, "from", from, "err", err)
+		n.log.Debug("ignored a file share", "room", e.Room, "from", e.From, "err", err)
 	}
 }
 
-func (n *Node) transferCommands() []*command {
-	return []*command{
-		{name: "send", usage: "PEER PATH", help: "offer a file to a peer", run: n.cmdSend},
-		{name: "accept", usage: "ID", help: "accept a file offer (ID or a unique prefix)", run: n.transferOp("accept", n.accept)},
-		{name: "reject", usage: "ID", help: "reject a file offer", run: n.transferOp("reject", n.reject)},
-		{name: "cancel", usage: "ID", help: "cancel a transfer, on either side", run: n.transferOp("cancel", n.transferCancel)},
-		{name: "resume", usage: "ID", help: "resume an interrupted transfer now", run: n.transferOp("resume", n.transferResume)},
-		{name: "transfers", help: "list transfers with state, progress, rate and ETA", run: noArgs("transfers", n.cmdTransfers)},
-		{name: "share", usage: "ROOM PATH", help: "announce a file in a room; members /fetch it", run: n.cmdShare},
-		{name: "fetch", usage: "ID", help: "download a file shared in a room", run: n.transferOp("fetch", n.fetch)},
-	}
-}
+// Accept accepts a file offer (ID or a unique prefix).
+func (n *Node) Accept(id string) error { return n.transfer.Accept(id) }
 
-func (n *Node) accept(_ context.Context, id string) error         { return n.transfer.Accept(id) }
-func (n *Node) reject(_ context.Context, id string) error         { return n.transfer.Reject(id) }
-func (n *Node) transferCancel(_ context.Context, id string) error { return n.transfer.Cancel(id) }
-func (n *Node) transferResume(_ context.Context, id string) error { return n.transfer.Resume(id) }
-func (n *Node) fetch(ctx context.Context, id string) error        { return n.transfer.Fetch(ctx, id) }
+// Reject declines a file offer.
+func (n *Node) Reject(id string) error { return n.transfer.Reject(id) }
 
-// transferOp wraps a command whose one argument is a transfer ID.
-func (n *Node) transferOp(name string, op func(context.Context, string) error) func(context.Context, string) error {
-	return func(ctx context.Context, args string) error {
-		if args == "" || strings.ContainsAny(args, " \t") {
-			return fmt.Errorf("usage: /%s ID", name)
-		}
-		return op(ctx, args)
-	}
-}
+// Cancel cancels a transfer, on either side.
+func (n *Node) Cancel(id string) error { return n.transfer.Cancel(id) }
+
+// Resume retries an interrupted transfer now.
+func (n *Node) Resume(id string) error { return n.transfer.Resume(id) }
+
+// Fetch downloads a file shared in a room.
+func (n *Node) Fetch(ctx context.Context, id string) error { return n.transfer.Fetch(ctx, id) }
 
 // expandPath resolves ~ and makes a path absolute.
 func expandPath(p string) (string, error) {
@@ -136,22 +121,14 @@ func expandPath(p string) (string, error) {
 	return abs, nil
 }
 
-// SendFile offers the file at path to the named peer (as /send does) and
-// returns the transfer ID.
-func (n *Node) SendFile(ctx context.Context, who, path string) (string, error) {
-	p, err := n.resolvePeer(who)
-	if err != nil {
-		return "", err
-	}
+// Offer offers the file at path (~ is expanded) to p and returns the
+// transfer ID; events report the rest.
+func (n *Node) Offer(ctx context.Context, p peer.ID, path string) (string, error) {
 	abs, err := expandPath(path)
 	if err != nil {
 		return "", err
 	}
-	id, err := n.transfer.Offer(ctx, p, abs)
-	if err != nil {
-		return "", err
-	}
-	return id, nil
+	return n.transfer.Offer(ctx, p, abs)
 }
 
 // WaitTransfer blocks until a transfer ends (see transfer.Service.Wait).
@@ -159,105 +136,34 @@ func (n *Node) WaitTransfer(ctx context.Context, id string) (transfer.Result, er
 	return n.transfer.Wait(ctx, id)
 }
 
-func (n *Node) cmdSend(ctx context.Context, args string) error {
-	who, path, _ := strings.Cut(args, " ")
-	path = strings.TrimSpace(path)
-	if who == "" || path == "" {
-		return errors.New("usage: /send PEER PATH")
-	}
-	id, err := n.SendFile(ctx, who, path)
+// Share announces the file at path in a joined room; members fetch it.
+func (n *Node) Share(ctx context.Context, room, path string) (transfer.Share, error) {
+	name, err := n.Room(room)
 	if err != nil {
-		return err
-	}
-	n.emit.Emit(events.Info{Text: fmt.Sprintf("offered %s to %s as transfer %s", safetext.Line(filepath.Base(path)), safetext.Line(who), id), Data: map[string]string{"transfer_id": id}})
-	return nil
-}
-
-func (n *Node) cmdShare(ctx context.Context, args string) error {
-	room, path, _ := strings.Cut(args, " ")
-	path = strings.TrimSpace(path)
-	if room == "" || path == "" {
-		return errors.New("usage: /share ROOM PATH")
-	}
-	name, err := n.roomArg(room)
-	if err != nil {
-		return err
+		return transfer.Share{}, err
 	}
 	abs, err := expandPath(path)
 	if err != nil {
-		return err
+		return transfer.Share{}, err
 	}
 	sh, err := n.transfer.Share(abs)
 	if err != nil {
-		return err
+		return transfer.Share{}, err
 	}
 	// #nosec G115 -- a shared file's size is never negative
 	if err := n.rooms.ShareFile(ctx, name, rooms.FileShare{ID: sh.ID, Name: sh.Name, Size: uint64(sh.Size), Hash: sh.Hash}); err != nil {
 		if cerr := n.transfer.Cancel(sh.ID); cerr != nil {
 			n.log.Debug("withdraw share", "id", sh.ID, "err", cerr)
 		}
-		return err
+		return transfer.Share{}, err
 	}
-	n.emit.Emit(events.Info{Text: fmt.Sprintf("shared %s in #%s as %s", safetext.Line(sh.Name), name, sh.ID), Data: sh})
-	return nil
+	return sh, nil
 }
 
-func (n *Node) cmdTransfers(context.Context) error {
-	list := n.transfer.List()
-	var b strings.Builder
-	fmt.Fprintf(&b, "%d transfer(s)", len(list))
-	for _, t := range list {
-		fmt.Fprintf(&b, "\n  %s %-7s %-9s %s %s", shortTransferID(t.ID), t.Direction, t.State, safetext.Line(t.Name), FormatProgress(t.Bytes, t.Size, t.Rate))
-		if t.Error != "" {
-			fmt.Fprintf(&b, " (%s)", safetext.Line(t.Error))
-		}
+// Transfers lists the file transfers the node knows.
+func (n *Node) Transfers() []transfer.Info {
+	if n.transfer == nil {
+		return nil
 	}
-	if list == nil {
-		list = []transfer.Info{}
-	}
-	n.emit.Emit(events.Info{Text: b.String(), Data: list})
-	return nil
-}
-
-func shortTransferID(id string) string {
-	if len(id) > 8 {
-		return id[:8]
-	}
-	return id
-}
-
-// FormatProgress renders progress as a bar with percentage, rate and ETA:
-// "[#####-----]  50%  12.0 MiB/s  ETA 4s".
-func FormatProgress(done, size, rate int64) string {
-	const width = 20
-	frac := 1.0
-	if size > 0 {
-		frac = float64(done) / float64(size)
-	}
-	frac = min(max(frac, 0), 1)
-	filled := int(frac * width)
-	bar := strings.Repeat("#", filled) + strings.Repeat("-", width-filled)
-	s := fmt.Sprintf("[%s] %3.0f%% %s/%s", bar, frac*100, FormatBytes(done), FormatBytes(size))
-	if rate > 0 {
-		s += fmt.Sprintf("  %s/s", FormatBytes(rate))
-		if size > done {
-			eta := time.Duration(float64(size-done) / float64(rate) * float64(time.Second))
-			s += "  ETA " + eta.Round(time.Second).String()
-		}
-	}
-	return s
-}
-
-// FormatBytes renders a byte count with a binary unit.
-func FormatBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit && exp < 5; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+	return n.transfer.List()
 }

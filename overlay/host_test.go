@@ -200,7 +200,7 @@ func TestKeepRedials(t *testing.T) {
 	connectedTo := func(p peer.ID) func(events.Event) bool {
 		return func(e events.Event) bool {
 			c, ok := e.(events.PeerConnected)
-			return ok && c.PeerID == p.String()
+			return ok && c.PeerID == p
 		}
 	}
 	rec.wait(t, 10*time.Second, "peer_connected", connectedTo(b.ID()))
@@ -216,7 +216,7 @@ func TestKeepRedials(t *testing.T) {
 	}
 	rec.wait(t, 10*time.Second, "peer_disconnected", func(e events.Event) bool {
 		d, ok := e.(events.PeerDisconnected)
-		return ok && d.PeerID == b.ID().String() && d.Reason == "closed"
+		return ok && d.PeerID == b.ID() && d.Reason == "closed"
 	})
 	rec.wait(t, 10*time.Second, "peer_connected after redial", connectedTo(b.ID()))
 }
@@ -253,7 +253,7 @@ func TestLivenessDropsSilentPeer(t *testing.T) {
 	})
 	took := rec.wait(t, 3*live.Window(), "peer_disconnected (liveness)", func(e events.Event) bool {
 		d, ok := e.(events.PeerDisconnected)
-		return ok && d.PeerID == b.ID().String() && d.Reason == "liveness"
+		return ok && d.PeerID == b.ID() && d.Reason == "liveness"
 	})
 	if took > live.Window()+time.Second {
 		t.Fatalf("silent peer reported after %v, window is %v", took, live.Window())

@@ -129,7 +129,7 @@ func (w *connWatcher) update(p peer.ID) {
 		}
 	case best != PathNone && prev != best:
 		w.o.log.Debug("peer path changed", "peer", p, "from", prev, "to", best, "addr", addr)
-		w.o.emit.Emit(events.PeerPath{PeerID: p.String(), Path: string(best), Addr: addr, Previous: string(prev)})
+		w.o.emit.Emit(events.PeerPath{PeerID: p, Path: string(best), Addr: addr, Previous: string(prev)})
 	}
 }
 

@@ -146,7 +146,7 @@ func (t *peerTable) connected(p peer.ID) {
 	t.mu.Unlock()
 
 	t.o.log.Debug("peer connected", "peer", p, "addr", st.info.Addr)
-	t.o.emit.Emit(events.PeerConnected{PeerID: p.String(), Addr: st.info.Addr})
+	t.o.emit.Emit(events.PeerConnected{PeerID: p, Addr: st.info.Addr})
 	t.o.goroutine(func() { t.watch(ctx, p) })
 }
 
@@ -167,7 +167,7 @@ func (t *peerTable) disconnected(p peer.ID) {
 		reason = "liveness"
 	}
 	t.o.log.Debug("peer disconnected", "peer", p, "reason", reason)
-	t.o.emit.Emit(events.PeerDisconnected{PeerID: p.String(), Addr: st.info.Addr, Reason: reason})
+	t.o.emit.Emit(events.PeerDisconnected{PeerID: p, Addr: st.info.Addr, Reason: reason})
 }
 
 // watch pings p until ctx ends, and closes p's connections after

@@ -25,9 +25,9 @@ type ReachabilityInfo struct {
 }
 
 func (r ReachabilityInfo) event() events.Reachability {
-	ids := make([]string, len(r.Relays))
-	for i, p := range r.Relays {
-		ids[i] = p.String()
+	ids := r.Relays
+	if ids == nil {
+		ids = []peer.ID{}
 	}
 	return events.Reachability{Reachability: r.Reachability, Relays: ids, RelayAddrs: nonNil(r.RelayAddrs)}
 }

@@ -23,7 +23,7 @@ func TestRelayedConnection(t *testing.T) {
 
 	recA.wait(t, 15*time.Second, "reachability with a relay", func(e events.Event) bool {
 		r, ok := e.(events.Reachability)
-		return ok && len(r.Relays) == 1 && r.Relays[0] == relayHost.ID().String() && len(r.RelayAddrs) > 0
+		return ok && len(r.Relays) == 1 && r.Relays[0] == relayHost.ID() && len(r.RelayAddrs) > 0
 	})
 	info := a.Reachability()
 	if len(info.RelayAddrs) == 0 {
@@ -69,7 +69,7 @@ func TestRelayedConnection(t *testing.T) {
 	}
 	recB.wait(t, 5*time.Second, "peer_connected through the relay", func(e events.Event) bool {
 		pc, ok := e.(events.PeerConnected)
-		return ok && pc.PeerID == a.ID().String() && ClassifyAddr(ma.StringCast(pc.Addr)) == PathRelayed
+		return ok && pc.PeerID == a.ID() && ClassifyAddr(ma.StringCast(pc.Addr)) == PathRelayed
 	})
 
 	// When a direct connection opens too, the path is upgraded and
@@ -79,7 +79,7 @@ func TestRelayedConnection(t *testing.T) {
 	}
 	recB.wait(t, 5*time.Second, "peer_path lan", func(e events.Event) bool {
 		pp, ok := e.(events.PeerPath)
-		return ok && pp.PeerID == a.ID().String() && pp.Path == string(PathLAN) && pp.Previous == string(PathRelayed)
+		return ok && pp.PeerID == a.ID() && pp.Path == string(PathLAN) && pp.Previous == string(PathRelayed)
 	})
 
 	// Losing the relay drops the reservation and its addresses.

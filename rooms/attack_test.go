@@ -44,7 +44,7 @@ func TestForgedAuthorship(t *testing.T) {
 	waitTopicPeers(t, "lobby", a, b)
 	b.events.wait(t, "alice online", func(e events.Event) bool {
 		p, ok := e.(events.Presence)
-		return ok && p.PeerID == a.id().String() && p.Online
+		return ok && p.PeerID == a.id() && p.Online
 	})
 	topic := b.topicOf("lobby")
 	tp := rawTopic(t, m, topic, b.id())
@@ -57,7 +57,7 @@ func TestForgedAuthorship(t *testing.T) {
 	data = protowire.AppendBytes(data, []byte(a.id()))
 	publishRaw(t, tp, data)
 	got := b.waitMessage("i am alice")
-	if got.From != m.id().String() || got.Nick != "alice" || !got.NickShared ||
+	if got.From != m.id() || got.Nick != "alice" || !got.NickShared ||
 		got.Fingerprint != identity.ShortFingerprint(m.id()) || got.Fingerprint == identity.ShortFingerprint(a.id()) {
 		t.Fatalf("forged nick delivered as %+v", got)
 	}
@@ -161,7 +161,7 @@ func TestInvalidMessagesRefused(t *testing.T) {
 	}
 	b.waitMessage("after the storm")
 	for _, msg := range b.messages() {
-		if msg.From != a.id().String() {
+		if msg.From != a.id() {
 			t.Fatalf("delivered %+v", msg)
 		}
 	}
@@ -327,7 +327,7 @@ func TestRateLimit(t *testing.T) {
 	}
 	b.events.waitCount(t, "3 flood messages", 3, func(e events.Event) bool {
 		msg, ok := e.(events.Message)
-		return ok && msg.From == m.id().String()
+		return ok && msg.From == m.id()
 	})
 
 	// The node's own sends hit the same limit and say so; presence does not

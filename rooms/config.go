@@ -89,10 +89,6 @@ type Config struct {
 	// PubSubOptions are appended to the service's GossipSub options (and
 	// so may override them).
 	PubSubOptions []pubsub.Option
-	// OnFileShare, if set, is called for every file announced by another
-	// member of a joined room. It runs on the room's delivery goroutine: it
-	// must not block for long, and must not call Join*, Leave or Close.
-	OnFileShare func(room string, from peer.ID, share FileShare)
 
 	// testHookVerdict, if set, sees the outcome of every validation.
 	testHookVerdict func(topic string, from peer.ID, v verdict)

@@ -7,7 +7,8 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/libp2p/go-libp2p-pubsub"
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/parley-chat/parley/identity"
 	"github.com/parley-chat/parley/internal/safetext"
 	"github.com/parley-chat/parley/rooms/pb"
@@ -211,3 +212,17 @@ const (
 func accept() verdict              { return verdict{pubsub.ValidationAccept, reasonOK} }
 func reject(reason string) verdict { return verdict{pubsub.ValidationReject, reason} }
 func ignore(reason string) verdict { return verdict{pubsub.ValidationIgnore, reason} }
+
+// FileShared is the domain event a member's service emits when another
+// member announces a file in a joined room. It is not part of the JSON
+// event contract: the node hands the share to the transfer service, which
+// reports it to the user as a file_offer with the room.
+type FileShared struct {
+	Room  string
+	From  peer.ID
+	Share FileShare
+}
+
+// Type names the event for events.Emitter; it never reaches the JSON
+// output.
+func (FileShared) Type() string { return "rooms.file_shared" }

@@ -183,12 +183,17 @@ func (n *tnode) start() {
 	n.t.Helper()
 	cfg := n.cfg
 	cfg.Host, cfg.DB = n.h, n.db
-	cfg.Emitter = events.EmitterFunc(n.events.add)
+	cfg.Emitter = events.EmitterFunc(func(e events.Event) {
+		if fs, ok := e.(FileShared); ok {
+			n.shares.add(fs.Share)
+			return
+		}
+		n.events.add(e)
+	})
 	cfg.Nick = func() string { return *n.nick.Load() }
 	cfg.testHookVerdict = func(topic string, from peer.ID, v verdict) {
 		n.verdicts.add(verdictEntry{topic, from, v})
 	}
-	cfg.OnFileShare = func(_ string, _ peer.ID, f FileShare) { n.shares.add(f) }
 	svc, err := New(context.Background(), cfg)
 	if err != nil {
 		n.t.Fatalf("new service: %v", err)

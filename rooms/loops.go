@@ -66,8 +66,8 @@ func (s *Service) deliver(r *room, in *incoming, now time.Time) {
 	case pb.Kind_KIND_TEXT:
 		s.cfg.Emitter.Emit(msg)
 	case pb.Kind_KIND_FILE_SHARE:
-		if in.author != s.self && s.cfg.OnFileShare != nil {
-			s.cfg.OnFileShare(r.name, in.author, env.file)
+		if in.author != s.self {
+			s.cfg.Emitter.Emit(FileShared{Room: r.name, From: in.author, Share: env.file})
 		}
 	}
 }

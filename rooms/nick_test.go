@@ -64,7 +64,7 @@ func TestNickSharedFullWidth(t *testing.T) {
 	online := func(n *tnode, who peer.ID) {
 		n.events.wait(t, "member online", func(e events.Event) bool {
 			p, ok := e.(events.Presence)
-			return ok && p.PeerID == who.String() && p.Online
+			return ok && p.PeerID == who && p.Online
 		})
 	}
 	online(c, a.id())

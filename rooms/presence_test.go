@@ -23,7 +23,7 @@ func TestPresence(t *testing.T) {
 	}
 	bobIs := func(nick string, online bool) func(events.Event) bool {
 		return func(e events.Event) bool {
-			return e == events.Presence{Room: "lobby", PeerID: b.id().String(), Nick: nick, Online: online}
+			return e == events.Presence{Room: "lobby", PeerID: b.id(), Nick: nick, Online: online}
 		}
 	}
 	a.events.wait(t, "bob online", bobIs("bob", true))
@@ -72,7 +72,7 @@ func TestPresence(t *testing.T) {
 	// No presence events about ourselves.
 	if n := a.events.count(func(e events.Event) bool {
 		p, ok := e.(events.Presence)
-		return ok && p.PeerID == a.id().String()
+		return ok && p.PeerID == a.id()
 	}); n != 0 {
 		t.Fatalf("%d presence events about self", n)
 	}
@@ -100,7 +100,7 @@ func TestNewcomerLearnsMembersQuickly(t *testing.T) {
 	for _, n := range []*tnode{a, b} {
 		c.events.wait(t, "member known", func(e events.Event) bool {
 			p, ok := e.(events.Presence)
-			return ok && p.PeerID == n.id().String() && p.Online
+			return ok && p.PeerID == n.id() && p.Online
 		})
 	}
 }
@@ -118,7 +118,7 @@ func TestNickShared(t *testing.T) {
 	for _, n := range []*tnode{a, b} {
 		c.events.wait(t, "sam online", func(e events.Event) bool {
 			p, ok := e.(events.Presence)
-			return ok && p.PeerID == n.id().String() && p.Online
+			return ok && p.PeerID == n.id() && p.Online
 		})
 	}
 	if _, err := a.svc.Send(ctx, "lobby", "which sam?"); err != nil {
@@ -148,14 +148,14 @@ func TestNickSharedWithMemberWhoLeft(t *testing.T) {
 	waitTopicPeers(t, "lobby", a, c)
 	c.events.wait(t, "sam online", func(e events.Event) bool {
 		p, ok := e.(events.Presence)
-		return ok && p.PeerID == a.id().String() && p.Online
+		return ok && p.PeerID == a.id() && p.Online
 	})
 	if err := a.svc.Leave("lobby"); err != nil {
 		t.Fatal(err)
 	}
 	c.events.wait(t, "sam gone", func(e events.Event) bool {
 		p, ok := e.(events.Presence)
-		return ok && p.PeerID == a.id().String() && !p.Online
+		return ok && p.PeerID == a.id() && !p.Online
 	})
 	if err := b.svc.Join(ctx, "lobby"); err != nil {
 		t.Fatal(err)

@@ -161,7 +161,7 @@ func (r *room) sweep(now time.Time, timeout time.Duration) []events.Presence {
 }
 
 func (r *room) presence(id peer.ID, m *member) *events.Presence {
-	return &events.Presence{Room: r.name, PeerID: id.String(), Nick: m.nick, Online: m.online}
+	return &events.Presence{Room: r.name, PeerID: id, Nick: m.nick, Online: m.online}
 }
 
 // nickShared reports whether a member other than author uses nick (the

@@ -37,7 +37,7 @@ func (s *Service) Send(ctx context.Context, name, text string) (events.Message, 
 }
 
 // ShareFile announces a file in a joined room. Other members' services
-// call their Config.OnFileShare.
+// emit a FileShared event for it.
 func (s *Service) ShareFile(ctx context.Context, name string, share FileShare) error {
 	r, err := s.joined(name)
 	if err != nil {

@@ -18,10 +18,6 @@ import (
 	"github.com/parley-chat/parley/rooms/pb"
 )
 
-// SentAtLayout is the RFC 3339 layout of events.Message.SentAt: UTC with
-// exactly three fractional digits.
-const SentAtLayout = "2006-01-02T15:04:05.000Z07:00"
-
 const (
 	// leaveAnnounceTimeout bounds the leaving announcements of Leave and
 	// Close.
@@ -460,10 +456,10 @@ func (s *Service) messageEvent(r *room, from peer.ID, env *envelope, nickShared 
 	return events.Message{
 		Room:        r.name,
 		ID:          hex.EncodeToString(env.id[:]),
-		From:        from.String(),
+		From:        from,
 		Nick:        env.nick,
 		Text:        env.text,
-		SentAt:      env.sentAt.UTC().Format(SentAtLayout),
+		SentAt:      env.sentAt,
 		Private:     r.private,
 		Fingerprint: identity.ShortFingerprint(from),
 		NickShared:  nickShared,

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -47,19 +48,29 @@ func TestPublicRoomReachesMembersOnly(t *testing.T) {
 			t.Errorf("%s got %+v, want %+v", *n.nick.Load(), got, sent)
 		}
 	}
-	if sent.From != a.id().String() || sent.Nick != "alice" || sent.Room != "lobby" || sent.Private ||
+	if sent.From != a.id() || sent.Nick != "alice" || sent.Room != "lobby" || sent.Private ||
 		sent.Fingerprint != identity.ShortFingerprint(a.id()) || sent.NickShared {
 		t.Errorf("message fields: %+v", sent)
 	}
 	if id, err := hex.DecodeString(sent.ID); err != nil || len(id) != idSize {
 		t.Errorf("id %q", sent.ID)
 	}
-	if len(sent.SentAt) != len("2006-01-02T15:04:05.000Z") {
-		t.Errorf("sent_at %q is not RFC 3339 UTC with milliseconds", sent.SentAt)
+	js, err := events.MarshalJSON(sent)
+	if err != nil {
+		t.Fatal(err)
 	}
-	at, err := time.Parse(time.RFC3339, sent.SentAt)
+	var wire struct {
+		SentAt string `json:"sent_at"`
+	}
+	if err := json.Unmarshal(js, &wire); err != nil {
+		t.Fatal(err)
+	}
+	if len(wire.SentAt) != len("2006-01-02T15:04:05.000Z") {
+		t.Errorf("sent_at %q is not RFC 3339 UTC with milliseconds", wire.SentAt)
+	}
+	at, err := time.Parse(time.RFC3339, wire.SentAt)
 	if err != nil || at.Before(before.Add(-time.Millisecond)) || at.After(time.Now()) {
-		t.Errorf("sent_at %q (%v) not in [%v, now]", sent.SentAt, err, before)
+		t.Errorf("sent_at %q (%v) not in [%v, now]", wire.SentAt, err, before)
 	}
 	// The outsider's message in its own room is delivered to it, and the
 	// lobby message never was.
@@ -115,7 +126,7 @@ func TestPrivateRoom(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := b.waitMessage(text)
-	if !got.Private || got.From != a.id().String() || got != sent {
+	if !got.Private || got.From != a.id() || got != sent {
 		t.Fatalf("bob got %+v", got)
 	}
 

@@ -68,7 +68,7 @@ func remoteError(code pb.Code, msg string) error {
 	if msg == "" {
 		return fmt.Errorf("peer: %w", base)
 	}
-	return fmt.Errorf("peer: %w: %s", base, safetext.Line(truncate(msg, maxMessageLen)))
+	return fmt.Errorf("peer: %w: %s", base, safetext.Line(safetext.Cut(msg, maxMessageLen)))
 }
 
 // errorCode maps a local error to the code sent to the peer.
@@ -110,12 +110,4 @@ func codeName(err error) string {
 }
 
 // truncate cuts s to at most n bytes on a rune boundary.
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && s[n]&0xc0 == 0x80 {
-		n--
-	}
-	return s[:n]
-}
+func truncate(s string, n int) string { return safetext.Cut(s, n) }

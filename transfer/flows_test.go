@@ -474,7 +474,7 @@ func TestShareAndFetch(t *testing.T) {
 	peers := map[string]bool{}
 	a.rec.wait(t, "two upload file_done", func(e events.Event) bool {
 		if d, ok := e.(events.FileDone); ok && d.TransferID == sh.ID && d.Direction == "send" {
-			peers[d.Peer] = true
+			peers[d.Peer.String()] = true
 		}
 		return len(peers) == 2
 	})

@@ -67,7 +67,7 @@ func (s *Service) handleOffer(from peer.ID, o *pb.Offer) *pb.Status {
 	s.mu.Unlock()
 	s.save(t)
 	s.log.Debug("transfer: offer", "id", t.id, "peer", from, "size", t.size)
-	s.emit.Emit(events.FileOffer{TransferID: t.id, From: from.String(), Name: t.name, Size: t.size})
+	s.emit.Emit(events.FileOffer{TransferID: t.id, From: from, Name: t.name, Size: t.size})
 	if s.cfg.AutoAccept == nil || !s.cfg.AutoAccept(from, t.size) {
 		return &pb.Status{Code: pb.Code_OK}
 	}

@@ -218,7 +218,7 @@ func (s *Service) AddRemoteShare(room string, from peer.ID, sh Share) error {
 	}
 	s.mu.Unlock()
 	s.saveRemote(rs, dropped)
-	s.emit.Emit(events.FileOffer{TransferID: rs.ID, From: from.String(), Name: rs.Name, Size: sh.Size, Room: room})
+	s.emit.Emit(events.FileOffer{TransferID: rs.ID, From: from, Name: rs.Name, Size: sh.Size, Room: room})
 	return nil
 }
 

@@ -568,16 +568,16 @@ func (s *Service) report(t *transfer) {
 			path = filepath.Join(s.dir, final)
 		}
 		s.emit.Emit(events.FileDone{TransferID: t.id, Path: path, Size: t.size,
-			Hash: hex.EncodeToString(t.hash[:]), Direction: string(t.dir), Peer: t.peer.String()})
+			Hash: hex.EncodeToString(t.hash[:]), Direction: string(t.dir), Peer: t.peer})
 	case StateRejected:
-		s.emit.Emit(events.FileRejected{TransferID: t.id, Direction: string(t.dir), Peer: t.peer.String()})
+		s.emit.Emit(events.FileRejected{TransferID: t.id, Direction: string(t.dir), Peer: t.peer})
 	case StateFailed, StateCancelled:
 		msg := "failed"
 		if err != nil {
 			msg = err.Error()
 		}
 		s.emit.Emit(events.FileFailed{TransferID: t.id, Error: msg, Code: codeName(err),
-			Direction: string(t.dir), Peer: t.peer.String()})
+			Direction: string(t.dir), Peer: t.peer})
 	}
 }
 
@@ -595,7 +595,7 @@ func (s *Service) progress(t *transfer, bytes int64, last *time.Time, force bool
 	}
 	*last = now
 	s.emit.Emit(events.FileProgress{TransferID: t.id, Bytes: bytes, Size: t.size, Rate: rate,
-		Direction: string(t.dir), Peer: t.peer.String()})
+		Direction: string(t.dir), Peer: t.peer})
 }
 
 // errClosedOr returns ErrClosed when the service is closing, else err.

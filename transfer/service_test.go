@@ -24,7 +24,7 @@ func sendAndCheck(t *testing.T, a, b *node, name string, size int64) string {
 		t.Fatalf("offer: %v", err)
 	}
 	off := waitFor[events.FileOffer](t, b.rec, id)
-	if off.Name != name || off.Size != size || off.From != a.h.ID().String() || off.Room != "" {
+	if off.Name != name || off.Size != size || off.From != a.h.ID() || off.Room != "" {
 		t.Fatalf("file_offer = %+v", off)
 	}
 	if err := b.svc.Accept(id); err != nil {
@@ -53,7 +53,7 @@ func sendAndCheck(t *testing.T, a, b *node, name string, size int64) string {
 	doneB := waitFor[events.FileDone](t, b.rec, id)
 	doneA := waitFor[events.FileDone](t, a.rec, id)
 	if doneB.Direction != "receive" || doneA.Direction != "send" || doneB.Hash != want || doneA.Path != path ||
-		doneB.Path != resB.Path || doneB.Peer != a.h.ID().String() || doneA.Peer != b.h.ID().String() {
+		doneB.Path != resB.Path || doneB.Peer != a.h.ID() || doneA.Peer != b.h.ID() {
 		t.Fatalf("file_done events: %+v / %+v", doneB, doneA)
 	}
 	if st, err := os.Stat(resB.Path); err != nil || st.Mode().Perm()&0o111 != 0 {

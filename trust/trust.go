@@ -64,9 +64,9 @@ func (c *PinConflict) Text() string {
 // Event returns the trust_warning event for the conflict.
 func (c *PinConflict) Event() events.TrustWarning {
 	return events.TrustWarning{
-		PeerID:       c.Peer.String(),
+		PeerID:       c.Peer,
 		Nick:         c.Nick,
-		PinnedPeerID: c.Pinned.String(),
+		PinnedPeerID: c.Pinned,
 		Text:         c.Text(),
 	}
 }

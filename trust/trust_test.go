@@ -75,7 +75,7 @@ func TestPinConflict(t *testing.T) {
 			t.Fatalf("%q: conflict %+v, want peer=mallory pinned=alice new=%v", nick, c, i == 0)
 		}
 		ev := c.Event()
-		if ev.PeerID != mallory.String() || ev.PinnedPeerID != alice.String() || ev.Nick != nick ||
+		if ev.PeerID != mallory || ev.PinnedPeerID != alice || ev.Nick != nick ||
 			!strings.Contains(ev.Text, identity.Fingerprint(alice)) || !strings.Contains(ev.Text, "WARNING") {
 			t.Fatalf("bad trust_warning %+v", ev)
 		}

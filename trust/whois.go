@@ -1,16 +1,13 @@
 package trust
 
 import (
-	"fmt"
 	"sort"
-	"strings"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 
-	"github.com/parley-chat/parley/internal/safetext"
 	"github.com/parley-chat/parley/overlay"
 )
 
@@ -74,44 +71,4 @@ func connInfo(c network.Conn) WhoisConn {
 		Path:      path,
 		Opened:    st.Opened,
 	}
-}
-
-// Text renders the answer for a terminal; the nick is made inert.
-func (w WhoisInfo) Text() string {
-	var b strings.Builder
-	nick := w.Nick
-	if nick == "" {
-		nick = "(no nick seen)"
-	}
-	fmt.Fprintf(&b, "%s  %s\n", safetext.Line(nick), w.ID)
-	fmt.Fprintf(&b, "  fingerprint: %s\n", w.Fingerprint)
-	trust := "not verified (compare /verify, then /trust)"
-	if w.Trusted {
-		trust = "verified " + w.TrustedAt.Format(time.DateTime)
-	}
-	fmt.Fprintf(&b, "  trust:       %s\n", trust)
-	if w.Nick != "" && !w.Pinned {
-		fmt.Fprintf(&b, "  WARNING:     the nick %q is pinned to another key\n", safetext.Line(w.Nick))
-	}
-	if !w.FirstSeen.IsZero() {
-		fmt.Fprintf(&b, "  seen:        first %s, last %s\n",
-			w.FirstSeen.Format(time.DateTime), w.LastSeen.Format(time.DateTime))
-	}
-	path := string(w.Path)
-	if w.Path == overlay.PathNone {
-		path = "not connected"
-	}
-	fmt.Fprintf(&b, "  connection:  %s\n", path)
-	for _, c := range w.Conns {
-		fmt.Fprintf(&b, "    %s %s %s\n", c.Direction, c.Path, safetext.Line(c.Addr))
-	}
-	if len(w.Addrs) > 0 {
-		b.WriteString("  addresses:\n")
-		for _, a := range w.Addrs {
-			// Addresses come from the peer (identify): a DNS name may
-			// hold newlines and escapes.
-			fmt.Fprintf(&b, "    %s\n", safetext.Line(a))
-		}
-	}
-	return strings.TrimSuffix(b.String(), "\n")
 }

@@ -2,7 +2,6 @@ package trust
 
 import (
 	"context"
-	"strings"
 	"testing"
 	"time"
 
@@ -38,12 +37,7 @@ func TestWhoisDirect(t *testing.T) {
 		w.Conns[0].Direction != "Outbound" || len(w.Addrs) == 0 {
 		t.Fatalf("connected: %+v", w)
 	}
-	txt := w.Text()
-	for _, want := range []string{"bob", b.ID().String(), w.Fingerprint, "verified", "connection:  lan", "Outbound lan", w.Addrs[0]} {
-		if !strings.Contains(txt, want) {
-			t.Fatalf("text lacks %q:\n%s", want, txt)
-		}
-	}
+	// Its text: present.Whois (TestWhoisText).
 	if w := Whois(a, nil, b.ID()); w.Known || w.Fingerprint == "" || w.Path != overlay.PathLAN {
 		t.Fatalf("without a store: %+v", w)
 	}
@@ -75,9 +69,6 @@ func TestWhoisRelayed(t *testing.T) {
 	if w.Path != overlay.PathRelayed || len(w.Conns) != 1 || !w.Conns[0].Relayed || w.Conns[0].Path != overlay.PathRelayed {
 		t.Fatalf("relayed: %+v", w)
 	}
-	if !strings.Contains(w.Text(), "relayed") {
-		t.Fatalf("text: %s", w.Text())
-	}
 }
 
 // /whois names a connection's path with the words /peers, peer_path and
@@ -86,8 +77,8 @@ func TestWhoisRelayed(t *testing.T) {
 func TestWhoisPathIsOverlayPath(t *testing.T) {
 	hs := testnet.NewHosts(t, 2)
 	a, b := hs[0], hs[1]
-	if w := Whois(a, nil, b.ID()); w.Path != overlay.PathNone || !strings.Contains(w.Text(), "connection:  not connected") {
-		t.Fatalf("not connected: path %q, text:\n%s", w.Path, w.Text())
+	if w := Whois(a, nil, b.ID()); w.Path != overlay.PathNone || len(w.Conns) != 0 {
+		t.Fatalf("not connected: %+v", w)
 	}
 	testnet.Connect(t, a, b)
 	conns := a.Network().ConnsToPeer(b.ID())

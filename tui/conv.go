@@ -2,6 +2,8 @@ package tui
 
 import (
 	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
 )
 
 // Limits on what the UI keeps in memory, whatever peers send.
@@ -33,8 +35,10 @@ const statusKey = "status"
 type conv struct {
 	key  string // statusKey, "#"+room or "@"+peer ID
 	kind convKind
-	// name is the room name or the peer ID, as the node knows it.
+	// name is the room name or the peer ID, as the node knows it; peer
+	// is the peer of a private conversation.
 	name string
+	peer peer.ID
 
 	entries []*entry
 	ids     map[string]*entry // message id -> entry, for dedup and delivery marks
@@ -50,7 +54,7 @@ type conv struct {
 }
 
 func roomKey(room string) string { return "#" + room }
-func dmKey(peerID string) string { return "@" + peerID }
+func dmKey(p peer.ID) string     { return "@" + p.String() }
 
 func newConv(key string, kind convKind, name string) *conv {
 	return &conv{key: key, kind: kind, name: name, ids: make(map[string]*entry)}
@@ -74,7 +78,7 @@ type entry struct {
 	id   string // message id, "" for system lines
 	// from is the author's peer ID (for its colour); nick the cleaned
 	// display nick, with the fingerprint when shared.
-	from string
+	from peer.ID
 	nick string
 	self bool
 	text string

@@ -6,8 +6,8 @@
 // The package owns:
 //
 //   - Run, the runner: it feeds the node's event queue to the model in
-//     batches, runs typed lines through Backend.Exec one at a time, in
-//     order and off the UI goroutine, ticks to refresh its snapshots, and
+//     batches, runs the UI's actions (actions.go) one at a time, in order
+//     and off the UI goroutine, ticks to refresh its snapshots, and
 //     restores the terminal before it returns (closing the node is the
 //     caller's job).
 //   - Model, the bubbletea model (New, Options): the conversations (the
@@ -18,13 +18,18 @@
 //     input.
 //   - The views that draw all of this at any size from 40x10 up, the key
 //     bindings, and Styles, which honour NO_COLOR.
-//   - Backend and TransferLister, what the UI needs from a node, and
-//     LogSink, which shows the node's log lines in the status window
-//     while the UI owns the terminal.
+//   - Backend and TransferLister, what the UI needs from a node, Commands,
+//     the slash-command session (package command) that runs the lines the
+//     user types, and LogSink, which shows the node's log lines in the
+//     status window while the UI owns the terminal.
 //
-// The UI changes nothing by itself: every action, including accepting a
-// file, is a slash command line given to Backend.Exec, exactly as line
-// mode would send it; the rest of Backend is read-only snapshots.
+// The UI calls the node's typed operations with the room or peer on
+// screen: text in a room is Backend.Say with that room, text in a private
+// conversation Backend.SendDM with that peer, Alt+A Backend.Accept with
+// the offer shown. It builds no command strings and reads no display
+// text: a slash command the user types goes to Commands.Exec, whose typed
+// Reply says which room or conversation to show next. Human text (names,
+// sizes, answers) comes from package present, as in line mode.
 //
 // Nicks, room names, message texts, file names, addresses, error texts
 // and log lines are untrusted: they come from peers or quote them. Every

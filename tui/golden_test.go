@@ -43,7 +43,7 @@ func TestGoldenRoomsAndMessages(t *testing.T) {
 	lobbyHistory(f)
 	h := newHarness(t, f, 80, 24)
 	h.events(
-		events.Presence{Room: "lobby", PeerID: idCarol.String(), Nick: "carol", Online: false},
+		events.Presence{Room: "lobby", PeerID: idCarol, Nick: "carol", Online: false},
 		msg("dev", idAlice, "alice", "pushed the fix", 5*time.Minute),
 		msg("dev", idAlice, "alice", "please review", 6*time.Minute),
 	)
@@ -71,28 +71,27 @@ func TestGoldenDMWithDeliveryMarks(t *testing.T) {
 	})
 	h := newHarness(t, f, 80, 24)
 	h.enter("/msg bob see you there")
-	if got := h.takeLines(); len(got) != 1 || got[0] != "/msg bob see you there" {
-		t.Fatalf("submitted %q", got)
-	}
 	f.set(func(f *fakeNode) {
 		f.dms[idBob.String()] = append(f.dms[idBob.String()], entry("05", true, "see you there", "queued", "", 4*time.Minute))
 	})
-	h.events(events.DMStatus{ID: "05", To: idBob.String(), State: events.DMQueued})
-	h.execDone()
-	if h.m.active != dmKey(idBob.String()) {
+	h.events(events.DMStatus{ID: "05", To: idBob, State: events.DMQueued})
+	if got := h.execDone(); len(got) != 1 || got[0] != "/msg bob see you there" {
+		t.Fatalf("submitted %q", got)
+	}
+	if h.m.active != dmKey(idBob) {
 		t.Fatalf("active conversation %q, want the one with bob", h.m.active)
 	}
 	golden(t, "dm_80x24_queued", h.screen())
-	h.events(events.DMStatus{ID: "05", To: idBob.String(), State: events.DMSent},
-		events.DMStatus{ID: "04", To: idBob.String(), State: events.DMDelivered})
+	h.events(events.DMStatus{ID: "05", To: idBob, State: events.DMSent},
+		events.DMStatus{ID: "04", To: idBob, State: events.DMDelivered})
 	view := h.m.View()
 	checkGeometry(t, view, 80, 24)
 	golden(t, "dm_80x24", h.screen())
 
-	// Text typed here goes to bob as /msg with his peer ID.
+	// Text typed here goes to bob, by his peer ID.
 	h.enter("and the adapter")
 	h.enter("//slash at the start")
-	want := []string{"/msg " + idBob.String() + " and the adapter", "/msg " + idBob.String() + " /slash at the start"}
+	want := []string{"dm " + idBob.String() + " and the adapter", "dm " + idBob.String() + " /slash at the start"}
 	if got := h.takeLines(); strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Fatalf("submitted %q, want %q", got, want)
 	}
@@ -109,14 +108,14 @@ func TestGoldenPeersPane(t *testing.T) {
 	checkGeometry(t, view, 120, 30)
 	golden(t, "peers_120x30", h.screen())
 
-	// w asks for /whois of the peer under the cursor; Enter opens a
+	// w asks for whois of the peer under the cursor; Enter opens a
 	// private conversation with it.
 	h.typeText("w")
 	h.press(tea.KeyEnter)
-	if got := h.takeLines(); len(got) != 1 || got[0] != "/whois "+idEve.String() {
+	if got := h.takeLines(); len(got) != 1 || got[0] != "whois "+idEve.String() {
 		t.Fatalf("submitted %q", got)
 	}
-	if h.m.active != dmKey(idEve.String()) || h.m.focus != focusInput {
+	if h.m.active != dmKey(idEve) || h.m.focus != focusInput {
 		t.Fatalf("active %q focus %v after Enter on a peer", h.m.active, h.m.focus)
 	}
 	if !strings.Contains(h.screen(), "@bob#"+fp(idEve)) {
@@ -173,18 +172,18 @@ func TestGoldenInjectionRendersInert(t *testing.T) {
 		h := harnessIn(t, f, 80, 24, colour)
 		h.events(
 			msg("lobby", idAlice, "al"+escTitle+"ice", "hi "+escColor+"red"+escClear+" "+escClip+" "+escC1+" "+escBidi+"\r\x08\x07 done", 0),
-			events.DM{ID: "aa", From: idBob.String(), Nick: "bob" + escColor, Text: "dm " + escTitle, SentAt: t0},
+			events.DM{ID: "aa", From: idBob, Nick: "bob" + escColor, Text: "dm " + escTitle, SentAt: t0},
 			events.Info{Text: "info " + escClear},
 			events.Error{Error: "error " + escTitle},
 			events.TrustWarning{Text: "warning " + escClip},
-			events.PeerConnected{PeerID: idCarol.String(), Addr: "/ip4/1.2.3.4" + escClear},
+			events.PeerConnected{PeerID: idCarol, Addr: "/ip4/1.2.3.4" + escClear},
 			LogLine{Text: "log " + escColor},
 		)
 		for _, k := range h.m.order {
-			h.m.activate(k, false)
+			h.m.activate(k)
 			assertInert(t, h.m.View(), colour)
 		}
-		h.m.activate(roomKey("lobby"), false)
+		h.m.activate(roomKey("lobby"))
 		view := h.m.View()
 		checkGeometry(t, view, 80, 24)
 		if !colour {
@@ -221,23 +220,23 @@ func TestGoldenTransferInjectionRendersInert(t *testing.T) {
 	for _, colour := range []bool{true, false} {
 		h := harnessIn(t, f, 80, 24, colour)
 		h.events(
-			events.FileOffer{TransferID: xferShare, From: idCarol.String(), Name: "s" + escBidi + escColor + ".txt", Size: 4096, Room: room},
-			events.FileOffer{TransferID: xferIn, From: idBob.String(), Name: "in\n" + escC1 + ".pdf", Size: 1 << 20},
-			events.FileOffer{TransferID: xferFail, From: idAlice.String(), Name: "bad" + escNUL + ".bin", Size: 1 << 20},
-			events.FileProgress{TransferID: xferIn, Bytes: 1 << 19, Size: 1 << 20, Rate: 1 << 16, Direction: "receive", Peer: idBob.String()},
-			events.FileProgress{TransferID: xferFail, Bytes: 1 << 18, Size: 1 << 20, Rate: 1 << 16, Direction: "receive", Peer: idAlice.String()},
-			events.FileProgress{TransferID: xferOut, Bytes: 16 << 20, Size: 64 << 20, Rate: 4 << 20, Direction: "send", Peer: idBob.String()},
-			events.FileFailed{TransferID: xferFail, Error: "peer said " + escClear + escNUL + "\r\n" + escC1, Code: "error", Direction: "receive", Peer: idAlice.String()},
-			events.FileOffer{TransferID: xferLater, From: idBob.String(), Name: "l" + escClip + escNUL + ".zip", Size: 123},
+			events.FileOffer{TransferID: xferShare, From: idCarol, Name: "s" + escBidi + escColor + ".txt", Size: 4096, Room: room},
+			events.FileOffer{TransferID: xferIn, From: idBob, Name: "in\n" + escC1 + ".pdf", Size: 1 << 20},
+			events.FileOffer{TransferID: xferFail, From: idAlice, Name: "bad" + escNUL + ".bin", Size: 1 << 20},
+			events.FileProgress{TransferID: xferIn, Bytes: 1 << 19, Size: 1 << 20, Rate: 1 << 16, Direction: "receive", Peer: idBob},
+			events.FileProgress{TransferID: xferFail, Bytes: 1 << 18, Size: 1 << 20, Rate: 1 << 16, Direction: "receive", Peer: idAlice},
+			events.FileProgress{TransferID: xferOut, Bytes: 16 << 20, Size: 64 << 20, Rate: 4 << 20, Direction: "send", Peer: idBob},
+			events.FileFailed{TransferID: xferFail, Error: "peer said " + escClear + escNUL + "\r\n" + escC1, Code: "error", Direction: "receive", Peer: idAlice},
+			events.FileOffer{TransferID: xferLater, From: idBob, Name: "l" + escClip + escNUL + ".zip", Size: 123},
 		)
 		for _, k := range h.m.order {
-			h.m.activate(k, false)
+			h.m.activate(k)
 			assertInert(t, h.m.View(), colour)
 		}
 
 		// The share waits first: its popup names the room, over the room
 		// with the announcement, above three progress rows.
-		h.m.activate(roomKey(room), false)
+		h.m.activate(roomKey(room))
 		view := h.m.View()
 		checkGeometry(t, view, 80, 24)
 		assertInert(t, view, colour)
@@ -261,7 +260,7 @@ func TestGoldenTransferInjectionRendersInert(t *testing.T) {
 		// Esc hides the share; the offer from bob comes up, shown over
 		// the conversation with alice, where the failure is written.
 		h.press(tea.KeyEsc)
-		h.m.activate(dmKey(idAlice.String()), false)
+		h.m.activate(dmKey(idAlice))
 		view = h.m.View()
 		checkGeometry(t, view, 80, 24)
 		assertInert(t, view, colour)
@@ -281,7 +280,7 @@ func TestGoldenTransferInjectionRendersInert(t *testing.T) {
 			golden(t, "injection_transfers_dm_80x24", s)
 		}
 		h.alt('a')
-		if got := h.takeLines(); !slices.Equal(got, []string{"/accept " + xferLater}) {
+		if got := h.takeLines(); !slices.Equal(got, []string{"accept " + xferLater}) {
 			t.Fatalf("Alt+A submitted %q", got)
 		}
 	}
@@ -354,13 +353,13 @@ func TestGeometryAtManySizes(t *testing.T) {
 	h := newHarness(t, f, 80, 24)
 	h.events(
 		msg("lobby", idAlice, long, strings.Repeat("unbroken", 40), time.Minute),
-		events.DM{ID: "d1", From: idCarol.String(), Nick: long, Text: "hi", SentAt: t0},
+		events.DM{ID: "d1", From: idCarol, Nick: long, Text: "hi", SentAt: t0},
 	)
 	x := h.m.transfers.get("0123456789abcdef0123456789abcdef")
-	x.peer, x.name, x.size = idAlice.String(), long+".tar.gz", 3<<30
+	x.peer, x.name, x.size = idAlice, long+".tar.gz", 3<<30
 	h.m.transfers.offer(x)
 	y := h.m.transfers.get("fedcba9876543210fedcba9876543210")
-	y.send, y.peer, y.name, y.size, y.bytes, y.rate, y.state = true, idBob.String(), "notes.txt", 1000, 400, 100, xferActive
+	y.send, y.peer, y.name, y.size, y.bytes, y.rate, y.state = true, idBob, "notes.txt", 1000, 400, 100, xferActive
 	views := []struct {
 		name string
 		set  func()
@@ -368,8 +367,8 @@ func TestGeometryAtManySizes(t *testing.T) {
 		{"messages", func() {}},
 		{"help", func() { h.m.help = true }},
 		{"peers", func() { h.m.help = false; h.m.focus = focusPeers }},
-		{"status", func() { h.m.focus = focusInput; h.m.activate(statusKey, false) }},
-		{"dm", func() { h.m.activate(dmKey(idCarol.String()), false) }},
+		{"status", func() { h.m.focus = focusInput; h.m.activate(statusKey) }},
+		{"dm", func() { h.m.activate(dmKey(idCarol)) }},
 	}
 	for _, v := range views {
 		v.set()

@@ -2,12 +2,11 @@ package tui
 
 import (
 	"fmt"
-	"strings"
-	"time"
 
+	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/parley-chat/parley/dm"
 	"github.com/parley-chat/parley/events"
-	"github.com/parley-chat/parley/node"
+	"github.com/parley-chat/parley/present"
 )
 
 // LogLine is a log record shown in the status conversation (see
@@ -25,7 +24,7 @@ func (m *Model) handle(e events.Event) bool {
 	status := m.convs[statusKey]
 	switch e := e.(type) {
 	case events.Ready:
-		m.system(status, entrySystem, fmt.Sprintf("ready: %s (%s), peer id %s", clean(e.Nick), e.Fingerprint, clean(e.PeerID)))
+		m.system(status, entrySystem, fmt.Sprintf("ready: %s (%s), peer id %s", clean(e.Nick), e.Fingerprint, e.PeerID))
 		for _, a := range e.Addrs {
 			m.system(status, entrySystem, "listening on "+clean(a))
 		}
@@ -44,26 +43,12 @@ func (m *Model) handle(e events.Event) bool {
 		m.system(status, entrySystem, fmt.Sprintf("%s now %s (was %s) via %s", m.peerLabel(e.PeerID), clean(e.Path), clean(e.Previous), clean(e.Addr)))
 		return true
 	case events.Reachability:
-		text := "reachability: " + clean(e.Reachability)
-		if len(e.Relays) > 0 {
-			text += fmt.Sprintf(", reachable through %d relay(s)", len(e.Relays))
-		}
-		m.system(status, entrySystem, text)
+		m.system(status, entrySystem, present.Reachability(e.Reachability, len(e.Relays)))
 		return true
 	case events.Error:
-		if m.switchEcho > 0 && strings.HasPrefix(e.Command, "/switch ") {
-			m.switchEcho--
-		}
-		if strings.HasPrefix(e.Command, "/msg ") {
-			m.followMsg = false
-		}
 		m.system(m.activeConv(), entryError, clean(e.Error))
 		return false
 	case events.Info:
-		if ref, ok := e.Data.(node.RoomRef); ok && m.switchEcho > 0 && ref.Invite == "" && strings.HasPrefix(e.Text, "current room:") {
-			m.switchEcho--
-			return false
-		}
 		m.system(m.activeConv(), entrySystem, cleanBlock(e.Text))
 		return true
 	case events.Message:
@@ -77,12 +62,7 @@ func (m *Model) handle(e events.Event) bool {
 		m.leftRoom(e.Room)
 		return true
 	case events.Presence:
-		c := m.roomConv(e.Room)
-		state := "is here"
-		if !e.Online {
-			state = "is gone"
-		}
-		m.system(c, entrySystem, fmt.Sprintf("%s (%s) %s", clean(e.Nick), m.fpOf(e.PeerID), state))
+		m.system(m.roomConv(e.Room), entrySystem, present.Presence(e))
 		return true
 	case events.DM:
 		m.directMessage(e)
@@ -154,15 +134,7 @@ func (m *Model) roomMessage(e events.Message) {
 }
 
 func (m *Model) messageEntry(e events.Message) *entry {
-	at, err := time.Parse(time.RFC3339, e.SentAt)
-	if err != nil {
-		at = m.now()
-	}
-	nick := clean(e.Nick)
-	if e.NickShared {
-		nick += " (" + clean(e.Fingerprint) + ")"
-	}
-	return &entry{kind: entryMessage, at: at, id: e.ID, from: e.From, nick: nick,
+	return &entry{kind: entryMessage, at: e.SentAt, id: e.ID, from: e.From, nick: present.Peer(e.Nick, e.From, e.NickShared),
 		self: e.From == m.self.PeerID, text: cleanBlock(e.Text)}
 }
 
@@ -171,13 +143,12 @@ func (m *Model) leftRoom(room string) {
 	delete(m.convs, k)
 	m.reorder()
 	m.system(m.convs[statusKey], entrySystem, "left #"+clean(room))
-	if m.nodeCurrent == room {
-		m.nodeCurrent = ""
+	if m.cmds.Current() == room {
+		m.cmds.SetCurrent("")
 	}
 	if m.active == k {
 		m.active = statusKey
 		m.refresh()
-		m.followCurrent()
 	}
 }
 
@@ -192,19 +163,16 @@ func (m *Model) directMessage(e events.DM) {
 }
 
 // dmEntry makes an entry of a stored or received private message
-// exchanged with peerID.
-func (m *Model) dmEntry(h dm.Entry, peerID string) *entry {
+// exchanged with p.
+func (m *Model) dmEntry(h dm.Entry, p peer.ID) *entry {
 	e := &entry{kind: entryMessage, at: h.SentAt, id: h.ID, text: cleanBlock(h.Text)}
 	if h.Outgoing {
 		e.self, e.from, e.nick = true, m.self.PeerID, clean(m.self.Nick)
 		e.state, e.errText = h.State, clean(h.Error)
 		return e
 	}
-	e.from = peerID
-	e.nick = clean(h.Nick)
-	if e.nick == "" {
-		e.nick = m.fpOf(e.from)
-	}
+	e.from = p
+	e.nick = present.Peer(h.Nick, p, false)
 	return e
 }
 
@@ -212,10 +180,6 @@ func (m *Model) dmStatus(e events.DMStatus) {
 	_, existed := m.convs[dmKey(e.To)]
 	c := m.dmConv(e.To)
 	c.lastActive = m.now()
-	if m.followMsg && e.State == events.DMQueued {
-		m.followMsg = false
-		m.activate(c.key, false)
-	}
 	if ent, ok := c.ids[e.ID]; ok {
 		ent.state, ent.errText, ent.rendered = e.State, clean(e.Error), nil
 		return
@@ -235,42 +199,12 @@ func (m *Model) dmStatus(e events.DMStatus) {
 	// Not in the store (any more): show the state without the text.
 	if _, ok := c.ids[e.ID]; !ok {
 		m.append(c, &entry{kind: entryMessage, at: m.now(), id: e.ID, self: true, from: m.self.PeerID,
-			nick: clean(m.self.Nick), text: "(message " + shortHex(e.ID) + ")", state: e.State, errText: clean(e.Error)}, false)
+			nick: clean(m.self.Nick), text: "(message " + present.ShortID(e.ID) + ")", state: e.State, errText: clean(e.Error)}, false)
 	}
 }
 
-// peerLabel names a peer for status lines: its nick and short
-// fingerprint when known, else an abbreviated peer ID.
-func (m *Model) peerLabel(id string) string {
-	if p, ok := m.peerByID[id]; ok && p.Nick != "" {
-		return clean(p.Nick) + " (" + clean(p.Fingerprint) + ")"
-	}
-	return shortID(id)
-}
-
-// fpOf returns a peer's short fingerprint, or an abbreviated peer ID.
-func (m *Model) fpOf(id string) string {
-	if p, ok := m.peerByID[id]; ok && p.Fingerprint != "" {
-		return clean(p.Fingerprint)
-	}
-	if d, ok := m.dmInfo[id]; ok && d.fp != "" {
-		return d.fp
-	}
-	return shortID(id)
-}
-
-// shortID abbreviates a peer ID: its last 6 characters.
-func shortID(id string) string {
-	if len(id) <= 8 {
-		return clean(id)
-	}
-	return "…" + clean(id[len(id)-6:])
-}
-
-// shortHex abbreviates a message or transfer id.
-func shortHex(id string) string {
-	if len(id) <= 8 {
-		return clean(id)
-	}
-	return clean(id[:8])
+// peerLabel names the peer a status or transfer line is about
+// (present.Member), with what the peers list knows of its nick.
+func (m *Model) peerLabel(p peer.ID) string {
+	return present.Member(m.peerByID[p].Nick, p)
 }

@@ -22,11 +22,13 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/muesli/termenv"
 
+	"github.com/parley-chat/parley/command"
 	"github.com/parley-chat/parley/dm"
 	"github.com/parley-chat/parley/events"
 	"github.com/parley-chat/parley/identity"
 	"github.com/parley-chat/parley/node"
 	"github.com/parley-chat/parley/transfer"
+	"github.com/parley-chat/parley/trust"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden screens in testdata/")
@@ -70,6 +72,7 @@ type fakeNode struct {
 	peers   []node.PeerView
 	dms     map[string][]dm.Entry
 	xfers   []transfer.Info
+	current string
 	execd   []string
 	// onExec, when set, runs for every Exec (under no lock).
 	onExec func(line string) error
@@ -77,44 +80,144 @@ type fakeNode struct {
 
 func newFakeNode() *fakeNode {
 	return &fakeNode{
-		status: node.Status{PeerID: idSelf.String(), Nick: "me", Fingerprint: identity.Fingerprint(idSelf),
-			Reachability: "private", Relays: 1, Peers: 3, Current: "lobby"},
+		status: node.Status{PeerID: idSelf, Nick: "me", Fingerprint: identity.Fingerprint(idSelf),
+			Reachability: "private", Relays: 1, Peers: 3},
+		current: "lobby",
 		rooms: []node.RoomRow{
 			{Room: "dev", Private: true, Members: 2},
-			{Room: "lobby", Members: 4, Current: true},
+			{Room: "lobby", Members: 4},
 		},
 		members: map[string][]node.MemberRow{
 			"lobby": {
-				{PeerID: idSelf.String(), Nick: "me", Fingerprint: fp(idSelf), Online: true, Self: true},
-				{PeerID: idAlice.String(), Nick: "alice", Fingerprint: fp(idAlice), Online: true},
-				{PeerID: idBob.String(), Nick: "bob", Fingerprint: fp(idBob), Online: true},
-				{PeerID: idEve.String(), Nick: "bob", Fingerprint: fp(idEve), Online: true},
+				{PeerID: idSelf, Nick: "me", Fingerprint: fp(idSelf), Online: true, Self: true},
+				{PeerID: idAlice, Nick: "alice", Fingerprint: fp(idAlice), Online: true},
+				{PeerID: idBob, Nick: "bob", Fingerprint: fp(idBob), Online: true},
+				{PeerID: idEve, Nick: "bob", Fingerprint: fp(idEve), Online: true},
 			},
 		},
 		history: map[string][]events.Message{},
 		peers: []node.PeerView{
-			{PeerID: idAlice.String(), Nick: "alice", Fingerprint: fp(idAlice), Online: true, Path: "lan", Trusted: true},
-			{PeerID: idBob.String(), Nick: "bob", Fingerprint: fp(idBob), Online: true, Path: "direct", NickShared: true},
-			{PeerID: idEve.String(), Nick: "bob", Fingerprint: fp(idEve), Online: true, Path: "relayed", NickShared: true, Conflict: true},
-			{PeerID: idRelay.String(), Fingerprint: fp(idRelay), Online: true, Path: "direct"},
-			{PeerID: idCarol.String(), Nick: "carol", Fingerprint: fp(idCarol)},
+			{PeerID: idAlice, Nick: "alice", Fingerprint: fp(idAlice), Online: true, Path: "lan", Trusted: true},
+			{PeerID: idBob, Nick: "bob", Fingerprint: fp(idBob), Online: true, Path: "direct", NickShared: true},
+			{PeerID: idEve, Nick: "bob", Fingerprint: fp(idEve), Online: true, Path: "relayed", NickShared: true, Conflict: true},
+			{PeerID: idRelay, Fingerprint: fp(idRelay), Online: true, Path: "direct"},
+			{PeerID: idCarol, Nick: "carol", Fingerprint: fp(idCarol)},
 		},
 		dms: map[string][]dm.Entry{},
 	}
 }
 
-func (f *fakeNode) Exec(_ context.Context, line string) error {
+// Exec is the fake command session: it records the line and answers
+// the few commands the tests use like the real interpreter would.
+func (f *fakeNode) Exec(_ context.Context, line string) (command.Reply, error) {
 	f.mu.Lock()
 	f.execd = append(f.execd, line)
 	hook := f.onExec
 	f.mu.Unlock()
 	if hook != nil {
-		return hook(line)
+		return command.Reply{}, hook(line)
 	}
-	if line == "/quit" {
-		return node.ErrQuit
+	name, arg, _ := strings.Cut(strings.TrimPrefix(line, "/"), " ")
+	switch {
+	case !strings.HasPrefix(line, "/"):
+		return command.Reply{}, nil
+	case name == "quit":
+		return command.Reply{}, command.ErrQuit
+	case name == "join":
+		f.SetCurrent(arg)
+		return command.Reply{RoomChanged: true, Room: arg}, nil
+	case name == "switch":
+		f.SetCurrent(arg)
+		return command.Reply{Text: "current room: " + arg, RoomChanged: true, Room: arg}, nil
+	case name == "leave":
+		f.SetCurrent("dev")
+		return command.Reply{RoomChanged: true, Room: "dev"}, nil
+	case name == "msg":
+		who, _, _ := strings.Cut(arg, " ")
+		for _, p := range f.PeerList() {
+			if p.Nick == who || p.PeerID.String() == who {
+				return command.Reply{Peer: p.PeerID}, nil
+			}
+		}
+		return command.Reply{}, fmt.Errorf("unknown peer: no known peer is called %q", who)
 	}
+	return command.Reply{}, nil
+}
+
+func (f *fakeNode) Current() string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.current
+}
+
+func (f *fakeNode) SetCurrent(room string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.current = room
+}
+
+// record notes a typed operation in execd, in the form describe uses.
+func (f *fakeNode) record(s string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.execd = append(f.execd, s)
+}
+
+func (f *fakeNode) StartRoom() string { return "lobby" }
+
+func (f *fakeNode) Say(_ context.Context, room, text string) (events.Message, error) {
+	f.record(describe(sayAction{room, text}))
+	return events.Message{Room: room, Text: text}, nil
+}
+
+func (f *fakeNode) SendDM(_ context.Context, p peer.ID, text string) (string, error) {
+	f.record(describe(dmAction{p, text}))
+	return "00", nil
+}
+
+func (f *fakeNode) Accept(id string) error {
+	f.record(describe(offerAction{offerAccept, id}))
 	return nil
+}
+
+func (f *fakeNode) Reject(id string) error {
+	f.record(describe(offerAction{offerReject, id}))
+	return nil
+}
+
+func (f *fakeNode) Fetch(_ context.Context, id string) error {
+	f.record(describe(offerAction{offerFetch, id}))
+	return nil
+}
+
+func (f *fakeNode) Whois(p peer.ID) trust.WhoisInfo {
+	f.record(describe(whoisAction{p}))
+	return trust.WhoisInfo{PeerInfo: trust.PeerInfo{ID: p, Fingerprint: identity.Fingerprint(p)}}
+}
+
+func (f *fakeNode) Safety(p peer.ID) (node.SafetyInfo, error) {
+	f.record(describe(verifyAction{p}))
+	return node.SafetyInfo{PeerID: p, SafetyNumber: "00000"}, nil
+}
+
+// describe names an action the way the tests expect it: a typed line as
+// typed, an operation as its name and arguments.
+func describe(a action) string {
+	switch a := a.(type) {
+	case lineAction:
+		return a.line
+	case sayAction:
+		return "say #" + a.room + " " + a.text
+	case dmAction:
+		return "dm " + a.peer.String() + " " + a.text
+	case offerAction:
+		return [...]string{offerAccept: "accept", offerReject: "reject", offerFetch: "fetch"}[a.op] + " " + a.id
+	case whoisAction:
+		return "whois " + a.peer.String()
+	case verifyAction:
+		return "verify " + a.peer.String()
+	}
+	return fmt.Sprintf("%#v", a)
 }
 
 func (f *fakeNode) Status() node.Status {
@@ -155,29 +258,29 @@ func (f *fakeNode) PeerList() []node.PeerView {
 	return append([]node.PeerView(nil), f.peers...)
 }
 
-func (f *fakeNode) Peer(id string) (node.PeerView, error) {
+func (f *fakeNode) Peer(id peer.ID) node.PeerView {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for _, p := range f.peers {
 		if p.PeerID == id {
-			return p, nil
+			return p
 		}
 	}
-	return node.PeerView{PeerID: id, Fingerprint: "ZZZZ"}, nil
+	return node.PeerView{PeerID: id, Fingerprint: "ZZZZ"}
 }
 
-func (f *fakeNode) DMHistory(id string, count int) ([]dm.Entry, error) {
+func (f *fakeNode) DMHistory(id peer.ID, count int) ([]dm.Entry, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	h := f.dms[id]
+	h := f.dms[id.String()]
 	if len(h) > count {
 		h = h[len(h)-count:]
 	}
 	return h, nil
 }
 
-func (f *fakeNode) Commands() []node.CommandInfo {
-	return []node.CommandInfo{
+func (f *fakeNode) Commands() []command.Info {
+	return []command.Info{
 		{Name: "connect", Usage: "MULTIADDR/p2p/ID", Help: "connect to a peer and keep the connection"},
 		{Name: "help", Help: "list the commands"},
 		{Name: "history", Usage: "[ROOM] [N]", Help: "show the last N (default 50) messages of a room"},
@@ -202,7 +305,11 @@ func (f *fakeNode) Transfers() []transfer.Info {
 	return append([]transfer.Info(nil), f.xfers...)
 }
 
-var _ TransferLister = (*fakeNode)(nil)
+var (
+	_ Backend        = (*fakeNode)(nil)
+	_ Commands       = (*fakeNode)(nil)
+	_ TransferLister = (*fakeNode)(nil)
+)
 
 func (f *fakeNode) set(fn func(f *fakeNode)) {
 	f.mu.Lock()
@@ -216,7 +323,7 @@ type harness struct {
 	t     testing.TB
 	node  *fakeNode
 	m     *Model
-	lines []string // submitted to the executor
+	lines []action // submitted to the executor
 	full  bool     // the executor queue refuses lines
 	clock time.Time
 }
@@ -248,12 +355,13 @@ func newHarnessStyled(t testing.TB, f *fakeNode, w, h int, r *lipgloss.Renderer,
 	hs := &harness{t: t, node: f, clock: t0.Add(10 * time.Minute)}
 	st := NewStyles(r, noColor)
 	hs.m = New(Options{
-		Backend: f,
-		Submit: func(l string) bool {
+		Backend:  f,
+		Commands: f,
+		Submit: func(a action) bool {
 			if hs.full {
 				return false
 			}
-			hs.lines = append(hs.lines, l)
+			hs.lines = append(hs.lines, a)
 			return true
 		},
 		Styles:   &st,
@@ -266,8 +374,19 @@ func newHarnessStyled(t testing.TB, f *fakeNode, w, h int, r *lipgloss.Renderer,
 
 func (h *harness) events(es ...events.Event) { h.m.Update(eventsMsg(es)) }
 
-// execDone tells the model that the executor ran the submitted lines.
-func (h *harness) execDone() { h.m.Update(execDoneMsg{}) }
+// execDone runs the actions submitted so far against the fake node, as
+// the executor would, and tells the model of each outcome. It returns
+// them as describe names them.
+func (h *harness) execDone() []string {
+	var out []string
+	for _, a := range h.lines {
+		r, err := a.do(context.Background(), h.node, h.node)
+		h.m.Update(execDoneMsg{a: a, reply: r, err: err})
+		out = append(out, describe(a))
+	}
+	h.lines = nil
+	return out
+}
 
 func (h *harness) typeText(s string) {
 	for _, r := range s {
@@ -294,11 +413,15 @@ func (h *harness) resize(w, hgt int) { h.m.Update(tea.WindowSizeMsg{Width: w, He
 // screen is the view without the styles' escape sequences.
 func (h *harness) screen() string { return ansi.Strip(h.m.View()) }
 
-// takeLines returns and forgets the lines submitted so far.
+// takeLines returns and forgets the actions submitted so far, as
+// describe names them.
 func (h *harness) takeLines() []string {
-	l := h.lines
+	var out []string
+	for _, a := range h.lines {
+		out = append(out, describe(a))
+	}
 	h.lines = nil
-	return l
+	return out
 }
 
 // checkGeometry fails unless the view has exactly h lines of exactly w
@@ -358,7 +481,7 @@ func sideBySide(want, got string) string {
 // msg builds a room message event.
 func msg(room string, from peer.ID, nick, text string, at time.Duration) events.Message {
 	return events.Message{
-		Room: room, ID: fmt.Sprintf("%032x", at+time.Duration(len(text))), From: from.String(), Nick: nick, Text: text,
-		SentAt: t0.Add(at).Format(time.RFC3339), Fingerprint: fp(from),
+		Room: room, ID: fmt.Sprintf("%032x", at+time.Duration(len(text))), From: from, Nick: nick, Text: text,
+		SentAt: t0.Add(at), Fingerprint: fp(from),
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/parley-chat/parley/internal/safetext"
 )
 
@@ -144,7 +145,11 @@ func (m *Model) candidates(head, word string) []string {
 // shown room, listed peers and private conversations; a nick that two
 // peers use comes as nick#FP (which /msg and friends understand).
 func (m *Model) nicks() []string {
-	type named struct{ nick, id, fp string }
+	type named struct {
+		nick string
+		id   peer.ID
+		fp   string
+	}
 	var all []named
 	if c := m.activeConv(); c.kind == convRoom {
 		if ms, err := m.be.Members(c.name); err == nil {
@@ -161,14 +166,14 @@ func (m *Model) nicks() []string {
 	for id, d := range m.dmInfo {
 		all = append(all, named{d.nick, id, d.fp})
 	}
-	owners := make(map[string]map[string]bool)
+	owners := make(map[string]map[peer.ID]bool)
 	for _, n := range all {
 		if n.nick == "" || n.id == m.self.PeerID {
 			continue
 		}
 		k := strings.ToLower(n.nick)
 		if owners[k] == nil {
-			owners[k] = make(map[string]bool)
+			owners[k] = make(map[peer.ID]bool)
 		}
 		owners[k][n.id] = true
 	}

@@ -9,7 +9,9 @@ import (
 	"github.com/charmbracelet/bubbles/key"
 	"github.com/charmbracelet/bubbles/textinput"
 	tea "github.com/charmbracelet/bubbletea"
+	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/parley-chat/parley/command"
 	"github.com/parley-chat/parley/events"
 	"github.com/parley-chat/parley/node"
 )
@@ -18,10 +20,12 @@ import (
 type Options struct {
 	// Backend is the node (required).
 	Backend Backend
-	// Submit queues one line for Backend.Exec; lines run one at a time,
-	// in order. It must not block: it reports false when the queue is
-	// full (required).
-	Submit func(line string) bool
+	// Commands runs typed slash commands (required).
+	Commands Commands
+	// Submit queues one action for the executor; actions run one at a
+	// time, in order. It must not block: it reports false when the queue
+	// is full (required).
+	Submit func(a action) bool
 	// Styles default to NewStyles(lipgloss.DefaultRenderer(), false).
 	Styles *Styles
 	// Now defaults to time.Now; Location (of the timestamps shown) to
@@ -34,8 +38,12 @@ type Options struct {
 type (
 	// eventsMsg carries events from the node's queue, oldest first.
 	eventsMsg []events.Event
-	// execDoneMsg says that the executor ran a line.
-	execDoneMsg struct{}
+	// execDoneMsg says that the executor ran an action.
+	execDoneMsg struct {
+		a     action
+		reply command.Reply
+		err   error
+	}
 	// tickMsg refreshes the snapshots (presence timeouts, rates, ETAs).
 	tickMsg time.Time
 )
@@ -57,7 +65,8 @@ const (
 // Model is the bubbletea model of the terminal UI.
 type Model struct {
 	be     Backend
-	submit func(string) bool
+	cmds   Commands
+	submit func(action) bool
 	st     Styles
 	keys   keyMap
 	now    func() time.Time
@@ -69,23 +78,14 @@ type Model struct {
 	self     node.Status
 	rooms    []node.RoomRow
 	peers    []node.PeerView
-	peerByID map[string]node.PeerView
-	commands []node.CommandInfo
+	peerByID map[peer.ID]node.PeerView
+	commands []command.Info
 
 	convs  map[string]*conv
 	order  []string // sidebar order of conversation keys
 	active string
 	seq    int // creation counter for private conversations
-	dmInfo map[string]*dmPeer
-
-	// nodeCurrent is the node's current room as the UI last set or saw
-	// it; switchEcho counts the /switch lines the UI sent on its own,
-	// whose "current room" answers it does not show.
-	nodeCurrent string
-	switchEcho  int
-	// followMsg: the user sent /msg; show that conversation when its
-	// first delivery state arrives.
-	followMsg bool
+	dmInfo map[peer.ID]*dmPeer
 
 	input   textinput.Model
 	history history
@@ -117,9 +117,9 @@ func New(o Options) *Model {
 		st = &def
 	}
 	m := &Model{
-		be: o.Backend, submit: o.Submit, st: *st, keys: defaultKeys(),
+		be: o.Backend, cmds: o.Commands, submit: o.Submit, st: *st, keys: defaultKeys(),
 		now: o.Now, loc: o.Location,
-		convs: make(map[string]*conv), dmInfo: make(map[string]*dmPeer),
+		convs: make(map[string]*conv), dmInfo: make(map[peer.ID]*dmPeer),
 		width: 80, height: 24,
 	}
 	if m.now == nil {
@@ -145,13 +145,12 @@ func New(o Options) *Model {
 	m.transfers = newTransfers()
 
 	m.convs[statusKey] = newConv(statusKey, convStatus, "")
-	m.commands = m.be.Commands()
+	m.commands = m.cmds.Commands()
 	m.refresh()
-	m.nodeCurrent = m.self.Current
-	if m.nodeCurrent != "" {
-		m.activate(roomKey(m.nodeCurrent), false)
+	if cur := m.cmds.Current(); cur != "" {
+		m.activate(roomKey(cur))
 	} else {
-		m.activate(statusKey, false)
+		m.activate(statusKey)
 	}
 	return m
 }
@@ -184,7 +183,7 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		return m, nil
 	case execDoneMsg:
 		m.refresh()
-		m.followCurrent()
+		m.execDone(msg)
 		return m, nil
 	case tickMsg:
 		m.refresh()
@@ -199,7 +198,7 @@ func (m *Model) refresh() {
 	m.self = m.be.Status()
 	m.rooms = m.be.RoomList()
 	m.peers = m.be.PeerList()
-	m.peerByID = make(map[string]node.PeerView, len(m.peers))
+	m.peerByID = make(map[peer.ID]node.PeerView, len(m.peers))
 	for _, p := range m.peers {
 		m.peerByID[p.PeerID] = p
 		if d, ok := m.dmInfo[p.PeerID]; ok && p.Nick != "" {
@@ -227,18 +226,27 @@ func (m *Model) refresh() {
 	m.transfers.prune(m.now())
 }
 
-// followCurrent shows the node's current room when a command changed it
-// (/join, /switch, /leave, /create typed by the user).
-func (m *Model) followCurrent() {
-	cur := m.self.Current
-	if cur == m.nodeCurrent {
+// execDone shows the outcome of an action: the answer or the error in
+// the conversation shown, and the room or private conversation a command
+// moved to (/join, /switch, /leave, /create, /msg).
+func (m *Model) execDone(d execDoneMsg) {
+	if d.err != nil {
+		m.system(m.activeConv(), entryError, clean(d.err.Error()))
 		return
 	}
-	m.nodeCurrent = cur
-	if cur != "" {
-		m.activate(roomKey(cur), false)
-	} else if c := m.convs[m.active]; c != nil && c.kind == convRoom {
-		m.activate(statusKey, false)
+	if d.reply.Text != "" {
+		m.system(m.activeConv(), entrySystem, cleanBlock(d.reply.Text))
+	}
+	switch {
+	case d.reply.RoomChanged && d.reply.Room != "":
+		m.activate(roomKey(d.reply.Room))
+	case d.reply.RoomChanged:
+		if c := m.convs[m.active]; c != nil && c.kind == convRoom {
+			m.activate(statusKey)
+		}
+	}
+	if l, ok := d.a.(lineAction); ok && commandName(l.line) == "msg" && d.reply.Peer != "" {
+		m.activate(m.dmConv(d.reply.Peer).key)
 	}
 }
 
@@ -262,23 +270,22 @@ func (m *Model) roomConv(room string) *conv {
 
 // dmConv returns the private conversation with a peer, creating it with
 // the stored messages.
-func (m *Model) dmConv(peerID string) *conv {
+func (m *Model) dmConv(peerID peer.ID) *conv {
 	k := dmKey(peerID)
 	if c, ok := m.convs[k]; ok {
 		return c
 	}
-	c := newConv(k, convDM, peerID)
+	c := newConv(k, convDM, peerID.String())
+	c.peer = peerID
 	m.seq++
 	c.seq, c.lastActive = m.seq, m.now()
 	m.convs[k] = c
 	d := &dmPeer{}
 	if p, ok := m.peerByID[peerID]; ok {
 		d.nick, d.fp = clean(p.Nick), p.Fingerprint
-	} else if p, err := m.be.Peer(peerID); err == nil {
+	} else {
+		p := m.be.Peer(peerID)
 		d.nick, d.fp = clean(p.Nick), p.Fingerprint
-	}
-	if d.fp == "" {
-		d.fp = shortID(peerID)
 	}
 	m.dmInfo[peerID] = d
 	if hist, err := m.be.DMHistory(peerID, historyOnOpen); err == nil {
@@ -309,7 +316,7 @@ func (m *Model) evictDMs() {
 			continue
 		}
 		delete(m.convs, c.key)
-		delete(m.dmInfo, c.name)
+		delete(m.dmInfo, c.peer)
 	}
 }
 
@@ -338,9 +345,10 @@ func (m *Model) reorder() {
 }
 
 // activate shows a conversation. For a room it also makes the room the
-// node's current one (quietly) unless the node already has it, so that
-// text and /who, /invite, /leave without a room go where the user looks.
-func (m *Model) activate(k string, syncNode bool) {
+// current one of the UI's command session, so that /who, /invite, /leave
+// without a room, and text typed in the status conversation, go to the
+// room the user looked at last.
+func (m *Model) activate(k string) {
 	c, ok := m.convs[k]
 	if !ok {
 		if strings.HasPrefix(k, "#") {
@@ -352,11 +360,8 @@ func (m *Model) activate(k string, syncNode bool) {
 	m.active = c.key
 	c.unread = 0
 	c.lastActive = m.now()
-	if syncNode && c.kind == convRoom && c.name != m.nodeCurrent {
-		if m.submit("/switch " + c.name) {
-			m.switchEcho++
-			m.nodeCurrent = c.name
-		}
+	if c.kind == convRoom {
+		m.cmds.SetCurrent(c.name)
 	}
 }
 
@@ -367,7 +372,7 @@ func (m *Model) step(d int) {
 		return
 	}
 	i = (i + d + len(m.order)) % len(m.order)
-	m.activate(m.order[i], true)
+	m.activate(m.order[i])
 }
 
 func (m *Model) activeConv() *conv {
@@ -426,7 +431,7 @@ func (m *Model) key(msg tea.KeyMsg) tea.Cmd {
 		return nil
 	case key.Matches(msg, k.JumpConv):
 		if i := int(msg.Runes[0] - '1'); i >= 0 && i < len(m.order) {
-			m.activate(m.order[i], true)
+			m.activate(m.order[i])
 		}
 		return nil
 	case key.Matches(msg, k.Complete):
@@ -499,26 +504,27 @@ func (m *Model) peersKey(msg tea.KeyMsg) {
 	case len(m.peers) == 0:
 	case key.Matches(msg, k.Open):
 		p := m.peers[m.peerSel]
-		m.dmConv(p.PeerID)
-		m.activate(dmKey(p.PeerID), false)
+		m.activate(m.dmConv(p.PeerID).key)
 		m.toggleFocus()
 	case key.Matches(msg, k.Whois):
-		m.run("/whois " + m.peers[m.peerSel].PeerID)
+		m.run(whoisAction{m.peers[m.peerSel].PeerID})
 	case key.Matches(msg, k.Verify):
-		m.run("/verify " + m.peers[m.peerSel].PeerID)
+		m.run(verifyAction{m.peers[m.peerSel].PeerID})
 	}
 }
 
-// run queues a line for the node, reporting a full queue.
-func (m *Model) run(line string) {
-	if !m.submit(line) {
+// run queues an action, reporting a full queue.
+func (m *Model) run(a action) bool {
+	if !m.submit(a) {
 		m.system(m.activeConv(), entryError, "too many commands waiting; try again in a moment")
+		return false
 	}
+	return true
 }
 
-// send handles Enter: the line goes to the node as line mode would send
-// it, except that text typed in a private conversation becomes /msg, and
-// /help opens the help overlay.
+// send handles Enter: a slash command runs as in line mode (/help opens
+// the help overlay); text goes to the room or peer of the conversation
+// shown, or, in the status conversation, to the current room.
 func (m *Model) send() {
 	line := strings.TrimRight(m.input.Value(), " \t")
 	if strings.TrimSpace(line) == "" {
@@ -533,20 +539,19 @@ func (m *Model) send() {
 	}
 	c := m.activeConv()
 	c.scroll, c.below = 0, 0
-	switch {
-	case name == "help" && strings.TrimSpace(line) == "/help":
+	if name == "help" && strings.TrimSpace(line) == "/help" {
 		m.help, m.helpScroll = true, 0
 		return
-	case name == "msg":
-		m.followMsg = true
 	}
-	isText := name == ""
-	if isText && c.kind == convDM {
-		line = "/msg " + c.name + " " + strings.TrimPrefix(line, "/")
-	} else if isText && c.kind == convRoom && c.name != m.nodeCurrent {
-		m.activate(c.key, true)
+	text := strings.TrimPrefix(line, "/") // "//text" sends "/text"
+	switch {
+	case name != "" || c.kind == convStatus:
+		m.run(lineAction{line})
+	case c.kind == convDM:
+		m.run(dmAction{c.peer, text})
+	default:
+		m.run(sayAction{c.name, text})
 	}
-	m.run(line)
 }
 
 // commandName returns the lower-case command of a slash line, "" for
@@ -612,7 +617,7 @@ func (m *Model) mouse(msg tea.MouseMsg) {
 		}
 		l := m.layout()
 		if k, ok := l.convAt(m, msg.X, msg.Y); ok {
-			m.activate(k, true)
+			m.activate(k)
 		} else if i, ok := l.peerAt(m, msg.X, msg.Y); ok {
 			m.peerSel = i
 			if m.focus != focusPeers {

@@ -19,38 +19,34 @@ import (
 )
 
 func TestTextGoesToTheRoomShown(t *testing.T) {
-	h := newHarness(t, newFakeNode(), 80, 24)
+	f := newFakeNode()
+	h := newHarness(t, f, 80, 24)
 	h.enter("hello lobby")
-	// Ctrl+P from #lobby goes to #dev: the node is told quietly.
+	// Ctrl+P from #lobby goes to #dev: the command session follows,
+	// without a command line.
 	h.press(tea.KeyCtrlP)
-	if h.m.active != roomKey("dev") {
-		t.Fatalf("active %q after Ctrl+P", h.m.active)
+	if h.m.active != roomKey("dev") || f.Current() != "dev" {
+		t.Fatalf("active %q, current %q after Ctrl+P", h.m.active, f.Current())
 	}
 	h.enter("hello dev")
-	want := []string{"hello lobby", "/switch dev", "hello dev"}
+	want := []string{"say #lobby hello lobby", "say #dev hello dev"}
 	if got := h.takeLines(); !slices.Equal(got, want) {
 		t.Fatalf("submitted %q, want %q", got, want)
 	}
-	// The node's answer to the UI's own /switch is not shown; the
-	// answer to one the user types is.
-	h.events(events.Info{Text: "current room: dev", Data: node.RoomRef{Room: "dev"}})
-	if strings.Contains(h.screen(), "current room") {
-		t.Fatal("the UI's own /switch is echoed")
-	}
+	// The answer to a /switch the user types is shown.
 	h.enter("/switch dev")
-	h.events(events.Info{Text: "current room: dev", Data: node.RoomRef{Room: "dev"}})
+	h.execDone()
 	if !strings.Contains(h.screen(), "current room: dev") {
 		t.Fatal("the answer to a typed /switch is not shown")
 	}
 }
 
-func TestFollowsTheNodesCurrentRoom(t *testing.T) {
+func TestFollowsTheCommandsRoom(t *testing.T) {
 	f := newFakeNode()
 	h := newHarness(t, f, 80, 24)
 	h.enter("/join rust")
 	f.set(func(f *fakeNode) {
 		f.rooms = append(f.rooms, node.RoomRow{Room: "rust", Members: 1})
-		f.status.Current = "rust"
 	})
 	h.events(events.Joined{Room: "rust"})
 	h.execDone()
@@ -60,9 +56,9 @@ func TestFollowsTheNodesCurrentRoom(t *testing.T) {
 	if !strings.Contains(h.screen(), "joined #rust") {
 		t.Fatalf("no joined line:\n%s", h.screen())
 	}
+	h.enter("/leave")
 	f.set(func(f *fakeNode) {
 		f.rooms = f.rooms[:2]
-		f.status.Current = "dev"
 	})
 	h.events(events.Left{Room: "rust"})
 	h.execDone()
@@ -77,13 +73,13 @@ func TestUnreadCounts(t *testing.T) {
 		msg("dev", idAlice, "alice", "one", 0),
 		msg("dev", idAlice, "alice", "two", time.Second),
 		msg("dev", idSelf, "me", "mine do not count", 2*time.Second),
-		events.Presence{Room: "dev", PeerID: idBob.String(), Nick: "bob", Online: true},
-		events.DM{ID: "d1", From: idCarol.String(), Nick: "carol", Text: "psst", SentAt: t0},
+		events.Presence{Room: "dev", PeerID: idBob, Nick: "bob", Online: true},
+		events.DM{ID: "d1", From: idCarol, Nick: "carol", Text: "psst", SentAt: t0},
 	)
 	if c := h.m.convs[roomKey("dev")]; c.unread != 2 {
 		t.Fatalf("dev unread %d, want 2", c.unread)
 	}
-	if c := h.m.convs[dmKey(idCarol.String())]; c == nil || c.unread != 1 {
+	if c := h.m.convs[dmKey(idCarol)]; c == nil || c.unread != 1 {
 		t.Fatalf("carol conversation %+v", c)
 	}
 	// The first message of a new conversation is in the store already
@@ -92,8 +88,8 @@ func TestUnreadCounts(t *testing.T) {
 	f.set(func(f *fakeNode) {
 		f.dms[idBob.String()] = []dm.Entry{{ID: "d2", Peer: idBob, Nick: "bob", Text: "stored first", SentAt: t0}}
 	})
-	h.events(events.DM{ID: "d2", From: idBob.String(), Nick: "bob", Text: "stored first", SentAt: t0})
-	if c := h.m.convs[dmKey(idBob.String())]; c == nil || c.unread != 1 || len(c.entries) != 1 {
+	h.events(events.DM{ID: "d2", From: idBob, Nick: "bob", Text: "stored first", SentAt: t0})
+	if c := h.m.convs[dmKey(idBob)]; c == nil || c.unread != 1 || len(c.entries) != 1 {
 		t.Fatalf("bob conversation %+v", c)
 	}
 	if !strings.Contains(h.screen(), " #dev               2 ") {
@@ -271,12 +267,12 @@ func TestScrollbackIsBounded(t *testing.T) {
 
 func TestDMStatusForAMessageNotInTheStore(t *testing.T) {
 	h := newHarness(t, newFakeNode(), 80, 24)
-	h.events(events.DMStatus{ID: "0123456789abcdef", To: idCarol.String(), State: events.DMFailed, Error: "rejected by recipient: too long"})
-	c := h.m.convs[dmKey(idCarol.String())]
+	h.events(events.DMStatus{ID: "0123456789abcdef", To: idCarol, State: events.DMFailed, Error: "rejected by recipient: too long"})
+	c := h.m.convs[dmKey(idCarol)]
 	if c == nil || len(c.entries) != 1 || c.entries[0].state != events.DMFailed {
 		t.Fatalf("conversation %+v", c)
 	}
-	h.m.activate(c.key, false)
+	h.m.activate(c.key)
 	if s := h.screen(); !strings.Contains(s, "(message 01234567)") || !strings.Contains(s, "✗ failed: rejected by") {
 		t.Fatalf("screen:\n%s", s)
 	}
@@ -304,14 +300,14 @@ func TestClickPicksAConversation(t *testing.T) {
 func TestStatusShowsNodeEvents(t *testing.T) {
 	h := newHarness(t, newFakeNode(), 160, 30)
 	h.events(
-		events.Ready{PeerID: idSelf.String(), Nick: "me", Fingerprint: "FP", Addrs: []string{"/ip4/127.0.0.1/tcp/4001/p2p/" + idSelf.String()}},
-		events.PeerConnected{PeerID: idAlice.String(), Addr: "/ip4/127.0.0.1/tcp/4002"},
-		events.PeerPath{PeerID: idAlice.String(), Path: "direct", Previous: "relayed", Addr: "/ip4/1.2.3.4/tcp/1"},
+		events.Ready{PeerID: idSelf, Nick: "me", Fingerprint: "FP", Addrs: []string{"/ip4/127.0.0.1/tcp/4001/p2p/" + idSelf.String()}},
+		events.PeerConnected{PeerID: idAlice, Addr: "/ip4/127.0.0.1/tcp/4002"},
+		events.PeerPath{PeerID: idAlice, Path: "direct", Previous: "relayed", Addr: "/ip4/1.2.3.4/tcp/1"},
 		events.Reachability{Reachability: "public"},
-		events.PeerDisconnected{PeerID: idAlice.String(), Reason: "liveness"},
+		events.PeerDisconnected{PeerID: idAlice, Reason: "liveness"},
 		LogLine{Text: "level=WARN msg=something"},
 	)
-	h.m.activate(statusKey, false)
+	h.m.activate(statusKey)
 	s := h.screen()
 	for _, want := range []string{"ready: me (FP)", "listening on /ip4/127.0.0.1/tcp/4001", "connected: alice (" + fp(idAlice) + ")",
 		"now direct (was relayed)", "reachability: public", "stopped answering pings", "level=WARN"} {
@@ -324,10 +320,13 @@ func TestStatusShowsNodeEvents(t *testing.T) {
 func TestFailedMsgDoesNotSwitchLater(t *testing.T) {
 	h := newHarness(t, newFakeNode(), 80, 24)
 	h.enter("/msg nobody hi")
-	h.events(events.Error{Error: "unknown peer: no known peer is called \"nobody\"", Command: "/msg nobody hi"})
+	h.execDone()
+	if !strings.Contains(h.screen(), `no known peer is called "nobody"`) {
+		t.Fatalf("the error is not shown:\n%s", h.screen())
+	}
 	// A later delivery state (of a /msg typed before, say) does not pull
 	// the view away from the room.
-	h.events(events.DMStatus{ID: "07", To: idCarol.String(), State: events.DMQueued})
+	h.events(events.DMStatus{ID: "07", To: idCarol, State: events.DMQueued})
 	if h.m.active != roomKey("lobby") {
 		t.Fatalf("active %q", h.m.active)
 	}
@@ -363,7 +362,7 @@ func TestClickPicksAPeer(t *testing.T) {
 		t.Fatalf("focus %v, peer %d", h.m.focus, h.m.peerSel)
 	}
 	h.press(tea.KeyEnter)
-	if h.m.active != dmKey(idBob.String()) {
+	if h.m.active != dmKey(idBob) {
 		t.Fatalf("active %q", h.m.active)
 	}
 	// Below the list (the input line) is no peer.

@@ -13,14 +13,16 @@ import (
 	tea "github.com/charmbracelet/bubbletea"
 	"github.com/charmbracelet/lipgloss"
 
+	"github.com/parley-chat/parley/command"
 	"github.com/parley-chat/parley/events"
-	"github.com/parley-chat/parley/node"
 )
 
 // Config configures Run.
 type Config struct {
 	// Backend is the node (required).
 	Backend Backend
+	// Commands runs the slash commands typed (required).
+	Commands Commands
 	// Events is the node's event queue (required); Run consumes it.
 	Events *events.Queue
 	// Input and Output are the terminal.
@@ -50,13 +52,13 @@ const (
 )
 
 // Run shows the UI until the user leaves (Ctrl+C or /quit) or ctx ends.
-// Typed lines run through Backend.Exec one at a time, in order, on their
+// The UI's actions (typed lines, text, answers to offers) run one at a time, in order, on their
 // own goroutine, so a slow command (/connect) never freezes the screen.
 // Run returns after restoring the terminal; closing the node is the
 // caller's job.
 func Run(ctx context.Context, cfg Config) error {
-	if cfg.Backend == nil || cfg.Events == nil {
-		return errors.New("tui: config needs a backend and an event queue")
+	if cfg.Backend == nil || cfg.Commands == nil || cfg.Events == nil {
+		return errors.New("tui: config needs a backend, commands and an event queue")
 	}
 	log := cfg.Logger
 	if log == nil {
@@ -65,17 +67,17 @@ func Run(ctx context.Context, cfg Config) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
-	lines := make(chan string, lineQueue)
-	submit := func(line string) bool {
+	lines := make(chan action, lineQueue)
+	submit := func(a action) bool {
 		select {
-		case lines <- line:
+		case lines <- a:
 			return true
 		default:
 			return false
 		}
 	}
 	st := NewStyles(lipgloss.NewRenderer(cfg.Output), cfg.NoColor)
-	m := New(Options{Backend: cfg.Backend, Submit: submit, Styles: &st})
+	m := New(Options{Backend: cfg.Backend, Commands: cfg.Commands, Submit: submit, Styles: &st})
 	opts := []tea.ProgramOption{
 		tea.WithInput(cfg.Input), tea.WithOutput(cfg.Output), tea.WithAltScreen(),
 		// The caller's ctx carries SIGINT and SIGTERM.
@@ -90,7 +92,7 @@ func Run(ctx context.Context, cfg Config) error {
 	wg.Add(3)
 	go func() {
 		defer wg.Done()
-		execLoop(ctx, cfg.Backend, lines, p)
+		execLoop(ctx, cfg.Backend, cfg.Commands, lines, p)
 	}()
 	go func() {
 		defer wg.Done()
@@ -121,19 +123,19 @@ func Run(ctx context.Context, cfg Config) error {
 	return nil
 }
 
-// execLoop runs typed lines through the node in order; /quit ends the
-// program.
-func execLoop(ctx context.Context, be Backend, lines <-chan string, p *tea.Program) {
+// execLoop runs the UI's actions in order; /quit ends the program.
+func execLoop(ctx context.Context, be Backend, cmds Commands, actions <-chan action, p *tea.Program) {
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case line := <-lines:
-			if err := be.Exec(ctx, line); errors.Is(err, node.ErrQuit) {
+		case a := <-actions:
+			r, err := a.do(ctx, be, cmds)
+			if errors.Is(err, command.ErrQuit) {
 				p.Quit()
 				return
 			}
-			p.Send(execDoneMsg{})
+			p.Send(execDoneMsg{a: a, reply: r, err: err})
 		}
 	}
 }

@@ -41,7 +41,7 @@ func runUI(t *testing.T, ctx context.Context, f *fakeNode, q *events.Queue) (*io
 	out := &lockedBuffer{}
 	done := make(chan error, 1)
 	go func() {
-		done <- Run(ctx, Config{Backend: f, Events: q, Input: pr, Output: out, NoColor: true})
+		done <- Run(ctx, Config{Backend: f, Commands: f, Events: q, Input: pr, Output: out, NoColor: true})
 	}()
 	return pw, out, done
 }
@@ -73,7 +73,7 @@ func TestRunExecutesLinesInOrderAndQuits(t *testing.T) {
 	f.mu.Lock()
 	got := slices.Clone(f.execd)
 	f.mu.Unlock()
-	if want := []string{"first line", "second", "/quit"}; !slices.Equal(got, want) {
+	if want := []string{"say #lobby first line", "say #lobby second", "/quit"}; !slices.Equal(got, want) {
 		t.Fatalf("executed %q, want %q", got, want)
 	}
 	if !strings.Contains(out.String(), "hello from the queue") {

@@ -4,6 +4,7 @@ import (
 	"hash/fnv"
 
 	"github.com/charmbracelet/lipgloss"
+	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/muesli/termenv"
 )
 
@@ -78,9 +79,9 @@ func NewStyles(r *lipgloss.Renderer, noColor bool) Styles {
 // ID, so it stays the same across nick changes and restarts and differs
 // between two peers that use the same nick (most of the time: there are
 // 12 colours; the fingerprint tells them apart for sure).
-func (s Styles) Nick(peerID string) lipgloss.Style {
+func (s Styles) Nick(p peer.ID) lipgloss.Style {
 	h := fnv.New32a()
-	_, _ = h.Write([]byte(peerID))
+	_, _ = h.Write([]byte(p.String()))
 	return s.nicks[h.Sum32()%uint32(len(s.nicks))] // #nosec G115 -- a short, non-empty palette
 }
 

@@ -7,8 +7,10 @@ import (
 	"time"
 
 	"github.com/charmbracelet/x/ansi"
+	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/parley-chat/parley/events"
+	"github.com/parley-chat/parley/present"
 	"github.com/parley-chat/parley/transfer"
 )
 
@@ -35,8 +37,8 @@ const (
 // xfer is one file transfer as the UI shows it. Text fields are cleaned.
 type xfer struct {
 	id     string
-	send   bool   // this node sends
-	peer   string // the other side's peer ID
+	send   bool    // this node sends
+	peer   peer.ID // the other side
 	name   string
 	room   string // a file shared in a room (fetch rather than accept)
 	size   int64
@@ -157,15 +159,14 @@ func (m *Model) answerOffer(accept bool) {
 	if x == nil {
 		return
 	}
-	line := "/reject " + x.id
+	a := offerAction{offerReject, x.id}
 	if accept {
-		line = "/accept " + x.id
+		a.op = offerAccept
 		if x.room != "" {
-			line = "/fetch " + x.id
+			a.op = offerFetch
 		}
 	}
-	if !m.submit(line) {
-		m.system(m.activeConv(), entryError, "too many commands waiting; try again in a moment")
+	if !m.run(a) {
 		return
 	}
 	x.offerd = false
@@ -192,9 +193,9 @@ func (m *Model) transferEvent(e events.Event) bool {
 		x := m.transfers.get(e.TransferID)
 		x.peer, x.name, x.size, x.room = e.From, clean(e.Name), e.Size, e.Room
 		m.transfers.offer(x)
-		text := fmt.Sprintf("%s offers %s (%s): Alt+A accept, Alt+R reject, or /accept %s", m.peerLabel(x.peer), x.name, humanBytes(x.size), shortHex(x.id))
+		text := fmt.Sprintf("%s offers %s (%s): Alt+A accept, Alt+R reject, or /accept %s", m.peerLabel(x.peer), x.name, present.Bytes(x.size), present.ShortID(x.id))
 		if x.room != "" {
-			text = fmt.Sprintf("%s shares %s (%s): Alt+A or /fetch %s to get it", m.peerLabel(x.peer), x.name, humanBytes(x.size), shortHex(x.id))
+			text = fmt.Sprintf("%s shares %s (%s): Alt+A or /fetch %s to get it", m.peerLabel(x.peer), x.name, present.Bytes(x.size), present.ShortID(x.id))
 		}
 		m.append(m.xferConv(x), &entry{kind: entrySystem, at: now, text: text}, true)
 	case events.FileProgress:
@@ -206,9 +207,9 @@ func (m *Model) transferEvent(e events.Event) bool {
 		x := m.xfer(e.TransferID, e.Direction, e.Peer)
 		x.bytes, x.size = e.Size, e.Size
 		m.transfers.end(x, xferDone, now)
-		text := fmt.Sprintf("received %s (%s), verified; saved as %s", x.name, humanBytes(x.size), clean(e.Path))
+		text := fmt.Sprintf("received %s (%s), verified; saved as %s", x.name, present.Bytes(x.size), clean(e.Path))
 		if x.send {
-			text = fmt.Sprintf("%s (%s) reached %s, verified", x.name, humanBytes(x.size), m.peerLabel(x.peer))
+			text = fmt.Sprintf("%s (%s) reached %s, verified", x.name, present.Bytes(x.size), m.peerLabel(x.peer))
 		}
 		m.system(m.xferConv(x), entrySystem, text)
 	case events.FileFailed:
@@ -232,7 +233,7 @@ func (m *Model) transferEvent(e events.Event) bool {
 
 // xfer returns the transfer of a progress or end event, filling in what
 // the event says and, for one the UI has not seen, its name.
-func (m *Model) xfer(id, dir, peerID string) *xfer {
+func (m *Model) xfer(id, dir string, peerID peer.ID) *xfer {
 	x := m.transfers.get(id)
 	x.send = dir == "send"
 	if peerID != "" {
@@ -253,7 +254,7 @@ func (m *Model) xfer(id, dir, peerID string) *xfer {
 		}
 	}
 	if x.name == "" {
-		x.name = "transfer " + shortHex(id)
+		x.name = "transfer " + present.ShortID(id)
 	}
 	return x
 }
@@ -282,7 +283,7 @@ func (m *Model) offerView(x *xfer, w int) []string {
 	}
 	lines := []string{
 		m.st.Header.Render(cut(head, inner)),
-		cut(x.name, max(1, inner-12)) + " · " + humanBytes(x.size),
+		cut(x.name, max(1, inner-12)) + " · " + present.Bytes(x.size),
 		"Alt+A accept · Alt+R reject · Esc later",
 	}
 	title := "─ file offer "
@@ -341,7 +342,7 @@ func (m *Model) xferRow(x *xfer, w int) string {
 	case xferAccepted:
 		tail = " waiting"
 	default:
-		tail = fmt.Sprintf(" %s/s ETA %s", humanBytes(x.rate), eta(x.size-x.bytes, x.rate))
+		tail = fmt.Sprintf(" %s/s ETA %s", present.Bytes(x.rate), present.ETA(x.size-x.bytes, x.rate))
 	}
 	// A fixed-width tail keeps the bars of several rows aligned.
 	tail = fit(fmt.Sprintf(" %3d%%%s", pct, tail), 27)
@@ -351,36 +352,4 @@ func (m *Model) xferRow(x *xfer, w int) string {
 	nameW := min(48, max(4, w-3-barW-2-ansi.StringWidth(tail)-1))
 	name := x.name + " · " + m.peerLabel(x.peer)
 	return fit(" "+arrow+" "+fit(cut(name, nameW), nameW)+" "+bar+tail, w)
-}
-
-// humanBytes formats a size in binary units.
-func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", max(n, 0))
-	}
-	div, exp := int64(unit), 0
-	for v := n / unit; v >= unit && exp < 5; v /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
-}
-
-// eta formats the time left for left bytes at rate bytes per second.
-func eta(left, rate int64) string {
-	if rate <= 0 || left < 0 {
-		return "--:--"
-	}
-	s := left / rate
-	if left%rate != 0 {
-		s++
-	}
-	if s >= 100*3600 {
-		return ">99h"
-	}
-	if s >= 3600 {
-		return fmt.Sprintf("%d:%02d:%02d", s/3600, s/60%60, s%60)
-	}
-	return fmt.Sprintf("%d:%02d", s/60, s%60)
 }

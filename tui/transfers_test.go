@@ -26,24 +26,24 @@ func TestGoldenTransfers(t *testing.T) {
 	})
 	h := newHarness(t, f, 80, 24)
 	h.events(
-		events.FileOffer{TransferID: xferIn, From: idAlice.String(), Name: "report.pdf", Size: 1258291},
-		events.FileProgress{TransferID: xferOut, Bytes: 135 << 20, Size: 300 << 20, Rate: 12 << 20, Direction: "send", Peer: idBob.String()},
+		events.FileOffer{TransferID: xferIn, From: idAlice, Name: "report.pdf", Size: 1258291},
+		events.FileProgress{TransferID: xferOut, Bytes: 135 << 20, Size: 300 << 20, Rate: 12 << 20, Direction: "send", Peer: idBob},
 	)
 	view := h.m.View()
 	checkGeometry(t, view, 80, 24)
 	golden(t, "transfers_80x24", h.screen())
 
-	// Alt+A accepts the offer shown, with the same command as typed.
+	// Alt+A accepts the offer shown.
 	h.alt('a')
-	if got := h.takeLines(); !slices.Equal(got, []string{"/accept " + xferIn}) {
+	if got := h.takeLines(); !slices.Equal(got, []string{"accept " + xferIn}) {
 		t.Fatalf("Alt+A submitted %q", got)
 	}
 	if h.m.transfers.popup() != nil || strings.Contains(h.screen(), "file offer") {
 		t.Fatal("the popup stays after Alt+A")
 	}
 	h.events(
-		events.FileProgress{TransferID: xferIn, Bytes: 629145, Size: 1258291, Rate: 314572, Direction: "receive", Peer: idAlice.String()},
-		events.FileDone{TransferID: xferOut, Path: "/home/me/holiday.tar", Size: 300 << 20, Hash: "ab", Direction: "send", Peer: idBob.String()},
+		events.FileProgress{TransferID: xferIn, Bytes: 629145, Size: 1258291, Rate: 314572, Direction: "receive", Peer: idAlice},
+		events.FileDone{TransferID: xferOut, Path: "/home/me/holiday.tar", Size: 300 << 20, Hash: "ab", Direction: "send", Peer: idBob},
 	)
 	s := h.screen()
 	for _, want := range []string{"↓ report.pdf · alice", " 49% 307.2 KiB/s ETA 0:03", "↑ holiday.tar · bob", "100% done"} {
@@ -51,7 +51,7 @@ func TestGoldenTransfers(t *testing.T) {
 			t.Errorf("screen lacks %q:\n%s", want, s)
 		}
 	}
-	h.events(events.FileDone{TransferID: xferIn, Path: "/home/me/Downloads/report.pdf", Size: 1258291, Hash: "cd", Direction: "receive", Peer: idAlice.String()})
+	h.events(events.FileDone{TransferID: xferIn, Path: "/home/me/Downloads/report.pdf", Size: 1258291, Hash: "cd", Direction: "receive", Peer: idAlice})
 	// Finished transfers leave the strip a few seconds later.
 	h.clock = h.clock.Add(endedShown + time.Second)
 	h.m.Update(tickMsg(h.clock))
@@ -59,11 +59,11 @@ func TestGoldenTransfers(t *testing.T) {
 		t.Fatalf("ended transfers still shown:\n%s", s)
 	}
 	// Both ends are written into the conversations with the peers.
-	h.m.activate(dmKey(idAlice.String()), false)
+	h.m.activate(dmKey(idAlice))
 	if s := h.screen(); !strings.Contains(s, "alice (") || !strings.Contains(s, "received report.pdf (1.2 MiB), verified;") {
 		t.Fatalf("alice's conversation:\n%s", s)
 	}
-	h.m.activate(dmKey(idBob.String()), false)
+	h.m.activate(dmKey(idBob))
 	if s := h.screen(); !strings.Contains(s, "holiday.tar (300.0 MiB) reached bob") {
 		t.Fatalf("bob's conversation:\n%s", s)
 	}
@@ -78,9 +78,9 @@ func TestOfferKeys(t *testing.T) {
 		t.Fatal("Alt+A/Alt+R without an offer did something")
 	}
 	h.events(
-		events.FileOffer{TransferID: xferIn, From: idAlice.String(), Name: "a.txt", Size: 10},
-		events.FileOffer{TransferID: xferOut, From: idBob.String(), Name: "b.txt", Size: 20},
-		events.FileOffer{TransferID: xferShare, From: idCarol.String(), Name: "c.txt", Size: 30, Room: "lobby"},
+		events.FileOffer{TransferID: xferIn, From: idAlice, Name: "a.txt", Size: 10},
+		events.FileOffer{TransferID: xferOut, From: idBob, Name: "b.txt", Size: 20},
+		events.FileOffer{TransferID: xferShare, From: idCarol, Name: "c.txt", Size: 30, Room: "lobby"},
 	)
 	// Typing goes on while an offer is shown.
 	h.typeText("hello")
@@ -91,7 +91,7 @@ func TestOfferKeys(t *testing.T) {
 	h.press(tea.KeyEsc)
 	// b.txt is hidden, not answered; c.txt, a room share, is fetched.
 	h.alt('a')
-	want := []string{"/reject " + xferIn, "/fetch " + xferShare}
+	want := []string{"reject " + xferIn, "fetch " + xferShare}
 	if got := h.takeLines(); !slices.Equal(got, want) {
 		t.Fatalf("submitted %q, want %q", got, want)
 	}
@@ -106,23 +106,23 @@ func TestOfferKeys(t *testing.T) {
 func TestTransferFailedAndRejected(t *testing.T) {
 	h := newHarness(t, newFakeNode(), 80, 24)
 	h.events(
-		events.FileOffer{TransferID: xferIn, From: idAlice.String(), Name: "a.bin", Size: 1 << 20},
-		events.FileProgress{TransferID: xferIn, Bytes: 1 << 19, Size: 1 << 20, Rate: 1000, Direction: "receive", Peer: idAlice.String()},
-		events.FileFailed{TransferID: xferIn, Error: "chunk 3 failed verification \x1b[2J 3 times", Code: "verify_failed", Direction: "receive", Peer: idAlice.String()},
-		events.FileRejected{TransferID: xferOut, Direction: "send", Peer: idBob.String()},
+		events.FileOffer{TransferID: xferIn, From: idAlice, Name: "a.bin", Size: 1 << 20},
+		events.FileProgress{TransferID: xferIn, Bytes: 1 << 19, Size: 1 << 20, Rate: 1000, Direction: "receive", Peer: idAlice},
+		events.FileFailed{TransferID: xferIn, Error: "chunk 3 failed verification \x1b[2J 3 times", Code: "verify_failed", Direction: "receive", Peer: idAlice},
+		events.FileRejected{TransferID: xferOut, Direction: "send", Peer: idBob},
 	)
 	if h.m.transfers.popup() != nil {
 		t.Fatal("a failed offer is still shown")
 	}
-	if c := h.m.convs[dmKey(idAlice.String())]; c == nil || c.unread != 2 {
+	if c := h.m.convs[dmKey(idAlice)]; c == nil || c.unread != 2 {
 		t.Fatalf("alice's conversation %+v (the offer and the failure are unread)", c)
 	}
-	h.m.activate(dmKey(idAlice.String()), false)
+	h.m.activate(dmKey(idAlice))
 	s := h.screen()
 	if !strings.Contains(s, "transfer of a.bin failed: chunk 3 failed") || !strings.Contains(s, `verification \x1b[2J 3 times`) || !strings.Contains(s, " 50% failed") {
 		t.Fatalf("screen:\n%s", s)
 	}
-	h.m.activate(dmKey(idBob.String()), false)
+	h.m.activate(dmKey(idBob))
 	if s := h.screen(); !strings.Contains(s, "declined transfer 77aa55cc") {
 		t.Fatalf("an unknown transfer is not named by its id:\n%s", s)
 	}

@@ -5,9 +5,11 @@ import (
 	"strings"
 
 	"github.com/charmbracelet/x/ansi"
+	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/parley-chat/parley/identity"
 	"github.com/parley-chat/parley/node"
+	"github.com/parley-chat/parley/present"
 )
 
 // Layout sizes, in terminal cells.
@@ -195,14 +197,14 @@ func (m *Model) convTitle(c *conv) string {
 	case convRoom:
 		return "#" + clean(c.name)
 	case convDM:
-		d := m.dmInfo[c.name]
+		d := m.dmInfo[c.peer]
 		if d == nil {
-			return "@" + shortID(c.name)
+			return "@" + present.Peer("", c.peer, false)
 		}
 		if d.nick == "" {
 			return "@" + d.fp
 		}
-		if m.dmNickShared(c.name, d.nick) {
+		if m.dmNickShared(c.peer, d.nick) {
 			return "@" + d.nick + "#" + d.fp
 		}
 		return "@" + d.nick
@@ -211,7 +213,7 @@ func (m *Model) convTitle(c *conv) string {
 }
 
 // dmNickShared reports whether another peer the UI knows goes by nick.
-func (m *Model) dmNickShared(id, nick string) bool {
+func (m *Model) dmNickShared(id peer.ID, nick string) bool {
 	if p, ok := m.peerByID[id]; ok && p.NickShared {
 		return true
 	}
@@ -366,10 +368,10 @@ func (m *Model) headerRow(c *conv, w int) string {
 		title = fmt.Sprintf("#%s · %s · %d online", clean(c.name), kind, members)
 	case convDM:
 		title = m.convTitle(c)
-		if d := m.dmInfo[c.name]; d != nil && !strings.Contains(title, "#") {
+		if d := m.dmInfo[c.peer]; d != nil && !strings.Contains(title, "#") {
 			title += " (" + d.fp + ")"
 		}
-		if p, ok := m.peerByID[c.name]; ok && p.Online {
+		if p, ok := m.peerByID[c.peer]; ok && p.Online {
 			title += " · online, " + pathLabel(p.Path)
 			if p.Trusted {
 				title += " · ✓ verified"
@@ -491,8 +493,8 @@ func (m *Model) entryLines(e *entry, w int) []string {
 // inputView draws the prompt and the input line.
 func (m *Model) inputView(w int) string {
 	prompt := m.convTitle(m.activeConv())
-	if m.activeConv().kind == convStatus && m.nodeCurrent != "" {
-		prompt = "#" + clean(m.nodeCurrent)
+	if cur := m.cmds.Current(); m.activeConv().kind == convStatus && cur != "" {
+		prompt = "#" + clean(cur)
 	}
 	prompt = cut(prompt, max(4, w/4)) + "> "
 	m.input.Width = max(1, w-ansi.StringWidth(prompt)-1)

@@ -7,16 +7,14 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/libp2p/go-libp2p/gologshim"
 
+	slash "github.com/parley-chat/parley/command"
 	"github.com/parley-chat/parley/config"
 	"github.com/parley-chat/parley/events"
 	"github.com/parley-chat/parley/identity"
-	"github.com/parley-chat/parley/internal/safetext"
 	"github.com/parley-chat/parley/node"
 	"github.com/parley-chat/parley/transfer"
 	"github.com/parley-chat/parley/tui"
@@ -106,10 +104,10 @@ func (c *chatCmd) run(ctx context.Context, stdin io.Reader, stdout, stderr io.Wr
 		logSink.Detach(stderr)
 		writerDone <- nil
 	} else {
-		out := newRenderer(stdout, s.json)
+		out := newRenderer(stdout, s.json, n)
 		go func() { writerDone <- out.drain(queue) }()
 		queue.Emit(n.Ready())
-		loopErr = commandLoop(ctx, n, stdin, queue)
+		loopErr = commandLoop(ctx, slash.New(n), stdin, queue)
 	}
 
 	closeErr := shutdown(n.Close, queue, writerDone)
@@ -160,9 +158,9 @@ func shutdownWithin(total, flushReserve time.Duration, closeFn func() error, que
 }
 
 // commandLoop feeds stdin lines to the node until EOF, /quit or ctx ends
-// (SIGINT, SIGTERM). A line longer than maxCommandLine is discarded with
+// (SIGINT, SIGTERM). A line longer than slash.MaxLine is discarded with
 // an error event on emit, and the loop goes on.
-func commandLoop(ctx context.Context, n *node.Node, stdin io.Reader, emit events.Emitter) error {
+func commandLoop(ctx context.Context, interp *slash.Interp, stdin io.Reader, emit events.Emitter) error {
 	// A line, or the error of a discarded one: handled in order.
 	type input struct {
 		line string
@@ -171,7 +169,7 @@ func commandLoop(ctx context.Context, n *node.Node, stdin io.Reader, emit events
 	lines := make(chan input)
 	readErr := make(chan error, 1)
 	go func() {
-		lr := newLineReader(stdin, maxCommandLine)
+		lr := newLineReader(stdin, slash.MaxLine)
 		for {
 			var in input
 			var err error
@@ -198,38 +196,14 @@ func commandLoop(ctx context.Context, n *node.Node, stdin io.Reader, emit events
 			return nil
 		case in := <-lines:
 			if in.long != nil {
-				emit.Emit(events.Error{Error: in.long.Error(), Command: echoLongLine(in.long.prefix)})
+				emit.Emit(events.Error{Error: in.long.Error(), Command: slash.EchoPrefix(in.long.prefix)})
 				continue
 			}
-			if err := n.Exec(ctx, in.line); errors.Is(err, node.ErrQuit) {
+			if err := interp.Run(ctx, in.line, emit); errors.Is(err, slash.ErrQuit) {
 				return nil
 			}
 		}
 	}
-}
-
-// echoLongLine is how a discarded line is shown back in its error event:
-// the command name alone for a command (its arguments may be a secret, as
-// with /joinpass), else the start of the text, control characters escaped,
-// at most 200 bytes as for any failed command.
-func echoLongLine(prefix string) string {
-	if strings.HasPrefix(prefix, "/") && !strings.HasPrefix(prefix, "//") {
-		name, _, _ := strings.Cut(prefix[1:], " ")
-		return "/" + safetext.Line(truncateUTF8(name, 40)) + " …"
-	}
-	return safetext.Line(truncateUTF8(prefix, 200)) + "…"
-}
-
-// truncateUTF8 cuts s to at most n bytes without splitting a UTF-8
-// sequence.
-func truncateUTF8(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n]
 }
 
 // newLogger returns the text logger on stderr and installs it as the

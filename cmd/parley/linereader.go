@@ -7,10 +7,6 @@ import (
 	"io"
 )
 
-// maxCommandLine bounds one command line read from stdin in line mode. It
-// is the node's own limit (node.Exec refuses longer lines).
-const maxCommandLine = 64 << 10
-
 // longLineEcho is how much of a discarded line is kept to show it back.
 const longLineEcho = 256
 

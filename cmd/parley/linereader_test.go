@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"testing/iotest"
+
+	slash "github.com/parley-chat/parley/command"
 )
 
 // readAll reads every line of in with a lineReader of limit max; a
@@ -86,13 +88,13 @@ func TestLineReaderKeepsThePrefixOfALongLine(t *testing.T) {
 	if !strings.Contains(msg, "too long") || !strings.Contains(msg, "at most 100 bytes") {
 		t.Fatalf("message %q does not say the line is too long and the limit", msg)
 	}
-	if echo := echoLongLine(long.prefix); echo != "/joinpass …" {
+	if echo := slash.EchoPrefix(long.prefix); echo != "/joinpass …" {
 		t.Fatalf("echo %q shows more than the command name", echo)
 	}
-	if echo := echoLongLine(strings.Repeat("é", 200)); len(echo) > 200+len("…") || !strings.HasSuffix(echo, "é…") {
+	if echo := slash.EchoPrefix(strings.Repeat("é", 200)); len(echo) > 200+len("…") || !strings.HasSuffix(echo, "é…") {
 		t.Fatalf("echo of text %q: not cut at 200 bytes on a character boundary", echo)
 	}
-	if echo := echoLongLine("hello\x1b[2J"); strings.Contains(echo, "\x1b") {
+	if echo := slash.EchoPrefix("hello\x1b[2J"); strings.Contains(echo, "\x1b") {
 		t.Fatalf("echo %q keeps a control character", echo)
 	}
 }
@@ -117,7 +119,7 @@ func (e *endless) Read(p []byte) (int, error) {
 
 func TestLineReaderDoesNotBufferALongLine(t *testing.T) {
 	const size = 64 << 20
-	lr := newLineReader(io.MultiReader(&endless{n: size}, strings.NewReader("\nafter\n")), maxCommandLine)
+	lr := newLineReader(io.MultiReader(&endless{n: size}, strings.NewReader("\nafter\n")), slash.MaxLine)
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
 	_, err := lr.next()
@@ -127,7 +129,7 @@ func TestLineReaderDoesNotBufferALongLine(t *testing.T) {
 		t.Fatalf("err %v, want a lineTooLongError of %d bytes", err, size)
 	}
 	if grew := after.TotalAlloc - before.TotalAlloc; grew > 4<<20 {
-		t.Fatalf("reading a %d-byte line allocated %d bytes; it should keep at most about %d", size, grew, maxCommandLine)
+		t.Fatalf("reading a %d-byte line allocated %d bytes; it should keep at most about %d", size, grew, slash.MaxLine)
 	}
 	if line, err := lr.next(); err != nil || line != "after" {
 		t.Fatalf("next line %q, %v; want \"after\"", line, err)

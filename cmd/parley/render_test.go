@@ -13,6 +13,7 @@ import (
 
 	"github.com/parley-chat/parley/events"
 	"github.com/parley-chat/parley/internal/safetext"
+	"github.com/parley-chat/parley/present"
 )
 
 // allEvents has one value of every event type; TestAllEventsListed keeps
@@ -61,7 +62,8 @@ func TestAllEventsListed(t *testing.T) {
 	}
 }
 
-// fill returns e with every string (and []string) field set to s.
+// fill returns e with every string-kinded field (and slice of them;
+// peer.ID is one) set to s.
 func fill(e events.Event, s string) events.Event {
 	v := reflect.New(reflect.TypeOf(e)).Elem()
 	for i := range v.NumField() {
@@ -70,7 +72,10 @@ func fill(e events.Event, s string) events.Event {
 		case f.Kind() == reflect.String:
 			f.SetString(s)
 		case f.Kind() == reflect.Slice && f.Type().Elem().Kind() == reflect.String:
-			f.Set(reflect.ValueOf([]string{s, s}))
+			sl := reflect.MakeSlice(f.Type(), 2, 2)
+			sl.Index(0).SetString(s)
+			sl.Index(1).SetString(s)
+			f.Set(sl)
 		case f.Type() == reflect.TypeOf(time.Time{}):
 			f.Set(reflect.ValueOf(time.Unix(1700000000, 0)))
 		}
@@ -86,8 +91,8 @@ func fill(e events.Event, s string) events.Event {
 func TestEscapesInEveryRenderedField(t *testing.T) {
 	const evil = "\x1b[2J\x1b]0;pwned\x07\u202egpj.exe\u009b31m\u2028\u2029\rX\x7f"
 	for _, e := range allEvents {
-		plain := humanLine(fill(e, "x"))
-		got := humanLine(fill(e, evil))
+		plain := present.Event(fill(e, "x"), nil)
+		got := present.Event(fill(e, evil), nil)
 		if !safetext.IsClean(strings.ReplaceAll(got, "\n", "")) {
 			t.Errorf("%s renders control characters: %q", e.Type(), got)
 		}
@@ -97,8 +102,8 @@ func TestEscapesInEveryRenderedField(t *testing.T) {
 	}
 	// A multi-line room message keeps its lines, indented, so that none
 	// passes for a message of its own.
-	m := events.Message{Room: "lobby", Nick: "mallory", Text: "hi\n[12:00] #lobby <alice> fake", SentAt: "2026-01-01T12:00:00.000Z"}
-	lines := strings.Split(humanLine(m), "\n")
+	m := events.Message{Room: "lobby", Nick: "mallory", Text: "hi\n[12:00] #lobby <alice> fake", SentAt: time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)}
+	lines := strings.Split(present.Event(m, nil), "\n")
 	if len(lines) != 2 || !strings.HasPrefix(lines[1], " ") {
 		t.Fatalf("multi-line message rendered as %q", lines)
 	}

@@ -88,7 +88,7 @@ func (c *sendCmd) run(ctx context.Context, stdin io.Reader, stdout, stderr io.Wr
 	if err != nil {
 		return err
 	}
-	out := newRenderer(stdout, s.json)
+	out := newRenderer(stdout, s.json, n)
 	writerDone := make(chan error, 1)
 	go func() { writerDone <- out.drain(queue) }()
 	queue.Emit(n.Ready())
@@ -111,7 +111,11 @@ func sendOne(ctx context.Context, n *node.Node, target, path string) error {
 			return fmt.Errorf("cannot reach %s: %w; give its address as --to MULTIADDR/p2p/ID or use --peer/--bootstrap", target, err)
 		}
 	}
-	tid, err := n.SendFile(ctx, target, path)
+	to, err := n.ResolvePeer(target)
+	if err != nil {
+		return fmt.Errorf("send %s: %w", path, err)
+	}
+	tid, err := n.Offer(ctx, to, path)
 	if err != nil {
 		return fmt.Errorf("send %s: %w", path, err)
 	}

@@ -226,11 +226,11 @@ func (c *serveCmd) run(ctx context.Context, stdin io.Reader, stdout, stderr io.W
 		srv = serveMetrics(metricsLn, reg, logger)
 	}
 
-	out := newRenderer(stdout, s.json)
+	out := newRenderer(stdout, s.json, nil)
 	writerDone := make(chan error, 1)
 	go func() { writerDone <- out.drain(queue) }()
 	ready := events.Ready{
-		PeerID:      id.ID.String(),
+		PeerID:      id.ID,
 		Nick:        "serve",
 		Fingerprint: id.Fingerprint(),
 		Addrs:       overlay.P2PAddrs(h.AddrInfo()),

@@ -8,6 +8,7 @@ import (
 
 	"github.com/charmbracelet/x/term"
 
+	slash "github.com/parley-chat/parley/command"
 	"github.com/parley-chat/parley/events"
 	"github.com/parley-chat/parley/node"
 	"github.com/parley-chat/parley/tui"
@@ -31,13 +32,14 @@ func isTerminal(v any) bool {
 // stderr.
 func runTUI(ctx context.Context, n *node.Node, queue *events.Queue, stdin io.Reader, stdout, stderr io.Writer) error {
 	return tui.Run(ctx, tui.Config{
-		Backend: n,
-		Events:  queue,
-		Input:   stdin,
-		Output:  stdout,
-		NoColor: os.Getenv("NO_COLOR") != "",
-		Mouse:   true,
-		Logger:  slog.New(slog.NewTextHandler(stderr, nil)),
+		Backend:  n,
+		Commands: slash.New(n),
+		Events:   queue,
+		Input:    stdin,
+		Output:   stdout,
+		NoColor:  os.Getenv("NO_COLOR") != "",
+		Mouse:    true,
+		Logger:   slog.New(slog.NewTextHandler(stderr, nil)),
 	})
 }
 

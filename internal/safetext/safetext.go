@@ -74,3 +74,16 @@ func needsEscape(r rune, keepLayout bool) bool {
 	// paragraph separators that some terminals treat as newlines.
 	return unicode.In(r, unicode.Cc, unicode.Cf, unicode.Zl, unicode.Zp)
 }
+
+// Cut returns the longest prefix of s of at most n bytes that ends on a
+// rune boundary (it never splits a UTF-8 sequence). It does not make s
+// inert.
+func Cut(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:max(n, 0)]
+}

@@ -30,6 +30,8 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/parley-chat/parley/internal/safetext"
 )
 
 // MaxLen is the longest name, in bytes, that Sanitize returns. It leaves
@@ -155,22 +157,10 @@ func shorten(name string, max int) string {
 	if len(ext) > maxExtLen {
 		stem, ext = name, ""
 	}
-	stem = cutUTF8(stem, max-len(ext))
+	stem = safetext.Cut(stem, max-len(ext))
 	stem = strings.TrimRightFunc(stem, isSpaceOrDot)
 	if stem == "" {
 		stem = "_"
 	}
 	return stem + ext
-}
-
-// cutUTF8 returns the longest prefix of s of at most n bytes that ends on a
-// rune boundary.
-func cutUTF8(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n]
 }

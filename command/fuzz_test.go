@@ -1,4 +1,4 @@
-package node
+package command
 
 import (
 	"context"
@@ -15,6 +15,7 @@ import (
 	"github.com/parley-chat/parley/events"
 	"github.com/parley-chat/parley/identity"
 	"github.com/parley-chat/parley/internal/safetext"
+	"github.com/parley-chat/parley/node"
 	"github.com/parley-chat/parley/overlay"
 	"github.com/parley-chat/parley/rooms"
 )
@@ -53,7 +54,7 @@ func FuzzExec(f *testing.F) {
 		f.Fatal(err)
 	}
 	sink := checkSink{bad: make(chan string, 1)}
-	n, err := New(context.Background(), Config{
+	n, err := node.New(context.Background(), node.Config{
 		DataDir:  dir,
 		Identity: id,
 		Nick:     "fuzzer",
@@ -74,13 +75,14 @@ func FuzzExec(f *testing.F) {
 			f.Errorf("close: %v", err)
 		}
 	})
+	in := New(n)
 	f.Fuzz(func(t *testing.T, line string) {
 		if readsLocalFile(line) {
 			t.Skip("/send and /share read a local path; transfer tests cover them")
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		if err := n.Exec(ctx, line); err != nil && !errors.Is(err, ErrQuit) {
+		if err := in.Run(ctx, line, sink); err != nil && !errors.Is(err, ErrQuit) {
 			t.Fatalf("Exec(%q) = %v", line, err)
 		}
 		select {

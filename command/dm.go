@@ -1,0 +1,81 @@
+package command
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/parley-chat/parley/internal/safetext"
+	"github.com/parley-chat/parley/present"
+)
+
+func (in *Interp) dmCommands() []*command {
+	return []*command{
+		{Info{Name: "msg", Usage: "PEER TEXT", Help: "send a private message (PEER: nick, nick#FP, fingerprint or peer ID)"}, in.cmdMsg},
+		{Info{Name: "verify", Usage: "PEER", Help: "show the safety number to compare with PEER"}, oneArg("verify", "PEER", in.cmdVerify)},
+		{Info{Name: "trust", Usage: "PEER", Help: "record that you compared PEER's safety number"}, oneArg("trust", "PEER", in.cmdTrust)},
+		{Info{Name: "untrust", Usage: "PEER", Help: "forget that PEER was verified"}, oneArg("untrust", "PEER", in.cmdUntrust)},
+		{Info{Name: "whois", Usage: "PEER", Help: "peer ID, nick, fingerprint, trust, connection path, addresses"}, oneArg("whois", "PEER", in.cmdWhois)},
+	}
+}
+
+func (in *Interp) cmdMsg(ctx context.Context, args string) (Reply, error) {
+	who, text, _ := strings.Cut(args, " ")
+	text = strings.TrimSpace(text)
+	if who == "" || text == "" {
+		return Reply{}, usage("/msg PEER TEXT")
+	}
+	p, err := in.n.ResolvePeer(who)
+	if err != nil {
+		return Reply{}, err
+	}
+	if _, err := in.n.SendDM(ctx, p, text); err != nil {
+		return Reply{}, fmt.Errorf("message to %s: %w", safetext.Line(who), err)
+	}
+	return Reply{Peer: p}, nil
+}
+
+func (in *Interp) cmdVerify(_ context.Context, arg string) (Reply, error) {
+	p, err := in.n.ResolvePeer(arg)
+	if err != nil {
+		return Reply{}, err
+	}
+	si, err := in.n.Safety(p)
+	if err != nil {
+		return Reply{}, err
+	}
+	return Reply{Text: present.Safety(si, arg), Data: si}, nil
+}
+
+func (in *Interp) cmdTrust(_ context.Context, arg string) (Reply, error) {
+	p, err := in.n.ResolvePeer(arg)
+	if err != nil {
+		return Reply{}, err
+	}
+	info, err := in.n.Trust(p)
+	if err != nil {
+		return Reply{}, err
+	}
+	return Reply{Text: present.Trusted(info, p, true), Data: info}, nil
+}
+
+func (in *Interp) cmdUntrust(_ context.Context, arg string) (Reply, error) {
+	p, err := in.n.ResolvePeer(arg)
+	if err != nil {
+		return Reply{}, err
+	}
+	info, err := in.n.Untrust(p)
+	if err != nil {
+		return Reply{}, err
+	}
+	return Reply{Text: present.Trusted(info, p, false), Data: info}, nil
+}
+
+func (in *Interp) cmdWhois(_ context.Context, arg string) (Reply, error) {
+	p, err := in.n.ResolvePeer(arg)
+	if err != nil {
+		return Reply{}, err
+	}
+	w := in.n.Whois(p)
+	return Reply{Text: present.Whois(w), Data: w}, nil
+}

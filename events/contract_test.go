@@ -1,0 +1,71 @@
+package events
+
+import (
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+// testPeerID is a peer ID in its text form; testPeer the same as a peer.ID.
+const testPeerID = "12D3KooWRBhwfeP2Y4TCx1SM6s9rUoHhR5STiGwxBhgFRcw3UERE"
+
+var testPeer = mustPeer(testPeerID)
+
+func mustPeer(s string) peer.ID {
+	p, err := peer.Decode(s)
+	if err != nil {
+		panic(err)
+	}
+	return p
+}
+
+// TestContract pins the JSON form of every event (docs/EVENTS.md): the
+// services' typed fields (peer.ID, time.Time) become exactly the strings
+// the contract has always had.
+func TestContract(t *testing.T) {
+	at := time.Date(2026, 12, 5, 16, 20, 32, 123456789, time.FixedZone("X", 3600))
+	p := testPeerID
+	cases := []struct {
+		e    Event
+		want string
+	}{
+		{Ready{PeerID: testPeer, Nick: "ann", Fingerprint: "ABCD-EFGH", Addrs: []string{"/ip4/127.0.0.1/tcp/1/p2p/" + p}},
+			`{"type":"ready","peer_id":"` + p + `","nick":"ann","fingerprint":"ABCD-EFGH","addrs":["/ip4/127.0.0.1/tcp/1/p2p/` + p + `"]}`},
+		{PeerDisconnected{PeerID: testPeer, Addr: "/ip4/127.0.0.1/tcp/1", Reason: "liveness"},
+			`{"type":"peer_disconnected","peer_id":"` + p + `","addr":"/ip4/127.0.0.1/tcp/1","reason":"liveness"}`},
+		{Message{Room: "lobby", ID: "00ff", From: testPeer, Nick: "ann", Text: "hi", SentAt: at, Private: true, Fingerprint: "ABCD", NickShared: true},
+			`{"type":"message","room":"lobby","id":"00ff","from":"` + p + `","nick":"ann","text":"hi","sent_at":"2026-12-05T15:20:32.123Z","private":true,"fingerprint":"ABCD","nick_shared":true}`},
+		{Presence{Room: "lobby", PeerID: testPeer, Nick: "ann", Online: true},
+			`{"type":"presence","room":"lobby","peer_id":"` + p + `","nick":"ann","online":true}`},
+		{DM{ID: "01", From: testPeer, Nick: "ann", Text: "yo", SentAt: at.UTC().Truncate(time.Millisecond)},
+			`{"type":"dm","id":"01","from":"` + p + `","nick":"ann","text":"yo","sent_at":"2026-12-05T15:20:32.123Z"}`},
+		{DMStatus{ID: "01", To: testPeer, State: DMFailed, Error: "expired"},
+			`{"type":"dm_status","id":"01","to":"` + p + `","state":"failed","error":"expired"}`},
+		{TrustWarning{PeerID: testPeer, Nick: "ann", PinnedPeerID: testPeer, Text: "w"},
+			`{"type":"trust_warning","peer_id":"` + p + `","nick":"ann","pinned_peer_id":"` + p + `","text":"w"}`},
+		{FileOffer{TransferID: "aa", From: testPeer, Name: "f", Size: 3, Room: "r"},
+			`{"type":"file_offer","transfer_id":"aa","from":"` + p + `","name":"f","size":3,"room":"r"}`},
+		{FileProgress{TransferID: "aa", Bytes: 1, Size: 3, Rate: 2, Direction: "send", Peer: testPeer},
+			`{"type":"file_progress","transfer_id":"aa","bytes":1,"size":3,"rate":2,"direction":"send","peer":"` + p + `"}`},
+		{FileDone{TransferID: "aa", Path: "/x", Size: 3, Hash: "h", Direction: "receive", Peer: testPeer},
+			`{"type":"file_done","transfer_id":"aa","path":"/x","size":3,"hash":"h","direction":"receive","peer":"` + p + `"}`},
+		{FileFailed{TransferID: "aa", Error: "e", Code: "error", Direction: "send", Peer: testPeer},
+			`{"type":"file_failed","transfer_id":"aa","error":"e","code":"error","direction":"send","peer":"` + p + `"}`},
+		{FileRejected{TransferID: "aa", Direction: "send", Peer: testPeer},
+			`{"type":"file_rejected","transfer_id":"aa","direction":"send","peer":"` + p + `"}`},
+		{Reachability{Reachability: "private", Relays: []peer.ID{testPeer}, RelayAddrs: []string{}},
+			`{"type":"reachability","reachability":"private","relays":["` + p + `"],"relay_addrs":[]}`},
+		{PeerPath{PeerID: testPeer, Path: "direct", Addr: "/ip4/127.0.0.1/tcp/1", Previous: "relayed"},
+			`{"type":"peer_path","peer_id":"` + p + `","path":"direct","addr":"/ip4/127.0.0.1/tcp/1","previous":"relayed"}`},
+	}
+	for _, tc := range cases {
+		b, err := MarshalJSON(tc.e)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.e.Type(), err)
+		}
+		if string(b) != tc.want {
+			t.Errorf("%s:\n got %s\nwant %s", tc.e.Type(), b, tc.want)
+		}
+	}
+}

@@ -1,0 +1,114 @@
+package present
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/parley-chat/parley/events"
+	"github.com/parley-chat/parley/internal/safetext"
+)
+
+// Message renders a room message: local time, room, author and text, with
+// every control character neutralised. The author is the nick, with the
+// short fingerprint when another member shares it. A multi-line text keeps
+// its line breaks, but every continuation line is indented, so that no
+// line of a message can pass for a message of its own.
+func Message(m events.Message) string {
+	text := strings.ReplaceAll(safetext.Block(m.Text), "\n", "\n    ")
+	return fmt.Sprintf("[%s] #%s <%s> %s", Clock(m.SentAt), safetext.Line(m.Room), Peer(m.Nick, m.From, m.NickShared), text)
+}
+
+// Event renders an event as line mode shows it: one line, or a block for
+// multi-line answers of the node's own (help, /id). namer names peers the
+// event gives only by ID; it may be nil. Every field goes through
+// safetext, also those the node fills itself (addresses may come from
+// peers: a DNS name can hold escapes).
+func Event(e events.Event, namer Namer) string {
+	l := safetext.Line
+	switch e := e.(type) {
+	case events.Ready:
+		var b strings.Builder
+		fmt.Fprintf(&b, "* ready: %s (%s), peer id %s", l(e.Nick), l(e.Fingerprint), e.PeerID)
+		for _, a := range e.Addrs {
+			fmt.Fprintf(&b, "\n*   listening on %s", l(a))
+		}
+		return b.String()
+	case events.PeerConnected:
+		return fmt.Sprintf("* connected: %s, peer id %s (%s)", MemberBy(namer, e.PeerID), e.PeerID, l(e.Addr))
+	case events.PeerDisconnected:
+		if e.Reason == "liveness" {
+			return fmt.Sprintf("* disconnected: %s (stopped answering pings)", MemberBy(namer, e.PeerID))
+		}
+		return "* disconnected: " + MemberBy(namer, e.PeerID)
+	case events.Error:
+		return "! " + l(e.Error)
+	case events.Info:
+		return safetext.Block(e.Text)
+	case events.Message:
+		return Message(e)
+	case events.Joined:
+		return "* joined #" + l(e.Room)
+	case events.Left:
+		return "* left #" + l(e.Room)
+	case events.Presence:
+		return fmt.Sprintf("* #%s: %s %s", l(e.Room), Member(e.Nick, e.PeerID), presenceState(e.Online))
+	case events.Reachability:
+		return "* " + Reachability(e.Reachability, len(e.Relays))
+	case events.PeerPath:
+		return fmt.Sprintf("* %s now %s (was %s) via %s", MemberBy(namer, e.PeerID), l(e.Path), l(e.Previous), l(e.Addr))
+	case events.DM:
+		return fmt.Sprintf("[%s] [dm] <%s> %s", Clock(e.SentAt), Member(e.Nick, e.From), l(e.Text))
+	case events.DMStatus:
+		line := fmt.Sprintf("  (dm %s to %s: %s", ShortID(e.ID), MemberBy(namer, e.To), l(e.State))
+		if e.Error != "" {
+			line += ": " + l(e.Error)
+		}
+		return line + ")"
+	case events.FileOffer:
+		id := ShortID(e.TransferID)
+		where := fmt.Sprintf("from %s; /accept %s or /reject %s", MemberBy(namer, e.From), id, id)
+		if e.Room != "" {
+			where = fmt.Sprintf("shared in #%s by %s; /fetch %s", l(e.Room), MemberBy(namer, e.From), id)
+		}
+		return fmt.Sprintf("* file offer %s: %s (%s) %s", id, l(e.Name), Bytes(e.Size), where)
+	case events.FileProgress:
+		return fmt.Sprintf("  %s %s %s", ShortID(e.TransferID), l(e.Direction), Progress(e.Bytes, e.Size, e.Rate))
+	case events.FileDone:
+		return fmt.Sprintf("* file %s done: %s (%s, blake3 %s)", ShortID(e.TransferID), l(e.Path), Bytes(e.Size), ShortID(e.Hash))
+	case events.FileFailed:
+		return fmt.Sprintf("! file %s failed: %s", ShortID(e.TransferID), l(e.Error))
+	case events.FileRejected:
+		return fmt.Sprintf("* file %s was rejected", ShortID(e.TransferID))
+	case events.TrustWarning:
+		return "!!! WARNING: " + l(e.Text)
+	default:
+		b, err := events.MarshalJSON(e)
+		if err != nil {
+			return "! cannot render " + l(e.Type()) + " event"
+		}
+		return "* " + l(string(b))
+	}
+}
+
+func presenceState(online bool) string {
+	if online {
+		return "is here"
+	}
+	return "is gone"
+}
+
+// Presence renders a member arriving or leaving, without the room:
+// "alice (ABCD) is here".
+func Presence(e events.Presence) string {
+	return Member(e.Nick, e.PeerID) + " " + presenceState(e.Online)
+}
+
+// Reachability renders the node's reachability verdict:
+// "reachability: private, reachable through 1 relay(s)".
+func Reachability(verdict string, relays int) string {
+	s := "reachability: " + safetext.Line(verdict)
+	if relays > 0 {
+		s += fmt.Sprintf(", reachable through %d relay(s)", relays)
+	}
+	return s
+}

@@ -1,0 +1,121 @@
+package present
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/parley-chat/parley/events"
+	"github.com/parley-chat/parley/identity"
+	"github.com/parley-chat/parley/internal/safetext"
+	"github.com/parley-chat/parley/internal/testnet"
+	"github.com/parley-chat/parley/overlay"
+	"github.com/parley-chat/parley/trust"
+)
+
+func newPeer(t *testing.T) peer.ID {
+	t.Helper()
+	p, err := peer.IDFromPrivateKey(testnet.NewKey(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestPeerNamesOneWay(t *testing.T) {
+	p := newPeer(t)
+	fp := identity.ShortFingerprint(p)
+	cases := []struct {
+		nick   string
+		shared bool
+		want   string
+	}{
+		{"alice", false, "alice"},
+		{"alice", true, "alice (" + fp + ")"},
+		{"", false, fp},
+		{"", true, fp},
+		{"evil\x1b[2J", false, `evil\x1b[2J`},
+	}
+	for _, tc := range cases {
+		if got := Peer(tc.nick, p, tc.shared); got != tc.want {
+			t.Errorf("Peer(%q, shared %v) = %q, want %q", tc.nick, tc.shared, got, tc.want)
+		}
+	}
+	if got := Member("bob", p); got != "bob ("+fp+")" {
+		t.Errorf("Member = %q", got)
+	}
+}
+
+func TestTruncateKeepsUTF8(t *testing.T) {
+	s := strings.Repeat("é", 10) // 20 bytes
+	if got := Truncate(s, 5); got != "éé…" {
+		t.Errorf("Truncate = %q", got)
+	}
+	if got := Cut(s, 5); got != "éé" {
+		t.Errorf("Cut = %q", got)
+	}
+	if got := Truncate("short", 10); got != "short" {
+		t.Errorf("Truncate of a short string = %q", got)
+	}
+}
+
+func TestBytesAndProgress(t *testing.T) {
+	for n, want := range map[int64]string{0: "0 B", 1023: "1023 B", 1024: "1.0 KiB", 3 << 30: "3.0 GiB", -5: "0 B"} {
+		if got := Bytes(n); got != want {
+			t.Errorf("Bytes(%d) = %q, want %q", n, got, want)
+		}
+	}
+	if got := Progress(1<<20, 2<<20, 1<<20); !strings.HasPrefix(got, "[##########----------]  50% 1.0 MiB/2.0 MiB  1.0 MiB/s  ETA 1s") {
+		t.Errorf("Progress = %q", got)
+	}
+	if got := ETA(10, 0); got != "--:--" {
+		t.Errorf("ETA without rate = %q", got)
+	}
+}
+
+func TestWhoisText(t *testing.T) {
+	p := newPeer(t)
+	w := trust.WhoisInfo{
+		PeerInfo: trust.PeerInfo{ID: p, Nick: "bob", Fingerprint: identity.Fingerprint(p), Pinned: true, Trusted: true,
+			TrustedAt: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)},
+		Known: true, Path: "direct",
+		Conns: []trust.WhoisConn{{Addr: "/ip4/127.0.0.1/tcp/1", Direction: "Outbound", Path: overlay.PathLAN}},
+		Addrs: []string{"/dns4/evil\nline/tcp/1"},
+	}
+	txt := Whois(w)
+	for _, want := range []string{"bob", p.String(), w.Fingerprint, "verified", "direct", `/dns4/evil\x0aline/tcp/1`} {
+		if !strings.Contains(txt, want) {
+			t.Fatalf("text lacks %q:\n%s", want, txt)
+		}
+	}
+	w.Conns[0].Relayed, w.Path = true, "relayed"
+	if !strings.Contains(Whois(w), "relayed") {
+		t.Fatalf("relayed path not shown:\n%s", Whois(w))
+	}
+	if txt := Whois(w); !strings.Contains(txt, "Outbound lan /ip4/127.0.0.1/tcp/1") {
+		t.Fatalf("a connection's own path not shown:\n%s", txt)
+	}
+	w.Conns, w.Path = nil, overlay.PathNone
+	if txt := Whois(w); !strings.Contains(txt, "connection:  not connected") {
+		t.Fatalf("no connection not shown:\n%s", txt)
+	}
+}
+
+func TestEventLinesAreInert(t *testing.T) {
+	p := newPeer(t)
+	evil := "x\x1b]0;title\x07\u202e"
+	for _, e := range []events.Event{
+		events.Message{Room: evil, Nick: evil, Text: evil, From: p},
+		events.DM{From: p, Nick: evil, Text: evil},
+		events.Presence{Room: evil, PeerID: p, Nick: evil},
+		events.FileOffer{From: p, Name: evil, Room: evil},
+		events.Error{Error: evil},
+	} {
+		got := Event(e, nil)
+		if !safetext.IsClean(strings.ReplaceAll(got, "\n", " ")) {
+			t.Errorf("%s: not inert: %q", e.Type(), got)
+		}
+	}
+}
