@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -31,14 +30,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m,
-		// Process-wide workers that go-libp2p and its dependencies start
-		// once and never stop (as in overlay's TestMain).
-		goleak.IgnoreAnyFunction("github.com/ipfs/go-log/v2/writer.(*MirrorWriter).logRoutine"),
-		goleak.IgnoreTopFunction("github.com/libp2p/go-libp2p/p2p/transport/quicreuse.(*reuse).gc"),
-		goleak.IgnoreTopFunction("github.com/quic-go/quic-go.(*Transport).listen"),
-		goleak.IgnoreAnyFunction("go.opencensus.io/stats/view.(*worker).start"),
-	)
+	goleak.VerifyTestMain(m, testnet.LongLivedWorkers()...)
 }
 
 // waitTimeout bounds every wait for an event.
@@ -54,60 +46,19 @@ func quiet() *slog.Logger {
 }
 
 // eventLog records events; readers wait for one that matches.
-type eventLog struct {
-	mu      sync.Mutex
-	items   []events.Event
-	changed chan struct{} // closed and replaced on every Emit
-}
+type eventLog struct{ *testnet.Recorder }
 
-func newEventLog() *eventLog { return &eventLog{changed: make(chan struct{})} }
+func newEventLog() *eventLog { return &eventLog{testnet.NewRecorder(waitTimeout)} }
 
-func (l *eventLog) Emit(e events.Event) {
-	l.mu.Lock()
-	l.items = append(l.items, e)
-	close(l.changed)
-	l.changed = make(chan struct{})
-	l.mu.Unlock()
-}
-
-func (l *eventLog) all() []events.Event {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return append([]events.Event(nil), l.items...)
-}
+func (l *eventLog) all() []events.Event { return l.All() }
 
 // wait returns the first event (past or future) matching pred.
 func (l *eventLog) wait(t testing.TB, what string, pred func(events.Event) bool) events.Event {
 	t.Helper()
-	deadline := time.NewTimer(waitTimeout)
-	defer deadline.Stop()
-	for {
-		l.mu.Lock()
-		for _, e := range l.items {
-			if pred(e) {
-				l.mu.Unlock()
-				return e
-			}
-		}
-		ch := l.changed
-		l.mu.Unlock()
-		select {
-		case <-ch:
-		case <-deadline.C:
-			t.Fatalf("timed out waiting for %s", what)
-		}
-	}
+	return l.Wait(t, what, pred)
 }
 
-func (l *eventLog) count(pred func(events.Event) bool) int {
-	n := 0
-	for _, e := range l.all() {
-		if pred(e) {
-			n++
-		}
-	}
-	return n
-}
+func (l *eventLog) count(pred func(events.Event) bool) int { return l.Count(pred) }
 
 // party is one whole Parley node on loopback.
 type party struct {

@@ -3,81 +3,33 @@ package command
 import (
 	"context"
 	"errors"
-	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/multiformats/go-multiaddr"
-
 	"github.com/parley-chat/parley/events"
-	"github.com/parley-chat/parley/identity"
+	"github.com/parley-chat/parley/internal/nodetest"
 	"github.com/parley-chat/parley/node"
-	"github.com/parley-chat/parley/overlay"
 )
-
-type sink struct {
-	mu  sync.Mutex
-	evs []events.Event
-}
-
-func (s *sink) Emit(e events.Event) {
-	s.mu.Lock()
-	s.evs = append(s.evs, e)
-	s.mu.Unlock()
-}
-
-// take returns and forgets the events so far.
-func (s *sink) take() []events.Event {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := s.evs
-	s.evs = nil
-	return out
-}
 
 // newInterp starts a node on loopback and returns an interpreter for it
 // and the sink of its events.
-func newInterp(t *testing.T) (*Interp, *sink) {
+func newInterp(t *testing.T) (*Interp, *nodetest.Sink) {
 	t.Helper()
-	dir := filepath.Join(t.TempDir(), "data")
-	id, _, err := identity.LoadOrCreate(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &sink{}
-	n, err := node.New(context.Background(), node.Config{
-		DataDir:  dir,
-		Identity: id,
-		Nick:     "tester",
-		Overlay: overlay.Config{
-			ListenAddrs: []multiaddr.Multiaddr{multiaddr.StringCast("/ip4/127.0.0.1/tcp/0")},
-			DHTMode:     overlay.DHTOff,
-		},
-		Emitter: s,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := n.Close(); err != nil {
-			t.Errorf("close: %v", err)
-		}
-	})
+	n, s := nodetest.New(t, nil)
 	return New(n), s
 }
 
 // exec runs a line as line mode does and returns the events it produced
 // (commands on one node answer synchronously).
-func exec(t *testing.T, in *Interp, s *sink, line string) []events.Event {
+func exec(t *testing.T, in *Interp, s *nodetest.Sink, line string) []events.Event {
 	t.Helper()
-	s.take()
+	s.Take()
 	if err := in.Run(context.Background(), line, s); err != nil {
 		t.Fatalf("%s: %v", line, err)
 	}
-	return s.take()
+	return s.Take()
 }
 
 func errorOf(evs []events.Event) (events.Error, bool) {

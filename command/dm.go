@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/parley-chat/parley/internal/safetext"
 	"github.com/parley-chat/parley/present"
 )
@@ -12,11 +13,23 @@ import (
 func (in *Interp) dmCommands() []*command {
 	return []*command{
 		{Info{Name: "msg", Usage: "PEER TEXT", Help: "send a private message (PEER: nick, nick#FP, fingerprint or peer ID)"}, in.cmdMsg},
-		{Info{Name: "verify", Usage: "PEER", Help: "show the safety number to compare with PEER"}, oneArg("verify", "PEER", in.cmdVerify)},
-		{Info{Name: "trust", Usage: "PEER", Help: "record that you compared PEER's safety number"}, oneArg("trust", "PEER", in.cmdTrust)},
-		{Info{Name: "untrust", Usage: "PEER", Help: "forget that PEER was verified"}, oneArg("untrust", "PEER", in.cmdUntrust)},
-		{Info{Name: "whois", Usage: "PEER", Help: "peer ID, nick, fingerprint, trust, connection path, addresses"}, oneArg("whois", "PEER", in.cmdWhois)},
+		{Info{Name: "verify", Usage: "PEER", Help: "show the safety number to compare with PEER"}, in.peerArg("verify", in.cmdVerify)},
+		{Info{Name: "trust", Usage: "PEER", Help: "record that you compared PEER's safety number"}, in.peerArg("trust", in.cmdTrust)},
+		{Info{Name: "untrust", Usage: "PEER", Help: "forget that PEER was verified"}, in.peerArg("untrust", in.cmdUntrust)},
+		{Info{Name: "whois", Usage: "PEER", Help: "peer ID, nick, fingerprint, trust, connection path, addresses"}, in.peerArg("whois", in.cmdWhois)},
 	}
+}
+
+// peerArg wraps a command whose one argument names a peer; f gets the
+// peer and the name as typed.
+func (in *Interp) peerArg(name string, f func(p peer.ID, typed string) (Reply, error)) func(context.Context, string) (Reply, error) {
+	return oneArg(name, "PEER", func(_ context.Context, arg string) (Reply, error) {
+		p, err := in.n.ResolvePeer(arg)
+		if err != nil {
+			return Reply{}, err
+		}
+		return f(p, arg)
+	})
 }
 
 func (in *Interp) cmdMsg(ctx context.Context, args string) (Reply, error) {
@@ -35,23 +48,15 @@ func (in *Interp) cmdMsg(ctx context.Context, args string) (Reply, error) {
 	return Reply{Peer: p}, nil
 }
 
-func (in *Interp) cmdVerify(_ context.Context, arg string) (Reply, error) {
-	p, err := in.n.ResolvePeer(arg)
-	if err != nil {
-		return Reply{}, err
-	}
+func (in *Interp) cmdVerify(p peer.ID, typed string) (Reply, error) {
 	si, err := in.n.Safety(p)
 	if err != nil {
 		return Reply{}, err
 	}
-	return Reply{Text: present.Safety(si, arg), Data: si}, nil
+	return Reply{Text: present.Safety(si, typed), Data: si}, nil
 }
 
-func (in *Interp) cmdTrust(_ context.Context, arg string) (Reply, error) {
-	p, err := in.n.ResolvePeer(arg)
-	if err != nil {
-		return Reply{}, err
-	}
+func (in *Interp) cmdTrust(p peer.ID, _ string) (Reply, error) {
 	info, err := in.n.Trust(p)
 	if err != nil {
 		return Reply{}, err
@@ -59,11 +64,7 @@ func (in *Interp) cmdTrust(_ context.Context, arg string) (Reply, error) {
 	return Reply{Text: present.Trusted(info, p, true), Data: info}, nil
 }
 
-func (in *Interp) cmdUntrust(_ context.Context, arg string) (Reply, error) {
-	p, err := in.n.ResolvePeer(arg)
-	if err != nil {
-		return Reply{}, err
-	}
+func (in *Interp) cmdUntrust(p peer.ID, _ string) (Reply, error) {
 	info, err := in.n.Untrust(p)
 	if err != nil {
 		return Reply{}, err
@@ -71,11 +72,7 @@ func (in *Interp) cmdUntrust(_ context.Context, arg string) (Reply, error) {
 	return Reply{Text: present.Trusted(info, p, false), Data: info}, nil
 }
 
-func (in *Interp) cmdWhois(_ context.Context, arg string) (Reply, error) {
-	p, err := in.n.ResolvePeer(arg)
-	if err != nil {
-		return Reply{}, err
-	}
+func (in *Interp) cmdWhois(p peer.ID, _ string) (Reply, error) {
 	w := in.n.Whois(p)
 	return Reply{Text: present.Whois(w), Data: w}, nil
 }

@@ -5,18 +5,14 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/multiformats/go-multiaddr"
-
 	"github.com/parley-chat/parley/events"
-	"github.com/parley-chat/parley/identity"
+	"github.com/parley-chat/parley/internal/nodetest"
 	"github.com/parley-chat/parley/internal/safetext"
 	"github.com/parley-chat/parley/node"
-	"github.com/parley-chat/parley/overlay"
 	"github.com/parley-chat/parley/rooms"
 )
 
@@ -48,32 +44,14 @@ func FuzzExec(f *testing.F) {
 	} {
 		f.Add(seed)
 	}
-	dir := filepath.Join(f.TempDir(), "data")
-	id, _, err := identity.LoadOrCreate(dir)
-	if err != nil {
-		f.Fatal(err)
-	}
 	sink := checkSink{bad: make(chan string, 1)}
-	n, err := node.New(context.Background(), node.Config{
-		DataDir:  dir,
-		Identity: id,
-		Nick:     "fuzzer",
-		Overlay: overlay.Config{
-			ListenAddrs: []multiaddr.Multiaddr{multiaddr.StringCast("/ip4/127.0.0.1/tcp/0")},
-			DHTMode:     overlay.DHTOff,
-			Logger:      slog.New(slog.NewTextHandler(io.Discard, nil)),
-		},
-		RoomsConfig: rooms.Config{MeshWait: time.Millisecond},
-		Emitter:     sink,
-		Logger:      slog.New(slog.NewTextHandler(io.Discard, nil)),
-	})
-	if err != nil {
-		f.Fatal(err)
-	}
-	f.Cleanup(func() {
-		if err := n.Close(); err != nil {
-			f.Errorf("close: %v", err)
-		}
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	n, _ := nodetest.New(f, func(c *node.Config) {
+		c.Nick = "fuzzer"
+		c.Overlay.Logger = quiet
+		c.RoomsConfig = rooms.Config{MeshWait: time.Millisecond}
+		c.Emitter = sink
+		c.Logger = quiet
 	})
 	in := New(n)
 	f.Fuzz(func(t *testing.T, line string) {

@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -40,10 +39,8 @@ func benchPair(b *testing.B, noSync bool, capacity int) (*Service, *Service, del
 	testnet.Connect(b, hs[0], hs[1])
 	done := make(deliveries, capacity)
 	svc := func(h host.Host, em events.Emitter) *Service {
-		db, err := bolt.Open(filepath.Join(b.TempDir(), "parley.db"), 0o600, &bolt.Options{NoSync: noSync})
-		if err != nil {
-			b.Fatal(err)
-		}
+		db := testnet.TempDB(b)
+		db.NoSync = noSync
 		s, err := New(context.Background(), Config{
 			Host: h, DB: db, Emitter: em, Logger: slog.New(slog.DiscardHandler),
 			MaxPending: capacity + 1, PeerRate: 1e9, PeerBurst: 1 << 30,
@@ -51,7 +48,7 @@ func benchPair(b *testing.B, noSync bool, capacity int) (*Service, *Service, del
 		if err != nil {
 			b.Fatal(err)
 		}
-		b.Cleanup(func() { _ = s.Close(); _ = db.Close() })
+		b.Cleanup(func() { _ = s.Close() })
 		return s
 	}
 	return svc(hs[0], done), svc(hs[1], events.Discard), done
@@ -148,11 +145,7 @@ func BenchmarkBaselineStreamRoundTrip(b *testing.B) {
 // BenchmarkBaselineCommit is one fsynced bbolt commit on the same disk,
 // the unit of the storage cost in RoundTrip/fsync.
 func BenchmarkBaselineCommit(b *testing.B) {
-	db, err := bolt.Open(filepath.Join(b.TempDir(), "parley.db"), 0o600, nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer db.Close()
+	db := testnet.TempDB(b)
 	key := []byte("k")
 	for b.Loop() {
 		err := db.Update(func(tx *bolt.Tx) error {

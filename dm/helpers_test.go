@@ -8,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
@@ -28,62 +27,20 @@ import (
 const waitFor = 15 * time.Second
 
 // recorder is an Emitter that keeps every event for the test to inspect.
-type recorder struct {
-	mu     sync.Mutex
-	events []events.Event // guarded by mu
-	notify chan struct{}  // capacity 1
-}
+type recorder struct{ *testnet.Recorder }
 
-func newRecorder() *recorder { return &recorder{notify: make(chan struct{}, 1)} }
-
-func (r *recorder) Emit(e events.Event) {
-	r.mu.Lock()
-	r.events = append(r.events, e)
-	r.mu.Unlock()
-	select {
-	case r.notify <- struct{}{}:
-	default:
-	}
-}
+func newRecorder() *recorder { return &recorder{testnet.NewRecorder(waitFor)} }
 
 // all returns the events matching keep.
-func (r *recorder) all(keep func(events.Event) bool) []events.Event {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	var out []events.Event
-	for _, e := range r.events {
-		if keep(e) {
-			out = append(out, e)
-		}
-	}
-	return out
-}
+func (r *recorder) all(keep func(events.Event) bool) []events.Event { return r.Filter(keep) }
 
 // wait returns the first event matching keep, waiting up to waitFor.
 func (r *recorder) wait(t testing.TB, what string, keep func(events.Event) bool) events.Event {
 	t.Helper()
-	deadline := time.NewTimer(waitFor)
-	defer deadline.Stop()
-	for {
-		if got := r.all(keep); len(got) > 0 {
-			return got[0]
-		}
-		select {
-		case <-r.notify:
-		case <-deadline.C:
-			t.Fatalf("timed out waiting for %s; events: %+v", what, r.all(func(events.Event) bool { return true }))
-			return nil
-		}
-	}
+	return r.Wait(t, what, keep)
 }
 
-func dms(r *recorder) []events.DM {
-	var out []events.DM
-	for _, e := range r.all(isDM) {
-		out = append(out, e.(events.DM))
-	}
-	return out
-}
+func dms(r *recorder) []events.DM { return testnet.Events[events.DM](r.Recorder, nil) }
 
 func isDM(e events.Event) bool { _, ok := e.(events.DM); return ok }
 
@@ -96,8 +53,8 @@ func status(id, state string) func(events.Event) bool {
 
 func statesOf(r *recorder, id string) []string {
 	var out []string
-	for _, e := range r.all(func(e events.Event) bool { s, ok := e.(events.DMStatus); return ok && s.ID == id }) {
-		out = append(out, e.(events.DMStatus).State)
+	for _, s := range testnet.Events(r.Recorder, func(s events.DMStatus) bool { return s.ID == id }) {
+		out = append(out, s.State)
 	}
 	return out
 }
@@ -145,11 +102,7 @@ func newNode(t testing.TB, name string, cfg Config) *node {
 // database, without the dm service.
 func (n *node) startHost(t testing.TB, opts ...libp2p.Option) {
 	t.Helper()
-	db, err := bolt.Open(n.dbPath, 0o600, &bolt.Options{Timeout: 5 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	n.db = db
+	n.db = testnet.OpenDB(t, n.dbPath)
 	n.h = testnet.NewHost(t, append([]libp2p.Option{libp2p.Identity(n.key)}, opts...)...)
 	t.Cleanup(func() { n.stop(t) })
 }
@@ -210,13 +163,7 @@ func (n *node) send(t testing.TB, to *node, text string) string {
 // eventually polls cond until it holds, for state that has no event.
 func eventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(waitFor)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testnet.Eventually(t, waitFor, what, cond)
 }
 
 // rawStream opens a dm stream from h to p, for playing a misbehaving or

@@ -107,9 +107,15 @@ func (s *Service) Counters() Counters {
 
 // New starts the direct-message service: it creates its buckets, registers
 // the stream handler, and resumes delivery of messages left in the outbox
-// by a previous run (restoring the recipients' stored addresses). The
-// service stops working when ctx ends; Close must still be called.
+// by a previous run (restoring the recipients' stored addresses).
+//
+// Lifecycle (the same for every Parley service): ctx bounds construction
+// only, and New fails if it has ended; the service runs on a context of
+// its own until Close.
 func New(ctx context.Context, cfg Config) (*Service, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("dm: start: %w", err)
+	}
 	if err := cfg.setDefaults(); err != nil {
 		return nil, err
 	}
@@ -144,7 +150,7 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 		s.seq = max(s.seq, rec.Seq)
 	}
 	s.pending = len(recs)
-	s.ctx, s.cancel = context.WithCancel(ctx)
+	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.h.SetStreamHandler(ProtocolID, s.handle)
 	s.wg.Add(2)
 	go s.watch(sub)
@@ -155,9 +161,12 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	return s, nil
 }
 
-// Close stops the service: it removes the stream handler, aborts the
-// streams in flight (their messages stay queued) and waits for every
-// goroutine. The database stays open.
+// Close stops the service: it removes the stream handler, cancels the
+// service's context, which aborts the streams in flight, and waits for
+// every goroutine. There is nothing to drain first: a message whose
+// delivery is cut short stays in the outbox and is sent again by the next
+// New. Close does not close the host or the database. Calling Close again
+// does nothing.
 func (s *Service) Close() error {
 	s.mu.Lock()
 	if s.closed {

@@ -3,7 +3,6 @@ package dm
 import (
 	"bufio"
 	"log/slog"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -15,11 +14,7 @@ import (
 
 func TestPrune(t *testing.T) {
 	// A bare Service without its scheduler, which would prune on its own.
-	db, err := bolt.Open(filepath.Join(t.TempDir(), "parley.db"), 0o600, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = db.Close() })
+	db := testnet.TempDB(t)
 	if err := createBuckets(db); err != nil {
 		t.Fatal(err)
 	}
@@ -45,7 +40,7 @@ func TestPrune(t *testing.T) {
 		{bucketInbox, 6, &pb.InboxRecord{ReceivedMs: recent, SentAtMs: old}, true},
 	}
 	key := func(r rec) []byte { return recordKey(other, append(make([]byte, IDLen-1), r.id)) }
-	err = s.db.Update(func(tx *bolt.Tx) error {
+	err := s.db.Update(func(tx *bolt.Tx) error {
 		for _, r := range recs {
 			var err error
 			switch m := r.msg.(type) {

@@ -131,7 +131,7 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 	}
 	n := &Node{cfg: cfg, log: cfg.Logger, emit: cfg.Emitter, nick: cfg.Nick,
 		internal: events.NewQueue(cfg.EventQueue), loopDone: make(chan struct{})}
-	go n.loop()
+	go n.loop() // #nosec G118 -- the loop lives until Close, not New's ctx (one lifecycle rule for every service)
 	st, err := store.Open(cfg.DataDir, storeLockWait)
 	if err != nil {
 		n.stopLoop()
@@ -241,8 +241,14 @@ func (n *Node) stopLoop() {
 }
 
 // Close stops the services, then the event loop (after it passed on what
-// they reported), the host and the store, in that order. It is safe to
-// call more than once.
+// they reported), the host and the store, in that order: rooms first,
+// whose Close announces leaving in every room and waits (at most a
+// second) until the announcements are written, while the host's
+// connections are still open; then transfer and dm; then the host, which
+// closes the connections. Every service runs on its own context from New
+// until its Close, so this works the same after a signal ended the
+// context given to New. The caller bounds the whole (cmd/parley: 5 s). It
+// is safe to call more than once.
 func (n *Node) Close() error {
 	n.closeOnce.Do(func() {
 		var errs []error

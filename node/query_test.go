@@ -1,4 +1,4 @@
-package node
+package node_test
 
 import (
 	"context"
@@ -7,25 +7,15 @@ import (
 
 	"github.com/parley-chat/parley/events"
 	"github.com/parley-chat/parley/identity"
+	"github.com/parley-chat/parley/internal/nodetest"
+	"github.com/parley-chat/parley/internal/testnet"
+	"github.com/parley-chat/parley/node"
 	"github.com/parley-chat/parley/overlay"
 )
 
-// waitFor polls cond (state that no event announces directly) for at most
-// d.
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("no %s within %v", what, d)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 func TestQueryAccessors(t *testing.T) {
-	a, _ := newNode(t)
-	b, _ := newNode(t)
+	a, _ := nodetest.New(t, nil)
+	b, _ := nodetest.New(t, nil)
 	if err := b.SetNick("bob"); err != nil {
 		t.Fatal(err)
 	}
@@ -34,23 +24,23 @@ func TestQueryAccessors(t *testing.T) {
 		t.Fatalf("Connect: %v", err)
 	}
 	idB := b.Host().ID()
-	waitFor(t, 10*time.Second, "b in the peer table", func() bool { return a.Status().Peers == 1 })
+	testnet.Eventually(t, 10*time.Second, "b in the peer table", func() bool { return a.Status().Peers == 1 })
 
 	st := a.Status()
 	if st.PeerID != a.Host().ID() || st.Nick != "tester" || st.Fingerprint != identity.Fingerprint(a.Host().ID()) ||
-		a.StartRoom() != DefaultRoom || st.Peers != 1 {
+		a.StartRoom() != node.DefaultRoom || st.Peers != 1 {
 		t.Fatalf("Status %+v", st)
 	}
-	if rs := a.RoomList(); len(rs) != 1 || rs[0].Room != DefaultRoom {
+	if rs := a.RoomList(); len(rs) != 1 || rs[0].Room != node.DefaultRoom {
 		t.Fatalf("RoomList %+v", rs)
 	}
-	if ms, err := a.Members(DefaultRoom); err != nil || len(ms) == 0 || !ms[0].Self {
+	if ms, err := a.Members(node.DefaultRoom); err != nil || len(ms) == 0 || !ms[0].Self {
 		t.Fatalf("Members %+v, %v", ms, err)
 	}
 	if _, err := a.Members("nowhere"); err == nil {
 		t.Fatal("Members of a room not joined")
 	}
-	if h, err := a.RoomHistory(DefaultRoom, 10); err != nil || len(h) != 0 {
+	if h, err := a.RoomHistory(node.DefaultRoom, 10); err != nil || len(h) != 0 {
 		t.Fatalf("RoomHistory %v, %v", h, err)
 	}
 
@@ -58,11 +48,11 @@ func TestQueryAccessors(t *testing.T) {
 	if _, err := a.SendDM(context.Background(), idB, "hello"); err != nil {
 		t.Fatalf("SendDM: %v", err)
 	}
-	waitFor(t, 10*time.Second, "delivered message", func() bool {
+	testnet.Eventually(t, 10*time.Second, "delivered message", func() bool {
 		h, err := a.DMHistory(idB, 10)
 		return err == nil && len(h) == 1 && h[0].Outgoing && h[0].State == events.DMDelivered && h[0].Text == "hello"
 	})
-	waitFor(t, 10*time.Second, "b's nick in the peer list", func() bool {
+	testnet.Eventually(t, 10*time.Second, "b's nick in the peer list", func() bool {
 		ps := a.PeerList()
 		return len(ps) == 1 && ps[0].Nick == "bob"
 	})

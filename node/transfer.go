@@ -80,10 +80,10 @@ func (n *Node) autoAccept() (func(peer.ID, int64) bool, error) {
 // which reports it as a file_offer with the room. It runs on the node's
 // event loop.
 func (n *Node) onFileShare(e rooms.FileShared) {
-	if e.Share.Size > uint64(1<<62) {
+	sh := e.Share
+	if sh.Size > uint64(1<<62) {
 		return
 	}
-	sh := e.Share
 	err := n.transfer.AddRemoteShare(e.Room, e.From, transfer.Share{ID: sh.ID, Name: sh.Name, Size: int64(sh.Size), Hash: sh.Hash})
 	if err != nil {
 		n.log.Debug("ignored a file share", "room", e.Room, "from", e.From, "err", err)

@@ -184,7 +184,16 @@ type Host struct {
 
 // New builds and starts the host: it listens, starts watching connections
 // and dials the configured peers in the background.
+//
+// Lifecycle (the same for every Parley service): ctx bounds construction
+// only, and New fails if it has ended; the host and its loops (keeper,
+// liveness, discovery, DHT) run on a context of their own until Close.
+// Services built on the host are closed before it, so that they can still
+// say goodbye on its connections.
 func New(ctx context.Context, cfg Config) (*Host, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("start host: %w", err)
+	}
 	if cfg.PrivKey == nil {
 		return nil, errors.New("overlay: config has no private key")
 	}
@@ -252,7 +261,7 @@ func New(ctx context.Context, cfg Config) (*Host, error) {
 		_ = cm.Close()
 		return nil, fmt.Errorf("cannot listen on %v: %w; choose a free port or port 0 with --listen", listen, err)
 	}
-	hctx, cancel := context.WithCancel(ctx)
+	hctx, cancel := context.WithCancel(context.Background())
 	o := &Host{
 		Host:   h,
 		gater:  gater,
@@ -307,7 +316,11 @@ func (o *Host) DenyPeer(p peer.ID) error {
 	return nil
 }
 
-// Close stops the keeper and the liveness checks and closes the host.
+// Close cancels the host's context, stops the keeper, the liveness checks
+// and discovery, waits for their goroutines and closes the libp2p host
+// (and with it every connection). There is nothing to drain: the services
+// on the host do their own draining in their Close, which runs first.
+// Calling Close again does nothing.
 func (o *Host) Close() error {
 	var err error
 	o.once.Do(func() {

@@ -19,58 +19,20 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m,
-		// Process-wide workers that go-libp2p and its dependencies start
-		// once and never stop.
-		goleak.IgnoreAnyFunction("github.com/ipfs/go-log/v2/writer.(*MirrorWriter).logRoutine"),
-		goleak.IgnoreTopFunction("github.com/libp2p/go-libp2p/p2p/transport/quicreuse.(*reuse).gc"),
-		goleak.IgnoreTopFunction("github.com/quic-go/quic-go.(*Transport).listen"),
-		goleak.IgnoreAnyFunction("go.opencensus.io/stats/view.(*worker).start"),
-	)
+	goleak.VerifyTestMain(m, testnet.LongLivedWorkers()...)
 }
 
 // recorder collects events for assertions.
-type recorder struct {
-	mu  sync.Mutex
-	evs []events.Event
-	ch  chan struct{}
-}
+type recorder struct{ *testnet.Recorder }
 
-func newRecorder() *recorder { return &recorder{ch: make(chan struct{}, 1)} }
-
-func (r *recorder) Emit(e events.Event) {
-	r.mu.Lock()
-	r.evs = append(r.evs, e)
-	r.mu.Unlock()
-	select {
-	case r.ch <- struct{}{}:
-	default:
-	}
-}
+func newRecorder() *recorder { return &recorder{testnet.NewRecorder(0)} }
 
 // wait blocks until an event matching f was emitted, or fails after d.
 func (r *recorder) wait(t *testing.T, d time.Duration, what string, f func(events.Event) bool) time.Duration {
 	t.Helper()
 	start := time.Now()
-	deadline := time.NewTimer(d)
-	defer deadline.Stop()
-	for {
-		r.mu.Lock()
-		for _, e := range r.evs {
-			if f(e) {
-				r.mu.Unlock()
-				return time.Since(start)
-			}
-		}
-		r.mu.Unlock()
-		select {
-		case <-r.ch:
-		case <-deadline.C:
-			r.mu.Lock()
-			t.Fatalf("no %s event within %v; got %+v", what, d, r.evs)
-			r.mu.Unlock()
-		}
-	}
+	r.WaitWithin(t, d, what, f)
+	return time.Since(start)
 }
 
 func newHost(t testing.TB, cfg Config) *Host {
@@ -179,13 +141,7 @@ func TestGaterRefusesDeniedCIDR(t *testing.T) {
 
 func waitFor(t *testing.T, d time.Duration, what string, f func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for !f() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testnet.Eventually(t, d, what, f)
 }
 
 func TestKeepRedials(t *testing.T) {
@@ -208,9 +164,7 @@ func TestKeepRedials(t *testing.T) {
 	waitFor(t, 5*time.Second, "b sees a", func() bool {
 		return b.Network().Connectedness(a.ID()) == network.Connected
 	})
-	rec.mu.Lock()
-	rec.evs = nil
-	rec.mu.Unlock()
+	rec.Take()
 	if err := b.Network().ClosePeer(a.ID()); err != nil {
 		t.Fatal(err)
 	}

@@ -6,6 +6,8 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/parley-chat/parley/internal/testnet"
 )
 
 // mDNS itself is only exercised inside network namespaces
@@ -54,8 +56,7 @@ func TestMDNSNeverOnLoopbackOnly(t *testing.T) {
 
 func TestCloseWithEverythingOn(t *testing.T) {
 	serve := newServe(t)
-	db := openDB(t, t.TempDir()+"/parley.db")
-	t.Cleanup(func() { _ = db.Close() })
+	db := testnet.TempDB(t)
 	h := newHost(t, Config{
 		Bootstrap:  []peer.AddrInfo{serve.AddrInfo()},
 		Relays:     []peer.AddrInfo{serve.AddrInfo()},

@@ -6,26 +6,16 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
-	bolt "go.etcd.io/bbolt"
 
 	"github.com/parley-chat/parley/internal/testnet"
 )
-
-func openDB(t testing.TB, path string) *bolt.DB {
-	t.Helper()
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return db
-}
 
 func TestPeerMemorySurvivesRestart(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "parley.db")
 	other := newHost(t, Config{})
 	key := testnet.NewKey(t)
 
-	db := openDB(t, path)
+	db := testnet.OpenDB(t, path)
 	first, err := New(t.Context(), Config{PrivKey: key, ListenAddrs: mustAddrs("/ip4/127.0.0.1/tcp/0"), Store: db})
 	if err != nil {
 		t.Fatal(err)
@@ -53,8 +43,7 @@ func TestPeerMemorySurvivesRestart(t *testing.T) {
 
 	// Restart with the same key and store, and no peer given: the node
 	// redials the peer it remembers.
-	db = openDB(t, path)
-	t.Cleanup(func() { _ = db.Close() })
+	db = testnet.OpenDB(t, path)
 	second := newHost(t, Config{PrivKey: key, Store: db})
 	if got := second.Remembered(); len(got) != 1 || got[0].ID != other.ID() {
 		t.Fatalf("remembered after restart: %+v", got)
@@ -65,8 +54,7 @@ func TestPeerMemorySurvivesRestart(t *testing.T) {
 }
 
 func TestPeerMemoryIgnoresNonParleyPeers(t *testing.T) {
-	db := openDB(t, filepath.Join(t.TempDir(), "parley.db"))
-	t.Cleanup(func() { _ = db.Close() })
+	db := testnet.TempDB(t)
 	h := newHost(t, Config{Store: db})
 	stranger := newHost(t, Config{UserAgent: "kubo/0.30"})
 	friend := newHost(t, Config{})

@@ -41,4 +41,14 @@
 // emit), topic peer events (to release publishers waiting for the mesh),
 // and presence (announce at an interval, reply to newcomers, mark silent
 // members gone). Leave and Close stop them; Close also stops GossipSub.
+//
+// # Lifecycle
+//
+// The ctx given to New bounds construction only: the service runs until
+// Close, on a context of its own. Leave and Close first announce leaving
+// and wait, at most a second, until GossipSub has written the
+// announcement to every peer on the room's topic; only then do they stop
+// the room (and Close stops GossipSub). So a node that quits, however it
+// is stopped, is shown gone on the others at once rather than after
+// PresenceTimeout.
 package rooms

@@ -2,13 +2,14 @@ package rooms
 
 import (
 	"encoding/binary"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 	bolt "go.etcd.io/bbolt"
 	"golang.org/x/time/rate"
+
+	"github.com/parley-chat/parley/internal/testnet"
 )
 
 func TestReplayGuard(t *testing.T) {
@@ -117,11 +118,7 @@ func TestConfigDefaults(t *testing.T) {
 // topic was kept (8-byte values) still load; pruning the store keeps
 // unexpired records of both forms.
 func TestReplayStoreFormats(t *testing.T) {
-	db, err := bolt.Open(filepath.Join(t.TempDir(), "r.db"), 0o600, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = db.Close() })
+	db := testnet.TempDB(t)
 	if err := ensureBuckets(db); err != nil {
 		t.Fatal(err)
 	}
@@ -129,7 +126,7 @@ func TestReplayStoreFormats(t *testing.T) {
 	kNew := replayKey{author: "a", id: [idSize]byte{1}}
 	kOld := replayKey{author: "b", id: [idSize]byte{2}}
 	kGone := replayKey{author: "c", id: [idSize]byte{3}}
-	err = db.Update(func(tx *bolt.Tx) error {
+	err := db.Update(func(tx *bolt.Tx) error {
 		if err := putReplay(tx, kNew, "parley/room/1/public/x", now.Add(time.Minute)); err != nil {
 			return err
 		}

@@ -5,7 +5,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -27,89 +26,31 @@ import (
 // waitTimeout bounds every wait in these tests.
 const waitTimeout = 15 * time.Second
 
-// broadcastLog is an append-only log whose readers can wait for an entry.
-type broadcastLog[T any] struct {
-	mu      sync.Mutex
-	items   []T
-	changed chan struct{} // closed and replaced on every append
-}
+// broadcastLog is an append-only log whose readers can wait for an entry
+// (testnet.Log, waits bounded by waitTimeout).
+type broadcastLog[T any] struct{ *testnet.Log[T] }
 
 func newLog[T any]() *broadcastLog[T] {
-	return &broadcastLog[T]{changed: make(chan struct{})}
+	return &broadcastLog[T]{testnet.NewLog[T](waitTimeout)}
 }
 
-func (l *broadcastLog[T]) add(v T) {
-	l.mu.Lock()
-	l.items = append(l.items, v)
-	close(l.changed)
-	l.changed = make(chan struct{})
-	l.mu.Unlock()
-}
+func (l *broadcastLog[T]) add(v T) { l.Add(v) }
 
-func (l *broadcastLog[T]) all() []T {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return append([]T(nil), l.items...)
-}
+func (l *broadcastLog[T]) all() []T { return l.All() }
 
 // wait returns the first entry matching pred, waiting at most waitTimeout.
 func (l *broadcastLog[T]) wait(t testing.TB, what string, pred func(T) bool) T {
 	t.Helper()
-	deadline := time.NewTimer(waitTimeout)
-	defer deadline.Stop()
-	for {
-		l.mu.Lock()
-		for _, v := range l.items {
-			if pred(v) {
-				l.mu.Unlock()
-				return v
-			}
-		}
-		ch := l.changed
-		l.mu.Unlock()
-		select {
-		case <-ch:
-		case <-deadline.C:
-			t.Fatalf("timed out waiting for %s", what)
-		}
-	}
+	return l.Wait(t, what, pred)
 }
 
 // waitCount waits until at least k entries match pred.
 func (l *broadcastLog[T]) waitCount(t testing.TB, what string, k int, pred func(T) bool) {
 	t.Helper()
-	deadline := time.NewTimer(waitTimeout)
-	defer deadline.Stop()
-	for {
-		l.mu.Lock()
-		n := 0
-		for _, v := range l.items {
-			if pred(v) {
-				n++
-			}
-		}
-		ch := l.changed
-		l.mu.Unlock()
-		if n >= k {
-			return
-		}
-		select {
-		case <-ch:
-		case <-deadline.C:
-			t.Fatalf("timed out waiting for %d x %s (have %d)", k, what, n)
-		}
-	}
+	l.WaitCount(t, what, k, pred)
 }
 
-func (l *broadcastLog[T]) count(pred func(T) bool) int {
-	n := 0
-	for _, v := range l.all() {
-		if pred(v) {
-			n++
-		}
-	}
-	return n
-}
+func (l *broadcastLog[T]) count(pred func(T) bool) int { return l.Count(pred) }
 
 type verdictEntry struct {
 	topic string
@@ -130,6 +71,8 @@ type tnode struct {
 	nick     atomic.Pointer[string]
 	cfg      Config
 	shares   *broadcastLog[FileShare]
+	// ctx is passed to New; nil means context.Background().
+	ctx context.Context
 }
 
 var testLogger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
@@ -146,6 +89,13 @@ func testConfig() Config {
 
 func newNode(t testing.TB, nick string, mod func(*Config)) *tnode {
 	t.Helper()
+	return newNodeCtx(t, nil, nick, mod)
+}
+
+// newNodeCtx is newNode with the context given to New (nil:
+// context.Background()).
+func newNodeCtx(t testing.TB, ctx context.Context, nick string, mod func(*Config)) *tnode {
+	t.Helper()
 	key := testnet.NewKey(t)
 	n := &tnode{
 		t:        t,
@@ -155,6 +105,7 @@ func newNode(t testing.TB, nick string, mod func(*Config)) *tnode {
 		verdicts: newLog[verdictEntry](),
 		shares:   newLog[FileShare](),
 		cfg:      testConfig(),
+		ctx:      ctx,
 	}
 	n.setNick(nick)
 	if mod != nil {
@@ -171,12 +122,7 @@ func (n *tnode) setNick(nick string) { n.nick.Store(&nick) }
 func (n *tnode) id() peer.ID { return n.h.ID() }
 
 func (n *tnode) openDB() {
-	db, err := bolt.Open(n.dbPath, 0o600, &bolt.Options{Timeout: time.Second})
-	if err != nil {
-		n.t.Fatalf("open db: %v", err)
-	}
-	n.db = db
-	n.t.Cleanup(func() { _ = db.Close() })
+	n.db = testnet.OpenDB(n.t, n.dbPath)
 }
 
 func (n *tnode) start() {
@@ -194,7 +140,11 @@ func (n *tnode) start() {
 	cfg.testHookVerdict = func(topic string, from peer.ID, v verdict) {
 		n.verdicts.add(verdictEntry{topic, from, v})
 	}
-	svc, err := New(context.Background(), cfg)
+	ctx := n.ctx
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	svc, err := New(ctx, cfg)
 	if err != nil {
 		n.t.Fatalf("new service: %v", err)
 	}

@@ -4,12 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/parley-chat/parley/events"
+	"github.com/parley-chat/parley/internal/testnet"
 	"github.com/parley-chat/parley/rooms/pb"
 	bolt "go.etcd.io/bbolt"
 )
@@ -85,11 +85,7 @@ func TestHistorySurvivesRestart(t *testing.T) {
 }
 
 func TestHistoryTrim(t *testing.T) {
-	db, err := bolt.Open(filepath.Join(t.TempDir(), "h.db"), 0o600, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := testnet.TempDB(t)
 	if err := ensureBuckets(db); err != nil {
 		t.Fatal(err)
 	}

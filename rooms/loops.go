@@ -95,7 +95,7 @@ func (s *Service) presenceLoop(r *room) {
 	last := time.Now()
 	announce := func(wait bool) {
 		last = time.Now()
-		if err := s.announce(r.ctx, r, false, wait); err != nil {
+		if err := s.announce(r.ctx, r, wait); err != nil {
 			s.log.Debug("presence", "room", r.name, "err", err)
 		}
 	}

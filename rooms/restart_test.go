@@ -41,9 +41,7 @@ func TestRestartedMemberBackInMesh(t *testing.T) {
 	deadline := time.NewTimer(5 * time.Second) // five heartbeats
 	defer deadline.Stop()
 	for {
-		grafted.mu.Lock()
-		changed := grafted.changed
-		grafted.mu.Unlock()
+		changed := grafted.Changed()
 		if grafted.count(func(p peer.ID) bool { return p == bob }) > before {
 			break
 		}

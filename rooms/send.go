@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/libp2p/go-libp2p-pubsub"
@@ -30,7 +31,7 @@ func (s *Service) Send(ctx context.Context, name, text string) (events.Message, 
 		return events.Message{}, err
 	}
 	env.text = text
-	if err := s.publish(ctx, r, &env, true); err != nil {
+	if err := s.publish(ctx, r, &outgoing{env: env}, true); err != nil {
 		return events.Message{}, err
 	}
 	return s.messageEvent(r, s.self, &env, r.nickShared(s.self, s.self, nick, nick)), nil
@@ -51,13 +52,15 @@ func (s *Service) ShareFile(ctx context.Context, name string, share FileShare) e
 		return err
 	}
 	env.file = share
-	return s.publish(ctx, r, &env, true)
+	return s.publish(ctx, r, &outgoing{env: env}, true)
 }
 
-// publish encodes env and publishes it, first waiting (bounded, see
+// publish encodes out.env and publishes it, first waiting (bounded, see
 // waitPeers) for a peer on the topic if wait is set. The local validator
-// runs synchronously inside Publish.
-func (s *Service) publish(ctx context.Context, r *room, env *envelope, wait bool) error {
+// runs synchronously inside Publish and fills in out's verdict and
+// sequence number.
+func (s *Service) publish(ctx context.Context, r *room, out *outgoing, wait bool) error {
+	env := &out.env
 	if err := identity.ValidateNick(env.nick); err != nil {
 		return fmt.Errorf("own nick: %w", err)
 	}
@@ -73,7 +76,6 @@ func (s *Service) publish(ctx context.Context, r *room, env *envelope, wait bool
 	if len(data) > MaxMessageSize {
 		return fmt.Errorf("%w: message of %d bytes over the %d limit", ErrInvalidText, len(data), MaxMessageSize)
 	}
-	out := &outgoing{env: *env}
 	err = r.topic.Publish(ctx, data, pubsub.WithValidatorData(out))
 	switch {
 	case err == nil:
@@ -132,13 +134,50 @@ const (
 )
 
 // announce publishes a presence envelope. Only the first announcement after
-// joining waits for peers; later ones (periodic, replies, leaving) go to
-// whoever is there.
-func (s *Service) announce(ctx context.Context, r *room, leaving, wait bool) error {
+// joining waits for peers; later ones (periodic, replies) go to whoever is
+// there.
+func (s *Service) announce(ctx context.Context, r *room, wait bool) error {
 	env, err := newEnvelope(pb.Kind_KIND_PRESENCE, s.cfg.Nick(), time.Now())
 	if err != nil {
 		return err
 	}
-	env.leaving = leaving
-	return s.publish(ctx, r, &env, wait)
+	return s.publish(ctx, r, &outgoing{env: env}, wait)
+}
+
+// announceLeaving publishes a leaving presence in each room, in parallel,
+// and waits until GossipSub has handed each to the transport for every
+// peer on the room's topic: at most leaveAnnounceTimeout in all.
+func (s *Service) announceLeaving(rs []*room) {
+	ctx, cancel := context.WithTimeout(s.ctx, leaveAnnounceTimeout)
+	defer cancel()
+	s.sent.watch()
+	defer s.sent.unwatch()
+	var wg sync.WaitGroup
+	for _, r := range rs {
+		wg.Go(func() {
+			if err := s.announceLeavingIn(ctx, r); err != nil {
+				s.log.Debug("leaving announcement", "room", r.name, "err", err)
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// announceLeavingIn publishes a leaving presence in r and waits until it
+// was written to the peers on r's topic. The caller watches s.sent.
+func (s *Service) announceLeavingIn(ctx context.Context, r *room) error {
+	peers := r.topic.ListPeers()
+	env, err := newEnvelope(pb.Kind_KIND_PRESENCE, s.cfg.Nick(), time.Now())
+	if err != nil {
+		return err
+	}
+	env.leaving = true
+	out := &outgoing{env: env}
+	if err := s.publish(ctx, r, out, false); err != nil {
+		return err
+	}
+	if err := s.sent.wait(ctx, s.cfg.Host.Network(), out.seqno, peers); err != nil {
+		return fmt.Errorf("write to %d peers: %w", len(peers), err)
+	}
+	return nil
 }

@@ -41,6 +41,7 @@ type Service struct {
 	replay *replayGuard
 	limits *limiters
 	subs   *subFilter
+	sent   *sendTracker // follows leaving announcements out to the peers
 
 	// gate keeps validators (readers) out of a closing service: Close
 	// takes it exclusively to set closed.
@@ -54,9 +55,17 @@ type Service struct {
 
 // New starts the rooms service: it creates the GossipSub router (StrictSign,
 // peer scoring, flood publishing) on cfg.Host and rejoins the rooms stored
-// in cfg.DB, emitting a joined event for each. The service stops when Close
-// is called (or ctx ends; Close must still be called to wait).
+// in cfg.DB, emitting a joined event for each.
+//
+// Lifecycle (the same for every Parley service): ctx bounds construction
+// only, and New fails if it has ended. The service, GossipSub and the
+// rooms' goroutines run until Close, whatever happens to ctx afterwards,
+// so that Close can still announce leaving after a signal ended the
+// caller's context.
 func New(ctx context.Context, cfg Config) (*Service, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("start rooms: %w", err)
+	}
 	c, err := cfg.withDefaults()
 	if err != nil {
 		return nil, err
@@ -75,9 +84,11 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	if err := loadReplay(c.DB, s.replay, time.Now()); err != nil {
 		return nil, err
 	}
-	s.ctx, s.cancel = context.WithCancel(ctx)
+	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.subs = newSubFilter(c.Host.Network())
+	s.sent = newSendTracker(s.self)
 	opts := []pubsub.Option{
+		pubsub.WithRawTracer(s.sent),
 		pubsub.WithSubscriptionFilter(s.subs),
 		pubsub.WithMessageSignaturePolicy(pubsub.StrictSign),
 		pubsub.WithPeerScore(peerScoreParams(), peerScoreThresholds()),
@@ -285,7 +296,8 @@ func (s *Service) teardown(r *room) {
 	}
 }
 
-// Leave announces that this node leaves (best effort), unsubscribes and
+// Leave announces that this node leaves (best effort, waiting at most
+// leaveAnnounceTimeout for the announcement to be written), unsubscribes and
 // forgets the room (a private room's key is deleted from the store; the
 // history is kept). It emits a left event.
 func (s *Service) Leave(name string) error {
@@ -308,16 +320,21 @@ func (s *Service) Leave(name string) error {
 	return nil
 }
 
-// Close announces leaving in every room (best effort, at most a second),
-// stops the GossipSub router (without unsubscribing: see the comment
-// inside) and every room, removes its stream handlers and waits for the
-// service's goroutines. Joined rooms stay stored and are rejoined by the
-// next New. Close does not close the host or the database.
+// Close stops the service in two steps. First it drains, bounded by
+// leaveAnnounceTimeout (a second): it announces leaving in every room and
+// waits until GossipSub has written each announcement to every peer on
+// the room's topic (docs/PROTOCOL.md §7), so that the others show this
+// node gone at once. Then it stops: it stops the GossipSub router
+// (without unsubscribing: see the comment inside) and every room, removes
+// the stream handlers and waits for the service's goroutines. Joined rooms
+// stay stored and are rejoined by the next New. Close does not close the
+// host or the database; close the host after Close, as node.Close does.
+// Calling Close again does nothing.
 func (s *Service) Close() error {
 	s.opMu.Lock()
 	defer s.opMu.Unlock()
-	if s.ctx.Err() != nil && s.rooms == nil {
-		return nil
+	if s.rooms == nil {
+		return nil // closed already
 	}
 	s.mu.Lock()
 	all := make([]*room, 0, len(s.rooms))
@@ -326,9 +343,7 @@ func (s *Service) Close() error {
 	}
 	s.rooms = nil
 	s.mu.Unlock()
-	if s.ctx.Err() == nil {
-		s.announceLeaving(all)
-	}
+	s.announceLeaving(all)
 	s.gate.Lock()
 	s.closed = true
 	s.gate.Unlock()
@@ -348,22 +363,6 @@ func (s *Service) Close() error {
 	}
 	s.subs.close()
 	return nil
-}
-
-// announceLeaving publishes a leaving presence in each room, in parallel,
-// waiting at most leaveAnnounceTimeout.
-func (s *Service) announceLeaving(rs []*room) {
-	ctx, cancel := context.WithTimeout(s.ctx, leaveAnnounceTimeout)
-	defer cancel()
-	var wg sync.WaitGroup
-	for _, r := range rs {
-		wg.Go(func() {
-			if err := s.announce(ctx, r, true, false); err != nil {
-				s.log.Debug("leaving announcement", "room", r.name, "err", err)
-			}
-		})
-	}
-	wg.Wait()
 }
 
 func (s *Service) room(name string) *room {

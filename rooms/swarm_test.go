@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"fmt"
 	"maps"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -17,7 +16,7 @@ import (
 	mocknet "github.com/libp2p/go-libp2p/p2p/net/mock"
 	ma "github.com/multiformats/go-multiaddr"
 	"github.com/parley-chat/parley/events"
-	bolt "go.etcd.io/bbolt"
+	"github.com/parley-chat/parley/internal/testnet"
 	"golang.org/x/time/rate"
 )
 
@@ -178,11 +177,8 @@ func newRoomSwarm(tb testing.TB, n int, private, noSync bool) *roomSwarm {
 		tb.Fatal(err)
 	}
 	for i, h := range hs {
-		db, err := bolt.Open(filepath.Join(tb.TempDir(), "parley.db"), 0o600, &bolt.Options{NoSync: noSync})
-		if err != nil {
-			tb.Fatal(err)
-		}
-		tb.Cleanup(func() { _ = db.Close() })
+		db := testnet.TempDB(tb)
+		db.NoSync = noSync
 		nick := fmt.Sprintf("node%d", i)
 		svc, err := New(ctx, Config{
 			Host:             h,

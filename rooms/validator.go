@@ -18,11 +18,12 @@ type incoming struct {
 }
 
 // outgoing is the ValidatorData of a local publish: the envelope as built
-// (so it is not decoded or opened again), and the verdict, which Send reads
-// after Publish returns.
+// (so it is not decoded or opened again), and the verdict and GossipSub
+// sequence number, which the publisher reads after Publish returns.
 type outgoing struct {
-	env envelope
-	v   verdict
+	env   envelope
+	v     verdict
+	seqno string
 }
 
 // validator returns the topic validator of r. It runs before delivery and
@@ -33,6 +34,7 @@ func (s *Service) validator(r *room) pubsub.ValidatorEx {
 		v := s.validate(r, msg, out)
 		if out != nil {
 			out.v = v
+			out.seqno = string(msg.GetSeqno())
 		}
 		if v.result != pubsub.ValidationAccept {
 			s.log.Debug("room message refused", "room", r.name, "from", msg.GetFrom(), "via", msg.ReceivedFrom, "reason", v.reason)

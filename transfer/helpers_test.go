@@ -6,7 +6,6 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -35,69 +34,29 @@ func testLogger() *slog.Logger {
 }
 
 // recorder is an Emitter that keeps every event.
-type recorder struct {
-	mu     sync.Mutex
-	events []events.Event
-	notify chan struct{}
-}
+type recorder struct{ *testnet.Recorder }
 
-func newRecorder() *recorder { return &recorder{notify: make(chan struct{}, 1)} }
-
-func (r *recorder) Emit(e events.Event) {
-	r.mu.Lock()
-	r.events = append(r.events, e)
-	r.mu.Unlock()
-	select {
-	case r.notify <- struct{}{}:
-	default:
-	}
-}
-
-func (r *recorder) all() []events.Event {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return slices.Clone(r.events)
-}
+func newRecorder() *recorder { return &recorder{testnet.NewRecorder(waitTimeout)} }
 
 // wait returns the first event (ever recorded) that matches.
 func (r *recorder) wait(tb testing.TB, what string, match func(events.Event) bool) events.Event {
 	tb.Helper()
-	deadline := time.NewTimer(waitTimeout)
-	defer deadline.Stop()
-	for {
-		for _, e := range r.all() {
-			if match(e) {
-				return e
-			}
-		}
-		select {
-		case <-r.notify:
-		case <-deadline.C:
-			tb.Fatalf("no %s event within %v; got %v", what, waitTimeout, r.all())
-			return nil
-		}
-	}
+	return r.Wait(tb, what, match)
 }
 
 // find returns the first recorded event of type T for transfer id.
 func find[T events.Event](r *recorder, id string) (T, bool) {
-	for _, e := range r.all() {
-		if ev, ok := e.(T); ok && eventID(ev) == id {
-			return ev, true
-		}
+	evs := testnet.Events(r.Recorder, func(ev T) bool { return eventID(ev) == id })
+	if len(evs) == 0 {
+		var zero T
+		return zero, false
 	}
-	var zero T
-	return zero, false
+	return evs[0], true
 }
 
 func waitFor[T events.Event](tb testing.TB, r *recorder, id string) T {
 	tb.Helper()
-	var zero T
-	e := r.wait(tb, zero.Type(), func(e events.Event) bool {
-		ev, ok := e.(T)
-		return ok && eventID(ev) == id
-	})
-	return e.(T)
+	return testnet.WaitEvent(tb, r.Recorder, func(ev T) bool { return eventID(ev) == id })
 }
 
 func eventID(e events.Event) string {
@@ -149,20 +108,15 @@ func newNodeIn(tb testing.TB, base string, hostOpts []libp2p.Option, opts ...fun
 	n := &node{tb: tb, key: testnet.NewKey(tb), dbPath: filepath.Join(base, "parley.db"),
 		dir: filepath.Join(base, "downloads"), opts: opts, hostOpts: hostOpts, rec: newRecorder()}
 	n.start()
-	tb.Cleanup(n.stop)
 	return n
 }
 
 func (n *node) start() {
 	n.tb.Helper()
 	n.h = testnet.NewHost(n.tb, append([]libp2p.Option{libp2p.Identity(n.key)}, n.hostOpts...)...)
-	db, err := bolt.Open(n.dbPath, 0o600, &bolt.Options{Timeout: 5 * time.Second})
-	if err != nil {
-		n.tb.Fatal(err)
-	}
-	n.db = db
+	n.db = testnet.OpenDB(n.tb, n.dbPath)
 	cfg := Config{
-		Host: n.h, DB: db, Emitter: n.rec, Logger: testLogger(), DownloadDir: n.dir,
+		Host: n.h, DB: n.db, Emitter: n.rec, Logger: testLogger(), DownloadDir: n.dir,
 		ChunkSize: MinChunkSize, RetryBackoff: 20 * time.Millisecond,
 		ProgressInterval: minProgressInterval, IdleTimeout: 10 * time.Second, ControlTimeout: 5 * time.Second,
 	}
@@ -174,6 +128,7 @@ func (n *node) start() {
 		n.tb.Fatal(err)
 	}
 	n.svc = svc
+	n.tb.Cleanup(n.stop) // after each start: runs before that start's db is closed
 }
 
 // stop closes the service, the host and the store, like a process exit.
@@ -241,17 +196,11 @@ func ctxT(tb testing.TB) context.Context {
 	return ctx
 }
 
-// pollUntil polls cond every 5 ms until it holds or waitTimeout passes;
-// only for conditions no event announces.
+// pollUntil polls cond until it holds or waitTimeout passes; only for
+// conditions no event announces.
 func pollUntil(tb testing.TB, what string, cond func() bool) {
 	tb.Helper()
-	deadline := time.Now().Add(waitTimeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			tb.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testnet.Eventually(tb, waitTimeout, what, cond)
 }
 
 // noPartFiles fails when a .part file is left in dir.

@@ -146,11 +146,8 @@ func TestResumeAfterRecipientRestart(t *testing.T) {
 			waitVerified(t, b, id, g.at)
 			b.stop()
 			if lostBitmap {
-				db, err := bolt.Open(b.dbPath, 0o600, nil)
-				if err != nil {
-					t.Fatal(err)
-				}
-				err = db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketBitmaps).Delete([]byte(id)) })
+				db := testnet.OpenDB(t, b.dbPath)
+				err := db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketBitmaps).Delete([]byte(id)) })
 				if cerr := db.Close(); err == nil {
 					err = cerr
 				}

@@ -90,7 +90,14 @@ const maxUploads = 256
 // stored in cfg.DB, registers the stream handler and resumes interrupted
 // transfers with peers that are connected (and later with peers as they
 // connect).
+//
+// Lifecycle (the same for every Parley service): ctx bounds construction
+// only, and New fails if it has ended; the service runs on a context of
+// its own until Close.
 func New(ctx context.Context, cfg Config) (*Service, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("start transfer service: %w", err)
+	}
 	if err := cfg.setDefaults(); err != nil {
 		return nil, err
 	}
@@ -109,7 +116,7 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 		_ = root.Close()
 		return nil, err
 	}
-	sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	sctx, cancel := context.WithCancel(context.Background())
 	s := &Service{
 		cfg: cfg, host: cfg.Host, db: cfg.DB, log: cfg.Logger, emit: cfg.Emitter,
 		root: root, dir: dir, ctx: sctx, cancel: cancel, free: freeSpace,
@@ -155,9 +162,12 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	return s, nil
 }
 
-// Close stops the service: it cancels transfers in flight (they stay
-// resumable), removes the stream handler and waits for every goroutine.
-// It does not close the host or the database.
+// Close stops the service: it refuses new goroutines, removes the stream
+// handler, cancels the service's context, which stops the transfers in
+// flight, and waits for every goroutine. There is nothing to drain first:
+// a stopped transfer keeps its verified chunks and resumes with the peer
+// after the next New. Close does not close the host or the database.
+// Calling Close again does nothing.
 func (s *Service) Close() error {
 	s.mu.Lock()
 	if s.closed {

@@ -6,13 +6,13 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/parley-chat/parley/identity"
+	"github.com/parley-chat/parley/internal/testnet"
 )
 
 func newID(t testing.TB) peer.ID {
@@ -28,20 +28,10 @@ func newID(t testing.TB) peer.ID {
 	return id
 }
 
-func openDB(t testing.TB, path string) *bolt.DB {
-	t.Helper()
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = db.Close() })
-	return db
-}
-
 func openStore(t testing.TB) (*Store, string) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "parley.db")
-	s, err := Open(openDB(t, path))
+	s, err := Open(testnet.OpenDB(t, path))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,7 +82,7 @@ func TestPinConflict(t *testing.T) {
 	if err := db.Close(); err != nil {
 		t.Fatal(err)
 	}
-	s2, err := Open(openDB(t, path))
+	s2, err := Open(testnet.OpenDB(t, path))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -231,7 +221,7 @@ func TestKnownSorted(t *testing.T) {
 
 func TestOpenRejectsCorruptRecord(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "parley.db")
-	db := openDB(t, path)
+	db := testnet.OpenDB(t, path)
 	if _, err := Open(db); err != nil {
 		t.Fatal(err)
 	}

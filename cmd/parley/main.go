@@ -41,6 +41,11 @@ func (e usageError) Error() string { return e.err.Error() }
 func (e usageError) Unwrap() error { return e.err }
 
 func main() {
+	// SIGINT and SIGTERM end ctx. That only stops what runs for the
+	// command (chat's command loop or terminal UI); chat then closes the
+	// node exactly as after /quit, which announces leaving in every room,
+	// within shutdownTimeout. The node's services do not run on ctx: they
+	// run until node.Close (see node.New).
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
 	stop()

@@ -1,6 +1,9 @@
-// Package testnet builds real libp2p hosts on loopback for tests: TCP on
-// 127.0.0.1 with a random port, Noise, yamux, no mDNS, no NAT port mapping,
-// no relay. Every host is closed by t.Cleanup.
+// Package testnet holds the helpers tests share. It builds real libp2p
+// hosts on loopback: TCP on 127.0.0.1 with a random port, Noise, yamux, no
+// mDNS, no NAT port mapping, no relay. It records events (Recorder, and
+// Log for anything else a test collects) with waits bounded in time, and
+// opens bbolt databases in the test's temporary directory. Everything it
+// opens is closed by t.Cleanup.
 package testnet
 
 import (
@@ -15,6 +18,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"go.uber.org/goleak"
 )
 
 // NewKey returns a new Ed25519 identity key.
@@ -95,5 +99,31 @@ func WaitTopicPeers(t testing.TB, tp *pubsub.Topic, timeout time.Duration, peers
 			}
 			time.Sleep(20 * time.Millisecond)
 		}
+	}
+}
+
+// Eventually polls cond every 10 ms until it holds, and fails the test when
+// d passes first. Only for state that no event announces: wait on a
+// Recorder where one does.
+func Eventually(tb testing.TB, d time.Duration, what string, cond func() bool) {
+	tb.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			tb.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// LongLivedWorkers are the goleak options for the process-wide workers
+// that go-libp2p and its dependencies start once and never stop, for a
+// package's goleak.VerifyTestMain.
+func LongLivedWorkers() []goleak.Option {
+	return []goleak.Option{
+		goleak.IgnoreAnyFunction("github.com/ipfs/go-log/v2/writer.(*MirrorWriter).logRoutine"),
+		goleak.IgnoreTopFunction("github.com/libp2p/go-libp2p/p2p/transport/quicreuse.(*reuse).gc"),
+		goleak.IgnoreTopFunction("github.com/quic-go/quic-go.(*Transport).listen"),
+		goleak.IgnoreAnyFunction("go.opencensus.io/stats/view.(*worker).start"),
 	}
 }
