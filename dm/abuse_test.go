@@ -3,6 +3,7 @@ package dm
 import (
 	"bufio"
 	"bytes"
+	"encoding/binary"
 	"strings"
 	"sync"
 	"testing"
@@ -13,16 +14,14 @@ import (
 
 	"github.com/parley-chat/parley/dm/pb"
 	"github.com/parley-chat/parley/events"
+	"github.com/parley-chat/parley/internal/pbframe"
 	"github.com/parley-chat/parley/internal/testnet"
 )
 
-func uvarint(x uint64) []byte {
-	b := make([]byte, maxVarintLen)
-	return b[:putUvarint(b, x)]
-}
+func uvarint(x uint64) []byte { return binary.AppendUvarint(nil, x) }
 
 func frameBytes(t testing.TB, m *pb.Message) []byte {
-	b, err := appendFrame(nil, m)
+	b, err := pbframe.Append(nil, m)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -231,7 +230,7 @@ func TestRateLimit(t *testing.T) {
 	}
 	for i, want := range []pb.Ack_Status{pb.Ack_STATUS_STORED, pb.Ack_STATUS_STORED, pb.Ack_STATUS_BUSY} {
 		var ack pb.Ack
-		if err := readFrame(br, MaxAckSize, &ack); err != nil {
+		if err := pbframe.Read(br, MaxAckSize, &ack); err != nil {
 			t.Fatal(err)
 		}
 		if ack.Status != want || !bytes.Equal(ack.Id, msgs[i].Id) {
@@ -272,14 +271,14 @@ func fakeRecipient(t *testing.T, h host.Host, answer func(n int, m *pb.Message) 
 		br := bufio.NewReader(s)
 		for {
 			var m pb.Message
-			if err := readFrame(br, MaxFrameSize, &m); err != nil {
+			if err := pbframe.Read(br, MaxFrameSize, &m); err != nil {
 				return
 			}
 			mu.Lock()
 			n++
 			ack := answer(n, &m)
 			mu.Unlock()
-			if err := writeFrame(s, ack); err != nil {
+			if err := pbframe.Write(s, ack); err != nil {
 				return
 			}
 		}

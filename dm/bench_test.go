@@ -14,6 +14,7 @@ import (
 
 	"github.com/parley-chat/parley/dm/pb"
 	"github.com/parley-chat/parley/events"
+	"github.com/parley-chat/parley/internal/pbframe"
 	"github.com/parley-chat/parley/internal/testnet"
 )
 
@@ -118,11 +119,11 @@ func BenchmarkBaselineStreamRoundTrip(b *testing.B) {
 	hs[1].SetStreamHandler(proto, func(s network.Stream) {
 		defer s.Close()
 		var m pb.Message
-		if err := readFrame(bufio.NewReader(s), MaxFrameSize, &m); err != nil {
+		if err := pbframe.Read(bufio.NewReader(s), MaxFrameSize, &m); err != nil {
 			_ = s.Reset()
 			return
 		}
-		_ = writeFrame(s, &pb.Ack{Id: m.Id, Status: pb.Ack_STATUS_STORED})
+		_ = pbframe.Write(s, &pb.Ack{Id: m.Id, Status: pb.Ack_STATUS_STORED})
 	})
 	msg := &pb.Message{Id: make([]byte, IDLen), Text: "ping", Nick: "bench", SentAtMs: time.Now().UnixMilli()}
 	for b.Loop() {
@@ -130,11 +131,11 @@ func BenchmarkBaselineStreamRoundTrip(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		if err := writeFrame(s, msg); err != nil {
+		if err := pbframe.Write(s, msg); err != nil {
 			b.Fatal(err)
 		}
 		var ack pb.Ack
-		if err := readFrame(bufio.NewReader(s), MaxAckSize, &ack); err != nil {
+		if err := pbframe.Read(bufio.NewReader(s), MaxAckSize, &ack); err != nil {
 			b.Fatal(err)
 		}
 		_ = s.Close()

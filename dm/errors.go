@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/parley-chat/parley/dm/pb"
+	"github.com/parley-chat/parley/internal/pbframe"
 )
 
 var (
@@ -34,11 +35,13 @@ var (
 	ErrBusy = errors.New("recipient busy")
 
 	// ErrFrameTooLarge is returned by the frame reader when a length
-	// prefix exceeds the frame limit (checked before any allocation).
-	ErrFrameTooLarge = errors.New("frame too large")
+	// prefix exceeds the frame limit (checked before any allocation). It
+	// is the frame reader's own error, internal/pbframe.ErrTooLarge.
+	ErrFrameTooLarge = pbframe.ErrTooLarge
 	// ErrMalformed is returned for a frame that cannot be decoded or
 	// breaks the protocol (truncated, bad varint, bad protobuf, bad id).
-	ErrMalformed = errors.New("malformed frame")
+	// It is internal/pbframe.ErrMalformed, which the frame reader returns.
+	ErrMalformed = pbframe.ErrMalformed
 )
 
 // reasonErrors maps the recipient's reason codes to errors; the

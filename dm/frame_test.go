@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/parley-chat/parley/dm/pb"
+	"github.com/parley-chat/parley/internal/pbframe"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -20,7 +21,7 @@ func TestFrameRoundTrip(t *testing.T) {
 	}
 	var buf bytes.Buffer
 	for _, m := range msgs {
-		if err := writeFrame(&buf, m); err != nil {
+		if err := pbframe.Write(&buf, m); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -31,14 +32,14 @@ func TestFrameRoundTrip(t *testing.T) {
 	br := bufio.NewReader(&buf)
 	for _, want := range msgs {
 		var got pb.Message
-		if err := readFrame(br, MaxFrameSize, &got); err != nil {
+		if err := pbframe.Read(br, MaxFrameSize, &got); err != nil {
 			t.Fatal(err)
 		}
 		if !proto.Equal(&got, want) {
 			t.Fatalf("got %v, want %v", &got, want)
 		}
 	}
-	if err := readFrame(br, MaxFrameSize, new(pb.Message)); err != io.EOF {
+	if err := pbframe.Read(br, MaxFrameSize, new(pb.Message)); err != io.EOF {
 		t.Fatalf("at end: %v, want io.EOF", err)
 	}
 }
@@ -60,7 +61,7 @@ func TestReadFrameErrors(t *testing.T) {
 		{"11 bytes", bytes.Repeat([]byte{0x80}, 11), ErrFrameTooLarge},
 	}
 	for _, tc := range cases {
-		err := readFrame(bufio.NewReader(bytes.NewReader(tc.in)), 100, new(pb.Message))
+		err := pbframe.Read(bufio.NewReader(bytes.NewReader(tc.in)), 100, new(pb.Message))
 		if !errors.Is(err, tc.want) {
 			t.Errorf("%s: err = %v, want %v", tc.name, err, tc.want)
 		}
@@ -74,13 +75,13 @@ func (r errReader) Read([]byte) (int, error) { return 0, r.err }
 
 func TestReadFrameKeepsStreamErrors(t *testing.T) {
 	boom := errors.New("stream reset")
-	err := readFrame(bufio.NewReader(errReader{boom}), 100, new(pb.Message))
+	err := pbframe.Read(bufio.NewReader(errReader{boom}), 100, new(pb.Message))
 	if !errors.Is(err, boom) || errors.Is(err, ErrMalformed) || errors.Is(err, io.EOF) {
 		t.Fatalf("err = %v", err)
 	}
 	// A failure inside the body is a stream error too, not "malformed".
 	r := io.MultiReader(bytes.NewReader([]byte{0x05, 0x01}), errReader{boom})
-	err = readFrame(bufio.NewReader(r), 100, new(pb.Message))
+	err = pbframe.Read(bufio.NewReader(r), 100, new(pb.Message))
 	if !errors.Is(err, boom) || errors.Is(err, ErrMalformed) {
 		t.Fatalf("err = %v", err)
 	}
@@ -90,7 +91,7 @@ func TestReadFrameKeepsStreamErrors(t *testing.T) {
 // recipient's checks: no panic, no frame beyond the limit, and every
 // decoded frame re-encodes within the limit.
 func FuzzReadFrame(f *testing.F) {
-	valid, _ := appendFrame(nil, &pb.Message{Id: bytes.Repeat([]byte{7}, IDLen), Text: "hi", Nick: "n", SentAtMs: 1})
+	valid, _ := pbframe.Append(nil, &pb.Message{Id: bytes.Repeat([]byte{7}, IDLen), Text: "hi", Nick: "n", SentAtMs: 1})
 	f.Add(valid)
 	f.Add(append(valid, valid...))
 	f.Add([]byte{0x80})
@@ -103,7 +104,7 @@ func FuzzReadFrame(f *testing.F) {
 		br := bufio.NewReader(bytes.NewReader(data))
 		for range 16 {
 			var m pb.Message
-			err := readFrame(br, limit, &m)
+			err := pbframe.Read(br, limit, &m)
 			if err != nil {
 				if !errors.Is(err, io.EOF) && !errors.Is(err, ErrMalformed) && !errors.Is(err, ErrFrameTooLarge) {
 					t.Fatalf("unexpected error class: %v", err)

@@ -20,6 +20,7 @@ import (
 
 	"github.com/parley-chat/parley/dm/pb"
 	"github.com/parley-chat/parley/events"
+	"github.com/parley-chat/parley/internal/pbframe"
 	"github.com/parley-chat/parley/internal/testnet"
 )
 
@@ -183,11 +184,11 @@ func rawStream(t testing.TB, h host.Host, p peer.ID) network.Stream {
 func exchange(t testing.TB, s network.Stream, br *bufio.Reader, m *pb.Message) *pb.Ack {
 	t.Helper()
 	_ = s.SetDeadline(time.Now().Add(waitFor))
-	if err := writeFrame(s, m); err != nil {
+	if err := pbframe.Write(s, m); err != nil {
 		t.Fatalf("write message: %v", err)
 	}
 	var ack pb.Ack
-	if err := readFrame(br, MaxAckSize, &ack); err != nil {
+	if err := pbframe.Read(br, MaxAckSize, &ack); err != nil {
 		t.Fatalf("read ack: %v", err)
 	}
 	return &ack

@@ -16,6 +16,7 @@ import (
 	"github.com/parley-chat/parley/dm/pb"
 	"github.com/parley-chat/parley/events"
 	"github.com/parley-chat/parley/identity"
+	"github.com/parley-chat/parley/internal/pbframe"
 )
 
 // inboundMemory is what one inbound stream reserves from the resource
@@ -64,7 +65,7 @@ func (s *Service) handle(str network.Stream) {
 			return
 		}
 		var m pb.Message
-		err := readFrame(br, MaxFrameSize, &m)
+		err := pbframe.Read(br, MaxFrameSize, &m)
 		if errors.Is(err, io.EOF) {
 			_ = str.Close()
 			return
@@ -95,7 +96,7 @@ func (s *Service) handle(str network.Stream) {
 			_ = str.Reset()
 			return
 		}
-		if err := writeFrame(str, ack); err != nil {
+		if err := pbframe.Write(str, ack); err != nil {
 			s.ctr.streamErrors.Add(1)
 			s.log.Debug("dm: write ack", "peer", p, "err", err)
 			_ = str.Reset()

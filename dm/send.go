@@ -18,6 +18,7 @@ import (
 	"github.com/parley-chat/parley/dm/pb"
 	"github.com/parley-chat/parley/events"
 	"github.com/parley-chat/parley/identity"
+	"github.com/parley-chat/parley/internal/pbframe"
 )
 
 const (
@@ -458,7 +459,7 @@ func (s *Service) exchange(str network.Stream, batch []*pb.OutboxRecord) error {
 	var sent []update
 	for _, rec := range batch {
 		var err error
-		buf, err = appendFrame(buf, &pb.Message{Id: rec.Id, Text: rec.Text, Nick: nick, SentAtMs: rec.CreatedMs})
+		buf, err = pbframe.Append(buf, &pb.Message{Id: rec.Id, Text: rec.Text, Nick: nick, SentAtMs: rec.CreatedMs})
 		if err != nil {
 			return err
 		}
@@ -514,7 +515,7 @@ func (s *Service) readAck(str network.Stream, br *bufio.Reader, rec *pb.OutboxRe
 		return ackResult{}, fmt.Errorf("set deadline: %w", err)
 	}
 	var ack pb.Ack
-	if err := readFrame(br, MaxAckSize, &ack); err != nil {
+	if err := pbframe.Read(br, MaxAckSize, &ack); err != nil {
 		return ackResult{}, fmt.Errorf("read ack of %s: %w", msgID(rec.Id), err)
 	}
 	if !bytes.Equal(ack.Id, rec.Id) {

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"golang.org/x/text/secure/precis"
 )
 
 // MaxNickLen is the maximum nickname length in characters (runes).
@@ -35,4 +37,25 @@ func ValidateNick(nick string) error {
 		return fmt.Errorf("%w: %q starts or ends with a space", ErrInvalidNick, nick)
 	}
 	return nil
+}
+
+// NickKey returns the comparison key of a nick: two nicks with the same
+// key are the same nick everywhere Parley compares nicks (trust pins and
+// resolving, nick_shared in rooms, the peer list, the terminal UI). It is
+// the RFC 8266 Nickname comparison: case folded, width and compatibility
+// characters mapped (NFKC), so "ａｌｉｃｅ" and "ALICE" are "alice", and
+// inner spaces collapsed.
+func NickKey(nick string) string {
+	if k, err := precis.Nickname.CompareKey(nick); err == nil && k != "" {
+		return k
+	}
+	// The PRECIS profile refuses a few characters ValidateNick admits
+	// (for example unassigned code points); compare those as they are,
+	// lower-cased.
+	return strings.ToLower(nick)
+}
+
+// SameNick reports whether a and b are the same nick under NickKey.
+func SameNick(a, b string) bool {
+	return a == b || NickKey(a) == NickKey(b)
 }

@@ -8,7 +8,6 @@ import (
 
 	"github.com/parley-chat/parley/identity"
 	"github.com/parley-chat/parley/overlay"
-	"github.com/parley-chat/parley/trust"
 )
 
 // Read-only accessors for user interfaces that show state continuously
@@ -107,12 +106,12 @@ func (n *Node) PeerList() []PeerView {
 	nicks := make(map[string]int)
 	for _, v := range out {
 		if v.Nick != "" {
-			nicks[trust.NickKey(v.Nick)]++
+			nicks[identity.NickKey(v.Nick)]++
 		}
 	}
 	views := make([]PeerView, len(out))
 	for i, v := range out {
-		v.NickShared = v.Nick != "" && nicks[trust.NickKey(v.Nick)] > 1
+		v.NickShared = v.Nick != "" && nicks[identity.NickKey(v.Nick)] > 1
 		views[i] = *v
 	}
 	sort.SliceStable(views, func(i, j int) bool {

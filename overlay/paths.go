@@ -55,16 +55,24 @@ func ClassifyAddr(a ma.Multiaddr) Path {
 	return PathDirect
 }
 
-// bestConn returns the best path among conns and the remote address of the
-// connection that has it.
-func bestConn(conns []network.Conn) (Path, string) {
+// ConnPath returns the path of one connection: PathRelayed when it goes
+// through a circuit relay or libp2p marks it limited, else what
+// ClassifyAddr says of its remote address. /peers, /whois, peer_path and
+// the peer list all classify connections this way.
+func ConnPath(c network.Conn) Path {
+	if c.Stat().Limited {
+		return PathRelayed
+	}
+	return ClassifyAddr(c.RemoteMultiaddr())
+}
+
+// BestPath returns the best path among conns (LAN over direct over
+// relayed) and the remote address of the connection that has it;
+// PathNone and "" when conns is empty.
+func BestPath(conns []network.Conn) (Path, string) {
 	best, addr := PathNone, ""
 	for _, c := range conns {
-		p := ClassifyAddr(c.RemoteMultiaddr())
-		if c.Stat().Limited && p != PathRelayed {
-			p = PathRelayed
-		}
-		if p.rank() > best.rank() {
+		if p := ConnPath(c); p.rank() > best.rank() {
 			best, addr = p, c.RemoteMultiaddr().String()
 		}
 	}
@@ -74,7 +82,7 @@ func bestConn(conns []network.Conn) (Path, string) {
 // Path returns the best current path to p and the remote address of the
 // connection that carries it; PathNone when p is not connected.
 func (o *Host) Path(p peer.ID) (Path, string) {
-	return bestConn(o.Network().ConnsToPeer(p))
+	return BestPath(o.Network().ConnsToPeer(p))
 }
 
 // connWatcher follows individual connections (the peer table only sees
@@ -102,7 +110,7 @@ func (w *connWatcher) update(p peer.ID) {
 	// Computed under mu so that concurrent notifications for one peer
 	// are applied in order.
 	w.mu.Lock()
-	best, addr := bestConn(w.o.Network().ConnsToPeer(p))
+	best, addr := BestPath(w.o.Network().ConnsToPeer(p))
 	prev, known := w.paths[p]
 	if best == PathNone {
 		delete(w.paths, p)

@@ -11,6 +11,7 @@ import (
 	"github.com/parley-chat/parley/events"
 	"github.com/parley-chat/parley/internal/safetext"
 	"github.com/parley-chat/parley/node"
+	"github.com/parley-chat/parley/overlay"
 	"github.com/parley-chat/parley/transfer"
 	"github.com/parley-chat/parley/trust"
 )
@@ -141,13 +142,13 @@ func Whois(w trust.WhoisInfo) string {
 		fmt.Fprintf(&b, "  seen:        first %s, last %s\n",
 			w.FirstSeen.Format(time.DateTime), w.LastSeen.Format(time.DateTime))
 	}
-	fmt.Fprintf(&b, "  connection:  %s\n", safetext.Line(string(w.Path)))
+	path := string(w.Path)
+	if w.Path == overlay.PathNone {
+		path = "not connected"
+	}
+	fmt.Fprintf(&b, "  connection:  %s\n", path)
 	for _, c := range w.Conns {
-		kind := "direct"
-		if c.Relayed {
-			kind = "relayed"
-		}
-		fmt.Fprintf(&b, "    %s %s %s\n", c.Direction, kind, safetext.Line(c.Addr))
+		fmt.Fprintf(&b, "    %s %s %s\n", c.Direction, c.Path, safetext.Line(c.Addr))
 	}
 	if len(w.Addrs) > 0 {
 		b.WriteString("  addresses:\n")

@@ -11,6 +11,7 @@ import (
 	"github.com/parley-chat/parley/identity"
 	"github.com/parley-chat/parley/internal/safetext"
 	"github.com/parley-chat/parley/internal/testnet"
+	"github.com/parley-chat/parley/overlay"
 	"github.com/parley-chat/parley/trust"
 )
 
@@ -80,7 +81,7 @@ func TestWhoisText(t *testing.T) {
 		PeerInfo: trust.PeerInfo{ID: p, Nick: "bob", Fingerprint: identity.Fingerprint(p), Pinned: true, Trusted: true,
 			TrustedAt: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)},
 		Known: true, Path: "direct",
-		Conns: []trust.WhoisConn{{Addr: "/ip4/127.0.0.1/tcp/1", Direction: "Outbound"}},
+		Conns: []trust.WhoisConn{{Addr: "/ip4/127.0.0.1/tcp/1", Direction: "Outbound", Path: overlay.PathLAN}},
 		Addrs: []string{"/dns4/evil\nline/tcp/1"},
 	}
 	txt := Whois(w)
@@ -92,6 +93,13 @@ func TestWhoisText(t *testing.T) {
 	w.Conns[0].Relayed, w.Path = true, "relayed"
 	if !strings.Contains(Whois(w), "relayed") {
 		t.Fatalf("relayed path not shown:\n%s", Whois(w))
+	}
+	if txt := Whois(w); !strings.Contains(txt, "Outbound lan /ip4/127.0.0.1/tcp/1") {
+		t.Fatalf("a connection's own path not shown:\n%s", txt)
+	}
+	w.Conns, w.Path = nil, overlay.PathNone
+	if txt := Whois(w); !strings.Contains(txt, "connection:  not connected") {
+		t.Fatalf("no connection not shown:\n%s", txt)
 	}
 }
 

@@ -59,6 +59,7 @@ type room struct {
 // member is what a room knows about another member.
 type member struct {
 	nick     string
+	nickKey  string // identity.NickKey(nick), kept so nickShared need not recompute it per member
 	lastSeen time.Time
 	online   bool
 }
@@ -123,6 +124,9 @@ func (r *room) observe(author peer.ID, nick string, leaving bool, now time.Time)
 		r.members[author] = m
 	}
 	wasOnline, oldNick := m.online, m.nick
+	if !known || nick != oldNick {
+		m.nickKey = identity.NickKey(nick)
+	}
 	m.nick, m.lastSeen, m.online = nick, now, !leaving
 	switch {
 	case leaving && wasOnline:
@@ -160,19 +164,20 @@ func (r *room) presence(id peer.ID, m *member) *events.Presence {
 	return &events.Presence{Room: r.name, PeerID: id, Nick: m.nick, Online: m.online}
 }
 
-// nickShared reports whether a member other than author uses nick
-// (compared case-insensitively): one online, or one gone less than
-// memberRetention ago, so that a newcomer taking the nick of a member who
-// just left is told apart too. selfNick is this node's nick, counted when
+// nickShared reports whether a member other than author uses nick (the
+// same nick under identity.NickKey, the rule trust pins by): one online,
+// or one gone less than memberRetention ago, so that a newcomer taking
+// the nick of a member who just left is told apart too. selfNick is this node's nick, counted when
 // author is not this node.
 func (r *room) nickShared(author, self peer.ID, nick, selfNick string) bool {
-	if author != self && strings.EqualFold(nick, selfNick) {
+	key := identity.NickKey(nick)
+	if author != self && identity.NickKey(selfNick) == key {
 		return true
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for id, m := range r.members {
-		if id != author && strings.EqualFold(m.nick, nick) {
+		if id != author && m.nickKey == key {
 			return true
 		}
 	}

@@ -166,14 +166,15 @@ func FuzzManifest(f *testing.F) {
 }
 
 // A length prefix claiming a big frame costs memory only for the bytes
-// that actually come.
+// that actually come (internal/pbframe reads the body as it arrives).
 func TestFrameBodyGrowsWithTheBytesSent(t *testing.T) {
 	const claimed = MaxFrameSize
-	sent := bytes.Repeat([]byte{1}, 100)
+	sent := append(binary.AppendUvarint(nil, claimed), bytes.Repeat([]byte{1}, 100)...)
+	br := bufio.NewReader(bytes.NewReader(sent))
 	var before, after runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&before)
-	_, err := readBody(bytes.NewReader(sent), claimed)
+	_, err := readFrame(br, claimed)
 	runtime.ReadMemStats(&after)
 	if !errors.Is(err, io.ErrUnexpectedEOF) {
 		t.Fatalf("truncated frame: %v", err)
@@ -181,9 +182,26 @@ func TestFrameBodyGrowsWithTheBytesSent(t *testing.T) {
 	if grew := after.TotalAlloc - before.TotalAlloc; grew > claimed/4 {
 		t.Fatalf("reading 100 bytes of a frame claiming %d allocated %d bytes", claimed, grew)
 	}
-	body := bytes.Repeat([]byte{2}, eagerFrame+1)
-	got, err := readBody(bytes.NewReader(body), len(body))
-	if err != nil || !bytes.Equal(got, body) {
+	// A frame over the size read at once still arrives whole.
+	big := &pb.Frame{Msg: &pb.Frame_Manifest{Manifest: &pb.Manifest{ChunkHashes: bytes.Repeat([]byte{2}, 64<<10)}}}
+	got, err := readFrame(bufio.NewReader(bytes.NewReader(frameBytes(t, big))), MaxFrameSize)
+	if err != nil || !proto.Equal(got, big) {
 		t.Fatalf("whole frame: %v", err)
+	}
+}
+
+// A stream that ends inside a frame is a broken stream, as before
+// internal/pbframe: not a protocol violation, so a transfer resumes.
+func TestReadFrameTruncatedIsNotProtocolError(t *testing.T) {
+	for name, in := range map[string][]byte{
+		"in the prefix":      {0x80},
+		"in a small frame":   {0x05, 0x01},
+		"in a large frame":   append(binary.AppendUvarint(nil, 8<<10), 1),
+		"right after prefix": {0x05},
+	} {
+		_, err := readFrame(bufio.NewReader(bytes.NewReader(in)), MaxFrameSize)
+		if !errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, ErrProtocol) {
+			t.Errorf("%s: err = %v, want io.ErrUnexpectedEOF and not ErrProtocol", name, err)
+		}
 	}
 }

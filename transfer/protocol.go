@@ -2,16 +2,13 @@ package transfer
 
 import (
 	"bufio"
-	"bytes"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 
 	"github.com/libp2p/go-libp2p/core/protocol"
-	"github.com/multiformats/go-varint"
-	"google.golang.org/protobuf/proto"
 
+	"github.com/parley-chat/parley/internal/pbframe"
 	"github.com/parley-chat/parley/transfer/pb"
 )
 
@@ -37,85 +34,44 @@ const (
 
 // writeFrame writes f with its varint length prefix in one Write.
 func writeFrame(w io.Writer, f *pb.Frame) error {
-	size := proto.Size(f)
-	buf := make([]byte, 0, binary.MaxVarintLen64+size)
-	buf = binary.AppendUvarint(buf, uint64(size)) // #nosec G115 -- proto.Size is never negative
-	buf, err := proto.MarshalOptions{}.MarshalAppend(buf, f)
-	if err != nil {
-		return fmt.Errorf("encode frame: %w", err)
-	}
-	if _, err := w.Write(buf); err != nil {
-		return fmt.Errorf("write frame: %w", err)
-	}
-	return nil
+	return pbframe.Write(w, f)
 }
 
 // appendChunkHeader appends the length-prefixed Chunk frame for chunk
 // index of length bytes to dst.
 func appendChunkHeader(dst []byte, index, length uint32) []byte {
 	f := &pb.Frame{Msg: &pb.Frame_Chunk{Chunk: &pb.Chunk{Index: index, Length: length}}}
-	dst = binary.AppendUvarint(dst, uint64(proto.Size(f))) // #nosec G115 -- proto.Size is never negative
-	dst, _ = proto.MarshalOptions{}.MarshalAppend(dst, f)  // a Chunk always encodes
-	return dst
+	out, err := pbframe.Append(dst, f)
+	if err != nil { // unreachable: a Chunk of two integers always encodes
+		return dst
+	}
+	return out
 }
 
-// readFrame reads one frame of at most max bytes. It returns io.EOF only
-// when the stream ends cleanly before a frame starts.
+// readFrame reads one frame of at most max bytes (internal/pbframe: the
+// length is checked first, and memory follows the bytes that arrive, not
+// the length prefix). It returns io.EOF only when the stream ends cleanly
+// before a frame starts. A frame too large or malformed is ErrProtocol; a
+// stream that ends inside a frame is a broken stream
+// (io.ErrUnexpectedEOF), not a protocol violation.
 func readFrame(r *bufio.Reader, max int) (*pb.Frame, error) {
-	n, err := varint.ReadUvarint(r)
+	f := new(pb.Frame)
+	err := pbframe.Read(r, max, f)
 	switch {
+	case err == nil:
 	case errors.Is(err, io.EOF):
 		return nil, io.EOF
-	case errors.Is(err, varint.ErrOverflow), errors.Is(err, varint.ErrNotMinimal):
-		return nil, fmt.Errorf("%w: frame length: %v", ErrProtocol, err)
-	case err != nil:
-		return nil, fmt.Errorf("read frame length: %w", err)
-	case n > uint64(max): // #nosec G115 -- max is a positive frame limit
-		return nil, fmt.Errorf("%w: frame of %d bytes exceeds %d", ErrProtocol, n, max)
-	}
-	buf, err := readBody(r, int(n)) // #nosec G115 -- n <= max, an int
-	if err != nil {
+	case errors.Is(err, io.ErrUnexpectedEOF):
 		return nil, err
-	}
-	f := new(pb.Frame)
-	if err := proto.Unmarshal(buf, f); err != nil {
-		return nil, fmt.Errorf("%w: decode frame: %v", ErrProtocol, err)
+	case errors.Is(err, pbframe.ErrTooLarge), errors.Is(err, pbframe.ErrMalformed):
+		return nil, fmt.Errorf("%w: %w", ErrProtocol, err)
+	default:
+		return nil, err
 	}
 	if f.GetMsg() == nil {
 		return nil, fmt.Errorf("%w: empty frame", ErrProtocol)
 	}
 	return f, nil
-}
-
-// eagerFrame is the frame size up to which readBody allocates the whole
-// frame at once; bigger frames grow with the bytes that arrive.
-const eagerFrame = 4 << 10
-
-// readBody reads a frame body of n bytes. Memory follows what the peer
-// actually sent, not what its length prefix claims: a prefix claiming
-// 1 MiB followed by silence holds a few KiB until the stream's deadline,
-// not 1 MiB.
-func readBody(r io.Reader, n int) ([]byte, error) {
-	if n <= eagerFrame {
-		buf := make([]byte, n)
-		if _, err := io.ReadFull(r, buf); err != nil {
-			if errors.Is(err, io.EOF) {
-				err = io.ErrUnexpectedEOF
-			}
-			return nil, fmt.Errorf("read frame: %w", err)
-		}
-		return buf, nil
-	}
-	var b bytes.Buffer
-	b.Grow(eagerFrame)
-	got, err := io.CopyN(&b, r, int64(n))
-	if err != nil {
-		if errors.Is(err, io.EOF) {
-			err = io.ErrUnexpectedEOF
-		}
-		return nil, fmt.Errorf("read frame (%d of %d bytes): %w", got, n, err)
-	}
-	return b.Bytes(), nil
 }
 
 // chunkRange is a validated run of wanted chunks.

@@ -18,7 +18,7 @@ import (
 //   - "nick#FP", a nick and a fingerprint prefix ("alice#ABCD"), which
 //     picks among peers sharing a nick;
 //   - a nick, when exactly one known peer matches it. A peer matches when
-//     its current nick has the same comparison key (NickKey) or when it
+//     its current nick has the same comparison key (identity.NickKey) or when it
 //     holds the nick's pin.
 //
 // No match is ErrUnknownPeer; more than one is an *AmbiguousError listing
@@ -44,11 +44,11 @@ func (s *Store) Resolve(nameOrID string) (peer.ID, error) {
 	}
 	var cands []Candidate
 	if i := strings.LastIndexByte(name, '#'); i > 0 && isFPPrefix(name[i+1:]) {
-		cands = s.candidates(NickKey(name[:i]), normalizeFP(name[i+1:]))
+		cands = s.candidates(identity.NickKey(name[:i]), normalizeFP(name[i+1:]))
 	}
 	if len(cands) == 0 {
 		// Not nick#FP, or a nick that contains '#' itself.
-		cands = s.candidates(NickKey(name), "")
+		cands = s.candidates(identity.NickKey(name), "")
 	}
 	switch len(cands) {
 	case 0:
@@ -67,7 +67,7 @@ func (s *Store) candidates(key, fpPrefix string) []Candidate {
 	var out []Candidate
 	for p, rec := range s.peers {
 		isHolder := pinned && holder == p
-		if !isHolder && (rec.Nick == "" || NickKey(rec.Nick) != key) {
+		if !isHolder && (rec.Nick == "" || identity.NickKey(rec.Nick) != key) {
 			continue
 		}
 		fp := identity.Fingerprint(p)

@@ -4,13 +4,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"sort"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 	bolt "go.etcd.io/bbolt"
-	"golang.org/x/text/secure/precis"
 
 	"github.com/parley-chat/parley/events"
 	"github.com/parley-chat/parley/identity"
@@ -146,19 +144,6 @@ func (s *Store) loadPin(k, v []byte) error {
 	return nil
 }
 
-// NickKey returns the comparison key of a nick: two nicks with the same key
-// are the same nick for pinning and resolving (RFC 8266 Nickname profile:
-// case folded, width and compatibility mapped, inner spaces collapsed).
-func NickKey(nick string) string {
-	if k, err := precis.Nickname.CompareKey(nick); err == nil && k != "" {
-		return k
-	}
-	// The PRECIS profile refuses a few characters ValidateNick admits
-	// (for example unassigned code points); compare those as they are,
-	// lower-cased.
-	return strings.ToLower(nick)
-}
-
 // Observe records that peer p claims nick (from a room message, a direct
 // message or a hello). The first peer seen with a nick gets its pin. When
 // the nick is pinned to another peer, Observe returns a *PinConflict and
@@ -172,7 +157,7 @@ func (s *Store) Observe(p peer.ID, nick string) (*PinConflict, error) {
 		return nil, fmt.Errorf("observe %s: %w", p, err)
 	}
 	now := s.now()
-	key := NickKey(nick)
+	key := identity.NickKey(nick)
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -272,7 +257,7 @@ func (s *Store) setTrust(p peer.ID, trusted bool) error {
 	var key string
 	repin := false
 	if trusted && rec.Nick != "" {
-		key = NickKey(rec.Nick)
+		key = identity.NickKey(rec.Nick)
 		repin = s.pins[key] != p
 		rec.Conflict = ""
 	}
@@ -320,7 +305,7 @@ func (s *Store) info(p peer.ID, rec peerRecord) PeerInfo {
 		ID:          p,
 		Nick:        rec.Nick,
 		Fingerprint: identity.Fingerprint(p),
-		Pinned:      rec.Nick != "" && s.pins[NickKey(rec.Nick)] == p,
+		Pinned:      rec.Nick != "" && s.pins[identity.NickKey(rec.Nick)] == p,
 		Trusted:     rec.Trusted,
 		TrustedAt:   rec.TrustedAt,
 		FirstSeen:   rec.FirstSeen,

@@ -1,20 +1,15 @@
 package trust
 
 import (
+	"encoding/json"
 	"sort"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
-	ma "github.com/multiformats/go-multiaddr"
-)
 
-// Connection paths reported by Whois.
-const (
-	PathDirect       = "direct"
-	PathRelayed      = "relayed"
-	PathNotConnected = "not connected"
+	"github.com/parley-chat/parley/overlay"
 )
 
 // maxWhoisAddrs bounds the addresses Whois lists.
@@ -22,10 +17,12 @@ const maxWhoisAddrs = 32
 
 // WhoisConn is one open connection to the peer.
 type WhoisConn struct {
-	Addr      string    `json:"addr"`
-	Direction string    `json:"direction"`
-	Relayed   bool      `json:"relayed"`
-	Opened    time.Time `json:"opened,omitzero"`
+	Addr      string `json:"addr"`
+	Direction string `json:"direction"`
+	Relayed   bool   `json:"relayed"`
+	// Path is this connection's path, as overlay.ConnPath classifies it.
+	Path   overlay.Path `json:"path"`
+	Opened time.Time    `json:"opened,omitzero"`
 }
 
 // WhoisInfo is what /whois shows about a peer.
@@ -33,11 +30,11 @@ type WhoisInfo struct {
 	PeerInfo
 	// Known reports that the trust store has a record of the peer.
 	Known bool `json:"known"`
-	// Path is PathDirect when at least one connection is direct,
-	// PathRelayed when all go through a circuit relay, else
-	// PathNotConnected.
-	Path  string      `json:"path"`
-	Conns []WhoisConn `json:"conns"`
+	// Path is the best connection's path, as /peers and peer_path
+	// report it (overlay.BestPath); overlay.PathNone when not connected,
+	// which JSON shows as "not connected" (the value /whois always had).
+	Path  overlay.Path `json:"path"`
+	Conns []WhoisConn  `json:"conns"`
 	// Addrs are the peer's addresses in the peerstore (at most 32).
 	Addrs []string `json:"addrs"`
 }
@@ -51,16 +48,10 @@ func Whois(h host.Host, store *Store, p peer.ID) WhoisInfo {
 		w.PeerInfo = PeerInfo{ID: p}
 		w.Fingerprint = fingerprint(p)
 	}
-	w.Path = PathNotConnected
-	for _, c := range h.Network().ConnsToPeer(p) {
-		wc := connInfo(c)
-		w.Conns = append(w.Conns, wc)
-		switch {
-		case !wc.Relayed:
-			w.Path = PathDirect
-		case w.Path == PathNotConnected:
-			w.Path = PathRelayed
-		}
+	conns := h.Network().ConnsToPeer(p)
+	w.Path, _ = overlay.BestPath(conns)
+	for _, c := range conns {
+		w.Conns = append(w.Conns, connInfo(c))
 	}
 	for _, a := range h.Peerstore().Addrs(p) {
 		if len(w.Addrs) == maxWhoisAddrs {
@@ -74,20 +65,29 @@ func Whois(h host.Host, store *Store, p peer.ID) WhoisInfo {
 
 func connInfo(c network.Conn) WhoisConn {
 	st := c.Stat()
-	addr := c.RemoteMultiaddr()
+	path := overlay.ConnPath(c)
 	return WhoisConn{
-		Addr:      addr.String(),
+		Addr:      c.RemoteMultiaddr().String(),
 		Direction: st.Direction.String(),
-		Relayed:   st.Limited || isCircuit(addr),
+		Relayed:   path == overlay.PathRelayed,
+		Path:      path,
 		Opened:    st.Opened,
 	}
 }
 
-func isCircuit(a ma.Multiaddr) bool {
-	for _, c := range a {
-		if c.Protocol().Code == ma.P_CIRCUIT {
-			return true
-		}
+// PathNotConnected is how the JSON form of WhoisInfo shows overlay.PathNone.
+const PathNotConnected = "not connected"
+
+// MarshalJSON writes the contract form of /whois: path "not connected"
+// when there is no connection.
+func (w WhoisInfo) MarshalJSON() ([]byte, error) {
+	type plain WhoisInfo
+	path := string(w.Path)
+	if w.Path == overlay.PathNone {
+		path = PathNotConnected
 	}
-	return false
+	return json.Marshal(struct {
+		plain
+		Path string `json:"path"`
+	}{plain(w), path})
 }

@@ -2,6 +2,8 @@ package trust
 
 import (
 	"context"
+	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 
@@ -13,6 +15,7 @@ import (
 
 	"github.com/parley-chat/parley/identity"
 	"github.com/parley-chat/parley/internal/testnet"
+	"github.com/parley-chat/parley/overlay"
 )
 
 func TestWhoisDirect(t *testing.T) {
@@ -21,7 +24,7 @@ func TestWhoisDirect(t *testing.T) {
 	s, _ := openStore(t)
 
 	w := Whois(a, s, b.ID())
-	if w.Known || w.Path != PathNotConnected || len(w.Conns) != 0 || w.Fingerprint != identity.Fingerprint(b.ID()) {
+	if w.Known || w.Path != overlay.PathNone || len(w.Conns) != 0 || w.Fingerprint != identity.Fingerprint(b.ID()) {
 		t.Fatalf("before connecting: %+v", w)
 	}
 	testnet.Connect(t, a, b)
@@ -30,12 +33,14 @@ func TestWhoisDirect(t *testing.T) {
 		t.Fatal(err)
 	}
 	w = Whois(a, s, b.ID())
-	if !w.Known || w.Nick != "bob" || !w.Trusted || !w.Pinned || w.Path != PathDirect ||
-		len(w.Conns) != 1 || w.Conns[0].Relayed || w.Conns[0].Direction != "Outbound" || len(w.Addrs) == 0 {
+	// A loopback connection is "lan", as /peers and peer_path say.
+	if !w.Known || w.Nick != "bob" || !w.Trusted || !w.Pinned || w.Path != overlay.PathLAN ||
+		len(w.Conns) != 1 || w.Conns[0].Relayed || w.Conns[0].Path != overlay.PathLAN ||
+		w.Conns[0].Direction != "Outbound" || len(w.Addrs) == 0 {
 		t.Fatalf("connected: %+v", w)
 	}
 	// Its text: present.Whois (TestWhoisText).
-	if w := Whois(a, nil, b.ID()); w.Known || w.Fingerprint == "" || w.Path != PathDirect {
+	if w := Whois(a, nil, b.ID()); w.Known || w.Fingerprint == "" || w.Path != overlay.PathLAN {
 		t.Fatalf("without a store: %+v", w)
 	}
 }
@@ -63,7 +68,50 @@ func TestWhoisRelayed(t *testing.T) {
 		t.Fatalf("connect through relay: %v", err)
 	}
 	w := Whois(a, nil, b.ID())
-	if w.Path != PathRelayed || len(w.Conns) != 1 || !w.Conns[0].Relayed {
+	if w.Path != overlay.PathRelayed || len(w.Conns) != 1 || !w.Conns[0].Relayed || w.Conns[0].Path != overlay.PathRelayed {
 		t.Fatalf("relayed: %+v", w)
+	}
+}
+
+// /whois names a connection's path with the words /peers, peer_path and
+// the peer list use (overlay.Path), classified the same way: a loopback
+// connection was "direct" in /whois and "lan" in /peers.
+func TestWhoisPathIsOverlayPath(t *testing.T) {
+	hs := testnet.NewHosts(t, 2)
+	a, b := hs[0], hs[1]
+	if w := Whois(a, nil, b.ID()); w.Path != overlay.PathNone || len(w.Conns) != 0 {
+		t.Fatalf("not connected: %+v", w)
+	}
+	testnet.Connect(t, a, b)
+	conns := a.Network().ConnsToPeer(b.ID())
+	best, _ := overlay.BestPath(conns)
+	w := Whois(a, nil, b.ID())
+	if w.Path != best || w.Path != overlay.PathLAN {
+		t.Fatalf("whois path %q, overlay.BestPath %q, want %q", w.Path, best, overlay.PathLAN)
+	}
+	for i, c := range w.Conns {
+		if want := overlay.ConnPath(conns[i]); c.Path != want || c.Relayed != (want == overlay.PathRelayed) {
+			t.Errorf("conn %s: path %q relayed %v, overlay.ConnPath %q", c.Addr, c.Path, c.Relayed, want)
+		}
+	}
+}
+
+func TestWhoisJSONSaysNotConnected(t *testing.T) {
+	p := testnet.NewHost(t).ID()
+	w := WhoisInfo{PeerInfo: PeerInfo{ID: p, Nick: "bob"}}
+	b, err := json.Marshal(w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	if m["path"] != PathNotConnected || m["nick"] != "bob" || m["peer_id"] != p.String() {
+		t.Fatalf("whois JSON %s", b)
+	}
+	w.Path = overlay.PathLAN
+	if b, _ := json.Marshal(w); !strings.Contains(string(b), `"path":"lan"`) {
+		t.Fatalf("whois JSON %s", b)
 	}
 }

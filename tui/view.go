@@ -7,6 +7,7 @@ import (
 	"github.com/charmbracelet/x/ansi"
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/parley-chat/parley/identity"
 	"github.com/parley-chat/parley/node"
 	"github.com/parley-chat/parley/present"
 )
@@ -217,7 +218,7 @@ func (m *Model) dmNickShared(id peer.ID, nick string) bool {
 		return true
 	}
 	for other, d := range m.dmInfo {
-		if other != id && strings.EqualFold(d.nick, nick) {
+		if other != id && identity.SameNick(d.nick, nick) {
 			return true
 		}
 	}
