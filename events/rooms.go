@@ -27,7 +27,7 @@ type Message struct {
 	// (identity.ShortFingerprint), to show next to a shared nick.
 	Fingerprint string `json:"fingerprint"`
 	// NickShared is true when another current member of the room used the
-	// same nick (case-insensitively) when the message arrived.
+	// same nick (identity.SameNick) when the message arrived.
 	NickShared bool `json:"nick_shared"`
 }
 
