@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/parley-chat/parley/identity"
 	"github.com/parley-chat/parley/internal/safetext"
 )
 
@@ -171,7 +172,7 @@ func (m *Model) nicks() []string {
 		if n.nick == "" || n.id == m.self.PeerID {
 			continue
 		}
-		k := strings.ToLower(n.nick)
+		k := identity.NickKey(n.nick)
 		if owners[k] == nil {
 			owners[k] = make(map[peer.ID]bool)
 		}
@@ -183,7 +184,7 @@ func (m *Model) nicks() []string {
 			continue
 		}
 		name := n.nick
-		if len(owners[strings.ToLower(n.nick)]) > 1 {
+		if len(owners[identity.NickKey(n.nick)]) > 1 {
 			name += "#" + n.fp
 		}
 		if !slices.Contains(out, name) {
