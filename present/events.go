@@ -58,7 +58,7 @@ func Event(e events.Event, namer Namer) string {
 	case events.PeerPath:
 		return fmt.Sprintf("* %s now %s (was %s) via %s", MemberBy(namer, e.PeerID), l(e.Path), l(e.Previous), l(e.Addr))
 	case events.PeerDialFailed:
-		return "! " + DialFailed(namer, e)
+		return "! " + DialFailed(MemberBy(namer, e.PeerID), e)
 	case events.DM:
 		return fmt.Sprintf("[%s] [dm] <%s> %s", Clock(e.SentAt), Member(e.Nick, e.From), l(e.Text))
 	case events.DMStatus:
@@ -124,8 +124,9 @@ func Reachability(verdict string, relays int) string {
 // DialFailed renders a failed attempt to reach a kept peer, in one line:
 // "cannot reach alice: 127.0.0.1:4001 refused the connection (nothing
 // listens there); retrying in 2s".
-func DialFailed(namer Namer, e events.PeerDialFailed) string {
-	s := fmt.Sprintf("cannot reach %s: %s", MemberBy(namer, e.PeerID), safetext.Line(e.Error))
+// name is the peer as the caller names it (Member, MemberBy).
+func DialFailed(name string, e events.PeerDialFailed) string {
+	s := fmt.Sprintf("cannot reach %s: %s", name, safetext.Line(e.Error))
 	if e.RetryIn > 0 {
 		s += "; retrying in " + e.RetryIn.Round(100*time.Millisecond).String()
 	}
