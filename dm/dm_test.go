@@ -363,3 +363,43 @@ func TestBatchOf(t *testing.T) {
 		}
 	}
 }
+
+// TestWaitingIsExplained: a message to a peer that cannot be reached says
+// why it waits, once per reason: no address known, then (an address
+// learned, nothing listening there) the dial refused.
+func TestWaitingIsExplained(t *testing.T) {
+	a, b := newNode(t, "alice", testConfig()), newNode(t, "bob", testConfig())
+	a.start(t)
+	waiting := func(id, reason string) func(events.Event) bool {
+		return func(e events.Event) bool {
+			s, ok := e.(events.DMStatus)
+			return ok && s.ID == id && s.Reason == reason
+		}
+	}
+	id := a.send(t, b, "are you there?")
+	e := a.rec.wait(t, "no_address", waiting(id, events.DMWaitNoAddress)).(events.DMStatus)
+	if e.State != events.DMQueued || e.Detail == "" {
+		t.Fatalf("waiting event %+v", e)
+	}
+	// Many retries later the reason was told once.
+	eventually(t, "more attempts", func() bool { return a.svc.Counters().Attempts >= 4 })
+
+	// An address where nothing listens: bob's host, stopped.
+	b.startHost(t)
+	addrs := b.h.Addrs()
+	b.stop(t)
+	a.h.Peerstore().AddAddrs(b.id, addrs, peerstore.PermanentAddrTTL)
+	e = a.rec.wait(t, "dial_failed", waiting(id, events.DMWaitDialFailed)).(events.DMStatus)
+	if e.State != events.DMQueued || !strings.Contains(e.Detail, "127.0.0.1:") || strings.Contains(e.Detail, "\n") {
+		t.Fatalf("waiting event %+v: want the address in one line", e)
+	}
+	start := a.svc.Counters().Attempts
+	eventually(t, "more attempts", func() bool { return a.svc.Counters().Attempts >= start+3 })
+	told := testnet.Events(a.rec.Recorder, func(s events.DMStatus) bool { return s.Reason != "" })
+	if len(told) != 2 {
+		t.Fatalf("reasons told %d times, want once each: %+v", len(told), told)
+	}
+	if got := statesOf(a.rec, id); !reflect.DeepEqual(got, []string{"queued"}) {
+		t.Fatalf("states %v, want [queued]", got)
+	}
+}

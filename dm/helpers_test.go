@@ -51,9 +51,12 @@ func status(id, state string) func(events.Event) bool {
 	}
 }
 
+// statesOf returns the states a message went through: its dm_status
+// events, without the ones that only say why it waits (Reason set, the
+// state repeated).
 func statesOf(r *recorder, id string) []string {
 	var out []string
-	for _, s := range testnet.Events(r.Recorder, func(s events.DMStatus) bool { return s.ID == id }) {
+	for _, s := range testnet.Events(r.Recorder, func(s events.DMStatus) bool { return s.ID == id && s.Reason == "" }) {
 		out = append(out, s.State)
 	}
 	return out

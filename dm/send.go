@@ -19,6 +19,7 @@ import (
 	"github.com/parley-chat/parley/events"
 	"github.com/parley-chat/parley/identity"
 	"github.com/parley-chat/parley/internal/pbframe"
+	"github.com/parley-chat/parley/overlay"
 )
 
 const (
@@ -292,6 +293,7 @@ func (s *Service) work(p peer.ID) {
 			return
 		}
 		s.log.Debug("dm: delivery attempt failed", "peer", p, "err", err)
+		s.explain(p, pending, err)
 		if !s.retryLater(p) {
 			return
 		}
@@ -430,7 +432,7 @@ func (s *Service) deliver(p peer.ID, pending []*pb.OutboxRecord) error {
 	str, err := s.h.NewStream(network.WithAllowLimitedConn(ctx, "parley dm"), p, ProtocolID)
 	cancel()
 	if err != nil {
-		return fmt.Errorf("open stream to %s: %w", p, err)
+		return &openError{fmt.Errorf("open stream to %s: %w", p, err)}
 	}
 	defer context.AfterFunc(s.ctx, func() { _ = str.Reset() })()
 	if err := str.Scope().SetService(ServiceName); err != nil {
@@ -531,5 +533,59 @@ func (s *Service) readAck(str network.Stream, br *bufio.Reader, rec *pb.OutboxRe
 		return ackResult{err: fmt.Errorf("%w: %w", ErrBusy, reasonError(ack.Reason))}, nil
 	default:
 		return ackResult{}, fmt.Errorf("%w: unknown ack status %d", ErrMalformed, int32(ack.Status))
+	}
+}
+
+// openError is a failure to open a stream to the recipient: no
+// connection could be made (or the peer does not speak the protocol).
+type openError struct{ err error }
+
+func (e *openError) Error() string { return e.err.Error() }
+func (e *openError) Unwrap() error { return e.err }
+
+// waitReason says, from a failed delivery attempt to p, why its messages
+// wait: one of the events.DMWait* reasons and a line for people.
+func (s *Service) waitReason(p peer.ID, err error) (reason, detail string) {
+	var oe *openError
+	switch {
+	case errors.Is(err, ErrBusy):
+		return events.DMWaitBusy, "the recipient is busy and asked to retry later"
+	case errors.As(err, &oe) && s.h.Network().Connectedness(p) == network.Connected:
+		return events.DMWaitInterrupted, "the recipient is connected but did not accept direct messages; retrying"
+	case errors.As(err, &oe):
+		de := overlay.ClassifyDial(p, oe.err)
+		if de.Kind == overlay.DialNoAddress {
+			return events.DMWaitNoAddress, "no address of the recipient is known; it is sent when the recipient connects"
+		}
+		return events.DMWaitDialFailed, de.Error() + "; the recipient is probably offline, retrying"
+	}
+	return events.DMWaitInterrupted, "the connection broke before the recipient acknowledged; retrying"
+}
+
+// explain reports, after a failed attempt, why p's pending messages wait:
+// a dm_status event with the message's unchanged state and the reason,
+// for every pending message not yet told this reason. Messages no longer
+// pending are forgotten, so the memory is bounded by the outbox.
+func (s *Service) explain(p peer.ID, pending []*pb.OutboxRecord, err error) {
+	reason, detail := s.waitReason(p, err)
+	var tell []*pb.OutboxRecord
+	s.mu.Lock()
+	st := s.peers[p]
+	if st == nil {
+		s.mu.Unlock()
+		return
+	}
+	told := make(map[string]string, len(pending))
+	for _, rec := range pending {
+		id := msgID(rec.Id)
+		if st.told[id] != reason && !isFinal(rec.State) {
+			tell = append(tell, rec)
+		}
+		told[id] = reason
+	}
+	st.told = told
+	s.mu.Unlock()
+	for _, rec := range tell {
+		s.emit.Emit(events.DMStatus{ID: msgID(rec.Id), To: p, State: stateNames[rec.State], Reason: reason, Detail: detail})
 	}
 }

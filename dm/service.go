@@ -64,6 +64,9 @@ type sendState struct {
 	nextTry time.Time     // no attempt before this (zero: now)
 	backoff time.Duration // current retry interval, 0 after success
 	expiry  time.Time     // earliest expiry among pending messages
+	// told maps the id of each pending message to the wait reason last
+	// reported for it (explain), so a reason is reported once per message.
+	told map[string]string
 }
 
 // counters are updated atomically; Counters returns a snapshot.

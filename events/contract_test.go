@@ -42,6 +42,8 @@ func TestContract(t *testing.T) {
 			`{"type":"dm","id":"01","from":"` + p + `","nick":"ann","text":"yo","sent_at":"2026-12-05T15:20:32.123Z"}`},
 		{DMStatus{ID: "01", To: testPeer, State: DMFailed, Error: "expired"},
 			`{"type":"dm_status","id":"01","to":"` + p + `","state":"failed","error":"expired"}`},
+		{DMStatus{ID: "01", To: testPeer, State: DMQueued, Reason: DMWaitDialFailed, Detail: "127.0.0.1:1 refused the connection"},
+			`{"type":"dm_status","id":"01","to":"` + p + `","state":"queued","reason":"dial_failed","detail":"127.0.0.1:1 refused the connection"}`},
 		{TrustWarning{PeerID: testPeer, Nick: "ann", PinnedPeerID: testPeer, Text: "w"},
 			`{"type":"trust_warning","peer_id":"` + p + `","nick":"ann","pinned_peer_id":"` + p + `","text":"w"}`},
 		{FileOffer{TransferID: "aa", From: testPeer, Name: "f", Size: 3, Room: "r"},
@@ -62,6 +64,8 @@ func TestContract(t *testing.T) {
 			`{"type":"reachability","reachability":"private","relays":["` + p + `"],"relay_addrs":[]}`},
 		{PeerPath{PeerID: testPeer, Path: "direct", Addr: "/ip4/127.0.0.1/tcp/1", Previous: "relayed"},
 			`{"type":"peer_path","peer_id":"` + p + `","path":"direct","addr":"/ip4/127.0.0.1/tcp/1","previous":"relayed"}`},
+		{PeerDialFailed{PeerID: testPeer, Addr: "127.0.0.1:1", Reason: "refused", Error: "127.0.0.1:1 refused the connection", RetryIn: 2500 * time.Millisecond},
+			`{"type":"peer_dial_failed","peer_id":"` + p + `","addr":"127.0.0.1:1","reason":"refused","error":"127.0.0.1:1 refused the connection","retry_in_ms":2500}`},
 	}
 	for _, tc := range cases {
 		b, err := MarshalJSON(tc.e)

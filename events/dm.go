@@ -26,15 +26,38 @@ const (
 	DMFailed    = "failed"
 )
 
+// Why a pending direct message waits, reported in DMStatus.Reason.
+const (
+	// DMWaitNoAddress: not connected to the recipient and no address of
+	// it is known.
+	DMWaitNoAddress = "no_address"
+	// DMWaitDialFailed: the recipient's known addresses refused the
+	// connection, were unreachable or did not answer (it is most likely
+	// offline).
+	DMWaitDialFailed = "dial_failed"
+	// DMWaitBusy: the recipient answered but asked to retry later (rate
+	// or storage limit).
+	DMWaitBusy = "busy"
+	// DMWaitInterrupted: the stream to the recipient broke before it
+	// acknowledged the messages.
+	DMWaitInterrupted = "interrupted"
+)
+
 // DMStatus reports a state change of an outgoing direct message: queued
 // (stored in the outbox), sent (written to a stream, not yet
 // acknowledged), delivered (the recipient acknowledged that it stored the
 // message) or failed (Error says why: expired, rejected by the recipient).
+//
+// A pending message (queued or sent) that waits also gets a DMStatus with
+// its state unchanged and Reason set (one of the DMWait* reasons) when the
+// reason it waits for changes; Detail says it for people in one line.
 type DMStatus struct {
-	ID    string  `json:"id"`
-	To    peer.ID `json:"to"`
-	State string  `json:"state"`
-	Error string  `json:"error,omitempty"`
+	ID     string  `json:"id"`
+	To     peer.ID `json:"to"`
+	State  string  `json:"state"`
+	Error  string  `json:"error,omitempty"`
+	Reason string  `json:"reason,omitempty"`
+	Detail string  `json:"detail,omitempty"`
 }
 
 // TrustWarning is reported when a peer claims a nick that is pinned to

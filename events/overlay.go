@@ -1,6 +1,11 @@
 package events
 
-import "github.com/libp2p/go-libp2p/core/peer"
+import (
+	"encoding/json"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+)
 
 // Reachability is reported when what the node knows about its own
 // reachability changes: the verdict of AutoNAT, or the set of relays it
@@ -31,3 +36,26 @@ type PeerPath struct {
 
 func (Reachability) Type() string { return "reachability" }
 func (PeerPath) Type() string     { return "peer_path" }
+
+// PeerDialFailed is reported for every failed attempt to connect to a
+// kept peer (--peer, /connect): Reason is the kind of failure
+// (overlay.DialRefused, …), Error says it in one line, and RetryIn is
+// how long until the next attempt.
+type PeerDialFailed struct {
+	PeerID  peer.ID       `json:"peer_id"`
+	Addr    string        `json:"addr"`
+	Reason  string        `json:"reason"`
+	Error   string        `json:"error"`
+	RetryIn time.Duration `json:"-"`
+}
+
+func (PeerDialFailed) Type() string { return "peer_dial_failed" }
+
+// MarshalJSON writes retry_in_ms in whole milliseconds.
+func (e PeerDialFailed) MarshalJSON() ([]byte, error) {
+	type plain PeerDialFailed
+	return json.Marshal(struct {
+		plain
+		RetryInMillis int64 `json:"retry_in_ms"`
+	}{plain(e), e.RetryIn.Milliseconds()})
+}

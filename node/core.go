@@ -86,7 +86,7 @@ func (n *Node) Connect(ctx context.Context, addr string) (peer.ID, error) {
 	cctx, cancel := context.WithTimeout(ctx, connectTimeout)
 	defer cancel()
 	if err := n.host.Connect(cctx, ai); err != nil {
-		return "", fmt.Errorf("connect %s: %w", addr, err)
+		return "", fmt.Errorf("connect: %w", overlay.ClassifyDial(ai.ID, err))
 	}
 	if err := n.host.Keep(ai); err != nil {
 		return "", err

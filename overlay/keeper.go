@@ -9,6 +9,9 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/peerstore"
+	"github.com/libp2p/go-libp2p/p2p/net/swarm"
+
+	"github.com/parley-chat/parley/events"
 )
 
 // Backoff configures how kept peers are redialled: the first retry waits
@@ -100,6 +103,11 @@ func (k *keeper) run(p peer.ID, down <-chan struct{}) {
 	var wait time.Duration
 	for {
 		if k.o.Network().Connectedness(p) != network.Connected {
+			// The keeper's backoff is the policy: the swarm's own would
+			// answer a retry with "dial backoff" instead of dialling.
+			if sw, ok := k.o.Network().(*swarm.Swarm); ok {
+				sw.Backoff().Clear(p)
+			}
 			dctx, cancel := context.WithTimeout(ctx, k.cfg.DialTimeout)
 			err := k.o.Connect(dctx, peer.AddrInfo{ID: p})
 			cancel()
@@ -108,8 +116,11 @@ func (k *keeper) run(p peer.ID, down <-chan struct{}) {
 			}
 			if err != nil {
 				wait = k.cfg.next(wait)
-				k.o.log.Info("dial kept peer failed; retrying", "peer", p, "in", wait.Round(time.Millisecond), "err", err)
-				if !sleep(ctx, jitter(wait)) {
+				d := jitter(wait)
+				de := ClassifyDial(p, err)
+				k.o.log.Info("dial kept peer failed; retrying", "peer", p, "in", d.Round(time.Millisecond), "err", err)
+				k.o.emit.Emit(events.PeerDialFailed{PeerID: p, Addr: de.Addr, Reason: de.Kind, Error: de.Error(), RetryIn: d})
+				if !sleep(ctx, d) {
 					return
 				}
 				continue

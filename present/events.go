@@ -3,6 +3,7 @@ package present
 import (
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/parley-chat/parley/events"
 	"github.com/parley-chat/parley/internal/safetext"
@@ -56,12 +57,17 @@ func Event(e events.Event, namer Namer) string {
 		return "* " + Reachability(e.Reachability, len(e.Relays))
 	case events.PeerPath:
 		return fmt.Sprintf("* %s now %s (was %s) via %s", MemberBy(namer, e.PeerID), l(e.Path), l(e.Previous), l(e.Addr))
+	case events.PeerDialFailed:
+		return "! " + DialFailed(MemberBy(namer, e.PeerID), e)
 	case events.DM:
 		return fmt.Sprintf("[%s] [dm] <%s> %s", Clock(e.SentAt), Member(e.Nick, e.From), l(e.Text))
 	case events.DMStatus:
 		line := fmt.Sprintf("  (dm %s to %s: %s", ShortID(e.ID), MemberBy(namer, e.To), l(e.State))
 		if e.Error != "" {
 			line += ": " + l(e.Error)
+		}
+		if e.Detail != "" {
+			line += ", waiting: " + l(e.Detail)
 		}
 		return line + ")"
 	case events.FileOffer:
@@ -111,6 +117,18 @@ func Reachability(verdict string, relays int) string {
 	s := "reachability: " + safetext.Line(verdict)
 	if relays > 0 {
 		s += fmt.Sprintf(", reachable through %d relay(s)", relays)
+	}
+	return s
+}
+
+// DialFailed renders a failed attempt to reach a kept peer, in one line:
+// "cannot reach alice: 127.0.0.1:4001 refused the connection (nothing
+// listens there); retrying in 2s".
+// name is the peer as the caller names it (Member, MemberBy).
+func DialFailed(name string, e events.PeerDialFailed) string {
+	s := fmt.Sprintf("cannot reach %s: %s", name, safetext.Line(e.Error))
+	if e.RetryIn > 0 {
+		s += "; retrying in " + e.RetryIn.Round(100*time.Millisecond).String()
 	}
 	return s
 }

@@ -112,10 +112,32 @@ func TestEventLinesAreInert(t *testing.T) {
 		events.Presence{Room: evil, PeerID: p, Nick: evil},
 		events.FileOffer{From: p, Name: evil, Room: evil},
 		events.Error{Error: evil},
+		events.DMStatus{To: p, State: events.DMQueued, Reason: evil, Detail: evil},
+		events.PeerDialFailed{PeerID: p, Error: evil, Addr: evil},
 	} {
 		got := Event(e, nil)
 		if !safetext.IsClean(strings.ReplaceAll(got, "\n", " ")) {
 			t.Errorf("%s: not inert: %q", e.Type(), got)
+		}
+	}
+}
+
+func TestWaitingLines(t *testing.T) {
+	p := newPeer(t)
+	cases := []struct {
+		e    events.Event
+		want string
+	}{
+		{events.DMStatus{ID: "0011223344", To: p, State: events.DMQueued, Reason: events.DMWaitDialFailed, Detail: "127.0.0.1:1 refused the connection"},
+			"queued, waiting: 127.0.0.1:1 refused the connection)"},
+		{events.DMStatus{ID: "0011223344", To: p, State: events.DMQueued}, "queued)"},
+		{events.PeerDialFailed{PeerID: p, Reason: "refused", Error: "127.0.0.1:1 refused the connection", RetryIn: 2040 * time.Millisecond},
+			": 127.0.0.1:1 refused the connection; retrying in 2s"},
+	}
+	for _, tc := range cases {
+		got := Event(tc.e, nil)
+		if !strings.HasSuffix(got, tc.want) || strings.Contains(got, "\n") || strings.Contains(got, "\x0a") {
+			t.Errorf("%s: %q, want one line ending in %q", tc.e.Type(), got, tc.want)
 		}
 	}
 }

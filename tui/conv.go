@@ -51,6 +51,10 @@ type conv struct {
 	// lastActive picks the one to evict.
 	seq        int
 	lastActive time.Time
+	// waiting says why own messages of a private conversation wait (the
+	// detail of the latest dm_status with a reason), cleaned; empty once
+	// one is delivered.
+	waiting string
 }
 
 func roomKey(room string) string { return "#" + room }

@@ -80,6 +80,9 @@ func (m *Model) handle(e events.Event) bool {
 			m.system(m.activeConv(), entryWarning, clean(e.Text))
 		}
 		return true
+	case events.PeerDialFailed:
+		m.system(status, entryError, clean(present.DialFailed(m.peerLabel(e.PeerID), e)))
+		return false
 	case LogLine:
 		m.system(status, entryLog, clean(e.Text))
 		return false
@@ -184,6 +187,17 @@ func (m *Model) dmStatus(e events.DMStatus) {
 	_, existed := m.convs[dmKey(e.To)]
 	c := m.dmConv(e.To)
 	c.lastActive = m.now()
+	switch {
+	case e.Reason != "":
+		// The state is unchanged: only why the message waits.
+		c.waiting = clean(e.Detail)
+		if c.waiting == "" {
+			c.waiting = clean(e.Reason)
+		}
+		return
+	case e.State == events.DMDelivered:
+		c.waiting = ""
+	}
 	if ent, ok := c.ids[e.ID]; ok {
 		ent.state, ent.errText, ent.rendered = e.State, clean(e.Error), nil
 		return

@@ -371,3 +371,30 @@ func TestClickPicksAPeer(t *testing.T) {
 		t.Fatal("a click on the input line picked a peer")
 	}
 }
+
+// TestWaitingIsExplained: the header of a private conversation says why
+// messages wait, until one is delivered; a failed dial of a kept peer is a
+// line in the status conversation.
+func TestWaitingIsExplained(t *testing.T) {
+	h := newHarness(t, newFakeNode(), 160, 24)
+	h.events(events.DMStatus{ID: "07", To: idCarol, State: events.DMQueued})
+	h.m.activate(dmKey(idCarol))
+	if !strings.Contains(h.screen(), "away: messages wait in the queue") {
+		t.Fatalf("no away mark:\n%s", h.screen())
+	}
+	h.events(events.DMStatus{ID: "07", To: idCarol, State: events.DMQueued, Reason: events.DMWaitDialFailed,
+		Detail: "127.0.0.1:4001 refused the connection\x1b[31m"})
+	if s := h.screen(); !strings.Contains(s, "waiting: 127.0.0.1:4001 refused the connection") || strings.Contains(s, "away:") {
+		t.Fatalf("no reason in the header:\n%s", s)
+	}
+	h.events(events.DMStatus{ID: "07", To: idCarol, State: events.DMDelivered})
+	if s := h.screen(); strings.Contains(s, "waiting:") {
+		t.Fatalf("reason kept after delivery:\n%s", s)
+	}
+	h.events(events.PeerDialFailed{PeerID: idCarol, Addr: "127.0.0.1:4001", Reason: "wrong_peer",
+		Error: "the peer at 127.0.0.1:4001 is 12D3…Xt8g, not 12D3…SYd1", RetryIn: time.Second})
+	h.m.activate(statusKey)
+	if s := h.screen(); !strings.Contains(s, "cannot reach carol") || !strings.Contains(s, "is 12D3…Xt8g, not 12D3…SYd1; retrying in 1s") {
+		t.Fatalf("no dial failure line:\n%s", s)
+	}
+}

@@ -371,12 +371,18 @@ func (m *Model) headerRow(c *conv, w int) string {
 		if d := m.dmInfo[c.peer]; d != nil && !strings.Contains(title, "#") {
 			title += " (" + d.fp + ")"
 		}
+		online := false
 		if p, ok := m.peerByID[c.peer]; ok && p.Online {
+			online = true
 			title += " · online, " + pathLabel(p.Path)
 			if p.Trusted {
 				title += " · ✓ verified"
 			}
-		} else {
+		}
+		switch {
+		case c.waiting != "":
+			title += " · waiting: " + c.waiting
+		case !online:
 			title += " · away: messages wait in the queue"
 		}
 	}
