@@ -12,4 +12,6 @@ var (
 	// ErrNotRunning: the service an operation needs is not running (a
 	// node built for one job, such as parley send or serve).
 	ErrNotRunning = errors.New("not running")
+	// ErrClosed: the node is closing or closed.
+	ErrClosed = errors.New("node closed")
 )

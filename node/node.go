@@ -106,7 +106,8 @@ type Node struct {
 	loopDone chan struct{}
 
 	// ctx ends at Close; work the node starts on its own (announcing a
-	// share once hashed) runs under it, counted in wg.
+	// share once hashed) runs under it, counted in wg, and only while
+	// closing is false (see goSafe).
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -114,8 +115,9 @@ type Node struct {
 	// start is the room user interfaces show first; set by New.
 	start string
 
-	mu   sync.Mutex
-	nick string // guarded by mu
+	mu      sync.Mutex
+	nick    string // guarded by mu
+	closing bool   // guarded by mu
 
 	closeOnce sync.Once
 	closeErr  error
@@ -149,6 +151,7 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 	go n.loop() // #nosec G118 -- the loop lives until Close, not New's ctx (one lifecycle rule for every service)
 	st, err := store.Open(cfg.DataDir, storeLockWait)
 	if err != nil {
+		n.cancel()
 		n.stopLoop()
 		return nil, err
 	}
@@ -164,6 +167,7 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 	n.relayForOwnPeople(&ocfg)
 	h, err := overlay.New(ctx, ocfg)
 	if err != nil {
+		n.cancel()
 		n.stopLoop()
 		_ = st.Close()
 		return nil, err
@@ -247,6 +251,21 @@ func (n *Node) loop() {
 	}
 }
 
+// goSafe runs f on a goroutine counted in wg, unless Close has begun.
+func (n *Node) goSafe(f func()) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.closing {
+		return ErrClosed
+	}
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		f()
+	}()
+	return nil
+}
+
 // stopLoop closes the internal queue and waits for the loop to drain it.
 func (n *Node) stopLoop() {
 	n.internal.Close()
@@ -268,6 +287,9 @@ func (n *Node) stopLoop() {
 func (n *Node) Close() error {
 	n.closeOnce.Do(func() {
 		var errs []error
+		n.mu.Lock()
+		n.closing = true
+		n.mu.Unlock()
 		n.cancel()
 		n.wg.Wait()
 		if n.rooms != nil {

@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -155,11 +156,9 @@ func (n *Node) Share(_ context.Context, room, path string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	n.wg.Add(1)
-	go func() {
-		defer n.wg.Done()
-		n.announceShare(name, id)
-	}()
+	if err := n.goSafe(func() { n.announceShare(name, id) }); err != nil {
+		return "", errors.Join(err, n.transfer.Cancel(id))
+	}
 	return id, nil
 }
 
