@@ -47,6 +47,9 @@ type File struct {
 	Bootstrap []string `toml:"bootstrap"`
 	Relays    []string `toml:"relays"`
 	PublicDHT *bool    `toml:"public_dht"`
+	// RelayService: false stops relaying for room members and trusted
+	// peers (docs/OVERLAY.md).
+	RelayService *bool `toml:"relay_service"`
 	// SwarmKey is the swarm key file of a private network; a relative
 	// path is relative to the data directory.
 	SwarmKey string `toml:"swarm_key"`

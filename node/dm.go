@@ -19,6 +19,7 @@ func (n *Node) startDM(ctx context.Context) error {
 		return fmt.Errorf("open trust store: %w", err)
 	}
 	n.trust = ts
+	n.own.trust.Store(ts)
 	cfg := n.cfg.DM
 	cfg.Host = n.host
 	cfg.DB = n.store.DB()

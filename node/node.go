@@ -69,6 +69,13 @@ type Config struct {
 	// DM tunes the direct-message service; Host, DB, Emitter, Logger,
 	// Nick and OnNick are set by the node.
 	DM dm.Config
+	// RelayForOwnPeople runs a circuit relay v2 service with
+	// overlay.ChatRelayResources for the peers online in a room this node
+	// has joined and the trusted peers, never for strangers: a peer must
+	// be one of them to reserve a slot, and both ends of a circuit must
+	// be (docs/OVERLAY.md). `parley chat` turns it on unless
+	// --no-relay-service. Ignored when Overlay.RelayService is set.
+	RelayForOwnPeople bool
 	// Emitter receives every event (required).
 	Emitter events.Emitter
 	// EventQueue bounds the events waiting for the node's event loop
@@ -91,6 +98,7 @@ type Node struct {
 	dm       *dm.Service
 	rooms    *rooms.Service
 	transfer *transfer.Service
+	own      ownPeople // the relay service's policy; set as the services start
 
 	// internal receives the services' events; loop (owned by New and
 	// Close) reacts to them and passes them on to emit.
@@ -156,6 +164,7 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 	if ocfg.UserAgent == "" {
 		ocfg.UserAgent = "parley/" + cfg.Version
 	}
+	n.relayForOwnPeople(&ocfg)
 	h, err := overlay.New(ctx, ocfg)
 	if err != nil {
 		n.cancel()

@@ -32,6 +32,7 @@ func (n *Node) startRooms(ctx context.Context) error {
 		return fmt.Errorf("start rooms: %w", err)
 	}
 	n.rooms = svc
+	n.own.rooms.Store(svc)
 	start := n.cfg.Rooms
 	if len(start) == 0 && len(svc.Rooms()) == 0 && !n.cfg.NoDefaultRoom {
 		start = []string{DefaultRoom}

@@ -102,6 +102,9 @@ func (o *Host) startConnectivity(cfg *Config, relays *relayAddrSource) error {
 
 	if cfg.RelayService != nil {
 		ropts := []relay.Option{relay.WithResources(*cfg.RelayService)}
+		if cfg.RelayFor != nil {
+			ropts = append(ropts, relay.WithACL(relayACL{allow: cfg.RelayFor, log: o.log}))
+		}
 		if cfg.Metrics != nil {
 			ropts = append(ropts, relay.WithMetricsTracer(relay.NewMetricsTracer(relay.WithRegisterer(cfg.Metrics))))
 		}

@@ -106,6 +106,15 @@ type Config struct {
 	// these resources for other peers (parley serve:
 	// ServeRelayResources()).
 	RelayService *relay.Resources
+	// RelayFor, when not nil, restricts the relay service to the peers it
+	// accepts: a peer may reserve a slot only if RelayFor(peer), and a
+	// circuit opens only if RelayFor holds for both its source and its
+	// destination (docs/OVERLAY.md, "Relaying for your own people"). Nil
+	// relays for every peer that may connect (parley serve). It is called
+	// on the relay service's stream handlers, concurrently, and must be
+	// quick. Chat nodes pass their room members and trusted peers here,
+	// with ChatRelayResources.
+	RelayFor func(peer.ID) bool
 	// NoHolePunching turns off DCUtR hole punching, which otherwise
 	// upgrades relayed connections to direct ones where NATs allow.
 	NoHolePunching bool

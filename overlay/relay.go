@@ -3,6 +3,7 @@ package overlay
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"slices"
 	"sort"
 	"sync"
@@ -33,6 +34,57 @@ func ServeRelayResources() relay.Resources {
 		MaxReservationsPerIP:  32,
 		MaxReservationsPerASN: 128,
 	}
+}
+
+// ChatRelayResources are the circuit relay v2 limits of a chat node that
+// relays for its own people (Config.RelayFor; docs/OVERLAY.md). They are
+// sized for direct messages, far below ServeRelayResources: a relayed
+// connection carries at most 1 MiB each way (64 DMs of the largest size,
+// dm.MaxFrameSize) and lasts at most 5 minutes, after which the relay
+// resets it and the next DM opens a new circuit; hole punching (DCUtR)
+// tries to replace it with a direct connection meanwhile. A relayed
+// connection is limited, so only protocols that opt in (DMs, file offers)
+// run on it: room gossip and file data wait for a direct path or a serve
+// relay. At most 16 peers hold a slot, 8 of them from one IP address, for
+// 30 minutes unless renewed, and each peer takes part in at most 4
+// circuits at a time.
+func ChatRelayResources() relay.Resources {
+	return relay.Resources{
+		Limit:                 &relay.RelayLimit{Duration: 5 * time.Minute, Data: 1 << 20},
+		ReservationTTL:        30 * time.Minute,
+		MaxReservations:       16,
+		MaxCircuits:           4,
+		BufferSize:            4 << 10,
+		MaxReservationsPerIP:  8,
+		MaxReservationsPerASN: 16,
+	}
+}
+
+// relayACL is the relay service's access control when Config.RelayFor is
+// set: the reserving peer must be accepted, and so must both ends of a
+// circuit. The destination is checked again at connect time because it
+// may have left every shared room (or been untrusted) since it reserved.
+// Requiring the source too means a stranger can neither spend this
+// node's bandwidth nor reach its people through it.
+type relayACL struct {
+	allow func(peer.ID) bool
+	log   *slog.Logger
+}
+
+func (a relayACL) AllowReserve(p peer.ID, _ ma.Multiaddr) bool {
+	ok := a.allow(p)
+	if !ok {
+		a.log.Debug("relay reservation refused: not a room member or trusted peer", "peer", p)
+	}
+	return ok
+}
+
+func (a relayACL) AllowConnect(src peer.ID, _ ma.Multiaddr, dest peer.ID) bool {
+	ok := a.allow(src) && a.allow(dest)
+	if !ok {
+		a.log.Debug("relay circuit refused: an end is not a room member or trusted peer", "src", src, "dest", dest)
+	}
+	return ok
 }
 
 // ServeLimits are the resource manager limits of `parley serve`: a node

@@ -212,6 +212,14 @@ func (r *room) who(self peer.ID, selfNick string) []Member {
 	return out
 }
 
+// isOnline reports whether p is an online member.
+func (r *room) isOnline(p peer.ID) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	m, ok := r.members[p]
+	return ok && m.online
+}
+
 // onlineCount counts online members, this node included.
 func (r *room) onlineCount() int {
 	r.mu.Lock()

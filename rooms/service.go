@@ -421,6 +421,22 @@ func (s *Service) Who(name string) ([]Member, error) {
 	return r.who(s.self, s.cfg.Nick()), nil
 }
 
+// SharesRoom reports whether p is online in a room this node has joined:
+// it announced its presence or wrote a message there (signed with its
+// key, checked by the validator) and has not left or gone silent past
+// PresenceTimeout. It takes no allocation, so that a policy may ask it on
+// every request (node's relay service does).
+func (s *Service) SharesRoom(p peer.ID) bool {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	for _, r := range s.rooms {
+		if r.isOnline(p) {
+			return true
+		}
+	}
+	return false
+}
+
 // History returns up to n messages of a joined room from the store, oldest
 // first; n <= 0 means DefaultHistoryN. It includes messages from before a
 // restart.

@@ -278,6 +278,14 @@ func (s *Store) Get(p peer.ID) (PeerInfo, bool) {
 	return s.info(p, rec), true
 }
 
+// Trusted reports whether p is marked trusted (Trust), without building
+// its PeerInfo: a policy may ask it on every request.
+func (s *Store) Trusted(p peer.ID) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.peers[p].Trusted
+}
+
 // Known returns every known peer, sorted by nick, then peer ID.
 func (s *Store) Known() []PeerInfo {
 	s.mu.Lock()

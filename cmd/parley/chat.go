@@ -73,18 +73,19 @@ func (c *chatCmd) run(ctx context.Context, stdin io.Reader, stdout, stderr io.Wr
 	}
 
 	n, err := node.New(ctx, node.Config{
-		DataDir:        s.dataDir,
-		Identity:       id,
-		Nick:           nick,
-		SaveNick:       func(nick string) error { return config.SaveNick(s.dataDir, nick) },
-		Overlay:        ocfg,
-		Rooms:          s.rooms,
-		Transfer:       transfer.Config{DownloadDir: s.downloads, MaxFileSize: s.maxFile},
-		AutoAcceptFrom: s.autoAcceptFrom,
-		AutoAcceptMax:  s.autoAcceptMax,
-		Emitter:        queue,
-		Logger:         logger,
-		Version:        version,
+		DataDir:           s.dataDir,
+		Identity:          id,
+		Nick:              nick,
+		SaveNick:          func(nick string) error { return config.SaveNick(s.dataDir, nick) },
+		Overlay:           ocfg,
+		RelayForOwnPeople: !s.noRelayService,
+		Rooms:             s.rooms,
+		Transfer:          transfer.Config{DownloadDir: s.downloads, MaxFileSize: s.maxFile},
+		AutoAcceptFrom:    s.autoAcceptFrom,
+		AutoAcceptMax:     s.autoAcceptMax,
+		Emitter:           queue,
+		Logger:            logger,
+		Version:           version,
 	})
 	if err != nil {
 		return err

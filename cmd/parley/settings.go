@@ -109,6 +109,7 @@ type settings struct {
 	rendezvous     []string
 	publicDHT      bool
 	noPunch        bool
+	noRelayService bool
 	swarmKey       string
 	allowPeers     []peer.ID
 	metrics        string
@@ -196,6 +197,9 @@ func settingTable() []setting {
 		{flag: "no-hole-punching", in: chatNodes,
 			usage: "do not try to turn relayed connections into direct ones",
 			bind:  func(s *settings) flag.Value { return boolOf(&s.noPunch) }},
+		{flag: "no-relay-service", key: "relay_service", in: cmdChat, file: cmdChat, fromFile: invertBool,
+			usage: "do not relay for room members and trusted peers (config.toml: relay_service = false; docs/OVERLAY.md)",
+			bind:  func(s *settings) flag.Value { return boolOf(&s.noRelayService) }},
 		{flag: "swarm-key", arg: "FILE", key: "swarm_key", in: allNodes, file: allNodes, fromFile: underDataDir,
 			usage: "join the private network of this swarm key file (parley keygen --swarm-key makes one): only holders of the key can connect; TCP only",
 			bind:  func(s *settings) flag.Value { return textOf(&s.swarmKey) }},

@@ -115,6 +115,7 @@ func samples(t *testing.T, dataDir string) map[string]sample {
 		"rendezvous":           {env: "envns", cli: "clins"},
 		"public-dht":           {"true", "true", "false", "true"},
 		"no-hole-punching":     {env: "true", cli: "false"},
+		"no-relay-service":     {"false", "true", "false", "true"},
 		"swarm-key":            {`"swarm.key"`, filepath.Join(dataDir, "swarm.key"), "/env/swarm.key", "/cli/swarm.key"},
 		"allow-peer":           {`["` + ids[0] + `"]`, ids[0], ids[1], ids[2]},
 		"metrics":              {env: "127.0.0.1:1", cli: "127.0.0.1:2"},

@@ -1,0 +1,158 @@
+package adversarial
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/client"
+	pbv2 "github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/pb"
+	"github.com/multiformats/go-multiaddr"
+
+	"github.com/parley-chat/parley/node"
+	"github.com/parley-chat/parley/overlay"
+)
+
+// relayFlood is how many throwaway identities attack the chat node's
+// relay service.
+const relayFlood = 40
+
+// relayHost is a bare loopback host that can dial through relays.
+func relayHost(t testing.TB) host.Host {
+	t.Helper()
+	h, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"), libp2p.DisableMetrics(), libp2p.EnableRelay())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = h.Close() })
+	return h
+}
+
+// circuitVia is /p2p/<relay>/p2p-circuit to dest.
+func circuitVia(relay, dest peer.ID) peer.AddrInfo {
+	return peer.AddrInfo{ID: dest, Addrs: []multiaddr.Multiaddr{
+		multiaddr.StringCast("/p2p/" + relay.String() + "/p2p-circuit")}}
+}
+
+// TestRelayFloodFromStrangers: a chat node relays for its own people
+// only. Throwaway identities that share no room with it, one after the
+// other, ask for a reservation and for a circuit to a room member; every
+// request is refused with PERMISSION_DENIED, and afterwards the honest
+// member still reserves a slot, a trusted peer still reaches it through
+// the relay, and the node still chats.
+func TestRelayFloodFromStrangers(t *testing.T) {
+	victim := newParty(t, "victim", func(c *node.Config) { c.RelayForOwnPeople = true })
+	honest := newParty(t, "honest", nil)
+	link(t, honest, victim)
+	inLobby(t, honest, victim)
+	victimInfo := peer.AddrInfo{ID: victim.peerID(), Addrs: victim.host().Addrs()}
+
+	// The honest member holds a reservation before the flood.
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if _, err := client.Reserve(ctx, honest.host(), victimInfo); err != nil {
+		t.Fatalf("honest member's reservation: %v", err)
+	}
+
+	deadline := time.Now().Add(90 * time.Second)
+	refused := 0
+	for i := 0; i < relayFlood && time.Now().Before(deadline); i++ {
+		m := relayHost(t)
+		if err := m.Connect(ctx, victimInfo); err != nil {
+			t.Fatalf("throwaway %d connect: %v", i, err)
+		}
+		_, err := client.Reserve(ctx, m, victimInfo)
+		var re client.ReservationError
+		if !errors.As(err, &re) || re.Status != pbv2.Status_PERMISSION_DENIED {
+			t.Fatalf("throwaway %d reservation: err = %v, want permission denied", i, err)
+		}
+		err = m.Connect(ctx, circuitVia(victim.peerID(), honest.peerID()))
+		if err == nil || !strings.Contains(err.Error(), "PERMISSION_DENIED") {
+			t.Fatalf("throwaway %d circuit to the member: err = %v, want permission denied", i, err)
+		}
+		if m.Network().Connectedness(honest.peerID()) != network.NotConnected {
+			t.Fatalf("throwaway %d reached the member", i)
+		}
+		if err := m.Close(); err != nil {
+			t.Fatal(err)
+		}
+		refused++
+	}
+	if refused != relayFlood {
+		t.Fatalf("only %d of %d throwaway identities tried within the time bound", refused, relayFlood)
+	}
+
+	// The limits are untouched: the member renews its reservation, and a
+	// trusted peer (in no room) reaches it through the relay.
+	if _, err := client.Reserve(ctx, honest.host(), victimInfo); err != nil {
+		t.Fatalf("honest member's reservation after the flood: %v", err)
+	}
+	friend := relayHost(t)
+	if _, err := victim.n.Trust(friend.ID()); err != nil {
+		t.Fatal(err)
+	}
+	if err := friend.Connect(ctx, victimInfo); err != nil {
+		t.Fatal(err)
+	}
+	if err := friend.Connect(ctx, circuitVia(victim.peerID(), honest.peerID())); err != nil {
+		t.Fatalf("trusted peer's circuit to the member after the flood: %v", err)
+	}
+	conns := friend.Network().ConnsToPeer(honest.peerID())
+	if len(conns) == 0 || !conns[0].Stat().Limited {
+		t.Fatalf("trusted peer's connections to the member: %v, want a relayed one", conns)
+	}
+	stillServes(t, honest, victim, "after the relay flood")
+}
+
+// TestRelayLimitsHoldForTrustedFlood: even peers the node accepts cannot
+// take more than the chat limits allow. Trusted throwaway identities on
+// one address (loopback) reserve until the per-IP limit of
+// overlay.ChatRelayResources refuses them; the honest member, who
+// reserved first, still renews its slot.
+func TestRelayLimitsHoldForTrustedFlood(t *testing.T) {
+	victim := newParty(t, "victim", func(c *node.Config) { c.RelayForOwnPeople = true })
+	honest := newParty(t, "honest", nil)
+	link(t, honest, victim)
+	inLobby(t, honest, victim)
+	victimInfo := peer.AddrInfo{ID: victim.peerID(), Addrs: victim.host().Addrs()}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if _, err := client.Reserve(ctx, honest.host(), victimInfo); err != nil {
+		t.Fatalf("honest member's reservation: %v", err)
+	}
+	perIP := overlay.ChatRelayResources().MaxReservationsPerIP
+	granted, refused := 1, 0 // the honest member's
+	deadline := time.Now().Add(90 * time.Second)
+	const flood = 12 // trusted throwaways, more than the per-IP limit leaves
+	for i := 0; i < flood && time.Now().Before(deadline); i++ {
+		m := relayHost(t)
+		if _, err := victim.n.Trust(m.ID()); err != nil {
+			t.Fatal(err)
+		}
+		if err := m.Connect(ctx, victimInfo); err != nil {
+			t.Fatalf("trusted throwaway %d connect: %v", i, err)
+		}
+		_, err := client.Reserve(ctx, m, victimInfo)
+		var re client.ReservationError
+		switch {
+		case err == nil:
+			granted++
+		case errors.As(err, &re) && re.Status == pbv2.Status_RESERVATION_REFUSED:
+			refused++
+		default:
+			t.Fatalf("trusted throwaway %d reservation: %v", i, err)
+		}
+	}
+	if granted != perIP || refused != flood+1-perIP {
+		t.Fatalf("granted %d, refused %d reservations from one address; want %d and %d", granted, refused, perIP, flood+1-perIP)
+	}
+	if _, err := client.Reserve(ctx, honest.host(), victimInfo); err != nil {
+		t.Fatalf("honest member's renewal under the limit: %v", err)
+	}
+}
