@@ -8,6 +8,7 @@ import (
 	"github.com/libp2p/go-libp2p-pubsub"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
 	"github.com/parley-chat/parley/events"
 	bolt "go.etcd.io/bbolt"
 	"golang.org/x/time/rate"
@@ -92,6 +93,9 @@ type Config struct {
 
 	// testHookVerdict, if set, sees the outcome of every validation.
 	testHookVerdict func(topic string, from peer.ID, v verdict)
+	// testHookOwnAddrs, if set, replaces the addresses the node puts in
+	// its signed peer record (before the sharing rule).
+	testHookOwnAddrs func() []ma.Multiaddr
 }
 
 func (c *Config) withDefaults() (Config, error) {

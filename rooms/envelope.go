@@ -65,6 +65,7 @@ type envelope struct {
 	sentAt  time.Time // millisecond precision
 	text    string    // KIND_TEXT
 	leaving bool      // KIND_PRESENCE
+	record  []byte    // KIND_PRESENCE: the author's signed peer record, unverified until validate
 	file    FileShare // KIND_FILE_SHARE
 }
 
@@ -102,8 +103,8 @@ func (e *envelope) toWire() *pb.Envelope {
 	case pb.Kind_KIND_TEXT:
 		w.Text = e.text
 	case pb.Kind_KIND_PRESENCE:
-		if e.leaving {
-			w.Presence = &pb.Presence{Leaving: true}
+		if e.leaving || len(e.record) > 0 {
+			w.Presence = &pb.Presence{Leaving: e.leaving, PeerRecord: e.record}
 		}
 	case pb.Kind_KIND_FILE_SHARE:
 		w.FileShare = &pb.FileShare{Id: e.file.ID, Name: e.file.Name, Size: e.file.Size, Hash: e.file.Hash}
@@ -169,6 +170,10 @@ func fromWire(w *pb.Envelope) (envelope, verdict) {
 		e.text = w.Text
 	case pb.Kind_KIND_PRESENCE:
 		e.leaving = w.Presence.GetLeaving()
+		if len(w.Presence.GetPeerRecord()) > MaxPeerRecordSize {
+			return e, reject(reasonRecord)
+		}
+		e.record = w.Presence.GetPeerRecord()
 	case pb.Kind_KIND_FILE_SHARE:
 		f := w.FileShare
 		if f == nil {
@@ -201,6 +206,7 @@ const (
 	reasonNick        = "nick"
 	reasonText        = "text"
 	reasonFile        = "file"
+	reasonRecord      = "peer-record"
 	reasonAuthor      = "author"
 	reasonSkew        = "skew"
 	reasonReplay      = "replay"

@@ -32,6 +32,9 @@ func (s *Service) readLoop(r *room) {
 func (s *Service) deliver(r *room, in *incoming, now time.Time) {
 	env := &in.env
 	if in.author != s.self {
+		if in.rec != nil {
+			s.learnAddrs(r, in.author, in.recEnv, in.rec)
+		}
 		ev, newcomer := r.observe(in.author, env.nick, env.kind == pb.Kind_KIND_PRESENCE && env.leaving, now)
 		if ev != nil {
 			s.cfg.Emitter.Emit(*ev)

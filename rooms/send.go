@@ -141,6 +141,9 @@ func (s *Service) announce(ctx context.Context, r *room, wait bool) error {
 	if err != nil {
 		return err
 	}
+	if env.record, err = s.ownPeerRecord(r); err != nil {
+		s.log.Debug("presence without addresses", "room", r.name, "err", err)
+	}
 	return s.publish(ctx, r, &outgoing{env: env}, wait)
 }
 

@@ -6,6 +6,7 @@ import (
 
 	"github.com/libp2p/go-libp2p-pubsub"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/record"
 	"github.com/parley-chat/parley/rooms/pb"
 	"google.golang.org/protobuf/proto"
 )
@@ -15,6 +16,10 @@ import (
 type incoming struct {
 	env    envelope
 	author peer.ID
+	// recEnv and rec are the verified signed peer record of a presence
+	// that carries one (never set for own messages).
+	recEnv *record.Envelope
+	rec    *peer.PeerRecord
 }
 
 // outgoing is the ValidatorData of a local publish: the envelope as built
@@ -58,6 +63,8 @@ func (s *Service) validate(r *room, msg *pubsub.Message, out *outgoing) verdict 
 		return reject(reasonAuthor)
 	}
 	var env envelope
+	var recEnv *record.Envelope
+	var rec *peer.PeerRecord
 	if out != nil && msg.ReceivedFrom == s.self && author == s.self {
 		env = out.env
 	} else {
@@ -65,6 +72,12 @@ func (s *Service) validate(r *room, msg *pubsub.Message, out *outgoing) verdict 
 		env, v = s.decode(r, author, msg.Data)
 		if v.result != pubsub.ValidationAccept {
 			return v
+		}
+		if len(env.record) > 0 {
+			var err error
+			if recEnv, rec, err = verifyPeerRecord(env.record, author); err != nil {
+				return reject(reasonRecord)
+			}
 		}
 	}
 	now := time.Now()
@@ -81,7 +94,7 @@ func (s *Service) validate(r *room, msg *pubsub.Message, out *outgoing) verdict 
 	if ok, reason := s.replay.mark(k, r.topicName, s.replayExpiry(env), now); !ok {
 		return ignore(reason)
 	}
-	msg.ValidatorData = &incoming{env: env, author: author}
+	msg.ValidatorData = &incoming{env: env, author: author, recEnv: recEnv, rec: rec}
 	return accept()
 }
 

@@ -189,7 +189,13 @@ type Presence struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// leaving is true on the last announcement of a member that leaves the
 	// room or shuts down.
-	Leaving       bool `protobuf:"varint,1,opt,name=leaving,proto3" json:"leaving,omitempty"`
+	Leaving bool `protobuf:"varint,1,opt,name=leaving,proto3" json:"leaving,omitempty"`
+	// peer_record is optional: the author's libp2p signed peer record (a
+	// serialized record.Envelope, domain "libp2p-peer-record", payload type
+	// 0x0301) listing addresses where the author can be dialed, at most 1024
+	// bytes and 16 addresses, signed by the author's own key. See
+	// docs/PROTOCOL.md, "Addresses in presence".
+	PeerRecord    []byte `protobuf:"bytes,2,opt,name=peer_record,json=peerRecord,proto3" json:"peer_record,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -229,6 +235,13 @@ func (x *Presence) GetLeaving() bool {
 		return x.Leaving
 	}
 	return false
+}
+
+func (x *Presence) GetPeerRecord() []byte {
+	if x != nil {
+		return x.PeerRecord
+	}
+	return nil
 }
 
 // FileShare announces a file that the author serves over the transfer
@@ -525,9 +538,11 @@ const file_rooms_proto_rawDesc = "" +
 	"\x04text\x18\x05 \x01(\tR\x04text\x125\n" +
 	"\bpresence\x18\x06 \x01(\v2\x19.parley.rooms.v1.PresenceR\bpresence\x129\n" +
 	"\n" +
-	"file_share\x18\a \x01(\v2\x1a.parley.rooms.v1.FileShareR\tfileShare\"$\n" +
+	"file_share\x18\a \x01(\v2\x1a.parley.rooms.v1.FileShareR\tfileShare\"E\n" +
 	"\bPresence\x12\x18\n" +
-	"\aleaving\x18\x01 \x01(\bR\aleaving\"W\n" +
+	"\aleaving\x18\x01 \x01(\bR\aleaving\x12\x1f\n" +
+	"\vpeer_record\x18\x02 \x01(\fR\n" +
+	"peerRecord\"W\n" +
 	"\tFileShare\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x12\n" +
