@@ -21,6 +21,17 @@
 // signs every message (StrictSign); the author shown is always the signed
 // `from` peer ID, and the nick is display only.
 //
+// # Addresses
+//
+// Presence announcements carry the author's libp2p signed peer record
+// (peerrecord.go): the validator rejects one not signed by the author's
+// key or not naming the author, over MaxPeerRecordSize bytes or
+// MaxPeerRecordAddrs addresses. A node shares only addresses the room can
+// use (public ones; private-range ones in private rooms; loopback ones
+// when it has nothing else), and a receiver keeps only those it could use
+// in the host's peerstore for PeerRecordTTL, so that direct messages and
+// transfers can dial members it is not connected to.
+//
 // # Validation
 //
 // A ValidatorEx per room topic runs before delivery and forwarding, for
