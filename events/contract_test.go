@@ -64,6 +64,10 @@ func TestContract(t *testing.T) {
 			`{"type":"reachability","reachability":"private","relays":["` + p + `"],"relay_addrs":[]}`},
 		{PeerPath{PeerID: testPeer, Path: "direct", Addr: "/ip4/127.0.0.1/tcp/1", Previous: "relayed"},
 			`{"type":"peer_path","peer_id":"` + p + `","path":"direct","addr":"/ip4/127.0.0.1/tcp/1","previous":"relayed"}`},
+		{PeerPath{PeerID: testPeer, Path: "relayed", Addr: "/ip4/127.0.0.1/tcp/1/p2p/" + p + "/p2p-circuit", Previous: "lan", Via: testPeer},
+			`{"type":"peer_path","peer_id":"` + p + `","path":"relayed","addr":"/ip4/127.0.0.1/tcp/1/p2p/` + p + `/p2p-circuit","previous":"lan","via":"` + p + `"}`},
+		{PeerPath{PeerID: testPeer, Path: "direct", Addr: "/ip4/1.2.3.4/udp/1/quic-v1", Previous: "relayed", HolePunched: true},
+			`{"type":"peer_path","peer_id":"` + p + `","path":"direct","addr":"/ip4/1.2.3.4/udp/1/quic-v1","previous":"relayed","hole_punched":true}`},
 		{PeerDialFailed{PeerID: testPeer, Addr: "127.0.0.1:1", Reason: "refused", Error: "127.0.0.1:1 refused the connection", RetryIn: 2500 * time.Millisecond},
 			`{"type":"peer_dial_failed","peer_id":"` + p + `","addr":"127.0.0.1:1","reason":"refused","error":"127.0.0.1:1 refused the connection","retry_in_ms":2500}`},
 	}

@@ -24,14 +24,21 @@ type Reachability struct {
 
 // PeerPath is reported when the best connection path to a connected peer
 // changes, for example when hole punching replaces a relayed connection by
-// a direct one. Path is "lan", "direct" or "relayed"; Addr is the remote
-// address of the connection that now carries the peer.
+// a direct one, or the relay that carries it changes. Path is "lan",
+// "direct" or "relayed"; Addr is the remote address of the connection that
+// now carries the peer.
 type PeerPath struct {
 	PeerID peer.ID `json:"peer_id"`
 	Path   string  `json:"path"`
 	Addr   string  `json:"addr"`
 	// Previous is the path before the change.
 	Previous string `json:"previous"`
+	// Via is the relay's peer ID when Path is "relayed" and the
+	// connection's address names it; omitted otherwise.
+	Via peer.ID `json:"via,omitempty"`
+	// HolePunched: the direct connection was opened by hole punching
+	// (DCUtR); omitted when false.
+	HolePunched bool `json:"hole_punched,omitempty"`
 }
 
 func (Reachability) Type() string { return "reachability" }

@@ -49,8 +49,15 @@ type PeerRow struct {
 	Direction   string  `json:"direction"`
 	Relayed     bool    `json:"relayed"`
 	// Path is the best connection's path.
-	Path overlay.Path  `json:"path"`
-	RTT  time.Duration `json:"-"`
+	Path overlay.Path `json:"path"`
+	// Via is the relay's peer ID on a relayed path (omitted otherwise);
+	// ViaNick the nick it last claimed, for people. HolePunched: hole
+	// punching (DCUtR) opened the direct connection (omitted when
+	// false).
+	Via         peer.ID       `json:"via,omitempty"`
+	ViaNick     string        `json:"-"`
+	HolePunched bool          `json:"hole_punched,omitempty"`
+	RTT         time.Duration `json:"-"`
 	// Since is when the first connection opened.
 	Since time.Time `json:"-"`
 }
@@ -60,13 +67,15 @@ func (n *Node) Peers() []PeerRow {
 	ps := n.host.Peers()
 	rows := make([]PeerRow, len(ps))
 	for i, p := range ps {
-		path, addr := n.host.Path(p.ID)
+		pi := n.host.PathInfo(p.ID)
+		addr := pi.Addr
 		if addr == "" {
 			addr = p.Addr
 		}
 		rows[i] = PeerRow{
 			PeerID: p.ID, Fingerprint: identity.Fingerprint(p.ID), Addr: addr,
-			Direction: p.Direction, Relayed: path == overlay.PathRelayed, Path: path,
+			Direction: p.Direction, Relayed: pi.Path == overlay.PathRelayed, Path: pi.Path,
+			Via: pi.Via, ViaNick: n.nickOf(pi.Via), HolePunched: pi.HolePunched,
 			RTT: p.RTT, Since: p.Since,
 		}
 	}

@@ -58,6 +58,12 @@ type PeerView struct {
 	// online, "" otherwise.
 	Online bool
 	Path   string
+	// Via is the relay's peer ID on a relayed path, ViaNick the nick it
+	// last claimed ("" when none); HolePunched: hole punching (DCUtR)
+	// opened the direct connection.
+	Via         peer.ID
+	ViaNick     string
+	HolePunched bool
 	// Trusted: the user compared safety numbers (/trust).
 	Trusted bool
 	// Conflict: the peer claims a nick that is pinned to another key.
@@ -88,14 +94,14 @@ func (n *Node) PeerList() []PeerView {
 	for _, pi := range n.host.Peers() {
 		v := add(pi.ID)
 		v.Online = true
-		path, _ := n.host.Path(pi.ID)
-		if path == overlay.PathNone {
-			path = overlay.PathDirect
+		p := n.host.PathInfo(pi.ID)
+		if p.Path == overlay.PathNone {
+			p.Path = overlay.PathDirect
 			if pi.Relayed {
-				path = overlay.PathRelayed
+				p.Path = overlay.PathRelayed
 			}
 		}
-		v.Path = string(path)
+		v.setPath(p, n.nickOf(p.Via))
 	}
 	since := time.Now().Add(-recentPeer)
 	for _, info := range n.trust.Known() {
@@ -140,8 +146,22 @@ func (n *Node) Peer(p peer.ID) PeerView {
 		PeerID: p, Nick: info.Nick, Fingerprint: identity.ShortFingerprint(p),
 		Trusted: info.Trusted, Conflict: info.Nick != "" && !info.Pinned,
 	}
-	if path, _ := n.host.Path(p); path != overlay.PathNone {
-		v.Online, v.Path = true, string(path)
+	if pi := n.host.PathInfo(p); pi.Path != overlay.PathNone {
+		v.Online = true
+		v.setPath(pi, n.nickOf(pi.Via))
 	}
 	return v
+}
+
+func (v *PeerView) setPath(p overlay.PathInfo, viaNick string) {
+	v.Path, v.Via, v.ViaNick, v.HolePunched = string(p.Path), p.Via, viaNick, p.HolePunched
+}
+
+// nickOf returns the nick p last claimed, "" when none or p is "".
+func (n *Node) nickOf(p peer.ID) string {
+	if p == "" {
+		return ""
+	}
+	info, _ := n.trust.Get(p)
+	return info.Nick
 }

@@ -11,16 +11,21 @@ import (
 	routedhost "github.com/libp2p/go-libp2p/p2p/host/routed"
 	"github.com/libp2p/go-libp2p/p2p/net/swarm"
 	"github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/relay"
+	"github.com/libp2p/go-libp2p/p2p/protocol/holepunch"
 	ma "github.com/multiformats/go-multiaddr"
 )
 
-// relayAddrSource lets the address factory, which libp2p needs before the
-// host exists, read the relay keeper made after it.
-type relayAddrSource struct{ k atomic.Pointer[relayKeeper] }
+// lateHooks let options libp2p needs before the host exists reach what is
+// made after it: the address factory reads the relay keeper, the hole
+// punching tracer tells the connection watcher.
+type lateHooks struct {
+	k     atomic.Pointer[relayKeeper]
+	punch punchTracer
+}
 
 // connectivityOptions are the libp2p options for NAT traversal, relays,
 // announced addresses and metrics.
-func connectivityOptions(cfg *Config, relays *relayAddrSource) []libp2p.Option {
+func connectivityOptions(cfg *Config, relays *lateHooks) []libp2p.Option {
 	announce := slices.Clone(cfg.AnnounceAddrs)
 	opts := []libp2p.Option{
 		libp2p.SwarmOpts(swarm.WithDialRanker(dialRanker)),
@@ -32,7 +37,14 @@ func connectivityOptions(cfg *Config, relays *relayAddrSource) []libp2p.Option {
 		}),
 	}
 	if !cfg.NoHolePunching {
-		opts = append(opts, libp2p.EnableHolePunching())
+		// One tracer per service: WithTracer alone would replace the
+		// metrics tracer libp2p installs when metrics are on.
+		trace := holepunch.WithTracer(&relays.punch)
+		if cfg.Metrics != nil {
+			trace = holepunch.WithMetricsAndEventTracer(
+				holepunch.NewMetricsTracer(holepunch.WithRegisterer(cfg.Metrics)), &relays.punch)
+		}
+		opts = append(opts, libp2p.EnableHolePunching(trace))
 	}
 	if cfg.AutoNATService {
 		opts = append(opts, libp2p.EnableNATService())
@@ -59,8 +71,9 @@ func others(ais []peer.AddrInfo, self peer.ID) []peer.AddrInfo {
 // startConnectivity starts what must run before any connection opens: the
 // connection watcher, the DHT, the relay service and relay reservations,
 // and the reachability tracker.
-func (o *Host) startConnectivity(cfg *Config, relays *relayAddrSource) error {
+func (o *Host) startConnectivity(cfg *Config, relays *lateHooks) error {
 	o.conns = newConnWatcher(o)
+	relays.punch.w.Store(o.conns)
 	o.reach = newReachTracker(o, cfg.ForceReachability)
 	o.rv = newRendezvous(o, cfg.Rendezvous)
 	o.netw = newNetWatcher(o)

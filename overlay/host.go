@@ -261,7 +261,7 @@ func New(ctx context.Context, cfg Config) (*Host, error) {
 	if cfg.UPnP {
 		opts = append(opts, libp2p.NATPortMap())
 	}
-	var relayAddrs relayAddrSource
+	var relayAddrs lateHooks
 	opts = append(opts, connectivityOptions(&cfg, &relayAddrs)...)
 	opts = append(opts, cfg.Options...)
 	h, err := libp2p.New(opts...)

@@ -42,7 +42,8 @@ func Peers(rows []node.PeerRow, reachability string, relays int) string {
 	}
 	fmt.Fprintf(&b, "%d connected peer(s); reachability: %s", len(rows), reach)
 	for _, r := range rows {
-		fmt.Fprintf(&b, "\n  %s  %s  %s %s, rtt %v", r.PeerID, r.Fingerprint, r.Path, safetext.Line(r.Addr), r.RTT.Round(time.Millisecond))
+		fmt.Fprintf(&b, "\n  %s  %s  %s %s, rtt %v", r.PeerID, r.Fingerprint,
+			PathText(string(r.Path), r.Via, r.ViaNick, r.HolePunched), safetext.Line(r.Addr), r.RTT.Round(time.Millisecond))
 	}
 	return b.String()
 }
@@ -142,13 +143,17 @@ func Whois(w trust.WhoisInfo) string {
 		fmt.Fprintf(&b, "  seen:        first %s, last %s\n",
 			w.FirstSeen.Format(time.DateTime), w.LastSeen.Format(time.DateTime))
 	}
-	path := string(w.Path)
+	path := PathText(string(w.Path), w.Via, w.ViaNick, w.HolePunched)
 	if w.Path == overlay.PathNone {
 		path = "not connected"
 	}
 	fmt.Fprintf(&b, "  connection:  %s\n", path)
 	for _, c := range w.Conns {
-		fmt.Fprintf(&b, "    %s %s %s\n", c.Direction, c.Path, safetext.Line(c.Addr))
+		cp := string(c.Path)
+		if c.HolePunched {
+			cp += " (hole-punched)"
+		}
+		fmt.Fprintf(&b, "    %s %s %s\n", c.Direction, cp, safetext.Line(c.Addr))
 	}
 	if len(w.Addrs) > 0 {
 		b.WriteString("  addresses:\n")

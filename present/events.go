@@ -56,7 +56,11 @@ func Event(e events.Event, namer Namer) string {
 	case events.Reachability:
 		return "* " + Reachability(e.Reachability, len(e.Relays))
 	case events.PeerPath:
-		return fmt.Sprintf("* %s now %s (was %s) via %s", MemberBy(namer, e.PeerID), l(e.Path), l(e.Previous), l(e.Addr))
+		via := ""
+		if e.Via != "" {
+			via = MemberBy(namer, e.Via)
+		}
+		return "* " + PeerPath(e, MemberBy(namer, e.PeerID), via)
 	case events.PeerDialFailed:
 		return "! " + DialFailed(MemberBy(namer, e.PeerID), e)
 	case events.DM:
@@ -131,4 +135,18 @@ func DialFailed(name string, e events.PeerDialFailed) string {
 		s += "; retrying in " + e.RetryIn.Round(100*time.Millisecond).String()
 	}
 	return s
+}
+
+// PeerPath describes a peer_path event for people, with name the peer's
+// name and viaName the relay's (used only when e names a relay): "bob
+// (ABCD) now relayed via carol (EFGH) (was lan), at ADDR".
+func PeerPath(e events.PeerPath, name, viaName string) string {
+	path := safetext.Line(e.Path)
+	switch {
+	case e.Via != "":
+		path += " via " + viaName
+	case e.HolePunched:
+		path += ", hole-punched"
+	}
+	return fmt.Sprintf("%s now %s (was %s), at %s", name, path, safetext.Line(e.Previous), safetext.Line(e.Addr))
 }

@@ -64,6 +64,21 @@ func MemberBy(namer Namer, p peer.ID) string {
 	return Member(nick, p)
 }
 
+// PathText describes a peer's connection path for people: "lan",
+// "direct", "direct, hole-punched", "relayed via alice (ABCD)" or
+// "relayed" when the relay is unknown. viaNick is the nick the relay last
+// claimed. The result is inert.
+func PathText(path string, via peer.ID, viaNick string, holePunched bool) string {
+	s := safetext.Line(path)
+	switch {
+	case via != "":
+		s += " via " + Member(viaNick, via)
+	case holePunched:
+		s += ", hole-punched"
+	}
+	return s
+}
+
 // ShortID abbreviates a message, transfer or hash id: its first 8
 // characters.
 func ShortID(id string) string {

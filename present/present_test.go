@@ -1,6 +1,7 @@
 package present
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"github.com/parley-chat/parley/identity"
 	"github.com/parley-chat/parley/internal/safetext"
 	"github.com/parley-chat/parley/internal/testnet"
+	"github.com/parley-chat/parley/node"
 	"github.com/parley-chat/parley/overlay"
 	"github.com/parley-chat/parley/trust"
 )
@@ -139,5 +141,52 @@ func TestWaitingLines(t *testing.T) {
 		if !strings.HasSuffix(got, tc.want) || strings.Contains(got, "\n") || strings.Contains(got, "\x0a") {
 			t.Errorf("%s: %q, want one line ending in %q", tc.e.Type(), got, tc.want)
 		}
+	}
+}
+
+// nickNamer names peers from a map.
+type nickNamer map[peer.ID]string
+
+func (n nickNamer) PeerName(p peer.ID) (string, bool) { return n[p], false }
+
+// The path is described the same way in /peers, /whois and peer_path:
+// the relay named with its fingerprint, hole punching said.
+func TestPathText(t *testing.T) {
+	p, r := newPeer(t), newPeer(t)
+	rfp := identity.ShortFingerprint(r)
+	for _, tc := range []struct {
+		name        string
+		path        string
+		via         peer.ID
+		viaNick     string
+		holePunched bool
+		want        string
+	}{
+		{"lan", "lan", "", "", false, "lan"},
+		{"direct", "direct", "", "", false, "direct"},
+		{"hole-punched", "direct", "", "", true, "direct, hole-punched"},
+		{"relayed, unknown relay", "relayed", "", "", false, "relayed"},
+		{"relayed via a nick", "relayed", r, "carol", false, "relayed via carol (" + rfp + ")"},
+		{"relayed via a fingerprint", "relayed", r, "", false, "relayed via " + rfp},
+		{"relay nick made inert", "relayed", r, "ca\x1b[2Jrol", false, "relayed via ca\\x1b[2Jrol (" + rfp + ")"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := PathText(tc.path, tc.via, tc.viaNick, tc.holePunched); got != tc.want {
+				t.Fatalf("PathText = %q, want %q", got, tc.want)
+			}
+			row := node.PeerRow{PeerID: p, Path: overlay.Path(tc.path), Via: tc.via, ViaNick: tc.viaNick, HolePunched: tc.holePunched, Addr: "/ip4/127.0.0.1/tcp/1"}
+			if got := Peers([]node.PeerRow{row}, "private", 0); !strings.Contains(got, "  "+tc.want+" /ip4/127.0.0.1/tcp/1, rtt") {
+				t.Fatalf("/peers text lacks %q:\n%s", tc.want, got)
+			}
+			w := trust.WhoisInfo{PeerInfo: trust.PeerInfo{ID: p}, Path: overlay.Path(tc.path), Via: tc.via, ViaNick: tc.viaNick, HolePunched: tc.holePunched}
+			if got := Whois(w); !slices.Contains(strings.Split(got, "\n"), "  connection:  "+tc.want) {
+				t.Fatalf("/whois text lacks %q:\n%s", tc.want, got)
+			}
+			e := events.PeerPath{PeerID: p, Path: tc.path, Previous: "lan", Addr: "/ip4/1.2.3.4/tcp/1", Via: tc.via, HolePunched: tc.holePunched}
+			line := Event(e, nickNamer{r: tc.viaNick})
+			if want := "now " + tc.want + " (was lan), at /ip4/1.2.3.4/tcp/1"; !strings.Contains(line, want) {
+				t.Fatalf("peer_path line %q lacks %q", line, want)
+			}
+		})
 	}
 }

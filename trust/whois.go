@@ -23,6 +23,12 @@ type WhoisConn struct {
 	// Path is this connection's path, as overlay.ConnPath classifies it.
 	Path   overlay.Path `json:"path"`
 	Opened time.Time    `json:"opened,omitzero"`
+	// Via is the relay's peer ID on a relayed connection whose address
+	// names it (overlay.RelayOf); omitted otherwise.
+	Via peer.ID `json:"via,omitempty"`
+	// HolePunched: hole punching (DCUtR) opened this direct connection;
+	// omitted when false.
+	HolePunched bool `json:"hole_punched,omitempty"`
 }
 
 // WhoisInfo is what /whois shows about a peer.
@@ -33,13 +39,27 @@ type WhoisInfo struct {
 	// Path is the best connection's path, as /peers and peer_path
 	// report it (overlay.BestPath); overlay.PathNone when not connected,
 	// which JSON shows as "not connected" (the value /whois always had).
-	Path  overlay.Path `json:"path"`
-	Conns []WhoisConn  `json:"conns"`
+	Path overlay.Path `json:"path"`
+	// Via and HolePunched are those of the best connection (see
+	// WhoisConn); ViaNick is the nick the relay last claimed, for
+	// people.
+	Via         peer.ID     `json:"via,omitempty"`
+	ViaNick     string      `json:"-"`
+	HolePunched bool        `json:"hole_punched,omitempty"`
+	Conns       []WhoisConn `json:"conns"`
 	// Addrs are the peer's addresses in the peerstore (at most 32).
 	Addrs []string `json:"addrs"`
 }
 
+// holePuncher is what tells hole-punched connections apart
+// (overlay.Host).
+type holePuncher interface {
+	HolePunched(network.Conn) bool
+}
+
 // Whois returns what h and the store know about p. store may be nil.
+// Connections are marked hole-punched when h tells them apart (an
+// *overlay.Host does).
 func Whois(h host.Host, store *Store, p peer.ID) WhoisInfo {
 	var w WhoisInfo
 	if store != nil {
@@ -49,9 +69,19 @@ func Whois(h host.Host, store *Store, p peer.ID) WhoisInfo {
 		w.Fingerprint = fingerprint(p)
 	}
 	conns := h.Network().ConnsToPeer(p)
-	w.Path, _ = overlay.BestPath(conns)
+	var punched func(network.Conn) bool
+	if hp, ok := h.(holePuncher); ok {
+		punched = hp.HolePunched
+	}
+	best := overlay.BestPathInfo(conns, punched)
+	w.Path, w.Via, w.HolePunched = best.Path, best.Via, best.HolePunched
 	for _, c := range conns {
-		w.Conns = append(w.Conns, connInfo(c))
+		w.Conns = append(w.Conns, connInfo(c, punched != nil && punched(c)))
+	}
+	if w.Via != "" && store != nil {
+		if info, ok := store.Get(w.Via); ok {
+			w.ViaNick = info.Nick
+		}
 	}
 	for _, a := range h.Peerstore().Addrs(p) {
 		if len(w.Addrs) == maxWhoisAddrs {
@@ -63,16 +93,22 @@ func Whois(h host.Host, store *Store, p peer.ID) WhoisInfo {
 	return w
 }
 
-func connInfo(c network.Conn) WhoisConn {
+func connInfo(c network.Conn, punched bool) WhoisConn {
 	st := c.Stat()
 	path := overlay.ConnPath(c)
-	return WhoisConn{
+	ci := WhoisConn{
 		Addr:      c.RemoteMultiaddr().String(),
 		Direction: st.Direction.String(),
 		Relayed:   path == overlay.PathRelayed,
 		Path:      path,
 		Opened:    st.Opened,
 	}
+	if ci.Relayed {
+		ci.Via = overlay.RelayOf(c.RemoteMultiaddr())
+	} else {
+		ci.HolePunched = punched
+	}
+	return ci
 }
 
 // PathNotConnected is how the JSON form of WhoisInfo shows overlay.PathNone.

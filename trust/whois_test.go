@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/client"
 	"github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/relay"
@@ -71,6 +73,34 @@ func TestWhoisRelayed(t *testing.T) {
 	if w.Path != overlay.PathRelayed || len(w.Conns) != 1 || !w.Conns[0].Relayed || w.Conns[0].Path != overlay.PathRelayed {
 		t.Fatalf("relayed: %+v", w)
 	}
+	// The relay is named, by peer ID and, from the store, by nick.
+	if w.Via != r.ID() || w.Conns[0].Via != r.ID() || w.HolePunched || w.Conns[0].HolePunched || w.ViaNick != "" {
+		t.Fatalf("relayed: via %q (conn %q), want %s", w.Via, w.Conns[0].Via, r.ID())
+	}
+	s, _ := openStore(t)
+	observe(t, s, r.ID(), "relayer")
+	if w := Whois(a, s, b.ID()); w.Via != r.ID() || w.ViaNick != "relayer" {
+		t.Fatalf("relayed, with a store: via %q nick %q", w.Via, w.ViaNick)
+	}
+	raw, err := json.Marshal(w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m struct {
+		Via   string `json:"via"`
+		Conns []struct {
+			Via string `json:"via"`
+		} `json:"conns"`
+	}
+	if err := json.Unmarshal(raw, &m); err != nil {
+		t.Fatal(err)
+	}
+	if m.Via != r.ID().String() || len(m.Conns) != 1 || m.Conns[0].Via != r.ID().String() {
+		t.Fatalf("whois JSON %s: want via %s", raw, r.ID())
+	}
+	if strings.Contains(string(raw), "hole_punched") {
+		t.Fatalf("whois JSON %s: hole_punched is omitted when false", raw)
+	}
 }
 
 // /whois names a connection's path with the words /peers, peer_path and
@@ -113,5 +143,27 @@ func TestWhoisJSONSaysNotConnected(t *testing.T) {
 	w.Path = overlay.PathLAN
 	if b, _ := json.Marshal(w); !strings.Contains(string(b), `"path":"lan"`) {
 		t.Fatalf("whois JSON %s", b)
+	}
+}
+
+// punchingHost marks every connection hole-punched, as overlay.Host does
+// for those DCUtR opened (on loopback nothing is punched: no NAT).
+type punchingHost struct{ host.Host }
+
+func (punchingHost) HolePunched(network.Conn) bool { return true }
+
+func TestWhoisHolePunched(t *testing.T) {
+	hs := testnet.NewHosts(t, 2)
+	a, b := hs[0], hs[1]
+	testnet.Connect(t, a, b)
+	if w := Whois(a, nil, b.ID()); w.HolePunched || w.Conns[0].HolePunched {
+		t.Fatalf("a plain host marks hole punching: %+v", w)
+	}
+	w := Whois(punchingHost{a}, nil, b.ID())
+	if !w.HolePunched || len(w.Conns) != 1 || !w.Conns[0].HolePunched || w.Via != "" {
+		t.Fatalf("hole-punched: %+v", w)
+	}
+	if raw, _ := json.Marshal(w); !strings.Contains(string(raw), `"hole_punched":true`) {
+		t.Fatalf("whois JSON %s", raw)
 	}
 }

@@ -41,7 +41,11 @@ func (m *Model) handle(e events.Event) bool {
 		m.system(status, entrySystem, fmt.Sprintf("disconnected: %s%s", m.peerLabel(e.PeerID), why))
 		return true
 	case events.PeerPath:
-		m.system(status, entrySystem, fmt.Sprintf("%s now %s (was %s) via %s", m.peerLabel(e.PeerID), clean(e.Path), clean(e.Previous), clean(e.Addr)))
+		via := ""
+		if e.Via != "" {
+			via = m.peerLabel(e.Via)
+		}
+		m.system(status, entrySystem, present.PeerPath(e, m.peerLabel(e.PeerID), via))
 		return true
 	case events.Reachability:
 		m.system(status, entrySystem, present.Reachability(e.Reachability, len(e.Relays)))

@@ -290,6 +290,39 @@ func pathLabel(path string) string {
 	return cut(clean(path), 6)
 }
 
+// peerPathLabel is the peer list's six-cell path column: pathLabel, or
+// "punch" for a direct connection hole punching opened.
+func peerPathLabel(p node.PeerView) string {
+	if p.HolePunched && p.Path != "relayed" {
+		return "punch"
+	}
+	return pathLabel(p.Path)
+}
+
+// headerPath describes a connected peer's path in a DM's header: the
+// relay named ("relayed via carol (ABCD)"), hole punching said.
+func headerPath(p node.PeerView) string {
+	switch {
+	case p.Path == "relayed" && p.Via != "":
+		return "relayed via " + present.Member(p.ViaNick, p.Via)
+	case p.HolePunched:
+		return pathLabel(p.Path) + ", hole-punched"
+	}
+	return pathLabel(p.Path)
+}
+
+// relayName names the relay of a relayed peer in the peer list: its nick
+// or short fingerprint; "" when not relayed or the relay is unknown.
+func relayName(p node.PeerView) string {
+	if !p.Online || p.Path != "relayed" || p.Via == "" {
+		return ""
+	}
+	if n := clean(p.ViaNick); n != "" {
+		return n
+	}
+	return identity.ShortFingerprint(p.Via)
+}
+
 func (m *Model) peerRow(p node.PeerView, i, w int) string {
 	sel := m.focus == focusPeers && i == m.peerSel
 	mark := " "
@@ -318,7 +351,14 @@ func (m *Model) peerRow(p node.PeerView, i, w int) string {
 	case p.Trusted:
 		trust = m.st.Trusted.Render("✓")
 	}
-	row := mark + dot + " " + nameSt.Render(fit(cut(name, nameW), nameW)) + " " + trust + " " + fit(pathLabel(p.Path), 6)
+	cell := nameSt.Render(fit(cut(name, nameW), nameW))
+	// The relay follows the name when both fit.
+	if via := relayName(p); via != "" {
+		if extra := " ↪" + via; ansi.StringWidth(name+extra) <= nameW {
+			cell = nameSt.Render(name) + m.st.Dim.Render(fit(extra, nameW-ansi.StringWidth(name)))
+		}
+	}
+	row := mark + dot + " " + cell + " " + trust + " " + fit(peerPathLabel(p), 6)
 	if sel {
 		return m.st.Selected.Render(fit(ansi.Strip(row), w))
 	}
@@ -374,7 +414,7 @@ func (m *Model) headerRow(c *conv, w int) string {
 		online := false
 		if p, ok := m.peerByID[c.peer]; ok && p.Online {
 			online = true
-			title += " · online, " + pathLabel(p.Path)
+			title += " · online, " + headerPath(p)
 			if p.Trusted {
 				title += " · ✓ verified"
 			}
