@@ -40,6 +40,24 @@ func circuitVia(relay, dest peer.ID) peer.AddrInfo {
 		multiaddr.StringCast("/p2p/" + relay.String() + "/p2p-circuit")}}
 }
 
+// relayScene is a chat node relaying for its own people (victim) and a
+// room member of it (honest) that holds a reservation on it; ctx bounds
+// the test (2 min).
+func relayScene(t *testing.T) (ctx context.Context, victim, honest *party, victimInfo peer.AddrInfo) {
+	t.Helper()
+	victim = newParty(t, "victim", func(c *node.Config) { c.RelayForOwnPeople = true })
+	honest = newParty(t, "honest", nil)
+	link(t, honest, victim)
+	inLobby(t, honest, victim)
+	victimInfo = peer.AddrInfo{ID: victim.peerID(), Addrs: victim.host().Addrs()}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	t.Cleanup(cancel)
+	if _, err := client.Reserve(ctx, honest.host(), victimInfo); err != nil {
+		t.Fatalf("honest member's reservation: %v", err)
+	}
+	return ctx, victim, honest, victimInfo
+}
+
 // TestRelayFloodFromStrangers: a chat node relays for its own people
 // only. Throwaway identities that share no room with it, one after the
 // other, ask for a reservation and for a circuit to a room member; every
@@ -47,18 +65,8 @@ func circuitVia(relay, dest peer.ID) peer.AddrInfo {
 // member still reserves a slot, a trusted peer still reaches it through
 // the relay, and the node still chats.
 func TestRelayFloodFromStrangers(t *testing.T) {
-	victim := newParty(t, "victim", func(c *node.Config) { c.RelayForOwnPeople = true })
-	honest := newParty(t, "honest", nil)
-	link(t, honest, victim)
-	inLobby(t, honest, victim)
-	victimInfo := peer.AddrInfo{ID: victim.peerID(), Addrs: victim.host().Addrs()}
-
 	// The honest member holds a reservation before the flood.
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	if _, err := client.Reserve(ctx, honest.host(), victimInfo); err != nil {
-		t.Fatalf("honest member's reservation: %v", err)
-	}
+	ctx, victim, honest, victimInfo := relayScene(t)
 
 	deadline := time.Now().Add(90 * time.Second)
 	refused := 0
@@ -116,16 +124,7 @@ func TestRelayFloodFromStrangers(t *testing.T) {
 // overlay.ChatRelayResources refuses them; the honest member, who
 // reserved first, still renews its slot.
 func TestRelayLimitsHoldForTrustedFlood(t *testing.T) {
-	victim := newParty(t, "victim", func(c *node.Config) { c.RelayForOwnPeople = true })
-	honest := newParty(t, "honest", nil)
-	link(t, honest, victim)
-	inLobby(t, honest, victim)
-	victimInfo := peer.AddrInfo{ID: victim.peerID(), Addrs: victim.host().Addrs()}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	if _, err := client.Reserve(ctx, honest.host(), victimInfo); err != nil {
-		t.Fatalf("honest member's reservation: %v", err)
-	}
+	ctx, victim, honest, victimInfo := relayScene(t)
 	perIP := overlay.ChatRelayResources().MaxReservationsPerIP
 	granted, refused := 1, 0 // the honest member's
 	deadline := time.Now().Add(90 * time.Second)

@@ -174,10 +174,7 @@ func TestOfferReturnsWhileHashing(t *testing.T) {
 			t.Fatalf("hashing went on after Cancel: %+v", h)
 		}
 	}
-	noOffer(t, b, id)
-	if rec, man := storedRecord(t, a, id); rec != nil || man {
-		t.Fatalf("a cancelled hash left %+v (manifest %v) in the store", rec, man)
-	}
+	nothingLeft(t, a, b, id, "a cancelled hash")
 }
 
 // The whole way: Offer returns while the file is hashed, file_hashing
@@ -288,10 +285,7 @@ func TestOfferHashingFails(t *testing.T) {
 				t.Fatalf("state %s", st)
 			}
 			a.stop()
-			noOffer(t, b, id)
-			if rec, man := storedRecord(t, a, id); rec != nil || man {
-				t.Fatalf("a failed hash left %+v (manifest %v) in the store", rec, man)
-			}
+			nothingLeft(t, a, b, id, "a failed hash")
 		})
 	}
 }
@@ -391,5 +385,15 @@ func TestShareHashedInBackground(t *testing.T) {
 	g2.open()
 	if _, err := c.svc.WaitShared(ctxT(t), id2); !errors.Is(err, ErrCancelled) {
 		t.Fatalf("WaitShared after Cancel = %v", err)
+	}
+}
+
+// nothingLeft fails unless b was never offered id and a stored nothing of
+// it (no record, no manifest); what names the case.
+func nothingLeft(t *testing.T, a, b *node, id, what string) {
+	t.Helper()
+	noOffer(t, b, id)
+	if rec, man := storedRecord(t, a, id); rec != nil || man {
+		t.Fatalf("%s left %+v (manifest %v) in the store", what, rec, man)
 	}
 }
