@@ -180,11 +180,7 @@ func TestOfferReturnsWhileHashing(t *testing.T) {
 // The whole way: Offer returns while the file is hashed, file_hashing
 // ends with all bytes, then the recipient gets the offer and the file.
 func TestOfferHashedThenOffered(t *testing.T) {
-	g := newHashGate(1)
-	a := newNode(t, withHashGate(g))
-	t.Cleanup(g.open)
-	b := newNode(t)
-	testnet.Connect(t, a.h, b.h)
+	g, a, b := gatedPair(t)
 	const size = 8*MinChunkSize + 5
 	path, data := writeFile(t, t.TempDir(), "small.bin", size)
 
@@ -294,11 +290,7 @@ func TestOfferHashingFails(t *testing.T) {
 // stored record in state hashing) fails the transfer at the next start:
 // no offer with a partial manifest ever goes out.
 func TestOfferInterruptedWhileHashing(t *testing.T) {
-	g := newHashGate(1)
-	a := newNode(t, withHashGate(g))
-	t.Cleanup(g.open)
-	b := newNode(t)
-	testnet.Connect(t, a.h, b.h)
+	g, a, b := gatedPair(t)
 	path := sparseFile(t, t.TempDir(), "big.iso", bigOffer)
 	id, err := a.svc.Offer(ctxT(t), b.h.ID(), path)
 	if err != nil {
@@ -396,4 +388,16 @@ func nothingLeft(t *testing.T, a, b *node, id, what string) {
 	if rec, man := storedRecord(t, a, id); rec != nil || man {
 		t.Fatalf("%s left %+v (manifest %v) in the store", what, rec, man)
 	}
+}
+
+// gatedPair is a sender a whose hasher waits at gate g after each chunk
+// (opened when the test ends), connected to a recipient b.
+func gatedPair(t *testing.T) (g *hashGate, a, b *node) {
+	t.Helper()
+	g = newHashGate(1)
+	a = newNode(t, withHashGate(g))
+	t.Cleanup(g.open)
+	b = newNode(t)
+	testnet.Connect(t, a.h, b.h)
+	return g, a, b
 }
