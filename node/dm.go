@@ -2,7 +2,6 @@ package node
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -117,17 +116,8 @@ func (n *Node) Whois(p peer.ID) trust.WhoisInfo {
 	return trust.Whois(n.host, n.trust, p)
 }
 
-// PeerName is the nick p last claimed ("" when none), and whether
-// another known peer claims the same nick (then show p's fingerprint
-// with it).
-func (n *Node) PeerName(p peer.ID) (nick string, shared bool) {
+// PeerName is the nick p last claimed, "" when none (present.Namer).
+func (n *Node) PeerName(p peer.ID) string {
 	info, _ := n.trust.Get(p)
-	if info.Nick == "" {
-		return "", false
-	}
-	var amb *trust.AmbiguousError
-	if _, err := n.trust.Resolve(info.Nick); errors.As(err, &amb) {
-		shared = true
-	}
-	return info.Nick, shared
+	return info.Nick
 }

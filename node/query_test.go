@@ -67,8 +67,8 @@ func TestQueryAccessors(t *testing.T) {
 	if v := a.Peer(idB); !v.Trusted || v.Nick != "bob" || !v.Online {
 		t.Fatalf("Peer %+v", v)
 	}
-	if nick, shared := a.PeerName(idB); nick != "bob" || shared {
-		t.Fatalf("PeerName %q %v", nick, shared)
+	if nick := a.PeerName(idB); nick != "bob" {
+		t.Fatalf("PeerName %q", nick)
 	}
 	if ts := a.Transfers(); len(ts) != 0 {
 		t.Fatalf("Transfers %+v", ts)

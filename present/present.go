@@ -26,10 +26,10 @@ import (
 	"github.com/parley-chat/parley/internal/safetext"
 )
 
-// Namer looks up the nick a peer last claimed and whether another known
-// peer claims the same nick; *node.Node implements it.
+// Namer looks up the nick a peer last claimed ("" when none);
+// *node.Node implements it.
 type Namer interface {
-	PeerName(p peer.ID) (nick string, shared bool)
+	PeerName(p peer.ID) string
 }
 
 // Peer names a peer: "alice", "alice (ABCD)" when the nick is shared, or
@@ -60,8 +60,7 @@ func MemberBy(namer Namer, p peer.ID) string {
 	if namer == nil {
 		return Member("", p)
 	}
-	nick, _ := namer.PeerName(p)
-	return Member(nick, p)
+	return Member(namer.PeerName(p), p)
 }
 
 // PathText describes a peer's connection path for people: "lan",

@@ -147,7 +147,7 @@ func TestWaitingLines(t *testing.T) {
 // nickNamer names peers from a map.
 type nickNamer map[peer.ID]string
 
-func (n nickNamer) PeerName(p peer.ID) (string, bool) { return n[p], false }
+func (n nickNamer) PeerName(p peer.ID) string { return n[p] }
 
 // The path is described the same way in /peers, /whois and peer_path:
 // the relay named with its fingerprint, hole punching said.
