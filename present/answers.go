@@ -21,10 +21,7 @@ import (
 // ID answers /id.
 func ID(info node.IDInfo) string {
 	var b strings.Builder
-	reach := safetext.Line(info.Reachability)
-	if len(info.Relays) > 0 {
-		reach += fmt.Sprintf(", through %d relay(s)", len(info.Relays))
-	}
+	reach := reachVerdict(info.Reachability, len(info.Relays))
 	fmt.Fprintf(&b, "peer id:     %s\nfingerprint: %s\nnick:        %s\ndata dir:    %s\nreachable:   %s",
 		info.PeerID, info.Fingerprint, safetext.Line(info.Nick), safetext.Line(info.DataDir), reach)
 	for _, a := range info.Addrs {
@@ -33,13 +30,20 @@ func ID(info node.IDInfo) string {
 	return b.String()
 }
 
+// reachVerdict is AutoNAT's verdict with the relays holding a
+// reservation: "private, through 2 relay(s)".
+func reachVerdict(verdict string, relays int) string {
+	s := safetext.Line(verdict)
+	if relays > 0 {
+		s += fmt.Sprintf(", through %d relay(s)", relays)
+	}
+	return s
+}
+
 // Peers answers /peers.
 func Peers(rows []node.PeerRow, reachability string, relays int) string {
 	var b strings.Builder
-	reach := safetext.Line(reachability)
-	if relays > 0 {
-		reach += fmt.Sprintf(", through %d relay(s)", relays)
-	}
+	reach := reachVerdict(reachability, relays)
 	fmt.Fprintf(&b, "%d connected peer(s); reachability: %s", len(rows), reach)
 	for _, r := range rows {
 		fmt.Fprintf(&b, "\n  %s  %s  %s %s, rtt %v", r.PeerID, r.Fingerprint,
