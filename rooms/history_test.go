@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
@@ -56,6 +57,9 @@ func TestHistorySurvivesRestart(t *testing.T) {
 		}
 	}
 
+	// History is in sent-time order (the sync inserts late messages in
+	// their place), which need not be the order of delivery.
+	slices.SortStableFunc(delivered, func(x, y events.Message) int { return x.SentAt.Compare(y.SentAt) })
 	b.restart()
 	hist, err := b.svc.History("Lobby", 0)
 	if err != nil {
@@ -91,7 +95,7 @@ func TestHistoryTrim(t *testing.T) {
 	}
 	for i := range 8 {
 		err := db.Update(func(tx *bolt.Tx) error {
-			return appendHistory(tx, "topic", &pb.StoredMessage{Text: fmt.Sprint(i), From: []byte(peer.ID("x"))}, 5)
+			return appendHistory(tx, "topic", &pb.StoredMessage{Text: fmt.Sprint(i), From: []byte(peer.ID("x")), Id: []byte{byte(i)}, SentAtMs: int64(i)}, 5)
 		})
 		if err != nil {
 			t.Fatal(err)
