@@ -157,7 +157,9 @@ func (s *Service) syncWith(ctx context.Context, r *room, p peer.ID, set pb.SyncS
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.SyncTimeout)
 	defer cancel()
-	str, err := s.cfg.Host.NewStream(network.WithAllowLimitedConn(ctx, "rooms sync"), p, SyncProtocol)
+	// Only over a connection that exists: the sync never dials (a member
+	// that went away must not be called back by the rooms).
+	str, err := s.cfg.Host.NewStream(network.WithNoDial(network.WithAllowLimitedConn(ctx, "rooms sync"), "rooms sync"), p, SyncProtocol)
 	if err != nil {
 		return st, fmt.Errorf("open sync stream: %w", err)
 	}
