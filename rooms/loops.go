@@ -147,22 +147,30 @@ func (s *Service) presenceLoop(r *room) {
 // refreshOwn signs a new presence of this node in r and asks the sync
 // loop to spread it.
 func (s *Service) refreshOwn(r *room) {
-	b, err := s.ownBeacon(r, false)
+	nick := s.cfg.Nick()
+	b, err := s.ownBeacon(r, nick)
 	if err != nil {
 		s.log.Warn("cannot sign presence", "room", r.name, "err", err)
 		return
 	}
-	r.setOwn(b)
+	r.setOwn(b, nick)
 	r.markDirty()
 }
 
-// ownBeacon builds and signs a presence of this node in r.
-func (s *Service) ownBeacon(r *room, leaving bool) (beacon, error) {
-	env, err := newEnvelope(pb.Kind_KIND_PRESENCE, s.cfg.Nick(), time.Now())
+// ownCurrent signs a new presence of this node in r if the nick changed
+// since the last one.
+func (s *Service) ownCurrent(r *room) {
+	if !r.ownIsFor(s.cfg.Nick()) {
+		s.refreshOwn(r)
+	}
+}
+
+// ownBeacon builds and signs a presence of this node in r, as nick.
+func (s *Service) ownBeacon(r *room, nick string) (beacon, error) {
+	env, err := newEnvelope(pb.Kind_KIND_PRESENCE, nick, time.Now())
 	if err != nil {
 		return beacon{}, err
 	}
-	env.leaving = leaving
 	if env.record, err = s.ownPeerRecord(r); err != nil {
 		s.log.Debug("presence without addresses", "room", r.name, "err", err)
 	}

@@ -57,6 +57,7 @@ type room struct {
 	mu         sync.Mutex
 	members    map[peer.ID]*member // guarded by mu
 	own        beacon              // guarded by mu; this node's latest signed presence
+	ownNick    string              // guarded by mu; the nick in own
 	peerSignal chan struct{}       // guarded by mu; closed when a peer joins the topic
 }
 
@@ -202,11 +203,18 @@ func (r *room) offerBeacon(author peer.ID, env *envelope, b beacon, now time.Tim
 	return ev, true
 }
 
-// setOwn records this node's latest signed presence.
-func (r *room) setOwn(b beacon) {
+// setOwn records this node's latest signed presence, made with nick.
+func (r *room) setOwn(b beacon, nick string) {
 	r.mu.Lock()
-	r.own = b
+	r.own, r.ownNick = b, nick
 	r.mu.Unlock()
+}
+
+// ownIsFor reports whether this node's signed presence carries nick.
+func (r *room) ownIsFor(nick string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.own.raw != nil && r.ownNick == nick
 }
 
 // beacons returns the signed presences sent at or after sinceMs: this

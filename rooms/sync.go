@@ -113,6 +113,7 @@ func (s *Service) localSet(r *room, set pb.SyncSet, sinceMs int64, now time.Time
 		ss.items = its
 		ss.signed = func(its []item) ([][]byte, error) { return historySigned(s.cfg.DB, r.topicName, its) }
 	case pb.SyncSet_SYNC_SET_MEMBERS:
+		s.ownCurrent(r)
 		since := max(sinceMs, now.Add(-s.memberWindow()).UnixMilli(), 0)
 		raws := r.beacons(since)
 		byItem := make(map[item][]byte, len(raws))
