@@ -132,4 +132,3 @@ func checkVectors[T any](t *testing.T, name string, got T) {
 			"Compare with PARLEY_UPDATE_VECTORS=1 and git diff.", path)
 	}
 }
-

@@ -145,7 +145,7 @@ func TestVectorsRooms(t *testing.T) {
 		good + "=",               // padding
 		" " + good,               // white space
 		"Parley-invite:" + good[len(InvitePrefix):], // prefix case
-		rawInvite(key, "\u03c3\u03b1\u03c2"),    // "σας": not canonical
+		rawInvite(key, "\u03c3\u03b1\u03c2"),        // "σας": not canonical
 	}
 	for _, bad := range got.BadInvites {
 		if _, _, err := DecodeInvite(bad); !errors.Is(err, ErrInvalidInvite) {
