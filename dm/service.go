@@ -58,12 +58,22 @@ type Service struct {
 
 // sendState is the delivery state of one recipient. At most one worker
 // runs per recipient; it owns the recipient's pending outbox records.
+//
+// When the next attempt is due (see due): after a failed attempt, at
+// retryAt, which the backoff sets; a new message asks for one early
+// attempt, at most one per RetryMin after the last (early), whose failure
+// leaves the backoff as it was; and never before busyUntil, the time the
+// recipient asked for in a busy ack, which nothing overrides. A busy
+// answer does not grow the backoff: the recipient was reached.
 type sendState struct {
-	running bool          // a worker is delivering
-	dirty   bool          // work arrived while running: go again
-	nextTry time.Time     // no attempt before this (zero: now)
-	backoff time.Duration // current retry interval, 0 after success
-	expiry  time.Time     // earliest expiry among pending messages
+	running   bool          // a worker is delivering
+	dirty     bool          // work arrived while running: look again
+	retryAt   time.Time     // backoff schedule after a failure (zero: none)
+	backoff   time.Duration // current retry interval, 0 after success
+	early     bool          // a new message asks for an attempt before retryAt
+	lastTry   time.Time     // start of the last attempt
+	busyUntil time.Time     // the recipient asked not to be sent to before this
+	expiry    time.Time     // earliest expiry among pending messages
 	// told maps the id of each pending message to the wait reason last
 	// reported for it (explain), so a reason is reported once per message.
 	told map[string]string
