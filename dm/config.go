@@ -119,6 +119,12 @@ type Config struct {
 	AddrTTL time.Duration
 	// PruneInterval is how often old records are removed. Default 1 h.
 	PruneInterval time.Duration
+	// ConfirmShown: every dm event and dm_status state change is stored
+	// as not shown, with the message or state, until MarkShown records
+	// that the user saw it; New emits the ones not shown again (the
+	// process died before they reached the user). Without it an event
+	// counts as shown once emitted.
+	ConfirmShown bool
 
 	// hooks lets tests in this package inject faults.
 	hooks *testHooks

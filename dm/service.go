@@ -163,6 +163,15 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 		s.seq = max(s.seq, rec.Seq)
 	}
 	s.pending = len(recs)
+	// Before any new event: what an earlier run never showed.
+	missed, err := s.unshown()
+	if err != nil {
+		_ = sub.Close()
+		return nil, fmt.Errorf("dm: %w", err)
+	}
+	for _, e := range missed {
+		s.emit.Emit(e)
+	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.h.SetStreamHandler(ProtocolID, s.handle)
 	s.wg.Add(2)
@@ -170,6 +179,9 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	go s.loop()
 	if len(recs) > 0 {
 		s.log.Info("dm: resuming delivery", "pending", len(recs), "peers", len(s.peers))
+	}
+	if len(missed) > 0 {
+		s.log.Info("dm: showing events an earlier run did not show", "events", len(missed))
 	}
 	return s, nil
 }

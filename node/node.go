@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/parley-chat/parley/dm"
@@ -78,6 +79,12 @@ type Config struct {
 	RelayForOwnPeople bool
 	// Emitter receives every event (required).
 	Emitter events.Emitter
+	// ConfirmShown: the user interface calls Node.Shown for every event
+	// once it has written it out, and the dm and dm_status events it has
+	// not confirmed when the process dies are emitted again at the next
+	// start (before ready). Without it an event counts as shown when it
+	// is passed to Emitter. See shown.go.
+	ConfirmShown bool
 	// EventQueue bounds the events waiting for the node's event loop
 	// (default 1<<16); past it the newest are dropped and counted.
 	EventQueue int
@@ -104,6 +111,11 @@ type Node struct {
 	// Close) reacts to them and passes them on to emit.
 	internal *events.Queue
 	loopDone chan struct{}
+	// shown records which events the user was shown; set by New once the
+	// store is open.
+	shown *shownLog
+	// dmMarks is the dm service once started, for shownLog's goroutine.
+	dmMarks atomic.Pointer[dm.Service]
 
 	// ctx ends at Close; work the node starts on its own (announcing a
 	// share once hashed) runs under it, counted in wg, and only while
@@ -156,6 +168,7 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 		return nil, err
 	}
 	n.store = st
+	n.shown = newShownLog(n.markShown, cfg.Logger)
 	ocfg := cfg.Overlay
 	ocfg.PrivKey = cfg.Identity.PrivKey
 	ocfg.Emitter = n.internal
@@ -169,6 +182,7 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 	if err != nil {
 		n.cancel()
 		n.stopLoop()
+		n.shown.close(0)
 		_ = st.Close()
 		return nil, err
 	}
@@ -247,8 +261,44 @@ func (n *Node) loop() {
 			n.onFileShare(e)
 			continue // reported by transfer as a file_offer
 		}
-		n.emit.Emit(e)
+		n.passOn(e)
 	}
+}
+
+// passOn gives e to the emitter, and records it as shown then (or, with
+// Config.ConfirmShown, waits for the user interface to say so).
+func (n *Node) passOn(e events.Event) {
+	if !confirmable(e) || n.shown == nil {
+		n.emit.Emit(e)
+		return
+	}
+	if n.cfg.ConfirmShown {
+		n.shown.expect()
+		n.emit.Emit(e)
+		return
+	}
+	n.emit.Emit(e)
+	n.shown.shown(e, false)
+}
+
+// Shown tells the node that the user interface has shown e (written it
+// out), with Config.ConfirmShown. It never blocks; events whose showing
+// is not recorded are ignored. It may be called until Close returns.
+func (n *Node) Shown(e events.Event) {
+	if n.cfg.ConfirmShown && confirmable(e) && n.shown != nil {
+		n.shown.shown(e, true)
+	}
+}
+
+// markShown writes a batch of shown marks to the services' stores. Until
+// the dm service is started (its New emits the events an earlier run did
+// not show) it reports errNotStarted, and the batch waits.
+func (n *Node) markShown(evs []events.Event) error {
+	svc := n.dmMarks.Load()
+	if svc == nil {
+		return errNotStarted
+	}
+	return svc.MarkShown(evs)
 }
 
 // goSafe runs f on a goroutine counted in wg, unless Close has begun.
@@ -308,6 +358,9 @@ func (n *Node) Close() error {
 			}
 		}
 		n.stopLoop()
+		// The user interface may still be writing what the loop passed
+		// on: wait for its confirmations while the store is open.
+		n.shown.close(shownWait)
 		if err := n.host.Close(); err != nil {
 			errs = append(errs, err)
 		}
