@@ -168,6 +168,7 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 		return nil, err
 	}
 	n.store = st
+	n.warnStore(st.Info())
 	n.shown = newShownLog(n.markShown, cfg.Logger)
 	ocfg := cfg.Overlay
 	ocfg.PrivKey = cfg.Identity.PrivKey
@@ -197,6 +198,23 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 		return nil, errors.Join(err, n.Close())
 	}
 	return n, nil
+}
+
+// warnStore tells the user, loudly, when the store is empty although the
+// data dir was used before (a backup of the last good store exists): the
+// history, the private rooms' keys and the unsent messages are gone from
+// it, and the backup holds them. It also reports a backup that failed.
+func (n *Node) warnStore(info store.Info) {
+	if info.LostData {
+		msg := fmt.Sprintf("the store %s is empty or missing although this data dir was used before: history, private room keys and unsent messages are not in it; "+
+			"the last good copy, from %s, is %s: stop parley and copy it back (cp %s %s) to restore them",
+			info.Path, info.BackupTime.Format(time.DateTime), info.Backup, info.Backup, info.Path)
+		n.log.Warn(msg)
+		n.internal.Emit(events.Error{Error: msg})
+	}
+	if info.BackupErr != nil {
+		n.log.Warn("could not back up the store; it is usable", "err", info.BackupErr)
+	}
 }
 
 // Host returns the node's overlay host.
