@@ -79,7 +79,6 @@ type Info struct {
 	LostData bool
 }
 
-
 // Open opens (creating when missing) the database in dataDir. It waits at
 // most lockWait for another process to release the file lock. A damaged
 // file gives ErrCorrupt, never a panic.
