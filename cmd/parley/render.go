@@ -23,6 +23,9 @@ type renderer struct {
 	// lastProgress throttles progress lines for people to one a second
 	// per transfer (JSON mode gets every event).
 	lastProgress map[string]time.Time
+	// shown, when set, is told of every event once it is written out and
+	// flushed (node.Config.ConfirmShown).
+	shown func(events.Event)
 }
 
 // humanProgressEvery is the least time between two progress lines of one
@@ -76,7 +79,11 @@ func (r *renderer) drain(q *events.Queue) error {
 			}
 			return firstErr
 		}
-		if err := r.write(e); err != nil && firstErr == nil {
+		err := r.write(e)
+		if err == nil && r.shown != nil {
+			r.shown(e)
+		}
+		if err != nil && firstErr == nil {
 			firstErr = fmt.Errorf("write event: %w", err)
 		}
 	}
