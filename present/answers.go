@@ -177,6 +177,14 @@ func Offered(path, to, id string) string {
 		safetext.Line(filepath.Base(path)), safetext.Line(to), id, ShortID(id))
 }
 
+// SendWaiting is what parley send says once its offer is on its way: the
+// file is hashed, then offered, and the command waits for the recipient
+// (named as Member names it) to accept.
+func SendWaiting(path, to, id string) string {
+	return fmt.Sprintf("* offering %s to %s as transfer %s; waiting for %s to accept it (Ctrl-C stops; the same command resumes)",
+		safetext.Line(filepath.Base(path)), to, ShortID(id), to)
+}
+
 // Sharing answers /share: the file is hashed first, then announced.
 func Sharing(path, room, id string) string {
 	return fmt.Sprintf("sharing %s in #%s as %s (hashing it first; /cancel %s stops it)",
