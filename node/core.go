@@ -45,6 +45,8 @@ func (n *Node) Identity() IDInfo {
 type PeerRow struct {
 	PeerID      peer.ID `json:"peer_id"`
 	Fingerprint string  `json:"fingerprint"`
+	// Nick is the nick the peer last claimed ("" when none), for people.
+	Nick        string  `json:"-"`
 	Addr        string  `json:"addr"`
 	Direction   string  `json:"direction"`
 	Relayed     bool    `json:"relayed"`
@@ -73,7 +75,7 @@ func (n *Node) Peers() []PeerRow {
 			addr = p.Addr
 		}
 		rows[i] = PeerRow{
-			PeerID: p.ID, Fingerprint: identity.Fingerprint(p.ID), Addr: addr,
+			PeerID: p.ID, Fingerprint: identity.Fingerprint(p.ID), Nick: n.nickOf(p.ID), Addr: addr,
 			Direction: p.Direction, Relayed: pi.Path == overlay.PathRelayed, Path: pi.Path,
 			Via: pi.Via, ViaNick: n.nickOf(pi.Via), HolePunched: pi.HolePunched,
 			RTT: p.RTT, Since: p.Since,
