@@ -22,7 +22,10 @@ type IDInfo struct {
 	Nick        string   `json:"nick"`
 	Addrs       []string `json:"addrs"`
 	DataDir     string   `json:"data_dir"`
-	Version     string   `json:"version"`
+	// Downloads is where received files go (--downloads, or
+	// DATA_DIR/downloads).
+	Downloads string `json:"downloads"`
+	Version   string `json:"version"`
 	// Reachability is AutoNAT's verdict on this node: "unknown",
 	// "public" or "private"; Relays hold a reservation for it and
 	// RelayAddrs are its relayed addresses.
@@ -36,7 +39,7 @@ func (n *Node) Identity() IDInfo {
 	reach := n.host.Reachability()
 	return IDInfo{
 		PeerID: n.host.ID(), Fingerprint: n.cfg.Identity.Fingerprint(), Nick: n.Nick(),
-		Addrs: overlay.P2PAddrs(n.host.AddrInfo()), DataDir: n.cfg.DataDir, Version: n.cfg.Version,
+		Addrs: overlay.P2PAddrs(n.host.AddrInfo()), DataDir: n.cfg.DataDir, Downloads: n.downloadDir(), Version: n.cfg.Version,
 		Reachability: reach.Reachability, Relays: reach.Relays, RelayAddrs: reach.RelayAddrs,
 	}
 }
@@ -46,10 +49,10 @@ type PeerRow struct {
 	PeerID      peer.ID `json:"peer_id"`
 	Fingerprint string  `json:"fingerprint"`
 	// Nick is the nick the peer last claimed ("" when none), for people.
-	Nick        string  `json:"-"`
-	Addr        string  `json:"addr"`
-	Direction   string  `json:"direction"`
-	Relayed     bool    `json:"relayed"`
+	Nick      string `json:"-"`
+	Addr      string `json:"addr"`
+	Direction string `json:"direction"`
+	Relayed   bool   `json:"relayed"`
 	// Path is the best connection's path.
 	Path overlay.Path `json:"path"`
 	// Via is the relay's peer ID on a relayed path (omitted otherwise);

@@ -23,8 +23,8 @@ import (
 func ID(info node.IDInfo) string {
 	var b strings.Builder
 	reach := reachVerdict(info.Reachability, len(info.Relays))
-	fmt.Fprintf(&b, "peer id:     %s\nfingerprint: %s\nnick:        %s\ndata dir:    %s\nreachable:   %s",
-		info.PeerID, info.Fingerprint, safetext.Line(info.Nick), safetext.Line(info.DataDir), reach)
+	fmt.Fprintf(&b, "peer id:     %s\nfingerprint: %s\nnick:        %s\ndata dir:    %s\ndownloads:   %s\nreachable:   %s",
+		info.PeerID, info.Fingerprint, safetext.Line(info.Nick), safetext.Line(info.DataDir), safetext.Line(info.Downloads), reach)
 	for _, a := range info.Addrs {
 		fmt.Fprintf(&b, "\naddr:        %s", safetext.Line(a))
 	}
