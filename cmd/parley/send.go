@@ -16,6 +16,7 @@ import (
 	"github.com/parley-chat/parley/overlay"
 	"github.com/parley-chat/parley/present"
 	"github.com/parley-chat/parley/transfer"
+	"github.com/parley-chat/parley/trust"
 )
 
 // sendConnectTimeout bounds reaching the recipient of parley send.
@@ -113,7 +114,7 @@ func (c *sendCmd) run(ctx context.Context, stdin io.Reader, stdout, stderr io.Wr
 	if !s.json {
 		say = func(text string) { queue.Emit(events.Info{Text: text}) }
 	}
-	sendErr := sendOne(ctx, n, target, path, say)
+	sendErr := sendOne(ctx, n, target, path, s.rooms, say)
 
 	closeErr := shutdown(n.Close, queue, writerDone)
 	if sendErr != nil {
@@ -124,18 +125,13 @@ func (c *sendCmd) run(ctx context.Context, stdin io.Reader, stdout, stderr io.Wr
 
 // sendOne offers path to target and waits until the transfer ends. say,
 // when not nil, tells a person what the command waits for.
-func sendOne(ctx context.Context, n *node.Node, target, path string, say func(string)) error {
-	if p, err := peer.Decode(target); err == nil {
-		cctx, cancel := context.WithTimeout(ctx, sendConnectTimeout)
-		err := n.Host().Connect(cctx, peer.AddrInfo{ID: p})
-		cancel()
-		if err != nil {
-			return fmt.Errorf("cannot reach %s: %w; give its address as --to MULTIADDR/p2p/ID or use --peer/--bootstrap", target, err)
-		}
-	}
-	to, err := n.ResolvePeer(target)
+func sendOne(ctx context.Context, n *node.Node, target, path string, rooms []string, say func(string)) error {
+	to, err := resolveRecipient(ctx, n, target, rooms)
 	if err != nil {
 		return fmt.Errorf("send %s: %w", path, err)
+	}
+	if err := n.Reach(ctx, to); err != nil {
+		return fmt.Errorf("send %s: %w; give the recipient's address as --to MULTIADDR/p2p/ID, or a --peer or --bootstrap both of you use", path, err)
 	}
 	tid, err := n.Offer(ctx, to, path)
 	if err != nil {
@@ -151,4 +147,29 @@ func sendOne(ctx context.Context, n *node.Node, target, path string, say func(st
 		return fmt.Errorf("send %s (transfer %s): %w", path, tid, err)
 	}
 	return nil
+}
+
+// resolveRecipient turns --to into a peer ID. A nick this node has never
+// seen is looked up among the members of the --room rooms (the lobby by
+// default): the node joins them and waits for the nick to be announced.
+func resolveRecipient(ctx context.Context, n *node.Node, target string, rooms []string) (peer.ID, error) {
+	to, err := n.ResolvePeer(target)
+	if err == nil || !errors.Is(err, trust.ErrUnknownPeer) {
+		return to, err
+	}
+	if len(rooms) == 0 {
+		rooms = []string{node.DefaultRoom}
+	}
+	for _, r := range rooms {
+		if _, err := n.Join(ctx, r); err != nil {
+			return "", fmt.Errorf("look up %q in room %s: %w", target, r, err)
+		}
+	}
+	wctx, cancel := context.WithTimeout(ctx, sendConnectTimeout)
+	defer cancel()
+	to, err = n.ResolvePeerWait(wctx, target)
+	if err != nil && errors.Is(err, trust.ErrUnknownPeer) {
+		return "", fmt.Errorf("%w (waited %v in %s); check the nick, or give a peer ID", err, sendConnectTimeout, strings.Join(rooms, ", "))
+	}
+	return to, err
 }
