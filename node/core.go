@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -83,8 +84,17 @@ func (n *Node) Peers() []PeerRow {
 }
 
 // Connect dials a peer's full address (MULTIADDR/p2p/ID) and keeps the
-// connection from then on, like --peer. It returns the peer's ID.
+// connection from then on, like --peer. Given a peer ID, nick or
+// fingerprint instead, it reaches that peer by every known way (Reach).
+// It returns the peer's ID.
 func (n *Node) Connect(ctx context.Context, addr string) (peer.ID, error) {
+	if !strings.Contains(addr, "/") {
+		p, err := n.ResolvePeer(addr)
+		if err != nil {
+			return "", err
+		}
+		return p, n.Reach(ctx, p)
+	}
 	ai, err := overlay.ParsePeerAddr(addr)
 	if err != nil {
 		return "", err

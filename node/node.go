@@ -118,6 +118,9 @@ type Node struct {
 	mu      sync.Mutex
 	nick    string // guarded by mu
 	closing bool   // guarded by mu
+	// named is closed and replaced whenever a peer's nick is recorded,
+	// waking ResolvePeerWait; guarded by mu.
+	named chan struct{}
 
 	closeOnce sync.Once
 	closeErr  error

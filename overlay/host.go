@@ -184,6 +184,10 @@ type Host struct {
 	lan      *lanDiscovery // nil without MDNS
 	memory   *memory       // nil without Store
 	rv       *rendezvous
+	flight   reachFlight
+	// bootstrap: Config.Bootstrap named DHT peers (Reach may wait for
+	// them to fill the routing table).
+	bootstrap bool
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -279,6 +283,7 @@ func New(ctx context.Context, cfg Config) (*Host, error) {
 		ctx:    hctx,
 		cancel: cancel,
 	}
+	o.bootstrap = len(others(cfg.Bootstrap, h.ID())) > 0
 	o.peers = newPeerTable(o, cfg.Liveness)
 	o.keeper = newKeeper(o, cfg.Redial)
 	if err := o.startConnectivity(&cfg, &relayAddrs); err != nil {

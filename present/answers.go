@@ -150,6 +150,9 @@ func Whois(w trust.WhoisInfo) string {
 	path := PathText(string(w.Path), w.Via, w.ViaNick, w.HolePunched)
 	if w.Path == overlay.PathNone {
 		path = "not connected"
+		if w.Unreachable != "" {
+			path += ": " + safetext.Line(w.Unreachable)
+		}
 	}
 	fmt.Fprintf(&b, "  connection:  %s\n", path)
 	for _, c := range w.Conns {

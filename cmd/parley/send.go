@@ -14,6 +14,7 @@ import (
 	"github.com/parley-chat/parley/node"
 	"github.com/parley-chat/parley/overlay"
 	"github.com/parley-chat/parley/transfer"
+	"github.com/parley-chat/parley/trust"
 )
 
 // sendConnectTimeout bounds reaching the recipient of parley send.
@@ -91,7 +92,7 @@ func (c *sendCmd) run(ctx context.Context, stdin io.Reader, stdout, stderr io.Wr
 	go func() { writerDone <- out.drain(queue) }()
 	queue.Emit(n.Ready())
 
-	sendErr := sendOne(ctx, n, target, path)
+	sendErr := sendOne(ctx, n, target, path, s.rooms)
 
 	closeErr := shutdown(n.Close, queue, writerDone)
 	if sendErr != nil {
@@ -100,18 +101,13 @@ func (c *sendCmd) run(ctx context.Context, stdin io.Reader, stdout, stderr io.Wr
 	return closeErr
 }
 
-func sendOne(ctx context.Context, n *node.Node, target, path string) error {
-	if p, err := peer.Decode(target); err == nil {
-		cctx, cancel := context.WithTimeout(ctx, sendConnectTimeout)
-		err := n.Host().Connect(cctx, peer.AddrInfo{ID: p})
-		cancel()
-		if err != nil {
-			return fmt.Errorf("cannot reach %s: %w; give its address as --to MULTIADDR/p2p/ID or use --peer/--bootstrap", target, err)
-		}
-	}
-	to, err := n.ResolvePeer(target)
+func sendOne(ctx context.Context, n *node.Node, target, path string, rooms []string) error {
+	to, err := resolveRecipient(ctx, n, target, rooms)
 	if err != nil {
 		return fmt.Errorf("send %s: %w", path, err)
+	}
+	if err := n.Reach(ctx, to); err != nil {
+		return fmt.Errorf("send %s: %w; give the recipient's address as --to MULTIADDR/p2p/ID, or a --peer or --bootstrap both of you use", path, err)
 	}
 	tid, err := n.Offer(ctx, to, path)
 	if err != nil {
@@ -121,4 +117,29 @@ func sendOne(ctx context.Context, n *node.Node, target, path string) error {
 		return fmt.Errorf("send %s (transfer %s): %w", path, tid, err)
 	}
 	return nil
+}
+
+// resolveRecipient turns --to into a peer ID. A nick this node has never
+// seen is looked up among the members of the --room rooms (the lobby by
+// default): the node joins them and waits for the nick to be announced.
+func resolveRecipient(ctx context.Context, n *node.Node, target string, rooms []string) (peer.ID, error) {
+	to, err := n.ResolvePeer(target)
+	if err == nil || !errors.Is(err, trust.ErrUnknownPeer) {
+		return to, err
+	}
+	if len(rooms) == 0 {
+		rooms = []string{node.DefaultRoom}
+	}
+	for _, r := range rooms {
+		if _, err := n.Join(ctx, r); err != nil {
+			return "", fmt.Errorf("look up %q in room %s: %w", target, r, err)
+		}
+	}
+	wctx, cancel := context.WithTimeout(ctx, sendConnectTimeout)
+	defer cancel()
+	to, err = n.ResolvePeerWait(wctx, target)
+	if err != nil && errors.Is(err, trust.ErrUnknownPeer) {
+		return "", fmt.Errorf("%w (waited %v in %s); check the nick, or give a peer ID", err, sendConnectTimeout, strings.Join(rooms, ", "))
+	}
+	return to, err
 }
