@@ -47,7 +47,9 @@ func main() {
 	// within shutdownTimeout. The node's services do not run on ctx: they
 	// run until node.Close (see node.New).
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	stopProfile := startProfile(os.Stderr)
 	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	stopProfile()
 	stop()
 	os.Exit(code)
 }
