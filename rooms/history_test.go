@@ -3,6 +3,7 @@ package rooms
 import (
 	"context"
 	"errors"
+	"encoding/hex"
 	"fmt"
 	"slices"
 	"strings"
@@ -58,8 +59,15 @@ func TestHistorySurvivesRestart(t *testing.T) {
 	}
 
 	// History is in sent-time order (the sync inserts late messages in
-	// their place), which need not be the order of delivery.
-	slices.SortStableFunc(delivered, func(x, y events.Message) int { return x.SentAt.Compare(y.SentAt) })
+	// their place), then by sync item ID for lines of one millisecond,
+	// which need not be the order of delivery.
+	key := func(m events.Message) item {
+		var id [idSize]byte
+		b, _ := hex.DecodeString(m.ID)
+		copy(id[:], b)
+		return item{ts: uint64(m.SentAt.UnixMilli()), id: itemID(m.From, id)}
+	}
+	slices.SortStableFunc(delivered, func(x, y events.Message) int { return compareItems(key(x), key(y)) })
 	b.restart()
 	hist, err := b.svc.History("Lobby", 0)
 	if err != nil {
