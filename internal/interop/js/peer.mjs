@@ -7,6 +7,7 @@
 // Commands:
 //   {"cmd":"dial","addr":MULTIADDR}
 //   {"cmd":"join","room":NAME}                           public room NAME
+//   {"cmd":"join","invite":CODE}                         private room
 //   {"cmd":"publish","room":NAME,"nick":N,"text":T}      KIND_TEXT
 //   {"cmd":"presence","room":NAME,"nick":N}              KIND_PRESENCE
 //   {"cmd":"dm","peer":PEER_ID,"nick":N,"text":T}        /parley/dm/1.0.0
@@ -61,7 +62,7 @@ const node = await createLibp2p({
 });
 const pubsub = node.services.pubsub;
 
-const rooms = new Map(); // topic -> canonical room name
+const rooms = new Map(); // topic -> { name, sealKey (private rooms) }
 const seen = new Set(); // "author/id" of accepted envelopes (rules 7)
 
 node.addEventListener('peer:connect', (evt) => emit('peer_connected', { peer_id: evt.detail.toString() }));
@@ -84,7 +85,17 @@ async function validate(source, msg) {
   const signed = w.signedBytes({ from, data: msg.data, seqno: w.seqnoBytes(msg.sequenceNumber), topic: msg.topic });
   const key = msg.from.publicKey ?? msg.key;
   if (key == null || !(await key.verify(signed, msg.signature))) return refuse('reject', 'bad signature');
-  const v = w.validateEnvelope(msg.data);
+  if (msg.data.length > w.MAX_DATA) return refuse('reject', 'data too long');
+  let data = msg.data;
+  const room = rooms.get(msg.topic);
+  if (room?.sealKey) {
+    try {
+      data = w.open(room.sealKey, msg.topic, from, msg.data);
+    } catch (err) {
+      return refuse('reject', `does not open: ${err.message}`);
+    }
+  }
+  const v = w.validateEnvelope(data);
   if (v.result !== 'accept') return refuse(v.result, v.reason);
   const rec = `${msg.from}/${w.hex(v.env.id)}`;
   if (seen.has(rec)) return refuse('ignore', 'replay');
@@ -98,10 +109,11 @@ pubsub.addEventListener('message', (evt) => {
   const room = rooms.get(msg.topic);
   // The validator left its result on the message object; decode again if
   // this gossipsub version copied it.
-  const env = msg.parley?.env ?? w.validateEnvelope(msg.data).env;
+  const env = msg.parley?.env;
   if (room === undefined || env === undefined) return;
   const common = {
-    room,
+    room: room.name,
+    private: room.sealKey !== undefined,
     topic: msg.topic,
     from: msg.from.toString(),
     nick: env.nick,
@@ -148,12 +160,23 @@ const envelopeFor = (kind, cmd) => w.encodeEnvelope({
 });
 
 async function publish(kind, cmd) {
-  const topic = w.publicTopic(cmd.room);
-  const data = envelopeFor(kind, cmd);
-  const v = w.validateEnvelope(data); // rooms §6: own messages pass the same checks
+  const topic = topicOf(cmd.room);
+  const room = rooms.get(topic);
+  const env = envelopeFor(kind, cmd);
+  const v = w.validateEnvelope(env); // rooms §6: own messages pass the same checks
   if (v.result !== 'accept') throw new Error(`own envelope refused: ${v.reason}`);
+  const data = room.sealKey ? w.seal(room.sealKey, topic, node.peerId.toMultihash().bytes, env, randomBytes(24)) : env;
   const res = await pubsub.publish(topic, data);
-  emit('published', { room: rooms.get(topic), kind, id: w.hex(v.env.id), recipients: res.recipients.map(String) });
+  emit('published', { room: room.name, kind, id: w.hex(v.env.id), recipients: res.recipients.map(String) });
+}
+
+// topicOf finds a joined room by name: a private room by its name, else
+// the public room.
+function topicOf(name) {
+  for (const [topic, room] of rooms) if (room.sealKey && room.name === name) return topic;
+  const topic = w.publicTopic(name);
+  if (!rooms.has(topic)) throw new Error(`not in room ${name}`);
+  return topic;
 }
 
 async function sendDM(cmd) {
@@ -190,11 +213,20 @@ async function run(cmd) {
       return;
     }
     case 'join': {
-      const topic = w.publicTopic(cmd.room);
-      rooms.set(topic, w.canonicalName(cmd.room));
+      let topic, room;
+      if (cmd.invite !== undefined) {
+        const { key, name } = w.decodeInvite(cmd.invite);
+        const r = w.privateRoom(key, name);
+        topic = r.topic;
+        room = { name, sealKey: r.sealKey };
+      } else {
+        topic = w.publicTopic(cmd.room);
+        room = { name: w.canonicalName(cmd.room) };
+      }
+      rooms.set(topic, room);
       pubsub.topicValidators.set(topic, validate);
       pubsub.subscribe(topic);
-      emit('joined', { room: rooms.get(topic), topic });
+      emit('joined', { room: room.name, topic, private: room.sealKey !== undefined });
       return;
     }
     case 'publish': return publish(w.Kind.TEXT, cmd);

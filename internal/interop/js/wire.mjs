@@ -4,6 +4,8 @@
 // bytes of a GossipSub message. No packages: the same code could serve
 // another runtime.
 import { readFileSync } from 'node:fs';
+import { createHash, hkdfSync } from 'node:crypto';
+import { xchacha20poly1305 } from '@noble/ciphers/chacha.js';
 
 // ---- protobuf (proto3) -------------------------------------------------
 
@@ -119,6 +121,56 @@ export const validNick = (s) => {
   const n = Array.from(s).length;
   return n >= 1 && n <= 32 && nickRe.test(s) && !s.startsWith(' ') && !s.endsWith(' ');
 };
+
+// ---- private rooms (rooms §2, §5, §9) ----------------------------------
+
+const INVITE_PREFIX = 'parley-invite:';
+const hkdf = (key, info, len) => new Uint8Array(hkdfSync('sha256', key, utf8.encode('parley/room/1'), info, len));
+
+// decodeInvite returns { key, name } of an invite code (rooms §9), strictly.
+export function decodeInvite(code) {
+  if (!code.startsWith(INVITE_PREFIX)) throw new Error('not an invite');
+  const b64 = code.slice(INVITE_PREFIX.length);
+  if (!/^[A-Za-z0-9_-]*$/.test(b64)) throw new Error('invite: not base64url without padding');
+  const payload = new Uint8Array(Buffer.from(b64, 'base64url'));
+  if (Buffer.from(payload).toString('base64url') !== b64) throw new Error('invite: non-canonical base64url');
+  if (payload.length < 1 + 32 + 1 + 4 || payload[0] !== 1) throw new Error('invite: bad version or length');
+  const n = payload[33];
+  if (payload.length !== 34 + n + 4) throw new Error('invite: bad length');
+  const body = payload.subarray(0, 34 + n);
+  const check = createHash('sha256').update(concat([utf8.encode('parley-invite-v1'), Uint8Array.of(0), body])).digest().subarray(0, 4);
+  if (Buffer.compare(check, payload.subarray(34 + n)) !== 0) throw new Error('invite: check does not match');
+  const name = strictUTF8.decode(payload.subarray(34, 34 + n));
+  if (canonicalName(name) !== name) throw new Error('invite: name not canonical');
+  return { key: payload.slice(1, 33), name };
+}
+
+// privateRoom derives a private room's topic and seal key (rooms §2).
+export function privateRoom(key, name) {
+  const n = utf8.encode(name);
+  const topicId = hkdf(key, concat([utf8.encode('parley/room/1 topic'), Uint8Array.of(0), n]), 16);
+  return { topic: 'parley/room/1/private/' + hex(topicId), sealKey: hkdf(key, utf8.encode('parley/room/1 seal'), 32) };
+}
+
+const sealAD = (topic, from) => {
+  const t = utf8.encode(topic);
+  return concat([varint(t.length), t, varint(from.length), from]);
+};
+
+// seal makes a private room's message data (rooms §5): Sealed{nonce,
+// ciphertext} with a fresh 24-byte nonce.
+export function seal(sealKey, topic, from, envelope, nonce) {
+  const ct = xchacha20poly1305(sealKey, nonce, sealAD(topic, from)).encrypt(envelope);
+  return concat([pbBytes(1, nonce), pbBytes(2, ct)]);
+}
+
+// open returns the Envelope bytes inside a Sealed, or throws (rule 2).
+export function open(sealKey, topic, from, data) {
+  const f = decode(data);
+  const nonce = getBytes(f, 1);
+  if (nonce.length !== 24) throw new Error(`nonce of ${nonce.length} bytes`);
+  return xchacha20poly1305(sealKey, nonce, sealAD(topic, from)).decrypt(getBytes(f, 2));
+}
 
 // ---- Envelope (rooms §3) -----------------------------------------------
 
