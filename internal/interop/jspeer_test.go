@@ -165,6 +165,14 @@ func TestJSLibp2pPeer(t *testing.T) {
 		if m.Str("id") != own.Str("id") || !hexID.MatchString(m.Str("id")) {
 			t.Fatalf("js got envelope id %q, parley shows %q", m.Str("id"), own.Str("id"))
 		}
+		// The longest text (4096 characters, 12 KiB of UTF-8) both ways.
+		long := strings.Repeat("✓", 4096)
+		p.Send(long)
+		if m := js.Wait(wait, "message", func(e proctest.Event) bool { return e.Str("from") == parleyID }); m.Str("text") != long {
+			t.Fatalf("js got %d bytes of text, want %d", len(m.Str("text")), len(long))
+		}
+		js.do(t, map[string]any{"cmd": "publish", "room": "lobby", "nick": "jsbot", "text": long})
+		p.Wait(wait, "message", func(e proctest.Event) bool { return e.Str("from") == js.id && e.Str("text") == long })
 		// Parley answers a newcomer's presence with its own (rooms §7).
 		pr := js.Find(wait, "presence", func(e proctest.Event) bool { return e.Str("from") == parleyID })
 		if pr.Str("nick") != "goparley" || pr["leaving"] != false || pr["signature_verified"] != true {

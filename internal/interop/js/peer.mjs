@@ -56,7 +56,9 @@ const node = await createLibp2p({
       doPX: false,
       emitSelf: false,
       allowPublishToZeroTopicPeers: false,
-      maxInboundDataLength: w.MAX_DATA + 1024,
+      // The limit on one RPC frame (not on message data): GossipSub's 1 MiB,
+      // as Parley sends (rooms §1).
+      maxInboundDataLength: 1 << 20,
     }),
   },
 });
