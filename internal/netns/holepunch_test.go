@@ -141,3 +141,51 @@ func hashOf(t *testing.T, path string) string {
 	}
 	return hex.EncodeToString(h.Sum(nil))
 }
+
+// TestChatNodeRelaysForRoomMates: no serve node. Alice runs a plain chat
+// node on the lab's internet; Bob and Carol, each behind a NAT, know only
+// her address. They reserve a relay slot at her (a chat node relays for
+// its room-mates), so Bob's first DM to Carol, by nick, reaches her
+// through Alice (her circuit address is in her signed peer record), and
+// hole punching may then replace the relay.
+func TestChatNodeRelaysForRoomMates(t *testing.T) {
+	lab := netns.New(t)
+	n := lab.PublicNATs(false)
+	alice, idAlice, ready := chatReady(t, n.Public, "alice", "--no-mdns", "--listen", "/ip4/0.0.0.0/udp/4748/quic-v1", "--listen", "/ip4/0.0.0.0/tcp/4748")
+	var addrAlice string
+	for _, a := range ready["addrs"].([]any) {
+		if s, _ := a.(string); strings.HasPrefix(s, "/ip4/"+n.PublicAddr+"/udp/") {
+			addrAlice = s
+		}
+	}
+	if addrAlice == "" {
+		t.Fatalf("alice has no QUIC address on %s: %v", n.PublicAddr, ready["addrs"])
+	}
+	relayedBy := func(e proctest.Event) bool {
+		rs, _ := e["relays"].([]any)
+		for _, r := range rs {
+			if r == idAlice {
+				return true
+			}
+		}
+		return false
+	}
+	b, _ := chat(t, n.A, "bob", "--no-mdns", "--peer", addrAlice)
+	c, idC := chat(t, n.B, "carol", "--no-mdns", "--peer", addrAlice)
+	b.Find(2*connectWait, "reachability", relayedBy)
+	c.Find(2*connectWait, "reachability", relayedBy)
+	// Carol's presence, with her record, reaches Bob through Alice.
+	b.Find(connectWait, "presence", func(e proctest.Event) bool {
+		if e.Str("peer_id") != idC || e["online"] != true {
+			return false
+		}
+		return true
+	})
+	start := time.Now()
+	b.Send("/msg carol hello through alice")
+	st := b.Wait(10*time.Second, "dm_status", func(e proctest.Event) bool { return e.Str("to") == idC })
+	b.Find(connectWait, "dm_status", func(e proctest.Event) bool { return e.Str("id") == st.Str("id") && e.Str("state") == "delivered" })
+	c.Find(connectWait, "dm", func(e proctest.Event) bool { return e.Str("text") == "hello through alice" })
+	t.Logf("bob → carol through alice's relay: delivered in %v", time.Since(start).Round(time.Millisecond))
+	_ = alice
+}
