@@ -138,6 +138,9 @@ func (m *roomMembers) haveEpoch() uint64 {
 // that a newcomer shows up for admins to add.
 func (s *Service) sealFor(r *room, env *envelope, plain []byte) ([]byte, error) {
 	m := r.membership
+	if m == nil { // a room built without membership state: epoch 0
+		m = &roomMembers{log: newLogState(r.topicName)}
+	}
 	m.mu.Lock()
 	st, cur := m.log, m.log.epoch
 	k := m.keys[cur]
@@ -208,6 +211,9 @@ func (s *Service) openSealed(r *room, author peer.ID, w *pb.Sealed) ([]byte, ver
 		return plain, accept()
 	}
 	m := r.membership
+	if m == nil {
+		return nil, ignore(reasonEpochKey)
+	}
 	m.mu.Lock()
 	k := m.keys[w.Epoch]
 	m.mu.Unlock()
@@ -239,6 +245,9 @@ func (s *Service) openSealed(r *room, author peer.ID, w *pb.Sealed) ([]byte, ver
 // Failures depend on this node's log, so they are ignored, not rejected.
 func (s *Service) admit(r *room, author peer.ID, e uint64, env *envelope) verdict {
 	m := r.membership
+	if m == nil {
+		return accept()
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	st := m.log
