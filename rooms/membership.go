@@ -259,7 +259,9 @@ func (st *logState) memberDuring(p peer.ID, e uint64) bool {
 
 // apply checks that c extends the log and applies it.
 func (st *logState) apply(c change) error {
-	bad := func(f string, a ...any) error { return fmt.Errorf("%w: seq %d: "+f, append([]any{errBadChange, c.seq}, a...)...) }
+	bad := func(f string, a ...any) error {
+		return fmt.Errorf("%w: seq %d: "+f, append([]any{errBadChange, c.seq}, a...)...)
+	}
 	if c.topic != st.topic {
 		return bad("another room's change")
 	}
