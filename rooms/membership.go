@@ -27,7 +27,7 @@ import (
 // Membership log limits.
 const (
 	// MaxLogChanges bounds a room's membership log.
-	MaxLogChanges = 4096
+	MaxLogChanges = 1024
 	// maxChangeSize bounds one SignedMemberChange.
 	maxChangeSize = 1 << 10
 	// commitSize is the size of an epoch key commitment.
