@@ -25,6 +25,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/parley-chat/parley/dm"
 	"github.com/parley-chat/parley/events"
 	"github.com/parley-chat/parley/identity"
@@ -130,6 +131,9 @@ type Node struct {
 	mu      sync.Mutex
 	nick    string // guarded by mu
 	closing bool   // guarded by mu
+	// warned: peers observeNick warned about this session, with the nick
+	// key; owned by the event loop (no lock).
+	warned map[peer.ID]string
 	// named is closed and replaced whenever a peer's nick is recorded,
 	// waking ResolvePeerWait; guarded by mu.
 	named chan struct{}
