@@ -3,6 +3,7 @@ package command
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/peerstore"
@@ -58,5 +59,39 @@ func TestConnectWhoisForgetByName(t *testing.T) {
 	}
 	if f := infoOf(t, exec(t, in, s, "/forget "+id)); !strings.HasPrefix(f.Text, "nothing was known") {
 		t.Fatalf("second /forget answered %q", f.Text)
+	}
+}
+
+// /say posts to a named joined room without switching to it.
+func TestSayToNamedRoom(t *testing.T) {
+	in, s := newInterp(t)
+	in.SetCurrent("lobby")
+	exec(t, in, s, "/join side")
+	in.SetCurrent("lobby")
+	evs := exec(t, in, s, "/say side hello side")
+	if er, ok := errorOf(evs); ok {
+		t.Fatalf("/say side: %s", er.Error)
+	}
+	if in.Current() != "lobby" {
+		t.Fatalf("/say switched the current room to %q", in.Current())
+	}
+	seen := false
+	for deadline := time.Now().Add(10 * time.Second); !seen && time.Now().Before(deadline); {
+		for _, e := range append(evs, s.Take()...) {
+			if m, ok := e.(events.Message); ok && m.Room == "side" && m.Text == "hello side" {
+				seen = true
+			}
+		}
+		evs = nil
+		time.Sleep(10 * time.Millisecond) // the sink has no wake-up; bounded by the deadline
+	}
+	if !seen {
+		t.Fatal("/say side: no message event in side")
+	}
+	if er, ok := errorOf(exec(t, in, s, "/say nosuchroom hi")); !ok || !strings.Contains(er.Error, "not in room") {
+		t.Fatalf("/say to a room not joined: %v", er)
+	}
+	if er, ok := errorOf(exec(t, in, s, "/say side")); !ok || !strings.Contains(er.Error, "usage") {
+		t.Fatalf("/say without text: %v", er)
 	}
 }

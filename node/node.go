@@ -34,6 +34,7 @@ import (
 	"github.com/parley-chat/parley/store"
 	"github.com/parley-chat/parley/transfer"
 	"github.com/parley-chat/parley/trust"
+	"golang.org/x/time/rate"
 )
 
 // Config configures a Node.
@@ -134,6 +135,9 @@ type Node struct {
 	// warned: peers observeNick warned about this session, with the nick
 	// key; owned by the event loop (no lock).
 	warned map[peer.ID]string
+	// pacers hold this node's own lines to each room's rate limit
+	// (pace.go); guarded by mu.
+	pacers map[string]*rate.Limiter
 	// named is closed and replaced whenever a peer's nick is recorded,
 	// waking ResolvePeerWait; guarded by mu.
 	named chan struct{}
