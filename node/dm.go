@@ -149,6 +149,16 @@ func (n *Node) DMHistory(p peer.ID, count int) ([]dm.Entry, error) {
 	return n.dm.History(p, count)
 }
 
+// DMConversations lists the peers with stored direct messages, most
+// recent first, at most limit (the terminal UI lists them again after a
+// restart).
+func (n *Node) DMConversations(limit int) ([]dm.Conversation, error) {
+	if n.dm == nil {
+		return nil, fmt.Errorf("direct messages: %w", ErrNotRunning)
+	}
+	return n.dm.Conversations(limit)
+}
+
 // SafetyInfo is the safety number shared with a peer (/verify).
 type SafetyInfo struct {
 	PeerID       peer.ID `json:"peer_id"`
