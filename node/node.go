@@ -25,6 +25,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/parley-chat/parley/dm"
 	"github.com/parley-chat/parley/events"
 	"github.com/parley-chat/parley/identity"
@@ -33,6 +34,7 @@ import (
 	"github.com/parley-chat/parley/store"
 	"github.com/parley-chat/parley/transfer"
 	"github.com/parley-chat/parley/trust"
+	"golang.org/x/time/rate"
 )
 
 // Config configures a Node.
@@ -130,6 +132,12 @@ type Node struct {
 	mu      sync.Mutex
 	nick    string // guarded by mu
 	closing bool   // guarded by mu
+	// warned: peers observeNick warned about this session, with the nick
+	// key; owned by the event loop (no lock).
+	warned map[peer.ID]string
+	// pacers hold this node's own lines to each room's rate limit
+	// (pace.go); guarded by mu.
+	pacers map[string]*rate.Limiter
 	// named is closed and replaced whenever a peer's nick is recorded,
 	// waking ResolvePeerWait; guarded by mu.
 	named chan struct{}
