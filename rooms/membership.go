@@ -303,8 +303,14 @@ func (st *logState) apply(c change) error {
 		}
 		st.admins++
 	case pb.MemberOp_MEMBER_OP_REMOVE:
-		if !st.isMember(c.subject) {
-			return bad("%s is not a member", c.subject)
+		// A key holder never added (it joined while no admin was there
+		// to add it) can be removed too: the change records it.
+		if st.role(c.subject) == RoleRemoved {
+			return bad("%s is removed already", c.subject)
+		}
+		if sub == nil {
+			sub = &standing{}
+			st.peers[c.subject] = sub
 		}
 		if sub.role == RoleAdmin {
 			if st.admins == 1 {

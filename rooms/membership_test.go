@@ -118,6 +118,9 @@ func TestForgedChangesRefused(t *testing.T) {
 		{"remove the last admin", func() (change, error) {
 			return admin.next(t, st, pb.MemberOp_MEMBER_OP_REMOVE, admin.id), nil
 		}},
+		{"remove twice", func() (change, error) {
+			return admin.next(t, st, pb.MemberOp_MEMBER_OP_REMOVE, carol.id), nil
+		}},
 		{"add a member twice", func() (change, error) {
 			return admin.next(t, st, pb.MemberOp_MEMBER_OP_ADD, bob.id), nil
 		}},
@@ -151,6 +154,15 @@ func TestForgedChangesRefused(t *testing.T) {
 	// Offered as a run through merge, a forged change is refused too.
 	if _, changed, err := st.merge([]change{bob.next(t, st, pb.MemberOp_MEMBER_OP_ADD, dave.id)}); changed || err == nil {
 		t.Fatalf("merge of a member's change: changed %v, err %v", changed, err)
+	}
+	// A key holder never added can be removed (recorded as removed).
+	fork, err := replayLog(testTopic, st.changes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustApply(t, fork, admin.next(t, fork, pb.MemberOp_MEMBER_OP_REMOVE, dave.id))
+	if fork.role(dave.id) != RoleRemoved || fork.memberDuring(dave.id, 3) {
+		t.Fatal("removal of a key holder never added")
 	}
 	// Roles after all that.
 	if st.role(admin.id) != RoleAdmin || st.role(bob.id) != RoleMember || st.role(carol.id) != RoleRemoved || st.role(dave.id) != RoleNone {
