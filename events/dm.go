@@ -85,6 +85,17 @@ type TrustWarning struct {
 	Text         string  `json:"text"`
 }
 
+// MailboxPickup is reported when the node picked up its mailbox at a
+// holder (package mailbox): the first time per holder in a run, and
+// whenever deposits were waiting there. Items counts the deposits handled
+// (messages, receipts, and deposits that did not open and were dropped).
+type MailboxPickup struct {
+	Holder peer.ID `json:"holder"`
+	Items  int     `json:"items"`
+}
+
+func (MailboxPickup) Type() string { return "mailbox_pickup" }
+
 func (DM) Type() string           { return "dm" }
 func (DMStatus) Type() string     { return "dm_status" }
 func (TrustWarning) Type() string { return "trust_warning" }

@@ -150,6 +150,8 @@ type Courier struct {
 	learn map[peer.ID]struct{} // guarded by mu
 	// picks holds the holders to pick up from now.
 	picks map[peer.ID]struct{} // guarded by mu
+	// picked holds the holders picked up from in this run.
+	picked map[peer.ID]bool // guarded by mu
 }
 
 // retry is the schedule of one deposit job.
@@ -183,7 +185,7 @@ func New(ctx context.Context, cfg Config) (*Courier, error) {
 	c := &Courier{cfg: cfg, h: cfg.Host, db: cfg.DB, log: cfg.Logger, kem: kem,
 		wakeSend: make(chan struct{}, 1), wakePick: make(chan struct{}, 1),
 		sends: map[peer.ID]*retry{}, receipts: map[peer.ID]*receiptJob{},
-		learn: map[peer.ID]struct{}{}, picks: map[peer.ID]struct{}{}}
+		learn: map[peer.ID]struct{}{}, picks: map[peer.ID]struct{}{}, picked: map[peer.ID]bool{}}
 	c.client = &Client{Open: c.open, Timeout: cfg.StreamTimeout}
 	if err := c.loadOwn(); err != nil {
 		return nil, fmt.Errorf("mailbox: %w", err)

@@ -247,15 +247,7 @@ func (c *Courier) sendReceipts(p peer.ID) time.Time {
 	j := c.receipts[p]
 	rec, ids := j.rec, j.ids
 	c.mu.Unlock()
-	if cached, _ := c.cached(p); cached != nil && cached.Issued.After(rec.Issued) {
-		rec = cached
-	}
-	if len(rec.Holders) == 0 {
-		if r, err := c.lookupFresh(p); err == nil {
-			rec = r
-		}
-	}
-	err := c.depositReceipts(rec, ids)
+	err := c.receipt(rec, ids)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if err == nil {
@@ -268,6 +260,21 @@ func (c *Courier) sendReceipts(p peer.ID) time.Time {
 	}
 	c.log.Debug("mailbox: receipt deposit failed, retrying later", "peer", p, "err", err)
 	return c.later(&j.retry)
+}
+
+// receipt deposits a receipt for ids with the holders of the sender of
+// rec (its newest record known: rec, cached, or asked of the holders
+// when rec names none).
+func (c *Courier) receipt(rec *Record, ids [][]byte) error {
+	if cached, _ := c.cached(rec.Peer); cached != nil && cached.Issued.After(rec.Issued) {
+		rec = cached
+	}
+	if len(rec.Holders) == 0 {
+		if r, err := c.lookupFresh(rec.Peer); err == nil {
+			rec = r
+		}
+	}
+	return c.depositReceipts(rec, ids)
 }
 
 // lookupFresh asks the known holders for p's record, bypassing the cache.
@@ -357,20 +364,32 @@ func (c *Courier) pickLoop() {
 // deposit, hands notes to the outbox (which stores each once and reports
 // it), applies receipts, deletes what it handled and queues receipts.
 func (c *Courier) pickup(ctx context.Context, hp peer.ID) error {
+	items := 0
+	var err error
 	for range maxPickupRounds {
-		more, err := c.pickupRound(ctx, hp)
+		var n int
+		var more bool
+		n, more, err = c.pickupRound(ctx, hp)
+		items += n
 		if err != nil || !more {
-			return err
+			break
 		}
 	}
-	return nil
+	c.mu.Lock()
+	first := !c.picked[hp] && err == nil
+	c.picked[hp] = c.picked[hp] || err == nil
+	c.mu.Unlock()
+	if first || items > 0 {
+		c.cfg.Emitter.Emit(events.MailboxPickup{Holder: hp, Items: items})
+	}
+	return err
 }
 
-func (c *Courier) pickupRound(ctx context.Context, hp peer.ID) (more bool, err error) {
+func (c *Courier) pickupRound(ctx context.Context, hp peer.ID) (items int, more bool, err error) {
 	own := c.Record()
 	pk, err := c.client.Pickup(ctx, hp, own.Envelope, MaxPickupBatch)
 	if err != nil {
-		return false, err
+		return 0, false, err
 	}
 	defer pk.Close()
 	var del []uint64
@@ -413,15 +432,18 @@ func (c *Courier) pickupRound(ctx context.Context, hp peer.ID) (more bool, err e
 		}
 	}
 	if _, err := pk.Delete(del); err != nil {
-		return false, fmt.Errorf("delete picked-up deposits: %w", err)
+		return len(del), false, fmt.Errorf("delete picked-up deposits: %w", err)
 	}
+	// Receipts go out at once; those that find no holder wait in the
+	// deposit worker's queue.
 	for p, ids := range acks {
-		c.queueReceipt(recs[p], ids)
+		if err := c.receipt(recs[p], ids); err != nil {
+			c.log.Debug("mailbox: receipt deposit failed, retrying later", "peer", p, "err", err)
+			c.queueReceipt(recs[p], ids)
+			poke(c.wakeSend)
+		}
 	}
-	if len(acks) > 0 {
-		poke(c.wakeSend)
-	}
-	return pk.More, nil
+	return len(del), pk.More, nil
 }
 
 // forgetSent drops the deposit records of acknowledged messages.

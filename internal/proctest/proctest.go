@@ -106,7 +106,18 @@ func (l *lockedBuf) String() string {
 // latest.
 func Start(t testing.TB, bin, name string, args ...string) *Peer {
 	t.Helper()
-	cmd := exec.Command(bin, append([]string{"--json"}, args...)...) // #nosec G204 -- runs the parley binary under test
+	return start(t, bin, name, append([]string{"--json"}, args...))
+}
+
+// StartCommand is Start for a subcommand: bin sub --json args.
+func StartCommand(t testing.TB, bin, name, sub string, args ...string) *Peer {
+	t.Helper()
+	return start(t, bin, name, append([]string{sub, "--json"}, args...))
+}
+
+func start(t testing.TB, bin, name string, args []string) *Peer {
+	t.Helper()
+	cmd := exec.Command(bin, args...) // #nosec G204 -- runs the parley binary under test
 	cmd.Env = append(os.Environ(), "GORACE=halt_on_error=1")
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
