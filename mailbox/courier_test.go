@@ -31,6 +31,8 @@ type chatPeer struct {
 	id     peer.ID
 	dbPath string
 	rec    *testnet.Recorder
+	// eligible picks the holders of the peer's mailbox (default: all).
+	eligible func(peer.ID) bool
 
 	db  *bolt.DB
 	h   host.Host
@@ -67,6 +69,10 @@ func (c *chatPeer) start(t testing.TB) {
 	c.h = testnet.NewHost(t, libp2p.Identity(c.key))
 	c.rec = testnet.NewRecorder(waitFor)
 	fw := &forward{rec: c.rec}
+	eligible := c.eligible
+	if eligible == nil {
+		eligible = func(peer.ID) bool { return true }
+	}
 	svc, err := dm.New(context.Background(), dm.Config{Host: c.h, DB: c.db, Emitter: fw,
 		Logger: slog.New(slog.DiscardHandler), Nick: func() string { return c.name },
 		RetryMin: 100 * time.Millisecond, RetryMax: time.Second, DialTimeout: 2 * time.Second})
@@ -76,7 +82,7 @@ func (c *chatPeer) start(t testing.TB) {
 	c.dm = svc
 	cou, err := New(context.Background(), Config{Host: c.h, DB: c.db, Key: c.key, Outbox: svc, Emitter: fw,
 		Logger: slog.New(slog.DiscardHandler), Nick: func() string { return c.name },
-		Eligible: func(peer.ID) bool { return true }, RetryMin: 100 * time.Millisecond, RetryMax: time.Second,
+		Eligible: eligible, RetryMin: 100 * time.Millisecond, RetryMax: time.Second,
 		DialTimeout: 2 * time.Second, PollInterval: 200 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
