@@ -33,6 +33,8 @@ type chatPeer struct {
 	rec    *testnet.Recorder
 	// eligible picks the holders of the peer's mailbox (default: all).
 	eligible func(peer.ID) bool
+	// peerRate, when set, is the dm service's PeerRate (and burst).
+	peerRate float64
 
 	db  *bolt.DB
 	h   host.Host
@@ -75,7 +77,8 @@ func (c *chatPeer) start(t testing.TB) {
 	}
 	svc, err := dm.New(context.Background(), dm.Config{Host: c.h, DB: c.db, Emitter: fw,
 		Logger: slog.New(slog.DiscardHandler), Nick: func() string { return c.name },
-		RetryMin: 100 * time.Millisecond, RetryMax: time.Second, DialTimeout: 2 * time.Second})
+		RetryMin: 100 * time.Millisecond, RetryMax: time.Second, DialTimeout: 2 * time.Second,
+		PeerRate: c.peerRate, PeerBurst: int(c.peerRate)})
 	if err != nil {
 		t.Fatal(err)
 	}

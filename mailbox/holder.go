@@ -283,49 +283,89 @@ func heldKey(mailbox []byte, id uint64) []byte {
 
 // deposit stores one seal and returns its status.
 func (s *Holder) deposit(from peer.ID, d *pb.Deposit, now time.Time) pb.Status {
-	if len(d.Mailbox) != MailboxIDLen || len(d.Sealed) == 0 || len(d.Sealed) > s.cfg.MaxDepositSize {
-		s.ctr.refused.Add(1)
-		return pb.Status_STATUS_REJECTED
-	}
-	exp := now.Add(s.cfg.MaxAge)
-	if d.ExpiresMs > 0 && d.ExpiresMs < exp.UnixMilli() {
-		exp = time.UnixMilli(d.ExpiresMs)
-	}
-	if !exp.After(now) {
-		s.ctr.refused.Add(1)
-		return pb.Status_STATUS_REJECTED
-	}
+	return s.depositMany(from, []*pb.Deposit{d}, now)[0]
+}
+
+// maxDepositBatch bounds the deposits stored in one transaction.
+const maxDepositBatch = 64
+
+// depositMany checks and stores seals from one depositor in a single
+// transaction (one disk sync) and returns the status of each.
+func (s *Holder) depositMany(from peer.ID, ds []*pb.Deposit, now time.Time) []pb.Status {
+	out := make([]pb.Status, len(ds))
 	dep := s.depositorOf(from)
-	size := len(d.Sealed)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	mu, du := s.byMailbox[string(d.Mailbox)], s.byDepositor[string(dep)]
-	if (mu != nil && !mu.fits(s.cfg.Mailbox, size)) || (du != nil && !du.fits(s.cfg.Depositor, size)) ||
-		!s.total.fits(s.cfg.Total, size) || size > int(min(s.cfg.Mailbox.Bytes, s.cfg.Depositor.Bytes)) {
-		s.ctr.full.Add(1)
-		return pb.Status_STATUS_FULL
+	type kept struct {
+		i    int
+		mbox []byte
+		st   *pb.Stored
 	}
-	st := &pb.Stored{Sealed: d.Sealed, DepositedMs: now.UnixMilli(), ExpiresMs: exp.UnixMilli(), Depositor: dep}
+	var keep []kept
+	for i, d := range ds {
+		if len(d.Mailbox) != MailboxIDLen || len(d.Sealed) == 0 || len(d.Sealed) > s.cfg.MaxDepositSize {
+			out[i] = pb.Status_STATUS_REJECTED
+			continue
+		}
+		exp := now.Add(s.cfg.MaxAge)
+		if d.ExpiresMs > 0 && d.ExpiresMs < exp.UnixMilli() {
+			exp = time.UnixMilli(d.ExpiresMs)
+		}
+		if !exp.After(now) {
+			out[i] = pb.Status_STATUS_REJECTED
+			continue
+		}
+		size := len(d.Sealed)
+		mu, du := s.byMailbox[string(d.Mailbox)], s.byDepositor[string(dep)]
+		if (mu != nil && !mu.fits(s.cfg.Mailbox, size)) || (du != nil && !du.fits(s.cfg.Depositor, size)) ||
+			!s.total.fits(s.cfg.Total, size) || size > int(min(s.cfg.Mailbox.Bytes, s.cfg.Depositor.Bytes)) {
+			out[i] = pb.Status_STATUS_FULL
+			continue
+		}
+		// Account now so that later deposits of the batch see it; undone
+		// below if the transaction fails.
+		s.account(d.Mailbox, dep, size, 1)
+		keep = append(keep, kept{i, d.Mailbox, &pb.Stored{Sealed: d.Sealed, DepositedMs: now.UnixMilli(), ExpiresMs: exp.UnixMilli(), Depositor: dep}})
+	}
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket([]byte(bucketHeld))
-		id, err := b.NextSequence()
-		if err != nil {
-			return fmt.Errorf("number deposit: %w", err)
+		for _, k := range keep {
+			id, err := b.NextSequence()
+			if err != nil {
+				return fmt.Errorf("number deposit: %w", err)
+			}
+			v, err := proto.Marshal(k.st)
+			if err != nil {
+				return fmt.Errorf("encode deposit: %w", err)
+			}
+			if err := b.Put(heldKey(k.mbox, id), v); err != nil {
+				return err
+			}
 		}
-		v, err := proto.Marshal(st)
-		if err != nil {
-			return fmt.Errorf("encode deposit: %w", err)
-		}
-		return b.Put(heldKey(d.Mailbox, id), v)
+		return nil
 	})
-	if err != nil {
-		s.log.Warn("mailbox: storing a deposit failed", "err", err)
-		s.ctr.full.Add(1)
-		return pb.Status_STATUS_FULL
+	for _, k := range keep {
+		if err != nil {
+			s.account(k.mbox, dep, len(k.st.Sealed), -1)
+			out[k.i] = pb.Status_STATUS_FULL
+			continue
+		}
+		out[k.i] = pb.Status_STATUS_STORED
 	}
-	s.account(d.Mailbox, dep, size, 1)
-	s.ctr.stored.Add(1)
-	return pb.Status_STATUS_STORED
+	if err != nil {
+		s.log.Warn("mailbox: storing deposits failed", "err", err)
+	}
+	for _, st := range out {
+		switch st {
+		case pb.Status_STATUS_STORED:
+			s.ctr.stored.Add(1)
+		case pb.Status_STATUS_FULL:
+			s.ctr.full.Add(1)
+		default:
+			s.ctr.refused.Add(1)
+		}
+	}
+	return out
 }
 
 // items returns up to max deposits of mailbox in deposit order, and
@@ -496,28 +536,49 @@ func (s *Holder) handle(str network.Stream) {
 // serve runs the request loop of one stream; an error resets it.
 func (s *Holder) serve(p peer.ID, str network.Stream) error {
 	br := bufio.NewReaderSize(str, 4<<10)
-	var picked []byte // the mailbox of this stream's Pickup
-	for range MaxFramesPerStream {
-		if err := str.SetReadDeadline(time.Now().Add(s.cfg.StreamTimeout)); err != nil {
-			return err
-		}
-		var req pb.Request
-		err := pbframe.Read(br, MaxRequestSize, &req)
-		if errors.Is(err, io.EOF) {
-			return nil
-		}
-		if err != nil {
-			return err
+	var picked []byte    // the mailbox of this stream's Pickup
+	var next *pb.Request // a frame read ahead while batching deposits
+	for frames := 0; frames < MaxFramesPerStream; frames++ {
+		req := next
+		next = nil
+		if req == nil {
+			var err error
+			if req, err = s.read(str, br); err != nil {
+				return err
+			} else if req == nil {
+				return nil
+			}
 		}
 		var resp []*pb.Response
 		switch k := req.Kind.(type) {
 		case *pb.Request_Deposit:
-			st := s.deposit(p, k.Deposit, time.Now())
-			resp = append(resp, &pb.Response{Kind: &pb.Response_Deposit{Deposit: &pb.DepositResult{Status: st}}})
+			// Deposits already buffered behind this one are stored in
+			// the same transaction.
+			batch := []*pb.Deposit{k.Deposit}
+			for len(batch) < maxDepositBatch && frames+len(batch) < MaxFramesPerStream && br.Buffered() > 0 {
+				r, err := s.read(str, br)
+				if err != nil {
+					return err
+				}
+				if r == nil {
+					break
+				}
+				d := r.GetDeposit()
+				if d == nil {
+					next = r
+					break
+				}
+				batch = append(batch, d)
+			}
+			frames += len(batch) - 1
+			for _, st := range s.depositMany(p, batch, time.Now()) {
+				resp = append(resp, &pb.Response{Kind: &pb.Response_Deposit{Deposit: &pb.DepositResult{Status: st}}})
+			}
 		case *pb.Request_Pickup:
 			if picked != nil {
 				return fmt.Errorf("%w: second pickup on a stream", ErrProtocol)
 			}
+			var err error
 			if picked, resp, err = s.pickup(p, k.Pickup); err != nil {
 				return err
 			}
@@ -543,6 +604,22 @@ func (s *Holder) serve(p peer.ID, str network.Stream) error {
 		}
 	}
 	return nil
+}
+
+// read reads one request; nil at a clean end of stream.
+func (s *Holder) read(str network.Stream, br *bufio.Reader) (*pb.Request, error) {
+	if err := str.SetReadDeadline(time.Now().Add(s.cfg.StreamTimeout)); err != nil {
+		return nil, err
+	}
+	var req pb.Request
+	err := pbframe.Read(br, MaxRequestSize, &req)
+	if errors.Is(err, io.EOF) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &req, nil
 }
 
 // pickup checks the owner's record and returns its mailbox and the
