@@ -22,6 +22,7 @@ const (
 	ScenarioTransfer = "transfer"
 	ScenarioRooms    = "rooms"
 	ScenarioChurn    = "churn"
+	ScenarioE2E      = "e2e"
 )
 
 // Scenarios lists every scenario name in run order.
@@ -29,15 +30,20 @@ func Scenarios() []string {
 	return []string{ScenarioCost, ScenarioDM, ScenarioTransfer, ScenarioRooms, ScenarioChurn}
 }
 
+// OptInScenarios lists the scenarios Run runs only when named, after
+// the others: e2e runs the parley binary and hashes a 16 GiB file.
+func OptInScenarios() []string { return []string{ScenarioE2E} }
+
 // ErrUnknownScenario is returned by Run for a scenario name not in
-// Scenarios().
+// Scenarios() or OptInScenarios().
 var ErrUnknownScenario = errors.New("unknown scenario")
 
 // Config selects and sizes the scenarios. Zero values take the defaults
 // documented on each field; Quick changes several defaults at once for a
 // run of a minute or two.
 type Config struct {
-	// Scenarios to run (names from Scenarios()); empty runs all of them.
+	// Scenarios to run (names from Scenarios() and OptInScenarios());
+	// empty runs all of Scenarios().
 	Scenarios []string
 	// Quick shortens the run: smaller files, fewer rounds, messages and
 	// peers, rooms of 10 and 50 members.
@@ -85,6 +91,18 @@ type Config struct {
 	// Cost: peers connected for the per-peer figures (default 20, quick
 	// 10).
 	CostPeers int
+
+	// E2E: the parley binary to run (`parley bench` sets it to itself;
+	// without it the scenario fails), its rounds per transport (default
+	// 5, quick 3; the file is TransferSize bytes, in a scenario dir under
+	// Dir, which should be on a disk), the size of the sparse file whose
+	// offer it times (default 16 GiB, quick 4 GiB), and ProfileDir: when
+	// set, each parley process writes a CPU profile there
+	// (e2e-TRANSPORT-sender.pprof, e2e-TRANSPORT-recipient.pprof).
+	Binary         string
+	E2ERounds      int
+	OfferProbeSize int64
+	ProfileDir     string
 
 	// settle, when set, replaces the pauses that let started hosts and
 	// joined rooms quieten down before measuring (tests shorten them).
@@ -150,6 +168,10 @@ func (c *Config) withDefaults() Config {
 	setInt(&cfg.DMRoundTrips, quick(300, 100))
 	setInt(&cfg.DMMessages, quick(2000, 500))
 	setInt(&cfg.CostPeers, quick(20, 10))
+	setInt(&cfg.E2ERounds, quick(5, 3))
+	if cfg.OfferProbeSize <= 0 {
+		cfg.OfferProbeSize = int64(quick(16, 4)) << 30
+	}
 	return cfg
 }
 
@@ -261,13 +283,14 @@ func selectScenarios(names []string) ([]string, error) {
 	if len(names) == 0 {
 		return all, nil
 	}
+	known := append(slices.Clone(all), OptInScenarios()...)
 	for _, n := range names {
-		if !slices.Contains(all, n) {
-			return nil, fmt.Errorf("%w %q; choose from %s", ErrUnknownScenario, n, strings.Join(all, ", "))
+		if !slices.Contains(known, n) {
+			return nil, fmt.Errorf("%w %q; choose from %s", ErrUnknownScenario, n, strings.Join(known, ", "))
 		}
 	}
 	var out []string
-	for _, n := range all {
+	for _, n := range known {
 		if slices.Contains(names, n) {
 			out = append(out, n)
 		}
@@ -287,6 +310,8 @@ func runScenario(ctx context.Context, name string, cfg Config) ([]Result, error)
 		return Rooms(ctx, cfg)
 	case ScenarioChurn:
 		return Churn(ctx, cfg)
+	case ScenarioE2E:
+		return E2E(ctx, cfg)
 	}
 	return nil, fmt.Errorf("%w %q", ErrUnknownScenario, name)
 }

@@ -3,15 +3,20 @@ package bench
 import (
 	"bytes"
 	"math"
+	"os"
 	"strconv"
 	"strings"
 )
 
 // ParseVmRSS returns the VmRSS of a /proc/PID/status file in bytes; 0
 // when it is missing or malformed.
-func ParseVmRSS(status []byte) uint64 {
+func ParseVmRSS(status []byte) uint64 { return parseStatusKB(status, "VmRSS:") }
+
+// parseStatusKB returns the field (such as "VmHWM:") of a /proc/PID/status
+// file in bytes; 0 when it is missing or malformed.
+func parseStatusKB(status []byte, field string) uint64 {
 	for _, line := range bytes.Split(status, []byte("\n")) {
-		rest, ok := bytes.CutPrefix(line, []byte("VmRSS:"))
+		rest, ok := bytes.CutPrefix(line, []byte(field))
 		if !ok {
 			continue
 		}
@@ -26,4 +31,14 @@ func ParseVmRSS(status []byte) uint64 {
 		return kb << 10
 	}
 	return 0
+}
+
+// procStatusBytes returns the field of /proc/PID/status in bytes; 0 when
+// unknown.
+func procStatusBytes(pid int, field string) uint64 {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return 0
+	}
+	return parseStatusKB(b, field)
 }

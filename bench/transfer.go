@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/protocol"
 	ma "github.com/multiformats/go-multiaddr"
@@ -139,7 +140,7 @@ func transferOver(ctx context.Context, cfg *Config, dir, src, tr string) ([]Resu
 		var rd transferRound
 		runCopy := func() error {
 			stop := heapPeak()
-			rd.copy, err = copyFile(ctx, a, b, src, filepath.Join(dir, fmt.Sprintf("copy-%d.bin", r)))
+			rd.copy, err = copyFile(ctx, a.h, b.h, src, filepath.Join(dir, fmt.Sprintf("copy-%d.bin", r)))
 			rd.heapC = stop()
 			return err
 		}
@@ -278,14 +279,14 @@ func warm(dir string, size int64) error {
 // copyFile moves the file at src over a plain libp2p stream from a to b
 // with io.CopyBuffer into a new file dst, synced like a received
 // transfer; measured from opening the stream to the file being synced.
-func copyFile(ctx context.Context, a, b *xferPeer, src, dst string) (measured, error) {
+func copyFile(ctx context.Context, a, b host.Host, src, dst string) (measured, error) {
 	ctx, cancel := context.WithTimeout(ctx, transferTimeout)
 	defer cancel()
 	done := make(chan error, 1)
-	b.h.SetStreamHandler(copyProto, func(s network.Stream) {
+	b.SetStreamHandler(copyProto, func(s network.Stream) {
 		done <- receiveToFile(s, dst)
 	})
-	defer b.h.RemoveStreamHandler(copyProto)
+	defer b.RemoveStreamHandler(copyProto)
 	defer func() { _ = os.Remove(dst) }()
 	in, err := os.Open(src) // #nosec G304 -- the benchmark's own source file
 	if err != nil {
@@ -300,7 +301,7 @@ func copyFile(ctx context.Context, a, b *xferPeer, src, dst string) (measured, e
 		return measured{}, err
 	}
 	return measure(func() error {
-		s, err := a.h.NewStream(ctx, b.h.ID(), copyProto)
+		s, err := a.NewStream(ctx, b.ID(), copyProto)
 		if err != nil {
 			return fmt.Errorf("open copy stream: %w", err)
 		}

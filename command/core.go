@@ -2,6 +2,7 @@ package command
 
 import (
 	"context"
+	"strings"
 
 	"github.com/parley-chat/parley/present"
 )
@@ -38,10 +39,15 @@ func (in *Interp) cmdPeers(context.Context) (Reply, error) {
 
 func (in *Interp) cmdConnect(ctx context.Context, args string) (Reply, error) {
 	if args == "" {
-		return Reply{}, usage("/connect MULTIADDR/p2p/ID")
+		return Reply{}, usage("/connect MULTIADDR/p2p/ID | PEER")
 	}
-	_, err := in.n.Connect(ctx, args)
-	return Reply{}, err
+	p, err := in.n.Connect(ctx, args)
+	if err != nil || strings.Contains(args, "/") {
+		// An address: the peer_connected event tells.
+		return Reply{}, err
+	}
+	w := in.n.Whois(p)
+	return Reply{Text: present.Reached(w), Data: w, Peer: p}, nil
 }
 
 func (in *Interp) cmdNick(_ context.Context, args string) (Reply, error) {

@@ -2,11 +2,15 @@ package command
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/parley-chat/parley/internal/safetext"
+	"github.com/parley-chat/parley/node"
+	"github.com/parley-chat/parley/overlay"
 	"github.com/parley-chat/parley/present"
 )
 
@@ -22,15 +26,19 @@ func (in *Interp) dmCommands() []*command {
 
 // peerArg wraps a command whose one argument names a peer; f gets the
 // peer and the name as typed.
-func (in *Interp) peerArg(name string, f func(p peer.ID, typed string) (Reply, error)) func(context.Context, string) (Reply, error) {
-	return oneArg(name, "PEER", func(_ context.Context, arg string) (Reply, error) {
+func (in *Interp) peerArg(name string, f func(ctx context.Context, p peer.ID, typed string) (Reply, error)) func(context.Context, string) (Reply, error) {
+	return oneArg(name, "PEER", func(ctx context.Context, arg string) (Reply, error) {
 		p, err := in.n.ResolvePeer(arg)
 		if err != nil {
 			return Reply{}, err
 		}
-		return f(p, arg)
+		return f(ctx, p, arg)
 	})
 }
+
+// whoisReach bounds how long /whois tries to reach a peer it is not
+// connected to before answering.
+const whoisReach = 5 * time.Second
 
 func (in *Interp) cmdMsg(ctx context.Context, args string) (Reply, error) {
 	who, text, _ := strings.Cut(args, " ")
@@ -48,7 +56,7 @@ func (in *Interp) cmdMsg(ctx context.Context, args string) (Reply, error) {
 	return Reply{Peer: p}, nil
 }
 
-func (in *Interp) cmdVerify(p peer.ID, typed string) (Reply, error) {
+func (in *Interp) cmdVerify(_ context.Context, p peer.ID, typed string) (Reply, error) {
 	si, err := in.n.Safety(p)
 	if err != nil {
 		return Reply{}, err
@@ -56,7 +64,7 @@ func (in *Interp) cmdVerify(p peer.ID, typed string) (Reply, error) {
 	return Reply{Text: present.Safety(si, typed), Data: si}, nil
 }
 
-func (in *Interp) cmdTrust(p peer.ID, _ string) (Reply, error) {
+func (in *Interp) cmdTrust(_ context.Context, p peer.ID, _ string) (Reply, error) {
 	info, err := in.n.Trust(p)
 	if err != nil {
 		return Reply{}, err
@@ -64,7 +72,7 @@ func (in *Interp) cmdTrust(p peer.ID, _ string) (Reply, error) {
 	return Reply{Text: present.Trusted(info, p, true), Data: info}, nil
 }
 
-func (in *Interp) cmdUntrust(p peer.ID, _ string) (Reply, error) {
+func (in *Interp) cmdUntrust(_ context.Context, p peer.ID, _ string) (Reply, error) {
 	info, err := in.n.Untrust(p)
 	if err != nil {
 		return Reply{}, err
@@ -72,7 +80,25 @@ func (in *Interp) cmdUntrust(p peer.ID, _ string) (Reply, error) {
 	return Reply{Text: present.Trusted(info, p, false), Data: info}, nil
 }
 
-func (in *Interp) cmdWhois(p peer.ID, _ string) (Reply, error) {
+func (in *Interp) cmdWhois(ctx context.Context, p peer.ID, _ string) (Reply, error) {
+	rctx, cancel := context.WithTimeout(ctx, whoisReach)
+	reachErr := in.n.Reach(rctx, p)
+	cancel()
 	w := in.n.Whois(p)
+	if reachErr != nil && w.Path == overlay.PathNone && !errors.Is(reachErr, node.ErrOwnAddress) {
+		w.Unreachable = unwrapReach(reachErr)
+	}
 	return Reply{Text: present.Whois(w), Data: w}, nil
+}
+
+// unwrapReach is the reason of a failed Reach without the "reach X:"
+// prefix /whois would repeat.
+func unwrapReach(err error) string {
+	if re, ok := errors.AsType[*overlay.ReachError](err); ok {
+		return re.Error()
+	}
+	if de, ok := errors.AsType[*overlay.DialError](err); ok {
+		return de.Error()
+	}
+	return err.Error()
 }

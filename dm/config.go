@@ -30,6 +30,12 @@ const (
 	// MaxMessagesPerStream is how many messages one stream may carry; the
 	// recipient closes the stream after that many.
 	MaxMessagesPerStream = 64
+	// MaxRetryAfter bounds the wait a busy ack may ask for
+	// (Ack.retry_after_ms); a sender caps what it reads at it too.
+	MaxRetryAfter = time.Minute
+	// StorageRetryAfter is the wait a recipient asks for when it could
+	// not store a message (a full disk): it retries the write then.
+	StorageRetryAfter = 5 * time.Second
 )
 
 // Defaults of Config's knobs.
@@ -72,8 +78,9 @@ type Config struct {
 	TTL time.Duration
 	// RetryMin and RetryMax bound the exponential backoff (with jitter)
 	// between delivery attempts to an unreachable peer. A new connection
-	// to the peer retries at once and resets the backoff. Defaults 2 s
-	// and 5 min.
+	// to the peer retries at once and resets the backoff; a new message
+	// retries early, at most once per RetryMin. A busy recipient is not
+	// backed off from: it says when to come back. Defaults 2 s and 5 min.
 	RetryMin, RetryMax time.Duration
 	// DialTimeout bounds connecting to the peer and opening a stream.
 	// Default 20 s.
@@ -112,6 +119,12 @@ type Config struct {
 	AddrTTL time.Duration
 	// PruneInterval is how often old records are removed. Default 1 h.
 	PruneInterval time.Duration
+	// ConfirmShown: every dm event and dm_status state change is stored
+	// as not shown, with the message or state, until MarkShown records
+	// that the user saw it; New emits the ones not shown again (the
+	// process died before they reached the user). Without it an event
+	// counts as shown once emitted.
+	ConfirmShown bool
 
 	// hooks lets tests in this package inject faults.
 	hooks *testHooks

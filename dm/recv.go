@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"time"
 	"unicode/utf8"
 
@@ -58,6 +59,7 @@ func (s *Service) handle(str network.Stream) {
 
 	br := bufio.NewReaderSize(str, readBufSize)
 	var busy *pb.Ack // the first busy answer on this stream
+	refused := 0     // busy answers on this stream
 	for range MaxMessagesPerStream {
 		if err := str.SetReadDeadline(time.Now().Add(s.cfg.StreamTimeout)); err != nil {
 			s.ctr.streamErrors.Add(1)
@@ -86,6 +88,8 @@ func (s *Service) handle(str network.Stream) {
 		}
 		if ack.Status == pb.Ack_STATUS_BUSY {
 			busy = ack
+			refused++
+			ack.RetryAfterMs = s.retryAfter(p, ack.Reason, refused)
 		}
 		if h := s.cfg.hooks; h != nil && h.dropAck != nil && h.dropAck(m.Id) {
 			_ = str.Reset()
@@ -173,6 +177,26 @@ func (s *Service) allow(p peer.ID) bool {
 	}
 	s.mu.Unlock()
 	return lim.Allow()
+}
+
+// retryAfter is the wait a busy ack asks for, in milliseconds: for a rate
+// limit, until p's bucket holds a token for each of the refused messages
+// of the stream, so a sender that waits it out gets them all accepted;
+// for a storage failure, StorageRetryAfter. At most MaxRetryAfter.
+func (s *Service) retryAfter(p peer.ID, reason pb.Ack_Reason, refused int) uint32 {
+	d := StorageRetryAfter
+	if reason == pb.Ack_REASON_RATE_LIMITED {
+		s.mu.Lock()
+		lim := s.limiters[p]
+		s.mu.Unlock()
+		need := float64(refused)
+		if lim != nil {
+			need -= lim.Tokens()
+		}
+		d = time.Duration(math.Ceil(need / s.cfg.PeerRate * float64(time.Second)))
+	}
+	d = min(max(d, time.Millisecond), MaxRetryAfter)
+	return uint32(d.Milliseconds()) // #nosec G115 -- at most MaxRetryAfter (60 s)
 }
 
 // pruneLimiters forgets the limiters of peers without open streams whose

@@ -155,20 +155,39 @@ func (s *Service) state(p peer.ID) *sendState {
 	return st
 }
 
-// kick asks for a delivery attempt to p now; resetBackoff also forgets
-// earlier failures (the peer just connected).
+// kick asks for a delivery attempt to p: resetBackoff (the peer just
+// connected) forgets earlier failures, so the attempt is due at once;
+// otherwise (a new message) an attempt is due at once when no failure is
+// being backed off from, or else early, at most one per RetryMin. Neither
+// overrides the wait a busy recipient asked for.
 func (s *Service) kick(p peer.ID, resetBackoff bool) {
 	s.mu.Lock()
 	st := s.state(p)
-	if resetBackoff {
-		st.backoff = 0
+	switch {
+	case resetBackoff:
+		st.backoff, st.retryAt, st.early = 0, time.Time{}, false
+	case time.Now().Before(st.retryAt):
+		st.early = true
 	}
-	st.nextTry = time.Time{}
 	if st.running {
 		st.dirty = true
 	}
 	s.mu.Unlock()
 	s.poke()
+}
+
+// due returns when st's next attempt is due. Callers hold mu.
+func (s *Service) due(st *sendState) time.Time {
+	t := st.retryAt
+	if st.early {
+		if e := st.lastTry.Add(s.cfg.RetryMin); e.Before(t) {
+			t = e
+		}
+	}
+	if st.busyUntil.After(t) {
+		t = st.busyUntil
+	}
+	return t
 }
 
 func (s *Service) kickIfPending(p peer.ID) {
@@ -234,7 +253,7 @@ func (s *Service) startDue(now time.Time) time.Time {
 		if st.running {
 			continue
 		}
-		due := st.nextTry
+		due := s.due(st)
 		if !st.expiry.IsZero() && st.expiry.Before(due) {
 			due = st.expiry
 		}
@@ -280,24 +299,35 @@ func (s *Service) work(p peer.ID) {
 		case reload:
 			continue
 		}
+		early := s.begin(p)
 		err = s.deliver(p, pending)
-		s.mu.Lock()
-		st := s.peers[p]
 		if err == nil {
-			st.backoff, st.nextTry = 0, time.Time{}
+			s.mu.Lock()
+			st := s.peers[p]
+			st.backoff, st.retryAt = 0, time.Time{}
 			s.mu.Unlock()
 			continue
 		}
-		s.mu.Unlock()
 		if s.ctx.Err() != nil {
 			return
 		}
 		s.log.Debug("dm: delivery attempt failed", "peer", p, "err", err)
 		s.explain(p, pending, err)
-		if !s.retryLater(p) {
-			return
-		}
+		s.retryLater(p, err, early)
+		return
 	}
+}
+
+// begin records the start of an attempt to p and reports whether it is
+// an early one (asked for by a new message before the backoff ran out).
+func (s *Service) begin(p peer.ID) (early bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.peers[p]
+	now := time.Now()
+	early = st.early && now.Before(st.retryAt)
+	st.lastTry, st.early = now, false
+	return early
 }
 
 // decision is what a worker does after loading a peer's pending messages.
@@ -331,8 +361,8 @@ func (s *Service) decide(p peer.ID, pending []*pb.OutboxRecord) decision {
 			st.expiry = e
 		}
 	}
-	if st.dirty || !time.Now().Before(st.nextTry) {
-		st.dirty = false
+	st.dirty = false
+	if !time.Now().Before(s.due(st)) {
 		return attempt
 	}
 	// Woken only to expire messages; the retry is not due yet.
@@ -341,21 +371,33 @@ func (s *Service) decide(p peer.ID, pending []*pb.OutboxRecord) decision {
 	return stop
 }
 
-// retryLater grows p's backoff after a failed attempt and ends the worker,
-// unless work arrived meanwhile: then it returns true and the worker goes
-// on at once.
-func (s *Service) retryLater(p peer.ID) bool {
+// retryLater schedules p's next attempt after a failed one and ends the
+// worker; the scheduler starts another when it is due. A busy answer
+// waits what the recipient asked (RetryMin if it did not say) and resets
+// the backoff; a failed early attempt leaves the schedule as it was; any
+// other failure grows the backoff.
+func (s *Service) retryLater(p peer.ID, err error, early bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st := s.peers[p]
-	st.backoff = nextBackoff(st.backoff, s.cfg.RetryMin, s.cfg.RetryMax)
-	st.nextTry = time.Now().Add(st.backoff)
-	if st.dirty {
-		return true
+	now := time.Now()
+	var be *busyError
+	switch {
+	case errors.As(err, &be):
+		wait := be.after
+		if wait <= 0 {
+			wait = s.cfg.RetryMin
+		}
+		st.busyUntil = now.Add(min(wait, MaxRetryAfter))
+		st.backoff, st.retryAt = 0, time.Time{}
+	case early && now.Before(st.retryAt):
+	default:
+		st.backoff = nextBackoff(st.backoff, s.cfg.RetryMin, s.cfg.RetryMax)
+		st.retryAt = now.Add(st.backoff)
 	}
+	st.dirty = false
 	st.running = false
 	s.poke()
-	return false
 }
 
 // park ends the worker after a local failure (reading the outbox): the
@@ -365,7 +407,8 @@ func (s *Service) park(p peer.ID) {
 	defer s.mu.Unlock()
 	st := s.peers[p]
 	st.backoff = nextBackoff(st.backoff, s.cfg.RetryMin, s.cfg.RetryMax)
-	st.nextTry = time.Now().Add(st.backoff)
+	st.retryAt = time.Now().Add(st.backoff)
+	st.early = false
 	st.dirty = false
 	st.running = false
 	s.poke()
@@ -480,14 +523,15 @@ func (s *Service) exchange(str network.Stream, batch []*pb.OutboxRecord) error {
 	}
 	br := bufio.NewReaderSize(str, 512)
 	var done []update
-	var busy error
+	var busy *busyError
 	for _, rec := range batch {
 		u, err := s.readAck(str, br, rec)
 		if err != nil {
 			return errors.Join(err, s.commit(done))
 		}
 		if u.state == pb.State_STATE_UNSPECIFIED {
-			busy = u.err
+			// The last busy ack covers the messages refused before it.
+			busy = u.busy
 		} else {
 			done = append(done, u.update)
 		}
@@ -501,15 +545,28 @@ func (s *Service) exchange(str network.Stream, batch []*pb.OutboxRecord) error {
 	if err := s.commit(done); err != nil {
 		return err
 	}
-	return busy
+	if busy != nil {
+		return busy
+	}
+	return nil
 }
 
 // ackResult is what an ack means for its message: a final state, or
-// (state unspecified) a busy recipient with err saying why.
+// (state unspecified) a busy recipient.
 type ackResult struct {
 	update
-	err error
+	busy *busyError
 }
+
+// busyError is a busy answer: why, and how long the recipient asked the
+// sender to wait (0: it did not say). It matches ErrBusy.
+type busyError struct {
+	err   error
+	after time.Duration
+}
+
+func (e *busyError) Error() string { return e.err.Error() }
+func (e *busyError) Unwrap() error { return e.err }
 
 // readAck reads the ack of rec. An error means the stream is unusable.
 func (s *Service) readAck(str network.Stream, br *bufio.Reader, rec *pb.OutboxRecord) (ackResult, error) {
@@ -530,7 +587,8 @@ func (s *Service) readAck(str network.Stream, br *bufio.Reader, rec *pb.OutboxRe
 		cause := fmt.Errorf("%w: %w", ErrRejected, reasonError(ack.Reason)).Error()
 		return ackResult{update: update{rec: rec, state: pb.State_STATE_FAILED, cause: cause}}, nil
 	case pb.Ack_STATUS_BUSY:
-		return ackResult{err: fmt.Errorf("%w: %w", ErrBusy, reasonError(ack.Reason))}, nil
+		after := min(time.Duration(ack.RetryAfterMs)*time.Millisecond, MaxRetryAfter)
+		return ackResult{busy: &busyError{err: fmt.Errorf("%w: %w", ErrBusy, reasonError(ack.Reason)), after: after}}, nil
 	default:
 		return ackResult{}, fmt.Errorf("%w: unknown ack status %d", ErrMalformed, int32(ack.Status))
 	}

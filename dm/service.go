@@ -58,12 +58,22 @@ type Service struct {
 
 // sendState is the delivery state of one recipient. At most one worker
 // runs per recipient; it owns the recipient's pending outbox records.
+//
+// When the next attempt is due (see due): after a failed attempt, at
+// retryAt, which the backoff sets; a new message asks for one early
+// attempt, at most one per RetryMin after the last (early), whose failure
+// leaves the backoff as it was; and never before busyUntil, the time the
+// recipient asked for in a busy ack, which nothing overrides. A busy
+// answer does not grow the backoff: the recipient was reached.
 type sendState struct {
-	running bool          // a worker is delivering
-	dirty   bool          // work arrived while running: go again
-	nextTry time.Time     // no attempt before this (zero: now)
-	backoff time.Duration // current retry interval, 0 after success
-	expiry  time.Time     // earliest expiry among pending messages
+	running   bool          // a worker is delivering
+	dirty     bool          // work arrived while running: look again
+	retryAt   time.Time     // backoff schedule after a failure (zero: none)
+	backoff   time.Duration // current retry interval, 0 after success
+	early     bool          // a new message asks for an attempt before retryAt
+	lastTry   time.Time     // start of the last attempt
+	busyUntil time.Time     // the recipient asked not to be sent to before this
+	expiry    time.Time     // earliest expiry among pending messages
 	// told maps the id of each pending message to the wait reason last
 	// reported for it (explain), so a reason is reported once per message.
 	told map[string]string
@@ -153,6 +163,15 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 		s.seq = max(s.seq, rec.Seq)
 	}
 	s.pending = len(recs)
+	// Before any new event: what an earlier run never showed.
+	missed, err := s.unshown()
+	if err != nil {
+		_ = sub.Close()
+		return nil, fmt.Errorf("dm: %w", err)
+	}
+	for _, e := range missed {
+		s.emit.Emit(e)
+	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.h.SetStreamHandler(ProtocolID, s.handle)
 	s.wg.Add(2)
@@ -160,6 +179,9 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	go s.loop()
 	if len(recs) > 0 {
 		s.log.Info("dm: resuming delivery", "pending", len(recs), "peers", len(s.peers))
+	}
+	if len(missed) > 0 {
+		s.log.Info("dm: showing events an earlier run did not show", "events", len(missed))
 	}
 	return s, nil
 }

@@ -42,7 +42,7 @@ func peerPrefix(p peer.ID) []byte { return recordKey(p, nil) }
 
 func createBuckets(db *bolt.DB) error {
 	return db.Update(func(tx *bolt.Tx) error {
-		for _, b := range []string{bucketOutbox, bucketSent, bucketInbox} {
+		for _, b := range []string{bucketOutbox, bucketSent, bucketInbox, bucketUnshownIn, bucketUnshownOut} {
 			if _, err := tx.CreateBucketIfNotExists([]byte(b)); err != nil {
 				return fmt.Errorf("create bucket %s: %w", b, err)
 			}
@@ -75,8 +75,12 @@ func isPending(r *pb.OutboxRecord) bool {
 
 // putOutbox stores a new outgoing message.
 func (s *Service) putOutbox(rec *pb.OutboxRecord) error {
+	key := recordKey(peer.ID(rec.To), rec.Id)
 	return s.db.Update(func(tx *bolt.Tx) error {
-		return putRecord(tx.Bucket([]byte(bucketOutbox)), recordKey(peer.ID(rec.To), rec.Id), rec)
+		if err := putRecord(tx.Bucket([]byte(bucketOutbox)), key, rec); err != nil {
+			return err
+		}
+		return s.markUnshownOut(tx, key, rec.State)
 	})
 }
 
@@ -212,6 +216,9 @@ func (s *Service) applyStates(ups []update) (applied []update, err error) {
 			if err := putRecord(dst, key, cur); err != nil {
 				return fmt.Errorf("store message state: %w", err)
 			}
+			if err := s.markUnshownOut(tx, key, u.state); err != nil {
+				return err
+			}
 			applied = append(applied, u)
 		}
 		return nil
@@ -235,10 +242,20 @@ func (s *Service) storeInbox(from peer.ID, m *pb.Message, now time.Time) (dup bo
 			dup = true
 			return nil
 		}
-		return putRecord(b, key, &pb.InboxRecord{
+		err := putRecord(b, key, &pb.InboxRecord{
 			Id: m.Id, From: []byte(from), Nick: m.Nick, Text: m.Text,
 			SentAtMs: m.SentAtMs, ReceivedMs: now.UnixMilli(),
 		})
+		if err != nil {
+			return err
+		}
+		if !s.cfg.ConfirmShown {
+			return nil
+		}
+		if err := tx.Bucket([]byte(bucketUnshownIn)).Put(key, nil); err != nil {
+			return fmt.Errorf("mark not shown: %w", err)
+		}
+		return nil
 	})
 	if err != nil {
 		return false, fmt.Errorf("store message from %s: %w", from, err)
@@ -270,6 +287,9 @@ func (s *Service) prune(now time.Time) (int, error) {
 			if err := out.Delete(k); err != nil {
 				return fmt.Errorf("delete sent record: %w", err)
 			}
+			if err := tx.Bucket([]byte(bucketUnshownOut)).Delete(k); err != nil {
+				return fmt.Errorf("delete sent record's mark: %w", err)
+			}
 		}
 		n += len(del)
 		del = del[:0]
@@ -287,6 +307,9 @@ func (s *Service) prune(now time.Time) (int, error) {
 		for _, k := range del {
 			if err := in.Delete(k); err != nil {
 				return fmt.Errorf("delete inbox record: %w", err)
+			}
+			if err := tx.Bucket([]byte(bucketUnshownIn)).Delete(k); err != nil {
+				return fmt.Errorf("delete inbox record's mark: %w", err)
 			}
 		}
 		n += len(del)

@@ -1,6 +1,8 @@
 package identity
 
 import (
+	"bytes"
+	"crypto/ed25519"
 	"crypto/rand"
 	"errors"
 	"fmt"
@@ -220,9 +222,44 @@ func decodeKey(raw []byte, path string) (*Identity, error) {
 	if sk.Type() != crypto.Ed25519 {
 		return nil, fmt.Errorf("%w: %s holds a %v key, expected ed25519", ErrKeyCorrupt, path, sk.Type())
 	}
+	if err := verifyKey(sk); err != nil {
+		return nil, fmt.Errorf("%w: %s is damaged (%v); restore it from a backup, or move it away to make a new identity (a new peer ID)",
+			ErrKeyCorrupt, path, err)
+	}
 	pid, err := peer.IDFromPrivateKey(sk)
 	if err != nil {
 		return nil, fmt.Errorf("%w: derive peer id from %s: %v", ErrKeyCorrupt, path, err)
 	}
 	return &Identity{PrivKey: sk, ID: pid, KeyPath: path}, nil
+}
+
+// keyCheckMessage is what verifyKey signs.
+var keyCheckMessage = []byte("parley identity key check")
+
+// verifyKey checks that an Ed25519 key is whole: the public half stored
+// with it is the one its seed makes (a flipped seed byte would sign with
+// another key under the same peer ID; a flipped public byte would give
+// another peer ID), and a signature made with it verifies.
+func verifyKey(sk crypto.PrivKey) error {
+	raw, err := sk.Raw()
+	if err != nil {
+		return fmt.Errorf("read key: %w", err)
+	}
+	defer clear(raw)
+	if len(raw) != ed25519.PrivateKeySize {
+		return fmt.Errorf("key of %d bytes, want %d", len(raw), ed25519.PrivateKeySize)
+	}
+	derived := ed25519.NewKeyFromSeed(raw[:ed25519.SeedSize])
+	defer clear(derived)
+	if !bytes.Equal(derived[ed25519.SeedSize:], raw[ed25519.SeedSize:]) {
+		return errors.New("its public key does not match its private key")
+	}
+	sig, err := sk.Sign(keyCheckMessage)
+	if err != nil {
+		return fmt.Errorf("test signature: %w", err)
+	}
+	if ok, err := sk.GetPublic().Verify(keyCheckMessage, sig); err != nil || !ok {
+		return errors.New("a test signature does not verify")
+	}
+	return nil
 }

@@ -5,16 +5,17 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
-
-	"golang.org/x/text/secure/precis"
 )
 
 // MaxNickLen is the maximum nickname length in characters (runes).
 const MaxNickLen = 32
 
-// ValidateNick checks a nickname: 1 to MaxNickLen printable characters,
-// valid UTF-8, no control, format (bidi overrides, zero-width) or
-// non-space whitespace characters, and no leading or trailing space.
+// ValidateNick checks a nickname: valid UTF-8 of 1 to MaxNickLen code
+// points, each of General_Category L (letters), M (marks), N (numbers),
+// P (punctuation) or S (symbols) as of UnicodeVersion, or the space
+// U+0020, which is neither first nor last. So control, format (bidi
+// overrides, zero-width), separator other than U+0020, private-use,
+// surrogate and unassigned code points are refused.
 func ValidateNick(nick string) error {
 	if nick == "" {
 		return fmt.Errorf("%w: empty; choose 1-%d printable characters", ErrInvalidNick, MaxNickLen)
@@ -42,17 +43,16 @@ func ValidateNick(nick string) error {
 // NickKey returns the comparison key of a nick: two nicks with the same
 // key are the same nick everywhere Parley compares nicks (trust pins and
 // resolving, nick_shared in rooms, the peer list, the terminal UI). It is
-// the RFC 8266 Nickname comparison: case folded, width and compatibility
-// characters mapped (NFKC), so "ａｌｉｃｅ" and "ALICE" are "alice", and
-// inner spaces collapsed.
+// FoldName (NFKC, Unicode Default Case Folding, NFC: the rule of room
+// names) with runs of spaces (U+0020) made one and spaces at either end
+// removed, as RFC 8266 does for nicknames. So "ａｌｉｃｅ", "ALICE" and
+// "alice" are one nick, and so are "sam  smith" and "Sam Smith".
 func NickKey(nick string) string {
-	if k, err := precis.Nickname.CompareKey(nick); err == nil && k != "" {
+	k := FoldName(nick)
+	if !strings.Contains(k, "  ") && strings.TrimSpace(k) == k {
 		return k
 	}
-	// The PRECIS profile refuses a few characters ValidateNick admits
-	// (for example unassigned code points); compare those as they are,
-	// lower-cased.
-	return strings.ToLower(nick)
+	return strings.Join(strings.FieldsFunc(k, func(r rune) bool { return r == ' ' }), " ")
 }
 
 // SameNick reports whether a and b are the same nick under NickKey.

@@ -13,6 +13,11 @@ func TestSameNick(t *testing.T) {
 		{"Ａlice", "alice", true},
 		{"ﬁona", "fiona", true}, // compatibility ligature
 		{"sam  smith", "sam smith", true},
+		{"Straße", "STRASSE", true}, // full case folding
+		{"ΣΑΣ", "σας", true},        // final sigma
+		{"İlker", "i\u0307lker", true},
+		{"İlker", "ilker", false}, // not the Turkic folding
+		{"𝐀lice", "alice", true},  // NFKC before folding
 		{"alice", "alice2", false},
 		{"alice", "alíce", false},
 		{"bob", "b o b", false},
@@ -30,7 +35,7 @@ func TestSameNick(t *testing.T) {
 }
 
 // Every nick ValidateNick admits has a non-empty key, also those the
-// PRECIS profile refuses.
+// PRECIS Nickname profile refuses (unassigned in its tables, for example).
 func TestNickKeyOfValidNicks(t *testing.T) {
 	for _, nick := range []string{"a", "ALICE", "\u0378x", "x\u0301", "日本語"} {
 		if err := ValidateNick(nick); err != nil {

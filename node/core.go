@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -22,7 +23,10 @@ type IDInfo struct {
 	Nick        string   `json:"nick"`
 	Addrs       []string `json:"addrs"`
 	DataDir     string   `json:"data_dir"`
-	Version     string   `json:"version"`
+	// Downloads is where received files go (--downloads, or
+	// DATA_DIR/downloads).
+	Downloads string `json:"downloads"`
+	Version   string `json:"version"`
 	// Reachability is AutoNAT's verdict on this node: "unknown",
 	// "public" or "private"; Relays hold a reservation for it and
 	// RelayAddrs are its relayed addresses.
@@ -36,7 +40,7 @@ func (n *Node) Identity() IDInfo {
 	reach := n.host.Reachability()
 	return IDInfo{
 		PeerID: n.host.ID(), Fingerprint: n.cfg.Identity.Fingerprint(), Nick: n.Nick(),
-		Addrs: overlay.P2PAddrs(n.host.AddrInfo()), DataDir: n.cfg.DataDir, Version: n.cfg.Version,
+		Addrs: overlay.P2PAddrs(n.host.AddrInfo()), DataDir: n.cfg.DataDir, Downloads: n.downloadDir(), Version: n.cfg.Version,
 		Reachability: reach.Reachability, Relays: reach.Relays, RelayAddrs: reach.RelayAddrs,
 	}
 }
@@ -45,9 +49,11 @@ func (n *Node) Identity() IDInfo {
 type PeerRow struct {
 	PeerID      peer.ID `json:"peer_id"`
 	Fingerprint string  `json:"fingerprint"`
-	Addr        string  `json:"addr"`
-	Direction   string  `json:"direction"`
-	Relayed     bool    `json:"relayed"`
+	// Nick is the nick the peer last claimed ("" when none), for people.
+	Nick      string `json:"-"`
+	Addr      string `json:"addr"`
+	Direction string `json:"direction"`
+	Relayed   bool   `json:"relayed"`
 	// Path is the best connection's path.
 	Path overlay.Path `json:"path"`
 	// Via is the relay's peer ID on a relayed path (omitted otherwise);
@@ -73,7 +79,7 @@ func (n *Node) Peers() []PeerRow {
 			addr = p.Addr
 		}
 		rows[i] = PeerRow{
-			PeerID: p.ID, Fingerprint: identity.Fingerprint(p.ID), Addr: addr,
+			PeerID: p.ID, Fingerprint: identity.Fingerprint(p.ID), Nick: n.nickOf(p.ID), Addr: addr,
 			Direction: p.Direction, Relayed: pi.Path == overlay.PathRelayed, Path: pi.Path,
 			Via: pi.Via, ViaNick: n.nickOf(pi.Via), HolePunched: pi.HolePunched,
 			RTT: p.RTT, Since: p.Since,
@@ -83,8 +89,17 @@ func (n *Node) Peers() []PeerRow {
 }
 
 // Connect dials a peer's full address (MULTIADDR/p2p/ID) and keeps the
-// connection from then on, like --peer. It returns the peer's ID.
+// connection from then on, like --peer. Given a peer ID, nick or
+// fingerprint instead, it reaches that peer by every known way (Reach).
+// It returns the peer's ID.
 func (n *Node) Connect(ctx context.Context, addr string) (peer.ID, error) {
+	if !strings.Contains(addr, "/") {
+		p, err := n.ResolvePeer(addr)
+		if err != nil {
+			return "", err
+		}
+		return p, n.Reach(ctx, p)
+	}
 	ai, err := overlay.ParsePeerAddr(addr)
 	if err != nil {
 		return "", err

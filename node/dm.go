@@ -2,12 +2,14 @@ package node
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/parley-chat/parley/dm"
 	"github.com/parley-chat/parley/identity"
+	"github.com/parley-chat/parley/overlay"
 	"github.com/parley-chat/parley/trust"
 )
 
@@ -25,11 +27,14 @@ func (n *Node) startDM(ctx context.Context) error {
 	cfg.Emitter = n.internal
 	cfg.Logger = n.log.With("component", "dm")
 	cfg.Nick = n.Nick
+	cfg.ConfirmShown = true // marked shown by the node (shown.go)
 	svc, err := dm.New(ctx, cfg)
 	if err != nil {
 		return fmt.Errorf("start direct messages: %w", err)
 	}
 	n.dm = svc
+	n.dmMarks.Store(svc)
+	n.shown.poke() // the marks that waited for it
 	return nil
 }
 
@@ -48,12 +53,58 @@ func (n *Node) observeNick(p peer.ID, nick string) {
 	if c != nil && c.New {
 		n.emit.Emit(c.Event())
 	}
+	n.mu.Lock()
+	if n.named != nil {
+		close(n.named)
+		n.named = nil
+	}
+	n.mu.Unlock()
 }
 
 // ResolvePeer turns a peer ID, fingerprint, nick#FP or unambiguous nick
 // into a peer ID (see trust.Store.Resolve for the errors).
 func (n *Node) ResolvePeer(name string) (peer.ID, error) {
 	return n.trust.Resolve(name)
+}
+
+// ResolvePeerWait is ResolvePeer, but a nick nobody has claimed yet is
+// waited for (until ctx ends) as room members announce themselves. Other
+// errors (an ambiguous nick, a malformed name) return at once.
+func (n *Node) ResolvePeerWait(ctx context.Context, name string) (peer.ID, error) {
+	for {
+		n.mu.Lock()
+		if n.named == nil {
+			n.named = make(chan struct{})
+		}
+		named := n.named
+		n.mu.Unlock()
+		p, err := n.trust.Resolve(name)
+		if err == nil || !errors.Is(err, trust.ErrUnknownPeer) {
+			return p, err
+		}
+		select {
+		case <-ctx.Done():
+			return "", err
+		case <-named:
+		}
+	}
+}
+
+// Reach makes sure the node holds a connection to p, trying existing
+// connections, known and remembered addresses, room members' addresses,
+// the DHT and relays through common peers (overlay.Host.Reach). DMs and
+// file offers reach their peer this way on their own; Reach is for
+// callers that want the connection first (/whois, /connect, parley send).
+func (n *Node) Reach(ctx context.Context, p peer.ID) error {
+	if p == n.host.ID() {
+		return fmt.Errorf("%s is %w", overlay.ShortPeer(p), ErrOwnAddress)
+	}
+	ctx, cancel := context.WithTimeout(ctx, connectTimeout)
+	defer cancel()
+	if err := n.host.Reach(ctx, p); err != nil {
+		return fmt.Errorf("reach %s: %w", overlay.ShortPeer(p), err)
+	}
+	return nil
 }
 
 // SendDM queues a direct message to p and returns its ID; dm_status

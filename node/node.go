@@ -89,6 +89,12 @@ type Config struct {
 	RelayForOwnPeople bool
 	// Emitter receives every event (required).
 	Emitter events.Emitter
+	// ConfirmShown: the user interface calls Node.Shown for every event
+	// once it has written it out, and the dm and dm_status events it has
+	// not confirmed when the process dies are emitted again at the next
+	// start (before ready). Without it an event counts as shown when it
+	// is passed to Emitter. See shown.go.
+	ConfirmShown bool
 	// EventQueue bounds the events waiting for the node's event loop
 	// (default 1<<16); past it the newest are dropped and counted.
 	EventQueue int
@@ -118,6 +124,11 @@ type Node struct {
 	// Close) reacts to them and passes them on to emit.
 	internal *events.Queue
 	loopDone chan struct{}
+	// shown records which events the user was shown; set by New once the
+	// store is open.
+	shown *shownLog
+	// dmMarks is the dm service once started, for shownLog's goroutine.
+	dmMarks atomic.Pointer[dm.Service]
 
 	// ctx ends at Close; work the node starts on its own (announcing a
 	// share once hashed) runs under it, counted in wg, and only while
@@ -132,6 +143,9 @@ type Node struct {
 	mu      sync.Mutex
 	nick    string // guarded by mu
 	closing bool   // guarded by mu
+	// named is closed and replaced whenever a peer's nick is recorded,
+	// waking ResolvePeerWait; guarded by mu.
+	named chan struct{}
 
 	closeOnce sync.Once
 	closeErr  error
@@ -170,6 +184,8 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 		return nil, err
 	}
 	n.store = st
+	n.warnStore(st.Info())
+	n.shown = newShownLog(n.markShown, cfg.Logger)
 	ocfg := cfg.Overlay
 	ocfg.PrivKey = cfg.Identity.PrivKey
 	ocfg.Emitter = n.internal
@@ -183,6 +199,7 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 	if err != nil {
 		n.cancel()
 		n.stopLoop()
+		n.shown.close(0)
 		_ = st.Close()
 		return nil, err
 	}
@@ -200,6 +217,23 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 		return nil, errors.Join(err, n.Close())
 	}
 	return n, nil
+}
+
+// warnStore tells the user, loudly, when the store is empty although the
+// data dir was used before (a backup of the last good store exists): the
+// history, the private rooms' keys and the unsent messages are gone from
+// it, and the backup holds them. It also reports a backup that failed.
+func (n *Node) warnStore(info store.Info) {
+	if info.LostData {
+		msg := fmt.Sprintf("the store %s is empty or missing although this data dir was used before: history, private room keys and unsent messages are not in it; "+
+			"the last good copy, from %s, is %s: stop parley and copy it back (cp %s %s) to restore them",
+			info.Path, info.BackupTime.Format(time.DateTime), info.Backup, info.Backup, info.Path)
+		n.log.Warn(msg)
+		n.internal.Emit(events.Error{Error: msg})
+	}
+	if info.BackupErr != nil {
+		n.log.Warn("could not back up the store; it is usable", "err", info.BackupErr)
+	}
 }
 
 // Host returns the node's overlay host.
@@ -267,8 +301,44 @@ func (n *Node) loop() {
 		if c := n.courier.Load(); c != nil {
 			c.Observe(e)
 		}
-		n.emit.Emit(e)
+		n.passOn(e)
 	}
+}
+
+// passOn gives e to the emitter, and records it as shown then (or, with
+// Config.ConfirmShown, waits for the user interface to say so).
+func (n *Node) passOn(e events.Event) {
+	if !confirmable(e) || n.shown == nil {
+		n.emit.Emit(e)
+		return
+	}
+	if n.cfg.ConfirmShown {
+		n.shown.expect()
+		n.emit.Emit(e)
+		return
+	}
+	n.emit.Emit(e)
+	n.shown.shown(e, false)
+}
+
+// Shown tells the node that the user interface has shown e (written it
+// out), with Config.ConfirmShown. It never blocks; events whose showing
+// is not recorded are ignored. It may be called until Close returns.
+func (n *Node) Shown(e events.Event) {
+	if n.cfg.ConfirmShown && confirmable(e) && n.shown != nil {
+		n.shown.shown(e, true)
+	}
+}
+
+// markShown writes a batch of shown marks to the services' stores. Until
+// the dm service is started (its New emits the events an earlier run did
+// not show) it reports errNotStarted, and the batch waits.
+func (n *Node) markShown(evs []events.Event) error {
+	svc := n.dmMarks.Load()
+	if svc == nil {
+		return errNotStarted
+	}
+	return svc.MarkShown(evs)
 }
 
 // goSafe runs f on a goroutine counted in wg, unless Close has begun.
@@ -329,6 +399,9 @@ func (n *Node) Close() error {
 			}
 		}
 		n.stopLoop()
+		// The user interface may still be writing what the loop passed
+		// on: wait for its confirmations while the store is open.
+		n.shown.close(shownWait)
 		if err := n.host.Close(); err != nil {
 			errs = append(errs, err)
 		}

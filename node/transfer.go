@@ -20,6 +20,15 @@ import (
 // safety number was compared (/trust).
 const AutoAcceptTrusted = "trusted"
 
+// downloadDir is where received files go: Transfer.DownloadDir, by
+// default DATA_DIR/downloads.
+func (n *Node) downloadDir() string {
+	if d := n.cfg.Transfer.DownloadDir; d != "" {
+		return d
+	}
+	return filepath.Join(n.cfg.DataDir, "downloads")
+}
+
 // startTransfer starts the file transfer service.
 func (n *Node) startTransfer(ctx context.Context) error {
 	cfg := n.cfg.Transfer
@@ -27,9 +36,7 @@ func (n *Node) startTransfer(ctx context.Context) error {
 	cfg.DB = n.store.DB()
 	cfg.Emitter = n.internal
 	cfg.Logger = n.log.With("component", "transfer")
-	if cfg.DownloadDir == "" {
-		cfg.DownloadDir = filepath.Join(n.cfg.DataDir, "downloads")
-	}
+	cfg.DownloadDir = n.downloadDir()
 	auto, err := n.autoAccept()
 	if err != nil {
 		return err

@@ -20,6 +20,7 @@ import (
 // punching tracer tells the connection watcher.
 type lateHooks struct {
 	k     atomic.Pointer[relayKeeper]
+	m     atomic.Pointer[mateRelays]
 	punch punchTracer
 }
 
@@ -33,7 +34,8 @@ func connectivityOptions(cfg *Config, relays *lateHooks) []libp2p.Option {
 			if len(announce) > 0 {
 				addrs = slices.Clone(announce)
 			}
-			return append(addrs, relays.k.Load().addrs()...)
+			addrs = append(addrs, relays.k.Load().addrs()...)
+			return append(addrs, relays.m.Load().addrs()...)
 		}),
 	}
 	if !cfg.NoHolePunching {
@@ -85,6 +87,14 @@ func (o *Host) startConnectivity(cfg *Config, relays *lateHooks) error {
 		o.relays.public = cfg.ForceReachability == network.ReachabilityPublic
 		relays.k.Store(o.relays)
 	}
+	if len(others(cfg.Relays, o.ID())) == 0 && cfg.MateRelays >= 0 && cfg.ForceReachability != network.ReachabilityPublic {
+		n := cfg.MateRelays
+		if n == 0 {
+			n = defaultMateRelays
+		}
+		o.mates = newMateRelays(o, n, o.reach.report)
+		relays.m.Store(o.mates)
+	}
 	bootstrap := make(map[peer.ID]bool)
 	for _, ai := range cfg.Bootstrap {
 		bootstrap[ai.ID] = true
@@ -105,6 +115,9 @@ func (o *Host) startConnectivity(cfg *Config, relays *lateHooks) error {
 	o.conns.onDisconnect = append(o.conns.onDisconnect, func(p peer.ID) {
 		if o.relays != nil {
 			o.relays.disconnected(p)
+		}
+		if o.mates != nil {
+			o.mates.disconnected(p)
 		}
 		if o.memory != nil {
 			o.memory.disconnected(p)
@@ -141,6 +154,11 @@ func (o *Host) startConnectivity(cfg *Config, relays *lateHooks) error {
 	}
 	if o.relays != nil {
 		o.relays.start()
+	}
+	if o.mates != nil {
+		if err := o.mates.start(); err != nil {
+			return fmt.Errorf("relay reservations at connected peers: %w", err)
+		}
 	}
 	return nil
 }

@@ -98,6 +98,11 @@ type Config struct {
 	Namespaces []string
 	// Rendezvous tunes advertising and searching namespaces.
 	Rendezvous Rendezvous
+	// MateRelays is how many connected peers offering circuit relay v2
+	// (room-mates' chat nodes) a node without Relays reserves a slot at
+	// while it is not known to be public (default 2; negative: none).
+	// Peers met over loopback are never asked (materelay.go).
+	MateRelays int
 	// Relays are static circuit relays (normally the serve nodes): the
 	// node holds a reservation on each while it is not known to be
 	// publicly reachable, and advertises its /p2p-circuit addresses.
@@ -178,12 +183,17 @@ type Host struct {
 	dht      *dht.IpfsDHT // nil with DHTOff
 	relaySvc *relay.Relay // nil without RelayService
 	relays   *relayKeeper // nil without Relays
+	mates    *mateRelays  // nil with Relays, MateRelays < 0 or public
 	reach    *reachTracker
 	conns    *connWatcher
 	netw     *netWatcher
 	lan      *lanDiscovery // nil without MDNS
 	memory   *memory       // nil without Store
 	rv       *rendezvous
+	flight   reachFlight
+	// bootstrap: Config.Bootstrap named DHT peers (Reach may wait for
+	// them to fill the routing table).
+	bootstrap bool
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -279,6 +289,7 @@ func New(ctx context.Context, cfg Config) (*Host, error) {
 		ctx:    hctx,
 		cancel: cancel,
 	}
+	o.bootstrap = len(others(cfg.Bootstrap, h.ID())) > 0
 	o.peers = newPeerTable(o, cfg.Liveness)
 	o.keeper = newKeeper(o, cfg.Redial)
 	if err := o.startConnectivity(&cfg, &relayAddrs); err != nil {

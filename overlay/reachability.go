@@ -116,6 +116,9 @@ func (r *reachTracker) loop() {
 			if r.o.relays != nil {
 				r.o.relays.setPublic(ev.Reachability == network.ReachabilityPublic)
 			}
+			if r.o.mates != nil {
+				r.o.mates.setPublic(ev.Reachability == network.ReachabilityPublic)
+			}
 			r.report()
 		}
 	}
@@ -125,12 +128,14 @@ func (r *reachTracker) info() ReachabilityInfo {
 	r.mu.Lock()
 	auto := r.auto
 	r.mu.Unlock()
-	info := ReachabilityInfo{Reachability: reachabilityName(auto), Relays: r.o.relays.reserved()}
+	relays := append(r.o.relays.reserved(), r.o.mates.reserved()...)
+	slices.Sort(relays)
+	info := ReachabilityInfo{Reachability: reachabilityName(auto), Relays: relays}
 	self, err := ma.NewMultiaddr("/p2p/" + r.o.ID().String())
 	if err != nil {
 		return info
 	}
-	for _, a := range r.o.relays.addrs() {
+	for _, a := range append(r.o.relays.addrs(), r.o.mates.addrs()...) {
 		info.RelayAddrs = append(info.RelayAddrs, a.Encapsulate(self).String())
 	}
 	slices.Sort(info.RelayAddrs)

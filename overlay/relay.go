@@ -315,6 +315,12 @@ func circuitAddrs(relayID peer.ID, addrs []ma.Multiaddr) []ma.Multiaddr {
 	return out
 }
 
+// has reports whether p is one of the configured relays.
+func (k *relayKeeper) has(p peer.ID) bool {
+	_, ok := k.relays[p] // fixed key set: no lock needed
+	return ok
+}
+
 // addrs returns our addresses through relays with a live reservation.
 func (k *relayKeeper) addrs() []ma.Multiaddr {
 	if k == nil {

@@ -9,6 +9,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/parley-chat/parley/events"
+	"github.com/parley-chat/parley/identity"
 	"github.com/parley-chat/parley/internal/safetext"
 	"github.com/parley-chat/parley/node"
 	"github.com/parley-chat/parley/overlay"
@@ -22,8 +23,8 @@ import (
 func ID(info node.IDInfo) string {
 	var b strings.Builder
 	reach := reachVerdict(info.Reachability, len(info.Relays))
-	fmt.Fprintf(&b, "peer id:     %s\nfingerprint: %s\nnick:        %s\ndata dir:    %s\nreachable:   %s",
-		info.PeerID, info.Fingerprint, safetext.Line(info.Nick), safetext.Line(info.DataDir), reach)
+	fmt.Fprintf(&b, "peer id:     %s\nfingerprint: %s\nnick:        %s\ndata dir:    %s\ndownloads:   %s\nreachable:   %s",
+		info.PeerID, info.Fingerprint, safetext.Line(info.Nick), safetext.Line(info.DataDir), safetext.Line(info.Downloads), reach)
 	for _, a := range info.Addrs {
 		fmt.Fprintf(&b, "\naddr:        %s", safetext.Line(a))
 	}
@@ -46,8 +47,8 @@ func Peers(rows []node.PeerRow, reachability string, relays int) string {
 	reach := reachVerdict(reachability, relays)
 	fmt.Fprintf(&b, "%d connected peer(s); reachability: %s", len(rows), reach)
 	for _, r := range rows {
-		fmt.Fprintf(&b, "\n  %s  %s  %s %s, rtt %v", r.PeerID, r.Fingerprint,
-			PathText(string(r.Path), r.Via, r.ViaNick, r.HolePunched), safetext.Line(r.Addr), r.RTT.Round(time.Millisecond))
+		fmt.Fprintf(&b, "\n  %s  %s %s, rtt %s", Member(r.Nick, r.PeerID),
+			PathText(string(r.Path), r.Via, r.ViaNick, r.HolePunched), safetext.Line(r.Addr), RTT(r.RTT))
 	}
 	return b.String()
 }
@@ -112,18 +113,36 @@ func History(room string, msgs []events.Message) string {
 }
 
 // Safety answers /verify; typed is what the user typed to name the peer.
+// It is one of the two answers (with /id and /whois) that show a peer's
+// full ID and fingerprint: they are what is compared.
 func Safety(si node.SafetyInfo, typed string) string {
 	name := Peer(si.Nick, si.PeerID, false)
-	return fmt.Sprintf("safety number with %s (%s):\n  %s\nCompare it with %s over a channel you trust (in person, a call).\nIf it matches, run /trust %s.",
-		name, si.PeerID, si.SafetyNumber, name, safetext.Line(typed))
+	next := fmt.Sprintf("If it matches, run /trust %s.", safetext.Line(typed))
+	if si.Trusted {
+		next = fmt.Sprintf("You already trust %s (/untrust %s undoes it).", name, safetext.Line(typed))
+	}
+	return fmt.Sprintf("safety number with %s, peer id %s, fingerprint %s:\n  %s\nCompare it with %s over a channel you trust (in person, a call).\n%s",
+		name, si.PeerID, identity.Fingerprint(si.PeerID), si.SafetyNumber, name, next)
 }
 
 // Trusted answers /trust (trusted true) and /untrust.
 func Trusted(info trust.PeerInfo, p peer.ID, trusted bool) string {
 	if trusted {
-		return fmt.Sprintf("%s (%s) is now trusted", Peer(info.Nick, p, false), p)
+		return Member(info.Nick, p) + " is now trusted"
 	}
-	return fmt.Sprintf("%s (%s) is no longer trusted", Peer(info.Nick, p, false), p)
+	return Member(info.Nick, p) + " is no longer trusted"
+}
+
+// RTT renders a round-trip time for people: "12ms", "<1ms" on a loopback
+// or LAN link that rounds to nothing, "not measured yet" for 0.
+func RTT(d time.Duration) string {
+	switch {
+	case d <= 0:
+		return "not measured yet"
+	case d < time.Millisecond:
+		return "<1ms"
+	}
+	return d.Round(time.Millisecond).String()
 }
 
 // Whois answers /whois.
@@ -144,12 +163,18 @@ func Whois(w trust.WhoisInfo) string {
 		fmt.Fprintf(&b, "  WARNING:     the nick %q is pinned to another key\n", safetext.Line(w.Nick))
 	}
 	if !w.FirstSeen.IsZero() {
-		fmt.Fprintf(&b, "  seen:        first %s, last %s\n",
-			w.FirstSeen.Format(time.DateTime), w.LastSeen.Format(time.DateTime))
+		last := w.LastSeen.Format(time.DateTime)
+		if w.Path != overlay.PathNone {
+			last = "now (connected)"
+		}
+		fmt.Fprintf(&b, "  seen:        first %s, last %s\n", w.FirstSeen.Format(time.DateTime), last)
 	}
 	path := PathText(string(w.Path), w.Via, w.ViaNick, w.HolePunched)
 	if w.Path == overlay.PathNone {
 		path = "not connected"
+		if w.Unreachable != "" {
+			path += ": " + safetext.Line(w.Unreachable)
+		}
 	}
 	fmt.Fprintf(&b, "  connection:  %s\n", path)
 	for _, c := range w.Conns {
@@ -175,6 +200,14 @@ func Whois(w trust.WhoisInfo) string {
 func Offered(path, to, id string) string {
 	return fmt.Sprintf("offering %s to %s as transfer %s (hashing it first; /cancel %s stops it)",
 		safetext.Line(filepath.Base(path)), safetext.Line(to), id, ShortID(id))
+}
+
+// SendWaiting is what parley send says once its offer is on its way: the
+// file is hashed, then offered, and the command waits for the recipient
+// (named as Member names it) to accept.
+func SendWaiting(path, to, id string) string {
+	return fmt.Sprintf("* offering %s to %s as transfer %s; waiting for %s to accept it (Ctrl-C stops; the same command resumes)",
+		safetext.Line(filepath.Base(path)), to, ShortID(id), to)
 }
 
 // Sharing answers /share: the file is hashed first, then announced.

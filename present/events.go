@@ -35,7 +35,7 @@ func Event(e events.Event, namer Namer) string {
 		}
 		return b.String()
 	case events.PeerConnected:
-		return fmt.Sprintf("* connected: %s, peer id %s (%s)", MemberBy(namer, e.PeerID), e.PeerID, l(e.Addr))
+		return fmt.Sprintf("* connected: %s at %s", MemberBy(namer, e.PeerID), l(e.Addr))
 	case events.PeerDisconnected:
 		if e.Reason == "liveness" {
 			return fmt.Sprintf("* disconnected: %s (stopped answering pings)", MemberBy(namer, e.PeerID))
@@ -97,7 +97,7 @@ func Event(e events.Event, namer Namer) string {
 	case events.FileRejected:
 		return fmt.Sprintf("* file %s was rejected", ShortID(e.TransferID))
 	case events.TrustWarning:
-		return "!!! WARNING: " + l(e.Text)
+		return "!!! " + TrustWarning(e)
 	default:
 		b, err := events.MarshalJSON(e)
 		if err != nil {
@@ -105,6 +105,12 @@ func Event(e events.Event, namer Namer) string {
 		}
 		return "* " + l(string(b))
 	}
+}
+
+// TrustWarning renders a trust_warning for people, beginning with
+// "WARNING:" once (the event's text may begin with it already).
+func TrustWarning(e events.TrustWarning) string {
+	return "WARNING: " + strings.TrimPrefix(safetext.Line(e.Text), "WARNING: ")
 }
 
 func presenceState(online bool) string {

@@ -190,3 +190,71 @@ func TestPathText(t *testing.T) {
 		})
 	}
 }
+
+// TestOnePeerNameEverywhere: every line about a peer names it as Member
+// does, "nick (FP4)"; only /verify (with /id and /whois) shows the full
+// peer ID and fingerprint, which are what is compared.
+func TestOnePeerNameEverywhere(t *testing.T) {
+	p, o := newPeer(t), newPeer(t)
+	name := "bob (" + identity.ShortFingerprint(p) + ")"
+	namer := nickNamer{p: "bob"}
+	lines := map[string]string{
+		"connected":    Event(events.PeerConnected{PeerID: p, Addr: "/ip4/127.0.0.1/tcp/1"}, namer),
+		"disconnected": Event(events.PeerDisconnected{PeerID: p}, namer),
+		"presence":     Event(events.Presence{Room: "lobby", PeerID: p, Nick: "bob", Online: true}, namer),
+		"dm":           Event(events.DM{From: p, Nick: "bob", Text: "hi"}, namer),
+		"dm status":    Event(events.DMStatus{ID: "0011223344", To: p, State: events.DMDelivered}, namer),
+		"offer":        Event(events.FileOffer{TransferID: "t", From: p, Name: "f"}, namer),
+		"dial failed":  Event(events.PeerDialFailed{PeerID: p, Error: "refused"}, namer),
+		"/peers":       Peers([]node.PeerRow{{PeerID: p, Nick: "bob", Path: overlay.PathLAN, Addr: "/ip4/127.0.0.1/tcp/1", RTT: 40 * time.Microsecond}}, "private", 0),
+		"/trust":       Trusted(trust.PeerInfo{Nick: "bob"}, p, true),
+		"/untrust":     Trusted(trust.PeerInfo{Nick: "bob"}, p, false),
+		"send waiting": SendWaiting("/tmp/f.bin", MemberBy(namer, p), "0011223344"),
+	}
+	for what, line := range lines {
+		if !strings.Contains(line, name) {
+			t.Errorf("%s: %q does not name the peer %q", what, line, name)
+		}
+		if strings.Contains(line, p.String()) || strings.Contains(line, identity.Fingerprint(p)) || strings.Contains(line, "…") {
+			t.Errorf("%s: %q names the peer another way too", what, line)
+		}
+	}
+	if got := lines["/peers"]; !strings.HasSuffix(got, "\n  "+name+"  lan /ip4/127.0.0.1/tcp/1, rtt <1ms") {
+		t.Errorf("/peers row %q", got)
+	}
+	if got := lines["connected"]; got != "* connected: "+name+" at /ip4/127.0.0.1/tcp/1" {
+		t.Errorf("connected line %q", got)
+	}
+	verify := Safety(node.SafetyInfo{PeerID: p, Nick: "bob", SafetyNumber: "12345"}, "bob")
+	for _, want := range []string{p.String(), identity.Fingerprint(p), "If it matches, run /trust bob."} {
+		if !strings.Contains(verify, want) {
+			t.Errorf("/verify lacks %q:\n%s", want, verify)
+		}
+	}
+	verified := Safety(node.SafetyInfo{PeerID: p, Nick: "bob", SafetyNumber: "12345", Trusted: true}, "bob")
+	if strings.Contains(verified, "run /trust") || !strings.Contains(verified, "You already trust bob") {
+		t.Errorf("/verify of a trusted peer:\n%s", verified)
+	}
+	warn := Event(events.TrustWarning{PeerID: o, Nick: "bob", PinnedPeerID: p, Text: `WARNING: "bob" is now used by key X`}, nil)
+	if warn != `!!! WARNING: "bob" is now used by key X` {
+		t.Errorf("trust warning %q", warn)
+	}
+}
+
+func TestRTTAndLastSeen(t *testing.T) {
+	for d, want := range map[time.Duration]string{0: "not measured yet", 300 * time.Microsecond: "<1ms", 12400 * time.Microsecond: "12ms"} {
+		if got := RTT(d); got != want {
+			t.Errorf("RTT(%v) = %q, want %q", d, got, want)
+		}
+	}
+	p := newPeer(t)
+	seen := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	w := trust.WhoisInfo{PeerInfo: trust.PeerInfo{ID: p, Nick: "bob", FirstSeen: seen, LastSeen: seen}, Known: true, Path: overlay.PathLAN}
+	if got := Whois(w); !strings.Contains(got, ", last now (connected)\n") {
+		t.Errorf("whois of a connected peer:\n%s", got)
+	}
+	w.Path = overlay.PathNone
+	if got := Whois(w); !strings.Contains(got, ", last "+seen.Format(time.DateTime)+"\n") {
+		t.Errorf("whois of a gone peer:\n%s", got)
+	}
+}

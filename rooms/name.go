@@ -2,11 +2,10 @@ package rooms
 
 import (
 	"fmt"
-	"strings"
 	"unicode"
 	"unicode/utf8"
 
-	"golang.org/x/text/unicode/norm"
+	"github.com/parley-chat/parley/identity"
 )
 
 // Room name limits.
@@ -19,9 +18,11 @@ const (
 )
 
 // NormalizeName returns the canonical form of a room name, or
-// ErrInvalidName. The canonical form is lower case (Unicode simple
-// folding via strings.ToLower) in Unicode NFC, so "Lobby" and "lobby" are
-// the same room.
+// ErrInvalidName. The canonical form is identity.FoldName of the name:
+// NFKC, Unicode Default Case Folding, NFC (Unicode 15.0.0), so "Lobby",
+// "LOBBY" and full-width "ＬＯＢＢＹ" are the room "lobby", and "ΣΑΣ" and "σας"
+// the room "σασ". ASCII names keep the canonical form (ASCII lower case)
+// and so the topic they had before this rule.
 //
 // A canonical name has 1 to MaxNameLen characters (and at most 128 bytes);
 // every character is a letter, a decimal digit, a combining mark, or one of
@@ -37,7 +38,7 @@ func NormalizeName(name string) (string, error) {
 	if len(name) > 4*maxNameBytes {
 		return "", fmt.Errorf("%w: longer than %d characters", ErrInvalidName, MaxNameLen)
 	}
-	n := norm.NFC.String(strings.ToLower(norm.NFC.String(name)))
+	n := identity.FoldName(name)
 	if err := checkName(n); err != nil {
 		return "", err
 	}

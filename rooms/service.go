@@ -120,9 +120,13 @@ func (s *Service) rejoin() error {
 	}
 	s.opMu.Lock()
 	defer s.opMu.Unlock()
+	stored := make(map[string]bool, len(recs))
 	for _, rec := range recs {
-		if !isCanonicalName(rec.Name) {
-			s.log.Warn("skipping stored room with invalid name", "room", rec.Name)
+		stored[rec.Name] = true
+	}
+	for _, rec := range recs {
+		if err := s.recanonicalize(rec, stored); err != nil {
+			s.log.Warn("skipping stored room", "room", rec.Name, "err", err)
 			continue
 		}
 		if _, err := s.startRoom(rec.Name, rec.Key); err != nil {
@@ -131,6 +135,34 @@ func (s *Service) rejoin() error {
 		}
 		s.cfg.Emitter.Emit(events.Joined{Room: rec.Name})
 	}
+	return nil
+}
+
+// recanonicalize moves a stored room whose name is no longer canonical
+// (it was stored under the name rule before FoldName: for example
+// "straße" is now "strasse") to its canonical name, so that it is rejoined
+// on the topic every node now derives from that name, and Leave finds it.
+// It refuses a name that is not valid at all, or whose canonical form is
+// stored too (the names in stored).
+func (s *Service) recanonicalize(rec *pb.JoinedRoom, stored map[string]bool) error {
+	name, err := NormalizeName(rec.Name)
+	if err != nil || name == rec.Name {
+		return err
+	}
+	if stored[name] {
+		return fmt.Errorf("%w: its new canonical name %q is joined too", ErrNameTaken, name)
+	}
+	stored[name] = true
+	old := rec.Name
+	rec.Name = name
+	if err := putJoined(s.cfg.DB, rec); err != nil {
+		return err
+	}
+	if err := deleteJoined(s.cfg.DB, old); err != nil {
+		return err
+	}
+	s.log.Warn("room name has a new canonical form; rejoined under it (a new topic: members on older versions are on the old one)",
+		"old", old, "room", name)
 	return nil
 }
 

@@ -55,7 +55,8 @@
 // the next chunk is read from the file while one is written to the
 // stream), one watching peer connections, and one per notice being
 // delivered, and one per file being hashed for Offer or StartShare (it
-// hashes the file, then sends the offer). Close cancels them all and
+// hashes the file, on up to four short-lived workers that hash chunks in
+// parallel, then sends the offer). Close cancels them all and
 // waits; a file whose hashing Close interrupts stays stored in
 // StateHashing, without a manifest, and fails at the next start, so an
 // offer never goes out with a partial manifest.

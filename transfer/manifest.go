@@ -7,6 +7,9 @@ import (
 	"fmt"
 	"io"
 	"math/bits"
+	"runtime"
+	"sync"
+	"sync/atomic"
 
 	"lukechampine.com/blake3"
 	"lukechampine.com/blake3/guts"
@@ -78,9 +81,16 @@ func chooseChunkSize(size, want int64) (int64, error) {
 	return min(cs, MaxChunkSize), nil
 }
 
-// buildManifest hashes size bytes of r in chunks of chunkSize. It calls
-// progress, when not nil, with the bytes hashed so far after each chunk,
-// and stops with ctx's error between two chunks.
+// maxHashWorkers bounds the goroutines that hash one file.
+const maxHashWorkers = 4
+
+// buildManifest hashes size bytes of r in chunks of chunkSize, on up to
+// GOMAXPROCS goroutines (at most maxHashWorkers), each reading and hashing
+// whole chunks: the chunk hashes are independent, so a file is hashed
+// about as many times faster as there are idle cores. It calls progress,
+// when not nil, with the bytes hashed so far after each chunk (one call
+// at a time), and stops with ctx's error between two chunks. r must allow
+// concurrent ReadAt calls (an *os.File does).
 func buildManifest(ctx context.Context, r io.ReaderAt, size, chunkSize int64, progress func(hashed int64)) (*manifest, error) {
 	m := &manifest{size: size, chunkSize: chunkSize}
 	n := m.numChunks()
@@ -89,20 +99,57 @@ func buildManifest(ctx context.Context, r io.ReaderAt, size, chunkSize int64, pr
 		m.hash = blake3.Sum256(nil)
 		return m, nil
 	}
-	buf := make([]byte, min(chunkSize, size))
-	for i := range n {
-		if err := ctx.Err(); err != nil {
-			return nil, fmt.Errorf("hash file: %w", err)
+	var (
+		next     atomic.Int64 // the next chunk to hash
+		mu       sync.Mutex   // serializes progress; guards hashed and firstErr
+		hashed   int64
+		firstErr error
+		wg       sync.WaitGroup
+	)
+	fail := func(err error) {
+		mu.Lock()
+		if firstErr == nil {
+			firstErr = err
 		}
-		p := buf[:m.chunkLen(i)]
-		if _, err := r.ReadAt(p, int64(i)*chunkSize); err != nil {
-			return nil, fmt.Errorf("hash file: read chunk %d: %w", i, err)
-		}
-		cv := chunkCV(p, blake3Counter(i, chunkSize), n == 1)
-		copy(m.cvs[i*HashSize:], cv[:])
-		if progress != nil {
-			progress(int64(i)*chunkSize + int64(len(p)))
-		}
+		mu.Unlock()
+	}
+	for range max(1, min(runtime.GOMAXPROCS(0), maxHashWorkers, n)) {
+		wg.Go(func() {
+			buf := make([]byte, min(chunkSize, size))
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= n {
+					return
+				}
+				mu.Lock()
+				stop := firstErr != nil
+				mu.Unlock()
+				if stop {
+					return
+				}
+				if err := ctx.Err(); err != nil {
+					fail(fmt.Errorf("hash file: %w", err))
+					return
+				}
+				p := buf[:m.chunkLen(i)]
+				if _, err := r.ReadAt(p, int64(i)*chunkSize); err != nil {
+					fail(fmt.Errorf("hash file: read chunk %d: %w", i, err))
+					return
+				}
+				cv := chunkCV(p, blake3Counter(i, chunkSize), n == 1)
+				copy(m.cvs[i*HashSize:], cv[:]) // each worker writes its own chunks' bytes
+				mu.Lock()
+				hashed += int64(len(p))
+				if progress != nil && firstErr == nil {
+					progress(hashed)
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if firstErr != nil {
+		return nil, firstErr
 	}
 	m.hash = rootHash(m.cvs)
 	return m, nil

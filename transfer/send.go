@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"sync"
 	"time"
@@ -224,6 +225,16 @@ func (s *Service) serve(str network.Stream, br *bufio.Reader, from peer.ID, g *p
 	_ = str.Close()
 }
 
+// sourceChanged answers a Get for t with FILE_CHANGED (with msg, when not
+// empty) and fails t, unless it is an upload of a share; it returns err.
+func (s *Service) sourceChanged(str network.Stream, t *transfer, err error, msg string) error {
+	s.reply(str, &pb.Status{Code: pb.Code_FILE_CHANGED, Message: msg})
+	if t.persistent() {
+		s.finish(t, StateFailed, err, nil)
+	}
+	return err
+}
+
 // serveEnd marks a sending transfer waiting when its last stream ends
 // before the recipient reported success.
 func (s *Service) serveEnd(t *transfer) {
@@ -239,17 +250,16 @@ func (s *Service) serveEnd(t *transfer) {
 // serveGets sends what each Get asks for.
 func (s *Service) serveGets(str network.Stream, br *bufio.Reader, t *transfer, man *manifest, g *pb.Get) error {
 	f, err := os.Open(t.src)
+	if errors.Is(err, fs.ErrNotExist) { // deleted since it was offered
+		return s.sourceChanged(str, t, fmt.Errorf("%w: %s was deleted", ErrFileChanged, t.src), "the file was deleted")
+	}
 	if err != nil {
 		s.reply(str, &pb.Status{Code: pb.Code_INTERNAL, Message: "cannot read the file"})
 		return fmt.Errorf("open source: %w", err)
 	}
 	defer func() { _ = f.Close() }() // read only
 	if err := sameFile(f, t.size, t.modTime); err != nil {
-		s.reply(str, &pb.Status{Code: pb.Code_FILE_CHANGED})
-		if t.persistent() {
-			s.finish(t, StateFailed, err, nil)
-		}
-		return err
+		return s.sourceChanged(str, t, err, "")
 	}
 	bufSize := chunkHeaderRoom + int(min(man.chunkSize, man.size))
 	if err := str.Scope().ReserveMemory(sendDepth*bufSize, network.ReservationPriorityMedium); err != nil {
@@ -262,7 +272,16 @@ func (s *Service) serveGets(str network.Stream, br *bufio.Reader, t *transfer, m
 		bufs[i] = make([]byte, bufSize)
 	}
 	var lastProgress time.Time
-	for {
+	for first := true; ; first = false {
+		// A later Get on the same stream is mostly a recipient asking
+		// again for chunks that failed verification: most likely the file
+		// was written to meanwhile, which is said as such, not left to
+		// end in VERIFY_FAILED. One fstat per Get.
+		if !first {
+			if err := sameFile(f, t.size, t.modTime); err != nil {
+				return s.sourceChanged(str, t, err, "")
+			}
+		}
 		ranges, err := validateGet(g, man.numChunks())
 		if err != nil {
 			s.reply(str, &pb.Status{Code: pb.Code_BAD_REQUEST})

@@ -108,7 +108,18 @@ func Open(db *bolt.DB) (*Store, error) {
 		if err := pb.ForEach(s.loadPeer); err != nil {
 			return err
 		}
-		return nb.ForEach(s.loadPin)
+		var stale [][]byte
+		err = nb.ForEach(func(k, v []byte) error {
+			if identity.NickKey(string(k)) != string(k) {
+				stale = append(stale, append([]byte(nil), k...))
+				return nil
+			}
+			return s.loadPin(k, v)
+		})
+		if err != nil {
+			return err
+		}
+		return s.rekeyPins(nb, stale)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("open trust store: %w", err)
@@ -132,6 +143,30 @@ func (s *Store) loadPeer(k, v []byte) error {
 		return fmt.Errorf("%w: record of %s has an invalid nick", ErrCorrupt, id)
 	}
 	s.peers[id] = r
+	return nil
+}
+
+// rekeyPins moves the pins stored under keys of an older nick comparison
+// rule (PRECIS Nickname, before identity.FoldName: "straße" is now
+// "strasse") to their current key. A pin already stored under the current
+// key wins, so a pin moved by /trust since is kept.
+func (s *Store) rekeyPins(nb *bolt.Bucket, stale [][]byte) error {
+	for _, k := range stale {
+		v := nb.Get(k)
+		if err := nb.Delete(k); err != nil {
+			return fmt.Errorf("delete pin %q: %w", k, err)
+		}
+		key := identity.NickKey(string(k))
+		if _, ok := s.pins[key]; ok || key == "" {
+			continue
+		}
+		if err := s.loadPin([]byte(key), v); err != nil {
+			return err
+		}
+		if err := nb.Put([]byte(key), v); err != nil {
+			return fmt.Errorf("move pin %q: %w", k, err)
+		}
+	}
 	return nil
 }
 

@@ -236,3 +236,51 @@ func TestOpenRejectsCorruptRecord(t *testing.T) {
 		t.Fatalf("Open = %v, want ErrCorrupt", err)
 	}
 }
+
+// Pins stored under a key of the older PRECIS rule ("straße" was its own
+// key; FoldName makes it "strasse") are moved to the current key when the
+// store opens, and a pin already under the current key wins.
+func TestOpenRekeysOldPins(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "parley.db")
+	db := testnet.OpenDB(t, path)
+	if _, err := Open(db); err != nil {
+		t.Fatal(err)
+	}
+	old, current, greek := newID(t), newID(t), newID(t)
+	err := db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket([]byte(bucketPins))
+		for k, p := range map[string]peer.ID{"straße": old, "strasse": current, "σας": greek} {
+			if err := b.Put([]byte(k), []byte(p)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := Open(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for nick, want := range map[string]peer.ID{"STRASSE": current, "Straße": current, "ΣΑΣ": greek, "σασ": greek} {
+		if c := observe(t, s, want, nick); c != nil {
+			t.Errorf("Observe(%s, %q) conflicts with %s; want the pin moved to the current key", want, nick, c.Pinned)
+		}
+	}
+	err = db.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket([]byte(bucketPins))
+		for _, k := range []string{"straße", "σας"} {
+			if b.Get([]byte(k)) != nil {
+				t.Errorf("pin under the old key %q is still stored", k)
+			}
+		}
+		if got := peer.ID(b.Get([]byte("σασ"))); got != greek {
+			t.Errorf("pin under σασ = %s, want %s", got, greek)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}

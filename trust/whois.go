@@ -47,6 +47,9 @@ type WhoisInfo struct {
 	ViaNick     string      `json:"-"`
 	HolePunched bool        `json:"hole_punched,omitempty"`
 	Conns       []WhoisConn `json:"conns"`
+	// Unreachable says why the peer could not be reached when /whois
+	// tried (overlay.Host.Reach); omitted when connected or not tried.
+	Unreachable string `json:"unreachable,omitempty"`
 	// Addrs are the peer's addresses in the peerstore (at most 32).
 	Addrs []string `json:"addrs"`
 }

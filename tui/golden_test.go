@@ -118,7 +118,7 @@ func TestGoldenPeersPane(t *testing.T) {
 	if h.m.active != dmKey(idEve) || h.m.focus != focusInput {
 		t.Fatalf("active %q focus %v after Enter on a peer", h.m.active, h.m.focus)
 	}
-	if !strings.Contains(h.screen(), "@bob#"+fp(idEve)) {
+	if !strings.Contains(h.screen(), "@bob ("+fp(idEve)+")") {
 		t.Fatalf("a private conversation with the second bob must show the fingerprint:\n%s", h.screen())
 	}
 }

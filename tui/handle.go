@@ -26,12 +26,13 @@ func (m *Model) handle(e events.Event) bool {
 	switch e := e.(type) {
 	case events.Ready:
 		m.system(status, entrySystem, fmt.Sprintf("ready: %s (%s), peer id %s", clean(e.Nick), e.Fingerprint, e.PeerID))
+		m.addrs = e.Addrs
 		for _, a := range e.Addrs {
 			m.system(status, entrySystem, "listening on "+clean(a))
 		}
 		return true
 	case events.PeerConnected:
-		m.system(status, entrySystem, fmt.Sprintf("connected: %s (%s)", m.peerLabel(e.PeerID), clean(e.Addr)))
+		m.system(status, entrySystem, fmt.Sprintf("connected: %s at %s", m.peerLabel(e.PeerID), clean(e.Addr)))
 		return true
 	case events.PeerDisconnected:
 		why := ""

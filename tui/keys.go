@@ -18,6 +18,7 @@ type keyMap struct {
 	PrevConv   key.Binding
 	JumpConv   key.Binding
 	Peers      key.Binding
+	CopyAddr   key.Binding
 	Accept     key.Binding
 	Reject     key.Binding
 	Close      key.Binding
@@ -44,20 +45,21 @@ func defaultKeys() keyMap {
 		PrevConv:   key.NewBinding(key.WithKeys("ctrl+p", "alt+up"), key.WithHelp("Ctrl+P", "previous conversation (also Alt+Up)")),
 		JumpConv: key.NewBinding(key.WithKeys("alt+1", "alt+2", "alt+3", "alt+4", "alt+5", "alt+6", "alt+7", "alt+8", "alt+9"),
 			key.WithHelp("Alt+1..9", "conversation 1 to 9")),
-		Peers:  key.NewBinding(key.WithKeys("f2"), key.WithHelp("F2", "pick a peer: Up/Down, Enter to message, w whois, v verify, Esc back")),
-		Accept: key.NewBinding(key.WithKeys("alt+a"), key.WithHelp("Alt+A", "accept the file offer shown")),
-		Reject: key.NewBinding(key.WithKeys("alt+r"), key.WithHelp("Alt+R", "reject the file offer shown")),
-		Close:  key.NewBinding(key.WithKeys("esc"), key.WithHelp("Esc", "close help, hide an offer (it stays in /transfers), leave the peers list")),
-		Up:     key.NewBinding(key.WithKeys("up", "k")),
-		Down:   key.NewBinding(key.WithKeys("down", "j")),
-		Open:   key.NewBinding(key.WithKeys("enter")),
-		Whois:  key.NewBinding(key.WithKeys("w")),
-		Verify: key.NewBinding(key.WithKeys("v")),
+		Peers:    key.NewBinding(key.WithKeys("f2"), key.WithHelp("F2", "pick a peer: Up/Down, Enter to message, w whois, v verify, Esc back")),
+		CopyAddr: key.NewBinding(key.WithKeys("f3"), key.WithHelp("F3", "copy your address (OSC 52) for a peer to /connect to")),
+		Accept:   key.NewBinding(key.WithKeys("alt+a"), key.WithHelp("Alt+A", "accept the file offer shown")),
+		Reject:   key.NewBinding(key.WithKeys("alt+r"), key.WithHelp("Alt+R", "reject the file offer shown")),
+		Close:    key.NewBinding(key.WithKeys("esc"), key.WithHelp("Esc", "close help, hide an offer (it stays in /transfers), leave the peers list")),
+		Up:       key.NewBinding(key.WithKeys("up", "k")),
+		Down:     key.NewBinding(key.WithKeys("down", "j")),
+		Open:     key.NewBinding(key.WithKeys("enter")),
+		Whois:    key.NewBinding(key.WithKeys("w")),
+		Verify:   key.NewBinding(key.WithKeys("v")),
 	}
 }
 
 // helpKeys are the bindings the help overlay lists, in order.
 func (k keyMap) helpKeys() []key.Binding {
 	return []key.Binding{k.Send, k.Complete, k.CompleteBk, k.HistPrev, k.HistNext, k.PageUp, k.PageDown,
-		k.NextConv, k.PrevConv, k.JumpConv, k.Peers, k.Accept, k.Reject, k.Close, k.Help, k.Quit}
+		k.NextConv, k.PrevConv, k.JumpConv, k.Peers, k.CopyAddr, k.Accept, k.Reject, k.Close, k.Help, k.Quit}
 }

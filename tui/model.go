@@ -32,6 +32,9 @@ type Options struct {
 	// time.Local.
 	Now      func() time.Time
 	Location *time.Location
+	// Copy puts text on the terminal's clipboard (OSC 52); nil when the
+	// UI cannot, and F3 then only shows the address.
+	Copy func(text string)
 }
 
 // Messages the runner sends to the model.
@@ -73,6 +76,12 @@ type Model struct {
 	loc    *time.Location
 
 	width, height int
+
+	// copy puts text on the clipboard; nil when it cannot (Options.Copy).
+	copy func(text string)
+	// addrs are the node's own full addresses (MULTIADDR/p2p/ID), from
+	// its ready event.
+	addrs []string
 
 	// Snapshots of the node, refreshed on events and ticks.
 	self     node.Status
@@ -118,7 +127,7 @@ func New(o Options) *Model {
 	}
 	m := &Model{
 		be: o.Backend, cmds: o.Commands, submit: o.Submit, st: *st, keys: defaultKeys(),
-		now: o.Now, loc: o.Location,
+		now: o.Now, loc: o.Location, copy: o.Copy,
 		convs: make(map[string]*conv), dmInfo: make(map[peer.ID]*dmPeer),
 		width: 80, height: 24,
 	}
@@ -411,6 +420,8 @@ func (m *Model) key(msg tea.KeyMsg) tea.Cmd {
 	case key.Matches(msg, k.Peers):
 		m.toggleFocus()
 		return nil
+	case key.Matches(msg, k.CopyAddr):
+		return m.copyAddress()
 	}
 	if m.focus == focusPeers {
 		m.peersKey(msg)

@@ -22,14 +22,14 @@ func TestPeerPathShown(t *testing.T) {
 	}
 	h := newHarness(t, f, 120, 30)
 	s := h.screen()
-	for _, want := range []string{"bob#" + fp(idEve) + " ↪hub", "bob#" + fp(idBob)} {
+	for _, want := range []string{"bob (" + fp(idEve) + ") ↪hub", "bob (" + fp(idBob) + ")"} {
 		if !strings.Contains(s, want) {
 			t.Errorf("peer list lacks %q:\n%s", want, s)
 		}
 	}
 	var bobRow string
 	for _, l := range strings.Split(s, "\n") {
-		if strings.Contains(l, "bob#"+fp(idBob)) {
+		if strings.Contains(l, "bob ("+fp(idBob)+")") {
 			bobRow = l
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -77,7 +78,8 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 	}
 	st := NewStyles(lipgloss.NewRenderer(cfg.Output), cfg.NoColor)
-	m := New(Options{Backend: cfg.Backend, Commands: cfg.Commands, Submit: submit, Styles: &st})
+	m := New(Options{Backend: cfg.Backend, Commands: cfg.Commands, Submit: submit, Styles: &st,
+		Copy: osc52Copy(cfg.Output, os.Getenv("TERM"), os.Getenv("TMUX"))})
 	opts := []tea.ProgramOption{
 		tea.WithInput(cfg.Input), tea.WithOutput(cfg.Output), tea.WithAltScreen(),
 		// The caller's ctx carries SIGINT and SIGTERM.

@@ -18,8 +18,11 @@ const (
 	sideWidth           = 22 // conversations (and, when narrow, peers)
 	narrowSideWidth     = 16 // below 60 columns
 	peersWidth          = 28 // the peers column, from wideAt columns on
-	wideAt              = 100
-	maxStripRows        = 3 // transfer progress rows above the input
+	// wideAt is where the peers get a column of their own: from there
+	// the messages keep at least 60 cells, more than at 80 columns (57),
+	// so a wider terminal never narrows them.
+	wideAt       = sideWidth + 1 + 60 + 1 + peersWidth
+	maxStripRows = 3 // transfer progress rows above the input
 )
 
 // layout is where things are on the screen; View draws it and mouse
@@ -134,7 +137,7 @@ func (m *Model) View() string {
 	}
 	l := m.layout()
 	if l.tooSmall {
-		return fit(fmt.Sprintf("terminal too small (%dx%d): parley needs at least %dx%d", l.w, l.h, minWidth, minHeight), max(1, l.w))
+		return tooSmallView(l.w, l.h)
 	}
 	var body []string
 	if m.help {
@@ -171,6 +174,23 @@ func (m *Model) View() string {
 	return b.String()
 }
 
+// tooSmallView says, wrapped to the w x h cells there are, how big the
+// terminal must be; the minimum comes first so that it shows even when
+// the rest does not fit.
+func tooSmallView(w, h int) string {
+	w, h = max(1, w), max(1, h)
+	text := fmt.Sprintf("terminal too small: parley needs at least %dx%d (this is %dx%d)", minWidth, minHeight, w, h)
+	lines := wrap(text, w)
+	lines = lines[:min(len(lines), h)]
+	for len(lines) < h {
+		lines = append(lines, "")
+	}
+	for i := range lines {
+		lines[i] = fit(lines[i], w)
+	}
+	return strings.Join(lines, "\n")
+}
+
 // sideView draws the conversations and, when narrow, the peers under
 // them.
 func (m *Model) sideView(l layout) []string {
@@ -201,15 +221,22 @@ func (m *Model) convTitle(c *conv) string {
 		if d == nil {
 			return "@" + present.Peer("", c.peer, false)
 		}
-		if d.nick == "" {
-			return "@" + d.fp
-		}
-		if m.dmNickShared(c.peer, d.nick) {
-			return "@" + d.nick + "#" + d.fp
-		}
-		return "@" + d.nick
+		return "@" + m.dmName(c.peer, d)
 	}
 	return "status"
+}
+
+// dmName names the other side of a private conversation as present.Peer
+// does: its nick, with the short fingerprint when another peer shares it,
+// or the fingerprint alone.
+func (m *Model) dmName(p peer.ID, d *dmPeer) string {
+	switch {
+	case d.nick == "":
+		return d.fp
+	case m.dmNickShared(p, d.nick):
+		return d.nick + " (" + d.fp + ")"
+	}
+	return d.nick
 }
 
 // dmNickShared reports whether another peer the UI knows goes by nick.
@@ -333,12 +360,7 @@ func (m *Model) peerRow(p node.PeerView, i, w int) string {
 	if p.Online {
 		dot = "●"
 	}
-	name := clean(p.Nick)
-	if name == "" {
-		name = clean(p.Fingerprint)
-	} else if p.NickShared {
-		name += "#" + clean(p.Fingerprint)
-	}
+	name := present.Peer(p.Nick, p.PeerID, p.NickShared)
 	nameW := max(1, w-12)
 	nameSt := m.st.Nick(p.PeerID)
 	if !p.Online {
@@ -380,6 +402,9 @@ func (m *Model) messagesView(w, h int) []string {
 		}
 	}
 	lines := m.visibleLines(c, w, rows-len(popup))
+	if popup == nil {
+		popup = m.firstRunHint(c, w, rows-len(lines))
+	}
 	out = append(out, popup...)
 	for len(out)+len(lines) < h {
 		out = append(out, fit("", w))
@@ -388,6 +413,40 @@ func (m *Model) messagesView(w, h int) []string {
 		out = append(out, fit(l, w))
 	}
 	return out
+}
+
+// firstRunHint is what a room shows while nobody else is around and
+// nothing was said in it: how peers arrive and how to reach one, in at
+// most rows rows of w cells (nil when it does not fit or is not needed).
+func (m *Model) firstRunHint(c *conv, w, rows int) []string {
+	if c.kind != convRoom || rows < 4 || w < 20 {
+		return nil
+	}
+	for _, p := range m.peers {
+		if p.Online && p.PeerID != m.self.PeerID {
+			return nil
+		}
+	}
+	for _, e := range c.entries {
+		if e.kind == entryMessage {
+			return nil
+		}
+	}
+	text := []string{
+		"Nobody else here yet. Peers on your network appear by themselves.",
+		"To reach someone elsewhere: press F3 to copy your address and send it to them; they type /connect and paste it. Or /connect theirs.",
+		"F1 lists every key and command.",
+	}
+	var out []string
+	for _, t := range text {
+		for _, l := range wrap(t, w-2) {
+			out = append(out, fit(m.st.Dim.Render(" "+l), w))
+		}
+	}
+	if len(out) > rows-1 {
+		return nil
+	}
+	return append(out, fit("", w))
 }
 
 func (m *Model) headerRow(c *conv, w int) string {
@@ -408,7 +467,7 @@ func (m *Model) headerRow(c *conv, w int) string {
 		title = fmt.Sprintf("#%s · %s · %d online", clean(c.name), kind, members)
 	case convDM:
 		title = m.convTitle(c)
-		if d := m.dmInfo[c.peer]; d != nil && !strings.Contains(title, "#") {
+		if d := m.dmInfo[c.peer]; d != nil && d.nick != "" && !m.dmNickShared(c.peer, d.nick) {
 			title += " (" + d.fp + ")"
 		}
 		online := false

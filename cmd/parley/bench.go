@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -29,17 +30,18 @@ type benchSettings struct {
 	churnSize  int
 	dmMessages int
 	peers      int
+	profileDir string
 }
 
 func (s *benchSettings) register(fs *flagSet) {
-	fs.Var(&s.scenarios, "scenario", fmt.Sprintf("run only this `SCENARIO` (repeatable or comma-separated): %s", strings.Join(bench.Scenarios(), ", ")))
+	fs.Var(&s.scenarios, "scenario", fmt.Sprintf("run only this `SCENARIO` (repeatable or comma-separated): %s", strings.Join(append(bench.Scenarios(), bench.OptInScenarios()...), ", ")+" (e2e only when named)"))
 	fs.BoolVar(&s.quick, "quick", false, "a short run (a minute or two): smaller files, fewer rounds, rooms of 10 and 50")
 	fs.BoolVar(&s.csv, "csv", false, "print CSV instead of a Markdown table")
 	fs.BoolVar(&s.quiet, "quiet", false, "no progress lines on stderr")
 	fs.StringVar(&s.dir, "dir", "", "`DIR` for the run's stores, removed afterwards (default the system temp dir; keep it on a disk for the fsync figures)")
 	fs.StringVar(&s.xferDir, "transfer-dir", "", "`DIR` for the transfer scenario's files (default --dir; /dev/shm keeps the disk out of the transfer figures)")
 	fs.StringVar(&s.size, "size", "", "bytes per file transfer, with an optional KiB, MiB or GiB suffix (default 256MiB, --quick 64MiB)")
-	fs.IntVar(&s.rounds, "rounds", 0, "rounds of each transfer measurement (default 9, --quick 3)")
+	fs.IntVar(&s.rounds, "rounds", 0, "rounds of each transfer measurement (default 9, --quick 3; e2e: 5, --quick 3)")
 	fs.Var(&s.transports, "transport", "transfer over this `TRANSPORT` only: tcp or quic (repeatable; default both)")
 	fs.StringVar(&s.roomSizes, "rooms", "", "room sizes to measure, comma-separated `N,N,...` (default 10,50,100; --quick 10,50)")
 	fs.Float64Var(&s.rate, "rate", 0, "messages per second published into a room (default 10)")
@@ -47,6 +49,7 @@ func (s *benchSettings) register(fs *flagSet) {
 	fs.IntVar(&s.churnSize, "churn-size", 0, "members of the room under churn (default 50, --quick 20)")
 	fs.IntVar(&s.dmMessages, "dm-messages", 0, "direct messages queued at once for the throughput figure (default 2000, --quick 500)")
 	fs.IntVar(&s.peers, "peers", 0, "peers connected for the per-peer cost figures (default 20, --quick 10)")
+	fs.StringVar(&s.profileDir, "profile-dir", "", "`DIR` where the e2e scenario's parley processes write CPU profiles (e2e-TRANSPORT-SIDE.pprof)")
 }
 
 // config validates the settings into a bench.Config.
@@ -54,6 +57,7 @@ func (s *benchSettings) config(progress io.Writer) (bench.Config, error) {
 	cfg := bench.Config{
 		Quick: s.quick, Dir: s.dir, TransferDir: s.xferDir, TransferRounds: s.rounds, Rate: s.rate, Duration: s.duration,
 		ChurnSize: s.churnSize, DMMessages: s.dmMessages, CostPeers: s.peers, Log: progress,
+		E2ERounds: s.rounds, ProfileDir: s.profileDir,
 	}
 	for _, v := range s.scenarios {
 		cfg.Scenarios = append(cfg.Scenarios, splitList(v)...)
@@ -140,6 +144,9 @@ func parseBench(args []string, stdout io.Writer) (*benchCmd, error) {
 func (c *benchCmd) run(ctx context.Context, _ io.Reader, stdout, stderr io.Writer) error {
 	s, cfg := &c.benchSettings, c.cfg
 	cfg.Log = stderr
+	if bin, err := os.Executable(); err == nil {
+		cfg.Binary = bin
+	}
 	if s.quiet {
 		cfg.Log = io.Discard
 	}

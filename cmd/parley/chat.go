@@ -90,6 +90,7 @@ func (c *chatCmd) run(ctx context.Context, stdin io.Reader, stdout, stderr io.Wr
 		AutoAcceptFrom:    s.autoAcceptFrom,
 		AutoAcceptMax:     s.autoAcceptMax,
 		Emitter:           queue,
+		ConfirmShown:      !ui, // the line writer confirms; the terminal UI shows all it gets
 		Logger:            logger,
 		Version:           version,
 	})
@@ -105,6 +106,7 @@ func (c *chatCmd) run(ctx context.Context, stdin io.Reader, stdout, stderr io.Wr
 		writerDone <- nil
 	} else {
 		out := newRenderer(stdout, s.json, n)
+		out.shown = n.Shown
 		go func() { writerDone <- out.drain(queue) }()
 		queue.Emit(n.Ready())
 		loopErr = commandLoop(ctx, slash.New(n), stdin, queue)

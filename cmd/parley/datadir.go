@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"syscall"
 )
 
 // dataDirUser is a command that works in a data dir; usedDataDir is the
@@ -42,6 +43,11 @@ func (e *dataDirError) Unwrap() error { return e.err }
 // other paths (a --downloads dir elsewhere, a swarm key file) and errors
 // that name no path are returned as they are.
 func explainDataDir(dir string, err error) error {
+	if err != nil && dir != "" && errors.Is(err, syscall.ENOTDIR) {
+		if file := fileInPath(dir); file != "" {
+			return fmt.Errorf("%w; %s is a file, not a directory: move it away or choose another data dir with --data-dir", err, file)
+		}
+	}
 	if err == nil || dir == "" || !errors.Is(err, fs.ErrPermission) {
 		return err
 	}
@@ -65,6 +71,26 @@ func explainDataDir(dir string, err error) error {
 		return &dataDirError{dir: dir, checked: path, err: err}
 	}
 	return err
+}
+
+// fileInPath returns dir, or the directory above it, that exists and is
+// not a directory; "" when there is none.
+func fileInPath(dir string) string {
+	p := filepath.Clean(dir)
+	for {
+		st, err := os.Stat(p)
+		if err == nil {
+			if st.IsDir() {
+				return ""
+			}
+			return p
+		}
+		up := filepath.Dir(p)
+		if up == p {
+			return ""
+		}
+		p = up
+	}
 }
 
 // errPath is the path an error is about: of its *fs.PathError or

@@ -33,9 +33,12 @@ type flagSet struct {
 	// badValue is the first bad value of a bound setting on the command
 	// line, said as the environment and the file say theirs.
 	badValue error
-	// maxArgs is the number of positional arguments allowed after the
+	// maxArgs is the number of positional arguments allowed among the
 	// flags (0 for most subcommands).
 	maxArgs int
+	// args are the positional arguments, in order, wherever they stood
+	// among the flags (parley send FILE --to PEER works as croc's order).
+	args []string
 }
 
 // bound is one setting of the table tied to where its value lands.
@@ -110,19 +113,27 @@ func envName(flagName string) string {
 }
 
 // parse parses args, then fills flags not given from the environment.
+// Positional arguments may stand before, between or after the flags;
+// after "--" everything is positional.
 func (f *flagSet) parse(args []string, stdout io.Writer) error {
-	if err := f.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			f.usage(stdout)
-			return errHelp
+	rest := args
+	for {
+		if err := f.Parse(rest); err != nil {
+			return f.parseError(err, stdout)
 		}
-		if f.badValue != nil {
-			return usageError{f.badValue}
+		left := f.Args()
+		if len(left) == 0 {
+			break
 		}
-		return usageError{fmt.Errorf("%w; run 'parley %s -h' for the flags", err, f.Name())}
+		if consumed := len(rest) - len(left); consumed > 0 && rest[consumed-1] == "--" {
+			f.args = append(f.args, left...)
+			break
+		}
+		f.args = append(f.args, left[0])
+		rest = left[1:]
 	}
-	if f.NArg() > f.maxArgs {
-		return usageError{fmt.Errorf("unexpected argument %q; run 'parley %s -h' for the flags", f.Arg(f.maxArgs), f.Name())}
+	if len(f.args) > f.maxArgs {
+		return usageError{fmt.Errorf("unexpected argument %q; run 'parley %s -h' for the flags", f.args[f.maxArgs], f.Name())}
 	}
 	f.Visit(func(fl *flag.Flag) { f.set[fl.Name] = true })
 	var err error
@@ -132,6 +143,27 @@ func (f *flagSet) parse(args []string, stdout io.Writer) error {
 		}
 	})
 	return err
+}
+
+// parseError turns an error of the flag package into what parse returns:
+// errHelp after printing the usage for -h, the bad value of a setting,
+// or the flag package's complaint said with the flag as -h lists it
+// ("--frobnicate", not "-frobnicate").
+func (f *flagSet) parseError(err error, stdout io.Writer) error {
+	if errors.Is(err, flag.ErrHelp) {
+		f.usage(stdout)
+		return errHelp
+	}
+	if f.badValue != nil {
+		return usageError{f.badValue}
+	}
+	msg := err.Error()
+	if name, ok := strings.CutPrefix(msg, "flag provided but not defined: "); ok {
+		msg = "unknown flag --" + strings.TrimLeft(name, "-")
+	} else if name, ok := strings.CutPrefix(msg, "flag needs an argument: "); ok {
+		msg = "--" + strings.TrimLeft(name, "-") + " needs a value"
+	}
+	return usageError{fmt.Errorf("%s; run 'parley %s -h' for the flags", msg, f.Name())}
 }
 
 // fromEnv sets fl from its environment variable, if that is set.

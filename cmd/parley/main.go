@@ -47,7 +47,9 @@ func main() {
 	// within shutdownTimeout. The node's services do not run on ctx: they
 	// run until node.Close (see node.New).
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	stopProfile := startProfile(os.Stderr)
 	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	stopProfile()
 	stop()
 	os.Exit(code)
 }
@@ -98,6 +100,9 @@ func (f commandFunc) run(_ context.Context, _ io.Reader, stdout, _ io.Writer) er
 // flags and arguments. It runs nothing: no node, no key, no file written,
 // beyond the usage text that -h prints to stdout.
 func parseCommandLine(args []string, stdout io.Writer) (command, error) {
+	if len(args) == 1 && isHelpFlag(args[0]) {
+		args = []string{"help"} // parley --help lists the commands, as parley help does
+	}
 	sub := "chat"
 	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
 		sub, args = args[0], args[1:]
@@ -123,6 +128,9 @@ func parseCommandLine(args []string, stdout io.Writer) (command, error) {
 			return err
 		}), nil
 	case "help":
+		if len(args) == 1 && args[0] != "help" {
+			return parseCommandLine([]string{args[0], "-h"}, stdout) // parley help send
+		}
 		return commandFunc(func(stdout io.Writer) error {
 			printUsage(stdout)
 			return nil
@@ -141,6 +149,16 @@ func asCommand[C command](c C, err error) (command, error) {
 	return c, nil
 }
 
+// isHelpFlag reports whether arg asks for help as the flag package
+// understands it.
+func isHelpFlag(arg string) bool {
+	switch arg {
+	case "-h", "--h", "-help", "--help":
+		return true
+	}
+	return false
+}
+
 func printUsage(w io.Writer) {
 	_, _ = fmt.Fprint(w, `usage: parley [command] [flags]
 
@@ -153,9 +171,11 @@ commands:
   keygen    --swarm-key FILE: write a new private-network swarm key
   bench     run the benchmark suite on loopback and print a table (docs/BENCHMARKS.md)
   version   print the version
-  help      this text
+  help      this text; 'parley help COMMAND' lists a command's flags
 
-Run 'parley chat -h' for the flags.
+Run 'parley' to start chatting (type /help inside). 'parley chat -h' lists the chat flags,
+'parley send -h' those of send, and so on. Received files go to DATA_DIR/downloads
+('parley id' prints DATA_DIR); --downloads DIR or downloads = "DIR" in config.toml moves them.
 `)
 }
 

@@ -5,7 +5,10 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"time"
+
+	"github.com/charmbracelet/x/term"
 
 	slash "github.com/parley-chat/parley/command"
 	"github.com/parley-chat/parley/events"
@@ -23,6 +26,13 @@ type renderer struct {
 	// lastProgress throttles progress lines for people to one a second
 	// per transfer (JSON mode gets every event).
 	lastProgress map[string]time.Time
+	// shown, when set, is told of every event once it is written out and
+	// flushed (node.Config.ConfirmShown).
+	shown func(events.Event)
+	// inPlace: w is a terminal, so a progress line is redrawn where it
+	// stands instead of adding a line each time; open says the cursor
+	// still stands at the end of one (no line break written yet).
+	inPlace, open bool
 }
 
 // humanProgressEvery is the least time between two progress lines of one
@@ -30,7 +40,11 @@ type renderer struct {
 const humanProgressEvery = time.Second
 
 func newRenderer(w io.Writer, json bool, namer present.Namer) *renderer {
-	return &renderer{w: bufio.NewWriter(w), json: json, namer: namer, lastProgress: make(map[string]time.Time)}
+	r := &renderer{w: bufio.NewWriter(w), json: json, namer: namer, lastProgress: make(map[string]time.Time)}
+	if f, ok := w.(*os.File); ok && !json && term.IsTerminal(f.Fd()) {
+		r.inPlace = true
+	}
+	return r
 }
 
 // skip reports whether a human-mode progress line is too soon after the
@@ -45,6 +59,20 @@ func (r *renderer) skip(e events.Event) bool {
 		delete(r.lastProgress, e.TransferID)
 	case events.FileFailed:
 		delete(r.lastProgress, e.TransferID)
+	case events.DMStatus:
+		// Line mode shows a private message queued (or why it waits),
+		// then delivered or failed: "sent" is only a step between.
+		return e.State == events.DMSent && e.Reason == ""
+	}
+	return false
+}
+
+// isProgress reports whether e is a progress line, which a terminal shows
+// in place.
+func isProgress(e events.Event) bool {
+	switch e.(type) {
+	case events.FileProgress, events.FileHashing:
+		return true
 	}
 	return false
 }
@@ -71,12 +99,20 @@ func (r *renderer) drain(q *events.Queue) error {
 	for {
 		e, ok := q.Next(ctx)
 		if !ok {
+			if r.open {
+				_, _ = io.WriteString(r.w, "\n") // a write error shows in Flush
+				r.open = false
+			}
 			if err := r.w.Flush(); err != nil && firstErr == nil {
 				firstErr = err
 			}
 			return firstErr
 		}
-		if err := r.write(e); err != nil && firstErr == nil {
+		err := r.write(e)
+		if err == nil && r.shown != nil {
+			r.shown(e)
+		}
+		if err != nil && firstErr == nil {
 			firstErr = fmt.Errorf("write event: %w", err)
 		}
 	}
@@ -97,10 +133,28 @@ func (r *renderer) write(e events.Event) error {
 		}
 	} else if r.skip(e) {
 		return nil
-	} else if _, err := io.WriteString(r.w, r.humanLine(e)+"\n"); err != nil {
+	} else if err := r.writeHuman(e); err != nil {
 		return err
 	}
 	return r.w.Flush()
+}
+
+// writeHuman writes e's line for people; on a terminal a progress line
+// replaces the one before it, and the next other line starts below it.
+func (r *renderer) writeHuman(e events.Event) error {
+	line := r.humanLine(e)
+	switch {
+	case r.inPlace && isProgress(e):
+		line = "\r\x1b[K" + line
+		r.open = true
+	case r.open:
+		line = "\n" + line + "\n"
+		r.open = false
+	default:
+		line += "\n"
+	}
+	_, err := io.WriteString(r.w, line)
+	return err
 }
 
 // humanLine renders an event for people (package present).

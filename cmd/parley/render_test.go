@@ -108,3 +108,61 @@ func TestEscapesInEveryRenderedField(t *testing.T) {
 		t.Fatalf("multi-line message rendered as %q", lines)
 	}
 }
+
+// TestLineModeCompact: line mode shows a private message queued and
+// delivered, not the "sent" step between (a reason to wait is shown in
+// any state); on a terminal progress lines replace each other and the
+// next line starts below the last; elsewhere each is a line of its own.
+func TestLineModeCompact(t *testing.T) {
+	var b strings.Builder
+	r := newRenderer(&b, false, nil)
+	for _, e := range []events.Event{
+		events.DMStatus{ID: "m1", State: events.DMQueued},
+		events.DMStatus{ID: "m1", State: events.DMSent},
+		events.DMStatus{ID: "m1", State: events.DMSent, Reason: events.DMWaitInterrupted, Detail: "broke"},
+		events.DMStatus{ID: "m1", State: events.DMDelivered},
+	} {
+		if err := r.write(e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := b.String()
+	if strings.Count(got, "\n") != 3 || strings.Contains(got, ": sent)") || !strings.Contains(got, ": delivered)") {
+		t.Errorf("DM states rendered as:\n%s", got)
+	}
+
+	progress := []events.Event{
+		events.FileProgress{TransferID: "t1", Direction: "send", Bytes: 0, Size: 10},
+		events.FileProgress{TransferID: "t1", Direction: "send", Bytes: 10, Size: 10},
+		events.FileDone{TransferID: "t1", Path: "f", Size: 10},
+	}
+	for _, tc := range []struct {
+		inPlace bool
+		want    string
+	}{
+		{false, "  t1 send [--------------------]   0% 0 B/10 B\n  t1 send [####################] 100% 10 B/10 B\n* file t1 done"},
+		{true, "\r\x1b[K  t1 send [--------------------]   0% 0 B/10 B\r\x1b[K  t1 send [####################] 100% 10 B/10 B\n* file t1 done"},
+	} {
+		b.Reset()
+		r := newRenderer(&b, false, nil)
+		r.inPlace = tc.inPlace
+		for _, e := range progress {
+			if err := r.write(e); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if !strings.HasPrefix(b.String(), tc.want) || !strings.HasSuffix(b.String(), "\n") {
+			t.Errorf("in place %v: %q, want it to start with %q", tc.inPlace, b.String(), tc.want)
+		}
+	}
+	// A progress line left open is ended when the output ends.
+	b.Reset()
+	r = newRenderer(&b, false, nil)
+	r.inPlace = true
+	q := events.NewQueue(4)
+	q.Emit(progress[0])
+	q.Close()
+	if err := r.drain(q); err != nil || !strings.HasSuffix(b.String(), "\n") {
+		t.Errorf("drain left %q, %v", b.String(), err)
+	}
+}

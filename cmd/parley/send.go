@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"time"
 
@@ -13,7 +14,9 @@ import (
 	"github.com/parley-chat/parley/events"
 	"github.com/parley-chat/parley/node"
 	"github.com/parley-chat/parley/overlay"
+	"github.com/parley-chat/parley/present"
 	"github.com/parley-chat/parley/transfer"
+	"github.com/parley-chat/parley/trust"
 )
 
 // sendConnectTimeout bounds reaching the recipient of parley send.
@@ -36,11 +39,24 @@ func parseSend(args []string, stdout io.Writer) (*sendCmd, error) {
 	if err := c.fs.parse(args, stdout); err != nil {
 		return nil, err
 	}
-	if c.to == "" || c.fs.NArg() != 1 {
+	if c.to == "" || len(c.fs.args) != 1 {
 		return nil, usageError{errors.New("usage: parley send [flags] --to PEER PATH")}
 	}
-	c.path = c.fs.Arg(0)
+	c.path = c.fs.args[0]
 	return c, nil
+}
+
+// checkSendFile fails early, before any node starts, when path is not a
+// file that can be sent.
+func checkSendFile(path string) error {
+	st, err := os.Stat(path)
+	if err != nil {
+		return fmt.Errorf("send %s: %w", path, err)
+	}
+	if st.IsDir() {
+		return usageError{fmt.Errorf("send %s: is a directory; parley send sends one file (pack a directory with tar or zip first)", path)}
+	}
+	return nil
 }
 
 // run is `parley send --to PEER PATH`: start a node, offer one file,
@@ -49,6 +65,9 @@ func parseSend(args []string, stdout io.Writer) (*sendCmd, error) {
 // chat (--json for JSON lines).
 func (c *sendCmd) run(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer) error {
 	s, fs, to, path := &c.settings, c.fs, c.to, c.path
+	if err := checkSendFile(path); err != nil {
+		return err
+	}
 	logger, id, err := s.prepare(fs, stdin, stderr, stderr)
 	if err != nil {
 		return err
@@ -91,7 +110,11 @@ func (c *sendCmd) run(ctx context.Context, stdin io.Reader, stdout, stderr io.Wr
 	go func() { writerDone <- out.drain(queue) }()
 	queue.Emit(n.Ready())
 
-	sendErr := sendOne(ctx, n, target, path)
+	var say func(string)
+	if !s.json {
+		say = func(text string) { queue.Emit(events.Info{Text: text}) }
+	}
+	sendErr := sendOne(ctx, n, target, path, s.rooms, say)
 
 	closeErr := shutdown(n.Close, queue, writerDone)
 	if sendErr != nil {
@@ -100,25 +123,53 @@ func (c *sendCmd) run(ctx context.Context, stdin io.Reader, stdout, stderr io.Wr
 	return closeErr
 }
 
-func sendOne(ctx context.Context, n *node.Node, target, path string) error {
-	if p, err := peer.Decode(target); err == nil {
-		cctx, cancel := context.WithTimeout(ctx, sendConnectTimeout)
-		err := n.Host().Connect(cctx, peer.AddrInfo{ID: p})
-		cancel()
-		if err != nil {
-			return fmt.Errorf("cannot reach %s: %w; give its address as --to MULTIADDR/p2p/ID or use --peer/--bootstrap", target, err)
-		}
-	}
-	to, err := n.ResolvePeer(target)
+// sendOne offers path to target and waits until the transfer ends. say,
+// when not nil, tells a person what the command waits for.
+func sendOne(ctx context.Context, n *node.Node, target, path string, rooms []string, say func(string)) error {
+	to, err := resolveRecipient(ctx, n, target, rooms)
 	if err != nil {
 		return fmt.Errorf("send %s: %w", path, err)
+	}
+	if err := n.Reach(ctx, to); err != nil {
+		return fmt.Errorf("send %s: %w; give the recipient's address as --to MULTIADDR/p2p/ID, or a --peer or --bootstrap both of you use", path, err)
 	}
 	tid, err := n.Offer(ctx, to, path)
 	if err != nil {
 		return fmt.Errorf("send %s: %w", path, err)
 	}
+	if say != nil {
+		say(present.SendWaiting(path, present.MemberBy(n, to), tid))
+	}
 	if _, err := n.WaitTransfer(ctx, tid); err != nil {
+		if ctx.Err() != nil {
+			return fmt.Errorf("send %s (transfer %s): stopped; run the same command again to resume where it stopped", path, present.ShortID(tid))
+		}
 		return fmt.Errorf("send %s (transfer %s): %w", path, tid, err)
 	}
 	return nil
+}
+
+// resolveRecipient turns --to into a peer ID. A nick this node has never
+// seen is looked up among the members of the --room rooms (the lobby by
+// default): the node joins them and waits for the nick to be announced.
+func resolveRecipient(ctx context.Context, n *node.Node, target string, rooms []string) (peer.ID, error) {
+	to, err := n.ResolvePeer(target)
+	if err == nil || !errors.Is(err, trust.ErrUnknownPeer) {
+		return to, err
+	}
+	if len(rooms) == 0 {
+		rooms = []string{node.DefaultRoom}
+	}
+	for _, r := range rooms {
+		if _, err := n.Join(ctx, r); err != nil {
+			return "", fmt.Errorf("look up %q in room %s: %w", target, r, err)
+		}
+	}
+	wctx, cancel := context.WithTimeout(ctx, sendConnectTimeout)
+	defer cancel()
+	to, err = n.ResolvePeerWait(wctx, target)
+	if err != nil && errors.Is(err, trust.ErrUnknownPeer) {
+		return "", fmt.Errorf("%w (waited %v in %s); check the nick, or give a peer ID", err, sendConnectTimeout, strings.Join(rooms, ", "))
+	}
+	return to, err
 }

@@ -59,8 +59,8 @@ type setting struct {
 	merge bool
 	// fromFile turns a config.toml value into what the flag takes.
 	fromFile func(v, dataDir string) string
-	// serve replaces def and usage for parley serve.
-	serve *variant
+	// serve replaces def and usage for parley serve; id for parley id.
+	serve, id *variant
 	// bind returns the value the setting parses into, in s.
 	bind func(s *settings) flag.Value
 }
@@ -71,14 +71,20 @@ type variant struct{ def, usage string }
 
 // forCommand is the setting as cmd has it.
 func (s setting) forCommand(cmd cmdSet) setting {
-	if cmd != cmdServe || s.serve == nil {
+	v := s.serve
+	if cmd == cmdID {
+		v = s.id
+	} else if cmd != cmdServe {
+		v = nil
+	}
+	if v == nil {
 		return s
 	}
-	if s.serve.def != "" {
-		s.def = s.serve.def
+	if v.def != "" {
+		s.def = v.def
 	}
-	if s.serve.usage != "" {
-		s.usage = s.serve.usage
+	if v.usage != "" {
+		s.usage = v.usage
 	}
 	return s
 }
@@ -136,9 +142,10 @@ func settingTable() []setting {
 		{flag: "nick", arg: "NICK", key: "nick", in: chatNodes, file: chatNodes,
 			usage: "nickname, 1-32 printable characters (parley chat saves it in config.toml)",
 			bind:  func(s *settings) flag.Value { return nickOf(&s.nick) }},
-		{flag: "listen", arg: "MULTIADDR", key: "listen", in: allNodes, file: allNodes,
+		{flag: "listen", arg: "MULTIADDR", key: "listen", in: allNodes | cmdID, file: allNodes,
 			usage: "listen on this address (repeatable; replaces the default of all interfaces, random ports)",
 			serve: &variant{usage: "listen on this address (repeatable; default TCP and QUIC on port " + strconv.Itoa(node.ServePort) + " on every interface)"},
+			id:    &variant{usage: "print the addresses peers can dial you at when chat listens here, e.g. /ip4/0.0.0.0/tcp/4001 (repeatable)"},
 			bind:  func(s *settings) flag.Value { return listenOf(&s.listen) }},
 		{flag: "announce", arg: "MULTIADDR", in: cmdServe,
 			usage: "advertise this address instead of the listen addresses, e.g. a public address in front of a 1:1 NAT (repeatable)",

@@ -283,9 +283,15 @@ func (x *Message) GetSentAtMs() int64 {
 type Ack struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// id echoes Message.id.
-	Id            []byte     `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	Status        Ack_Status `protobuf:"varint,2,opt,name=status,proto3,enum=parley.dm.v1.Ack_Status" json:"status,omitempty"`
-	Reason        Ack_Reason `protobuf:"varint,3,opt,name=reason,proto3,enum=parley.dm.v1.Ack_Reason" json:"reason,omitempty"`
+	Id     []byte     `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Status Ack_Status `protobuf:"varint,2,opt,name=status,proto3,enum=parley.dm.v1.Ack_Status" json:"status,omitempty"`
+	Reason Ack_Reason `protobuf:"varint,3,opt,name=reason,proto3,enum=parley.dm.v1.Ack_Reason" json:"reason,omitempty"`
+	// retry_after_ms, on a BUSY ack, is how long the sender should wait
+	// before it sends this message again, in milliseconds (at most 60000).
+	// On the last BUSY ack of a stream it covers every message refused on
+	// that stream, so a sender that waits it out gets them all accepted.
+	// 0 (an older recipient): the sender waits its minimum retry interval.
+	RetryAfterMs  uint32 `protobuf:"varint,4,opt,name=retry_after_ms,json=retryAfterMs,proto3" json:"retry_after_ms,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -339,6 +345,13 @@ func (x *Ack) GetReason() Ack_Reason {
 		return x.Reason
 	}
 	return Ack_REASON_UNSPECIFIED
+}
+
+func (x *Ack) GetRetryAfterMs() uint32 {
+	if x != nil {
+		return x.RetryAfterMs
+	}
+	return 0
 }
 
 // OutboxRecord is an outgoing message in bucket "dm/outbox" (local only).
@@ -565,11 +578,12 @@ const file_dm_proto_rawDesc = "" +
 	"\x04text\x18\x02 \x01(\tR\x04text\x12\x12\n" +
 	"\x04nick\x18\x03 \x01(\tR\x04nick\x12\x1c\n" +
 	"\n" +
-	"sent_at_ms\x18\x04 \x01(\x03R\bsentAtMs\"\xa1\x03\n" +
+	"sent_at_ms\x18\x04 \x01(\x03R\bsentAtMs\"\xc7\x03\n" +
 	"\x03Ack\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\fR\x02id\x120\n" +
 	"\x06status\x18\x02 \x01(\x0e2\x18.parley.dm.v1.Ack.StatusR\x06status\x120\n" +
-	"\x06reason\x18\x03 \x01(\x0e2\x18.parley.dm.v1.Ack.ReasonR\x06reason\"Y\n" +
+	"\x06reason\x18\x03 \x01(\x0e2\x18.parley.dm.v1.Ack.ReasonR\x06reason\x12$\n" +
+	"\x0eretry_after_ms\x18\x04 \x01(\rR\fretryAfterMs\"Y\n" +
 	"\x06Status\x12\x16\n" +
 	"\x12STATUS_UNSPECIFIED\x10\x00\x12\x11\n" +
 	"\rSTATUS_STORED\x10\x01\x12\x13\n" +

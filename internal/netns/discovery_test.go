@@ -192,6 +192,6 @@ func TestNATPeersMeetThroughRelay(t *testing.T) {
 	}
 	t.Logf("hole punching upgraded the relayed connection to direct: %v", upgraded)
 	if !upgraded {
-		t.Logf("(expected here: libp2p only punches holes with public addresses, and this lab uses private ranges only)")
+		t.Logf("(expected here: libp2p only punches holes with public addresses, and this lab uses private ranges only; TestNATHolePunchUpgradesRelayedConnection punches with public ones)")
 	}
 }

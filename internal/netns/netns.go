@@ -190,23 +190,39 @@ func (ns *NS) Forward() {
 }
 
 // Masquerade makes the namespace a NAT: connections forwarded out of
-// iface get its address (nftables masquerade), and nothing from iface is
-// forwarded inside unless it belongs to a connection started inside.
-func (ns *NS) Masquerade(iface string) {
+// iface get its address (nftables masquerade, which keeps the source port
+// when it is free: endpoint-independent mapping), and nothing from iface
+// is forwarded inside unless it belongs to a connection started inside.
+// Unsolicited packets to the NAT itself are dropped silently, as home
+// routers do: answered (ICMP) or left in conntrack, they would take the
+// port a hole punch is about to map.
+func (ns *NS) Masquerade(iface string) { ns.masquerade(iface, "") }
+
+// MasqueradeSymmetric is Masquerade with a fresh random source port for
+// every connection (nftables "fully-random"): the mapping depends on the
+// destination, as a symmetric NAT's does, so hole punching cannot work.
+func (ns *NS) MasqueradeSymmetric(iface string) { ns.masquerade(iface, " fully-random") }
+
+func (ns *NS) masquerade(iface, flags string) {
 	ns.lab.t.Helper()
 	RequireNFT(ns.lab.t)
 	rules := fmt.Sprintf(`table ip parleynat {
 	chain post {
 		type nat hook postrouting priority srcnat; policy accept;
-		oifname %q masquerade
+		oifname %q masquerade%s
 	}
 	chain guard {
 		type filter hook forward priority filter; policy accept;
 		iifname %q ct state established,related accept
 		iifname %q drop
 	}
+	chain in {
+		type filter hook input priority filter; policy accept;
+		iifname %q ct state established,related accept
+		iifname %q drop
+	}
 }
-`, iface, iface, iface)
+`, iface, flags, iface, iface, iface, iface)
 	f, err := os.CreateTemp("", "parley-nft-*.conf")
 	if err != nil {
 		ns.lab.t.Fatal(err)

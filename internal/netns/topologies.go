@@ -72,23 +72,34 @@ type NATs struct {
 }
 
 // NATs builds the NAT topology (needs nftables).
-func (l *Lab) NATs() *NATs {
+func (l *Lab) NATs() *NATs { return l.nats("10.79.0", false) }
+
+// PublicNATs is the NAT topology with an internet of globally routable
+// addresses, 11.79.0.0/24 (Public 11.79.0.10, the NATs .1 and .2), so
+// that libp2p treats the NATs' addresses as public and hole punching
+// (DCUtR) can run; it only punches with public addresses. Nothing leaves
+// the lab: no namespace has a route out, and the machine's own interfaces
+// are never touched. symmetric makes both NATs symmetric (a random port
+// per connection, MasqueradeSymmetric), so that punching cannot work.
+func (l *Lab) PublicNATs(symmetric bool) *NATs { return l.nats("11.79.0", symmetric) }
+
+func (l *Lab) nats(internet string, symmetric bool) *NATs {
 	l.t.Helper()
 	RequireNFT(l.t)
 	n := &NATs{
 		Internet: l.Bridge("inet"),
 		Public:   l.NS("pub"), NATA: l.NS("nata"), NATB: l.NS("natb"), A: l.NS("a"), B: l.NS("b"),
-		PublicAddr: "10.79.0.10", AddrA: "172.16.1.2", AddrB: "172.16.2.2",
-		NATAddrA: "10.79.0.1", NATAddrB: "10.79.0.2",
+		PublicAddr: internet + ".10", AddrA: "172.16.1.2", AddrB: "172.16.2.2",
+		NATAddrA: internet + ".1", NATAddrB: internet + ".2",
 	}
 	n.Internet.Attach(n.Public, n.PublicAddr+"/24")
-	n.natted(n.NATA, n.A, n.NATAddrA, "172.16.1.1", n.AddrA, "la")
-	n.natted(n.NATB, n.B, n.NATAddrB, "172.16.2.1", n.AddrB, "lb")
+	n.natted(n.NATA, n.A, n.NATAddrA, "172.16.1.1", n.AddrA, "la", symmetric)
+	n.natted(n.NATB, n.B, n.NATAddrB, "172.16.2.1", n.AddrB, "lb", symmetric)
 	return n
 }
 
 // natted puts host on a LAN of its own behind nat.
-func (n *NATs) natted(nat, host *NS, wanAddr, lanAddr, hostAddr, role string) {
+func (n *NATs) natted(nat, host *NS, wanAddr, lanAddr, hostAddr, role string, symmetric bool) {
 	l := nat.lab
 	l.t.Helper()
 	wan := n.Internet.Attach(nat, wanAddr+"/24")
@@ -96,6 +107,10 @@ func (n *NATs) natted(nat, host *NS, wanAddr, lanAddr, hostAddr, role string) {
 	lan.Attach(nat, lanAddr+"/24")
 	lan.Attach(host, hostAddr+"/24")
 	nat.Forward()
-	nat.Masquerade(wan)
+	if symmetric {
+		nat.MasqueradeSymmetric(wan)
+	} else {
+		nat.Masquerade(wan)
+	}
 	host.Route("default", lanAddr)
 }

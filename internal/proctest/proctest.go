@@ -109,7 +109,8 @@ func Start(t testing.TB, bin, name string, args ...string) *Peer {
 	return start(t, bin, name, append([]string{"--json"}, args...))
 }
 
-// StartCommand is Start for a subcommand: bin sub --json args.
+// StartCommand is Start for a subcommand (serve, send): `bin sub --json
+// args...`.
 func StartCommand(t testing.TB, bin, name, sub string, args ...string) *Peer {
 	t.Helper()
 	return start(t, bin, name, append([]string{sub, "--json"}, args...))
