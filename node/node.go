@@ -29,6 +29,7 @@ import (
 	"github.com/parley-chat/parley/dm"
 	"github.com/parley-chat/parley/events"
 	"github.com/parley-chat/parley/identity"
+	"github.com/parley-chat/parley/mailbox"
 	"github.com/parley-chat/parley/overlay"
 	"github.com/parley-chat/parley/rooms"
 	"github.com/parley-chat/parley/store"
@@ -72,6 +73,15 @@ type Config struct {
 	// DM tunes the direct-message service; Host, DB, Emitter, Logger,
 	// Nick and OnNick are set by the node.
 	DM dm.Config
+	// Mailbox tunes offline delivery (sealed deposits, package mailbox);
+	// Host, DB, Key, Outbox, Emitter, Logger, Nick and Eligible are set
+	// by the node.
+	Mailbox mailbox.Config
+	// HoldMailboxes runs a mailbox holder for other peers, with the
+	// quotas and expiry of Holder (Host, DB and Logger set by the node).
+	// `parley chat --hold-mailboxes`; off by default.
+	HoldMailboxes bool
+	Holder        mailbox.HolderConfig
 	// RelayForOwnPeople runs a circuit relay v2 service with
 	// overlay.ChatRelayResources for the peers online in a room this node
 	// has joined and the trusted peers, never for strangers: a peer must
@@ -107,7 +117,10 @@ type Node struct {
 	dm       *dm.Service
 	rooms    *rooms.Service
 	transfer *transfer.Service
-	own      ownPeople // the relay service's policy; set as the services start
+	holder   *mailbox.Holder // nil unless Config.HoldMailboxes
+	// courier is set once during New; the event loop reads it meanwhile.
+	courier atomic.Pointer[mailbox.Courier]
+	own     ownPeople // the relay service's policy; set as the services start
 
 	// internal receives the services' events; loop (owned by New and
 	// Close) reacts to them and passes them on to emit.
@@ -202,6 +215,9 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 	if err := n.startDM(ctx); err != nil {
 		return nil, errors.Join(err, n.Close())
 	}
+	if err := n.startMailbox(ctx); err != nil {
+		return nil, errors.Join(err, n.Close())
+	}
 	if err := n.startTransfer(ctx); err != nil {
 		return nil, errors.Join(err, n.Close())
 	}
@@ -289,6 +305,9 @@ func (n *Node) loop() {
 		case rooms.FileShared:
 			n.onFileShare(e)
 			continue // reported by transfer as a file_offer
+		}
+		if c := n.courier.Load(); c != nil {
+			c.Observe(e)
 		}
 		n.passOn(e)
 	}
@@ -381,6 +400,7 @@ func (n *Node) Close() error {
 				errs = append(errs, err)
 			}
 		}
+		errs = append(errs, n.closeMailbox()...)
 		if n.dm != nil {
 			if err := n.dm.Close(); err != nil {
 				errs = append(errs, err)
