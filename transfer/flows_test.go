@@ -105,7 +105,7 @@ func (f *fakeSender) serve(str network.Stream) {
 				if f.chunk != nil {
 					n, payload = f.chunk(i, data)
 				}
-				if _, err := str.Write(append(appendChunkHeader(nil, uint32(i), n), payload...)); err != nil {
+				if _, err := str.Write(append(appendChunkHeader(nil, uint32(i), n, nil), payload...)); err != nil {
 					return
 				}
 			}
