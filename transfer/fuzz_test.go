@@ -219,3 +219,44 @@ func TestReadFrameTruncatedIsNotProtocolError(t *testing.T) {
 		}
 	}
 }
+
+// FuzzCommitment feeds a sender's commitment (a Manifest from the wire) to
+// the recipient's checks of a transfer offered without a hash: decoding,
+// check against its own hash, then matchCommitment against the chunk
+// hashes the recipient verified. None may panic, and a commitment that
+// passes must agree with every verified chunk hash.
+func FuzzCommitment(f *testing.F) {
+	data := bytes.Repeat([]byte("parley"), 20000)
+	good, err := buildManifest(context.Background(), bytes.NewReader(data), int64(len(data)), MinChunkSize, nil)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(uint64(good.size), uint32(good.chunkSize), good.hash[:], good.cvs, []byte{0xff})
+	f.Add(uint64(good.size), uint32(MinChunkSize), make([]byte, HashSize), make([]byte, len(good.cvs)), []byte{1})
+	f.Add(uint64(0), uint32(MinChunkSize), []byte{}, []byte{}, []byte{})
+	f.Fuzz(func(t *testing.T, size uint64, chunkSize uint32, hash, cvs, verified []byte) {
+		c, err := manifestFromWire(&pb.Manifest{Size: size, ChunkSize: chunkSize, Hash: hash, ChunkHashes: cvs})
+		if err != nil || c.check(c.size, c.hash) != nil {
+			return
+		}
+		open := newOpenManifest(good.size, good.chunkSize)
+		open.sent = nil
+		copy(open.cvs, good.cvs)
+		bm := newBitmap(open.numChunks())
+		copy(bm, verified)
+		for i := open.numChunks(); i < len(bm)*8; i++ {
+			bm.clear(i)
+		}
+		if open.matchCommitment(c, bm) != nil {
+			return
+		}
+		if c.size != open.size || c.chunkSize != open.chunkSize {
+			t.Fatalf("commitment of another layout passed: %d/%d", c.size, c.chunkSize)
+		}
+		for i := range open.numChunks() {
+			if bm.has(i) && !bytes.Equal(c.chunkHash(i), good.chunkHash(i)) {
+				t.Fatalf("commitment passed with another hash for verified chunk %d", i)
+			}
+		}
+	})
+}
