@@ -187,7 +187,7 @@ func chooseChunkSize(size, want int64) (int64, error) {
 // of chunkSize: a power of two from MinChunkSize to MaxChunkSize, at most
 // MaxChunks chunks.
 func validLayout(size, chunkSize int64) bool {
-	return chunkSize >= MinChunkSize && chunkSize <= MaxChunkSize && bits.OnesCount64(uint64(chunkSize)) == 1 &&
+	return chunkSize >= MinChunkSize && chunkSize <= MaxChunkSize && bits.OnesCount64(uint64(chunkSize)) == 1 && // #nosec G115 -- chunkSize >= MinChunkSize here
 		size >= 0 && size <= MaxSize && numChunksFor(size, chunkSize) <= MaxChunks
 }
 

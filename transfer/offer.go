@@ -200,10 +200,11 @@ func (s *Service) newSource(abs string, st os.FileInfo) (*transfer, int64, error
 	return t, cs, nil
 }
 
-// startHashing registers t, stores its record (state hashing, no
-// manifest: a node that stops before the hash is done fails it at the
-// next start, see fromRecord) and hashes it on a goroutine of the
-// service.
+// startHashing registers t and offers or hashes it on a goroutine of the
+// service (hashAndOffer). A file that is hashed first has its record
+// stored now, in state hashing with no manifest: a node that stops before
+// the hash is done fails it at the next start, see fromRecord. An offer
+// sent unhashed is stored once, just before it goes out.
 func (s *Service) startHashing(t *transfer, chunkSize int64) error {
 	s.mu.Lock()
 	if s.closed {
@@ -212,7 +213,9 @@ func (s *Service) startHashing(t *transfer, chunkSize int64) error {
 	}
 	s.transfers[t.id] = t
 	s.mu.Unlock()
-	s.save(t)
+	if t.share {
+		s.save(t)
+	}
 	if !s.goSafe(func() { s.hashAndOffer(t, chunkSize) }) {
 		s.drop(t)
 		return ErrClosed
@@ -239,6 +242,7 @@ func (s *Service) hashAndOffer(t *transfer, chunkSize int64) {
 			return
 		}
 		s.log.Debug("transfer: peer speaks only "+string(IDv1)+": hashing before the offer", "id", t.id, "peer", t.peer)
+		s.save(t)
 	}
 	man, err := s.hashFile(t, chunkSize)
 	if err != nil && s.ctx.Err() != nil {

@@ -683,8 +683,14 @@ func (p *puller) commit(verified bitmap) error {
 		return err
 	}
 	s.mu.Lock()
-	t.man, t.hash = m, m.hash
+	ended := t.state.Terminal()
+	if !ended {
+		t.man, t.hash = m, m.hash
+	}
 	s.mu.Unlock()
+	if ended {
+		return fmt.Errorf("%w: transfer %s ended", ErrState, t.id)
+	}
 	if err := s.saveWithManifest(t); err != nil {
 		return fmt.Errorf("%w: %w", errDisk, err)
 	}

@@ -351,12 +351,15 @@ func (s *Service) commit(str network.Stream, f *os.File, t *transfer, open *mani
 		h(t.id, man)
 	}
 	s.mu.Lock()
-	if t.man == open {
+	adopted := t.man == open // else ended meanwhile, or committed by another stream
+	if adopted {
 		t.man, t.hash = man, man.hash
 	}
 	s.mu.Unlock()
-	if err := s.saveWithManifest(t); err != nil {
-		s.log.Warn("transfer: store manifest", "id", t.id, "err", err)
+	if adopted {
+		if err := s.saveWithManifest(t); err != nil {
+			s.log.Warn("transfer: store manifest", "id", t.id, "err", err)
+		}
 	}
 	s.log.Debug("transfer: committed", "id", t.id, "peer", t.peer)
 	return man, nil
