@@ -288,6 +288,11 @@ func (s *Service) serveGets(str network.Stream, br *bufio.Reader, t *transfer, m
 			return err
 		}
 		if g.GetManifest() {
+			if man.open {
+				if man, err = s.commit(str, f, t, man); err != nil {
+					return err
+				}
+			}
 			_ = str.SetWriteDeadline(time.Now().Add(s.cfg.IdleTimeout))
 			if err := writeFrame(str, &pb.Frame{Msg: &pb.Frame_Manifest{Manifest: man.toWire()}}); err != nil {
 				return err
@@ -305,6 +310,9 @@ func (s *Service) serveGets(str network.Stream, br *bufio.Reader, t *transfer, m
 			s.progress(t, have, &lastProgress, false)
 		}
 		if err := s.sendChunks(str, f, t, man, ranges, bufs, sent); err != nil {
+			if errors.Is(err, ErrFileChanged) {
+				return s.sourceChanged(str, t, err, "")
+			}
 			return err
 		}
 		_ = str.SetReadDeadline(time.Now().Add(s.cfg.IdleTimeout))
@@ -321,6 +329,42 @@ func (s *Service) serveGets(str network.Stream, br *bufio.Reader, t *transfer, m
 	}
 }
 
+// commit answers a recipient that has every chunk of a transfer offered
+// before it was hashed and asks for the sender's commitment: it completes
+// t's open manifest (see manifest.commit), checks that the file is still
+// the one offered, stores the complete manifest with t and returns it.
+func (s *Service) commit(str network.Stream, f *os.File, t *transfer, open *manifest) (*manifest, error) {
+	man, err := open.commit(t.ctx, f)
+	if err == nil {
+		err = sameFile(f, t.size, t.modTime)
+	}
+	switch {
+	case errors.Is(err, ErrFileChanged):
+		return nil, s.sourceChanged(str, t, err, "")
+	case errors.Is(err, errDisk):
+		s.reply(str, &pb.Status{Code: pb.Code_INTERNAL, Message: "cannot read the file"})
+		return nil, err
+	case err != nil:
+		return nil, err
+	}
+	if h := s.cfg.hooks.commit; h != nil {
+		h(t.id, man)
+	}
+	s.mu.Lock()
+	adopted := t.man == open // else ended meanwhile, or committed by another stream
+	if adopted {
+		t.man, t.hash = man, man.hash
+	}
+	s.mu.Unlock()
+	if adopted {
+		if err := s.saveWithManifest(t); err != nil {
+			s.log.Warn("transfer: store manifest", "id", t.id, "err", err)
+		}
+	}
+	s.log.Debug("transfer: committed", "id", t.id, "peer", t.peer)
+	return man, nil
+}
+
 // sendDepth is how many chunk buffers, and workers, a Get stream uses:
 // one worker reads the next chunk from the file while another writes its
 // chunk to the stream.
@@ -331,6 +375,7 @@ const sendDepth = 2
 type fileChunk struct {
 	index int
 	buf   []byte
+	hash  []byte // for an open manifest: the chunk's chaining value; else nil
 }
 
 // sendChunks writes the chunks of ranges in order, each as its header and
@@ -371,9 +416,19 @@ func (s *Service) sendChunks(str network.Stream, f *os.File, t *transfer, man *m
 					return
 				}
 				n := man.chunkLen(i)
-				if _, err := f.ReadAt(buf[chunkHeaderRoom:chunkHeaderRoom+n], int64(i)*man.chunkSize); err != nil {
+				data := buf[chunkHeaderRoom : chunkHeaderRoom+n]
+				if _, err := f.ReadAt(data, int64(i)*man.chunkSize); err != nil {
 					fail(fmt.Errorf("read chunk %d: %w: %w", i, errDisk, err))
 					return
+				}
+				c := fileChunk{index: i, buf: buf}
+				if man.open { // hash as we send, while data is in this CPU's cache
+					cv := chunkCV(data, blake3Counter(i, man.chunkSize), man.numChunks() == 1)
+					if err := man.note(i, cv); err != nil {
+						fail(err)
+						return
+					}
+					c.hash = cv[:]
 				}
 				mu.Lock()
 				for written != seq && firstErr == nil {
@@ -384,7 +439,7 @@ func (s *Service) sendChunks(str network.Stream, f *os.File, t *transfer, man *m
 				if stop {
 					return
 				}
-				err := s.writeChunk(str, t, man, fileChunk{i, buf})
+				err := s.writeChunk(str, t, man, c)
 				if err == nil {
 					sent(i)
 				}
@@ -422,7 +477,7 @@ func (s *Service) writeChunk(str network.Stream, t *transfer, man *manifest, c f
 		}
 	}
 	var hdr [chunkHeaderRoom]byte
-	h := appendChunkHeader(hdr[:0], uint32(c.index), uint32(n)) // #nosec G115 -- index < MaxChunks, n <= MaxChunkSize
+	h := appendChunkHeader(hdr[:0], uint32(c.index), uint32(n), c.hash) // #nosec G115 -- index < MaxChunks, n <= MaxChunkSize
 	start := chunkHeaderRoom - len(h)
 	copy(c.buf[start:], h)
 	_ = str.SetWriteDeadline(time.Now().Add(s.cfg.IdleTimeout))
