@@ -25,15 +25,13 @@ import (
 // by it: after a restart the part file is checked against the manifest.
 const bitmapFlushInterval = 30 * time.Second
 
-// maxPendingTotal caps the offers from all peers waiting for an answer.
-const maxPendingTotal = 256
-
 // maxChunkFrame bounds the frames read between chunks: a Chunk header or a
 // Status.
 const maxChunkFrame = 1024
 
-// handleOffer records an offer from a peer and answers it.
-func (s *Service) handleOffer(from peer.ID, o *pb.Offer) *pb.Status {
+// handleOffer records an offer from a peer, which came over conn, and
+// answers it.
+func (s *Service) handleOffer(from peer.ID, conn network.Conn, o *pb.Offer) *pb.Status {
 	name, refusal := s.checkOffer(o)
 	if refusal != nil {
 		return refusal
@@ -42,6 +40,9 @@ func (s *Service) handleOffer(from peer.ID, o *pb.Offer) *pb.Status {
 	// #nosec G115 -- checkOffer refused sizes over MaxFileSize (at most MaxSize, 64 GiB)
 	t.dir, t.peer, t.name, t.size, t.state = Receive, from, name, int64(o.GetSize()), StateOffered
 	copy(t.hash[:], o.GetHash())
+	if !s.known(from) {
+		t.stranger, t.subnet = true, subnetOf(conn)
+	}
 	if err := s.checkSpace(t); err != nil {
 		return &pb.Status{Code: pb.Code_NO_SPACE, Message: "not enough free disk space"}
 	}
@@ -50,17 +51,10 @@ func (s *Service) handleOffer(from peer.ID, o *pb.Offer) *pb.Status {
 		s.mu.Unlock()
 		return &pb.Status{Code: pb.Code_DUPLICATE}
 	}
-	pending, total := 0, 0
-	for _, o := range s.transfers {
-		if o.dir == Receive && o.state == StateOffered {
-			total++
-			if o.peer == from {
-				pending++
-			}
-		}
-	}
-	if pending >= s.cfg.MaxPendingOffers || total >= maxPendingTotal {
+	if !s.offerRoom(from, !t.stranger, t.subnet) {
+		s.budget.OffersRefused++
 		s.mu.Unlock()
+		s.log.Debug("transfer: offer refused: budget full", "peer", from, "stranger", t.stranger, "subnet", t.subnet)
 		return &pb.Status{Code: pb.Code_BUSY, Message: "too many offers waiting for an answer"}
 	}
 	s.transfers[t.id] = t
