@@ -42,7 +42,7 @@ func TestRunSmoke(t *testing.T) {
 	if len(rep.Failures) > 0 {
 		t.Fatalf("failures: %v", rep.Failures)
 	}
-	want := map[string]int{"cost": 6, "dm/fsync": 3, "dm/nosync": 3, "transfer/tcp": 5, "transfer/quic": 5, "rooms/N=4": 6, "churn/N=5": 5}
+	want := map[string]int{"cost": 6, "dm/fsync": 3, "dm/nosync": 3, "transfer/tcp": 5, "transfer/quic": 5, "rooms/N=4": 7, "churn/N=5": 5}
 	got := make(map[string]int)
 	for _, r := range rep.Results {
 		got[r.Scenario]++

@@ -203,7 +203,12 @@ const (
 // after the mesh formed that was.
 type joinCost struct {
 	bytes, dropped int64
-	quietAfter     time.Duration
+	all            int64 // bytes sent on every protocol (the room sync too)
+	// seenAfter: rooms, when every member first saw every other one
+	// online, after the mesh formed; zero if not within settleMax.
+	seenAfter  time.Duration
+	seenRatio  float64 // rooms: members seen online / (N-1), averaged, at the end
+	quietAfter time.Duration
 }
 
 // settle waits at least least, then until the members sent less than
@@ -227,7 +232,38 @@ func (s *swarm) settle(ctx context.Context, least time.Duration) (joinCost, erro
 		}
 		last = now
 	}
-	return joinCost{bytes: s.counter.pubsubOut.Load(), dropped: s.dropped.Load(), quietAfter: time.Since(s.meshAt)}, nil
+	jc := joinCost{bytes: s.counter.pubsubOut.Load(), all: s.counter.out.Load(), dropped: s.dropped.Load(), quietAfter: time.Since(s.meshAt)}
+	if s.kind == kindRooms {
+		for time.Now().Before(deadline) {
+			ratio := s.seenRatio()
+			jc.seenRatio = ratio
+			if ratio == 1 {
+				jc.seenAfter = time.Since(s.meshAt)
+				break
+			}
+			if err := sleepCtx(ctx, 100*time.Millisecond); err != nil {
+				return jc, err
+			}
+		}
+	}
+	return jc, nil
+}
+
+// seenRatio is the share of the other members each member sees online,
+// averaged over the members.
+func (s *swarm) seenRatio() float64 {
+	n := len(s.members)
+	sum := 0.0
+	for _, m := range s.members {
+		m.life.RLock()
+		if m.svc != nil {
+			for _, ri := range m.svc.Rooms() {
+				sum += float64(ri.Members-1) / float64(n-1)
+			}
+		}
+		m.life.RUnlock()
+	}
+	return sum / float64(n)
 }
 
 // start starts a member's next incarnation: a host with its key, and the

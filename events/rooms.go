@@ -29,6 +29,9 @@ type Message struct {
 	// NickShared is true when another current member of the room used the
 	// same nick (identity.SameNick) when the message arrived.
 	NickShared bool `json:"nick_shared"`
+	// CaughtUp is true when the message arrived by the room sync, after
+	// it was sent while this node was away, rather than live.
+	CaughtUp bool `json:"caught_up,omitempty"`
 }
 
 // Joined is reported when the node joins (or, at start, rejoins) a room.

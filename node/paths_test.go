@@ -53,6 +53,10 @@ func TestPathViaRelay(t *testing.T) {
 	for _, a := range relay.Host().Addrs() {
 		circuit = append(circuit, a.Encapsulate(ma.StringCast("/p2p/"+rid.String()+"/p2p-circuit")))
 	}
+	// The room's presence may already have told other member's own
+	// (loopback) addresses (docs/PROTOCOL.md §7a); forget them, so that
+	// the only way to member is the relay, as this test means.
+	other.Host().Peerstore().ClearAddrs(mid)
 	if err := other.Host().Connect(ctx, peer.AddrInfo{ID: mid, Addrs: circuit}); err != nil {
 		t.Fatalf("connect through the relay: %v", err)
 	}

@@ -37,6 +37,10 @@ const (
 	DefaultHistoryN         = 50
 	DefaultReplayLimit      = 200000
 	DefaultPruneInterval    = time.Minute
+	DefaultSyncWindow       = 7 * 24 * time.Hour
+	DefaultSyncMaxItems     = 10000
+	DefaultSyncTimeout      = 20 * time.Second
+	DefaultSyncPeers        = 2
 )
 
 // Config configures a Service. Zero values take the documented defaults.
@@ -87,6 +91,19 @@ type Config struct {
 	// limiters are dropped. Default 1m.
 	PruneInterval time.Duration
 
+	// SyncWindow is how far back the room sync reconciles history: a
+	// member catches up on messages sent at most this long ago. Default
+	// 7 days.
+	SyncWindow time.Duration
+	// SyncMaxItems bounds the messages one sync session reconciles and
+	// transfers, each way. Default 10000.
+	SyncMaxItems int
+	// SyncTimeout bounds one sync session. Default 20s.
+	SyncTimeout time.Duration
+	// SyncPeers is how many members the node syncs a room's history with
+	// after joining it and after each reconnection. Default 2.
+	SyncPeers int
+
 	// PubSubOptions are appended to the service's GossipSub options (and
 	// so may override them).
 	PubSubOptions []pubsub.Option
@@ -124,15 +141,21 @@ func (c *Config) withDefaults() (Config, error) {
 	setDefault(&cfg.HistoryLimit, DefaultHistoryLimit)
 	setDefault(&cfg.ReplayLimit, DefaultReplayLimit)
 	setDefault(&cfg.PruneInterval, DefaultPruneInterval)
+	setDefault(&cfg.SyncWindow, DefaultSyncWindow)
+	setDefault(&cfg.SyncMaxItems, DefaultSyncMaxItems)
+	setDefault(&cfg.SyncTimeout, DefaultSyncTimeout)
+	setDefault(&cfg.SyncPeers, DefaultSyncPeers)
 	for name, d := range map[string]time.Duration{
 		"PresenceInterval": cfg.PresenceInterval, "PresenceTimeout": cfg.PresenceTimeout,
 		"MaxClockSkew": cfg.MaxClockSkew, "MeshWait": cfg.MeshWait, "PruneInterval": cfg.PruneInterval,
+		"SyncWindow": cfg.SyncWindow, "SyncTimeout": cfg.SyncTimeout,
 	} {
 		if d < 0 {
 			return cfg, fmt.Errorf("rooms config: %s is negative", name)
 		}
 	}
-	if cfg.RateLimit < 0 || cfg.RateBurst < 0 || cfg.HistoryLimit < 0 || cfg.ReplayLimit < 0 {
+	if cfg.RateLimit < 0 || cfg.RateBurst < 0 || cfg.HistoryLimit < 0 || cfg.ReplayLimit < 0 ||
+		cfg.SyncMaxItems < 0 || cfg.SyncPeers < 0 {
 		return cfg, fmt.Errorf("rooms config: negative limit")
 	}
 	if cfg.PresenceTimeout < cfg.PresenceInterval {

@@ -36,3 +36,15 @@ var (
 	// ErrClosed is returned after Close.
 	ErrClosed = errors.New("rooms service closed")
 )
+
+// Room sync errors (sync.go), wrapped with the details.
+var (
+	// errSyncRefused: the peer is not a member of the room, failed the
+	// key proof, or is penalised.
+	errSyncRefused = errors.New("sync refused")
+	// errSyncLie: the peer sent an item that fails verification, that was
+	// not asked for, or too many.
+	errSyncLie = errors.New("sync peer sent a bad item")
+	// errOversizeItem: a signed item over maxSignedSize.
+	errOversizeItem = errors.New("sync item too large")
+)

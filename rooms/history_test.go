@@ -2,8 +2,10 @@ package rooms
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
@@ -56,6 +58,16 @@ func TestHistorySurvivesRestart(t *testing.T) {
 		}
 	}
 
+	// History is in sent-time order (the sync inserts late messages in
+	// their place), then by sync item ID for lines of one millisecond,
+	// which need not be the order of delivery.
+	key := func(m events.Message) item {
+		var id [idSize]byte
+		b, _ := hex.DecodeString(m.ID)
+		copy(id[:], b)
+		return item{ts: uint64(m.SentAt.UnixMilli()), id: itemID(m.From, id)}
+	}
+	slices.SortStableFunc(delivered, func(x, y events.Message) int { return compareItems(key(x), key(y)) })
 	b.restart()
 	hist, err := b.svc.History("Lobby", 0)
 	if err != nil {
@@ -91,7 +103,7 @@ func TestHistoryTrim(t *testing.T) {
 	}
 	for i := range 8 {
 		err := db.Update(func(tx *bolt.Tx) error {
-			return appendHistory(tx, "topic", &pb.StoredMessage{Text: fmt.Sprint(i), From: []byte(peer.ID("x"))}, 5)
+			return appendHistory(tx, "topic", &pb.StoredMessage{Text: fmt.Sprint(i), From: []byte(peer.ID("x")), Id: []byte{byte(i)}, SentAtMs: int64(i)}, 5)
 		})
 		if err != nil {
 			t.Fatal(err)

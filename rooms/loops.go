@@ -1,8 +1,11 @@
 package rooms
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/libp2p/go-libp2p-pubsub"
 	"github.com/parley-chat/parley/events"
@@ -23,6 +26,11 @@ func (s *Service) readLoop(r *room) {
 			s.log.Error("room message delivered without validation", "room", r.name)
 			continue
 		}
+		if k := in.env.kind; k == pb.Kind_KIND_TEXT || k == pb.Kind_KIND_PRESENCE {
+			if b, err := marshalSigned(m.Message); err == nil && len(b) <= maxSignedSize {
+				in.signed = b
+			}
+		}
 		s.deliver(r, in, time.Now())
 	}
 }
@@ -35,12 +43,20 @@ func (s *Service) deliver(r *room, in *incoming, now time.Time) {
 		if in.rec != nil {
 			s.learnAddrs(r, in.author, in.recEnv, in.rec)
 		}
-		ev, newcomer := r.observe(in.author, env.nick, env.kind == pb.Kind_KIND_PRESENCE && env.leaving, now)
+		var ev *events.Presence
+		if env.kind == pb.Kind_KIND_PRESENCE && in.signed != nil {
+			// A live presence (a leaving one, from this version) becomes
+			// the member's signed presence, for the sync to pass on.
+			var newer bool
+			ev, newer = r.offerBeacon(in.author, env, beacon{it: in.item(), raw: in.signed}, now, s.cfg.PresenceTimeout)
+			if newer {
+				r.markDirty()
+			}
+		} else {
+			ev, _ = r.observe(in.author, env.nick, env.kind == pb.Kind_KIND_PRESENCE && env.leaving, now)
+		}
 		if ev != nil {
 			s.cfg.Emitter.Emit(*ev)
-		}
-		if newcomer {
-			r.requestReply()
 		}
 	}
 	var rec *pb.StoredMessage
@@ -51,14 +67,18 @@ func (s *Service) deliver(r *room, in *incoming, now time.Time) {
 		rec = &pb.StoredMessage{
 			Id: env.id[:], From: []byte(in.author), Nick: env.nick, Text: env.text,
 			SentAtMs: env.sentAt.UnixMilli(), ReceivedAtMs: now.UnixMilli(), NickShared: shared,
+			Signed: in.signed,
 		}
 	}
+	stored := true
 	err := s.cfg.DB.Update(func(tx *bolt.Tx) error {
 		if err := putReplay(tx, replayKey{author: in.author, id: env.id}, r.topicName, s.replayExpiry(*env)); err != nil {
 			return err
 		}
 		if rec != nil {
-			return appendHistory(tx, r.topicName, rec, s.cfg.HistoryLimit)
+			var err error
+			stored, err = insertHistory(tx, r.topicName, rec, s.cfg.HistoryLimit)
+			return err
 		}
 		return nil
 	})
@@ -67,7 +87,9 @@ func (s *Service) deliver(r *room, in *incoming, now time.Time) {
 	}
 	switch env.kind {
 	case pb.Kind_KIND_TEXT:
-		s.cfg.Emitter.Emit(msg)
+		if stored { // else the sync brought it first
+			s.cfg.Emitter.Emit(msg)
+		}
 	case pb.Kind_KIND_FILE_SHARE:
 		if in.author != s.self {
 			s.cfg.Emitter.Emit(FileShared{Room: r.name, From: in.author, Share: env.file})
@@ -75,7 +97,8 @@ func (s *Service) deliver(r *room, in *incoming, now time.Time) {
 	}
 }
 
-// peerLoop wakes waiting publishers when a peer joins r's topic.
+// peerLoop wakes waiting publishers when a peer joins r's topic, and
+// hands new topic peers to the sync loop.
 func (s *Service) peerLoop(r *room) {
 	defer r.wg.Done()
 	for {
@@ -83,57 +106,152 @@ func (s *Service) peerLoop(r *room) {
 		if err != nil {
 			return
 		}
-		if ev.Type == pubsub.PeerJoin {
+		switch ev.Type {
+		case pubsub.PeerJoin:
 			r.signalPeers()
+			r.peerJoined(ev.Peer)
+		case pubsub.PeerLeave:
+			if len(r.topic.ListPeers()) == 0 {
+				r.peerJoined("") // cut off: sync history again on reconnection
+			}
 		}
 	}
 }
 
-// presenceLoop announces this node in r at PresenceInterval, and soon
-// after a newcomer appears (at most once per replyGap, so a burst of
-// newcomers costs one announcement), and marks silent members offline.
+// presenceLoop keeps this node's signed presence in r fresh (the sync
+// spreads it, see syncLoop) and marks silent members offline. Presence
+// is not published on the topic, except when leaving (announceLeaving):
+// no member answers a newcomer, and joining costs the room no broadcast.
 func (s *Service) presenceLoop(r *room) {
 	defer r.wg.Done()
-	replyGap := min(s.cfg.PresenceInterval/4, time.Second)
-	last := time.Now()
-	announce := func(wait bool) {
-		last = time.Now()
-		if err := s.announce(r.ctx, r, wait); err != nil {
-			s.log.Debug("presence", "room", r.name, "err", err)
-		}
-	}
-	announce(true)
+	s.refreshOwn(r)
 	tick := time.NewTimer(jitter(s.cfg.PresenceInterval))
 	defer tick.Stop()
 	sweep := time.NewTicker(max(s.cfg.PresenceTimeout/4, 10*time.Millisecond))
 	defer sweep.Stop()
-	reply := time.NewTimer(time.Hour)
-	reply.Stop()
-	defer reply.Stop()
-	replyPending := false
 	for {
 		select {
 		case <-r.ctx.Done():
 			return
 		case <-tick.C:
-			announce(false)
+			s.refreshOwn(r)
 			tick.Reset(jitter(s.cfg.PresenceInterval))
-			reply.Stop()
-			replyPending = false
-		case <-r.replyCh:
-			if !replyPending {
-				replyPending = true
-				reply.Reset(max(rand.N(replyGap/2+1), time.Until(last.Add(replyGap)))) // #nosec G404 -- timer jitter, not a secret
-			}
-		case <-reply.C:
-			replyPending = false
-			announce(false)
 		case now := <-sweep.C:
 			for _, ev := range r.sweep(now, s.cfg.PresenceTimeout) {
 				s.cfg.Emitter.Emit(ev)
 			}
 		}
 	}
+}
+
+// refreshOwn signs a new presence of this node in r and asks the sync
+// loop to spread it.
+func (s *Service) refreshOwn(r *room) {
+	nick := s.cfg.Nick()
+	b, err := s.ownBeacon(r, nick)
+	if err != nil {
+		s.log.Warn("cannot sign presence", "room", r.name, "err", err)
+		return
+	}
+	r.setOwn(b, nick)
+	r.markDirty()
+}
+
+// ownCurrent signs a new presence of this node in r if the nick changed
+// since the last one.
+func (s *Service) ownCurrent(r *room) {
+	if !r.ownIsFor(s.cfg.Nick()) {
+		s.refreshOwn(r)
+	}
+}
+
+// ownBeacon builds and signs a presence of this node in r, as nick.
+func (s *Service) ownBeacon(r *room, nick string) (beacon, error) {
+	env, err := newEnvelope(pb.Kind_KIND_PRESENCE, nick, time.Now())
+	if err != nil {
+		return beacon{}, err
+	}
+	if env.record, err = s.ownPeerRecord(r); err != nil {
+		s.log.Debug("presence without addresses", "room", r.name, "err", err)
+	}
+	data, err := s.encode(r, &env)
+	if err != nil {
+		return beacon{}, err
+	}
+	key := s.cfg.Host.Peerstore().PrivKey(s.self)
+	if key == nil {
+		return beacon{}, fmt.Errorf("no private key for %s", s.self)
+	}
+	raw, err := signMessage(key, s.self, r.topicName, data)
+	if err != nil {
+		return beacon{}, err
+	}
+	return beacon{it: item{ts: uint64(max(env.sentAt.UnixMilli(), 0)), id: itemID(s.self, env.id)}, raw: raw}, nil // #nosec G115 -- not negative
+}
+
+// Spreading the member set.
+const (
+	// gossipDelay gathers the changes of the member set before a round.
+	gossipDelay = 300 * time.Millisecond
+	// gossipFanout is how many topic peers a round syncs the member set
+	// with.
+	gossipFanout = 3
+	// newPeersQueue bounds the topic peers waiting for a first sync.
+	newPeersQueue = 64
+)
+
+// syncLoop runs r's sync sessions, one at a time: with each new topic
+// peer, the member set, and the history with the first SyncPeers of them
+// after joining or after a reconnection (the room had no peer); and, when
+// the member set changed, a round with gossipFanout random topic peers,
+// which spreads a newcomer's presence through the room in a few rounds.
+func (s *Service) syncLoop(r *room) {
+	defer r.wg.Done()
+	histories := 0 // history sessions that succeeded since the room last had no peer
+	gossip := time.NewTimer(time.Hour)
+	gossip.Stop()
+	defer gossip.Stop()
+	pending := false
+	for {
+		select {
+		case <-r.ctx.Done():
+			return
+		case p := <-r.newPeers:
+			if p == "" {
+				histories = 0
+				continue
+			}
+			s.session(r, p, pb.SyncSet_SYNC_SET_MEMBERS)
+			if histories < s.cfg.SyncPeers && s.session(r, p, pb.SyncSet_SYNC_SET_HISTORY) {
+				histories++
+			}
+		case <-r.dirty:
+			if !pending {
+				pending = true
+				gossip.Reset(jitter(gossipDelay))
+			}
+		case <-gossip.C:
+			pending = false
+			peers := r.topic.ListPeers()
+			rand.Shuffle(len(peers), func(i, j int) { peers[i], peers[j] = peers[j], peers[i] }) // #nosec G404 -- peer choice, not a secret
+			for _, p := range peers[:min(len(peers), gossipFanout)] {
+				s.session(r, p, pb.SyncSet_SYNC_SET_MEMBERS)
+			}
+		}
+	}
+}
+
+// session runs one sync session and reports whether it succeeded.
+func (s *Service) session(r *room, p peer.ID, set pb.SyncSet) bool {
+	st, err := s.syncWith(r.ctx, r, p, set)
+	if err != nil {
+		s.log.Debug("sync", "room", r.name, "peer", p, "set", set, "err", err)
+		return false
+	}
+	if st.got > 0 || st.sent > 0 {
+		s.log.Debug("synced", "room", r.name, "peer", p, "set", set, "got", st.got, "sent", st.sent)
+	}
+	return true
 }
 
 // pruneLoop drops expired replay records and idle rate limiters.

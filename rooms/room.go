@@ -49,11 +49,23 @@ type room struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	replyCh chan struct{} // capacity 1: a new member asks for our presence
+	syncKey []byte // private rooms: the key of the sync's proofs
+
+	dirty    chan struct{} // capacity 1: the member set changed, spread it
+	newPeers chan peer.ID  // topic peers to sync with; a full queue drops
 
 	mu         sync.Mutex
 	members    map[peer.ID]*member // guarded by mu
+	own        beacon              // guarded by mu; this node's latest signed presence
+	ownNick    string              // guarded by mu; the nick in own
 	peerSignal chan struct{}       // guarded by mu; closed when a peer joins the topic
+}
+
+// beacon is a member's signed presence (a signed message, see signed.go)
+// and its sync item.
+type beacon struct {
+	it  item
+	raw []byte
 }
 
 // member is what a room knows about another member.
@@ -62,6 +74,7 @@ type member struct {
 	nickKey  string // identity.NickKey(nick), kept so nickShared need not recompute it per member
 	lastSeen time.Time
 	online   bool
+	beacon   beacon // the latest signed presence, if any
 }
 
 // Member describes a member of a room for /who.
@@ -90,7 +103,8 @@ func newRoom(name string) *room {
 	return &room{
 		name:       name,
 		joinedAt:   time.Now(),
-		replyCh:    make(chan struct{}, 1),
+		dirty:      make(chan struct{}, 1),
+		newPeers:   make(chan peer.ID, newPeersQueue),
 		members:    make(map[peer.ID]*member),
 		peerSignal: make(chan struct{}),
 	}
@@ -115,7 +129,17 @@ func (r *room) peerWait() <-chan struct{} {
 func (r *room) observe(author peer.ID, nick string, leaving bool, now time.Time) (ev *events.Presence, newcomer bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	m, known := r.members[author]
+	m, known := r.member(author)
+	if m == nil {
+		return nil, false
+	}
+	return r.updateLocked(author, m, known, nick, leaving, now)
+}
+
+// member returns author's entry, creating it (known false) unless the
+// room is full (nil). r.mu is held.
+func (r *room) member(author peer.ID) (m *member, known bool) {
+	m, known = r.members[author]
 	if !known {
 		if len(r.members) >= maxMembers {
 			return nil, false
@@ -123,11 +147,20 @@ func (r *room) observe(author peer.ID, nick string, leaving bool, now time.Time)
 		m = &member{}
 		r.members[author] = m
 	}
+	return m, known
+}
+
+// updateLocked records that author, as nick, was seen at seen (online
+// unless leaving). r.mu is held.
+func (r *room) updateLocked(author peer.ID, m *member, known bool, nick string, leaving bool, seen time.Time) (ev *events.Presence, newcomer bool) {
 	wasOnline, oldNick := m.online, m.nick
 	if !known || nick != oldNick {
 		m.nickKey = identity.NickKey(nick)
 	}
-	m.nick, m.lastSeen, m.online = nick, now, !leaving
+	m.nick, m.online = nick, !leaving
+	if seen.After(m.lastSeen) {
+		m.lastSeen = seen
+	}
 	switch {
 	case leaving && wasOnline:
 		return r.presence(author, m), false
@@ -139,6 +172,83 @@ func (r *room) observe(author peer.ID, nick string, leaving bool, now time.Time)
 		return r.presence(author, m), false
 	}
 	return nil, false
+}
+
+// offerBeacon records author's signed presence b (its envelope env) if it
+// is newer than the one known. A presence older than timeout is kept to
+// pass on but does not show the author online. It returns the presence
+// event to emit, if any, and whether b was newer.
+func (r *room) offerBeacon(author peer.ID, env *envelope, b beacon, now time.Time, timeout time.Duration) (*events.Presence, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	m, known := r.member(author)
+	if m == nil {
+		return nil, false
+	}
+	if m.beacon.raw != nil && compareItems(b.it, m.beacon.it) <= 0 {
+		return nil, false
+	}
+	m.beacon = b
+	seen := env.sentAt
+	if seen.After(now) {
+		seen = now
+	}
+	if !env.leaving && now.Sub(seen) > timeout {
+		if !known {
+			m.nick, m.nickKey, m.lastSeen = env.nick, identity.NickKey(env.nick), seen
+		}
+		return nil, true
+	}
+	ev, _ := r.updateLocked(author, m, known, env.nick, env.leaving, seen)
+	return ev, true
+}
+
+// setOwn records this node's latest signed presence, made with nick.
+func (r *room) setOwn(b beacon, nick string) {
+	r.mu.Lock()
+	r.own, r.ownNick = b, nick
+	r.mu.Unlock()
+}
+
+// ownIsFor reports whether this node's signed presence carries nick.
+func (r *room) ownIsFor(nick string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.own.raw != nil && r.ownNick == nick
+}
+
+// beacons returns the signed presences sent at or after sinceMs: this
+// node's and the members'.
+func (r *room) beacons(sinceMs int64) []beacon {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]beacon, 0, len(r.members)+1)
+	keep := func(b beacon) {
+		if b.raw != nil && int64(b.it.ts) >= sinceMs { // #nosec G115 -- a time in ms
+			out = append(out, b)
+		}
+	}
+	keep(r.own)
+	for _, m := range r.members {
+		keep(m.beacon)
+	}
+	return out
+}
+
+// markDirty asks the sync loop to spread the member set soon.
+func (r *room) markDirty() {
+	select {
+	case r.dirty <- struct{}{}:
+	default:
+	}
+}
+
+// peerJoined queues a topic peer for the sync loop.
+func (r *room) peerJoined(p peer.ID) {
+	select {
+	case r.newPeers <- p:
+	default:
+	}
 }
 
 // sweep marks members silent for longer than timeout as offline and forgets
@@ -231,14 +341,6 @@ func (r *room) onlineCount() int {
 		}
 	}
 	return n
-}
-
-// requestReply asks the presence loop to announce soon, for a newcomer.
-func (r *room) requestReply() {
-	select {
-	case r.replyCh <- struct{}{}:
-	default:
-	}
 }
 
 // jitter returns d +/- 10%.

@@ -133,20 +133,6 @@ const (
 	peerPollMax = 250 * time.Millisecond
 )
 
-// announce publishes a presence envelope. Only the first announcement after
-// joining waits for peers; later ones (periodic, replies) go to whoever is
-// there.
-func (s *Service) announce(ctx context.Context, r *room, wait bool) error {
-	env, err := newEnvelope(pb.Kind_KIND_PRESENCE, s.cfg.Nick(), time.Now())
-	if err != nil {
-		return err
-	}
-	if env.record, err = s.ownPeerRecord(r); err != nil {
-		s.log.Debug("presence without addresses", "room", r.name, "err", err)
-	}
-	return s.publish(ctx, r, &outgoing{env: env}, wait)
-}
-
 // announceLeaving publishes a leaving presence in each room, in parallel,
 // and waits until GossipSub has handed each to the transport for every
 // peer on the room's topic: at most leaveAnnounceTimeout in all.

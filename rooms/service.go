@@ -43,6 +43,9 @@ type Service struct {
 	subs   *subFilter
 	sent   *sendTracker // follows leaving announcements out to the peers
 
+	syncSlots syncSlots  // inbound sync sessions
+	penalties penaltyBox // peers that lied in a sync session
+
 	// gate keeps validators (readers) out of a closing service: Close
 	// takes it exclusively to set closed.
 	gate   sync.RWMutex
@@ -103,6 +106,7 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 		s.subs.close()
 		return nil, fmt.Errorf("start gossipsub: %w", err)
 	}
+	c.Host.SetStreamHandler(SyncProtocol, s.handleSync)
 	if err := s.rejoin(); err != nil {
 		_ = s.Close()
 		return nil, err
@@ -260,6 +264,9 @@ func (s *Service) startRoom(name string, key []byte) (_ *room, err error) {
 		}
 		r.topicName = r.keys.topic
 		r.rendezvous = r.keys.rendezvous
+		if r.syncKey, err = deriveSyncKey(key); err != nil {
+			return nil, err
+		}
 	} else {
 		r.topicName = PublicTopicPrefix + name
 		r.rendezvous = r.topicName
@@ -287,10 +294,11 @@ func (s *Service) startRoom(name string, key []byte) (_ *room, err error) {
 		return nil, fmt.Errorf("subscribe to %q: %w", name, err)
 	}
 	r.ctx, r.cancel = context.WithCancel(s.ctx)
-	r.wg.Add(3)
+	r.wg.Add(4)
 	go s.readLoop(r)
 	go s.peerLoop(r)
 	go s.presenceLoop(r)
+	go s.syncLoop(r)
 	s.mu.Lock()
 	s.rooms[name] = r
 	s.mu.Unlock()
@@ -390,10 +398,23 @@ func (s *Service) Close() error {
 		s.teardown(r)
 	}
 	s.wg.Wait()
+	s.cfg.Host.RemoveStreamHandler(SyncProtocol)
 	for _, id := range pubsub.GossipSubDefaultProtocols {
 		s.cfg.Host.RemoveStreamHandler(id)
 	}
 	s.subs.close()
+	return nil
+}
+
+// roomByTopic returns the joined room of topic, or nil.
+func (s *Service) roomByTopic(topic string) *room {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	for _, r := range s.rooms {
+		if r.topicName == topic {
+			return r
+		}
+	}
 	return nil
 }
 
@@ -494,7 +515,9 @@ func (s *Service) History(name string, n int) ([]events.Message, error) {
 		}
 		env := envelope{nick: rec.Nick, text: rec.Text, sentAt: time.UnixMilli(rec.SentAtMs)}
 		copy(env.id[:], rec.Id)
-		out = append(out, s.messageEvent(r, from, &env, rec.NickShared))
+		ev := s.messageEvent(r, from, &env, rec.NickShared)
+		ev.CaughtUp = rec.CaughtUp
+		out = append(out, ev)
 	}
 	return out, nil
 }

@@ -15,9 +15,15 @@ import (
 var (
 	// bucketJoined maps a canonical room name to a pb.JoinedRoom.
 	bucketJoined = []byte("rooms/joined")
-	// bucketHistory holds one nested bucket per room topic, mapping an
-	// 8-byte big-endian sequence number to a pb.StoredMessage.
+	// bucketHistory holds one nested bucket per room topic, mapping a
+	// history key (8-byte big-endian sent time in Unix ms, then the
+	// 16-byte sync item ID: sent-time order) to a pb.StoredMessage.
+	// Versions before the room sync keyed it by an 8-byte arrival
+	// sequence number; migrateHistory rewrites those keys.
 	bucketHistory = []byte("rooms/history")
+	// bucketHistoryCount maps a room topic to the number of records in
+	// its history bucket (8 bytes big-endian).
+	bucketHistoryCount = []byte("rooms/history-count")
 	// bucketReplay maps id (16 bytes) | author peer ID bytes to the record's
 	// expiry in Unix milliseconds (8 bytes big-endian).
 	bucketReplay = []byte("rooms/replay")
@@ -28,12 +34,12 @@ const maxStoredRecord = 2 * MaxMessageSize
 
 func ensureBuckets(db *bolt.DB) error {
 	err := db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketJoined, bucketHistory, bucketReplay} {
+		for _, b := range [][]byte{bucketJoined, bucketHistory, bucketReplay, bucketHistoryCount} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return fmt.Errorf("bucket %s: %w", b, err)
 			}
 		}
-		return nil
+		return migrateHistory(tx)
 	})
 	if err != nil {
 		return fmt.Errorf("create rooms buckets: %w", err)
@@ -173,68 +179,4 @@ func deleteKeys(db *bolt.DB, bucket []byte, keys [][]byte) error {
 		return fmt.Errorf("delete from %s: %w", bucket, err)
 	}
 	return nil
-}
-
-// appendHistory adds rec to the history of topic, deleting the oldest
-// entries beyond limit.
-func appendHistory(tx *bolt.Tx, topic string, rec *pb.StoredMessage, limit int) error {
-	v, err := proto.Marshal(rec)
-	if err != nil {
-		return fmt.Errorf("encode history record: %w", err)
-	}
-	b, err := tx.Bucket(bucketHistory).CreateBucketIfNotExists([]byte(topic))
-	if err != nil {
-		return fmt.Errorf("history bucket: %w", err)
-	}
-	seq, err := b.NextSequence()
-	if err != nil {
-		return fmt.Errorf("history sequence: %w", err)
-	}
-	var k [8]byte
-	binary.BigEndian.PutUint64(k[:], seq)
-	if err := b.Put(k[:], v); err != nil {
-		return fmt.Errorf("store history record: %w", err)
-	}
-	// Sequence numbers are dense, so at most one old entry is over the
-	// limit after each append (more if the limit was lowered).
-	lim := uint64(limit) // #nosec G115 -- Config.withDefaults refuses a negative HistoryLimit
-	if seq > lim {
-		c := b.Cursor()
-		for ck, _ := c.First(); len(ck) == 8 && binary.BigEndian.Uint64(ck) <= seq-lim; ck, _ = c.First() {
-			if err := c.Delete(); err != nil {
-				return fmt.Errorf("trim history: %w", err)
-			}
-		}
-	}
-	return nil
-}
-
-// readHistory returns the last n records of topic, oldest first.
-func readHistory(db *bolt.DB, topic string, n int) ([]*pb.StoredMessage, error) {
-	out := make([]*pb.StoredMessage, 0, min(n, 256))
-	err := db.View(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketHistory).Bucket([]byte(topic))
-		if b == nil {
-			return nil
-		}
-		c := b.Cursor()
-		for k, v := c.Last(); k != nil && len(out) < n; k, v = c.Prev() {
-			if len(v) > maxStoredRecord {
-				return fmt.Errorf("history record %x too large", k)
-			}
-			rec := &pb.StoredMessage{}
-			if err := proto.Unmarshal(v, rec); err != nil {
-				return fmt.Errorf("history record %x: %w", k, err)
-			}
-			out = append(out, rec)
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("read history: %w", err)
-	}
-	for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {
-		out[i], out[j] = out[j], out[i]
-	}
-	return out, nil
 }

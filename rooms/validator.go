@@ -20,6 +20,14 @@ type incoming struct {
 	// that carries one (never set for own messages).
 	recEnv *record.Envelope
 	rec    *peer.PeerRecord
+	// signed is the message as its author signed it, for chat lines and
+	// presence (kept for the sync); set on delivery, off the validator's
+	// path.
+	signed []byte
+}
+
+func (in *incoming) item() item {
+	return item{ts: uint64(max(in.env.sentAt.UnixMilli(), 0)), id: itemID(in.author, in.env.id)} // #nosec G115 -- not negative
 }
 
 // outgoing is the ValidatorData of a local publish: the envelope as built

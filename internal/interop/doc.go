@@ -1,13 +1,21 @@
 // Package interop checks Parley against a second implementation written
 // from docs/PROTOCOL.md alone, in JavaScript (Node.js).
 //
-// What it covers now: vectors.mjs re-implements, with Node's own Unicode
-// normalization and no packages, the name key (room names and nicks),
-// room name and nick validity, public and private room topics, rendezvous
-// namespaces, seal keys, invite codes, Envelope encoding and the seal
-// associated data, and checks them against docs/vectors. It does not yet
-// run a js-libp2p peer against a parley process (see issue 23).
+// vectors.mjs re-implements, with Node's own Unicode normalization and no
+// packages, the name key (room names and nicks), room name and nick
+// validity, public and private room topics, rendezvous namespaces, seal
+// keys, invite codes, Envelope encoding and the seal associated data, and
+// checks them against docs/vectors (TestVectorsInNode).
 //
-// The tests skip, saying so, when node is not installed; .ci/run installs
-// it.
+// js/ is a js-libp2p peer (peer.mjs, wire.mjs; packages pinned by
+// package-lock.json). TestJSLibp2pPeer runs it against a real parley
+// process on 127.0.0.1: connection, public and private room messages and
+// presence both ways, one room name rule across stacks, and a direct
+// message each way with its ack. TestSealVectorsInJS checks its sealing
+// against docs/vectors. docs/PROTOCOL.md ("Interop test against
+// js-libp2p") lists what it covers and what js-libp2p needed.
+//
+// The tests skip, saying so, when node is not installed, or when the js
+// packages are not (run `npm ci` in internal/interop/js); under CI
+// (CI set), where .ci/run installs both, a missing package fails instead.
 package interop

@@ -120,6 +120,15 @@ func start(t testing.TB, bin, name string, args []string) *Peer {
 	t.Helper()
 	cmd := exec.Command(bin, args...) // #nosec G204 -- runs the parley binary under test
 	cmd.Env = append(os.Environ(), "GORACE=halt_on_error=1")
+	return StartCmd(t, name, cmd)
+}
+
+// StartCmd starts cmd, any program that prints JSON events one per line
+// on stdout and reads command lines on stdin (such as the js-libp2p peer
+// of internal/interop), and registers cleanup that kills it. cmd must not
+// have been started and must leave Stdin, Stdout and Stderr unset.
+func StartCmd(t testing.TB, name string, cmd *exec.Cmd) *Peer {
+	t.Helper()
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		t.Fatal(err)

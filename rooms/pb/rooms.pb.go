@@ -433,14 +433,21 @@ func (x *JoinedRoom) GetJoinedAtMs() int64 {
 // StoredMessage is a local history record (bucket "rooms/history"), never
 // sent.
 type StoredMessage struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            []byte                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	From          []byte                 `protobuf:"bytes,2,opt,name=from,proto3" json:"from,omitempty"` // author peer ID bytes
-	Nick          string                 `protobuf:"bytes,3,opt,name=nick,proto3" json:"nick,omitempty"`
-	Text          string                 `protobuf:"bytes,4,opt,name=text,proto3" json:"text,omitempty"`
-	SentAtMs      int64                  `protobuf:"varint,5,opt,name=sent_at_ms,json=sentAtMs,proto3" json:"sent_at_ms,omitempty"`
-	ReceivedAtMs  int64                  `protobuf:"varint,6,opt,name=received_at_ms,json=receivedAtMs,proto3" json:"received_at_ms,omitempty"`
-	NickShared    bool                   `protobuf:"varint,7,opt,name=nick_shared,json=nickShared,proto3" json:"nick_shared,omitempty"`
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	Id           []byte                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	From         []byte                 `protobuf:"bytes,2,opt,name=from,proto3" json:"from,omitempty"` // author peer ID bytes
+	Nick         string                 `protobuf:"bytes,3,opt,name=nick,proto3" json:"nick,omitempty"`
+	Text         string                 `protobuf:"bytes,4,opt,name=text,proto3" json:"text,omitempty"`
+	SentAtMs     int64                  `protobuf:"varint,5,opt,name=sent_at_ms,json=sentAtMs,proto3" json:"sent_at_ms,omitempty"`
+	ReceivedAtMs int64                  `protobuf:"varint,6,opt,name=received_at_ms,json=receivedAtMs,proto3" json:"received_at_ms,omitempty"`
+	NickShared   bool                   `protobuf:"varint,7,opt,name=nick_shared,json=nickShared,proto3" json:"nick_shared,omitempty"`
+	// signed is the message as its author signed it (a GossipSub Message),
+	// kept so that the room sync can serve it and others re-verify it.
+	// Numbers 10-19 belong to the sync (issue 17).
+	Signed []byte `protobuf:"bytes,10,opt,name=signed,proto3" json:"signed,omitempty"`
+	// caught_up is true when the message came by the room sync rather than
+	// live.
+	CaughtUp      bool `protobuf:"varint,11,opt,name=caught_up,json=caughtUp,proto3" json:"caught_up,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -524,6 +531,20 @@ func (x *StoredMessage) GetNickShared() bool {
 	return false
 }
 
+func (x *StoredMessage) GetSigned() []byte {
+	if x != nil {
+		return x.Signed
+	}
+	return nil
+}
+
+func (x *StoredMessage) GetCaughtUp() bool {
+	if x != nil {
+		return x.CaughtUp
+	}
+	return false
+}
+
 var File_rooms_proto protoreflect.FileDescriptor
 
 const file_rooms_proto_rawDesc = "" +
@@ -558,7 +579,7 @@ const file_rooms_proto_rawDesc = "" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x10\n" +
 	"\x03key\x18\x02 \x01(\fR\x03key\x12 \n" +
 	"\fjoined_at_ms\x18\x03 \x01(\x03R\n" +
-	"joinedAtMs\"\xc0\x01\n" +
+	"joinedAtMs\"\xf5\x01\n" +
 	"\rStoredMessage\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\fR\x02id\x12\x12\n" +
 	"\x04from\x18\x02 \x01(\fR\x04from\x12\x12\n" +
@@ -568,7 +589,10 @@ const file_rooms_proto_rawDesc = "" +
 	"sent_at_ms\x18\x05 \x01(\x03R\bsentAtMs\x12$\n" +
 	"\x0ereceived_at_ms\x18\x06 \x01(\x03R\freceivedAtMs\x12\x1f\n" +
 	"\vnick_shared\x18\a \x01(\bR\n" +
-	"nickShared*S\n" +
+	"nickShared\x12\x16\n" +
+	"\x06signed\x18\n" +
+	" \x01(\fR\x06signed\x12\x1b\n" +
+	"\tcaught_up\x18\v \x01(\bR\bcaughtUp*S\n" +
 	"\x04Kind\x12\x14\n" +
 	"\x10KIND_UNSPECIFIED\x10\x00\x12\r\n" +
 	"\tKIND_TEXT\x10\x01\x12\x11\n" +

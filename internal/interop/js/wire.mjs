@@ -1,0 +1,330 @@
+// Parley's wire formats, written from docs/PROTOCOL.md: a minimal proto3
+// reader and writer, the name key, Envelope (rooms §3) with its validation
+// (rooms §6), the DM Message and Ack (direct messages), and the signed
+// bytes of a GossipSub message. No packages: the same code could serve
+// another runtime.
+import { readFileSync } from 'node:fs';
+import { createHash, hkdfSync } from 'node:crypto';
+import { xchacha20poly1305 } from '@noble/ciphers/chacha.js';
+
+// ---- protobuf (proto3) -------------------------------------------------
+
+export function varint(n) {
+  const out = [];
+  let v = BigInt(n);
+  if (v < 0n) v += 1n << 64n; // int64: two's complement, 10 bytes
+  do {
+    let b = Number(v & 0x7fn);
+    v >>= 7n;
+    if (v) b |= 0x80;
+    out.push(b);
+  } while (v);
+  return Uint8Array.from(out);
+}
+
+export function concat(parts) {
+  const len = parts.reduce((n, p) => n + p.length, 0);
+  const out = new Uint8Array(len);
+  let o = 0;
+  for (const p of parts) { out.set(p, o); o += p.length; }
+  return out;
+}
+
+const utf8 = new TextEncoder();
+const strictUTF8 = new TextDecoder('utf-8', { fatal: true });
+
+export const pbVarint = (num, v) => concat([varint(num << 3), varint(v)]);
+export const pbBytes = (num, b) => concat([varint((num << 3) | 2), varint(b.length), b]);
+export const pbString = (num, s) => pbBytes(num, utf8.encode(s));
+
+// readVarint returns [value as BigInt, next offset]; it throws on a
+// truncated or over-long varint.
+export function readVarint(buf, off) {
+  let v = 0n;
+  for (let shift = 0n, i = 0; i < 10; i++, shift += 7n) {
+    if (off >= buf.length) throw new Error('truncated varint');
+    const b = buf[off++];
+    v |= BigInt(b & 0x7f) << shift;
+    if (!(b & 0x80)) return [v, off];
+  }
+  throw new Error('varint too long');
+}
+
+// decode splits a message into fields: Map(number -> [values]); varints as
+// BigInt, length-delimited as Uint8Array. Fixed32/64 are skipped (unknown
+// fields); groups are refused.
+export function decode(buf) {
+  const fields = new Map();
+  let off = 0;
+  while (off < buf.length) {
+    let key;
+    [key, off] = readVarint(buf, off);
+    const num = Number(key >> 3n), wt = Number(key & 7n);
+    if (num === 0) throw new Error('field number 0');
+    let val;
+    switch (wt) {
+      case 0: [val, off] = readVarint(buf, off); break;
+      case 1: off += 8; if (off > buf.length) throw new Error('truncated fixed64'); continue;
+      case 5: off += 4; if (off > buf.length) throw new Error('truncated fixed32'); continue;
+      case 2: {
+        let len;
+        [len, off] = readVarint(buf, off);
+        if (len > BigInt(buf.length - off)) throw new Error('truncated field');
+        val = buf.subarray(off, off + Number(len));
+        off += Number(len);
+        break;
+      }
+      default: throw new Error(`wire type ${wt}`);
+    }
+    if (!fields.has(num)) fields.set(num, []);
+    fields.get(num).push({ wt, val });
+  }
+  return fields;
+}
+
+// Proto3 scalar accessors: the last value wins; a wrong wire type is an error.
+function last(fields, num, wt) {
+  const vs = fields.get(num);
+  if (!vs) return undefined;
+  const v = vs[vs.length - 1];
+  if (v.wt !== wt) throw new Error(`field ${num}: wire type ${v.wt}, want ${wt}`);
+  return v.val;
+}
+const getU64 = (f, n) => last(f, n, 0) ?? 0n;
+const getI64 = (f, n) => BigInt.asIntN(64, getU64(f, n));
+const getBytes = (f, n) => last(f, n, 2) ?? new Uint8Array(0);
+const getString = (f, n) => strictUTF8.decode(getBytes(f, n));
+const getMsg = (f, n) => { const b = last(f, n, 2); return b === undefined ? undefined : decode(b); };
+
+// ---- names (rooms §2, §3) ----------------------------------------------
+
+const casefold = JSON.parse(readFileSync(new URL('../../../docs/vectors/casefold.json', import.meta.url), 'utf8'));
+const fold = new Map(Object.entries(casefold.mappings).map(([k, v]) =>
+  [parseInt(k, 16), String.fromCodePoint(...v.split(' ').map((h) => parseInt(h, 16)))]));
+const toCasefold = (s) => Array.from(s, (c) => fold.get(c.codePointAt(0)) ?? c).join('');
+export const nameKey = (s) => toCasefold(s.normalize('NFKC')).normalize('NFC');
+
+const nameRe = /^[\p{L}\p{Nd}][\p{L}\p{Nd}\p{Mn}\p{Mc}\-_.]*$/u;
+const ignorable = /\p{Default_Ignorable_Code_Point}/u;
+export function canonicalName(s) {
+  const n = nameKey(s);
+  const chars = Array.from(n).length;
+  if (chars < 1 || chars > 32 || utf8.encode(n).length > 128 || !nameRe.test(n) || ignorable.test(n)) {
+    throw new Error(`invalid room name ${JSON.stringify(s)}`);
+  }
+  return n;
+}
+export const publicTopic = (name) => 'parley/room/1/public/' + canonicalName(name);
+
+const nickRe = /^[\p{L}\p{M}\p{N}\p{P}\p{S} ]+$/u;
+export const validNick = (s) => {
+  const n = Array.from(s).length;
+  return n >= 1 && n <= 32 && nickRe.test(s) && !s.startsWith(' ') && !s.endsWith(' ');
+};
+
+// ---- private rooms (rooms §2, §5, §9) ----------------------------------
+
+const INVITE_PREFIX = 'parley-invite:';
+const hkdf = (key, info, len) => new Uint8Array(hkdfSync('sha256', key, utf8.encode('parley/room/1'), info, len));
+
+// decodeInvite returns { key, name } of an invite code (rooms §9), strictly.
+export function decodeInvite(code) {
+  if (!code.startsWith(INVITE_PREFIX)) throw new Error('not an invite');
+  const b64 = code.slice(INVITE_PREFIX.length);
+  if (!/^[A-Za-z0-9_-]*$/.test(b64)) throw new Error('invite: not base64url without padding');
+  const payload = new Uint8Array(Buffer.from(b64, 'base64url'));
+  if (Buffer.from(payload).toString('base64url') !== b64) throw new Error('invite: non-canonical base64url');
+  if (payload.length < 1 + 32 + 1 + 4 || payload[0] !== 1) throw new Error('invite: bad version or length');
+  const n = payload[33];
+  if (payload.length !== 34 + n + 4) throw new Error('invite: bad length');
+  const body = payload.subarray(0, 34 + n);
+  const check = createHash('sha256').update(concat([utf8.encode('parley-invite-v1'), Uint8Array.of(0), body])).digest().subarray(0, 4);
+  if (Buffer.compare(check, payload.subarray(34 + n)) !== 0) throw new Error('invite: check does not match');
+  const name = strictUTF8.decode(payload.subarray(34, 34 + n));
+  if (canonicalName(name) !== name) throw new Error('invite: name not canonical');
+  return { key: payload.slice(1, 33), name };
+}
+
+// privateRoom derives a private room's topic and seal key (rooms §2).
+export function privateRoom(key, name) {
+  const n = utf8.encode(name);
+  const topicId = hkdf(key, concat([utf8.encode('parley/room/1 topic'), Uint8Array.of(0), n]), 16);
+  return { topic: 'parley/room/1/private/' + hex(topicId), sealKey: hkdf(key, utf8.encode('parley/room/1 seal'), 32) };
+}
+
+const sealAD = (topic, from) => {
+  const t = utf8.encode(topic);
+  return concat([varint(t.length), t, varint(from.length), from]);
+};
+
+// seal makes a private room's message data (rooms §5): Sealed{nonce,
+// ciphertext} with a fresh 24-byte nonce.
+export function seal(sealKey, topic, from, envelope, nonce) {
+  const ct = xchacha20poly1305(sealKey, nonce, sealAD(topic, from)).encrypt(envelope);
+  return concat([pbBytes(1, nonce), pbBytes(2, ct)]);
+}
+
+// open returns the Envelope bytes inside a Sealed, or throws (rule 2).
+export function open(sealKey, topic, from, data) {
+  const f = decode(data);
+  const nonce = getBytes(f, 1);
+  if (nonce.length !== 24) throw new Error(`nonce of ${nonce.length} bytes`);
+  return xchacha20poly1305(sealKey, nonce, sealAD(topic, from)).decrypt(getBytes(f, 2));
+}
+
+// ---- Envelope (rooms §3) -----------------------------------------------
+
+export const Kind = { UNSPECIFIED: 0, TEXT: 1, PRESENCE: 2, FILE_SHARE: 3 };
+
+export function encodeEnvelope({ kind, id, nick, sentAtMs, text, leaving }) {
+  const parts = [pbVarint(1, kind), pbBytes(2, id), pbString(3, nick), pbVarint(4, sentAtMs)];
+  if (text) parts.push(pbString(5, text));
+  if (kind === Kind.PRESENCE && leaving) parts.push(pbBytes(6, pbVarint(1, 1)));
+  return concat(parts);
+}
+
+export const MAX_DATA = 65536;
+const SKEW_MS = 5 * 60 * 1000;
+
+// validateEnvelope applies rules 1 and 3-6 of rooms §6 to a public room's
+// message data. It returns { result: 'accept' | 'reject' | 'ignore',
+// reason, env }.
+export function validateEnvelope(data, nowMs = Date.now()) {
+  if (data.length > MAX_DATA) return { result: 'reject', reason: 'data too long' };
+  let f;
+  const env = {};
+  try {
+    f = decode(data);
+    env.kind = Number(getU64(f, 1));
+    env.id = getBytes(f, 2);
+    env.nick = getString(f, 3);
+    env.sentAtMs = Number(getI64(f, 4));
+    env.text = getString(f, 5);
+    env.presence = getMsg(f, 6);
+    env.fileShare = getMsg(f, 7);
+    if (env.presence) {
+      env.leaving = getU64(env.presence, 1) !== 0n;
+      env.peerRecord = getBytes(env.presence, 2);
+    }
+    if (env.fileShare) {
+      env.share = { id: getString(env.fileShare, 1), name: getString(env.fileShare, 2), size: getU64(env.fileShare, 3), hash: getString(env.fileShare, 4) };
+    }
+  } catch (err) {
+    return { result: 'reject', reason: `not an Envelope: ${err.message}` };
+  }
+  if (env.kind > Kind.FILE_SHARE) return { result: 'ignore', reason: `unknown kind ${env.kind}` };
+  const bad = (reason) => ({ result: 'reject', reason });
+  if (env.kind === Kind.UNSPECIFIED) return bad('kind unspecified');
+  if (env.id.length !== 16) return bad(`id of ${env.id.length} bytes`);
+  if (!validNick(env.nick)) return bad('invalid nick');
+  const textChars = Array.from(env.text).length;
+  if (env.kind === Kind.TEXT && (textChars < 1 || textChars > 4096)) return bad('text length');
+  if (env.kind !== Kind.TEXT && textChars !== 0) return bad('text on a non-text kind');
+  if (env.kind !== Kind.PRESENCE && env.presence !== undefined) return bad('presence on another kind');
+  if ((env.kind === Kind.FILE_SHARE) !== (env.fileShare !== undefined)) return bad('file share field does not match the kind');
+  if (env.peerRecord && env.peerRecord.length > 1024) return bad('peer record too long');
+  if (Math.abs(env.sentAtMs - nowMs) > SKEW_MS) return { result: 'ignore', reason: 'clock skew' };
+  return { result: 'accept', env };
+}
+
+// ---- GossipSub signature (rooms §1, StrictSign) ------------------------
+
+// signedBytes are the bytes a GossipSub author signs: "libp2p-pubsub:"
+// followed by the protobuf Message {from = 1, data = 2, seqno = 3,
+// topic = 4} without signature (5) and key (6).
+export function signedBytes({ from, data, seqno, topic }) {
+  return concat([utf8.encode('libp2p-pubsub:'), pbBytes(1, from), pbBytes(2, data), pbBytes(3, seqno), pbString(4, topic)]);
+}
+
+// seqnoBytes is the 8-byte big-endian seqno of a GossipSub message.
+export function seqnoBytes(n) {
+  const b = new Uint8Array(8);
+  new DataView(b.buffer).setBigUint64(0, BigInt(n));
+  return b;
+}
+
+// ---- direct messages ----------------------------------------------------
+
+export const DM_PROTOCOL = '/parley/dm/1.0.0';
+export const DM_MAX_FRAME = 16384;
+export const DM_MAX_ACK = 64;
+export const AckStatus = { STORED: 1, REJECTED: 2, BUSY: 3 };
+export const AckReason = { EMPTY_TEXT: 1, TEXT_TOO_LONG: 2, INVALID_UTF8: 3, INVALID_NICK: 4, BAD_TIMESTAMP: 5 };
+
+export const encodeDM = ({ id, text, nick, sentAtMs }) =>
+  concat([pbBytes(1, id), pbString(2, text), ...(nick ? [pbString(3, nick)] : []), pbVarint(4, sentAtMs)]);
+
+export function decodeDM(buf) {
+  const f = decode(buf);
+  const id = getBytes(f, 1);
+  if (id.length !== 16) throw new Error(`id of ${id.length} bytes`);
+  // Text is checked by the caller (an invalid text is a REJECTED ack, not a
+  // protocol error), so keep its bytes.
+  return { id, textBytes: getBytes(f, 2), nick: getString(f, 3), sentAtMs: Number(getI64(f, 4)) };
+}
+
+export const encodeAck = ({ id, status, reason }) =>
+  concat([pbBytes(1, id), pbVarint(2, status), ...(reason ? [pbVarint(3, reason)] : [])]);
+
+export function decodeAck(buf) {
+  const f = decode(buf);
+  return { id: getBytes(f, 1), status: Number(getU64(f, 2)), reason: Number(getU64(f, 3)) };
+}
+
+export function checkDMText(m, nowMs = Date.now()) {
+  let text;
+  try { text = strictUTF8.decode(m.textBytes); } catch { return { reason: AckReason.INVALID_UTF8 }; }
+  if (m.textBytes.length === 0) return { reason: AckReason.EMPTY_TEXT };
+  if (m.textBytes.length > 8192) return { reason: AckReason.TEXT_TOO_LONG };
+  if (m.nick !== '' && !validNick(m.nick)) return { reason: AckReason.INVALID_NICK };
+  if (m.sentAtMs <= 0 || m.sentAtMs > nowMs + 3600e3 || m.sentAtMs < nowMs - 30 * 86400e3) return { reason: AckReason.BAD_TIMESTAMP };
+  return { text };
+}
+
+// frame prefixes msg with its length (unsigned varint).
+export const frame = (msg) => concat([varint(msg.length), msg]);
+
+// FrameReader reads varint-length-prefixed frames from a libp2p stream
+// (an async iterable of Uint8Array or Uint8ArrayList chunks), refusing a
+// length above max before reading the frame.
+export class FrameReader {
+  constructor(stream, max) {
+    this.it = stream[Symbol.asyncIterator]();
+    this.buf = new Uint8Array(0);
+    this.max = max;
+  }
+
+  async fill() {
+    const { value, done } = await this.it.next();
+    if (done) return false;
+    this.buf = concat([this.buf, value.subarray()]);
+    return true;
+  }
+
+  // next returns the next frame, or null at a clean end of stream.
+  async next() {
+    for (;;) {
+      let len, off;
+      try {
+        [len, off] = readVarint(this.buf, 0);
+      } catch (err) {
+        if (this.buf.length >= 10 || !/truncated/.test(err.message)) throw err;
+        if (!(await this.fill())) {
+          if (this.buf.length === 0) return null;
+          throw new Error('stream ended inside a length prefix');
+        }
+        continue;
+      }
+      if (len > BigInt(this.max)) throw new Error(`frame of ${len} bytes over the limit ${this.max}`);
+      const end = off + Number(len);
+      if (this.buf.length >= end) {
+        const f = this.buf.slice(off, end);
+        this.buf = this.buf.slice(end);
+        return f;
+      }
+      if (!(await this.fill())) throw new Error('stream ended inside a frame');
+    }
+  }
+}
+
+export const hex = (b) => Buffer.from(b).toString('hex');

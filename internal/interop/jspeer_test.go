@@ -1,0 +1,291 @@
+package interop
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/parley-chat/parley/internal/proctest"
+)
+
+// jsDir holds the js-libp2p peer; `npm ci` there installs its pinned
+// packages into node_modules (.ci/run does).
+const jsDir = "js"
+
+// wait bounds every awaited event; GossipSub heartbeats are 1 s, the
+// parley mesh wait 5 s, a -race build is slow.
+const wait = 30 * time.Second
+
+// nodeForJSPeer returns the node binary, or skips (fails under CI, where
+// .ci/run installs everything) when the js peer cannot run here.
+func nodeForJSPeer(t *testing.T) string {
+	t.Helper()
+	unavailable := func(format string, args ...any) {
+		t.Helper()
+		if os.Getenv("CI") != "" {
+			t.Fatalf("CI is set but the js-libp2p peer cannot run: "+format, args...)
+		}
+		t.Skipf("js-libp2p interop not run: "+format, args...)
+	}
+	node, err := exec.LookPath("node")
+	if err != nil {
+		unavailable("node is not installed (apt-get install nodejs npm; then npm ci in internal/interop/js)")
+		return ""
+	}
+	out, err := exec.Command(node, "--version").Output() // #nosec G204 -- fixed arguments
+	if err != nil {
+		unavailable("node --version: %v", err)
+		return ""
+	}
+	v := strings.TrimSpace(string(out))
+	major, _ := strconv.Atoi(strings.SplitN(strings.TrimPrefix(v, "v"), ".", 2)[0])
+	if major < 20 {
+		// Not a CI failure: the machine's runtime, not the project, is
+		// too old (Debian 12's own nodejs is 18).
+		t.Skipf("js-libp2p interop not run: node %s is older than 20, which js-libp2p 3 needs", v)
+	}
+	if _, err := os.Stat(filepath.Join(jsDir, "node_modules", "libp2p", "package.json")); err != nil {
+		unavailable("its packages are not installed: run `npm ci` in internal/interop/js (needs npm and the npm registry; .ci/run does it)")
+		return ""
+	}
+	return node
+}
+
+// jsPeer is the js-libp2p peer of js/peer.mjs, speaking JSON lines.
+type jsPeer struct {
+	*proctest.Peer
+	id string
+}
+
+func startJSPeer(t *testing.T, node string) *jsPeer {
+	t.Helper()
+	cmd := exec.Command(node, "peer.mjs") // #nosec G204 -- runs the test's own script
+	cmd.Dir = jsDir
+	p := proctest.StartCmd(t, "js", cmd)
+	ready := p.Wait(wait, "ready", nil)
+	return &jsPeer{Peer: p, id: ready.Str("peer_id")}
+}
+
+// do sends one command to the js peer.
+func (j *jsPeer) do(t *testing.T, cmd map[string]any) {
+	t.Helper()
+	b, err := json.Marshal(cmd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	j.Send(string(b))
+}
+
+// noEvent fails if p reported an event of type typ matching match so far.
+func noEvent(t *testing.T, p *proctest.Peer, typ string, match func(proctest.Event) bool) {
+	t.Helper()
+	for _, e := range p.Seen() {
+		if e.Type() == typ && (match == nil || match(e)) {
+			t.Fatalf("%s reported %s: %v", p.Name, typ, e)
+		}
+	}
+}
+
+var hexID = regexp.MustCompile(`^[0-9a-f]{32}$`)
+
+// TestJSLibp2pPeer runs a real parley process and the js-libp2p peer of
+// js/peer.mjs (written from docs/PROTOCOL.md) on loopback and checks, in
+// order: the js peer connects over TCP + Noise + yamux and both sides see
+// each other subscribed to the lobby topic; a room message and a presence
+// signed by the js peer are shown by parley; parley's message reaches the
+// js peer, whose own check of the StrictSign signature and of rooms §6
+// accepts it; rooms whose names differ by case, final sigma or width (ΣΑΣ
+// and σας, ＬＯＢＢＹ２ and lobby2) are one topic on both stacks; a direct
+// private room joined from parley's invite carries sealed messages both
+// ways; a direct message each way over /parley/dm/1.0.0 is stored and
+// acknowledged. The
+// steps share the two processes, so the first failure ends the test.
+func TestJSLibp2pPeer(t *testing.T) {
+	node := nodeForJSPeer(t)
+	bin, err := proctest.Build(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := proctest.Start(t, bin, "parley", append([]string{"--data-dir", filepath.Join(t.TempDir(), "parley"), "--nick", "goparley"}, proctest.Loopback()...)...)
+	ready := p.Wait(wait, "ready", nil)
+	parleyID := ready.Str("peer_id")
+	addrs, _ := ready["addrs"].([]any)
+	if len(addrs) == 0 {
+		t.Fatalf("ready without addrs: %v", ready)
+	}
+	addr, _ := addrs[0].(string)
+	p.Find(wait, "joined", func(e proctest.Event) bool { return e.Str("room") == "lobby" })
+
+	js := startJSPeer(t, node)
+	lobby := "parley/room/1/public/lobby"
+
+	{
+		t.Log("step: connect and subscribe")
+		js.do(t, map[string]any{"cmd": "join", "room": "Lobby"})
+		if e := js.Wait(wait, "joined", nil); e.Str("topic") != lobby {
+			t.Fatalf("js joined %v, want topic %s", e, lobby)
+		}
+		js.do(t, map[string]any{"cmd": "dial", "addr": addr})
+		js.Wait(wait, "dialed", func(e proctest.Event) bool { return e.Str("peer_id") == parleyID })
+		p.Find(wait, "peer_connected", func(e proctest.Event) bool { return e.Str("peer_id") == js.id })
+		js.Find(wait, "subscribed", func(e proctest.Event) bool {
+			return e.Str("peer_id") == parleyID && e.Str("topic") == lobby && e["subscribe"] == true
+		})
+	}
+
+	{
+		t.Log("step: js to parley in a room")
+		js.do(t, map[string]any{"cmd": "presence", "room": "lobby", "nick": "jsbot"})
+		js.do(t, map[string]any{"cmd": "publish", "room": "lobby", "nick": "jsbot", "text": "hello from js-libp2p"})
+		pub := js.Wait(wait, "published", func(e proctest.Event) bool { return e["kind"] == float64(1) })
+		m := p.Wait(wait, "message", func(e proctest.Event) bool { return e.Str("text") == "hello from js-libp2p" })
+		if m.Str("room") != "lobby" || m.Str("from") != js.id || m.Str("nick") != "jsbot" || m.Str("id") != pub.Str("id") || m["private"] != false {
+			t.Fatalf("parley showed %v for the js message %v", m, pub)
+		}
+		p.Find(wait, "presence", func(e proctest.Event) bool {
+			return e.Str("room") == "lobby" && e.Str("peer_id") == js.id && e.Str("nick") == "jsbot" && e["online"] == true
+		})
+	}
+
+	{
+		t.Log("step: parley to js in a room")
+		p.Send("hello from parley, ünïcödé ✓")
+		own := p.Wait(wait, "message", func(e proctest.Event) bool { return e.Str("from") == parleyID })
+		m := js.Wait(wait, "message", func(e proctest.Event) bool { return e.Str("from") == parleyID })
+		if m.Str("text") != "hello from parley, ünïcödé ✓" || m.Str("nick") != "goparley" || m.Str("room") != "lobby" || m["signature_verified"] != true {
+			t.Fatalf("js got %v", m)
+		}
+		if m.Str("id") != own.Str("id") || !hexID.MatchString(m.Str("id")) {
+			t.Fatalf("js got envelope id %q, parley shows %q", m.Str("id"), own.Str("id"))
+		}
+		// The longest text (4096 characters, 12 KiB of UTF-8) both ways.
+		long := strings.Repeat("✓", 4096)
+		p.Send(long)
+		if m := js.Wait(wait, "message", func(e proctest.Event) bool { return e.Str("from") == parleyID }); m.Str("text") != long {
+			t.Fatalf("js got %d bytes of text, want %d", len(m.Str("text")), len(long))
+		}
+		js.do(t, map[string]any{"cmd": "publish", "room": "lobby", "nick": "jsbot", "text": long})
+		p.Wait(wait, "message", func(e proctest.Event) bool { return e.Str("from") == js.id && e.Str("text") == long })
+		// Parley answers a newcomer's presence with its own (rooms §7).
+		pr := js.Find(wait, "presence", func(e proctest.Event) bool { return e.Str("from") == parleyID })
+		if pr.Str("nick") != "goparley" || pr["leaving"] != false || pr["signature_verified"] != true {
+			t.Fatalf("js got presence %v", pr)
+		}
+	}
+
+	{
+		t.Log("step: one room name rule")
+		cases := []struct{ parley, js, canonical string }{
+			{"ΣΑΣ", "σας", "σασ"},
+			{"ＬＯＢＢＹ２", "lobby2", "lobby2"},
+		}
+		for _, tc := range cases {
+			p.Send("/join " + tc.parley)
+			p.Wait(wait, "joined", func(e proctest.Event) bool { return e.Str("room") == tc.canonical })
+			js.do(t, map[string]any{"cmd": "join", "room": tc.js})
+			topic := "parley/room/1/public/" + tc.canonical
+			if e := js.Wait(wait, "joined", nil); e.Str("topic") != topic {
+				t.Fatalf("js joined %q as %v, want topic %s", tc.js, e, topic)
+			}
+			js.Find(wait, "subscribed", func(e proctest.Event) bool { return e.Str("peer_id") == parleyID && e.Str("topic") == topic })
+			text := "in " + tc.js
+			js.do(t, map[string]any{"cmd": "publish", "room": tc.js, "nick": "jsbot", "text": text})
+			m := p.Wait(wait, "message", func(e proctest.Event) bool { return e.Str("text") == text })
+			if m.Str("room") != tc.canonical || m.Str("from") != js.id {
+				t.Fatalf("parley showed %v for a js message in %q", m, tc.js)
+			}
+		}
+	}
+
+	{
+		t.Log("step: private room from an invite, both ways")
+		p.Send("/create secret")
+		inv := p.Wait(wait, "info", func(e proctest.Event) bool {
+			data, _ := e["data"].(map[string]any)
+			return data != nil && data["invite"] != nil
+		})
+		invite, _ := inv["data"].(map[string]any)["invite"].(string)
+		js.do(t, map[string]any{"cmd": "join", "invite": invite})
+		joined := js.Wait(wait, "joined", nil)
+		topic := joined.Str("topic")
+		if joined.Str("room") != "secret" || joined["private"] != true || !strings.HasPrefix(topic, "parley/room/1/private/") {
+			t.Fatalf("js joined %v from the invite", joined)
+		}
+		js.Find(wait, "subscribed", func(e proctest.Event) bool { return e.Str("peer_id") == parleyID && e.Str("topic") == topic })
+		js.do(t, map[string]any{"cmd": "publish", "room": "secret", "nick": "jsbot", "text": "sealed by js"})
+		m := p.Wait(wait, "message", func(e proctest.Event) bool { return e.Str("text") == "sealed by js" })
+		if m.Str("room") != "secret" || m.Str("from") != js.id || m["private"] != true {
+			t.Fatalf("parley showed %v for the sealed js message", m)
+		}
+		p.Send("/switch secret")
+		p.Send("sealed by parley")
+		got := js.Wait(wait, "message", func(e proctest.Event) bool { return e.Str("text") == "sealed by parley" })
+		if got.Str("room") != "secret" || got["private"] != true || got.Str("from") != parleyID || got["signature_verified"] != true {
+			t.Fatalf("js got %v", got)
+		}
+	}
+
+	{
+		t.Log("step: direct message js to parley")
+		js.do(t, map[string]any{"cmd": "dm", "peer": parleyID, "nick": "jsbot", "text": "a dm from js"})
+		ack := js.Wait(wait, "dm_ack", nil)
+		if ack["status"] != float64(1) { // STATUS_STORED
+			t.Fatalf("ack %v, want STATUS_STORED", ack)
+		}
+		dm := p.Wait(wait, "dm", func(e proctest.Event) bool { return e.Str("text") == "a dm from js" })
+		if dm.Str("from") != js.id || dm.Str("nick") != "jsbot" || dm.Str("id") != ack.Str("id") {
+			t.Fatalf("parley showed %v for the js DM acked %v", dm, ack)
+		}
+	}
+
+	{
+		t.Log("step: direct message parley to js")
+		p.Send("/msg " + js.id + " a dm from parley")
+		dm := js.Wait(wait, "dm", nil)
+		if dm.Str("from") != parleyID || dm.Str("text") != "a dm from parley" || dm.Str("nick") != "goparley" {
+			t.Fatalf("js got %v", dm)
+		}
+		st := p.Wait(wait, "dm_status", func(e proctest.Event) bool { return e.Str("state") == "delivered" })
+		if st.Str("to") != js.id || st.Str("id") != dm.Str("id") {
+			t.Fatalf("parley reported %v for the DM js stored as %v", st, dm)
+		}
+	}
+
+	// Nothing either side sent was refused by the other.
+	noEvent(t, js.Peer, "refused", nil)
+	noEvent(t, js.Peer, "error", nil)
+	noEvent(t, p, "error", nil)
+
+	js.do(t, map[string]any{"cmd": "quit"})
+	if err := js.Exited(10 * time.Second); err != nil {
+		t.Errorf("js peer exit: %v\n%s", err, js.Stderr())
+	}
+	p.CloseStdin()
+	if err := p.Exited(10 * time.Second); err != nil {
+		t.Errorf("parley exit: %v\n%s", err, p.Stderr())
+	}
+}
+
+// TestSealVectorsInJS checks the js peer's private-room code (invites,
+// topics, seal keys, XChaCha20-Poly1305 from @noble/ciphers) against
+// docs/vectors/rooms.json, including the sealed envelopes vectors.mjs
+// cannot check without a cipher package.
+func TestSealVectorsInJS(t *testing.T) {
+	node := nodeForJSPeer(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, node, "sealvectors.mjs") // #nosec G204 -- fixed arguments
+	cmd.Dir = jsDir
+	out, err := cmd.CombinedOutput()
+	t.Logf("%s", out)
+	if err != nil {
+		t.Fatalf("node sealvectors.mjs: %v", err)
+	}
+}

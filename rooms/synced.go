@@ -1,0 +1,165 @@
+package rooms
+
+import (
+	"fmt"
+	"slices"
+	"time"
+
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/parley-chat/parley/rooms/pb"
+	bolt "go.etcd.io/bbolt"
+)
+
+// syncedMsg is a verified item of a session.
+type syncedMsg struct {
+	author peer.ID
+	env    envelope
+	it     item
+	raw    []byte
+}
+
+// checkSynced verifies one item exactly as the validator verifies a live
+// message: the author's signature (GossipSub's), the room's topic, size,
+// seal, envelope rules; then the kind the set holds, and the sent time:
+// not in the future (beyond MaxClockSkew) nor older than the set's window.
+// It does not apply the rate limit (a session is bounded by its own
+// limits) nor the replay check (the caller drops what it has).
+func (s *Service) checkSynced(r *room, set pb.SyncSet, raw []byte, now time.Time) (syncedMsg, error) {
+	sm, err := verifySigned(raw)
+	if err != nil {
+		return syncedMsg{}, fmt.Errorf("%w: %w", errSyncLie, err)
+	}
+	if sm.topic != r.topicName {
+		return syncedMsg{}, fmt.Errorf("%w: message of another topic", errSyncLie)
+	}
+	env, v := s.decode(r, sm.author, sm.data)
+	if v.result != pubsub.ValidationAccept {
+		return syncedMsg{}, fmt.Errorf("%w: %s", errSyncLie, v.reason)
+	}
+	wantKind := pb.Kind_KIND_TEXT
+	window := s.cfg.SyncWindow
+	if set == pb.SyncSet_SYNC_SET_MEMBERS {
+		wantKind, window = pb.Kind_KIND_PRESENCE, s.memberWindow()+s.cfg.MaxClockSkew
+	}
+	if env.kind != wantKind {
+		return syncedMsg{}, fmt.Errorf("%w: kind %v in set %v", errSyncLie, env.kind, set)
+	}
+	if env.sentAt.After(now.Add(s.cfg.MaxClockSkew)) {
+		return syncedMsg{}, fmt.Errorf("%w: sent in the future", errSyncLie)
+	}
+	if env.sentAt.Before(now.Add(-window)) {
+		return syncedMsg{}, fmt.Errorf("%w: older than the window", errSyncLie)
+	}
+	it := item{ts: uint64(max(env.sentAt.UnixMilli(), 0)), id: itemID(sm.author, env.id)} // #nosec G115 -- not negative
+	return syncedMsg{author: sm.author, env: env, it: it, raw: raw}, nil
+}
+
+// acceptSynced verifies the items of a frame and takes them in. With want
+// set, each item must be one of want (it is removed, so that a second
+// copy counts as unasked). It stops at the first bad item, after taking in
+// the good ones before it.
+func (s *Service) acceptSynced(r *room, set pb.SyncSet, raws [][]byte, want map[[itemIDSize]byte]bool) (int, error) {
+	now := time.Now()
+	var good []syncedMsg
+	var bad error
+	for _, raw := range raws {
+		m, err := s.checkSynced(r, set, raw, now)
+		if err == nil && want != nil {
+			if !want[m.it.id] {
+				err = fmt.Errorf("%w: item not asked for", errSyncLie)
+			}
+			delete(want, m.it.id)
+		}
+		if err != nil {
+			bad = err
+			break
+		}
+		good = append(good, m)
+	}
+	n := 0
+	if set == pb.SyncSet_SYNC_SET_MEMBERS {
+		for _, m := range good {
+			if s.takeBeacon(r, m, now) {
+				n++
+			}
+		}
+	} else {
+		n = s.storeSynced(r, good, now)
+	}
+	return n, bad
+}
+
+// storeSynced stores the chat lines of a session that are new here, in
+// one transaction with their replay records, and emits them in sent-time
+// order, marked caught up.
+func (s *Service) storeSynced(r *room, ms []syncedMsg, now time.Time) int {
+	slices.SortFunc(ms, func(a, b syncedMsg) int { return compareItems(a.it, b.it) })
+	var fresh []syncedMsg
+	var recs []*pb.StoredMessage
+	err := s.cfg.DB.Update(func(tx *bolt.Tx) error {
+		fresh, recs = fresh[:0], recs[:0]
+		for _, m := range ms {
+			k := replayKey{author: m.author, id: m.env.id}
+			if s.replay.has(k) || hasHistory(tx, r.topicName, m.it) {
+				continue
+			}
+			shared := r.nickShared(m.author, s.self, m.env.nick, s.cfg.Nick())
+			rec := &pb.StoredMessage{
+				Id: m.env.id[:], From: []byte(m.author), Nick: m.env.nick, Text: m.env.text,
+				SentAtMs: m.env.sentAt.UnixMilli(), ReceivedAtMs: now.UnixMilli(), NickShared: shared,
+				Signed: m.raw, CaughtUp: true,
+			}
+			ok, err := insertHistory(tx, r.topicName, rec, s.cfg.HistoryLimit)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				continue
+			}
+			if exp := s.replayExpiry(m.env); exp.After(now) {
+				if err := putReplay(tx, k, r.topicName, exp); err != nil {
+					return err
+				}
+			}
+			fresh = append(fresh, m)
+			recs = append(recs, rec)
+		}
+		return nil
+	})
+	if err != nil {
+		s.log.Error("cannot store synced messages", "room", r.name, "err", err)
+		return 0
+	}
+	for i, m := range fresh {
+		if exp := s.replayExpiry(m.env); exp.After(now) {
+			s.replay.load(replayKey{author: m.author, id: m.env.id}, r.topicName, exp.UnixMilli())
+		}
+		ev := s.messageEvent(r, m.author, &m.env, recs[i].NickShared)
+		ev.CaughtUp = true
+		s.cfg.Emitter.Emit(ev)
+	}
+	return len(fresh)
+}
+
+// takeBeacon takes in a member's signed presence from a session. It
+// reports whether it was newer than the one known.
+func (s *Service) takeBeacon(r *room, m syncedMsg, now time.Time) bool {
+	if m.author == s.self {
+		return false
+	}
+	ev, newer := r.offerBeacon(m.author, &m.env, beacon{it: m.it, raw: m.raw}, now, s.cfg.PresenceTimeout)
+	if !newer {
+		return false
+	}
+	if len(m.env.record) > 0 {
+		if recEnv, rec, err := verifyPeerRecord(m.env.record, m.author); err == nil {
+			s.learnAddrs(r, m.author, recEnv, rec)
+		}
+	}
+	if ev != nil {
+		s.cfg.Emitter.Emit(*ev)
+	}
+	r.markDirty()
+	return true
+}
