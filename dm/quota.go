@@ -2,6 +2,7 @@ package dm
 
 import (
 	"bytes"
+	"errors"
 	"sync"
 	"time"
 
@@ -10,6 +11,11 @@ import (
 
 	"github.com/parley-chat/parley/dm/pb"
 )
+
+// ErrInboxQuota: a stranger's stored messages are at their quota
+// (Config.StrangerInboxBytes, StrangerInboxPerPeer); the message was not
+// stored, and may be offered again later.
+var ErrInboxQuota = errors.New("the stored messages of this stranger are at their quota")
 
 // Defaults of the stored-message quota of strangers (Config.Known).
 const (
