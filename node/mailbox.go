@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
@@ -33,6 +34,14 @@ func (n *Node) startMailbox(ctx context.Context) error {
 	cc.Logger = n.log.With("component", "mailbox")
 	cc.Nick = n.Nick
 	cc.Eligible = n.mayHold
+	// Holders are reached like any peer (overlay.Host.Reach): known
+	// addresses, the DHT, relays through common peers.
+	cc.Connect = func(ctx context.Context, ai peer.AddrInfo) error {
+		if len(ai.Addrs) > 0 {
+			n.host.Peerstore().AddAddrs(ai.ID, ai.Addrs, 10*time.Minute)
+		}
+		return n.host.Reach(ctx, ai.ID)
+	}
 	c, err := mailbox.New(ctx, cc)
 	if err != nil {
 		return fmt.Errorf("start offline delivery: %w", err)
