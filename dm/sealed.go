@@ -101,7 +101,15 @@ func (s *Service) AcceptRelayed(m Relayed) (Verdict, error) {
 		s.ctr.rejected.Add(1)
 		return Refused, nil
 	}
+	release, ok := s.reserveInbox(m.From, msg, now)
+	if !ok && !s.stored(m.From, m.ID) {
+		s.ctr.overQuota.Add(1)
+		return 0, fmt.Errorf("message from %s: %w", m.From, ErrInboxQuota)
+	}
 	dup, err := s.storeInbox(m.From, msg, now)
+	if release != nil && (err != nil || dup) {
+		release()
+	}
 	if err != nil {
 		s.ctr.storageErrors.Add(1)
 		return 0, err

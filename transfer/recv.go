@@ -25,17 +25,14 @@ import (
 // by it: after a restart the part file is checked against the manifest.
 const bitmapFlushInterval = 30 * time.Second
 
-// maxPendingTotal caps the offers from all peers waiting for an answer.
-const maxPendingTotal = 256
-
 // maxChunkFrame bounds the frames read between chunks: a Chunk header or a
 // Status.
 const maxChunkFrame = 1024
 
-// handleOffer records an offer from a peer and answers it.
-// v2 tells that the offer came on protocol ID: only then may it leave out
-// the hash.
-func (s *Service) handleOffer(from peer.ID, o *pb.Offer, v2 bool) *pb.Status {
+// handleOffer records an offer from a peer, which came over conn, and
+// answers it. v2 tells that the offer came on protocol ID: only then may
+// it leave out the hash.
+func (s *Service) handleOffer(from peer.ID, conn network.Conn, o *pb.Offer, v2 bool) *pb.Status {
 	name, chunkSize, refusal := s.checkOffer(o, v2)
 	if refusal != nil {
 		return refusal
@@ -48,6 +45,9 @@ func (s *Service) handleOffer(from peer.ID, o *pb.Offer, v2 bool) *pb.Status {
 		t.man = newOpenManifest(t.size, chunkSize)
 		t.man.sent = nil
 	}
+	if !s.known(from) {
+		t.stranger, t.subnet = true, subnetOf(conn)
+	}
 	if err := s.checkSpace(t); err != nil {
 		return &pb.Status{Code: pb.Code_NO_SPACE, Message: "not enough free disk space"}
 	}
@@ -56,17 +56,10 @@ func (s *Service) handleOffer(from peer.ID, o *pb.Offer, v2 bool) *pb.Status {
 		s.mu.Unlock()
 		return &pb.Status{Code: pb.Code_DUPLICATE}
 	}
-	pending, total := 0, 0
-	for _, o := range s.transfers {
-		if o.dir == Receive && o.state == StateOffered {
-			total++
-			if o.peer == from {
-				pending++
-			}
-		}
-	}
-	if pending >= s.cfg.MaxPendingOffers || total >= maxPendingTotal {
+	if !s.offerRoom(from, !t.stranger, t.subnet) {
+		s.budget.OffersRefused++
 		s.mu.Unlock()
+		s.log.Debug("transfer: offer refused: budget full", "peer", from, "stranger", t.stranger, "subnet", t.subnet)
 		return &pb.Status{Code: pb.Code_BUSY, Message: "too many offers waiting for an answer"}
 	}
 	s.transfers[t.id] = t

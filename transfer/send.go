@@ -129,13 +129,15 @@ func (s *Service) findRemote(id string) (remoteShare, error) {
 	return remoteShare{}, fmt.Errorf("%w: %q", ErrAmbiguous, id)
 }
 
-// servable finds what a Get from peer asks for: a transfer offered to that
-// peer, or an upload of a share (created on first use).
-func (s *Service) servable(from peer.ID, raw []byte) (*transfer, *manifest, *pb.Status) {
+// servable finds what a Get from peer, over conn, asks for: a transfer
+// offered to that peer, or an upload of a share (created on first use,
+// within the budgets of budget.go).
+func (s *Service) servable(from peer.ID, conn network.Conn, raw []byte) (*transfer, *manifest, *pb.Status) {
 	t := s.byRawID(raw)
 	if t == nil || t.dir != Send {
 		return nil, nil, &pb.Status{Code: pb.Code_NOT_FOUND}
 	}
+	known := !t.share || s.known(from)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	switch {
@@ -144,15 +146,20 @@ func (s *Service) servable(from peer.ID, raw []byte) (*transfer, *manifest, *pb.
 		if u, ok := s.uploads[key]; ok && !u.state.Terminal() {
 			return u, t.man, nil
 		}
-		if len(s.uploads) >= maxUploads {
-			s.pruneUploads()
+		subnet := ""
+		if !known {
+			subnet = subnetOf(conn)
 		}
-		if len(s.uploads) >= maxUploads {
+		now := time.Now()
+		if !s.uploadRoom(from, known, subnet, now) {
+			s.budget.UploadsRefused++
+			s.log.Debug("transfer: upload refused: budget full", "peer", from, "stranger", !known, "subnet", subnet)
 			return nil, nil, &pb.Status{Code: pb.Code_BUSY, Message: "too many uploads"}
 		}
 		u := newTransfer(t.ctx, t.rawID)
 		u.dir, u.share, u.peer, u.name, u.size, u.hash = Send, true, from, t.name, t.size, t.hash
 		u.src, u.modTime, u.state = t.src, t.modTime, StateActive
+		u.stranger, u.subnet, u.idleSince = !known, subnet, now
 		s.uploads[key] = u
 		return u, t.man, nil
 	case t.share || t.peer != from:
@@ -196,7 +203,7 @@ func (s *Service) serveSlot(p peer.ID) (release func(), ok bool) {
 // serve answers a pull stream: the manifest and chunks of each Get, until
 // the recipient closes its side.
 func (s *Service) serve(str network.Stream, br *bufio.Reader, from peer.ID, g *pb.Get) {
-	t, man, status := s.servable(from, g.GetId())
+	t, man, status := s.servable(from, str.Conn(), g.GetId())
 	if status != nil {
 		s.reply(str, status)
 		return
@@ -241,6 +248,9 @@ func (s *Service) serveEnd(t *transfer) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	t.serving--
+	if t.serving == 0 {
+		t.idleSince = time.Now()
+	}
 	if t.serving == 0 && t.state == StateActive {
 		t.state = StateWaiting
 		t.rate.reset()

@@ -54,6 +54,7 @@ type Service struct {
 	remoteOrder []string                  // ids in remote, oldest first; guarded by mu
 	slots       map[peer.ID]chan struct{} // receive slots per peer; guarded by mu
 	serving     map[peer.ID]int           // Get streams served per peer; guarded by mu
+	budget      BudgetCounters            // guarded by mu
 }
 
 // testHooks let tests inject faults; all nil in production.
@@ -91,9 +92,6 @@ type remoteShare struct {
 
 // maxRemoteShares bounds the announced shares remembered for Fetch.
 const maxRemoteShares = 1024
-
-// maxUploads bounds the share uploads listed at once.
-const maxUploads = 256
 
 // New starts the service: it creates the downloads dir, loads the transfers
 // stored in cfg.DB, registers the stream handler and resumes interrupted
@@ -152,6 +150,9 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	for _, t := range loaded {
 		if t.dir == Receive && (t.state == StateActive || t.state == StateQueued) {
 			t.state = StateWaiting
+		}
+		if t.dir == Receive && t.state == StateOffered && !t.share {
+			t.stranger = !s.known(t.peer)
 		}
 		s.transfers[t.id] = t
 	}
@@ -293,7 +294,7 @@ func (s *Service) handleStream(str network.Stream) {
 	}
 	switch m := f.GetMsg().(type) {
 	case *pb.Frame_Offer:
-		s.reply(str, s.handleOffer(from, m.Offer, str.Protocol() == ID))
+		s.reply(str, s.handleOffer(from, str.Conn(), m.Offer, str.Protocol() == ID))
 	case *pb.Frame_Notice:
 		s.reply(str, s.handleNotice(from, m.Notice))
 	case *pb.Frame_Get:
