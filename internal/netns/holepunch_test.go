@@ -34,12 +34,23 @@ func natPair(t *testing.T, n *netns.NATs) (a, b *proctest.Peer, idA, idB, firstA
 	// Parley's TCP dials come from fresh ports (no SO_REUSEPORT, on
 	// purpose: overlay/private.go), so TCP alone would not do.
 	hub = strings.Replace(hub, "/tcp/4747/", "/udp/4747/quic-v1/", 1)
-	a, idA = chat(t, n.A, "alice", "--no-mdns", "--bootstrap", hub, "--room", "nat")
-	a.Find(2*connectWait, "reachability", func(e proctest.Event) bool {
+	relayed := func(e proctest.Event) bool {
 		rs, _ := e["relay_addrs"].([]any)
 		return len(rs) > 0
-	})
-	b, idB = chat(t, n.B, "bob", "--no-mdns", "--bootstrap", hub, "--room", "nat")
+	}
+	a, idA = chat(t, n.A, "alice", "--no-mdns", "--bootstrap", hub, "--room", "nat")
+	a.Find(2*connectWait, "reachability", relayed)
+	// Bob joins the room only once he is set up behind his NAT: libp2p
+	// makes one hole punching attempt per relayed connection, and the
+	// side that answers it listens for DCUtR only after it has learned a
+	// public address of its own (its observed address, which comes with
+	// the serve node's identify, before the relay reservation). libp2p
+	// checks for that address with a backoff of 0.25 s doubling to 5 s,
+	// and says nothing when it is done, hence the pause.
+	b, idB = chat(t, n.B, "bob", "--no-mdns", "--bootstrap", hub, "--room", "wait")
+	b.Find(2*connectWait, "reachability", relayed)
+	time.Sleep(2 * time.Second) // no event tells that libp2p's DCUtR handler is up (see above)
+	b.Send("/join nat")
 	firstAddr = connected(t, b, idA)
 	connected(t, a, idB)
 	return a, b, idA, idB, firstAddr
