@@ -92,30 +92,70 @@ const (
 // already, and reports it once as a dm event. An error (storage) means
 // the message was not stored and should be offered again later.
 func (s *Service) AcceptRelayed(m Relayed) (Verdict, error) {
-	if len(m.ID) != IDLen || len(m.From) > maxPeerIDLen || m.From == s.h.ID() {
-		return Refused, nil
-	}
-	msg := &pb.Message{Id: m.ID, Text: m.Text, Nick: m.Nick, SentAtMs: m.SentAtMs}
-	now := time.Now()
-	if reason := s.check(msg, now); reason != pb.Ack_REASON_UNSPECIFIED {
-		s.ctr.rejected.Add(1)
-		return Refused, nil
-	}
-	dup, err := s.storeInbox(m.From, msg, now)
+	vs, err := s.AcceptRelayedBatch([]Relayed{m})
 	if err != nil {
-		s.ctr.storageErrors.Add(1)
 		return 0, err
 	}
-	if dup {
-		s.ctr.duplicates.Add(1)
-		return Duplicate, nil
+	return vs[0], nil
+}
+
+// AcceptRelayedBatch is AcceptRelayed for many messages in one store
+// transaction (one disk commit): it returns their verdicts in order and
+// reports the stored ones as dm events, in order, after the commit. An
+// error (storage) means none was stored.
+func (s *Service) AcceptRelayedBatch(ms []Relayed) ([]Verdict, error) {
+	out := make([]Verdict, len(ms))
+	now := time.Now()
+	for i, m := range ms {
+		if len(m.ID) != IDLen || len(m.From) > maxPeerIDLen || m.From == s.h.ID() ||
+			s.check(&pb.Message{Id: m.ID, Text: m.Text, Nick: m.Nick, SentAtMs: m.SentAtMs}, now) != pb.Ack_REASON_UNSPECIFIED {
+			out[i] = Refused
+		}
 	}
-	s.ctr.received.Add(1)
-	s.emit.Emit(events.DM{
-		ID: msgID(m.ID), From: m.From, Nick: m.Nick, Text: m.Text,
-		SentAt: time.UnixMilli(m.SentAtMs).UTC(), Via: m.Via,
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		in, unshown := tx.Bucket([]byte(bucketInbox)), tx.Bucket([]byte(bucketUnshownIn))
+		for i, m := range ms {
+			if out[i] == Refused {
+				continue
+			}
+			key := recordKey(m.From, m.ID)
+			if in.Get(key) != nil { // stored earlier, or earlier in this batch
+				out[i] = Duplicate
+				continue
+			}
+			out[i] = Stored
+			err := putRecord(in, key, &pb.InboxRecord{Id: m.ID, From: []byte(m.From), Nick: m.Nick, Text: m.Text,
+				SentAtMs: m.SentAtMs, ReceivedMs: now.UnixMilli()})
+			if err != nil {
+				return fmt.Errorf("store message from %s: %w", m.From, err)
+			}
+			if s.cfg.ConfirmShown {
+				if err := unshown.Put(key, nil); err != nil {
+					return fmt.Errorf("mark not shown: %w", err)
+				}
+			}
+		}
+		return nil
 	})
-	return Stored, nil
+	if err != nil {
+		s.ctr.storageErrors.Add(1)
+		return nil, fmt.Errorf("store %d relayed messages: %w", len(ms), err)
+	}
+	for i, m := range ms {
+		switch out[i] {
+		case Refused:
+			s.ctr.rejected.Add(1)
+		case Duplicate:
+			s.ctr.duplicates.Add(1)
+		case Stored:
+			s.ctr.received.Add(1)
+			s.emit.Emit(events.DM{
+				ID: msgID(m.ID), From: m.From, Nick: m.Nick, Text: m.Text,
+				SentAt: time.UnixMilli(m.SentAtMs).UTC(), Via: m.Via,
+			})
+		}
+	}
+	return out, nil
 }
 
 // ConfirmDelivered marks pending messages to p delivered on p's receipt

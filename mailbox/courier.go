@@ -32,13 +32,16 @@ const (
 	bucketSelf    = "mailbox/self"    // "record" -> own signed Record envelope
 	bucketRecords = "mailbox/records" // peer ID -> a correspondent's signed Record envelope
 	bucketSent    = "mailbox/sent"    // len || recipient || note id -> pb.Sent
+	// bucketReceipts holds the receipts still to deposit: len || sender
+	// || note id -> when queued (Unix ms, 8 bytes big endian).
+	bucketReceipts = "mailbox/receipts"
 )
 
 // Outbox is what the courier needs of the direct-message service
 // (*dm.Service).
 type Outbox interface {
 	PendingTo(p peer.ID) ([]dm.Outgoing, error)
-	AcceptRelayed(m dm.Relayed) (dm.Verdict, error)
+	AcceptRelayedBatch(ms []dm.Relayed) ([]dm.Verdict, error)
 	ConfirmDelivered(p peer.ID, ids [][]byte, via string) error
 }
 
@@ -162,11 +165,13 @@ type retry struct {
 	dirty bool
 }
 
-// receiptJob is the note ids to acknowledge to one sender.
+// receiptJob is the note ids to acknowledge to one sender (kept in
+// bucketReceipts until deposited).
 type receiptJob struct {
 	retry
-	rec *Record // the sender's newest record seen
-	ids [][]byte
+	rec  *Record // the sender's newest record seen; nil: look it up
+	ids  [][]byte
+	have map[string]bool // the ids in ids
 }
 
 // New starts the courier: it loads or makes the node's record, registers
@@ -188,6 +193,9 @@ func New(ctx context.Context, cfg Config) (*Courier, error) {
 		learn: map[peer.ID]struct{}{}, picks: map[peer.ID]struct{}{}, picked: map[peer.ID]bool{}}
 	c.client = &Client{Open: c.open, Timeout: cfg.StreamTimeout}
 	if err := c.loadOwn(); err != nil {
+		return nil, fmt.Errorf("mailbox: %w", err)
+	}
+	if err := c.loadReceipts(); err != nil {
 		return nil, fmt.Errorf("mailbox: %w", err)
 	}
 	sub, err := c.h.EventBus().Subscribe(new(event.EvtPeerIdentificationCompleted))
@@ -339,7 +347,7 @@ func (c *Courier) isHolder(p peer.ID) bool {
 func (c *Courier) loadOwn() error {
 	var env []byte
 	err := c.db.Update(func(tx *bolt.Tx) error {
-		for _, b := range []string{bucketSelf, bucketRecords, bucketSent} {
+		for _, b := range []string{bucketSelf, bucketRecords, bucketSent, bucketReceipts} {
 			if _, err := tx.CreateBucketIfNotExists([]byte(b)); err != nil {
 				return fmt.Errorf("create bucket %s: %w", b, err)
 			}
