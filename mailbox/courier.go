@@ -47,7 +47,7 @@ type Outbox interface {
 
 // Defaults of Config.
 const (
-	DefaultPollInterval = time.Minute
+	DefaultPollInterval = 10 * time.Minute
 	DefaultRetryMin     = 5 * time.Second
 	DefaultRetryMax     = 10 * time.Minute
 	DefaultDialTimeout  = 20 * time.Second
@@ -79,8 +79,9 @@ type Config struct {
 	// Connect reaches a peer; the only place the courier dials (default
 	// Host.Connect with the addresses given).
 	Connect func(ctx context.Context, ai peer.AddrInfo) error
-	// PollInterval is how often connected holders are asked for new
-	// deposits. Default 1 min.
+	// PollInterval is how often the holders are asked for new deposits
+	// (a holder also notifies a connected owner at once; the poll is the
+	// fallback) and those not connected are tried. Default 10 min.
 	PollInterval time.Duration
 	// RetryMin and RetryMax bound the backoff of deposits that found no
 	// record or no holder. Defaults 5 s and 10 min.
@@ -92,6 +93,10 @@ type Config struct {
 	// RecordMaxAge: a correspondent's cached record older than this is
 	// fetched again when the peer is connected. Default 24 h.
 	RecordMaxAge time.Duration
+	// HolderStaleAfter: a holder of this node's mailbox that every
+	// attempt to reach failed for this long is dropped from its record
+	// (health.go). Default 3 days.
+	HolderStaleAfter time.Duration
 }
 
 func (c *Config) setDefaults() error {
@@ -119,6 +124,7 @@ func (c *Config) setDefaults() error {
 	setDur(&c.DialTimeout, DefaultDialTimeout)
 	setDur(&c.StreamTimeout, DefaultStreamTimeout)
 	setDur(&c.RecordMaxAge, DefaultRecordMaxAge)
+	setDur(&c.HolderStaleAfter, DefaultHolderStaleAfter)
 	return nil
 }
 
@@ -204,6 +210,7 @@ func New(ctx context.Context, cfg Config) (*Courier, error) {
 	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	c.h.SetStreamHandler(RecordProtocolID, c.handleRecord)
+	c.h.SetStreamHandler(NotifyProtocolID, c.handleNotify)
 	c.wg.Add(3)
 	go c.watch(sub)
 	go c.sendLoop()
@@ -227,6 +234,7 @@ func (c *Courier) Close() error {
 	c.closed = true
 	c.mu.Unlock()
 	c.h.RemoveStreamHandler(RecordProtocolID)
+	c.h.RemoveStreamHandler(NotifyProtocolID)
 	c.cancel()
 	c.wg.Wait()
 	return nil

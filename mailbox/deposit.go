@@ -435,11 +435,13 @@ func (c *Courier) pickLoop() {
 			return
 		case <-c.wakePick:
 		case <-t.C:
+			// Every holder: the connected ones for deposits a
+			// notification missed, the others to reach them (or learn
+			// that they are gone, health.go).
 			c.mu.Lock()
 			for _, ai := range c.own.Holders {
-				if c.h.Network().Connectedness(ai.ID) == network.Connected {
-					c.picks[ai.ID] = struct{}{}
-				}
+				c.picks[ai.ID] = struct{}{}
+				c.reach(ai)
 			}
 			c.mu.Unlock()
 		}
@@ -475,6 +477,11 @@ func (c *Courier) pickup(ctx context.Context, hp peer.ID) error {
 		if err != nil || !more {
 			break
 		}
+	}
+	if err == nil {
+		c.holderOK(hp)
+	} else if ctx.Err() == nil && c.isHolder(hp) {
+		c.holderFailed(hp, time.Now())
 	}
 	c.mu.Lock()
 	first := !c.picked[hp] && err == nil
