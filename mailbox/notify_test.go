@@ -52,7 +52,6 @@ func TestHolderNotifiesConnectedOwner(t *testing.T) {
 	}
 }
 
-
 // TestUnreachableHolderDropped: carol's holder goes away; after every
 // attempt to reach it failed for HolderStaleAfter, her record no longer
 // names it.

@@ -68,7 +68,9 @@ func idsOf(r *runs, typ string, match func(proctest.Event) bool) (count map[stri
 
 func isQueued(e proctest.Event) bool    { return e.Str("state") == "queued" && e.Str("reason") == "" }
 func isDeposited(e proctest.Event) bool { return e.Str("reason") == "deposited" }
-func isDelivered(e proctest.Event) bool { return e.Str("state") == "delivered" && e.Str("reason") == "" }
+func isDelivered(e proctest.Event) bool {
+	return e.Str("state") == "delivered" && e.Str("reason") == ""
+}
 
 // waitAll waits, at most d, until every id in want is in the ids of typ
 // events of r (every run) that match; it reports whether they all came.
