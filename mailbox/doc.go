@@ -32,7 +32,7 @@
 //	  | <-- Found{record} ------ |                          |
 //	  | -- Deposit{box, seal} -> | (stored, quotas)         |
 //	  | <-- STORED ------------- |                          |
-//	  |                          | -- notify (if connected) > | (mailbox-notify: empty stream)
+//	  |                          | -- notify -------------> | (if connected; empty stream)
 //	  |                          | <-- Pickup{record} ----- | (connects, or notified)
 //	  |                          | --- Item..., End ------> | open, verify, store once (1 commit)
 //	  |                          |                          | receipts kept on disk (1 commit)
