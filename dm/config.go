@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/peer"
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/parley-chat/parley/events"
@@ -125,6 +126,17 @@ type Config struct {
 	// process died before they reached the user). Without it an event
 	// counts as shown once emitted.
 	ConfirmShown bool
+	// Known reports whether a peer is a contact (a trusted peer, a peer
+	// the user wrote to, a member of a private room). The received
+	// messages stored from everyone else, strangers, are bounded:
+	// StrangerInboxBytes in all, StrangerInboxPerPeer per sender (bytes
+	// of text and nick plus 64 per message; defaults 4 MiB and 256 KiB).
+	// Past it a stranger is answered "busy" (reason storage, retry after
+	// MaxRetryAfter) until pruning (MaxMessageAge) frees room; contacts'
+	// messages are always stored. nil: every peer is a stranger. It must
+	// not block.
+	Known                                    func(peer.ID) bool
+	StrangerInboxBytes, StrangerInboxPerPeer int
 
 	// hooks lets tests in this package inject faults.
 	hooks *testHooks
@@ -166,6 +178,8 @@ func (c *Config) setDefaults() error {
 	setInt(&c.MaxPending, DefaultMaxPending)
 	setInt(&c.MaxDeliveries, DefaultMaxDeliveries)
 	setInt(&c.PeerBurst, DefaultPeerBurst)
+	setInt(&c.StrangerInboxBytes, DefaultStrangerInboxBytes)
+	setInt(&c.StrangerInboxPerPeer, DefaultStrangerInboxPerPeer)
 	if c.PeerRate <= 0 {
 		c.PeerRate = DefaultPeerRate
 	}

@@ -182,9 +182,13 @@ func (s *Service) allow(p peer.ID) bool {
 // retryAfter is the wait a busy ack asks for, in milliseconds: for a rate
 // limit, until p's bucket holds a token for each of the refused messages
 // of the stream, so a sender that waits it out gets them all accepted;
-// for a storage failure, StorageRetryAfter. At most MaxRetryAfter.
+// for a storage failure, StorageRetryAfter; for a stranger whose stored
+// messages are at their quota, MaxRetryAfter. At most MaxRetryAfter.
 func (s *Service) retryAfter(p peer.ID, reason pb.Ack_Reason, refused int) uint32 {
 	d := StorageRetryAfter
+	if reason == pb.Ack_REASON_STORAGE && !s.known(p) && s.overQuota(p) {
+		d = MaxRetryAfter
+	}
 	if reason == pb.Ack_REASON_RATE_LIMITED {
 		s.mu.Lock()
 		lim := s.limiters[p]
@@ -231,7 +235,17 @@ func (s *Service) accept(p peer.ID, m *pb.Message) (*pb.Ack, error) {
 		ack.Status, ack.Reason = pb.Ack_STATUS_REJECTED, reason
 		return ack, nil
 	}
+	release, ok := s.reserveInbox(p, m, now)
+	if !ok && !s.stored(p, m.Id) {
+		s.ctr.overQuota.Add(1)
+		s.log.Debug("dm: stranger's stored messages at quota, busy", "peer", p, "id", msgID(m.Id))
+		ack.Status, ack.Reason = pb.Ack_STATUS_BUSY, pb.Ack_REASON_STORAGE
+		return ack, nil
+	}
 	dup, err := s.storeInbox(p, m, now)
+	if release != nil && (err != nil || dup) {
+		release()
+	}
 	if err != nil {
 		s.ctr.storageErrors.Add(1)
 		s.log.Warn("dm: storing a received message failed", "peer", p, "err", err)

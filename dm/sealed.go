@@ -85,6 +85,9 @@ const (
 	Duplicate
 	// Refused: breaks the recipient's rules (text, nick, time); dropped.
 	Refused
+	// OverQuota: not stored, the strangers' inbox quota is full
+	// (ErrInboxQuota); offer it again later.
+	OverQuota
 )
 
 // AcceptRelayed applies the recipient's checks to a message that came by
@@ -96,6 +99,9 @@ func (s *Service) AcceptRelayed(m Relayed) (Verdict, error) {
 	if err != nil {
 		return 0, err
 	}
+	if vs[0] == OverQuota {
+		return 0, fmt.Errorf("message from %s: %w", m.From, ErrInboxQuota)
+	}
 	return vs[0], nil
 }
 
@@ -105,17 +111,26 @@ func (s *Service) AcceptRelayed(m Relayed) (Verdict, error) {
 // error (storage) means none was stored.
 func (s *Service) AcceptRelayedBatch(ms []Relayed) ([]Verdict, error) {
 	out := make([]Verdict, len(ms))
+	// release[i] gives back the quota reserved for ms[i] if it is not
+	// stored after all.
+	release := make([]func(), len(ms))
 	now := time.Now()
 	for i, m := range ms {
+		msg := &pb.Message{Id: m.ID, Text: m.Text, Nick: m.Nick, SentAtMs: m.SentAtMs}
 		if len(m.ID) != IDLen || len(m.From) > maxPeerIDLen || m.From == s.h.ID() ||
-			s.check(&pb.Message{Id: m.ID, Text: m.Text, Nick: m.Nick, SentAtMs: m.SentAtMs}, now) != pb.Ack_REASON_UNSPECIFIED {
+			s.check(msg, now) != pb.Ack_REASON_UNSPECIFIED {
 			out[i] = Refused
+			continue
+		}
+		var ok bool
+		if release[i], ok = s.reserveInbox(m.From, msg, now); !ok && !s.stored(m.From, m.ID) {
+			out[i] = OverQuota
 		}
 	}
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		in, unshown := tx.Bucket([]byte(bucketInbox)), tx.Bucket([]byte(bucketUnshownIn))
 		for i, m := range ms {
-			if out[i] == Refused {
+			if out[i] == Refused || out[i] == OverQuota {
 				continue
 			}
 			key := recordKey(m.From, m.ID)
@@ -137,6 +152,11 @@ func (s *Service) AcceptRelayedBatch(ms []Relayed) ([]Verdict, error) {
 		}
 		return nil
 	})
+	for i, r := range release {
+		if r != nil && (err != nil || out[i] != Stored) {
+			r()
+		}
+	}
 	if err != nil {
 		s.ctr.storageErrors.Add(1)
 		return nil, fmt.Errorf("store %d relayed messages: %w", len(ms), err)
@@ -145,6 +165,8 @@ func (s *Service) AcceptRelayedBatch(ms []Relayed) ([]Verdict, error) {
 		switch out[i] {
 		case Refused:
 			s.ctr.rejected.Add(1)
+		case OverQuota:
+			s.ctr.overQuota.Add(1)
 		case Duplicate:
 			s.ctr.duplicates.Add(1)
 		case Stored:

@@ -52,6 +52,8 @@ type Service struct {
 	inTotal int             // guarded by mu
 	// limiters rate-limit each peer's inbound messages.
 	limiters map[peer.ID]*rate.Limiter // guarded by mu
+	// quota tallies what strangers' stored messages take (quota.go).
+	quota inboxQuota
 
 	ctr counters
 }
@@ -84,6 +86,7 @@ type counters struct {
 	received, duplicates, rejected, rateLimited, storageErrors  atomic.Uint64
 	malformed, oversize, timeouts, tooManyStreams, streamErrors atomic.Uint64
 	attempts, sent, delivered, failed                           atomic.Uint64
+	overQuota                                                   atomic.Uint64
 }
 
 // Counters counts what the service did since New. The inbound protocol
@@ -104,6 +107,7 @@ type Counters struct {
 	Sent           uint64 // messages written (first time)
 	Delivered      uint64 // messages acknowledged
 	Failed         uint64 // messages expired or rejected
+	OverQuota      uint64 // strangers' messages answered "busy": their stored messages are at the quota
 }
 
 // Counters returns a snapshot of the counters.
@@ -115,6 +119,7 @@ func (s *Service) Counters() Counters {
 		Malformed: c.malformed.Load(), Oversize: c.oversize.Load(), Timeouts: c.timeouts.Load(),
 		TooManyStreams: c.tooManyStreams.Load(), StreamErrors: c.streamErrors.Load(),
 		Attempts: c.attempts.Load(), Sent: c.sent.Load(), Delivered: c.delivered.Load(), Failed: c.failed.Load(),
+		OverQuota: c.overQuota.Load(),
 	}
 }
 

@@ -539,6 +539,9 @@ func (c *Courier) pickupRound(ctx context.Context, hp peer.ID) (items int, more 
 			c.log.Warn("mailbox: storing picked-up messages failed", "err", err)
 		}
 		for i, v := range vs {
+			if v == dm.OverQuota {
+				continue // kept at the holder for a later pickup
+			}
 			del = append(del, notes[i].id)
 			if v != dm.Refused {
 				from := notes[i].l.From

@@ -28,11 +28,13 @@ func (n *Node) startDM(ctx context.Context) error {
 	cfg.Logger = n.log.With("component", "dm")
 	cfg.Nick = n.Nick
 	cfg.ConfirmShown = true // marked shown by the node (shown.go)
+	cfg.Known = n.own.known
 	svc, err := dm.New(ctx, cfg)
 	if err != nil {
 		return fmt.Errorf("start direct messages: %w", err)
 	}
 	n.dm = svc
+	n.own.dm.Store(svc)
 	n.dmMarks.Store(svc)
 	n.shown.poke() // the marks that waited for it
 	return nil

@@ -203,6 +203,9 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 		ocfg.UserAgent = "parley/" + cfg.Version
 	}
 	n.relayForOwnPeople(&ocfg)
+	if ocfg.Known == nil {
+		ocfg.Known = n.own.known
+	}
 	h, err := overlay.New(ctx, ocfg)
 	if err != nil {
 		n.cancel()

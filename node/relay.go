@@ -5,6 +5,7 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/parley-chat/parley/dm"
 	"github.com/parley-chat/parley/overlay"
 	"github.com/parley-chat/parley/rooms"
 	"github.com/parley-chat/parley/trust"
@@ -19,6 +20,7 @@ import (
 type ownPeople struct {
 	rooms atomic.Pointer[rooms.Service]
 	trust atomic.Pointer[trust.Store]
+	dm    atomic.Pointer[dm.Service] // for known (known.go)
 }
 
 // accepts reports whether p may reserve a relay slot on this node, or be

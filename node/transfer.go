@@ -42,6 +42,7 @@ func (n *Node) startTransfer(ctx context.Context) error {
 		return err
 	}
 	cfg.AutoAccept = auto
+	cfg.Known = n.own.known
 	svc, err := transfer.New(ctx, cfg)
 	if err != nil {
 		return fmt.Errorf("start file transfer: %w", err)

@@ -6,6 +6,7 @@ import (
 	"sync/atomic"
 
 	"github.com/libp2p/go-libp2p"
+	"github.com/libp2p/go-libp2p/core/event"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	routedhost "github.com/libp2p/go-libp2p/p2p/host/routed"
@@ -74,6 +75,11 @@ func others(ais []peer.AddrInfo, self peer.ID) []peer.AddrInfo {
 // connection watcher, the DHT, the relay service and relay reservations,
 // and the reachability tracker.
 func (o *Host) startConnectivity(cfg *Config, relays *lateHooks) error {
+	idSub, err := o.EventBus().Subscribe(new(event.EvtPeerIdentificationCompleted))
+	if err != nil {
+		return fmt.Errorf("subscribe to identify events: %w", err)
+	}
+	o.goroutine(func() { o.guard.watch(o, idSub) })
 	o.conns = newConnWatcher(o)
 	relays.punch.w.Store(o.conns)
 	o.reach = newReachTracker(o, cfg.ForceReachability)

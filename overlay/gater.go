@@ -20,6 +20,9 @@ type gater struct {
 	// allow is nil when every peer that is not denied may connect. It is
 	// never modified after newGater.
 	allow map[peer.ID]struct{}
+	// guard refuses the addresses strangers announced that are not
+	// plausible (plausible.go); set once by New.
+	guard *addrGuard
 }
 
 // newGater returns a gater that refuses deny and, when allow is not
@@ -54,9 +57,11 @@ func (g *gater) InterceptPeerDial(p peer.ID) bool {
 }
 
 // InterceptAddrDial refuses to dial peers that are denied or not allowed,
-// and denied addresses.
+// denied addresses, and addresses a stranger announced that are not
+// plausible.
 func (g *gater) InterceptAddrDial(p peer.ID, a ma.Multiaddr) bool {
-	return g.allowed(p) && g.BasicConnectionGater.InterceptAddrDial(p, a)
+	return g.allowed(p) && g.BasicConnectionGater.InterceptAddrDial(p, a) &&
+		(g.guard == nil || !g.guard.refuses(p, a))
 }
 
 // InterceptSecured refuses authenticated connections, in either direction,

@@ -120,6 +120,13 @@ type Config struct {
 	// quick. Chat nodes pass their room members and trusted peers here,
 	// with ChatRelayResources.
 	RelayFor func(peer.ID) bool
+	// Known reports whether a peer is known to the user (node: trusted,
+	// written to, or in a private room). The addresses other peers,
+	// strangers, announce are dialled back only when plausible, and
+	// strangers are remembered for PeerMemory.StrangerMaxAge only
+	// (plausible.go, docs/SECURITY.md "Budgets"). Nil knows nobody. It is
+	// called concurrently and must be quick.
+	Known func(peer.ID) bool
 	// NoHolePunching turns off DCUtR hole punching, which otherwise
 	// upgrades relayed connections to direct ones where NATs allow.
 	NoHolePunching bool
@@ -174,6 +181,7 @@ func (c *Config) setDefaults() {
 type Host struct {
 	host.Host
 	gater *gater
+	guard *addrGuard
 	log   *slog.Logger
 	emit  events.Emitter
 
@@ -224,6 +232,7 @@ func New(ctx context.Context, cfg Config) (*Host, error) {
 	if err != nil {
 		return nil, fmt.Errorf("connection gater: %w", err)
 	}
+	gater.guard = newAddrGuard(cfg.Known)
 	for _, p := range cfg.DenyPeers {
 		if err := gater.BlockPeer(p); err != nil {
 			return nil, fmt.Errorf("deny peer %s: %w", p, err)
@@ -284,6 +293,7 @@ func New(ctx context.Context, cfg Config) (*Host, error) {
 	o := &Host{
 		Host:   h,
 		gater:  gater,
+		guard:  gater.guard,
 		log:    cfg.Logger,
 		emit:   cfg.Emitter,
 		ctx:    hctx,

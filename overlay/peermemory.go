@@ -45,6 +45,10 @@ type PeerMemory struct {
 	MaxPeers int
 	// MaxAge forgets peers not seen for this long (default 7 days).
 	MaxAge time.Duration
+	// StrangerMaxAge forgets strangers (peers Config.Known does not know
+	// when they are seen) not seen for this long (default 1 h); at most a
+	// quarter of the Redial slots go to strangers.
+	StrangerMaxAge time.Duration
 	// Redial is how many of the most recently seen peers are redialled
 	// (default 32).
 	Redial int
@@ -63,6 +67,10 @@ func (m *PeerMemory) setDefaults() {
 	if m.MaxAge <= 0 {
 		m.MaxAge = 7 * 24 * time.Hour
 	}
+	if m.StrangerMaxAge <= 0 {
+		m.StrangerMaxAge = time.Hour
+	}
+	m.StrangerMaxAge = min(m.StrangerMaxAge, m.MaxAge)
 	if m.Redial <= 0 {
 		m.Redial = 32
 	}
@@ -82,16 +90,20 @@ type PeerRecord struct {
 	ID       peer.ID
 	Addrs    []ma.Multiaddr
 	LastSeen time.Time
+	// Stranger: the peer was not known (Config.Known) when last seen;
+	// its addresses passed plausibleAddrs and it is kept StrangerMaxAge.
+	Stranger bool
 }
 
 type recordJSON struct {
 	Addrs    []string `json:"addrs"`
 	LastSeen int64    `json:"last_seen"`
+	Stranger bool     `json:"stranger,omitempty"`
 }
 
 // encodeRecord is the stored form of r.
 func encodeRecord(r PeerRecord) ([]byte, error) {
-	j := recordJSON{LastSeen: r.LastSeen.Unix()}
+	j := recordJSON{LastSeen: r.LastSeen.Unix(), Stranger: r.Stranger}
 	for _, a := range r.Addrs {
 		if s := a.String(); len(s) <= maxAddrLen && len(j.Addrs) < maxRecordAddrs {
 			j.Addrs = append(j.Addrs, s)
@@ -126,7 +138,7 @@ func decodeRecord(key, val []byte) (PeerRecord, error) {
 	if j.LastSeen <= 0 {
 		return PeerRecord{}, fmt.Errorf("%w: no last_seen", errBadRecord)
 	}
-	r := PeerRecord{ID: id, LastSeen: time.Unix(j.LastSeen, 0)}
+	r := PeerRecord{ID: id, LastSeen: time.Unix(j.LastSeen, 0), Stranger: j.Stranger}
 	for _, s := range j.Addrs {
 		if len(r.Addrs) == maxRecordAddrs {
 			break
@@ -190,7 +202,7 @@ func (m *memory) load() error {
 		var drop [][]byte
 		err = b.ForEach(func(k, v []byte) error {
 			r, err := decodeRecord(k, v)
-			if err != nil || now.Sub(r.LastSeen) > m.cfg.MaxAge {
+			if err != nil || now.Sub(r.LastSeen) > m.maxAge(r) {
 				if err != nil {
 					m.o.log.Warn("forgetting a corrupt remembered peer", "err", err)
 				}
@@ -227,7 +239,7 @@ func (m *memory) load() error {
 		}
 		m.peers[r.ID] = &r
 		m.o.Peerstore().AddAddrs(r.ID, r.Addrs, peerstore.AddressTTL)
-		if len(m.redial) < m.cfg.Redial {
+		if m.redialRoom(r.Stranger) {
 			m.redial[r.ID] = &redialState{next: now}
 		}
 	}
@@ -265,7 +277,16 @@ func (m *memory) identified() {
 			if !isParley(ev.AgentVersion) || ev.Peer == m.o.ID() {
 				continue
 			}
-			m.remember(ev.Peer, rememberAddrs(ev.ListenAddrs, ev.Conn))
+			if m.o.guard.isKnown(ev.Peer) {
+				m.remember(ev.Peer, rememberAddrs(ev.ListenAddrs, ev.Conn), false)
+				continue
+			}
+			var remote ma.Multiaddr
+			if ev.Conn != nil {
+				remote = ev.Conn.RemoteMultiaddr()
+			}
+			keep, _ := plausibleAddrs(announcedAddrs(ev), remote)
+			m.remember(ev.Peer, rememberAddrs(keep, ev.Conn), true)
 		}
 	}
 }
@@ -296,7 +317,7 @@ func rememberAddrs(listen []ma.Multiaddr, c network.Conn) []ma.Multiaddr {
 	return out
 }
 
-func (m *memory) remember(p peer.ID, addrs []ma.Multiaddr) {
+func (m *memory) remember(p peer.ID, addrs []ma.Multiaddr, stranger bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	r, ok := m.peers[p]
@@ -307,10 +328,10 @@ func (m *memory) remember(p peer.ID, addrs []ma.Multiaddr) {
 		r = &PeerRecord{ID: p}
 		m.peers[p] = r
 	}
-	if len(addrs) > 0 {
+	if len(addrs) > 0 || stranger {
 		r.Addrs = addrs
 	}
-	r.LastSeen = time.Now()
+	r.LastSeen, r.Stranger = time.Now(), stranger
 	m.dirty[p] = true
 }
 
@@ -349,7 +370,7 @@ func (m *memory) disconnected(p peer.ID) {
 		switch {
 		case scheduled:
 			st.next = time.Now().Add(jitter(m.backoff.Min))
-		case len(m.redial) < m.cfg.Redial:
+		case m.redialRoom(r.Stranger):
 			m.redial[p] = &redialState{next: time.Now().Add(jitter(m.backoff.Min))}
 		}
 	}
@@ -414,7 +435,7 @@ func (m *memory) dialDue(dials *sync.WaitGroup) {
 	m.mu.Lock()
 	for p, st := range m.redial {
 		r := m.peers[p]
-		if r == nil || now.Sub(r.LastSeen) > m.cfg.MaxAge {
+		if r == nil || now.Sub(r.LastSeen) > m.maxAge(*r) {
 			delete(m.redial, p)
 			continue
 		}
@@ -463,17 +484,68 @@ func (m *memory) dial(p peer.ID) {
 	}
 }
 
-// touchConnected marks connected remembered peers as seen now.
+// touchConnected marks connected remembered peers as seen now, and
+// strangers that became known as known; it forgets strangers not seen for
+// StrangerMaxAge.
 func (m *memory) touchConnected() {
 	now := time.Now()
 	m.mu.Lock()
+	var strangers []peer.ID
+	for p, r := range m.peers {
+		if r.Stranger {
+			strangers = append(strangers, p)
+		}
+	}
+	m.mu.Unlock()
+	nowKnown := make(map[peer.ID]bool)
+	for _, p := range strangers { // Known may read stores: not under mu
+		if m.o.guard.isKnown(p) {
+			nowKnown[p] = true
+		}
+	}
+	m.mu.Lock()
 	defer m.mu.Unlock()
 	for p, r := range m.peers {
+		if nowKnown[p] {
+			r.Stranger = false
+			m.dirty[p] = true
+		}
 		if m.o.Network().Connectedness(p) == network.Connected {
 			r.LastSeen = now
 			m.dirty[p] = true
+		} else if now.Sub(r.LastSeen) > m.maxAge(*r) {
+			delete(m.peers, p)
+			delete(m.redial, p)
+			m.dirty[p] = false
 		}
 	}
+}
+
+// maxAge is how long r is remembered without being seen.
+func (m *memory) maxAge(r PeerRecord) time.Duration {
+	if r.Stranger {
+		return m.cfg.StrangerMaxAge
+	}
+	return m.cfg.MaxAge
+}
+
+// redialRoom reports whether one more peer (a stranger or not) may be
+// scheduled for redials: Redial in all, strangers a quarter of them (at
+// least one). m.mu must be held.
+func (m *memory) redialRoom(stranger bool) bool {
+	if len(m.redial) >= m.cfg.Redial {
+		return false
+	}
+	if !stranger {
+		return true
+	}
+	n := 0
+	for p := range m.redial {
+		if r := m.peers[p]; r != nil && r.Stranger {
+			n++
+		}
+	}
+	return n < max(m.cfg.Redial/4, 1)
 }
 
 // flush writes the changed records in one transaction.

@@ -53,6 +53,8 @@ func Event(e events.Event, namer Namer) string {
 		return "* left #" + l(e.Room)
 	case events.Presence:
 		return fmt.Sprintf("* #%s: %s %s", l(e.Room), Member(e.Nick, e.PeerID), presenceState(e.Online))
+	case events.Membership:
+		return fmt.Sprintf("* #%s: %s", l(e.Room), Membership(e, namer))
 	case events.Reachability:
 		return "* " + Reachability(e.Reachability, len(e.Relays))
 	case events.PeerPath:

@@ -50,6 +50,9 @@ type room struct {
 	wg     sync.WaitGroup
 
 	syncKey []byte // private rooms: the key of the sync's proofs
+	// membership is a private room's membership log and epoch keys
+	// (members.go); nil for public rooms.
+	membership *roomMembers
 
 	dirty    chan struct{} // capacity 1: the member set changed, spread it
 	newPeers chan peer.ID  // topic peers to sync with; a full queue drops

@@ -50,6 +50,17 @@ type Config struct {
 	// AutoAccept, when set, is asked about every offer; true accepts it at
 	// once (for example: trusted peers, files under a size limit).
 	AutoAccept func(from peer.ID, size int64) bool
+	// Known reports whether a peer is known to the user (a trusted
+	// contact, a peer the user wrote to, a member of a private room): known
+	// peers keep a reserved share of the pending offers and share uploads
+	// that strangers cannot fill (docs/SECURITY.md, "Budgets"). nil: every
+	// peer is a stranger. It is asked once per offer or new upload, and
+	// must not block.
+	Known func(peer.ID) bool
+	// StrangerOfferTTL: an offer from a stranger is dropped (file_failed,
+	// code "expired") once it is this old and its sender is not connected
+	// (default 1 h), so that offers nobody will complete hold no budget.
+	StrangerOfferTTL time.Duration
 
 	// ChunkSize is the chunk size of the files this node sends: a power of
 	// two from MinChunkSize to MaxChunkSize, default 1 MiB. Files of more
@@ -131,6 +142,7 @@ func (c *Config) setDefaults() error {
 	setDefault(&c.IdleTimeout, DefaultIdleTimeout)
 	setDefault(&c.ControlTimeout, DefaultControlTimeout)
 	setDefault(&c.OfferTTL, DefaultOfferTTL)
+	setDefault(&c.StrangerOfferTTL, DefaultStrangerOfferTTL)
 	if c.MaxFrameSize <= 0 || c.MaxFrameSize > MaxFrameSize {
 		c.MaxFrameSize = MaxFrameSize
 	}

@@ -1,21 +1,32 @@
 // Package transfer moves files between two peers over direct libp2p
-// streams (protocol /parley/file/1.0.0, specified in
-// docs/PROTOCOL.md), verified chunk by chunk and resumable across
-// dropped streams, lost connections and restarts of either side.
+// streams (protocol /parley/file/2.0.0, and /parley/file/1.0.0 with
+// older peers, specified in docs/PROTOCOL.md), verified chunk by chunk
+// and resumable across dropped streams, lost connections and restarts of
+// either side.
 //
 // # Flow
 //
-// The sender hashes the file into a manifest: the file is cut into chunks
-// of a power-of-two size (1 MiB by default) and each chunk's hash is its
-// BLAKE3 chaining value, so the chunk hashes combine into the file's plain
-// BLAKE3 hash (what b3sum prints). Offer returns at once and the file is
-// hashed in the background (StateHashing, file_hashing events), so a
-// caller is never held up by a big file; then the service sends {id,
-// name, size, hash} on an offer stream; the recipient stores the offer,
+// A file is cut into chunks of a power-of-two size (1 MiB by default) and
+// each chunk's hash is its BLAKE3 chaining value, so the chunk hashes
+// combine into the file's plain BLAKE3 hash (what b3sum prints); the list
+// of chunk hashes with the file hash is the manifest.
+//
+// Offer returns at once and sends {id, name, size, chunk size} on an
+// offer stream without reading the file (hash-as-you-send, protocol v2):
+// the sender hashes each chunk as it reads it to send it and sends its
+// hash in the chunk's header; the recipient counts a chunk only when its
+// bytes match that hash and keeps the hashes; once it has every chunk it
+// asks for the sender's commitment, the complete manifest, which must
+// combine into its file hash and agree with every hash the chunks came
+// with (also across restarts of either side), before the file is placed.
+// A peer that speaks only v1, and every share, gets the file hashed first
+// instead (StateHashing, file_hashing events, in the background), then
+// {id, name, size, hash} and the manifest before the chunks, as follows.
+// The recipient stores the offer,
 // reports file_offer and waits for Accept or Reject (or AutoAccept). Once accepted the recipient
-// drives everything: it opens a pull stream, asks for the manifest, checks
-// that the chunk hashes combine into the offered hash, then asks for the
-// chunks it is missing. Each chunk streams into "name.part" in the
+// drives everything: it opens a pull stream, asks for the manifest (when
+// the offer had a hash), checks that the chunk hashes combine into the
+// offered hash, then asks for the chunks it is missing. Each chunk streams into "name.part" in the
 // downloads dir and is hashed on the way, piece by piece while each piece
 // is in the CPU's cache, like a plain copy loop with a hash; it counts only
 // when its hash matches. A chunk that does not match stays missing and is
@@ -54,9 +65,9 @@
 // (a stream serving chunks runs sendDepth short-lived workers, so that
 // the next chunk is read from the file while one is written to the
 // stream), one watching peer connections, and one per notice being
-// delivered, and one per file being hashed for Offer or StartShare (it
-// hashes the file, on up to four short-lived workers that hash chunks in
-// parallel, then sends the offer). Close cancels them all and
+// delivered, and one per file offered or shared (it sends the offer at
+// once; for a v1 peer or a share it first hashes the file, on up to four
+// short-lived workers that hash chunks in parallel). Close cancels them all and
 // waits; a file whose hashing Close interrupts stays stored in
 // StateHashing, without a manifest, and fails at the next start, so an
 // offer never goes out with a partial manifest.

@@ -16,10 +16,10 @@ const maxExpireInterval = time.Minute
 func (c *Config) senderGrace() time.Duration { return min(c.OfferTTL, time.Hour) }
 
 // expireLoop drops offers that waited too long for an answer, at start
-// (offers restored from the store) and then every OfferTTL/4, at most a
-// minute apart.
+// (offers restored from the store) and then every min(OfferTTL,
+// StrangerOfferTTL)/4, at most a minute apart.
 func (s *Service) expireLoop() {
-	every := min(max(s.cfg.OfferTTL/4, time.Millisecond), maxExpireInterval)
+	every := min(max(min(s.cfg.OfferTTL, s.cfg.StrangerOfferTTL)/4, time.Millisecond), maxExpireInterval)
 	tick := time.NewTicker(every)
 	defer tick.Stop()
 	for {
@@ -35,7 +35,9 @@ func (s *Service) expireLoop() {
 // expireOffers ends the offers older than their time at now. An incoming
 // offer fails with ErrExpired and the sender is told (Notice FAILED,
 // EXPIRED); an outgoing one fails with ErrExpired and the recipient is
-// told (Notice CANCEL, EXPIRED), so that neither side keeps it.
+// told (Notice CANCEL, EXPIRED), so that neither side keeps it. An
+// incoming offer from a stranger that left (strangerGone) fails with
+// ErrExpired without a notice.
 func (s *Service) expireOffers(now time.Time) {
 	ttl := s.cfg.OfferTTL
 	s.mu.Lock()
@@ -47,6 +49,9 @@ func (s *Service) expireOffers(now time.Time) {
 		age := now.Sub(t.created)
 		if (t.dir == Receive && age > ttl) || (t.dir == Send && age > ttl+s.cfg.senderGrace()) {
 			expired = append(expired, t)
+		} else if s.strangerGone(t, now) {
+			expired = append(expired, t)
+			s.budget.OffersExpired++
 		}
 	}
 	s.mu.Unlock()
@@ -55,11 +60,16 @@ func (s *Service) expireOffers(now time.Time) {
 			err error
 			n   *pb.Notice
 		)
-		if t.dir == Receive {
+		switch {
+		case t.dir == Receive && now.Sub(t.created) <= ttl:
+			// strangerGone: no notice, which would be kept (and stored)
+			// until a stranger that left comes back.
+			err = fmt.Errorf("%w: a stranger's offer, and the sender left", ErrExpired)
+		case t.dir == Receive:
 			err = fmt.Errorf("%w: not answered within %v", ErrExpired, ttl)
 			n = &pb.Notice{Id: t.rawID, Kind: pb.Notice_FAILED, Code: pb.Code_EXPIRED,
 				Message: fmt.Sprintf("offer not answered within %v", ttl)}
-		} else {
+		default:
 			err = fmt.Errorf("%w: %s did not answer within %v", ErrExpired, t.peer, ttl+s.cfg.senderGrace())
 			n = &pb.Notice{Id: t.rawID, Kind: pb.Notice_CANCEL, Code: pb.Code_EXPIRED}
 		}

@@ -34,6 +34,20 @@ type fakeSender struct {
 	chunk func(i int, data []byte) (uint32, []byte)
 	// after is written after the last chunk of every Get.
 	after []byte
+	// open makes the chunk headers carry the chunks' hashes (v2, for an
+	// offer without a hash, see unhashedOffer); hash, when not nil,
+	// returns the hash to send for chunk i instead of the true one cv.
+	open bool
+	hash func(i int, cv []byte) []byte
+	// commitment, when not nil, is the Manifest sent instead of man.
+	commitment *pb.Manifest
+}
+
+// unhashedOffer is an offer of f's data without its hash (v2): f then
+// sends each chunk's hash with it and commits to man at the end.
+func (f *fakeSender) unhashedOffer(name string) *pb.Offer {
+	f.open = true
+	return &pb.Offer{Id: f.id, Name: name, Size: uint64(len(f.data)), ChunkSize: uint32(f.man.chunkSize)}
 }
 
 func newFakeSender(t *testing.T, data []byte) *fakeSender {
@@ -93,7 +107,11 @@ func (f *fakeSender) serve(str network.Stream) {
 			return
 		}
 		if g.GetManifest() {
-			if writeFrame(str, &pb.Frame{Msg: &pb.Frame_Manifest{Manifest: f.man.toWire()}}) != nil {
+			m := f.man.toWire()
+			if f.commitment != nil {
+				m = f.commitment
+			}
+			if writeFrame(str, &pb.Frame{Msg: &pb.Frame_Manifest{Manifest: m}}) != nil {
 				return
 			}
 		}
@@ -105,7 +123,14 @@ func (f *fakeSender) serve(str network.Stream) {
 				if f.chunk != nil {
 					n, payload = f.chunk(i, data)
 				}
-				if _, err := str.Write(append(appendChunkHeader(nil, uint32(i), n), payload...)); err != nil {
+				var hash []byte
+				if f.open {
+					hash = f.man.chunkHash(i)
+					if f.hash != nil {
+						hash = f.hash(i, hash)
+					}
+				}
+				if _, err := str.Write(append(appendChunkHeader(nil, uint32(i), n, hash), payload...)); err != nil {
 					return
 				}
 			}

@@ -44,7 +44,7 @@ func TestFrameRoundTrip(t *testing.T) {
 }
 
 func TestChunkHeaderFitsRoom(t *testing.T) {
-	h := appendChunkHeader(nil, ^uint32(0), ^uint32(0))
+	h := appendChunkHeader(nil, ^uint32(0), ^uint32(0), make([]byte, HashSize))
 	if len(h) > chunkHeaderRoom {
 		t.Fatalf("chunk header of %d bytes exceeds %d", len(h), chunkHeaderRoom)
 	}
@@ -97,7 +97,9 @@ func FuzzReadFrame(f *testing.F) {
 	f.Add(frameBytes(f, &pb.Frame{Msg: &pb.Frame_Get{Get: &pb.Get{Id: make([]byte, idLen), Manifest: true, Ranges: []*pb.Range{{Start: 0, Count: 3}}}}}))
 	f.Add(frameBytes(f, &pb.Frame{Msg: &pb.Frame_Manifest{Manifest: &pb.Manifest{Size: 40000, ChunkSize: MinChunkSize, Hash: make([]byte, HashSize), ChunkHashes: make([]byte, 3*HashSize)}}}))
 	f.Add(frameBytes(f, &pb.Frame{Msg: &pb.Frame_Notice{Notice: &pb.Notice{Id: make([]byte, idLen), Kind: pb.Notice_DONE}}}))
-	f.Add(appendChunkHeader(nil, 3, 100))
+	f.Add(appendChunkHeader(nil, 3, 100, nil))
+	f.Add(appendChunkHeader(nil, 3, 100, make([]byte, HashSize)))
+	f.Add(frameBytes(f, &pb.Frame{Msg: &pb.Frame_Offer{Offer: &pb.Offer{Id: make([]byte, idLen), Name: "a", Size: 1 << 30, ChunkSize: 1 << 20}}}))
 	f.Add([]byte{0x81, 0x00})
 	f.Fuzz(func(t *testing.T, in []byte) {
 		br := bufio.NewReader(bytes.NewReader(in))
@@ -120,8 +122,20 @@ func FuzzReadFrame(f *testing.F) {
 				}
 			case *pb.Frame_Offer:
 				s := &Service{cfg: Config{MaxFileSize: MaxSize}}
-				if name, refusal := s.checkOffer(m.Offer); refusal == nil && name == "" {
-					t.Fatal("accepted offer with an empty name")
+				for _, v2 := range []bool{false, true} {
+					name, cs, refusal := s.checkOffer(m.Offer, v2)
+					if refusal != nil {
+						continue
+					}
+					if name == "" {
+						t.Fatal("accepted offer with an empty name")
+					}
+					if cs != 0 && (!v2 || !validLayout(int64(m.Offer.GetSize()), cs)) { // #nosec G115 -- fuzz
+						t.Fatalf("accepted an unhashed offer with chunk size %d (v2 %v)", cs, v2)
+					}
+					if cs == 0 && len(m.Offer.GetHash()) != HashSize {
+						t.Fatal("accepted an offer with neither hash nor chunk size")
+					}
 				}
 			case *pb.Frame_Status:
 				_ = remoteError(m.Status.GetCode(), m.Status.GetMessage()).Error()
@@ -204,4 +218,45 @@ func TestReadFrameTruncatedIsNotProtocolError(t *testing.T) {
 			t.Errorf("%s: err = %v, want io.ErrUnexpectedEOF and not ErrProtocol", name, err)
 		}
 	}
+}
+
+// FuzzCommitment feeds a sender's commitment (a Manifest from the wire) to
+// the recipient's checks of a transfer offered without a hash: decoding,
+// check against its own hash, then matchCommitment against the chunk
+// hashes the recipient verified. None may panic, and a commitment that
+// passes must agree with every verified chunk hash.
+func FuzzCommitment(f *testing.F) {
+	data := bytes.Repeat([]byte("parley"), 20000)
+	good, err := buildManifest(context.Background(), bytes.NewReader(data), int64(len(data)), MinChunkSize, nil)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(uint64(good.size), uint32(good.chunkSize), good.hash[:], good.cvs, []byte{0xff})
+	f.Add(uint64(good.size), uint32(MinChunkSize), make([]byte, HashSize), make([]byte, len(good.cvs)), []byte{1})
+	f.Add(uint64(0), uint32(MinChunkSize), []byte{}, []byte{}, []byte{})
+	f.Fuzz(func(t *testing.T, size uint64, chunkSize uint32, hash, cvs, verified []byte) {
+		c, err := manifestFromWire(&pb.Manifest{Size: size, ChunkSize: chunkSize, Hash: hash, ChunkHashes: cvs})
+		if err != nil || c.check(c.size, c.hash) != nil {
+			return
+		}
+		open := newOpenManifest(good.size, good.chunkSize)
+		open.sent = nil
+		copy(open.cvs, good.cvs)
+		bm := newBitmap(open.numChunks())
+		copy(bm, verified)
+		for i := open.numChunks(); i < len(bm)*8; i++ {
+			bm.clear(i)
+		}
+		if open.matchCommitment(c, bm) != nil {
+			return
+		}
+		if c.size != open.size || c.chunkSize != open.chunkSize {
+			t.Fatalf("commitment of another layout passed: %d/%d", c.size, c.chunkSize)
+		}
+		for i := range open.numChunks() {
+			if bm.has(i) && !bytes.Equal(c.chunkHash(i), good.chunkHash(i)) {
+				t.Fatalf("commitment passed with another hash for verified chunk %d", i)
+			}
+		}
+	})
 }

@@ -36,11 +36,113 @@ const (
 // of the file's BLAKE3 tree, so the chunk hashes combine into the file hash
 // (see rootHash). A file of exactly one chunk has the file hash as its chunk
 // hash; an empty file has no chunks.
+//
+// A transfer offered before its file was hashed (protocol v2,
+// hash-as-you-send) has an open manifest until the sender commits to it:
+// hash is not known yet and cvs holds only the chunk hashes learnt so far
+// (zeros elsewhere). At the sender those are the chunks it has read and
+// hashed (known); at the recipient, the chunks in its verified bitmap,
+// each of which matched the hash the sender sent with it. See commit and
+// matchCommitment.
 type manifest struct {
 	size      int64
 	chunkSize int64
 	hash      [HashSize]byte
 	cvs       []byte // HashSize bytes per chunk
+	open      bool   // hash not committed yet; never changes (commit makes a new manifest)
+	// sent is set at the sender for an open manifest, whose cvs the
+	// workers of every Get stream fill in as they hash chunks.
+	sent *sentHashes
+}
+
+// sentHashes guards the chunk hashes of a sender's open manifest.
+type sentHashes struct {
+	mu    sync.Mutex // guards known, and the manifest's cvs
+	known bitmap     // chunks whose hash is in cvs
+}
+
+// newOpenManifest returns the open manifest of a file of size bytes cut
+// into chunks of chunkSize, with no chunk hash known.
+func newOpenManifest(size, chunkSize int64) *manifest {
+	m := &manifest{size: size, chunkSize: chunkSize, open: true}
+	n := m.numChunks()
+	m.cvs = make([]byte, n*HashSize)
+	m.sent = &sentHashes{known: newBitmap(n)}
+	return m
+}
+
+// note records cv, which the sender computed from chunk i as it read it to
+// send it, in an open manifest. A chunk read again must hash the same:
+// ErrFileChanged otherwise, since the recipient may hold the first version.
+func (m *manifest) note(i int, cv [HashSize]byte) error {
+	m.sent.mu.Lock()
+	defer m.sent.mu.Unlock()
+	dst := m.cvs[i*HashSize : (i+1)*HashSize]
+	if m.sent.known.has(i) {
+		if !bytes.Equal(dst, cv[:]) {
+			return fmt.Errorf("%w: chunk %d reads differently from when it was sent", ErrFileChanged, i)
+		}
+		return nil
+	}
+	copy(dst, cv[:])
+	m.sent.known.set(i)
+	return nil
+}
+
+// commit returns the complete manifest of the sender's open manifest m: it
+// hashes, from r, the chunks not sent (and so not hashed) since this node
+// started (they were sent before a restart), checking each against what
+// was recorded meanwhile, and combines the chunk hashes into the file
+// hash.
+func (m *manifest) commit(ctx context.Context, r io.ReaderAt) (*manifest, error) {
+	n := m.numChunks()
+	buf := make([]byte, min(m.chunkSize, max(m.size, 1)))
+	for i := range n {
+		m.sent.mu.Lock()
+		known := m.sent.known.has(i)
+		m.sent.mu.Unlock()
+		if known {
+			continue
+		}
+		if err := ctx.Err(); err != nil {
+			return nil, fmt.Errorf("hash file: %w", err)
+		}
+		p := buf[:m.chunkLen(i)]
+		if _, err := r.ReadAt(p, int64(i)*m.chunkSize); err != nil {
+			return nil, fmt.Errorf("hash file: read chunk %d: %w: %w", i, errDisk, err)
+		}
+		if err := m.note(i, chunkCV(p, blake3Counter(i, m.chunkSize), n == 1)); err != nil {
+			return nil, err
+		}
+	}
+	c := &manifest{size: m.size, chunkSize: m.chunkSize}
+	m.sent.mu.Lock()
+	c.cvs = bytes.Clone(m.cvs)
+	m.sent.mu.Unlock()
+	if n == 0 {
+		c.hash = blake3.Sum256(nil)
+	} else {
+		c.hash = rootHash(c.cvs)
+	}
+	return c, nil
+}
+
+// matchCommitment checks the sender's commitment c (a Manifest that passed
+// check against its own hash) against the recipient's open manifest m:
+// same layout, and the same hash for every verified chunk as the one the
+// chunk came with. A sender that told a different story about any chunk
+// (a lie, or a file that changed across a restart) fails here.
+func (m *manifest) matchCommitment(c *manifest, verified bitmap) error {
+	if c.size != m.size || c.chunkSize != m.chunkSize {
+		return fmt.Errorf("%w: committed %d bytes in chunks of %d, offered %d in chunks of %d",
+			ErrBadManifest, c.size, c.chunkSize, m.size, m.chunkSize)
+	}
+	for i := range m.numChunks() {
+		if verified.has(i) && !bytes.Equal(c.chunkHash(i), m.chunkHash(i)) {
+			return fmt.Errorf("%w: the committed hash of chunk %d is not the one it was sent with", ErrBadManifest, i)
+		}
+	}
+	return nil
 }
 
 // numChunksFor returns how many chunks a file of size bytes has.
@@ -79,6 +181,14 @@ func chooseChunkSize(size, want int64) (int64, error) {
 		cs <<= 1
 	}
 	return min(cs, MaxChunkSize), nil
+}
+
+// validLayout reports whether a file of size bytes may be cut into chunks
+// of chunkSize: a power of two from MinChunkSize to MaxChunkSize, at most
+// MaxChunks chunks.
+func validLayout(size, chunkSize int64) bool {
+	return chunkSize >= MinChunkSize && chunkSize <= MaxChunkSize && bits.OnesCount64(uint64(chunkSize)) == 1 && // #nosec G115 -- chunkSize >= MinChunkSize here
+		size >= 0 && size <= MaxSize && numChunksFor(size, chunkSize) <= MaxChunks
 }
 
 // maxHashWorkers bounds the goroutines that hash one file.

@@ -65,12 +65,12 @@ func TestManifestCheckRejects(t *testing.T) {
 	}{
 		{"size", *m, m.size + 1, m.hash},
 		{"hash", *m, m.size, otherHash},
-		{"chunk size not power of two", manifest{m.size, MinChunkSize + 1, m.hash, m.cvs}, m.size, m.hash},
-		{"chunk size zero", manifest{m.size, 0, m.hash, m.cvs}, m.size, m.hash},
-		{"chunk size too big", manifest{m.size, 2 * MaxChunkSize, m.hash, m.cvs}, m.size, m.hash},
-		{"short hash list", manifest{m.size, m.chunkSize, m.hash, m.cvs[:len(m.cvs)-1]}, m.size, m.hash},
-		{"swapped chunk hashes", manifest{m.size, m.chunkSize, m.hash, swapped}, m.size, m.hash},
-		{"too many chunks", manifest{MaxChunks*MinChunkSize + 1, MinChunkSize, m.hash, nil}, MaxChunks*MinChunkSize + 1, m.hash},
+		{"chunk size not power of two", manifest{size: m.size, chunkSize: MinChunkSize + 1, hash: m.hash, cvs: m.cvs}, m.size, m.hash},
+		{"chunk size zero", manifest{size: m.size, chunkSize: 0, hash: m.hash, cvs: m.cvs}, m.size, m.hash},
+		{"chunk size too big", manifest{size: m.size, chunkSize: 2 * MaxChunkSize, hash: m.hash, cvs: m.cvs}, m.size, m.hash},
+		{"short hash list", manifest{size: m.size, chunkSize: m.chunkSize, hash: m.hash, cvs: m.cvs[:len(m.cvs)-1]}, m.size, m.hash},
+		{"swapped chunk hashes", manifest{size: m.size, chunkSize: m.chunkSize, hash: m.hash, cvs: swapped}, m.size, m.hash},
+		{"too many chunks", manifest{size: MaxChunks*MinChunkSize + 1, chunkSize: MinChunkSize, hash: m.hash, cvs: nil}, MaxChunks*MinChunkSize + 1, m.hash},
 	}
 	for _, tt := range tests {
 		if err := tt.m.check(tt.size, tt.hash); !errors.Is(err, ErrBadManifest) {

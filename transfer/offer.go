@@ -200,10 +200,11 @@ func (s *Service) newSource(abs string, st os.FileInfo) (*transfer, int64, error
 	return t, cs, nil
 }
 
-// startHashing registers t, stores its record (state hashing, no
-// manifest: a node that stops before the hash is done fails it at the
-// next start, see fromRecord) and hashes it on a goroutine of the
-// service.
+// startHashing registers t and offers or hashes it on a goroutine of the
+// service (hashAndOffer). A file that is hashed first has its record
+// stored now, in state hashing with no manifest: a node that stops before
+// the hash is done fails it at the next start, see fromRecord. An offer
+// sent unhashed is stored once, just before it goes out.
 func (s *Service) startHashing(t *transfer, chunkSize int64) error {
 	s.mu.Lock()
 	if s.closed {
@@ -212,7 +213,9 @@ func (s *Service) startHashing(t *transfer, chunkSize int64) error {
 	}
 	s.transfers[t.id] = t
 	s.mu.Unlock()
-	s.save(t)
+	if t.share {
+		s.save(t)
+	}
 	if !s.goSafe(func() { s.hashAndOffer(t, chunkSize) }) {
 		s.drop(t)
 		return ErrClosed
@@ -220,12 +223,27 @@ func (s *Service) startHashing(t *transfer, chunkSize int64) error {
 	return nil
 }
 
-// hashAndOffer hashes t's file, stores the manifest, then offers the file
-// to the peer (or, for a share, starts serving it) and closes t.ready.
-// Any error ends t as failed; Cancel ends it as cancelled and stops the
-// hashing between two chunks. When the service closes during hashing, t
-// is left as stored (state hashing): the next start fails it.
+// hashAndOffer offers t's file to the peer at once, unhashed (protocol
+// v2: the file is hashed as it is sent, see offerUnhashed); or, for a
+// share or a peer that speaks only v1, hashes the file, stores the
+// manifest, then offers it (or starts serving the share). Then it closes
+// t.ready. Any error ends t as failed; Cancel ends it as cancelled and
+// stops the hashing between two chunks. When the service closes during
+// hashing, t is left as stored (state hashing): the next start fails it.
 func (s *Service) hashAndOffer(t *transfer, chunkSize int64) {
+	if !t.share {
+		err := s.offerUnhashed(t, chunkSize)
+		if err == nil {
+			close(t.ready)
+			return
+		}
+		if !errors.Is(err, errOldPeer) {
+			s.finish(t, StateFailed, s.errClosedOr(err), nil)
+			return
+		}
+		s.log.Debug("transfer: peer speaks only "+string(IDv1)+": hashing before the offer", "id", t.id, "peer", t.peer)
+		s.save(t)
+	}
 	man, err := s.hashFile(t, chunkSize)
 	if err != nil && s.ctx.Err() != nil {
 		return
@@ -242,6 +260,39 @@ func (s *Service) hashAndOffer(t *transfer, chunkSize int64) {
 	}
 	close(t.ready)
 	s.log.Debug("transfer: hashed", "id", t.id, "peer", t.peer, "size", t.size, "share", t.share)
+}
+
+// errOldPeer: the peer speaks only protocol v1, which needs the hash in
+// the offer.
+var errOldPeer = errors.New("peer speaks only " + string(IDv1))
+
+// offerUnhashed offers t before its file is hashed: the offer carries the
+// chunk size instead of the hash, and t gets an open manifest that fills
+// up as the chunks are read and sent; the recipient asks for the sender's
+// commitment (the complete manifest) once it has every chunk. It returns
+// errOldPeer, having sent nothing, when the peer speaks only v1.
+func (s *Service) offerUnhashed(t *transfer, chunkSize int64) error {
+	ctx, cancel := context.WithTimeout(t.ctx, s.cfg.ControlTimeout)
+	defer cancel()
+	str, err := s.openControl(ctx, t.peer)
+	if err != nil {
+		return fmt.Errorf("offer %s to %s: %w", t.name, t.peer, err)
+	}
+	if str.Protocol() != ID {
+		_ = str.Reset()
+		return errOldPeer
+	}
+	if err := s.publish(t, newOpenManifest(t.size, chunkSize)); err != nil {
+		_ = str.Reset()
+		return err
+	}
+	// #nosec G115 -- a file size is never negative; chunkSize <= MaxChunkSize
+	offer := &pb.Offer{Id: t.rawID, Name: truncate(t.name, maxNameLen), Size: uint64(t.size), ChunkSize: uint32(chunkSize)}
+	reply, err := s.roundTrip(ctx, str, &pb.Frame{Msg: &pb.Frame_Offer{Offer: offer}})
+	if err != nil {
+		return fmt.Errorf("offer %s to %s: %w", t.name, t.peer, err)
+	}
+	return s.offerAnswered(t, reply)
 }
 
 // hashFile hashes t's source file into a manifest, reporting file_hashing
@@ -309,6 +360,10 @@ func (s *Service) publish(t *transfer, man *manifest) error {
 		t.state = StateShared
 	}
 	s.mu.Unlock()
+	if man.open { // no chunk hash known yet: the record (with the chunk size) is all
+		s.save(t)
+		return nil
+	}
 	return s.saveWithManifest(t)
 }
 
@@ -319,6 +374,11 @@ func (s *Service) sendOffer(t *transfer) error {
 	if err != nil {
 		return fmt.Errorf("offer %s to %s: %w", t.name, t.peer, err)
 	}
+	return s.offerAnswered(t, reply)
+}
+
+// offerAnswered applies the recipient's answer to t's offer.
+func (s *Service) offerAnswered(t *transfer, reply *pb.Status) error {
 	switch reply.GetCode() {
 	case pb.Code_OK:
 	case pb.Code_ACCEPTED:

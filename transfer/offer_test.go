@@ -120,13 +120,17 @@ func noOffer(tb testing.TB, n *node, id string) {
 	}
 }
 
-// Offering a 4 GiB file returns at once: the transfer is listed as hashing
-// and reports file_hashing, and Cancel stops the hashing between two
-// chunks, owing the recipient nothing.
-func TestOfferReturnsWhileHashing(t *testing.T) {
-	g := newHashGate(1)
+// Offering a 4 GiB file (protocol v2, hash-as-you-send) sends the offer
+// at once, before a byte of the file is read: the recipient holds it with
+// no hash and the chunk size, nothing is hashed (no file_hashing, the
+// hashing hook never runs), and the sender stores the transfer as offered
+// with its chunk size, no hash and no manifest. Cancel then reaches the
+// recipient. (Until issue 20 the offer waited for the whole-file hash:
+// this test asserted the opposite, "nothing offered before hashing".)
+func TestOfferGoesOutBeforeHashing(t *testing.T) {
+	g := newHashGate(0)
 	a := newNode(t, withHashGate(g))
-	t.Cleanup(g.open) // before the node stops: Close waits for the hook
+	t.Cleanup(g.open)
 	b := newNode(t)
 	testnet.Connect(t, a.h, b.h)
 	path := sparseFile(t, t.TempDir(), "big.iso", bigOffer)
@@ -135,52 +139,56 @@ func TestOfferReturnsWhileHashing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if in := a.info(id); in.State != StateHashing || in.Peer != b.h.ID() || in.Size != bigOffer || in.Name != "big.iso" {
-		t.Fatalf("just after Offer: %+v, want state hashing", in)
+	if err := a.svc.WaitOffered(ctxT(t), id); err != nil {
+		t.Fatal(err)
 	}
-	first := waitFor[events.FileHashing](t, a.rec, id)
-	want := events.FileHashing{TransferID: id, Name: "big.iso", Bytes: 0, Size: bigOffer, Direction: "send", Peer: b.h.ID()}
-	if first != want {
-		t.Fatalf("first file_hashing = %+v, want %+v", first, want)
+	off := waitFor[events.FileOffer](t, b.rec, id)
+	if off.Size != bigOffer || off.Name != "big.iso" || off.From != a.h.ID() {
+		t.Fatalf("file_offer = %+v", off)
 	}
-	<-g.reached // one chunk hashed; the hasher waits
-	chunk, _ := chooseChunkSize(bigOffer, MinChunkSize)
-	if in := a.info(id); in.State != StateHashing || in.Bytes != chunk {
-		t.Fatalf("while hashing: %+v, want %d bytes hashed", in, chunk)
+	if in := a.info(id); in.State != StateOffered || in.Bytes != 0 {
+		t.Fatalf("sender after the offer: %+v", in)
 	}
-	if rec, man := storedRecord(t, a, id); rec == nil || rec.State != StateHashing || man {
-		t.Fatalf("stored while hashing: %+v, manifest %v; want state hashing, no manifest", rec, man)
+	if n := g.calls.Load(); n != 0 {
+		t.Fatalf("the file was hashed before the offer: %d hashing calls", n)
 	}
-
+	if _, ok := find[events.FileHashing](a.rec, id); ok {
+		t.Fatal("file_hashing for an offer sent unhashed")
+	}
+	cs, _ := chooseChunkSize(bigOffer, MinChunkSize)
+	for _, n := range []*node{a, b} {
+		rec, man := storedRecord(t, n, id)
+		if rec == nil || rec.State != StateOffered || rec.Hash != "" || rec.ChunkSize != cs || man {
+			t.Fatalf("stored: %+v, manifest %v; want offered, chunk size %d, no hash, no manifest", rec, man, cs)
+		}
+	}
 	if err := a.svc.Cancel(id); err != nil {
 		t.Fatal(err)
 	}
-	g.open()
-	if _, err := a.svc.Wait(ctxT(t), id); !errors.Is(err, ErrCancelled) {
-		t.Fatalf("wait = %v, want ErrCancelled", err)
+	if ev := waitFor[events.FileFailed](t, b.rec, id); ev.Code != "cancelled" || ev.Direction != "receive" {
+		t.Fatalf("recipient file_failed = %+v", ev)
 	}
-	if err := a.svc.WaitOffered(ctxT(t), id); !errors.Is(err, ErrCancelled) {
-		t.Fatalf("WaitOffered = %v, want ErrCancelled", err)
-	}
-	if ev := waitFor[events.FileFailed](t, a.rec, id); ev.Code != "cancelled" || ev.Direction != "send" {
-		t.Fatalf("file_failed = %+v", ev)
-	}
-	a.stop() // waits for the hashing goroutine
-	if n := g.calls.Load(); n != 2 {
-		t.Fatalf("the hasher ran on after Cancel: %d progress calls, want 2 (start, first chunk)", n)
-	}
-	for _, e := range a.rec.All() {
-		if h, ok := e.(events.FileHashing); ok && h.Bytes > chunk {
-			t.Fatalf("hashing went on after Cancel: %+v", h)
-		}
-	}
-	nothingLeft(t, a, b, id, "a cancelled hash")
 }
 
-// The whole way: Offer returns while the file is hashed, file_hashing
-// ends with all bytes, then the recipient gets the offer and the file.
-func TestOfferHashedThenOffered(t *testing.T) {
-	g, a, b := gatedPair(t)
+// v1Node is a node that speaks only /parley/file/1.0.0, as a node from
+// before issue 20 does (same handler: the frames are the same, only
+// offers without a hash are refused on v1).
+func v1Node(t *testing.T) *node {
+	t.Helper()
+	n := newNode(t)
+	n.h.RemoveStreamHandler(ID)
+	return n
+}
+
+// An older peer (v1 only) gets the old flow: Offer returns while the file
+// is hashed, file_hashing ends with all bytes, then the recipient gets the
+// offer, with the hash, and the file.
+func TestOfferToV1PeerHashedThenOffered(t *testing.T) {
+	g := newHashGate(1)
+	a := newNode(t, withHashGate(g))
+	t.Cleanup(g.open)
+	b := v1Node(t)
+	testnet.Connect(t, a.h, b.h)
 	const size = 8*MinChunkSize + 5
 	path, data := writeFile(t, t.TempDir(), "small.bin", size)
 
@@ -188,7 +196,7 @@ func TestOfferHashedThenOffered(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	<-g.reached
+	waitGate(t, g)
 	if st := a.info(id).State; st != StateHashing {
 		t.Fatalf("state %s while the hasher waits, want hashing", st)
 	}
@@ -208,6 +216,9 @@ func TestOfferHashedThenOffered(t *testing.T) {
 	if off.Size != size || off.Name != "small.bin" {
 		t.Fatalf("file_offer = %+v", off)
 	}
+	if rec, _ := storedRecord(t, b, id); rec == nil || rec.Hash == "" {
+		t.Fatalf("the v1 recipient stored %+v, want the offered hash", rec)
+	}
 	if in := a.info(id); in.State != StateOffered || in.Bytes != 0 {
 		t.Fatalf("after the offer: %+v", in)
 	}
@@ -222,8 +233,19 @@ func TestOfferHashedThenOffered(t *testing.T) {
 	}
 }
 
-// Errors while hashing end the transfer with file_failed, and nothing is
-// offered.
+// waitGate waits until g is reached, at most waitTimeout.
+func waitGate(t *testing.T, g *hashGate) {
+	t.Helper()
+	select {
+	case <-g.reached:
+	case <-time.After(waitTimeout):
+		t.Fatal("the hasher never reached its gate")
+	}
+}
+
+// Errors while hashing (for a v1 peer) end the transfer with file_failed,
+// and nothing is offered. (For a v2 peer the same changes are caught while
+// the file is sent: TestSourceChangesWhileSent.)
 func TestOfferHashingFails(t *testing.T) {
 	tests := []struct {
 		name   string
@@ -258,14 +280,14 @@ func TestOfferHashingFails(t *testing.T) {
 			g := newHashGate(tt.at)
 			a := newNode(t, withHashGate(g))
 			t.Cleanup(g.open)
-			b := newNode(t)
+			b := v1Node(t)
 			testnet.Connect(t, a.h, b.h)
 			path, _ := writeFile(t, t.TempDir(), "moving.bin", 4*MinChunkSize)
 			id, err := a.svc.Offer(ctxT(t), b.h.ID(), path)
 			if err != nil {
 				t.Fatal(err)
 			}
-			<-g.reached
+			waitGate(t, g)
 			tt.change(t, path)
 			g.open()
 			if err := a.svc.WaitOffered(ctxT(t), id); !errors.Is(err, tt.is) {
@@ -286,17 +308,21 @@ func TestOfferHashingFails(t *testing.T) {
 	}
 }
 
-// A node that stops while hashing (Close, or a crash: both leave the
-// stored record in state hashing) fails the transfer at the next start:
-// no offer with a partial manifest ever goes out.
+// A node that stops while hashing for a v1 peer (Close, or a crash: both
+// leave the stored record in state hashing) fails the transfer at the next
+// start: no v1 offer with a partial manifest ever goes out.
 func TestOfferInterruptedWhileHashing(t *testing.T) {
-	g, a, b := gatedPair(t)
+	g := newHashGate(1)
+	a := newNode(t, withHashGate(g))
+	t.Cleanup(g.open)
+	b := v1Node(t)
+	testnet.Connect(t, a.h, b.h)
 	path := sparseFile(t, t.TempDir(), "big.iso", bigOffer)
 	id, err := a.svc.Offer(ctxT(t), b.h.ID(), path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	<-g.reached
+	waitGate(t, g)
 	svc := a.svc
 	go func() {
 		<-svc.ctx.Done() // Close has begun: the hasher stops at its next chunk
@@ -388,16 +414,4 @@ func nothingLeft(t *testing.T, a, b *node, id, what string) {
 	if rec, man := storedRecord(t, a, id); rec != nil || man {
 		t.Fatalf("%s left %+v (manifest %v) in the store", what, rec, man)
 	}
-}
-
-// gatedPair is a sender a whose hasher waits at gate g after each chunk
-// (opened when the test ends), connected to a recipient b.
-func gatedPair(t *testing.T) (g *hashGate, a, b *node) {
-	t.Helper()
-	g = newHashGate(1)
-	a = newNode(t, withHashGate(g))
-	t.Cleanup(g.open)
-	b = newNode(t)
-	testnet.Connect(t, a.h, b.h)
-	return g, a, b
 }

@@ -12,8 +12,14 @@ import (
 	"github.com/parley-chat/parley/transfer/pb"
 )
 
-// ID is the libp2p protocol of file transfer.
-const ID protocol.ID = "/parley/file/1.0.0"
+// ID is the libp2p protocol of file transfer, version 2: an offer may go
+// out before the file is hashed (hash-as-you-send; see doc.go).
+const ID protocol.ID = "/parley/file/2.0.0"
+
+// IDv1 is version 1 of the protocol, still served for older peers: every
+// offer on it carries the whole-file hash, so a file offered to a peer that
+// speaks only IDv1 is hashed before the offer goes out.
+const IDv1 protocol.ID = "/parley/file/1.0.0"
 
 // ServiceName names the service in the libp2p resource manager.
 const ServiceName = "parley.transfer"
@@ -28,8 +34,8 @@ const (
 	maxNameLen    = 1024 // bytes of Offer.name on the wire
 	maxMessageLen = 256  // bytes of Status.message and Notice.message
 	// chunkHeaderRoom is the space reserved in front of chunk data for its
-	// length-prefixed Chunk frame (at most 1+1+1+5+1+5 bytes).
-	chunkHeaderRoom = 16
+	// length-prefixed Chunk frame (at most 1+1+1+5+1+5+1+1+32 bytes).
+	chunkHeaderRoom = 64
 )
 
 // writeFrame writes f with its varint length prefix in one Write.
@@ -38,11 +44,11 @@ func writeFrame(w io.Writer, f *pb.Frame) error {
 }
 
 // appendChunkHeader appends the length-prefixed Chunk frame for chunk
-// index of length bytes to dst.
-func appendChunkHeader(dst []byte, index, length uint32) []byte {
-	f := &pb.Frame{Msg: &pb.Frame_Chunk{Chunk: &pb.Chunk{Index: index, Length: length}}}
+// index of length bytes, with its hash (nil: none), to dst.
+func appendChunkHeader(dst []byte, index, length uint32, hash []byte) []byte {
+	f := &pb.Frame{Msg: &pb.Frame_Chunk{Chunk: &pb.Chunk{Index: index, Length: length, Hash: hash}}}
 	out, err := pbframe.Append(dst, f)
-	if err != nil { // unreachable: a Chunk of two integers always encodes
+	if err != nil { // unreachable: a Chunk of two integers and a hash always encodes
 		return dst
 	}
 	return out

@@ -25,16 +25,15 @@ import (
 // by it: after a restart the part file is checked against the manifest.
 const bitmapFlushInterval = 30 * time.Second
 
-// maxPendingTotal caps the offers from all peers waiting for an answer.
-const maxPendingTotal = 256
-
 // maxChunkFrame bounds the frames read between chunks: a Chunk header or a
 // Status.
 const maxChunkFrame = 1024
 
-// handleOffer records an offer from a peer and answers it.
-func (s *Service) handleOffer(from peer.ID, o *pb.Offer) *pb.Status {
-	name, refusal := s.checkOffer(o)
+// handleOffer records an offer from a peer, which came over conn, and
+// answers it. v2 tells that the offer came on protocol ID: only then may
+// it leave out the hash.
+func (s *Service) handleOffer(from peer.ID, conn network.Conn, o *pb.Offer, v2 bool) *pb.Status {
+	name, chunkSize, refusal := s.checkOffer(o, v2)
 	if refusal != nil {
 		return refusal
 	}
@@ -42,6 +41,13 @@ func (s *Service) handleOffer(from peer.ID, o *pb.Offer) *pb.Status {
 	// #nosec G115 -- checkOffer refused sizes over MaxFileSize (at most MaxSize, 64 GiB)
 	t.dir, t.peer, t.name, t.size, t.state = Receive, from, name, int64(o.GetSize()), StateOffered
 	copy(t.hash[:], o.GetHash())
+	if chunkSize != 0 { // hash-as-you-send: the hash comes at the end
+		t.man = newOpenManifest(t.size, chunkSize)
+		t.man.sent = nil
+	}
+	if !s.known(from) {
+		t.stranger, t.subnet = true, subnetOf(conn)
+	}
 	if err := s.checkSpace(t); err != nil {
 		return &pb.Status{Code: pb.Code_NO_SPACE, Message: "not enough free disk space"}
 	}
@@ -50,17 +56,10 @@ func (s *Service) handleOffer(from peer.ID, o *pb.Offer) *pb.Status {
 		s.mu.Unlock()
 		return &pb.Status{Code: pb.Code_DUPLICATE}
 	}
-	pending, total := 0, 0
-	for _, o := range s.transfers {
-		if o.dir == Receive && o.state == StateOffered {
-			total++
-			if o.peer == from {
-				pending++
-			}
-		}
-	}
-	if pending >= s.cfg.MaxPendingOffers || total >= maxPendingTotal {
+	if !s.offerRoom(from, !t.stranger, t.subnet) {
+		s.budget.OffersRefused++
 		s.mu.Unlock()
+		s.log.Debug("transfer: offer refused: budget full", "peer", from, "stranger", t.stranger, "subnet", t.subnet)
 		return &pb.Status{Code: pb.Code_BUSY, Message: "too many offers waiting for an answer"}
 	}
 	s.transfers[t.id] = t
@@ -78,20 +77,29 @@ func (s *Service) handleOffer(from peer.ID, o *pb.Offer) *pb.Status {
 	return &pb.Status{Code: pb.Code_ACCEPTED}
 }
 
-// checkOffer validates an offer's fields and returns the safe file name,
+// checkOffer validates an offer's fields and returns the safe file name
+// and, for an offer without a hash (only valid when v2), its chunk size;
 // or the refusal to send back.
-func (s *Service) checkOffer(o *pb.Offer) (string, *pb.Status) {
-	if len(o.GetId()) != idLen || len(o.GetHash()) != HashSize || len(o.GetName()) > maxNameLen {
-		return "", &pb.Status{Code: pb.Code_BAD_REQUEST, Message: "malformed offer"}
+func (s *Service) checkOffer(o *pb.Offer, v2 bool) (string, int64, *pb.Status) {
+	hashed := len(o.GetHash()) == HashSize
+	if len(o.GetId()) != idLen || len(o.GetName()) > maxNameLen || (!hashed && (!v2 || len(o.GetHash()) != 0)) {
+		return "", 0, &pb.Status{Code: pb.Code_BAD_REQUEST, Message: "malformed offer"}
 	}
 	if o.GetSize() > uint64(s.cfg.MaxFileSize) { // #nosec G115 -- MaxFileSize is positive (Config defaults)
-		return "", &pb.Status{Code: pb.Code_TOO_LARGE, Message: fmt.Sprintf("limit is %d bytes", s.cfg.MaxFileSize)}
+		return "", 0, &pb.Status{Code: pb.Code_TOO_LARGE, Message: fmt.Sprintf("limit is %d bytes", s.cfg.MaxFileSize)}
+	}
+	var chunkSize int64
+	if !hashed {
+		// #nosec G115 -- size is at most MaxFileSize (checked above)
+		if chunkSize = int64(o.GetChunkSize()); !validLayout(int64(o.GetSize()), chunkSize) {
+			return "", 0, &pb.Status{Code: pb.Code_BAD_REQUEST, Message: "bad chunk size"}
+		}
 	}
 	name, err := safename.Sanitize(o.GetName())
 	if err != nil {
-		return "", &pb.Status{Code: pb.Code_BAD_NAME, Message: "unusable file name"}
+		return "", 0, &pb.Status{Code: pb.Code_BAD_NAME, Message: "unusable file name"}
 	}
-	return name, nil
+	return name, chunkSize, nil
 }
 
 // Accept accepts an offer: the file starts moving into the downloads dir.
@@ -374,6 +382,18 @@ func (p *puller) run() error {
 	if err := p.loadBitmap(); err != nil {
 		return err
 	}
+	if err := p.fetchMissing(); err != nil {
+		return err
+	}
+	if p.man.open {
+		return p.commit(p.bm)
+	}
+	return nil
+}
+
+// fetchMissing asks for the missing chunks until every chunk is verified.
+func (p *puller) fetchMissing() error {
+	s, t := p.s, p.t
 	n := p.man.numChunks()
 	if p.bm.count() == n {
 		return nil
@@ -476,6 +496,14 @@ func (p *puller) recvChunk(i int, buf []byte) error {
 		return fmt.Errorf("%w: got chunk %d, expected %d", ErrProtocol, c.GetIndex(), i)
 	case int64(c.GetLength()) != want:
 		return fmt.Errorf("%w: chunk %d of %d bytes, expected %d", ErrProtocol, i, c.GetLength(), want)
+	case p.man.open && len(c.GetHash()) != HashSize:
+		return fmt.Errorf("%w: chunk %d without its hash", ErrProtocol, i)
+	}
+	// The hash the chunk must match: the sender's, sent with it, until
+	// the sender commits to a manifest; then the manifest's.
+	expect := p.man.chunkHash(i)
+	if p.man.open {
+		expect = c.GetHash()
 	}
 	off := int64(i) * p.man.chunkSize
 	h := subtreeHasher{counter: blake3Counter(i, p.man.chunkSize)}
@@ -492,7 +520,11 @@ func (p *puller) recvChunk(i int, buf []byte) error {
 		return fmt.Errorf("read chunk %d: %w", i, err)
 	}
 	sum := h.sum(tail, p.man.numChunks() == 1)
-	return p.take(i, want, bytes.Equal(sum[:], p.man.chunkHash(i)))
+	ok := bytes.Equal(sum[:], expect)
+	if ok && p.man.open { // kept (and stored with the bitmap) for the commitment
+		copy(p.man.cvs[i*HashSize:], sum[:])
+	}
+	return p.take(i, want, ok)
 }
 
 // streamChunk reads the n bytes of a chunk from r through buf: it passes
@@ -603,6 +635,62 @@ func (p *puller) fetchManifest() error {
 	return nil
 }
 
+// commit asks the sender of a transfer offered before it was hashed for
+// its commitment: the complete manifest. It must hold together (its chunk
+// hashes combine into its hash) and agree with the hash every verified
+// chunk came with, also those received before a restart of either side
+// (stored with the bitmap); then its hash is the file's, and t's manifest
+// is complete. The recipient asks once every chunk is verified, or on
+// resuming after a restart that left chunks in the part file it has no
+// hash for (see loadBitmap).
+func (p *puller) commit(verified bitmap) error {
+	s, t := p.s, p.t
+	if err := p.flush(); err != nil {
+		return err
+	}
+	if err := p.send(&pb.Get{Id: t.rawID, Manifest: true}); err != nil {
+		return err
+	}
+	// A sender that restarted hashes the chunks it sent before it stopped
+	// before it answers: allow for that at a slow 64 MiB/s.
+	_ = p.str.SetReadDeadline(time.Now().Add(s.cfg.IdleTimeout + time.Duration(t.size>>26)*time.Second))
+	f, err := readFrame(p.br, s.cfg.MaxFrameSize)
+	if err != nil {
+		return fmt.Errorf("read commitment: %w", err)
+	}
+	if st := f.GetStatus(); st != nil {
+		return remoteError(st.GetCode(), st.GetMessage())
+	}
+	w := f.GetManifest()
+	if w == nil {
+		return fmt.Errorf("%w: expected the sender's manifest", ErrProtocol)
+	}
+	m, err := manifestFromWire(w)
+	if err != nil {
+		return err
+	}
+	if err := m.check(t.size, m.hash); err != nil {
+		return err
+	}
+	if err := p.man.matchCommitment(m, verified); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	ended := t.state.Terminal()
+	if !ended {
+		t.man, t.hash = m, m.hash
+	}
+	s.mu.Unlock()
+	if ended {
+		return fmt.Errorf("%w: transfer %s ended", ErrState, t.id)
+	}
+	if err := s.saveWithManifest(t); err != nil {
+		return fmt.Errorf("%w: %w", errDisk, err)
+	}
+	p.man = m
+	return nil
+}
+
 // loadBitmap takes the transfer's bitmap. The first time in this process
 // it loads the stored bitmap and checks it against the part file: chunks
 // whose bytes no longer verify are cleared (a crash may lose writes), and
@@ -615,6 +703,18 @@ func (p *puller) loadBitmap() error {
 		bm, err := s.loadBitmap(t.id, n)
 		if err != nil {
 			return fmt.Errorf("%w: %w", errDisk, err)
+		}
+		unrecorded, err := p.unrecorded(bm)
+		if err != nil {
+			return err
+		}
+		if unrecorded {
+			// Chunks were written after the last bitmap flush (a crash):
+			// with no hash to check them against, ask for the sender's
+			// commitment now rather than fetch them again.
+			if err := p.commit(bm); err != nil {
+				return err
+			}
 		}
 		if err := p.recheck(bm); err != nil {
 			return err
@@ -633,6 +733,28 @@ func (p *puller) loadBitmap() error {
 	return nil
 }
 
+// unrecorded reports whether the part file of a transfer with an open
+// manifest holds whole chunks that are not in bm.
+func (p *puller) unrecorded(bm bitmap) (bool, error) {
+	if !p.man.open {
+		return false, nil
+	}
+	st, err := p.f.Stat()
+	if err != nil {
+		return false, fmt.Errorf("%w: stat part file: %w", errDisk, err)
+	}
+	for i := range p.man.numChunks() {
+		end := int64(i)*p.man.chunkSize + p.man.chunkLen(i)
+		if end > st.Size() {
+			break
+		}
+		if !bm.has(i) {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
 // recheck verifies every chunk that lies within the part file against the
 // manifest and sets bm to the result.
 func (p *puller) recheck(bm bitmap) error {
@@ -647,6 +769,9 @@ func (p *puller) recheck(bm bitmap) error {
 	lost, found := 0, 0
 	for i := range p.man.numChunks() {
 		off := int64(i) * p.man.chunkSize
+		if p.man.open && !bm.has(i) { // no hash to check it against: fetch it again
+			continue
+		}
 		if off+p.man.chunkLen(i) > st.Size() {
 			if bm.has(i) {
 				bm.clear(i)
@@ -683,7 +808,11 @@ func (p *puller) flush() error {
 	if p.bm == nil {
 		return nil
 	}
-	if err := p.s.saveBitmap(p.t.id, p.bm); err != nil {
+	var cvs []byte
+	if p.man != nil && p.man.open {
+		cvs = p.man.cvs
+	}
+	if err := p.s.saveBitmap(p.t.id, p.bm, cvs); err != nil {
 		return fmt.Errorf("%w: %w", errDisk, err)
 	}
 	return nil

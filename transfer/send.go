@@ -129,13 +129,15 @@ func (s *Service) findRemote(id string) (remoteShare, error) {
 	return remoteShare{}, fmt.Errorf("%w: %q", ErrAmbiguous, id)
 }
 
-// servable finds what a Get from peer asks for: a transfer offered to that
-// peer, or an upload of a share (created on first use).
-func (s *Service) servable(from peer.ID, raw []byte) (*transfer, *manifest, *pb.Status) {
+// servable finds what a Get from peer, over conn, asks for: a transfer
+// offered to that peer, or an upload of a share (created on first use,
+// within the budgets of budget.go).
+func (s *Service) servable(from peer.ID, conn network.Conn, raw []byte) (*transfer, *manifest, *pb.Status) {
 	t := s.byRawID(raw)
 	if t == nil || t.dir != Send {
 		return nil, nil, &pb.Status{Code: pb.Code_NOT_FOUND}
 	}
+	known := !t.share || s.known(from)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	switch {
@@ -144,15 +146,20 @@ func (s *Service) servable(from peer.ID, raw []byte) (*transfer, *manifest, *pb.
 		if u, ok := s.uploads[key]; ok && !u.state.Terminal() {
 			return u, t.man, nil
 		}
-		if len(s.uploads) >= maxUploads {
-			s.pruneUploads()
+		subnet := ""
+		if !known {
+			subnet = subnetOf(conn)
 		}
-		if len(s.uploads) >= maxUploads {
+		now := time.Now()
+		if !s.uploadRoom(from, known, subnet, now) {
+			s.budget.UploadsRefused++
+			s.log.Debug("transfer: upload refused: budget full", "peer", from, "stranger", !known, "subnet", subnet)
 			return nil, nil, &pb.Status{Code: pb.Code_BUSY, Message: "too many uploads"}
 		}
 		u := newTransfer(t.ctx, t.rawID)
 		u.dir, u.share, u.peer, u.name, u.size, u.hash = Send, true, from, t.name, t.size, t.hash
 		u.src, u.modTime, u.state = t.src, t.modTime, StateActive
+		u.stranger, u.subnet, u.idleSince = !known, subnet, now
 		s.uploads[key] = u
 		return u, t.man, nil
 	case t.share || t.peer != from:
@@ -196,7 +203,7 @@ func (s *Service) serveSlot(p peer.ID) (release func(), ok bool) {
 // serve answers a pull stream: the manifest and chunks of each Get, until
 // the recipient closes its side.
 func (s *Service) serve(str network.Stream, br *bufio.Reader, from peer.ID, g *pb.Get) {
-	t, man, status := s.servable(from, g.GetId())
+	t, man, status := s.servable(from, str.Conn(), g.GetId())
 	if status != nil {
 		s.reply(str, status)
 		return
@@ -241,6 +248,9 @@ func (s *Service) serveEnd(t *transfer) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	t.serving--
+	if t.serving == 0 {
+		t.idleSince = time.Now()
+	}
 	if t.serving == 0 && t.state == StateActive {
 		t.state = StateWaiting
 		t.rate.reset()
@@ -288,6 +298,11 @@ func (s *Service) serveGets(str network.Stream, br *bufio.Reader, t *transfer, m
 			return err
 		}
 		if g.GetManifest() {
+			if man.open {
+				if man, err = s.commit(str, f, t, man); err != nil {
+					return err
+				}
+			}
 			_ = str.SetWriteDeadline(time.Now().Add(s.cfg.IdleTimeout))
 			if err := writeFrame(str, &pb.Frame{Msg: &pb.Frame_Manifest{Manifest: man.toWire()}}); err != nil {
 				return err
@@ -305,6 +320,9 @@ func (s *Service) serveGets(str network.Stream, br *bufio.Reader, t *transfer, m
 			s.progress(t, have, &lastProgress, false)
 		}
 		if err := s.sendChunks(str, f, t, man, ranges, bufs, sent); err != nil {
+			if errors.Is(err, ErrFileChanged) {
+				return s.sourceChanged(str, t, err, "")
+			}
 			return err
 		}
 		_ = str.SetReadDeadline(time.Now().Add(s.cfg.IdleTimeout))
@@ -321,6 +339,42 @@ func (s *Service) serveGets(str network.Stream, br *bufio.Reader, t *transfer, m
 	}
 }
 
+// commit answers a recipient that has every chunk of a transfer offered
+// before it was hashed and asks for the sender's commitment: it completes
+// t's open manifest (see manifest.commit), checks that the file is still
+// the one offered, stores the complete manifest with t and returns it.
+func (s *Service) commit(str network.Stream, f *os.File, t *transfer, open *manifest) (*manifest, error) {
+	man, err := open.commit(t.ctx, f)
+	if err == nil {
+		err = sameFile(f, t.size, t.modTime)
+	}
+	switch {
+	case errors.Is(err, ErrFileChanged):
+		return nil, s.sourceChanged(str, t, err, "")
+	case errors.Is(err, errDisk):
+		s.reply(str, &pb.Status{Code: pb.Code_INTERNAL, Message: "cannot read the file"})
+		return nil, err
+	case err != nil:
+		return nil, err
+	}
+	if h := s.cfg.hooks.commit; h != nil {
+		h(t.id, man)
+	}
+	s.mu.Lock()
+	adopted := t.man == open // else ended meanwhile, or committed by another stream
+	if adopted {
+		t.man, t.hash = man, man.hash
+	}
+	s.mu.Unlock()
+	if adopted {
+		if err := s.saveWithManifest(t); err != nil {
+			s.log.Warn("transfer: store manifest", "id", t.id, "err", err)
+		}
+	}
+	s.log.Debug("transfer: committed", "id", t.id, "peer", t.peer)
+	return man, nil
+}
+
 // sendDepth is how many chunk buffers, and workers, a Get stream uses:
 // one worker reads the next chunk from the file while another writes its
 // chunk to the stream.
@@ -331,6 +385,7 @@ const sendDepth = 2
 type fileChunk struct {
 	index int
 	buf   []byte
+	hash  []byte // for an open manifest: the chunk's chaining value; else nil
 }
 
 // sendChunks writes the chunks of ranges in order, each as its header and
@@ -371,9 +426,19 @@ func (s *Service) sendChunks(str network.Stream, f *os.File, t *transfer, man *m
 					return
 				}
 				n := man.chunkLen(i)
-				if _, err := f.ReadAt(buf[chunkHeaderRoom:chunkHeaderRoom+n], int64(i)*man.chunkSize); err != nil {
+				data := buf[chunkHeaderRoom : chunkHeaderRoom+n]
+				if _, err := f.ReadAt(data, int64(i)*man.chunkSize); err != nil {
 					fail(fmt.Errorf("read chunk %d: %w: %w", i, errDisk, err))
 					return
+				}
+				c := fileChunk{index: i, buf: buf}
+				if man.open { // hash as we send, while data is in this CPU's cache
+					cv := chunkCV(data, blake3Counter(i, man.chunkSize), man.numChunks() == 1)
+					if err := man.note(i, cv); err != nil {
+						fail(err)
+						return
+					}
+					c.hash = cv[:]
 				}
 				mu.Lock()
 				for written != seq && firstErr == nil {
@@ -384,7 +449,7 @@ func (s *Service) sendChunks(str network.Stream, f *os.File, t *transfer, man *m
 				if stop {
 					return
 				}
-				err := s.writeChunk(str, t, man, fileChunk{i, buf})
+				err := s.writeChunk(str, t, man, c)
 				if err == nil {
 					sent(i)
 				}
@@ -422,7 +487,7 @@ func (s *Service) writeChunk(str network.Stream, t *transfer, man *manifest, c f
 		}
 	}
 	var hdr [chunkHeaderRoom]byte
-	h := appendChunkHeader(hdr[:0], uint32(c.index), uint32(n)) // #nosec G115 -- index < MaxChunks, n <= MaxChunkSize
+	h := appendChunkHeader(hdr[:0], uint32(c.index), uint32(n), c.hash) // #nosec G115 -- index < MaxChunks, n <= MaxChunkSize
 	start := chunkHeaderRoom - len(h)
 	copy(c.buf[start:], h)
 	_ = str.SetWriteDeadline(time.Now().Add(s.cfg.IdleTimeout))

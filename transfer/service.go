@@ -24,7 +24,8 @@ import (
 	"github.com/parley-chat/parley/transfer/pb"
 )
 
-// Service sends and receives files over /parley/file/1.0.0. Create it with
+// Service sends and receives files over /parley/file/2.0.0 (and
+// /parley/file/1.0.0 with older peers). Create it with
 // New; Close stops it. All methods are safe for concurrent use.
 type Service struct {
 	cfg  Config
@@ -53,6 +54,7 @@ type Service struct {
 	remoteOrder []string                  // ids in remote, oldest first; guarded by mu
 	slots       map[peer.ID]chan struct{} // receive slots per peer; guarded by mu
 	serving     map[peer.ID]int           // Get streams served per peer; guarded by mu
+	budget      BudgetCounters            // guarded by mu
 }
 
 // testHooks let tests inject faults; all nil in production.
@@ -70,6 +72,10 @@ type testHooks struct {
 	// shared each time more of it is hashed (hashed bytes so far; 0 first),
 	// after any file_hashing event for it.
 	hashed func(id string, hashed int64)
+	// commit runs on the sender when it has completed the manifest of a
+	// transfer offered before it was hashed, before the manifest is sent
+	// as its commitment; it may alter man (a lying sender).
+	commit func(id string, man *manifest)
 }
 
 type uploadKey struct {
@@ -86,9 +92,6 @@ type remoteShare struct {
 
 // maxRemoteShares bounds the announced shares remembered for Fetch.
 const maxRemoteShares = 1024
-
-// maxUploads bounds the share uploads listed at once.
-const maxUploads = 256
 
 // New starts the service: it creates the downloads dir, loads the transfers
 // stored in cfg.DB, registers the stream handler and resumes interrupted
@@ -148,6 +151,9 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 		if t.dir == Receive && (t.state == StateActive || t.state == StateQueued) {
 			t.state = StateWaiting
 		}
+		if t.dir == Receive && t.state == StateOffered && !t.share {
+			t.stranger = !s.known(t.peer)
+		}
 		s.transfers[t.id] = t
 	}
 	s.sub, err = s.host.EventBus().Subscribe(new(event.EvtPeerConnectednessChanged))
@@ -157,6 +163,7 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 		return nil, fmt.Errorf("subscribe to connectedness events: %w", err)
 	}
 	s.host.SetStreamHandler(ID, s.handleStream)
+	s.host.SetStreamHandler(IDv1, s.handleStream)
 	s.wg.Add(1)
 	go s.watchPeers()
 	s.goSafe(s.expireLoop)
@@ -181,6 +188,7 @@ func (s *Service) Close() error {
 	s.closed = true
 	s.mu.Unlock()
 	s.host.RemoveStreamHandler(ID)
+	s.host.RemoveStreamHandler(IDv1)
 	s.cancel()
 	err := s.sub.Close()
 	s.wg.Wait()
@@ -286,7 +294,7 @@ func (s *Service) handleStream(str network.Stream) {
 	}
 	switch m := f.GetMsg().(type) {
 	case *pb.Frame_Offer:
-		s.reply(str, s.handleOffer(from, m.Offer))
+		s.reply(str, s.handleOffer(from, str.Conn(), m.Offer, str.Protocol() == ID))
 	case *pb.Frame_Notice:
 		s.reply(str, s.handleNotice(from, m.Notice))
 	case *pb.Frame_Get:
@@ -313,17 +321,33 @@ func (s *Service) reply(str network.Stream, st *pb.Status) {
 func (s *Service) exchange(ctx context.Context, p peer.ID, f *pb.Frame) (*pb.Status, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.ControlTimeout)
 	defer cancel()
+	str, err := s.openControl(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	return s.roundTrip(ctx, str, f)
+}
+
+// openControl opens a control stream to p, on the newest protocol version
+// both speak (str.Protocol() says which). ctx bounds the stream's life.
+func (s *Service) openControl(ctx context.Context, p peer.ID) (network.Stream, error) {
 	// Control frames are small: they may cross a relayed connection.
-	str, err := s.host.NewStream(network.WithAllowLimitedConn(ctx, "parley file control"), p, ID)
+	str, err := s.host.NewStream(network.WithAllowLimitedConn(ctx, "parley file control"), p, ID, IDv1)
 	if err != nil {
 		return nil, fmt.Errorf("open stream: %w", err)
 	}
-	stop := context.AfterFunc(ctx, func() { _ = str.Reset() })
-	defer stop()
 	if err := str.Scope().SetService(ServiceName); err != nil {
 		_ = str.Reset()
 		return nil, fmt.Errorf("attach stream: %w", err)
 	}
+	return str, nil
+}
+
+// roundTrip sends f on the control stream str, returns the peer's Status
+// and closes str; ctx's end resets it.
+func (s *Service) roundTrip(ctx context.Context, str network.Stream, f *pb.Frame) (*pb.Status, error) {
+	stop := context.AfterFunc(ctx, func() { _ = str.Reset() })
+	defer stop()
 	_ = str.SetDeadline(time.Now().Add(s.cfg.ControlTimeout))
 	if err := writeFrame(str, f); err != nil {
 		_ = str.Reset()

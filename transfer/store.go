@@ -111,6 +111,9 @@ func (t *transfer) record() record {
 	}
 	if t.man != nil {
 		r.ChunkSize = t.man.chunkSize
+		if t.man.open { // the hash is not known yet
+			r.Hash = ""
+		}
 	}
 	if t.err != nil {
 		r.Error = t.err.Error()
@@ -151,15 +154,9 @@ func (s *Service) saveWithManifest(t *transfer) error {
 
 // loadManifest reads t's stored manifest, nil when there is none.
 func (s *Service) loadManifest(t *transfer, chunkSize int64) (*manifest, error) {
-	var cvs []byte
-	err := s.db.View(func(tx *bolt.Tx) error {
-		if v := tx.Bucket(bucketManifests).Get([]byte(t.id)); v != nil {
-			cvs = append([]byte(nil), v...)
-		}
-		return nil
-	})
+	cvs, err := s.loadHashes(t.id)
 	if err != nil {
-		return nil, fmt.Errorf("load manifest: %w", err)
+		return nil, err
 	}
 	if cvs == nil {
 		return nil, nil
@@ -171,12 +168,59 @@ func (s *Service) loadManifest(t *transfer, chunkSize int64) (*manifest, error) 
 	return m, nil
 }
 
+// loadHashes reads the chunk hashes stored for id, nil when there are
+// none.
+func (s *Service) loadHashes(id string) ([]byte, error) {
+	var cvs []byte
+	err := s.db.View(func(tx *bolt.Tx) error {
+		if v := tx.Bucket(bucketManifests).Get([]byte(id)); v != nil {
+			cvs = append([]byte(nil), v...)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("load manifest: %w", err)
+	}
+	return cvs, nil
+}
+
+// openManifest restores the open manifest of transfer t (offered before
+// it was hashed, not committed yet). A recipient gets back the chunk
+// hashes it stored with its bitmap (see saveBitmap); a sender starts with
+// none known and hashes again what it sends, or, at the commitment, what
+// it sent before it stopped.
+func (s *Service) openManifest(t *transfer, chunkSize int64) (*manifest, error) {
+	if !validLayout(t.size, chunkSize) {
+		return nil, fmt.Errorf("bad chunk size %d", chunkSize)
+	}
+	m := newOpenManifest(t.size, chunkSize)
+	if t.dir == Send {
+		return m, nil
+	}
+	m.sent = nil
+	cvs, err := s.loadHashes(t.id)
+	if err != nil {
+		return nil, err
+	}
+	if len(cvs) == len(m.cvs) {
+		m.cvs = cvs
+	}
+	return m, nil
+}
+
 // saveBitmap stores b while t's record exists (a cancelled transfer's
-// record may already be gone).
-func (s *Service) saveBitmap(id string, b bitmap) error {
+// record may already be gone), and with it cvs when not nil: the chunk
+// hashes of an open manifest at the recipient, which the chunks in b
+// matched.
+func (s *Service) saveBitmap(id string, b bitmap, cvs []byte) error {
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		if tx.Bucket(bucketRecords).Get([]byte(id)) == nil {
 			return nil
+		}
+		if cvs != nil {
+			if err := tx.Bucket(bucketManifests).Put([]byte(id), cvs); err != nil {
+				return err
+			}
 		}
 		return tx.Bucket(bucketBitmaps).Put([]byte(id), b)
 	})
@@ -281,7 +325,8 @@ func (s *Service) fromRecord(v []byte) (*transfer, error) {
 		return nil, errors.New("bad id")
 	}
 	hash, err := hex.DecodeString(r.Hash)
-	if err != nil || len(hash) != HashSize {
+	open := r.Hash == "" && r.ChunkSize != 0 // offered before it was hashed; not committed yet
+	if err != nil || (len(hash) != HashSize && !open) {
 		return nil, errors.New("bad hash")
 	}
 	switch {
@@ -310,7 +355,12 @@ func (s *Service) fromRecord(v []byte) (*transfer, error) {
 			return nil, fmt.Errorf("bad notice: %w", err)
 		}
 	}
-	if r.ChunkSize != 0 {
+	switch {
+	case open:
+		if t.man, err = s.openManifest(t, r.ChunkSize); err != nil {
+			return nil, err
+		}
+	case r.ChunkSize != 0:
 		if t.man, err = s.loadManifest(t, r.ChunkSize); err != nil {
 			return nil, err
 		}

@@ -99,6 +99,11 @@ type transfer struct {
 	src     string // send: absolute path of the source file
 	modTime int64  // send: source modification time (Unix ns) when hashed
 	created time.Time
+	// stranger: an incoming offer or a share upload of a peer that was not
+	// known (Config.Known) when it came; subnet: the subnet it came from.
+	// They place it in the budgets of budget.go.
+	stranger bool
+	subnet   string
 
 	ctx    context.Context // done when the transfer ends or the service closes
 	cancel context.CancelFunc
@@ -125,7 +130,10 @@ type transfer struct {
 	notice  *pb.Notice // to deliver to peer; persisted until it is
 	running bool       // receive: a runner goroutine owns the transfer
 	serving int        // send: Get streams being served
-	lastErr string     // most recent transient error
+	// idleSince: share uploads, when the last Get stream ended (or the
+	// upload was created); see pruneUploadsAt.
+	idleSince time.Time
+	lastErr   string // most recent transient error
 
 	// Owned by the runner goroutine of a receiving transfer.
 	bm  bitmap      // verified chunks; nil until loaded

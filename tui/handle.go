@@ -73,6 +73,9 @@ func (m *Model) handle(e events.Event) bool {
 	case events.Presence:
 		m.system(m.roomConv(e.Room), entrySystem, present.Presence(e))
 		return true
+	case events.Membership:
+		m.membership(e)
+		return true
 	case events.DM:
 		m.directMessage(e)
 		return false

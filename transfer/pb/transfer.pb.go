@@ -1,4 +1,8 @@
-// Wire format of /parley/file/1.0.0; see docs/PROTOCOL.md.
+// Wire format of /parley/file/2.0.0 and /parley/file/1.0.0; see
+// docs/PROTOCOL.md. Version 2 adds Offer.chunk_size and Chunk.hash (an offer
+// may then leave out the hash: the sender hashes as it sends and commits to
+// the whole-file hash with a Manifest at the end); version 1 peers never see
+// either field.
 //
 // Every control message travels as one Frame, prefixed with its length as an
 // unsigned varint. A Chunk frame is followed by exactly Chunk.length raw
@@ -323,11 +327,14 @@ func (*Frame_Chunk) isFrame_Msg() {}
 // answers with one Status (OK: waiting for the user; ACCEPTED: accepted at
 // once; anything else: refused).
 type Offer struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            []byte                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`      // 16 random bytes chosen by the sender
-	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`  // base name proposed by the sender, at most 1024 bytes
-	Size          uint64                 `protobuf:"varint,3,opt,name=size,proto3" json:"size,omitempty"` // exact file size in bytes
-	Hash          []byte                 `protobuf:"bytes,4,opt,name=hash,proto3" json:"hash,omitempty"`  // 32-byte BLAKE3 hash of the whole file
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    []byte                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`      // 16 random bytes chosen by the sender
+	Name  string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`  // base name proposed by the sender, at most 1024 bytes
+	Size  uint64                 `protobuf:"varint,3,opt,name=size,proto3" json:"size,omitempty"` // exact file size in bytes
+	Hash  []byte                 `protobuf:"bytes,4,opt,name=hash,proto3" json:"hash,omitempty"`  // 32-byte BLAKE3 hash of the whole file; v2: may be empty
+	// v2: the chunk size the sender hashes and sends with (power of two,
+	// 16 KiB to 4 MiB); required when hash is empty.
+	ChunkSize     uint32 `protobuf:"varint,5,opt,name=chunk_size,json=chunkSize,proto3" json:"chunk_size,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -388,6 +395,13 @@ func (x *Offer) GetHash() []byte {
 		return x.Hash
 	}
 	return nil
+}
+
+func (x *Offer) GetChunkSize() uint32 {
+	if x != nil {
+		return x.ChunkSize
+	}
+	return 0
 }
 
 // Status answers an Offer or a Notice, or ends a Get stream with an error.
@@ -636,7 +650,10 @@ func (x *Range) GetCount() uint32 {
 	return 0
 }
 
-// Manifest: sender -> recipient, when a Get asked for it.
+// Manifest: sender -> recipient, when a Get asked for it. For a transfer
+// offered without a hash (v2) it is the sender's commitment, asked for once
+// every chunk is in: its hash is the file hash, its chunk hashes must be the
+// ones the chunks came with.
 type Manifest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Size          uint64                 `protobuf:"varint,1,opt,name=size,proto3" json:"size,omitempty"`
@@ -707,9 +724,12 @@ func (x *Manifest) GetChunkHashes() []byte {
 
 // Chunk: sender -> recipient; followed by exactly length bytes of data.
 type Chunk struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Index         uint32                 `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
-	Length        uint32                 `protobuf:"varint,2,opt,name=length,proto3" json:"length,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Index  uint32                 `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
+	Length uint32                 `protobuf:"varint,2,opt,name=length,proto3" json:"length,omitempty"`
+	// v2, for a transfer offered without a hash: the chunk's BLAKE3 chaining
+	// value (32 bytes), which the data must match before the chunk counts.
+	Hash          []byte `protobuf:"bytes,3,opt,name=hash,proto3" json:"hash,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -758,6 +778,13 @@ func (x *Chunk) GetLength() uint32 {
 	return 0
 }
 
+func (x *Chunk) GetHash() []byte {
+	if x != nil {
+		return x.Hash
+	}
+	return nil
+}
+
 var File_transfer_proto protoreflect.FileDescriptor
 
 const file_transfer_proto_rawDesc = "" +
@@ -770,12 +797,14 @@ const file_transfer_proto_rawDesc = "" +
 	"\x03get\x18\x04 \x01(\v2\x14.parley.transfer.GetH\x00R\x03get\x127\n" +
 	"\bmanifest\x18\x05 \x01(\v2\x19.parley.transfer.ManifestH\x00R\bmanifest\x12.\n" +
 	"\x05chunk\x18\x06 \x01(\v2\x16.parley.transfer.ChunkH\x00R\x05chunkB\x05\n" +
-	"\x03msg\"S\n" +
+	"\x03msg\"r\n" +
 	"\x05Offer\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\fR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x12\n" +
 	"\x04size\x18\x03 \x01(\x04R\x04size\x12\x12\n" +
-	"\x04hash\x18\x04 \x01(\fR\x04hash\"M\n" +
+	"\x04hash\x18\x04 \x01(\fR\x04hash\x12\x1d\n" +
+	"\n" +
+	"chunk_size\x18\x05 \x01(\rR\tchunkSize\"M\n" +
 	"\x06Status\x12)\n" +
 	"\x04code\x18\x01 \x01(\x0e2\x15.parley.transfer.CodeR\x04code\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\"\xfb\x01\n" +
@@ -808,10 +837,11 @@ const file_transfer_proto_rawDesc = "" +
 	"\n" +
 	"chunk_size\x18\x02 \x01(\rR\tchunkSize\x12\x12\n" +
 	"\x04hash\x18\x03 \x01(\fR\x04hash\x12!\n" +
-	"\fchunk_hashes\x18\x04 \x01(\fR\vchunkHashes\"5\n" +
+	"\fchunk_hashes\x18\x04 \x01(\fR\vchunkHashes\"I\n" +
 	"\x05Chunk\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\rR\x05index\x12\x16\n" +
-	"\x06length\x18\x02 \x01(\rR\x06length*\xf3\x01\n" +
+	"\x06length\x18\x02 \x01(\rR\x06length\x12\x12\n" +
+	"\x04hash\x18\x03 \x01(\fR\x04hash*\xf3\x01\n" +
 	"\x04Code\x12\x14\n" +
 	"\x10CODE_UNSPECIFIED\x10\x00\x12\x06\n" +
 	"\x02OK\x10\x01\x12\f\n" +
