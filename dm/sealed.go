@@ -85,6 +85,9 @@ const (
 	Duplicate
 	// Refused: breaks the recipient's rules (text, nick, time); dropped.
 	Refused
+	// OverQuota: not stored, the strangers' inbox quota is full
+	// (ErrInboxQuota); offer it again later.
+	OverQuota
 )
 
 // AcceptRelayed applies the recipient's checks to a message that came by
@@ -92,38 +95,89 @@ const (
 // already, and reports it once as a dm event. An error (storage) means
 // the message was not stored and should be offered again later.
 func (s *Service) AcceptRelayed(m Relayed) (Verdict, error) {
-	if len(m.ID) != IDLen || len(m.From) > maxPeerIDLen || m.From == s.h.ID() {
-		return Refused, nil
+	vs, err := s.AcceptRelayedBatch([]Relayed{m})
+	if err != nil {
+		return 0, err
 	}
-	msg := &pb.Message{Id: m.ID, Text: m.Text, Nick: m.Nick, SentAtMs: m.SentAtMs}
-	now := time.Now()
-	if reason := s.check(msg, now); reason != pb.Ack_REASON_UNSPECIFIED {
-		s.ctr.rejected.Add(1)
-		return Refused, nil
-	}
-	release, ok := s.reserveInbox(m.From, msg, now)
-	if !ok && !s.stored(m.From, m.ID) {
-		s.ctr.overQuota.Add(1)
+	if vs[0] == OverQuota {
 		return 0, fmt.Errorf("message from %s: %w", m.From, ErrInboxQuota)
 	}
-	dup, err := s.storeInbox(m.From, msg, now)
-	if release != nil && (err != nil || dup) {
-		release()
+	return vs[0], nil
+}
+
+// AcceptRelayedBatch is AcceptRelayed for many messages in one store
+// transaction (one disk commit): it returns their verdicts in order and
+// reports the stored ones as dm events, in order, after the commit. An
+// error (storage) means none was stored.
+func (s *Service) AcceptRelayedBatch(ms []Relayed) ([]Verdict, error) {
+	out := make([]Verdict, len(ms))
+	// release[i] gives back the quota reserved for ms[i] if it is not
+	// stored after all.
+	release := make([]func(), len(ms))
+	now := time.Now()
+	for i, m := range ms {
+		msg := &pb.Message{Id: m.ID, Text: m.Text, Nick: m.Nick, SentAtMs: m.SentAtMs}
+		if len(m.ID) != IDLen || len(m.From) > maxPeerIDLen || m.From == s.h.ID() ||
+			s.check(msg, now) != pb.Ack_REASON_UNSPECIFIED {
+			out[i] = Refused
+			continue
+		}
+		var ok bool
+		if release[i], ok = s.reserveInbox(m.From, msg, now); !ok && !s.stored(m.From, m.ID) {
+			out[i] = OverQuota
+		}
+	}
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		in, unshown := tx.Bucket([]byte(bucketInbox)), tx.Bucket([]byte(bucketUnshownIn))
+		for i, m := range ms {
+			if out[i] == Refused || out[i] == OverQuota {
+				continue
+			}
+			key := recordKey(m.From, m.ID)
+			if in.Get(key) != nil { // stored earlier, or earlier in this batch
+				out[i] = Duplicate
+				continue
+			}
+			out[i] = Stored
+			err := putRecord(in, key, &pb.InboxRecord{Id: m.ID, From: []byte(m.From), Nick: m.Nick, Text: m.Text,
+				SentAtMs: m.SentAtMs, ReceivedMs: now.UnixMilli()})
+			if err != nil {
+				return fmt.Errorf("store message from %s: %w", m.From, err)
+			}
+			if s.cfg.ConfirmShown {
+				if err := unshown.Put(key, nil); err != nil {
+					return fmt.Errorf("mark not shown: %w", err)
+				}
+			}
+		}
+		return nil
+	})
+	for i, r := range release {
+		if r != nil && (err != nil || out[i] != Stored) {
+			r()
+		}
 	}
 	if err != nil {
 		s.ctr.storageErrors.Add(1)
-		return 0, err
+		return nil, fmt.Errorf("store %d relayed messages: %w", len(ms), err)
 	}
-	if dup {
-		s.ctr.duplicates.Add(1)
-		return Duplicate, nil
+	for i, m := range ms {
+		switch out[i] {
+		case Refused:
+			s.ctr.rejected.Add(1)
+		case OverQuota:
+			s.ctr.overQuota.Add(1)
+		case Duplicate:
+			s.ctr.duplicates.Add(1)
+		case Stored:
+			s.ctr.received.Add(1)
+			s.emit.Emit(events.DM{
+				ID: msgID(m.ID), From: m.From, Nick: m.Nick, Text: m.Text,
+				SentAt: time.UnixMilli(m.SentAtMs).UTC(), Via: m.Via,
+			})
+		}
 	}
-	s.ctr.received.Add(1)
-	s.emit.Emit(events.DM{
-		ID: msgID(m.ID), From: m.From, Nick: m.Nick, Text: m.Text,
-		SentAt: time.UnixMilli(m.SentAtMs).UTC(), Via: m.Via,
-	})
-	return Stored, nil
+	return out, nil
 }
 
 // ConfirmDelivered marks pending messages to p delivered on p's receipt

@@ -32,19 +32,22 @@ const (
 	bucketSelf    = "mailbox/self"    // "record" -> own signed Record envelope
 	bucketRecords = "mailbox/records" // peer ID -> a correspondent's signed Record envelope
 	bucketSent    = "mailbox/sent"    // len || recipient || note id -> pb.Sent
+	// bucketReceipts holds the receipts still to deposit: len || sender
+	// || note id -> when queued (Unix ms, 8 bytes big endian).
+	bucketReceipts = "mailbox/receipts"
 )
 
 // Outbox is what the courier needs of the direct-message service
 // (*dm.Service).
 type Outbox interface {
 	PendingTo(p peer.ID) ([]dm.Outgoing, error)
-	AcceptRelayed(m dm.Relayed) (dm.Verdict, error)
+	AcceptRelayedBatch(ms []dm.Relayed) ([]dm.Verdict, error)
 	ConfirmDelivered(p peer.ID, ids [][]byte, via string) error
 }
 
 // Defaults of Config.
 const (
-	DefaultPollInterval = time.Minute
+	DefaultPollInterval = 10 * time.Minute
 	DefaultRetryMin     = 5 * time.Second
 	DefaultRetryMax     = 10 * time.Minute
 	DefaultDialTimeout  = 20 * time.Second
@@ -76,8 +79,9 @@ type Config struct {
 	// Connect reaches a peer; the only place the courier dials (default
 	// Host.Connect with the addresses given).
 	Connect func(ctx context.Context, ai peer.AddrInfo) error
-	// PollInterval is how often connected holders are asked for new
-	// deposits. Default 1 min.
+	// PollInterval is how often the holders are asked for new deposits
+	// (a holder also notifies a connected owner at once; the poll is the
+	// fallback) and those not connected are tried. Default 10 min.
 	PollInterval time.Duration
 	// RetryMin and RetryMax bound the backoff of deposits that found no
 	// record or no holder. Defaults 5 s and 10 min.
@@ -89,6 +93,10 @@ type Config struct {
 	// RecordMaxAge: a correspondent's cached record older than this is
 	// fetched again when the peer is connected. Default 24 h.
 	RecordMaxAge time.Duration
+	// HolderStaleAfter: a holder of this node's mailbox that every
+	// attempt to reach failed for this long is dropped from its record
+	// (health.go). Default 3 days.
+	HolderStaleAfter time.Duration
 }
 
 func (c *Config) setDefaults() error {
@@ -116,6 +124,7 @@ func (c *Config) setDefaults() error {
 	setDur(&c.DialTimeout, DefaultDialTimeout)
 	setDur(&c.StreamTimeout, DefaultStreamTimeout)
 	setDur(&c.RecordMaxAge, DefaultRecordMaxAge)
+	setDur(&c.HolderStaleAfter, DefaultHolderStaleAfter)
 	return nil
 }
 
@@ -162,11 +171,13 @@ type retry struct {
 	dirty bool
 }
 
-// receiptJob is the note ids to acknowledge to one sender.
+// receiptJob is the note ids to acknowledge to one sender (kept in
+// bucketReceipts until deposited).
 type receiptJob struct {
 	retry
-	rec *Record // the sender's newest record seen
-	ids [][]byte
+	rec  *Record // the sender's newest record seen; nil: look it up
+	ids  [][]byte
+	have map[string]bool // the ids in ids
 }
 
 // New starts the courier: it loads or makes the node's record, registers
@@ -190,12 +201,16 @@ func New(ctx context.Context, cfg Config) (*Courier, error) {
 	if err := c.loadOwn(); err != nil {
 		return nil, fmt.Errorf("mailbox: %w", err)
 	}
+	if err := c.loadReceipts(); err != nil {
+		return nil, fmt.Errorf("mailbox: %w", err)
+	}
 	sub, err := c.h.EventBus().Subscribe(new(event.EvtPeerIdentificationCompleted))
 	if err != nil {
 		return nil, fmt.Errorf("mailbox: subscribe to identify events: %w", err)
 	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	c.h.SetStreamHandler(RecordProtocolID, c.handleRecord)
+	c.h.SetStreamHandler(NotifyProtocolID, c.handleNotify)
 	c.wg.Add(3)
 	go c.watch(sub)
 	go c.sendLoop()
@@ -219,6 +234,7 @@ func (c *Courier) Close() error {
 	c.closed = true
 	c.mu.Unlock()
 	c.h.RemoveStreamHandler(RecordProtocolID)
+	c.h.RemoveStreamHandler(NotifyProtocolID)
 	c.cancel()
 	c.wg.Wait()
 	return nil
@@ -339,7 +355,7 @@ func (c *Courier) isHolder(p peer.ID) bool {
 func (c *Courier) loadOwn() error {
 	var env []byte
 	err := c.db.Update(func(tx *bolt.Tx) error {
-		for _, b := range []string{bucketSelf, bucketRecords, bucketSent} {
+		for _, b := range []string{bucketSelf, bucketRecords, bucketSent, bucketReceipts} {
 			if _, err := tx.CreateBucketIfNotExists([]byte(b)); err != nil {
 				return fmt.Errorf("create bucket %s: %w", b, err)
 			}

@@ -35,6 +35,9 @@ type chatPeer struct {
 	eligible func(peer.ID) bool
 	// peerRate, when set, is the dm service's PeerRate (and burst).
 	peerRate float64
+	// poll and staleAfter, when set, are the courier's PollInterval
+	// (default here 200 ms) and HolderStaleAfter.
+	poll, staleAfter time.Duration
 
 	db  *bolt.DB
 	h   host.Host
@@ -83,10 +86,14 @@ func (c *chatPeer) start(t testing.TB) {
 		t.Fatal(err)
 	}
 	c.dm = svc
+	poll := c.poll
+	if poll == 0 {
+		poll = 200 * time.Millisecond
+	}
 	cou, err := New(context.Background(), Config{Host: c.h, DB: c.db, Key: c.key, Outbox: svc, Emitter: fw,
 		Logger: slog.New(slog.DiscardHandler), Nick: func() string { return c.name },
 		Eligible: eligible, RetryMin: 100 * time.Millisecond, RetryMax: time.Second,
-		DialTimeout: 2 * time.Second, PollInterval: 200 * time.Millisecond})
+		DialTimeout: 2 * time.Second, PollInterval: poll, HolderStaleAfter: c.staleAfter})
 	if err != nil {
 		t.Fatal(err)
 	}

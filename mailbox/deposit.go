@@ -1,10 +1,13 @@
 package mailbox
 
 import (
+	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	mrand "math/rand/v2"
+	"slices"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
@@ -220,37 +223,51 @@ func (c *Courier) depositAt(hd peer.AddrInfo, reqs []DepositReq) ([]bool, error)
 	return stored, err
 }
 
-// queueReceipt adds note ids to acknowledge to sender.
-func (c *Courier) queueReceipt(sender *Record, ids [][]byte) {
+// queueReceipt adds note ids to acknowledge to sender p (rec: its
+// record, or nil) to the deposit worker's jobs; they are in
+// bucketReceipts already.
+func (c *Courier) queueReceipt(p peer.ID, rec *Record, ids [][]byte) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
 		return
 	}
-	j, ok := c.receipts[sender.Peer]
+	j, ok := c.receipts[p]
 	if !ok {
-		j = &receiptJob{rec: sender}
-		c.receipts[sender.Peer] = j
+		j = &receiptJob{have: map[string]bool{}}
+		c.receipts[p] = j
 	}
-	if sender.Issued.After(j.rec.Issued) {
-		j.rec = sender
+	if rec != nil && (j.rec == nil || rec.Issued.After(j.rec.Issued)) {
+		j.rec = rec
 	}
-	j.ids = append(j.ids, ids...)
+	for _, id := range ids {
+		if !j.have[string(id)] {
+			j.have[string(id)] = true
+			j.ids = append(j.ids, id)
+		}
+	}
 	j.due = time.Time{}
 }
 
 // sendReceipts deposits the queued receipts for sender p with its
-// holders. Receipts are kept in memory only: one lost to a restart costs
-// the sender a direct retransmission, acknowledged as a duplicate.
+// holders, and forgets them once deposited.
 func (c *Courier) sendReceipts(p peer.ID) time.Time {
 	c.mu.Lock()
 	j := c.receipts[p]
-	rec, ids := j.rec, j.ids
+	rec, ids := j.rec, slices.Clone(j.ids)
 	c.mu.Unlock()
-	err := c.receipt(rec, ids)
+	err := c.receipt(p, rec, ids)
+	if err == nil {
+		if err = c.dropReceipts(p, ids); err != nil {
+			c.log.Warn("mailbox: forgetting deposited receipts failed", "err", err)
+		}
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if err == nil {
+		for _, id := range ids {
+			delete(j.have, string(id))
+		}
 		j.ids = j.ids[len(ids):]
 		if len(j.ids) == 0 {
 			delete(c.receipts, p)
@@ -262,15 +279,99 @@ func (c *Courier) sendReceipts(p peer.ID) time.Time {
 	return c.later(&j.retry)
 }
 
-// receipt deposits a receipt for ids with the holders of the sender of
-// rec (its newest record known: rec, cached, or asked of the holders
-// when rec names none).
-func (c *Courier) receipt(rec *Record, ids [][]byte) error {
-	if cached, _ := c.cached(rec.Peer); cached != nil && cached.Issued.After(rec.Issued) {
+// keepReceipts stores the receipts to deposit, by sender, in one
+// transaction: from then on a restart does not lose them.
+func (c *Courier) keepReceipts(acks map[peer.ID][][]byte) error {
+	at := binary.BigEndian.AppendUint64(nil, uint64(time.Now().UnixMilli())) // #nosec G115 -- a time after 1970
+	return c.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket([]byte(bucketReceipts))
+		for p, ids := range acks {
+			for _, id := range ids {
+				if err := b.Put(sentKey(p, id), at); err != nil {
+					return fmt.Errorf("keep receipt: %w", err)
+				}
+			}
+		}
+		return nil
+	})
+}
+
+// dropReceipts forgets deposited receipts.
+func (c *Courier) dropReceipts(p peer.ID, ids [][]byte) error {
+	return c.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket([]byte(bucketReceipts))
+		for _, id := range ids {
+			if err := b.Delete(sentKey(p, id)); err != nil {
+				return fmt.Errorf("forget receipt: %w", err)
+			}
+		}
+		return nil
+	})
+}
+
+// loadReceipts queues the receipts a previous run kept and did not
+// deposit, and forgets those older than sentMaxAge.
+func (c *Courier) loadReceipts() error {
+	byPeer := map[peer.ID][][]byte{}
+	cutoff := time.Now().Add(-sentMaxAge).UnixMilli()
+	err := c.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket([]byte(bucketReceipts))
+		var stale [][]byte
+		err := b.ForEach(func(k, v []byte) error {
+			p, id, ok := splitSentKey(k)
+			if !ok || len(v) != 8 || int64(binary.BigEndian.Uint64(v)) < cutoff { // #nosec G115 -- compared, not converted back
+				stale = append(stale, bytes.Clone(k))
+				return nil
+			}
+			byPeer[p] = append(byPeer[p], bytes.Clone(id))
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, k := range stale {
+			if err := b.Delete(k); err != nil {
+				return fmt.Errorf("forget old receipt: %w", err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("load receipts: %w", err)
+	}
+	for p, ids := range byPeer {
+		rec, _ := c.cached(p)
+		c.queueReceipt(p, rec, ids)
+	}
+	return nil
+}
+
+// splitSentKey is the inverse of sentKey.
+func splitSentKey(k []byte) (peer.ID, []byte, bool) {
+	if len(k) < 1 || len(k) < 1+int(k[0]) {
+		return "", nil, false
+	}
+	n := 1 + int(k[0])
+	p, id := peer.ID(k[1:n]), k[n:]
+	if p.Validate() != nil || len(id) == 0 {
+		return "", nil, false
+	}
+	return p, id, true
+}
+
+// receipt deposits a receipt for ids with the holders of sender p (its
+// newest record known: rec, cached, or asked of the holders when none
+// names a holder).
+func (c *Courier) receipt(p peer.ID, rec *Record, ids [][]byte) error {
+	if cached, _ := c.cached(p); cached != nil && (rec == nil || cached.Issued.After(rec.Issued)) {
 		rec = cached
 	}
-	if len(rec.Holders) == 0 {
-		if r, err := c.lookupFresh(rec.Peer); err == nil {
+	if rec == nil || len(rec.Holders) == 0 {
+		r, err := c.lookupFresh(p)
+		if err != nil && rec == nil {
+			return err
+		}
+		if err == nil {
 			rec = r
 		}
 	}
@@ -334,11 +435,13 @@ func (c *Courier) pickLoop() {
 			return
 		case <-c.wakePick:
 		case <-t.C:
+			// Every holder: the connected ones for deposits a
+			// notification missed, the others to reach them (or learn
+			// that they are gone, health.go).
 			c.mu.Lock()
 			for _, ai := range c.own.Holders {
-				if c.h.Network().Connectedness(ai.ID) == network.Connected {
-					c.picks[ai.ID] = struct{}{}
-				}
+				c.picks[ai.ID] = struct{}{}
+				c.reach(ai)
 			}
 			c.mu.Unlock()
 		}
@@ -374,6 +477,11 @@ func (c *Courier) pickup(ctx context.Context, hp peer.ID) error {
 		if err != nil || !more {
 			break
 		}
+	}
+	if err == nil {
+		c.holderOK(hp)
+	} else if ctx.Err() == nil && c.isHolder(hp) {
+		c.holderFailed(hp, time.Now())
 	}
 	c.mu.Lock()
 	first := !c.picked[hp] && err == nil
@@ -416,30 +524,54 @@ func (c *Courier) pickupRound(ctx context.Context, hp peer.ID) (items int, more 
 		notes = append(notes, opened{id: it.ID, l: l})
 	}
 	sortNotes(notes)
+	batch := make([]dm.Relayed, len(notes))
+	for i, n := range notes {
+		batch[i] = dm.Relayed{ID: n.l.Note.Id, From: n.l.From, Nick: n.l.Note.Nick,
+			Text: n.l.Note.Text, SentAtMs: n.l.Note.SentAtMs, Via: hp.String()}
+	}
 	acks := map[peer.ID][][]byte{}
 	recs := map[peer.ID]*Record{}
-	for _, n := range notes {
-		v, err := c.cfg.Outbox.AcceptRelayed(dm.Relayed{ID: n.l.Note.Id, From: n.l.From, Nick: n.l.Note.Nick,
-			Text: n.l.Note.Text, SentAtMs: n.l.Note.SentAtMs, Via: hp.String()})
+	if len(batch) > 0 {
+		// One commit for the round; on error nothing is stored and the
+		// notes stay at the holder for the next pickup.
+		vs, err := c.cfg.Outbox.AcceptRelayedBatch(batch)
 		if err != nil {
-			c.log.Warn("mailbox: storing a picked-up message failed", "err", err)
-			continue // kept at the holder for the next pickup
+			c.log.Warn("mailbox: storing picked-up messages failed", "err", err)
 		}
-		del = append(del, n.id)
-		if v != dm.Refused {
-			acks[n.l.From] = append(acks[n.l.From], n.l.Note.Id)
-			recs[n.l.From] = n.l.SenderRecord
+		for i, v := range vs {
+			if v == dm.OverQuota {
+				continue // kept at the holder for a later pickup
+			}
+			del = append(del, notes[i].id)
+			if v != dm.Refused {
+				from := notes[i].l.From
+				acks[from] = append(acks[from], notes[i].l.Note.Id)
+				recs[from] = notes[i].l.SenderRecord
+			}
 		}
 	}
+	// The receipts are kept before the deposits are deleted: a restart
+	// in between sends them all the same.
+	if err := c.keepReceipts(acks); err != nil {
+		return 0, false, err
+	}
 	if _, err := pk.Delete(del); err != nil {
+		for p, ids := range acks {
+			c.queueReceipt(p, recs[p], ids)
+		}
+		poke(c.wakeSend)
 		return len(del), false, fmt.Errorf("delete picked-up deposits: %w", err)
 	}
 	// Receipts go out at once; those that find no holder wait in the
 	// deposit worker's queue.
 	for p, ids := range acks {
-		if err := c.receipt(recs[p], ids); err != nil {
+		err := c.receipt(p, recs[p], ids)
+		if err == nil {
+			err = c.dropReceipts(p, ids)
+		}
+		if err != nil {
 			c.log.Debug("mailbox: receipt deposit failed, retrying later", "peer", p, "err", err)
-			c.queueReceipt(recs[p], ids)
+			c.queueReceipt(p, recs[p], ids)
 			poke(c.wakeSend)
 		}
 	}

@@ -32,10 +32,12 @@
 //	  | <-- Found{record} ------ |                          |
 //	  | -- Deposit{box, seal} -> | (stored, quotas)         |
 //	  | <-- STORED ------------- |                          |
-//	  |                          | <-- Pickup{record} ----- | (connects)
-//	  |                          | --- Item..., End ------> | open, verify, store once
+//	  |                          | -- notify -------------> | (if connected; empty stream)
+//	  |                          | <-- Pickup{record} ----- | (connects, or notified)
+//	  |                          | --- Item..., End ------> | open, verify, store once (1 commit)
+//	  |                          |                          | receipts kept on disk (1 commit)
 //	  |                          | <-- Delete{ids} -------- |
-//	  |                          | <-- Deposit{receipt} --- |
+//	  |                          | <-- Deposit{receipt} --- | then forgotten
 //	  | -- Pickup{record} -----> | (later)                  |
 //	  | <-- Item(receipt) ------ | delivered via holder     |
 //
@@ -43,9 +45,12 @@
 // serves it on /parley/mailbox-record/1.0.0, names eligible holders in it,
 // deposits the pending DMs of the dm outbox for recipients that direct
 // delivery cannot reach (Observe watches the dm_status events), picks up
-// its own mailbox when a holder connects and every PollInterval, hands
-// notes to the dm service (which deduplicates them against direct
-// messages) and applies receipts. The dm outbox stays the source of
-// truth: a message is delivered on a direct ack or a receipt, never on a
-// deposit.
+// its own mailbox when a holder connects, when a holder notifies it of a
+// deposit (NotifyProtocolID) and every PollInterval, hands each round of
+// notes to the dm service in one commit (which deduplicates them against
+// direct messages), applies receipts, and keeps the receipts it owes on
+// disk until a holder of the sender stores them. A holder that every
+// attempt to reach has failed for HolderStaleAfter is dropped from the
+// record (health.go). The dm outbox stays the source of truth: a message
+// is delivered on a direct ack or a receipt, never on a deposit.
 package mailbox

@@ -142,6 +142,12 @@ type Holder struct {
 	// inbound counts open streams per peer; inTotal in all.
 	inbound map[peer.ID]int // guarded by mu
 	inTotal int             // guarded by mu
+	// owners maps the mailbox ids of the owners seen to their peers.
+	owners map[string]peer.ID // guarded by mu
+	// notify holds the owners to tell of new deposits; wakeNotify
+	// (capacity 1) wakes notifyLoop.
+	notify     map[peer.ID]struct{} // guarded by mu
+	wakeNotify chan struct{}
 
 	ctr holderCounters
 }
@@ -149,12 +155,15 @@ type Holder struct {
 type holderCounters struct {
 	stored, full, refused, pickedUp, deleted, expired, lookups atomic.Uint64
 	malformed, badRecord, tooManyStreams, streamErrors         atomic.Uint64
+	notified                                                   atomic.Uint64
 }
 
 // HolderCounters counts what a holder did since NewHolder.
 type HolderCounters struct {
 	Stored, Full, Refused, PickedUp, Deleted, Expired, Lookups uint64
 	Malformed, BadRecord, TooManyStreams, StreamErrors         uint64
+	// Notified counts the notifications sent to connected owners.
+	Notified uint64
 }
 
 // Counters returns a snapshot of the counters.
@@ -165,6 +174,7 @@ func (s *Holder) Counters() HolderCounters {
 		Deleted: c.deleted.Load(), Expired: c.expired.Load(), Lookups: c.lookups.Load(),
 		Malformed: c.malformed.Load(), BadRecord: c.badRecord.Load(),
 		TooManyStreams: c.tooManyStreams.Load(), StreamErrors: c.streamErrors.Load(),
+		Notified: c.notified.Load(),
 	}
 }
 
@@ -185,7 +195,8 @@ func NewHolder(ctx context.Context, cfg HolderConfig) (*Holder, error) {
 		return nil, err
 	}
 	s := &Holder{cfg: cfg, h: cfg.Host, db: cfg.DB, log: cfg.Logger,
-		byMailbox: map[string]*usage{}, byDepositor: map[string]*usage{}, inbound: map[peer.ID]int{}}
+		byMailbox: map[string]*usage{}, byDepositor: map[string]*usage{}, inbound: map[peer.ID]int{},
+		owners: map[string]peer.ID{}, notify: map[peer.ID]struct{}{}, wakeNotify: make(chan struct{}, 1)}
 	if err := s.open(); err != nil {
 		return nil, fmt.Errorf("mailbox holder: %w", err)
 	}
@@ -194,8 +205,9 @@ func NewHolder(ctx context.Context, cfg HolderConfig) (*Holder, error) {
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.h.SetStreamHandler(ProtocolID, s.handle)
-	s.wg.Add(1)
+	s.wg.Add(2)
 	go s.pruneLoop()
+	go s.notifyLoop()
 	return s, nil
 }
 
@@ -234,6 +246,7 @@ func (s *Holder) open() error {
 				return fmt.Errorf("store salt: %w", err)
 			}
 		}
+		s.loadOwners(tx)
 		return tx.Bucket([]byte(bucketHeld)).ForEach(func(k, v []byte) error {
 			var st pb.Stored
 			if len(k) != MailboxIDLen+8 || proto.Unmarshal(v, &st) != nil {
@@ -351,6 +364,7 @@ func (s *Holder) depositMany(from peer.ID, ds []*pb.Deposit, now time.Time) []pb
 			continue
 		}
 		out[k.i] = pb.Status_STATUS_STORED
+		s.toNotify(k.mbox)
 	}
 	if err != nil {
 		s.log.Warn("mailbox: storing deposits failed", "err", err)
@@ -633,6 +647,7 @@ func (s *Holder) pickup(p peer.ID, req *pb.Pickup) ([]byte, []*pb.Response, erro
 	if err := s.keepOwner(rec); err != nil {
 		s.log.Warn("mailbox: storing an owner record failed", "err", err)
 	}
+	s.learnOwner(rec)
 	max := MaxPickupBatch
 	if req.Max > 0 && int(req.Max) < max {
 		max = int(req.Max)

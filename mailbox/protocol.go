@@ -9,6 +9,9 @@ const (
 	ProtocolID = "/parley/mailbox/1.0.0"
 	// RecordProtocolID hands out the node's own signed record.
 	RecordProtocolID = "/parley/mailbox-record/1.0.0"
+	// NotifyProtocolID is opened by a holder to a connected owner when
+	// its mailbox has new deposits; nothing is written on it.
+	NotifyProtocolID = "/parley/mailbox-notify/1.0.0"
 	// ServiceName is the resource-manager service of mailbox streams.
 	ServiceName = "parley.mailbox"
 	// MaxRequestSize is the largest Request frame a holder reads.
