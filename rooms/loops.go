@@ -205,26 +205,51 @@ const (
 // after joining or after a reconnection (the room had no peer); and, when
 // the member set changed, a round with gossipFanout random topic peers,
 // which spreads a newcomer's presence through the room in a few rounds.
+// It reports the history sync's state (events.RoomSync) and retries,
+// with another topic peer, a history sync that left gaps.
 func (s *Service) syncLoop(r *room) {
 	defer r.wg.Done()
-	histories := 0 // history sessions that succeeded since the room last had no peer
+	tr := newSyncTracker(r.name, s.cfg.SyncWindow)
+	s.reportSync(r, tr)
 	gossip := time.NewTimer(time.Hour)
 	gossip.Stop()
 	defer gossip.Stop()
-	pending := false
+	retry := time.NewTimer(time.Hour)
+	retry.Stop()
+	defer retry.Stop()
+	pending, retrying := false, false
+	armRetry := func() {
+		if !retrying && tr.needsRetry() {
+			retrying = true
+			retry.Reset(jitter(tr.retryDelay()))
+		}
+	}
 	for {
 		select {
 		case <-r.ctx.Done():
 			return
 		case p := <-r.newPeers:
 			if p == "" {
-				histories = 0
+				tr.cutOff(r.caughtTotal.Load())
+				retrying = false
+				retry.Stop()
+				s.reportSync(r, tr)
 				continue
 			}
 			s.session(r, p, pb.SyncSet_SYNC_SET_MEMBERS)
-			if histories < s.cfg.SyncPeers && s.session(r, p, pb.SyncSet_SYNC_SET_HISTORY) {
-				histories++
+			if tr.peers < s.cfg.SyncPeers {
+				s.historySession(r, tr, p)
+				armRetry()
 			}
+		case <-r.caught:
+			s.reportSync(r, tr)
+		case <-retry.C:
+			retrying = false
+			tr.retries++
+			if p, ok := s.retryPeer(r); ok {
+				s.historySession(r, tr, p)
+			}
+			armRetry()
 		case <-r.dirty:
 			if !pending {
 				pending = true
@@ -241,17 +266,44 @@ func (s *Service) syncLoop(r *room) {
 	}
 }
 
+// historySession runs a history session with p and reports the state
+// before and after it.
+func (s *Service) historySession(r *room, tr *syncTracker, p peer.ID) {
+	tr.start()
+	s.reportSync(r, tr)
+	st, err := s.sessionStats(r, p, pb.SyncSet_SYNC_SET_HISTORY)
+	tr.done(st, err)
+	s.reportSync(r, tr)
+}
+
+// retryPeer picks a random topic peer that is not penalised.
+func (s *Service) retryPeer(r *room) (peer.ID, bool) {
+	peers := r.topic.ListPeers()
+	rand.Shuffle(len(peers), func(i, j int) { peers[i], peers[j] = peers[j], peers[i] }) // #nosec G404 -- peer choice, not a secret
+	for _, p := range peers {
+		if !s.penalised(p) {
+			return p, true
+		}
+	}
+	return "", false
+}
+
 // session runs one sync session and reports whether it succeeded.
 func (s *Service) session(r *room, p peer.ID, set pb.SyncSet) bool {
+	_, err := s.sessionStats(r, p, set)
+	return err == nil
+}
+
+func (s *Service) sessionStats(r *room, p peer.ID, set pb.SyncSet) (syncStats, error) {
 	st, err := s.syncWith(r.ctx, r, p, set)
 	if err != nil {
 		s.log.Debug("sync", "room", r.name, "peer", p, "set", set, "err", err)
-		return false
+		return st, err
 	}
-	if st.got > 0 || st.sent > 0 {
-		s.log.Debug("synced", "room", r.name, "peer", p, "set", set, "got", st.got, "sent", st.sent)
+	if st.got > 0 || st.sent > 0 || len(st.missing) > 0 {
+		s.log.Debug("synced", "room", r.name, "peer", p, "set", set, "got", st.got, "sent", st.sent, "missing", len(st.missing))
 	}
-	return true
+	return st, nil
 }
 
 // pruneLoop drops expired replay records and idle rate limiters.
