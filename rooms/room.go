@@ -52,7 +52,8 @@ type room struct {
 
 	syncKey []byte // private rooms: the key of the sync's proofs
 
-	dirty  chan struct{} // capacity 1: the member set changed, spread it
+	dirty  chan struct{} // capacity 1: this node's presence changed, spread it
+	news   chan struct{} // capacity 1: another member's newer presence came in, pass it on
 	caught chan struct{} // capacity 1: the sync stored messages (caughtTotal grew)
 	// caughtTotal counts the messages the sync stored, either way.
 	caughtTotal atomic.Int64
@@ -110,6 +111,7 @@ func newRoom(name string) *room {
 		joinedAt:   time.Now(),
 		dirty:      make(chan struct{}, 1),
 		caught:     make(chan struct{}, 1),
+		news:       make(chan struct{}, 1),
 		newPeers:   make(chan peer.ID, newPeersQueue),
 		members:    make(map[peer.ID]*member),
 		peerSignal: make(chan struct{}),
@@ -264,10 +266,19 @@ func (r *room) beacons(sinceMs int64) []beacon {
 	return out
 }
 
-// markDirty asks the sync loop to spread the member set soon.
+// markDirty asks the sync loop to spread this node's presence soon.
 func (r *room) markDirty() {
 	select {
 	case r.dirty <- struct{}{}:
+	default:
+	}
+}
+
+// markNews asks the sync loop to pass on another member's newer
+// presence, at its pace.
+func (r *room) markNews() {
+	select {
+	case r.news <- struct{}{}:
 	default:
 	}
 }

@@ -163,6 +163,6 @@ func (s *Service) takeBeacon(r *room, m syncedMsg, now time.Time) bool {
 	if ev != nil {
 		s.cfg.Emitter.Emit(*ev)
 	}
-	r.markDirty()
+	r.markNews()
 	return true
 }
