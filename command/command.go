@@ -95,7 +95,7 @@ type Interp struct {
 // New returns an interpreter for n whose current room is n's start room.
 func New(n *node.Node) *Interp {
 	in := &Interp{n: n, commands: make(map[string]*command), current: n.StartRoom()}
-	for _, group := range [][]*command{in.coreCommands(), in.roomCommands(), in.dmCommands(), in.transferCommands()} {
+	for _, group := range [][]*command{in.coreCommands(), in.roomCommands(), in.memberCommands(), in.dmCommands(), in.transferCommands()} {
 		for _, c := range group {
 			in.commands[c.Name] = c
 			in.list = append(in.list, c.Info)

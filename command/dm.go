@@ -21,6 +21,7 @@ func (in *Interp) dmCommands() []*command {
 		{Info{Name: "trust", Usage: "PEER", Help: "record that you compared PEER's safety number"}, in.peerArg("trust", in.cmdTrust)},
 		{Info{Name: "untrust", Usage: "PEER", Help: "forget that PEER was verified"}, in.peerArg("untrust", in.cmdUntrust)},
 		{Info{Name: "whois", Usage: "PEER", Help: "peer ID, nick, fingerprint, trust, connection path, addresses"}, in.peerArg("whois", in.cmdWhois)},
+		{Info{Name: "forget", Usage: "PEER", Help: "forget PEER's nick, trust and nick pins (e.g. an impostor)"}, in.peerArg("forget", in.cmdForget)},
 	}
 }
 
@@ -89,6 +90,14 @@ func (in *Interp) cmdWhois(ctx context.Context, p peer.ID, _ string) (Reply, err
 		w.Unreachable = unwrapReach(reachErr)
 	}
 	return Reply{Text: present.Whois(w), Data: w}, nil
+}
+
+func (in *Interp) cmdForget(_ context.Context, p peer.ID, typed string) (Reply, error) {
+	known, err := in.n.Forget(p)
+	if err != nil {
+		return Reply{}, err
+	}
+	return Reply{Text: present.Forgot(typed, p, known), Data: map[string]any{"peer_id": p, "forgotten": known}}, nil
 }
 
 // unwrapReach is the reason of a failed Reach without the "reach X:"

@@ -23,7 +23,22 @@ func (in *Interp) roomCommands() []*command {
 		{Info{Name: "rooms", Help: "list joined rooms"}, noArgs("rooms", in.cmdRooms)},
 		{Info{Name: "who", Usage: "[ROOM]", Help: "list the members of a room with last seen"}, in.cmdWho},
 		{Info{Name: "history", Usage: "[ROOM] [N]", Help: "show the last N (default 50) messages of a room"}, in.cmdHistory},
+		{Info{Name: "say", Usage: "ROOM TEXT", Help: "send TEXT to a joined ROOM without switching to it (for bots)"}, in.cmdSay},
 	}
+}
+
+func (in *Interp) cmdSay(ctx context.Context, args string) (Reply, error) {
+	room, text, _ := strings.Cut(args, " ")
+	text = strings.TrimSpace(text)
+	if room == "" || text == "" {
+		return Reply{}, usage("/say ROOM TEXT")
+	}
+	name, err := in.n.Room(room)
+	if err != nil {
+		return Reply{}, err
+	}
+	_, err = in.n.Say(ctx, name, text)
+	return Reply{}, err
 }
 
 // switched makes room current and says so in the reply.

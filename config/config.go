@@ -63,6 +63,12 @@ type File struct {
 	// accepted without asking, up to AutoAcceptMaxSize bytes.
 	AutoAcceptFrom    []string `toml:"auto_accept_from"`
 	AutoAcceptMaxSize int64    `toml:"auto_accept_max_size"`
+	// HoldMailboxes keeps sealed direct messages for offline peers
+	// (chat: off by default; serve: on).
+	HoldMailboxes *bool `toml:"hold_mailboxes"`
+	// MailboxExpiryDays is how long a held sealed message is kept at
+	// most (0: the default, 14).
+	MailboxExpiryDays int `toml:"mailbox_expiry_days"`
 }
 
 // Keys returns the keys config.toml may set, in File's order.

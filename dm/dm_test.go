@@ -59,6 +59,20 @@ func TestDeliveredAndAcknowledged(t *testing.T) {
 	if ca.Sent != 1 || ca.Delivered != 1 || cb.Received != 1 || cb.Duplicates != 0 {
 		t.Fatalf("counters alice %+v bob %+v", ca, cb)
 	}
+	// Both sides list the conversation (user interfaces list it again
+	// after a restart); carol has none.
+	for _, side := range []struct {
+		n    *node
+		peer peer.ID
+	}{{a, b.id}, {b, a.id}} {
+		convs, err := side.n.svc.Conversations(10)
+		if err != nil || len(convs) != 1 || convs[0].Peer != side.peer || convs[0].Last.IsZero() {
+			t.Fatalf("%s's conversations %+v, %v", side.n.name, convs, err)
+		}
+	}
+	if convs, err := c.svc.Conversations(10); err != nil || len(convs) != 0 {
+		t.Fatalf("carol's conversations %+v, %v", convs, err)
+	}
 }
 
 // TestManyInOrder sends more messages than fit on one stream.

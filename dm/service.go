@@ -237,7 +237,11 @@ func (s *Service) watch(sub event.Subscription) {
 }
 
 func (s *Service) emitStatus(rec *pb.OutboxRecord, state, cause string) {
-	s.emit.Emit(events.DMStatus{ID: msgID(rec.Id), To: peer.ID(rec.To), State: state, Error: cause})
+	via := ""
+	if state == events.DMDelivered {
+		via = events.DMViaDirect // a stream's ack; other paths report their own (ConfirmDelivered)
+	}
+	s.emit.Emit(events.DMStatus{ID: msgID(rec.Id), To: peer.ID(rec.To), State: state, Error: cause, Via: via})
 }
 
 func msgID(id []byte) string { return hex.EncodeToString(id) }

@@ -16,6 +16,9 @@ type DM struct {
 	Nick   string    `json:"nick"`
 	Text   string    `json:"text"`
 	SentAt time.Time `json:"sent_at"`
+	// Via is set when the message did not come over a direct stream: the
+	// peer ID of the holder it was picked up from (a sealed deposit).
+	Via string `json:"via,omitempty"`
 }
 
 // DM delivery states reported in DMStatus.State.
@@ -41,6 +44,10 @@ const (
 	// DMWaitInterrupted: the stream to the recipient broke before it
 	// acknowledged the messages.
 	DMWaitInterrupted = "interrupted"
+	// DMWaitDeposited: the recipient is offline; a sealed copy was left
+	// with a holder it reads from (DMStatus.Via), to be picked up when it
+	// comes online. The message stays in the outbox until a receipt.
+	DMWaitDeposited = "deposited"
 )
 
 // DMStatus reports a state change of an outgoing direct message: queued
@@ -58,7 +65,14 @@ type DMStatus struct {
 	Error  string  `json:"error,omitempty"`
 	Reason string  `json:"reason,omitempty"`
 	Detail string  `json:"detail,omitempty"`
+	// Via says how a message went: with State delivered, DMViaDirect or
+	// the peer ID of the holder the recipient picked it up from; with
+	// Reason DMWaitDeposited, the holder that took the sealed copy.
+	Via string `json:"via,omitempty"`
 }
+
+// DMViaDirect is DMStatus.Via of a message delivered over a direct stream.
+const DMViaDirect = "direct"
 
 // TrustWarning is reported when a peer claims a nick that is pinned to
 // another peer's key: either an impostor or the owner with a new key. The
@@ -70,6 +84,17 @@ type TrustWarning struct {
 	PinnedPeerID peer.ID `json:"pinned_peer_id"`
 	Text         string  `json:"text"`
 }
+
+// MailboxPickup is reported when the node picked up its mailbox at a
+// holder (package mailbox): the first time per holder in a run, and
+// whenever deposits were waiting there. Items counts the deposits handled
+// (messages, receipts, and deposits that did not open and were dropped).
+type MailboxPickup struct {
+	Holder peer.ID `json:"holder"`
+	Items  int     `json:"items"`
+}
+
+func (MailboxPickup) Type() string { return "mailbox_pickup" }
 
 func (DM) Type() string           { return "dm" }
 func (DMStatus) Type() string     { return "dm_status" }

@@ -80,6 +80,28 @@ func (Joined) Type() string   { return "joined" }
 func (Left) Type() string     { return "left" }
 func (Presence) Type() string { return "presence" }
 
+// Membership is reported for each change of a private room's membership
+// log that this node accepts (its own included): who (By, an admin)
+// created the log, added a member or an admin, removed a member, or
+// rotated the room's key. Remove and rotate start a new epoch.
+type Membership struct {
+	Room string `json:"room"`
+	// Op is "create", "add", "add_admin", "remove" or "rotate".
+	Op string `json:"op"`
+	// By is the admin who signed the change.
+	By peer.ID `json:"by"`
+	// Subject is the peer added or removed (the creator for "create");
+	// empty for "rotate".
+	Subject peer.ID `json:"subject,omitempty"`
+	// Epoch is the room's epoch after the change; Seq its place in the log.
+	Epoch uint64 `json:"epoch"`
+	Seq   uint64 `json:"seq"`
+	// Self is true when the subject is this node.
+	Self bool `json:"self,omitempty"`
+}
+
+func (Membership) Type() string { return "membership" }
+
 // Room sync states (RoomSync.State).
 const (
 	// SyncWaiting: no member of the room is connected to sync with (the

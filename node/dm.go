@@ -50,7 +50,13 @@ func (n *Node) observeNick(p peer.ID, nick string) {
 		n.log.Warn("record peer nick", "peer", p, "err", err)
 		return
 	}
-	if c != nil && c.New {
+	if c != nil && (c.New || n.warned[p] != identity.NickKey(nick)) {
+		// Once per conflict and session: a conflict recorded in an
+		// earlier run warns again when the impostor comes back.
+		if n.warned == nil || len(n.warned) >= maxWarned {
+			n.warned = make(map[peer.ID]string)
+		}
+		n.warned[p] = identity.NickKey(nick)
 		n.emit.Emit(c.Event())
 	}
 	n.mu.Lock()
@@ -65,6 +71,23 @@ func (n *Node) observeNick(p peer.ID, nick string) {
 // into a peer ID (see trust.Store.Resolve for the errors).
 func (n *Node) ResolvePeer(name string) (peer.ID, error) {
 	return n.trust.Resolve(name)
+}
+
+// maxWarned bounds the peers observeNick remembers having warned about
+// in this session (a crowd of impostors resets it, warning again).
+const maxWarned = 4096
+
+// Forget removes p from the trust store (/forget): its nick, trust mark
+// and the nick pins it holds. It reports whether p was known.
+func (n *Node) Forget(p peer.ID) (bool, error) {
+	if p == n.host.ID() {
+		return false, fmt.Errorf("%s is this node; /forget is for other peers", overlay.ShortPeer(p))
+	}
+	known, err := n.trust.Forget(p)
+	if err != nil {
+		return false, err
+	}
+	return known, nil
 }
 
 // ResolvePeerWait is ResolvePeer, but a nick nobody has claimed yet is
@@ -124,6 +147,16 @@ func (n *Node) DMHistory(p peer.ID, count int) ([]dm.Entry, error) {
 		return nil, fmt.Errorf("direct messages: %w", ErrNotRunning)
 	}
 	return n.dm.History(p, count)
+}
+
+// DMConversations lists the peers with stored direct messages, most
+// recent first, at most limit (the terminal UI lists them again after a
+// restart).
+func (n *Node) DMConversations(limit int) ([]dm.Conversation, error) {
+	if n.dm == nil {
+		return nil, fmt.Errorf("direct messages: %w", ErrNotRunning)
+	}
+	return n.dm.Conversations(limit)
 }
 
 // SafetyInfo is the safety number shared with a peer (/verify).

@@ -25,14 +25,17 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/parley-chat/parley/dm"
 	"github.com/parley-chat/parley/events"
 	"github.com/parley-chat/parley/identity"
+	"github.com/parley-chat/parley/mailbox"
 	"github.com/parley-chat/parley/overlay"
 	"github.com/parley-chat/parley/rooms"
 	"github.com/parley-chat/parley/store"
 	"github.com/parley-chat/parley/transfer"
 	"github.com/parley-chat/parley/trust"
+	"golang.org/x/time/rate"
 )
 
 // Config configures a Node.
@@ -70,6 +73,15 @@ type Config struct {
 	// DM tunes the direct-message service; Host, DB, Emitter, Logger,
 	// Nick and OnNick are set by the node.
 	DM dm.Config
+	// Mailbox tunes offline delivery (sealed deposits, package mailbox);
+	// Host, DB, Key, Outbox, Emitter, Logger, Nick and Eligible are set
+	// by the node.
+	Mailbox mailbox.Config
+	// HoldMailboxes runs a mailbox holder for other peers, with the
+	// quotas and expiry of Holder (Host, DB and Logger set by the node).
+	// `parley chat --hold-mailboxes`; off by default.
+	HoldMailboxes bool
+	Holder        mailbox.HolderConfig
 	// RelayForOwnPeople runs a circuit relay v2 service with
 	// overlay.ChatRelayResources for the peers online in a room this node
 	// has joined and the trusted peers, never for strangers: a peer must
@@ -105,7 +117,10 @@ type Node struct {
 	dm       *dm.Service
 	rooms    *rooms.Service
 	transfer *transfer.Service
-	own      ownPeople // the relay service's policy; set as the services start
+	holder   *mailbox.Holder // nil unless Config.HoldMailboxes
+	// courier is set once during New; the event loop reads it meanwhile.
+	courier atomic.Pointer[mailbox.Courier]
+	own     ownPeople // the relay service's policy; set as the services start
 
 	// internal receives the services' events; loop (owned by New and
 	// Close) reacts to them and passes them on to emit.
@@ -130,6 +145,12 @@ type Node struct {
 	mu      sync.Mutex
 	nick    string // guarded by mu
 	closing bool   // guarded by mu
+	// warned: peers observeNick warned about this session, with the nick
+	// key; owned by the event loop (no lock).
+	warned map[peer.ID]string
+	// pacers hold this node's own lines to each room's rate limit
+	// (pace.go); guarded by mu.
+	pacers map[string]*rate.Limiter
 	// named is closed and replaced whenever a peer's nick is recorded,
 	// waking ResolvePeerWait; guarded by mu.
 	named chan struct{}
@@ -192,6 +213,9 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 	}
 	n.host = h
 	if err := n.startDM(ctx); err != nil {
+		return nil, errors.Join(err, n.Close())
+	}
+	if err := n.startMailbox(ctx); err != nil {
 		return nil, errors.Join(err, n.Close())
 	}
 	if err := n.startTransfer(ctx); err != nil {
@@ -281,6 +305,9 @@ func (n *Node) loop() {
 		case rooms.FileShared:
 			n.onFileShare(e)
 			continue // reported by transfer as a file_offer
+		}
+		if c := n.courier.Load(); c != nil {
+			c.Observe(e)
 		}
 		n.passOn(e)
 	}
@@ -373,6 +400,7 @@ func (n *Node) Close() error {
 				errs = append(errs, err)
 			}
 		}
+		errs = append(errs, n.closeMailbox()...)
 		if n.dm != nil {
 			if err := n.dm.Close(); err != nil {
 				errs = append(errs, err)

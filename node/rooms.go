@@ -191,9 +191,11 @@ func (n *Node) Leave(room string) error {
 	return nil
 }
 
-// Say sends text to a joined room and returns the message as sent.
+// Say sends text to a joined room and returns the message as sent. Lines
+// faster than the room's rate limit wait their turn, up to 30 s worth
+// of them (pace.go).
 func (n *Node) Say(ctx context.Context, room, text string) (events.Message, error) {
-	return n.rooms.Send(ctx, room, text)
+	return n.sayPaced(ctx, room, text)
 }
 
 // RoomRow is one joined room (/rooms). Current is set by the user

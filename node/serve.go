@@ -12,6 +12,7 @@ import (
 
 	"github.com/parley-chat/parley/events"
 	"github.com/parley-chat/parley/identity"
+	"github.com/parley-chat/parley/mailbox"
 	"github.com/parley-chat/parley/overlay"
 	"github.com/parley-chat/parley/store"
 )
@@ -49,13 +50,19 @@ type ServeConfig struct {
 	Logger *slog.Logger
 	// Version is announced in the user agent.
 	Version string
+	// NoMailboxHolder turns off the mailbox holder (package mailbox),
+	// which a serve node runs by default with the quotas and expiry of
+	// Holder (Host, DB and Logger set by the node).
+	NoMailboxHolder bool
+	Holder          mailbox.HolderConfig
 }
 
 // Serve is a running serve node.
 type Serve struct {
-	id    *identity.Identity
-	store *store.Store
-	host  *overlay.Host
+	id     *identity.Identity
+	store  *store.Store
+	host   *overlay.Host
+	holder *mailbox.Holder // nil with NoMailboxHolder
 
 	closeOnce sync.Once
 	closeErr  error
@@ -109,6 +116,13 @@ func NewServe(ctx context.Context, cfg ServeConfig) (*Serve, error) {
 		return nil, errors.Join(err, st.Close())
 	}
 	s := &Serve{id: cfg.Identity, store: st, host: h}
+	if !cfg.NoMailboxHolder {
+		hc := cfg.Holder
+		hc.Host, hc.DB, hc.Logger = h, st.DB(), cfg.Logger.With("component", "mailbox-holder")
+		if s.holder, err = mailbox.NewHolder(ctx, hc); err != nil {
+			return nil, errors.Join(fmt.Errorf("start mailbox holder: %w", err), s.Close())
+		}
+	}
 	if cfg.Metrics != nil {
 		peers := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "parley_serve_connected_peers",
@@ -134,11 +148,18 @@ func (s *Serve) Ready() events.Ready {
 	}
 }
 
-// Close stops the host, then releases the store. It is safe to call more
-// than once.
+// Holder returns the mailbox holder, nil when it is off.
+func (s *Serve) Holder() *mailbox.Holder { return s.holder }
+
+// Close stops the mailbox holder and the host, then releases the store.
+// It is safe to call more than once.
 func (s *Serve) Close() error {
 	s.closeOnce.Do(func() {
-		s.closeErr = errors.Join(s.host.Close(), s.store.Close())
+		var herr error
+		if s.holder != nil {
+			herr = s.holder.Close()
+		}
+		s.closeErr = errors.Join(herr, s.host.Close(), s.store.Close())
 	})
 	return s.closeErr
 }

@@ -55,6 +55,8 @@ func Event(e events.Event, namer Namer) string {
 		return fmt.Sprintf("* #%s: %s %s", l(e.Room), Member(e.Nick, e.PeerID), presenceState(e.Online))
 	case events.RoomSync:
 		return fmt.Sprintf("* #%s: %s", l(e.Room), RoomSync(e))
+	case events.Membership:
+		return fmt.Sprintf("* #%s: %s", l(e.Room), Membership(e, namer))
 	case events.Reachability:
 		return "* " + Reachability(e.Reachability, len(e.Relays))
 	case events.PeerPath:
@@ -76,6 +78,11 @@ func Event(e events.Event, namer Namer) string {
 			line += ", waiting: " + l(e.Detail)
 		}
 		return line + ")"
+	case events.MailboxPickup:
+		if e.Items == 0 {
+			return fmt.Sprintf("* %s keeps sealed direct messages for you while you are offline", MemberBy(namer, e.Holder))
+		}
+		return fmt.Sprintf("* picked up %d sealed deposits from %s", e.Items, MemberBy(namer, e.Holder))
 	case events.FileOffer:
 		id := ShortID(e.TransferID)
 		where := fmt.Sprintf("from %s; /accept %s or /reject %s", MemberBy(namer, e.From), id, id)

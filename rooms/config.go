@@ -104,6 +104,11 @@ type Config struct {
 	// after joining it and after each reconnection. Default 2.
 	SyncPeers int
 
+	// EpochKeyGrace is how long a private room's epoch key is kept after
+	// the next epoch started (for late messages and the history sync);
+	// then it is deleted, from memory and the store. Default 7 days.
+	EpochKeyGrace time.Duration
+
 	// PubSubOptions are appended to the service's GossipSub options (and
 	// so may override them).
 	PubSubOptions []pubsub.Option
@@ -113,6 +118,12 @@ type Config struct {
 	// testHookOwnAddrs, if set, replaces the addresses the node puts in
 	// its signed peer record (before the sharing rule).
 	testHookOwnAddrs func() []ma.Multiaddr
+	// testClock, if set, is the clock of the membership code (epoch
+	// starts, key grace periods).
+	testClock func() time.Time
+	// testHookEpochKey, if set, sees every epoch key this node installs
+	// (made as an admin or received).
+	testHookEpochKey func(topic string, epoch uint64)
 }
 
 func (c *Config) withDefaults() (Config, error) {
@@ -145,10 +156,11 @@ func (c *Config) withDefaults() (Config, error) {
 	setDefault(&cfg.SyncMaxItems, DefaultSyncMaxItems)
 	setDefault(&cfg.SyncTimeout, DefaultSyncTimeout)
 	setDefault(&cfg.SyncPeers, DefaultSyncPeers)
+	setDefault(&cfg.EpochKeyGrace, DefaultEpochKeyGrace)
 	for name, d := range map[string]time.Duration{
 		"PresenceInterval": cfg.PresenceInterval, "PresenceTimeout": cfg.PresenceTimeout,
 		"MaxClockSkew": cfg.MaxClockSkew, "MeshWait": cfg.MeshWait, "PruneInterval": cfg.PruneInterval,
-		"SyncWindow": cfg.SyncWindow, "SyncTimeout": cfg.SyncTimeout,
+		"SyncWindow": cfg.SyncWindow, "SyncTimeout": cfg.SyncTimeout, "EpochKeyGrace": cfg.EpochKeyGrace,
 	} {
 		if d < 0 {
 			return cfg, fmt.Errorf("rooms config: %s is negative", name)

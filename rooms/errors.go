@@ -45,6 +45,10 @@ var (
 	// errSyncLie: the peer sent an item that fails verification, that was
 	// not asked for, or too many.
 	errSyncLie = errors.New("sync peer sent a bad item")
+	// errSyncSkip: an item this node cannot take now (an epoch whose key
+	// it lacks, an author its membership log does not admit); skipped,
+	// the peer is not blamed.
+	errSyncSkip = errors.New("sync item skipped")
 	// errOversizeItem: a signed item over maxSignedSize.
 	errOversizeItem = errors.New("sync item too large")
 )

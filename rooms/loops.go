@@ -110,6 +110,7 @@ func (s *Service) peerLoop(r *room) {
 		case pubsub.PeerJoin:
 			r.signalPeers()
 			r.peerJoined(ev.Peer)
+			s.queueMembers(r, ev.Peer)
 		case pubsub.PeerLeave:
 			if len(r.topic.ListPeers()) == 0 {
 				r.peerJoined("") // cut off: sync history again on reconnection

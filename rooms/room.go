@@ -51,6 +51,9 @@ type room struct {
 	wg     sync.WaitGroup
 
 	syncKey []byte // private rooms: the key of the sync's proofs
+	// membership is a private room's membership log and epoch keys
+	// (members.go); nil for public rooms.
+	membership *roomMembers
 
 	dirty  chan struct{} // capacity 1: this node's presence changed, spread it
 	news   chan struct{} // capacity 1: another member's newer presence came in, pass it on

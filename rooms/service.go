@@ -45,6 +45,7 @@ type Service struct {
 
 	syncSlots syncSlots  // inbound sync sessions
 	penalties penaltyBox // peers that lied in a sync session
+	mem       memberSvc  // membership exchanges (members.go)
 
 	// gate keeps validators (readers) out of a closing service: Close
 	// takes it exclusively to set closed.
@@ -83,6 +84,7 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 		replay: newReplayGuard(c.ReplayLimit),
 		limits: newLimiters(c.RateLimit, c.RateBurst, c.ReplayLimit),
 		rooms:  make(map[string]*room),
+		mem:    newMemberSvc(),
 	}
 	if err := loadReplay(c.DB, s.replay, time.Now()); err != nil {
 		return nil, err
@@ -107,12 +109,14 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 		return nil, fmt.Errorf("start gossipsub: %w", err)
 	}
 	c.Host.SetStreamHandler(SyncProtocol, s.handleSync)
+	c.Host.SetStreamHandler(MembersProtocol, s.handleMembers)
 	if err := s.rejoin(); err != nil {
 		_ = s.Close()
 		return nil, err
 	}
-	s.wg.Add(1)
+	s.wg.Add(2)
 	go s.pruneLoop()
+	go s.membersLoop()
 	return s, nil
 }
 
@@ -194,6 +198,11 @@ func (s *Service) Create(_ context.Context, name string) (invite string, err err
 	if err := s.join(name, key, true); err != nil {
 		return "", err
 	}
+	if r := s.room(name); r != nil {
+		if err := s.createLog(r); err != nil {
+			return "", err
+		}
+	}
 	return EncodeInvite(name, key)
 }
 
@@ -265,6 +274,9 @@ func (s *Service) startRoom(name string, key []byte) (_ *room, err error) {
 		r.topicName = r.keys.topic
 		r.rendezvous = r.keys.rendezvous
 		if r.syncKey, err = deriveSyncKey(key); err != nil {
+			return nil, err
+		}
+		if err = s.attachMembers(r); err != nil {
 			return nil, err
 		}
 	} else {
@@ -356,6 +368,11 @@ func (s *Service) Leave(name string) error {
 	if err := deleteJoined(s.cfg.DB, name); err != nil {
 		return err
 	}
+	if r.private {
+		if err := deleteMembers(s.cfg.DB, r.topicName); err != nil {
+			return err
+		}
+	}
 	s.cfg.Emitter.Emit(events.Left{Room: name})
 	return nil
 }
@@ -399,6 +416,7 @@ func (s *Service) Close() error {
 	}
 	s.wg.Wait()
 	s.cfg.Host.RemoveStreamHandler(SyncProtocol)
+	s.cfg.Host.RemoveStreamHandler(MembersProtocol)
 	for _, id := range pubsub.GossipSubDefaultProtocols {
 		s.cfg.Host.RemoveStreamHandler(id)
 	}

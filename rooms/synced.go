@@ -1,6 +1,7 @@
 package rooms
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -34,6 +35,9 @@ func (s *Service) checkSynced(r *room, set pb.SyncSet, raw []byte, now time.Time
 		return syncedMsg{}, fmt.Errorf("%w: message of another topic", errSyncLie)
 	}
 	env, v := s.decode(r, sm.author, sm.data)
+	if v.reason == reasonEpochKey || v.reason == reasonNotMember {
+		return syncedMsg{}, fmt.Errorf("%w: %s", errSyncSkip, v.reason) // depends on this node's membership log
+	}
 	if v.result != pubsub.ValidationAccept {
 		return syncedMsg{}, fmt.Errorf("%w: %s", errSyncLie, v.reason)
 	}
@@ -65,6 +69,9 @@ func (s *Service) acceptSynced(r *room, set pb.SyncSet, raws [][]byte, want map[
 	var bad error
 	for _, raw := range raws {
 		m, err := s.checkSynced(r, set, raw, now)
+		if errors.Is(err, errSyncSkip) {
+			continue
+		}
 		if err == nil && want != nil {
 			if !want[m.it.id] {
 				err = fmt.Errorf("%w: item not asked for", errSyncLie)

@@ -119,11 +119,15 @@ func (s *Service) decode(r *room, author peer.ID, data []byte) (envelope, verdic
 	if err := proto.Unmarshal(data, &sealed); err != nil {
 		return envelope{}, reject(reasonUndecodable)
 	}
-	plain, err := open(&r.keys, author, sealed.Nonce, sealed.Ciphertext)
-	if err != nil {
-		return envelope{}, reject(reasonSealed)
+	plain, v := s.openSealed(r, author, &sealed)
+	if v.result != pubsub.ValidationAccept {
+		return envelope{}, v
 	}
-	return decodeEnvelope(plain)
+	env, v := decodeEnvelope(plain)
+	if v.result != pubsub.ValidationAccept {
+		return env, v
+	}
+	return env, s.admit(r, author, sealed.Epoch, &env)
 }
 
 // encode is the inverse of decode for a local publish.
@@ -135,15 +139,7 @@ func (s *Service) encode(r *room, env *envelope) ([]byte, error) {
 	if !r.private {
 		return plain, nil
 	}
-	nonce, ct, err := seal(&r.keys, s.self, plain)
-	if err != nil {
-		return nil, err
-	}
-	b, err := proto.Marshal(&pb.Sealed{Nonce: nonce, Ciphertext: ct})
-	if err != nil {
-		return nil, err
-	}
-	return b, nil
+	return s.sealFor(r, env, plain)
 }
 
 func (s *Service) replayExpiry(env envelope) time.Time {

@@ -17,9 +17,11 @@ import (
 //   - a full fingerprint ("ABCD-EFGH-IJKL-MNOP") of a known peer;
 //   - "nick#FP", a nick and a fingerprint prefix ("alice#ABCD"), which
 //     picks among peers sharing a nick;
-//   - a nick, when exactly one known peer matches it. A peer matches when
-//     its current nick has the same comparison key (identity.NickKey) or when it
-//     holds the nick's pin.
+//   - a nick, when exactly one known peer matches it, or exactly one of
+//     the peers matching it is trusted (the user compared safety numbers
+//     with it, so an impostor's later claim to the nick does not take
+//     it away). A peer matches when its current nick has the same
+//     comparison key (identity.NickKey) or when it holds the nick's pin.
 //
 // No match is ErrUnknownPeer; more than one is an *AmbiguousError listing
 // the candidates.
@@ -55,9 +57,20 @@ func (s *Store) Resolve(nameOrID string) (peer.ID, error) {
 		return "", fmt.Errorf("%w: no known peer is called %q", ErrUnknownPeer, safetext.Line(name))
 	case 1:
 		return cands[0].ID, nil
-	default:
-		return "", &AmbiguousError{Name: name, Candidates: cands}
 	}
+	// Several peers use the nick: the one the user verified (/trust)
+	// names it, when there is exactly one; otherwise the user decides
+	// (nick#FP, /trust or /forget).
+	var trusted []Candidate
+	for _, c := range cands {
+		if c.Trusted {
+			trusted = append(trusted, c)
+		}
+	}
+	if len(trusted) == 1 {
+		return trusted[0].ID, nil
+	}
+	return "", &AmbiguousError{Name: name, Candidates: cands}
 }
 
 // candidates returns the known peers matching a nick key and fingerprint

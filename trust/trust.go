@@ -302,6 +302,47 @@ func (s *Store) setTrust(p peer.ID, trusted bool) error {
 	return nil
 }
 
+// Forget removes everything the store knows about p: its record, its
+// trust mark and the nick pins it holds (the next key seen with such a
+// nick takes the pin). It reports whether p was known. /forget uses it
+// to let the user drop an impostor or a retired key.
+func (s *Store) Forget(p peer.ID) (bool, error) {
+	if err := p.Validate(); err != nil {
+		return false, fmt.Errorf("forget peer: %w", err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, known := s.peers[p]
+	var keys []string
+	for k, holder := range s.pins {
+		if holder == p {
+			keys = append(keys, k)
+		}
+	}
+	if !known && len(keys) == 0 {
+		return false, nil
+	}
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		if err := tx.Bucket([]byte(bucketPeers)).Delete([]byte(p)); err != nil {
+			return fmt.Errorf("delete peer record: %w", err)
+		}
+		for _, k := range keys {
+			if err := tx.Bucket([]byte(bucketPins)).Delete([]byte(k)); err != nil {
+				return fmt.Errorf("delete nick pin: %w", err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return false, fmt.Errorf("forget %s: %w", p, err)
+	}
+	delete(s.peers, p)
+	for _, k := range keys {
+		delete(s.pins, k)
+	}
+	return true, nil
+}
+
 // Get returns what the store knows about p.
 func (s *Store) Get(p peer.ID) (PeerInfo, bool) {
 	s.mu.Lock()

@@ -172,6 +172,7 @@ func TestResolve(t *testing.T) {
 		{"alice#" + identity.ShortFingerprint(alice), alice, nil},
 		{"alice#" + strings.ToLower(identity.Fingerprint(alice2)[:7]), alice2, nil},
 		{"alice", "", ErrAmbiguous},
+		{"alice#" + identity.ShortFingerprint(alice2), alice2, nil},
 		{"dave", "", ErrUnknownPeer},
 		{"", "", ErrUnknownPeer},
 		{"AAAA-AAAA-AAAA-AAAA", "", ErrUnknownPeer},
@@ -282,5 +283,56 @@ func TestOpenRekeysOldPins(t *testing.T) {
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A nick two peers use names the one the user trusts; /forget drops a
+// peer and the pins it holds.
+func TestResolveTrustedAndForget(t *testing.T) {
+	s, _ := openStore(t)
+	bob, impostor := newID(t), newID(t)
+	observe(t, s, bob, "bob")
+	observe(t, s, impostor, "Bob")
+	if _, err := s.Resolve("bob"); !errors.Is(err, ErrAmbiguous) {
+		t.Fatalf("untrusted pair: err = %v, want ambiguous", err)
+	}
+	if err := s.Trust(bob); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.Resolve("bob"); err != nil || got != bob {
+		t.Fatalf("Resolve(bob) = %s, %v; want the trusted bob", got, err)
+	}
+	if err := s.Trust(impostor); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Resolve("bob"); !errors.Is(err, ErrAmbiguous) {
+		t.Fatalf("two trusted: err = %v, want ambiguous", err)
+	}
+
+	// The impostor now holds the pin (Trust moved it); forgetting it
+	// frees the nick, and bob takes the pin again when next seen.
+	known, err := s.Forget(impostor)
+	if err != nil || !known {
+		t.Fatalf("Forget = %v, %v", known, err)
+	}
+	if _, ok := s.Get(impostor); ok {
+		t.Fatal("forgotten peer still known")
+	}
+	if got, err := s.Resolve("bob"); err != nil || got != bob {
+		t.Fatalf("after Forget: Resolve(bob) = %s, %v", got, err)
+	}
+	if c, err := s.Observe(bob, "bob"); err != nil || c != nil {
+		t.Fatalf("bob seen again: conflict %v, %v; want the free pin", c, err)
+	}
+	if known, err := s.Forget(impostor); err != nil || known {
+		t.Fatalf("second Forget = %v, %v; want not known", known, err)
+	}
+	// Persisted: a reopened store agrees.
+	s2, err := Open(s.db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := s2.Get(impostor); ok {
+		t.Fatal("forgotten peer back after reopening")
 	}
 }

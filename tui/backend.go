@@ -27,6 +27,7 @@ type Backend interface {
 	PeerList() []node.PeerView
 	Peer(p peer.ID) node.PeerView
 	DMHistory(p peer.ID, count int) ([]dm.Entry, error)
+	DMConversations(limit int) ([]dm.Conversation, error)
 	Transfers() []transfer.Info
 
 	Say(ctx context.Context, room, text string) (events.Message, error)

@@ -14,6 +14,9 @@ const (
 	// maxDMConvs bounds the private conversations in the sidebar; the
 	// one idle longest goes first.
 	maxDMConvs = 200
+	// maxRestoredDMs bounds the private conversations listed again at
+	// start (restoreDMs), each with its last historyOnOpen messages.
+	maxRestoredDMs = 20
 	// historyOnOpen is how many stored messages a conversation shows
 	// when it opens.
 	historyOnOpen = 50

@@ -80,6 +80,9 @@ func (m *Model) handle(e events.Event) bool {
 			m.system(m.roomConv(e.Room), entrySystem, clean(present.RoomSync(e)))
 		}
 		return true
+	case events.Membership:
+		m.membership(e)
+		return true
 	case events.DM:
 		m.directMessage(e)
 		return false

@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -267,6 +268,24 @@ func (f *fakeNode) Peer(id peer.ID) node.PeerView {
 		}
 	}
 	return node.PeerView{PeerID: id, Fingerprint: "ZZZZ"}
+}
+
+func (f *fakeNode) DMConversations(limit int) ([]dm.Conversation, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []dm.Conversation
+	for id, h := range f.dms {
+		p, err := peer.Decode(id)
+		if err != nil || len(h) == 0 {
+			continue
+		}
+		out = append(out, dm.Conversation{Peer: p, Last: h[len(h)-1].SentAt})
+	}
+	slices.SortFunc(out, func(a, b dm.Conversation) int { return b.Last.Compare(a.Last) })
+	if len(out) > limit {
+		out = out[:limit]
+	}
+	return out, nil
 }
 
 func (f *fakeNode) DMHistory(id peer.ID, count int) ([]dm.Entry, error) {

@@ -156,6 +156,7 @@ func New(o Options) *Model {
 	m.convs[statusKey] = newConv(statusKey, convStatus, "")
 	m.commands = m.cmds.Commands()
 	m.refresh()
+	m.restoreDMs()
 	if cur := m.cmds.Current(); cur != "" {
 		m.activate(roomKey(cur))
 	} else {
@@ -305,6 +306,18 @@ func (m *Model) dmConv(peerID peer.ID) *conv {
 	m.evictDMs()
 	m.reorder()
 	return c
+}
+
+// restoreDMs lists again the private conversations of earlier runs, the
+// maxRestoredDMs most recent, in the order they were last active.
+func (m *Model) restoreDMs() {
+	convs, err := m.be.DMConversations(maxRestoredDMs)
+	if err != nil {
+		return // a node without DMs (or a damaged store): nothing to list
+	}
+	for i := len(convs) - 1; i >= 0; i-- {
+		m.dmConv(convs[i].Peer).lastActive = convs[i].Last
+	}
 }
 
 // evictDMs drops the private conversations idle longest past maxDMConvs

@@ -11,6 +11,7 @@ import (
 	"github.com/charmbracelet/bubbles/key"
 	tea "github.com/charmbracelet/bubbletea"
 	"github.com/charmbracelet/lipgloss"
+	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/muesli/termenv"
 
 	"github.com/parley-chat/parley/dm"
@@ -396,5 +397,28 @@ func TestWaitingIsExplained(t *testing.T) {
 	h.m.activate(statusKey)
 	if s := h.screen(); !strings.Contains(s, "cannot reach carol") || !strings.Contains(s, "is 12D3…Xt8g, not 12D3…SYd1; retrying in 1s") {
 		t.Fatalf("no dial failure line:\n%s", s)
+	}
+}
+
+// Private conversations of an earlier run are listed again at start,
+// most recent last, with their messages and nothing unread.
+func TestDMConversationsRestoredAtStart(t *testing.T) {
+	f := newFakeNode()
+	t0 := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	f.dms[idCarol.String()] = []dm.Entry{{ID: "c1", Peer: idCarol, Nick: "carol", Text: "older", SentAt: t0}}
+	f.dms[idBob.String()] = []dm.Entry{{ID: "b1", Peer: idBob, Nick: "bob", Text: "newer", SentAt: t0.Add(time.Hour)}}
+	h := newHarness(t, f, 100, 24)
+	for _, p := range []peer.ID{idCarol, idBob} {
+		c := h.m.convs[dmKey(p)]
+		if c == nil || len(c.entries) != 1 || c.unread != 0 {
+			t.Fatalf("conversation with %s after a restart: %+v", p, c)
+		}
+	}
+	ic, ib := slices.Index(h.m.order, dmKey(idCarol)), slices.Index(h.m.order, dmKey(idBob))
+	if ic < 0 || ib < ic {
+		t.Fatalf("sidebar order %v: want carol (older) before bob", h.m.order)
+	}
+	if !strings.Contains(h.screen(), "@bob") {
+		t.Fatalf("sidebar does not list bob:\n%s", h.screen())
 	}
 }

@@ -72,6 +72,10 @@ func (c *chatCmd) run(ctx context.Context, stdin io.Reader, stdout, stderr io.Wr
 		}
 	}
 
+	holder, err := s.holderConfig()
+	if err != nil {
+		return err
+	}
 	n, err := node.New(ctx, node.Config{
 		DataDir:           s.dataDir,
 		Identity:          id,
@@ -79,6 +83,8 @@ func (c *chatCmd) run(ctx context.Context, stdin io.Reader, stdout, stderr io.Wr
 		SaveNick:          func(nick string) error { return config.SaveNick(s.dataDir, nick) },
 		Overlay:           ocfg,
 		RelayForOwnPeople: !s.noRelayService,
+		HoldMailboxes:     s.holdMailboxes,
+		Holder:            holder,
 		Rooms:             s.rooms,
 		Transfer:          transfer.Config{DownloadDir: s.downloads, MaxFileSize: s.maxFile},
 		AutoAcceptFrom:    s.autoAcceptFrom,

@@ -78,7 +78,7 @@ func explainDataDir(dir string, err error) error {
 func fileInPath(dir string) string {
 	p := filepath.Clean(dir)
 	for {
-		st, err := os.Stat(p)
+		st, err := os.Stat(p) // #nosec G703 -- the user's own --data-dir and its parents, to name what is in the way
 		if err == nil {
 			if st.IsDir() {
 				return ""

@@ -96,7 +96,8 @@ func TestDMQueuedUntilPeerComesOnlineAcrossSenderRestart(t *testing.T) {
 	// Bob comes online and dials alice.
 	b, _ = bob.start(t, "--peer", addrA)
 	a.Wait(30*time.Second, "dm_status", dmStatus(id, "delivered"))
-	got := b.Wait(10*time.Second, "dm", func(e proctest.Event) bool { return e.Str("id") == id })
+	// Find: bob may get the message before his ready event is written.
+	got := b.Find(10*time.Second, "dm", func(e proctest.Event) bool { return e.Str("id") == id })
 	if got.Str("text") != "while you were away" {
 		t.Fatalf("bob got %v", got)
 	}

@@ -20,7 +20,7 @@ func startProfile(stderr io.Writer) func() {
 	if path == "" {
 		return func() {}
 	}
-	f, err := os.Create(path) // #nosec G304 -- a path the user (or parley bench) chose for the profile
+	f, err := os.Create(path) // #nosec G304 G703 -- a path the user (or parley bench) chose for the profile
 	if err != nil {
 		_, _ = fmt.Fprintf(stderr, "parley: %s: %v\n", cpuProfileEnv, err)
 		return func() {}

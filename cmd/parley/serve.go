@@ -82,14 +82,20 @@ func (c *serveCmd) run(ctx context.Context, stdin io.Reader, stdout, stderr io.W
 		defer func() { _ = metricsLn.Close() }()
 	}
 
+	holder, err := s.holderConfig()
+	if err != nil {
+		return err
+	}
 	queue := events.NewQueue(eventQueueLimit)
 	scfg := node.ServeConfig{
-		DataDir:  s.dataDir,
-		Identity: id,
-		Overlay:  ocfg,
-		Emitter:  queue,
-		Logger:   logger,
-		Version:  version,
+		NoMailboxHolder: !s.holdMailboxes,
+		Holder:          holder,
+		DataDir:         s.dataDir,
+		Identity:        id,
+		Overlay:         ocfg,
+		Emitter:         queue,
+		Logger:          logger,
+		Version:         version,
 	}
 	if reg != nil {
 		scfg.Metrics = reg // not a nil *Registry in the interface

@@ -9,12 +9,14 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/parley-chat/parley/config"
 	"github.com/parley-chat/parley/identity"
+	"github.com/parley-chat/parley/mailbox"
 	"github.com/parley-chat/parley/node"
 	"github.com/parley-chat/parley/overlay"
 )
@@ -120,6 +122,8 @@ type settings struct {
 	allowPeers     []peer.ID
 	metrics        string
 	metricsPublic  bool
+	holdMailboxes  bool
+	mailboxDays    int
 }
 
 // settingTable is every setting of chat, send, serve, id and key.
@@ -214,6 +218,13 @@ func settingTable() []setting {
 			usage: "allow-list mode: only this peer may connect (repeatable; --peer, --bootstrap and --relay peers are allowed too)",
 			serve: &variant{usage: "allow-list mode: only this peer may connect (repeatable; --bootstrap nodes are allowed too)"},
 			bind:  func(s *settings) flag.Value { return peerIDsOf(&s.allowPeers) }},
+		{flag: "hold-mailboxes", key: "hold_mailboxes", in: cmdChat | cmdServe, file: cmdChat | cmdServe,
+			usage: "keep sealed direct messages for trusted and configured peers while their recipients are offline (docs/SECURITY.md, \"Offline delivery\"); --hold-mailboxes=false turns it off",
+			serve: &variant{def: "true", usage: "keep sealed direct messages for offline peers, within quotas (docs/SECURITY.md, \"Offline delivery\"); --hold-mailboxes=false turns it off"},
+			bind:  func(s *settings) flag.Value { return boolOf(&s.holdMailboxes) }},
+		{flag: "mailbox-expiry-days", arg: "DAYS", key: "mailbox_expiry_days", in: cmdChat | cmdServe, file: cmdChat | cmdServe, def: "14",
+			usage: "with --hold-mailboxes: keep a sealed message at most this many days",
+			bind:  func(s *settings) flag.Value { return intOf(&s.mailboxDays) }},
 		{flag: "metrics", arg: "HOST:PORT", in: cmdServe,
 			usage: "serve Prometheus metrics at http://HOST:PORT/metrics (loopback only unless --metrics-public)",
 			bind:  func(s *settings) flag.Value { return metricsOf(&s.metrics) }},
@@ -221,6 +232,14 @@ func settingTable() []setting {
 			usage: "allow --metrics on a non-loopback address",
 			bind:  func(s *settings) flag.Value { return boolOf(&s.metricsPublic) }},
 	}
+}
+
+// holderConfig is the mailbox holder the settings describe.
+func (s *settings) holderConfig() (mailbox.HolderConfig, error) {
+	if s.mailboxDays < 1 || s.mailboxDays > 365 {
+		return mailbox.HolderConfig{}, usageError{fmt.Errorf("bad --mailbox-expiry-days %d: use 1 to 365", s.mailboxDays)}
+	}
+	return mailbox.HolderConfig{MaxAge: time.Duration(s.mailboxDays) * 24 * time.Hour}, nil
 }
 
 // invertBool turns mdns = false into --no-mdns=true.

@@ -120,6 +120,8 @@ func samples(t *testing.T, dataDir string) map[string]sample {
 		"allow-peer":           {`["` + ids[0] + `"]`, ids[0], ids[1], ids[2]},
 		"metrics":              {env: "127.0.0.1:1", cli: "127.0.0.1:2"},
 		"metrics-public":       {env: "true", cli: "false"},
+		"hold-mailboxes":       {"false", "false", "true", "false"},
+		"mailbox-expiry-days":  {"3", "3", "5", "7"},
 	}
 }
 
@@ -272,7 +274,7 @@ func TestSettingTable(t *testing.T) {
 		return out
 	}
 	// docs/SERVE.md and docs/CONFIG.md: serve reads these keys only.
-	serveKeys := []string{"allow_peers", "bootstrap", "deny_cidrs", "deny_peers", "listen", "log_level", "public_dht", "swarm_key"}
+	serveKeys := []string{"allow_peers", "bootstrap", "deny_cidrs", "deny_peers", "hold_mailboxes", "listen", "log_level", "mailbox_expiry_days", "public_dht", "swarm_key"}
 	if got := readBy(cmdServe); !slices.Equal(got, serveKeys) {
 		t.Errorf("serve reads %v from config.toml, docs say %v", got, serveKeys)
 	}

@@ -317,9 +317,13 @@ func (x *FileShare) GetHash() string {
 // Sealed is the data of a private room message: an Envelope encrypted with
 // XChaCha20-Poly1305 under the room's seal key.
 type Sealed struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Nonce         []byte                 `protobuf:"bytes,1,opt,name=nonce,proto3" json:"nonce,omitempty"`           // 24 random bytes
-	Ciphertext    []byte                 `protobuf:"bytes,2,opt,name=ciphertext,proto3" json:"ciphertext,omitempty"` // sealed Envelope bytes with the 16-byte tag
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Nonce      []byte                 `protobuf:"bytes,1,opt,name=nonce,proto3" json:"nonce,omitempty"`           // 24 random bytes
+	Ciphertext []byte                 `protobuf:"bytes,2,opt,name=ciphertext,proto3" json:"ciphertext,omitempty"` // sealed Envelope bytes with the 16-byte tag
+	// epoch names the key: 0 (absent) the seal key derived from the room key
+	// (docs/PROTOCOL.md §5), n >= 1 the key of epoch n of the membership log
+	// (§14).
+	Epoch         uint64 `protobuf:"varint,3,opt,name=epoch,proto3" json:"epoch,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -366,6 +370,13 @@ func (x *Sealed) GetCiphertext() []byte {
 		return x.Ciphertext
 	}
 	return nil
+}
+
+func (x *Sealed) GetEpoch() uint64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
 }
 
 // JoinedRoom is a local store record (bucket "rooms/joined"), never sent.
@@ -568,12 +579,13 @@ const file_rooms_proto_rawDesc = "" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x12\n" +
 	"\x04size\x18\x03 \x01(\x04R\x04size\x12\x12\n" +
-	"\x04hash\x18\x04 \x01(\tR\x04hash\">\n" +
+	"\x04hash\x18\x04 \x01(\tR\x04hash\"T\n" +
 	"\x06Sealed\x12\x14\n" +
 	"\x05nonce\x18\x01 \x01(\fR\x05nonce\x12\x1e\n" +
 	"\n" +
 	"ciphertext\x18\x02 \x01(\fR\n" +
-	"ciphertext\"T\n" +
+	"ciphertext\x12\x14\n" +
+	"\x05epoch\x18\x03 \x01(\x04R\x05epoch\"T\n" +
 	"\n" +
 	"JoinedRoom\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x10\n" +
