@@ -22,12 +22,13 @@ const (
 	ScenarioTransfer = "transfer"
 	ScenarioRooms    = "rooms"
 	ScenarioChurn    = "churn"
+	ScenarioSync     = "sync"
 	ScenarioE2E      = "e2e"
 )
 
 // Scenarios lists every scenario name in run order.
 func Scenarios() []string {
-	return []string{ScenarioCost, ScenarioDM, ScenarioTransfer, ScenarioRooms, ScenarioChurn}
+	return []string{ScenarioCost, ScenarioDM, ScenarioTransfer, ScenarioRooms, ScenarioChurn, ScenarioSync}
 }
 
 // OptInScenarios lists the scenarios Run runs only when named, after
@@ -71,7 +72,11 @@ type Config struct {
 	// (default 20 s, quick 6 s), the payload of each message in bytes
 	// (default 100) and the extra random links of each member besides its
 	// ring neighbour (default 3, for about 8 neighbours).
-	RoomSizes   []int
+	RoomSizes []int
+	// MocknetFrom: rooms of at least this many members run on an
+	// in-memory mocknet rather than real TCP hosts (default
+	// DefaultMocknetFrom).
+	MocknetFrom int
 	Rate        float64
 	Duration    time.Duration
 	PayloadSize int
@@ -82,6 +87,9 @@ type Config struct {
 	ChurnSize     int
 	ChurnFraction float64
 	Downtime      time.Duration
+	// Sync: the messages a member misses before it comes back (default
+	// 1000).
+	SyncMissed int
 
 	// DM: sequential round trips (default 300, quick 100) and messages
 	// queued at once for the throughput figure (default 2000, quick 500).
@@ -148,6 +156,7 @@ func (c *Config) withDefaults() Config {
 			cfg.RoomSizes = []int{10, 50}
 		}
 	}
+	setInt(&cfg.MocknetFrom, DefaultMocknetFrom)
 	if cfg.Rate <= 0 {
 		cfg.Rate = 10
 	}
@@ -165,6 +174,7 @@ func (c *Config) withDefaults() Config {
 	if cfg.Downtime <= 0 {
 		cfg.Downtime = time.Second
 	}
+	setInt(&cfg.SyncMissed, 1000)
 	setInt(&cfg.DMRoundTrips, quick(300, 100))
 	setInt(&cfg.DMMessages, quick(2000, 500))
 	setInt(&cfg.CostPeers, quick(20, 10))
@@ -310,6 +320,8 @@ func runScenario(ctx context.Context, name string, cfg Config) ([]Result, error)
 		return Rooms(ctx, cfg)
 	case ScenarioChurn:
 		return Churn(ctx, cfg)
+	case ScenarioSync:
+		return Sync(ctx, cfg)
 	case ScenarioE2E:
 		return E2E(ctx, cfg)
 	}

@@ -21,6 +21,7 @@ func tiny(t testing.TB) Config {
 		TransferSize: 2 << 20, TransferRounds: 1,
 		RoomSizes: []int{4}, Duration: time.Second, Rate: 10,
 		ChurnSize: 5, Downtime: 200 * time.Millisecond,
+		SyncMissed:   50,
 		DMRoundTrips: 5, DMMessages: 20,
 		CostPeers: 2,
 		Log:       testLog{t}, settle: 100 * time.Millisecond,
@@ -42,7 +43,7 @@ func TestRunSmoke(t *testing.T) {
 	if len(rep.Failures) > 0 {
 		t.Fatalf("failures: %v", rep.Failures)
 	}
-	want := map[string]int{"cost": 6, "dm/fsync": 3, "dm/nosync": 3, "transfer/tcp": 5, "transfer/quic": 5, "rooms/N=4": 7, "churn/N=5": 5}
+	want := map[string]int{"cost": 6, "dm/fsync": 3, "dm/nosync": 3, "transfer/tcp": 5, "transfer/quic": 5, "rooms/N=4": 7, "churn/N=5": 5, "sync/missed=50": 3}
 	got := make(map[string]int)
 	for _, r := range rep.Results {
 		got[r.Scenario]++
@@ -66,6 +67,56 @@ func TestRunSmoke(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("\n%s", md.String())
+}
+
+// TestRoomsOnMocknet: a small room on the in-memory mocknet reports
+// the same rows as on TCP, under a scenario name that says so, with
+// bytes counted.
+func TestRoomsOnMocknet(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cfg := tiny(t)
+	cfg.RoomSizes, cfg.MocknetFrom = []int{6}, 6
+	rs, err := Rooms(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rs) != 7 {
+		t.Fatalf("%d rows", len(rs))
+	}
+	for _, r := range rs {
+		if r.Scenario != "rooms/N=6/mocknet" {
+			t.Errorf("scenario %q", r.Scenario)
+		}
+		if strings.HasSuffix(r.Metric, "delivery ratio") && r.Value != 1 {
+			t.Errorf("delivery ratio %v: %s", r.Value, r.Note)
+		}
+		if strings.Contains(r.Metric, "MB sent") && (r.Value <= 0 || r.Base <= 0) {
+			t.Errorf("%s: %v (baseline %v): bytes not counted", r.Metric, r.Value, r.Base)
+		}
+	}
+}
+
+// TestSyncScenario: a member back after missing lines gets them all,
+// once each, and the scenario says what it cost.
+func TestSyncScenario(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cfg := tiny(t)
+	cfg.SyncMissed = 200
+	rs, err := Sync(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rs) != 3 || rs[0].Scenario != "sync/missed=200" {
+		t.Fatalf("rows %+v", rs)
+	}
+	for _, r := range rs {
+		if r.Value <= 0 || r.Base <= 0 {
+			t.Errorf("%s = %v (base %v)", r.Metric, r.Value, r.Base)
+		}
+		t.Logf("%s: %.1f (%s %.1f) %s %s", r.Metric, r.Value, r.Baseline, r.Base, r.Met, r.Note)
+	}
 }
 
 func TestSelectScenarios(t *testing.T) {
@@ -326,6 +377,7 @@ func BenchmarkSuite(b *testing.B) {
 		f    func(context.Context, Config) ([]Result, error)
 	}{
 		{ScenarioCost, Cost}, {ScenarioDM, DM}, {ScenarioTransfer, Transfer}, {ScenarioRooms, Rooms}, {ScenarioChurn, Churn},
+		{ScenarioSync, Sync},
 	} {
 		b.Run(sc.name, func(b *testing.B) { runBench(b, sc.f) })
 	}

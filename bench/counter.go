@@ -15,10 +15,13 @@ import (
 // once (libp2p's BandwidthCounter updates its totals once a second). One
 // counter may serve many hosts. Its Get methods report nothing.
 type byteCounter struct {
-	out, pubsubOut atomic.Int64
+	out, pubsubOut, syncOut atomic.Int64
 }
 
 var _ metrics.Reporter = (*byteCounter)(nil)
+
+// syncProtoPrefix starts the room sync's protocol IDs.
+const syncProtoPrefix = "/parley/rooms/sync/"
 
 func isPubSub(p protocol.ID) bool {
 	return strings.HasPrefix(string(p), "/meshsub/") || strings.HasPrefix(string(p), "/floodsub/")
@@ -28,8 +31,11 @@ func (c *byteCounter) LogSentMessage(int64) {}
 func (c *byteCounter) LogRecvMessage(int64) {}
 func (c *byteCounter) LogSentMessageStream(n int64, p protocol.ID, _ peer.ID) {
 	c.out.Add(n)
-	if isPubSub(p) {
+	switch {
+	case isPubSub(p):
 		c.pubsubOut.Add(n)
+	case strings.HasPrefix(string(p), syncProtoPrefix):
+		c.syncOut.Add(n)
 	}
 }
 func (c *byteCounter) LogRecvMessageStream(int64, protocol.ID, peer.ID)  {}

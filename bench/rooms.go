@@ -241,8 +241,15 @@ func Rooms(ctx context.Context, c Config) ([]Result, error) {
 
 const baselineGossip = "plain GossipSub"
 
+// RoomFormTargetN is the target of size: a room of this many
+// members forms and delivers every message.
+const RoomFormTargetN = 500
+
 func roomResults(cfg *Config, n int, r, g swarmStats) []Result {
 	sc := fmt.Sprintf("rooms/N=%d", n)
+	if n >= cfg.MocknetFrom {
+		sc += "/mocknet"
+	}
 	p99 := row(sc, "delivery latency p99, ms", ms(percentile(r.lat, 0.99)), baselineGossip, ms(percentile(g.lat, 0.99))).
 		withNote("to the last member p99: %.1f ms (baseline %.1f ms)", ms(percentile(r.last, 0.99)), ms(percentile(g.last, 0.99)))
 	ratio := row(sc, "delivery ratio", r.ratio(), baselineGossip, g.ratio()).
@@ -250,6 +257,8 @@ func roomResults(cfg *Config, n int, r, g swarmStats) []Result {
 			r.got, r.expected, r.published, r.failed, r.dropped, g.got, g.expected)
 	if n == RoomTargetN {
 		p99 = p99.withTarget(fmt.Sprintf("< %d ms", RoomTargetP99.Milliseconds()), percentile(r.lat, 0.99) < RoomTargetP99)
+	}
+	if n == RoomTargetN || n == RoomFormTargetN {
 		ratio = ratio.withTarget("every message to every member", r.got == r.expected && r.failed == 0)
 	}
 	return []Result{
@@ -296,6 +305,9 @@ func Churn(ctx context.Context, c Config) ([]Result, error) {
 	n := cfg.ChurnSize
 	if n < 2 {
 		return nil, fmt.Errorf("churn with %d members: need at least 2", n)
+	}
+	if n >= cfg.MocknetFrom {
+		return nil, fmt.Errorf("churn with %d members: restarts need real hosts, at most %d members", n, cfg.MocknetFrom-1)
 	}
 	runs := make(map[swarmKind]swarmStats)
 	for _, kind := range []swarmKind{kindGossipSub, kindRooms} {

@@ -18,10 +18,10 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
+	mocknet "github.com/libp2p/go-libp2p/p2p/net/mock"
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/parley-chat/parley/events"
-	"github.com/parley-chat/parley/overlay"
 	"github.com/parley-chat/parley/rooms"
 )
 
@@ -73,7 +73,7 @@ type member struct {
 	dir string
 
 	life   sync.RWMutex
-	h      *overlay.Host
+	h      host.Host
 	db     *bolt.DB             // rooms
 	svc    *rooms.Service       // rooms
 	sub    *pubsub.Subscription // gossipsub
@@ -115,6 +115,9 @@ type swarm struct {
 	adj     [][]int
 	dropped atomic.Int64 // RPCs GossipSub dropped (full peer queues)
 	meshAt  time.Time    // when every member first had a mesh
+	// mock, when set, carries the members' connections in memory
+	// (Config.MocknetFrom); nil: real TCP hosts on loopback.
+	mock mocknet.Mocknet
 
 	mu      sync.Mutex
 	state   []*memberState  // guarded by mu
@@ -161,6 +164,9 @@ func newSwarm(ctx context.Context, cfg *Config, kind swarmKind, n int, dir strin
 	}
 	var edges [][2]int
 	s.adj, edges = topology(n, cfg.ExtraLinks)
+	if n >= cfg.MocknetFrom {
+		s.mock = mocknet.New()
+	}
 	for i := range n {
 		key, err := newKey()
 		if err != nil {
@@ -178,6 +184,14 @@ func newSwarm(ctx context.Context, cfg *Config, kind swarmKind, n int, dir strin
 	hs := make([]host.Host, n)
 	for i, m := range s.members {
 		hs[i] = m.h
+	}
+	if s.mock != nil {
+		for _, e := range edges {
+			if _, err := s.mock.LinkPeers(hs[e[0]].ID(), hs[e[1]].ID()); err != nil {
+				s.close()
+				return nil, fmt.Errorf("link members %d and %d: %w", e[0], e[1], err)
+			}
+		}
 	}
 	if err := connectEdges(ctx, hs, edges); err != nil {
 		s.close()
@@ -271,7 +285,13 @@ func (s *swarm) seenRatio() float64 {
 func (s *swarm) start(m *member, first bool) error {
 	m.life.Lock()
 	defer m.life.Unlock()
-	h, err := newHost(s.ctx, hostSpec{key: m.key, bw: s.counter})
+	var h host.Host
+	var err error
+	if s.mock != nil {
+		h, err = mockHost(s.mock, m.key, m.idx, s.counter)
+	} else {
+		h, err = newHost(s.ctx, hostSpec{key: m.key, bw: s.counter})
+	}
 	if err != nil {
 		return err
 	}
@@ -443,6 +463,9 @@ func (s *swarm) close() {
 		})
 	}
 	wg.Wait()
+	if s.mock != nil {
+		_ = s.mock.Close()
+	}
 }
 
 // waitMesh waits until every member that is up has a mesh.

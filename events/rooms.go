@@ -72,7 +72,8 @@ func (m Message) MarshalJSON() ([]byte, error) {
 		Private     bool    `json:"private"`
 		Fingerprint string  `json:"fingerprint"`
 		NickShared  bool    `json:"nick_shared"`
-	}{m.Room, m.ID, m.From, m.Nick, m.Text, m.SentAt.UTC().Format(SentAtLayout), m.Private, m.Fingerprint, m.NickShared})
+		CaughtUp    bool    `json:"caught_up,omitempty"`
+	}{m.Room, m.ID, m.From, m.Nick, m.Text, m.SentAt.UTC().Format(SentAtLayout), m.Private, m.Fingerprint, m.NickShared, m.CaughtUp})
 }
 
 func (Joined) Type() string   { return "joined" }
@@ -100,3 +101,72 @@ type Membership struct {
 }
 
 func (Membership) Type() string { return "membership" }
+
+// Room sync states (RoomSync.State).
+const (
+	// SyncWaiting: no member of the room is connected to sync with (the
+	// node just joined, or was cut off from every member).
+	SyncWaiting = "waiting"
+	// SyncSyncing: a history session runs.
+	SyncSyncing = "syncing"
+	// SyncComplete: the history was reconciled with a member; every
+	// message sent since Since that it holds is here.
+	SyncComplete = "complete"
+	// SyncGaps: some messages could not be fetched (Gaps says where).
+	SyncGaps = "gaps"
+)
+
+// RoomSync is reported when the state of a room's history sync changes
+// (docs/PROTOCOL.md §13), so a user knows whether the view is whole.
+type RoomSync struct {
+	Room  string
+	State string // SyncWaiting, SyncSyncing, SyncComplete or SyncGaps
+	// Since is the start of the window reconciled (complete and gaps);
+	// zero otherwise.
+	Since time.Time
+	// Peers counts the members whose history was reconciled, and CaughtUp
+	// the messages the sync brought, since the room last had no member
+	// connected.
+	Peers    int
+	CaughtUp int
+	// Gaps are the spans of sent time where messages are missing
+	// (SyncGaps only).
+	Gaps []SyncGap
+}
+
+// SyncGap is a span of sent time in which the sync could not fetch some
+// messages. Missing is how many a member listed but did not hand over;
+// 0 when no member could be reconciled with at all (the whole span may
+// lack messages).
+type SyncGap struct {
+	From, To time.Time
+	Missing  int
+}
+
+func (RoomSync) Type() string { return "room_sync" }
+
+// MarshalJSON writes the contract form of a room_sync event (times in
+// SentAtLayout; since and gaps only when set).
+func (e RoomSync) MarshalJSON() ([]byte, error) {
+	type gap struct {
+		From    string `json:"from"`
+		To      string `json:"to"`
+		Missing int    `json:"missing"`
+	}
+	var gaps []gap
+	for _, g := range e.Gaps {
+		gaps = append(gaps, gap{g.From.UTC().Format(SentAtLayout), g.To.UTC().Format(SentAtLayout), g.Missing})
+	}
+	since := ""
+	if !e.Since.IsZero() {
+		since = e.Since.UTC().Format(SentAtLayout)
+	}
+	return json.Marshal(struct {
+		Room     string `json:"room"`
+		State    string `json:"state"`
+		Since    string `json:"since,omitempty"`
+		Peers    int    `json:"peers"`
+		CaughtUp int    `json:"caught_up"`
+		Gaps     []gap  `json:"gaps,omitempty"`
+	}{e.Room, e.State, since, e.Peers, e.CaughtUp, gaps})
+}

@@ -205,6 +205,9 @@ type RoomRow struct {
 	Private bool   `json:"private"`
 	Members int    `json:"members"`
 	Current bool   `json:"current"`
+	// Sync is the state of the room's history sync (events.RoomSync's
+	// State: waiting, syncing, complete, gaps); empty before the first.
+	Sync string `json:"sync,omitempty"`
 }
 
 // RoomList lists the joined rooms, sorted by name.
@@ -213,6 +216,9 @@ func (n *Node) RoomList() []RoomRow {
 	rows := make([]RoomRow, len(rs))
 	for i, r := range rs {
 		rows[i] = RoomRow{Room: r.Name, Private: r.Private, Members: r.Members}
+		if st, err := n.rooms.SyncState(r.Name); err == nil {
+			rows[i].Sync = st.State
+		}
 	}
 	return rows
 }

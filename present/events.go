@@ -53,6 +53,8 @@ func Event(e events.Event, namer Namer) string {
 		return "* left #" + l(e.Room)
 	case events.Presence:
 		return fmt.Sprintf("* #%s: %s %s", l(e.Room), Member(e.Nick, e.PeerID), presenceState(e.Online))
+	case events.RoomSync:
+		return fmt.Sprintf("* #%s: %s", l(e.Room), RoomSync(e))
 	case events.Membership:
 		return fmt.Sprintf("* #%s: %s", l(e.Room), Membership(e, namer))
 	case events.Reachability:
@@ -108,6 +110,56 @@ func Event(e events.Event, namer Namer) string {
 		return "* " + l(string(b))
 	}
 }
+
+// RoomSync renders a room's history sync state, without the room:
+// "history complete since Dec 1 12:00, 3 caught up".
+func RoomSync(e events.RoomSync) string {
+	caught := ""
+	if e.CaughtUp > 0 {
+		caught = fmt.Sprintf(", %d caught up", e.CaughtUp)
+	}
+	switch e.State {
+	case events.SyncWaiting:
+		return "history: waiting for a member to sync with"
+	case events.SyncSyncing:
+		return "history: syncing"
+	case events.SyncComplete:
+		return "history complete since " + stamp(e.Since) + caught
+	case events.SyncGaps:
+		var b strings.Builder
+		b.WriteString("history has gaps:")
+		for i, g := range e.Gaps {
+			if i > 0 {
+				b.WriteString(";")
+			}
+			if g.Missing == 0 {
+				fmt.Fprintf(&b, " anything since %s may be missing (no member could be synced with)", stamp(g.From))
+				continue
+			}
+			fmt.Fprintf(&b, " %d missing between %s and %s", g.Missing, stamp(g.From), stamp(g.To))
+		}
+		return b.String() + caught
+	}
+	return "history: " + safetext.Line(e.State)
+}
+
+// SyncShort renders a history sync state in a few words, for a header.
+func SyncShort(state string) string {
+	switch state {
+	case events.SyncWaiting:
+		return "history: no member to sync with"
+	case events.SyncSyncing:
+		return "syncing history"
+	case events.SyncComplete:
+		return "history complete"
+	case events.SyncGaps:
+		return "history has gaps"
+	}
+	return ""
+}
+
+// stamp renders a time with the date, in local time: "Dec 1 12:00".
+func stamp(t time.Time) string { return t.Local().Format("Jan 2 15:04") }
 
 // TrustWarning renders a trust_warning for people, beginning with
 // "WARNING:" once (the event's text may begin with it already).

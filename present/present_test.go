@@ -116,6 +116,7 @@ func TestEventLinesAreInert(t *testing.T) {
 		events.Error{Error: evil},
 		events.DMStatus{To: p, State: events.DMQueued, Reason: evil, Detail: evil},
 		events.PeerDialFailed{PeerID: p, Error: evil, Addr: evil},
+		events.RoomSync{Room: evil, State: evil},
 	} {
 		got := Event(e, nil)
 		if !safetext.IsClean(strings.ReplaceAll(got, "\n", " ")) {
@@ -140,6 +141,33 @@ func TestWaitingLines(t *testing.T) {
 		got := Event(tc.e, nil)
 		if !strings.HasSuffix(got, tc.want) || strings.Contains(got, "\n") || strings.Contains(got, "\x0a") {
 			t.Errorf("%s: %q, want one line ending in %q", tc.e.Type(), got, tc.want)
+		}
+	}
+}
+
+func TestRoomSyncLines(t *testing.T) {
+	at := time.Date(2026, 12, 5, 15, 20, 0, 0, time.Local)
+	cases := []struct {
+		e    events.RoomSync
+		want string
+	}{
+		{events.RoomSync{Room: "lobby", State: events.SyncWaiting}, "* #lobby: history: waiting for a member to sync with"},
+		{events.RoomSync{Room: "lobby", State: events.SyncSyncing}, "* #lobby: history: syncing"},
+		{events.RoomSync{Room: "lobby", State: events.SyncComplete, Since: at, Peers: 1}, "* #lobby: history complete since Dec 5 15:20"},
+		{events.RoomSync{Room: "lobby", State: events.SyncComplete, Since: at, Peers: 2, CaughtUp: 200},
+			"* #lobby: history complete since Dec 5 15:20, 200 caught up"},
+		{events.RoomSync{Room: "lobby", State: events.SyncGaps, Since: at, Peers: 1, CaughtUp: 3,
+			Gaps: []events.SyncGap{{From: at, To: at.Add(time.Minute), Missing: 2}, {From: at.Add(time.Hour), To: at.Add(2 * time.Hour), Missing: 1}}},
+			"* #lobby: history has gaps: 2 missing between Dec 5 15:20 and Dec 5 15:21; 1 missing between Dec 5 16:20 and Dec 5 17:20, 3 caught up"},
+		{events.RoomSync{Room: "lobby", State: events.SyncGaps, Since: at, Gaps: []events.SyncGap{{From: at, To: at.Add(time.Hour)}}},
+			"* #lobby: history has gaps: anything since Dec 5 15:20 may be missing (no member could be synced with)"},
+	}
+	for _, tc := range cases {
+		if got := Event(tc.e, nil); got != tc.want {
+			t.Errorf("%s:\n got %q\nwant %q", tc.e.State, got, tc.want)
+		}
+		if tc.e.State != "" && SyncShort(tc.e.State) == "" {
+			t.Errorf("%s: no short form", tc.e.State)
 		}
 	}
 }

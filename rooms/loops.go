@@ -50,7 +50,7 @@ func (s *Service) deliver(r *room, in *incoming, now time.Time) {
 			var newer bool
 			ev, newer = r.offerBeacon(in.author, env, beacon{it: in.item(), raw: in.signed}, now, s.cfg.PresenceTimeout)
 			if newer {
-				r.markDirty()
+				r.markNews()
 			}
 		} else {
 			ev, _ = r.observe(in.author, env.nick, env.kind == pb.Kind_KIND_PRESENCE && env.leaving, now)
@@ -195,37 +195,77 @@ const (
 	// gossipDelay gathers the changes of the member set before a round.
 	gossipDelay = 300 * time.Millisecond
 	// gossipFanout is how many topic peers a round syncs the member set
-	// with.
+	// with after this node's presence changed.
 	gossipFanout = 3
+	// forwardEvery is the least time between two rounds that pass on
+	// other members' news, each with one random topic peer: every member
+	// refreshes its presence each PresenceInterval, so in a room of N
+	// news comes in N/PresenceInterval times a second, and a round per
+	// piece of news (with gossipFanout peers) made the sessions grow
+	// with N per member.
+	forwardEvery = 2 * time.Second
 	// newPeersQueue bounds the topic peers waiting for a first sync.
 	newPeersQueue = 64
 )
 
 // syncLoop runs r's sync sessions, one at a time: with each new topic
 // peer, the member set, and the history with the first SyncPeers of them
-// after joining or after a reconnection (the room had no peer); and, when
-// the member set changed, a round with gossipFanout random topic peers,
-// which spreads a newcomer's presence through the room in a few rounds.
+// after joining or after a reconnection (the room had no peer); when this
+// node's presence changed, a round with gossipFanout random topic peers;
+// and when other members' newer presences came in, a round with one
+// random topic peer, at most every forwardEvery. Sessions exchange the
+// differences both ways, so news spreads through the room in a few
+// rounds (push-pull epidemic), and each member runs about one session per
+// forwardEvery however large the room.
+// It reports the history sync's state (events.RoomSync) and retries,
+// with another topic peer, a history sync that left gaps.
 func (s *Service) syncLoop(r *room) {
 	defer r.wg.Done()
-	histories := 0 // history sessions that succeeded since the room last had no peer
+	tr := newSyncTracker(r.name, s.cfg.SyncWindow)
+	s.reportSync(r, tr)
 	gossip := time.NewTimer(time.Hour)
 	gossip.Stop()
 	defer gossip.Stop()
-	pending := false
+	retry := time.NewTimer(time.Hour)
+	retry.Stop()
+	defer retry.Stop()
+	forward := time.NewTimer(time.Hour)
+	forward.Stop()
+	defer forward.Stop()
+	pending, retrying, forwarding := false, false, false
+	var lastForward time.Time
+	armRetry := func() {
+		if !retrying && tr.needsRetry() {
+			retrying = true
+			retry.Reset(jitter(tr.retryDelay()))
+		}
+	}
 	for {
 		select {
 		case <-r.ctx.Done():
 			return
 		case p := <-r.newPeers:
 			if p == "" {
-				histories = 0
+				tr.cutOff(r.caughtTotal.Load())
+				retrying = false
+				retry.Stop()
+				s.reportSync(r, tr)
 				continue
 			}
 			s.session(r, p, pb.SyncSet_SYNC_SET_MEMBERS)
-			if histories < s.cfg.SyncPeers && s.session(r, p, pb.SyncSet_SYNC_SET_HISTORY) {
-				histories++
+			if tr.peers < s.cfg.SyncPeers {
+				s.historySession(r, tr, p)
+				armRetry()
 			}
+		case <-r.caught:
+			s.reportSync(r, tr)
+		case <-retry.C:
+			retrying = false
+			tr.retries++
+			if p, ok := s.retryPeer(r); ok {
+				s.historySession(r, tr, p)
+			}
+			armRetry()
 		case <-r.dirty:
 			if !pending {
 				pending = true
@@ -233,26 +273,67 @@ func (s *Service) syncLoop(r *room) {
 			}
 		case <-gossip.C:
 			pending = false
-			peers := r.topic.ListPeers()
-			rand.Shuffle(len(peers), func(i, j int) { peers[i], peers[j] = peers[j], peers[i] }) // #nosec G404 -- peer choice, not a secret
-			for _, p := range peers[:min(len(peers), gossipFanout)] {
-				s.session(r, p, pb.SyncSet_SYNC_SET_MEMBERS)
+			s.memberRound(r, gossipFanout)
+		case <-r.news:
+			if !forwarding {
+				forwarding = true
+				forward.Reset(max(jitter(gossipDelay), time.Until(lastForward.Add(forwardEvery))))
 			}
+		case <-forward.C:
+			forwarding = false
+			lastForward = time.Now()
+			s.memberRound(r, 1)
 		}
 	}
 }
 
+// memberRound syncs the member set with n random topic peers.
+func (s *Service) memberRound(r *room, n int) {
+	peers := r.topic.ListPeers()
+	rand.Shuffle(len(peers), func(i, j int) { peers[i], peers[j] = peers[j], peers[i] }) // #nosec G404 -- peer choice, not a secret
+	for _, p := range peers[:min(len(peers), n)] {
+		s.session(r, p, pb.SyncSet_SYNC_SET_MEMBERS)
+	}
+}
+
+// historySession runs a history session with p and reports the state
+// before and after it.
+func (s *Service) historySession(r *room, tr *syncTracker, p peer.ID) {
+	tr.start()
+	s.reportSync(r, tr)
+	st, err := s.sessionStats(r, p, pb.SyncSet_SYNC_SET_HISTORY)
+	tr.done(st, err)
+	s.reportSync(r, tr)
+}
+
+// retryPeer picks a random topic peer that is not penalised.
+func (s *Service) retryPeer(r *room) (peer.ID, bool) {
+	peers := r.topic.ListPeers()
+	rand.Shuffle(len(peers), func(i, j int) { peers[i], peers[j] = peers[j], peers[i] }) // #nosec G404 -- peer choice, not a secret
+	for _, p := range peers {
+		if !s.penalised(p) {
+			return p, true
+		}
+	}
+	return "", false
+}
+
 // session runs one sync session and reports whether it succeeded.
 func (s *Service) session(r *room, p peer.ID, set pb.SyncSet) bool {
+	_, err := s.sessionStats(r, p, set)
+	return err == nil
+}
+
+func (s *Service) sessionStats(r *room, p peer.ID, set pb.SyncSet) (syncStats, error) {
 	st, err := s.syncWith(r.ctx, r, p, set)
 	if err != nil {
 		s.log.Debug("sync", "room", r.name, "peer", p, "set", set, "err", err)
-		return false
+		return st, err
 	}
-	if st.got > 0 || st.sent > 0 {
-		s.log.Debug("synced", "room", r.name, "peer", p, "set", set, "got", st.got, "sent", st.sent)
+	if st.got > 0 || st.sent > 0 || len(st.missing) > 0 {
+		s.log.Debug("synced", "room", r.name, "peer", p, "set", set, "got", st.got, "sent", st.sent, "missing", len(st.missing))
 	}
-	return true
+	return st, nil
 }
 
 // pruneLoop drops expired replay records and idle rate limiters.

@@ -137,7 +137,14 @@ type reconciler struct {
 	// have and need are what the initiator learnt: items only it holds,
 	// and items only the other side holds.
 	have, need [][itemIDSize]byte
+	// needSpan[i] is the sent-time span of the range need[i] was listed
+	// in (lower bound inclusive, upper exclusive; math.MaxUint64 for the
+	// last range): where a gap is when it cannot be fetched.
+	needSpan []span
 }
+
+// span is a span of sent time, Unix ms.
+type span struct{ from, to uint64 }
 
 func newReconciler(items []item, initiator bool) *reconciler {
 	slices.SortFunc(items, compareItems)
@@ -169,7 +176,8 @@ func (r *reconciler) process(in []reconRange) (out []reconRange, settled bool, e
 	if err := checkRanges(in); err != nil {
 		return nil, false, err
 	}
-	lo := 0 // index of the first item at or above the current lower bound
+	lo := 0          // index of the first item at or above the current lower bound
+	var lower uint64 // the current lower bound's time
 	settled = true
 	emit := func(rr reconRange) {
 		if rr.mode != pb.SyncMode_SYNC_MODE_SKIP {
@@ -195,7 +203,7 @@ func (r *reconciler) process(in []reconRange) (out []reconRange, settled bool, e
 		case pb.SyncMode_SYNC_MODE_IDS:
 			switch {
 			case r.initiator:
-				r.diff(mine, rg.ids)
+				r.diff(mine, rg.ids, span{lower, rg.upper.ts})
 				emit(reconRange{upper: rg.upper})
 			case len(mine) > maxIDsReply:
 				r.split(mine, rg.upper, emit) // narrow down first: keeps rounds small
@@ -205,7 +213,7 @@ func (r *reconciler) process(in []reconRange) (out []reconRange, settled bool, e
 		default:
 			return nil, false, fmt.Errorf("%w: mode %d", errBadRanges, rg.mode)
 		}
-		lo = hi
+		lo, lower = hi, rg.upper.ts
 	}
 	return out, settled, nil
 }
@@ -246,7 +254,7 @@ func (r *reconciler) split(mine []item, upper bound, emit func(reconRange)) {
 
 // diff records, for the initiator, the differences between its items in
 // a range and the other side's IDs there.
-func (r *reconciler) diff(mine []item, theirs [][itemIDSize]byte) {
+func (r *reconciler) diff(mine []item, theirs [][itemIDSize]byte, where span) {
 	got := make(map[[itemIDSize]byte]bool, len(theirs))
 	for _, id := range theirs {
 		got[id] = true
@@ -261,6 +269,7 @@ func (r *reconciler) diff(mine []item, theirs [][itemIDSize]byte) {
 	for _, id := range theirs {
 		if got[id] {
 			r.need = append(r.need, id)
+			r.needSpan = append(r.needSpan, where)
 			delete(got, id)
 		}
 	}

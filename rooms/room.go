@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/libp2p/go-libp2p-pubsub"
@@ -54,14 +55,19 @@ type room struct {
 	// (members.go); nil for public rooms.
 	membership *roomMembers
 
-	dirty    chan struct{} // capacity 1: the member set changed, spread it
-	newPeers chan peer.ID  // topic peers to sync with; a full queue drops
+	dirty  chan struct{} // capacity 1: this node's presence changed, spread it
+	news   chan struct{} // capacity 1: another member's newer presence came in, pass it on
+	caught chan struct{} // capacity 1: the sync stored messages (caughtTotal grew)
+	// caughtTotal counts the messages the sync stored, either way.
+	caughtTotal atomic.Int64
+	newPeers    chan peer.ID // topic peers to sync with; a full queue drops
 
 	mu         sync.Mutex
 	members    map[peer.ID]*member // guarded by mu
 	own        beacon              // guarded by mu; this node's latest signed presence
 	ownNick    string              // guarded by mu; the nick in own
 	peerSignal chan struct{}       // guarded by mu; closed when a peer joins the topic
+	syncState  events.RoomSync     // guarded by mu; the history sync's state last reported
 }
 
 // beacon is a member's signed presence (a signed message, see signed.go)
@@ -107,10 +113,35 @@ func newRoom(name string) *room {
 		name:       name,
 		joinedAt:   time.Now(),
 		dirty:      make(chan struct{}, 1),
+		caught:     make(chan struct{}, 1),
+		news:       make(chan struct{}, 1),
 		newPeers:   make(chan peer.ID, newPeersQueue),
 		members:    make(map[peer.ID]*member),
 		peerSignal: make(chan struct{}),
 	}
+}
+
+// caughtUp counts n messages stored by the sync and wakes the sync loop
+// to report them.
+func (r *room) caughtUp(n int) {
+	r.caughtTotal.Add(int64(n))
+	select {
+	case r.caught <- struct{}{}:
+	default:
+	}
+}
+
+// setSyncState records the sync state reported.
+func (r *room) setSyncState(ev events.RoomSync) {
+	r.mu.Lock()
+	r.syncState = ev
+	r.mu.Unlock()
+}
+
+func (r *room) syncStateNow() events.RoomSync {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.syncState
 }
 
 // signalPeers wakes publishers waiting for a peer on the topic.
@@ -238,10 +269,19 @@ func (r *room) beacons(sinceMs int64) []beacon {
 	return out
 }
 
-// markDirty asks the sync loop to spread the member set soon.
+// markDirty asks the sync loop to spread this node's presence soon.
 func (r *room) markDirty() {
 	select {
 	case r.dirty <- struct{}{}:
+	default:
+	}
+}
+
+// markNews asks the sync loop to pass on another member's newer
+// presence, at its pace.
+func (r *room) markNews() {
+	select {
+	case r.news <- struct{}{}:
 	default:
 	}
 }

@@ -482,6 +482,16 @@ func (s *Service) Rooms() []RoomInfo {
 	return out
 }
 
+// SyncState returns the state of a joined room's history sync as last
+// reported by a room_sync event (State empty before the first).
+func (s *Service) SyncState(name string) (events.RoomSync, error) {
+	r, err := s.joined(name)
+	if err != nil {
+		return events.RoomSync{}, err
+	}
+	return r.syncStateNow(), nil
+}
+
 // Who lists the members of a joined room: this node first, then members
 // heard from in the last hour, online ones first.
 func (s *Service) Who(name string) ([]Member, error) {

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"sync"
 	"time"
 
@@ -86,9 +87,17 @@ func syncMAC(key []byte, label string, h *pb.SyncHello, nonceR []byte, initiator
 	return m.Sum(nil)
 }
 
-// syncStats counts a session's items.
+// syncStats counts a session's items and, for the initiator, says what
+// it could not fetch.
 type syncStats struct {
 	got, sent int
+	// since is the start of the window reconciled, Unix ms.
+	since int64
+	// fetched are the items wanted and handed over (new or not); missing
+	// the items wanted and not handed over, with the span they were
+	// listed in.
+	fetched [][itemIDSize]byte
+	missing map[[itemIDSize]byte]span
 }
 
 // set is the reconciled set of a session on one side: the items and how
@@ -253,8 +262,25 @@ func (s *Service) initiate(r *room, str network.Stream, set pb.SyncSet) (st sync
 	if st.sent, err = s.sendItems(str, local, rc.have, last, true); err != nil {
 		return st, err
 	}
-	st.got, err = s.receiveItems(r, set, br, want)
-	return st, err
+	if st.got, err = s.receiveItems(r, set, br, want); err != nil {
+		return st, err
+	}
+	st.since = hello.SinceMs
+	if len(rc.items) >= s.cfg.SyncMaxItems && len(rc.items) > 0 && set == pb.SyncSet_SYNC_SET_HISTORY {
+		// Only the newest items were reconciled.
+		st.since = max(st.since, int64(min(rc.items[0].ts, math.MaxInt64))) // #nosec G115 -- bounded
+	}
+	for i, id := range rc.need {
+		if !want[id] {
+			st.fetched = append(st.fetched, id)
+			continue
+		}
+		if st.missing == nil {
+			st.missing = make(map[[itemIDSize]byte]span)
+		}
+		st.missing[id] = rc.needSpan[i]
+	}
+	return st, nil
 }
 
 // sendItems writes the signed bytes of the items named by ids, in frames

@@ -138,6 +138,9 @@ func (s *Service) storeSynced(r *room, ms []syncedMsg, now time.Time) int {
 		s.log.Error("cannot store synced messages", "room", r.name, "err", err)
 		return 0
 	}
+	if len(fresh) > 0 {
+		r.caughtUp(len(fresh))
+	}
 	for i, m := range fresh {
 		if exp := s.replayExpiry(m.env); exp.After(now) {
 			s.replay.load(replayKey{author: m.author, id: m.env.id}, r.topicName, exp.UnixMilli())
@@ -167,6 +170,6 @@ func (s *Service) takeBeacon(r *room, m syncedMsg, now time.Time) bool {
 	if ev != nil {
 		s.cfg.Emitter.Emit(*ev)
 	}
-	r.markDirty()
+	r.markNews()
 	return true
 }

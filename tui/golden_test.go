@@ -52,6 +52,31 @@ func TestGoldenRoomsAndMessages(t *testing.T) {
 	golden(t, "rooms_80x24", h.screen())
 }
 
+// TestGoldenRoomSyncState: the room's header says whether its history is
+// whole, and the room says where a sync left gaps.
+func TestGoldenRoomSyncState(t *testing.T) {
+	f := newFakeNode()
+	lobbyHistory(f)
+	f.set(func(f *fakeNode) {
+		f.rooms[0].Sync = events.SyncComplete
+		f.rooms[1].Sync = events.SyncGaps
+	})
+	h := newHarness(t, f, 80, 24)
+	h.events(
+		events.RoomSync{Room: "lobby", State: events.SyncSyncing},
+		events.RoomSync{Room: "lobby", State: events.SyncGaps, Since: t0.Add(-7 * 24 * time.Hour), Peers: 1, CaughtUp: 40,
+			Gaps: []events.SyncGap{{From: t0.Add(time.Minute), To: t0.Add(3 * time.Minute), Missing: 2}}},
+		events.RoomSync{Room: "dev", State: events.SyncComplete, Since: t0.Add(-7 * 24 * time.Hour), Peers: 1},
+	)
+	view := h.m.View()
+	checkGeometry(t, view, 80, 24)
+	golden(t, "roomsync_80x24", h.screen())
+	h.m.activate(roomKey("dev"))
+	if got := h.m.headerRow(h.m.convs[roomKey("dev")], 200); !strings.Contains(got, "history complete") {
+		t.Fatalf("dev header %q", got)
+	}
+}
+
 func TestGoldenDMWithDeliveryMarks(t *testing.T) {
 	f := newFakeNode()
 	entry := func(id string, out bool, text, state, errText string, at time.Duration) dm.Entry {

@@ -73,6 +73,13 @@ func (m *Model) handle(e events.Event) bool {
 	case events.Presence:
 		m.system(m.roomConv(e.Room), entrySystem, present.Presence(e))
 		return true
+	case events.RoomSync:
+		// The header shows the state (from the snapshot); the room's
+		// lines say where a sync ended with something to tell.
+		if e.State == events.SyncGaps || (e.State == events.SyncComplete && e.CaughtUp > 0) {
+			m.system(m.roomConv(e.Room), entrySystem, clean(present.RoomSync(e)))
+		}
+		return true
 	case events.Membership:
 		m.membership(e)
 		return true

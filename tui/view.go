@@ -455,16 +455,20 @@ func (m *Model) headerRow(c *conv, w int) string {
 	case convStatus:
 		title = "status · node events and command answers"
 	case convRoom:
-		kind, members := "public", 0
+		kind, members, sync := "public", 0, ""
 		for _, r := range m.rooms {
 			if r.Room == c.name {
 				members = r.Members
 				if r.Private {
 					kind = "private, encrypted"
 				}
+				sync = present.SyncShort(r.Sync)
 			}
 		}
 		title = fmt.Sprintf("#%s · %s · %d online", clean(c.name), kind, members)
+		if sync != "" {
+			title += " · " + sync
+		}
 	case convDM:
 		title = m.convTitle(c)
 		if d := m.dmInfo[c.peer]; d != nil && d.nick != "" && !m.dmNickShared(c.peer, d.nick) {

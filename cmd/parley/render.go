@@ -63,6 +63,10 @@ func (r *renderer) skip(e events.Event) bool {
 		// Line mode shows a private message queued (or why it waits),
 		// then delivered or failed: "sent" is only a step between.
 		return e.State == events.DMSent && e.Reason == ""
+	case events.RoomSync:
+		// Line mode shows where a sync ends (complete, gaps) and being
+		// cut off (waiting), not each session starting.
+		return e.State == events.SyncSyncing
 	}
 	return false
 }

@@ -21,7 +21,7 @@ import (
 var allEvents = []events.Event{
 	events.Ready{}, events.PeerConnected{}, events.PeerDisconnected{}, events.Error{}, events.Info{},
 	events.DM{}, events.DMStatus{}, events.MailboxPickup{}, events.TrustWarning{}, events.Reachability{}, events.PeerPath{}, events.PeerDialFailed{},
-	events.Message{}, events.Joined{}, events.Left{}, events.Presence{}, events.Membership{},
+	events.Message{}, events.Joined{}, events.Left{}, events.Presence{}, events.Membership{}, events.RoomSync{},
 	events.FileOffer{}, events.FileHashing{}, events.FileProgress{}, events.FileDone{}, events.FileFailed{}, events.FileRejected{},
 }
 
