@@ -357,8 +357,9 @@ func (st *logState) merge(incoming []change) (*logState, bool, error) {
 	if from == 1 && len(st.changes) > 0 && incoming[0].hash != st.changes[0].hash {
 		return st, false, fmt.Errorf("%w: another CREATE for this room (first one kept)", errBadChange)
 	}
-	cand := make([]change, 0, int(from)-1+len(incoming))
-	cand = append(cand, st.changes[:from-1]...)
+	keep := st.changes[:from-1] // from <= len(st.changes)+1, checked above
+	cand := make([]change, 0, len(keep)+len(incoming))
+	cand = append(cand, keep...)
 	cand = append(cand, incoming...)
 	if !preferLog(cand, st.changes) {
 		return st, false, nil
