@@ -71,6 +71,8 @@ func TestContract(t *testing.T) {
 			`{"type":"file_hashing","transfer_id":"aa","name":"f","bytes":3,"size":3,"direction":"send"}`},
 		{FileProgress{TransferID: "aa", Bytes: 1, Size: 3, Rate: 2, Direction: "send", Peer: testPeer},
 			`{"type":"file_progress","transfer_id":"aa","bytes":1,"size":3,"rate":2,"direction":"send","peer":"` + p + `"}`},
+		{FileProgress{TransferID: "aa", Bytes: 1, Size: 3, Direction: "receive", Peer: testPeer, Waiting: true},
+			`{"type":"file_progress","transfer_id":"aa","bytes":1,"size":3,"rate":0,"direction":"receive","peer":"` + p + `","waiting":true}`},
 		{FileDone{TransferID: "aa", Path: "/x", Size: 3, Hash: "h", Direction: "receive", Peer: testPeer},
 			`{"type":"file_done","transfer_id":"aa","path":"/x","size":3,"hash":"h","direction":"receive","peer":"` + p + `"}`},
 		{FileFailed{TransferID: "aa", Error: "e", Code: "error", Direction: "send", Peer: testPeer},

@@ -36,7 +36,9 @@ type FileHashing struct {
 
 // FileProgress is reported on both sides while chunks move, at most a few
 // times per second per transfer. Bytes counts verified bytes at the
-// recipient; Rate is in bytes per second.
+// recipient; Rate is in bytes per second. Once more, with Waiting set and
+// Rate 0, when the transfer is interrupted (the other side vanished or
+// the connection broke): it resumes on reconnection or /resume.
 type FileProgress struct {
 	TransferID string  `json:"transfer_id"`
 	Bytes      int64   `json:"bytes"`
@@ -44,6 +46,9 @@ type FileProgress struct {
 	Rate       int64   `json:"rate"`
 	Direction  string  `json:"direction"`
 	Peer       peer.ID `json:"peer"`
+	// Waiting: interrupted, waiting for the other side; omitted when
+	// false.
+	Waiting bool `json:"waiting,omitempty"`
 }
 
 // FileDone is reported when the recipient has verified the whole file: on

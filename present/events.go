@@ -93,6 +93,13 @@ func Event(e events.Event, namer Namer) string {
 	case events.FileHashing:
 		return fmt.Sprintf("  %s hashing %s %s", ShortID(e.TransferID), l(e.Name), Progress(e.Bytes, e.Size, 0))
 	case events.FileProgress:
+		if e.Waiting {
+			other := "sender"
+			if e.Direction == "send" {
+				other = "recipient"
+			}
+			return fmt.Sprintf("  %s %s %s, waiting for the %s (resumes when it is back, or /resume)", ShortID(e.TransferID), l(e.Direction), Progress(e.Bytes, e.Size, 0), other)
+		}
 		return fmt.Sprintf("  %s %s %s", ShortID(e.TransferID), l(e.Direction), Progress(e.Bytes, e.Size, e.Rate))
 	case events.FileDone:
 		return fmt.Sprintf("* file %s done: %s (%s, blake3 %s)", ShortID(e.TransferID), l(e.Path), Bytes(e.Size), ShortID(e.Hash))

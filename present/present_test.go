@@ -136,6 +136,8 @@ func TestWaitingLines(t *testing.T) {
 		{events.DMStatus{ID: "0011223344", To: p, State: events.DMQueued}, "queued)"},
 		{events.PeerDialFailed{PeerID: p, Reason: "refused", Error: "127.0.0.1:1 refused the connection", RetryIn: 2040 * time.Millisecond},
 			": 127.0.0.1:1 refused the connection; retrying in 2s"},
+		{events.FileProgress{TransferID: "aabbccdd", Bytes: 1 << 18, Size: 1 << 20, Direction: "receive", Peer: p, Waiting: true},
+			", waiting for the sender (resumes when it is back, or /resume)"},
 	}
 	for _, tc := range cases {
 		got := Event(tc.e, nil)

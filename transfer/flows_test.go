@@ -224,6 +224,15 @@ func TestSenderSendingMoreIsCutOff(t *testing.T) {
 	if in.Bytes != 2*MinChunkSize || !strings.Contains(in.Error, "protocol violation") {
 		t.Fatalf("info = %+v", in)
 	}
+	// A display is told that nothing moves any more (issue 22: the row
+	// kept the old rate and ETA).
+	w := b.rec.wait(t, "file_progress waiting", func(e events.Event) bool {
+		p, ok := e.(events.FileProgress)
+		return ok && p.TransferID == id && p.Waiting
+	}).(events.FileProgress)
+	if w.Rate != 0 || w.Bytes != 2*MinChunkSize {
+		t.Fatalf("waiting progress %+v", w)
+	}
 	if slices.Contains(b.downloads(), "more.bin") {
 		t.Fatal("file placed")
 	}

@@ -272,11 +272,15 @@ func permanent(err error) bool {
 
 func (s *Service) setWaiting(t *transfer, err error) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	changed := !t.state.Terminal() && t.state != StateWaiting
 	if !t.state.Terminal() {
 		t.state = StateWaiting
 		t.lastErr = err.Error()
 		t.rate.reset()
+	}
+	s.mu.Unlock()
+	if changed {
+		s.emitWaiting(t)
 	}
 }
 

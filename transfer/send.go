@@ -246,14 +246,18 @@ func (s *Service) sourceChanged(str network.Stream, t *transfer, err error, msg 
 // before the recipient reported success.
 func (s *Service) serveEnd(t *transfer) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	t.serving--
 	if t.serving == 0 {
 		t.idleSince = time.Now()
 	}
-	if t.serving == 0 && t.state == StateActive {
+	waiting := t.serving == 0 && t.state == StateActive
+	if waiting {
 		t.state = StateWaiting
 		t.rate.reset()
+	}
+	s.mu.Unlock()
+	if waiting {
+		s.emitWaiting(t)
 	}
 }
 

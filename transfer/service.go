@@ -639,6 +639,17 @@ func (s *Service) progress(t *transfer, bytes int64, last *time.Time, force bool
 		Direction: string(t.dir), Peer: t.peer})
 }
 
+// emitWaiting reports that t was interrupted: a last file_progress with
+// Waiting set and no rate, so that a display does not keep showing the
+// old rate and ETA while nothing moves.
+func (s *Service) emitWaiting(t *transfer) {
+	s.mu.Lock()
+	bytes := t.bytes
+	s.mu.Unlock()
+	s.emit.Emit(events.FileProgress{TransferID: t.id, Bytes: bytes, Size: t.size,
+		Direction: string(t.dir), Peer: t.peer, Waiting: true})
+}
+
 // errClosedOr returns ErrClosed when the service is closing, else err.
 func (s *Service) errClosedOr(err error) error {
 	if s.ctx.Err() != nil {

@@ -30,6 +30,7 @@ const (
 	xferHashing                   // this node hashes the file before offering it
 	xferAccepted                  // accepted, no bytes yet
 	xferActive                    // bytes moving
+	xferWaiting                   // interrupted: waiting for the other side
 	xferDone
 	xferFailed
 	xferRejected
@@ -51,7 +52,7 @@ type xfer struct {
 }
 
 func (x *xfer) moving() bool {
-	return x.state == xferHashing || x.state == xferAccepted || x.state == xferActive
+	return x.state == xferHashing || x.state == xferAccepted || x.state == xferActive || x.state == xferWaiting
 }
 
 // transfers tracks transfers and the offers waiting for an answer.
@@ -210,6 +211,9 @@ func (m *Model) transferEvent(e events.Event) bool {
 		x := m.xfer(e.TransferID, e.Direction, e.Peer)
 		x.bytes, x.size, x.rate = e.Bytes, e.Size, e.Rate
 		x.state, x.offerd, x.ended = xferActive, false, time.Time{}
+		if e.Waiting {
+			x.state, x.rate = xferWaiting, 0
+		}
 		m.transfers.drop(x.id)
 	case events.FileDone:
 		x := m.xfer(e.TransferID, e.Direction, e.Peer)
@@ -349,6 +353,8 @@ func (m *Model) xferRow(x *xfer, w int) string {
 		tail = " rejected"
 	case xferAccepted:
 		tail = " waiting"
+	case xferWaiting:
+		tail = " waiting for peer"
 	case xferHashing:
 		tail = " hashing"
 	default:

@@ -127,3 +127,23 @@ func TestTransferFailedAndRejected(t *testing.T) {
 		t.Fatalf("an unknown transfer is not named by its id:\n%s", s)
 	}
 }
+
+// An interrupted transfer says it waits for the other side instead of
+// keeping its last rate and ETA (issue 22).
+func TestTransferWaitingForPeer(t *testing.T) {
+	h := newHarness(t, newFakeNode(), 100, 24)
+	h.events(
+		events.FileOffer{TransferID: xferIn, From: idAlice, Name: "a.bin", Size: 1 << 20},
+		events.FileProgress{TransferID: xferIn, Bytes: 1 << 18, Size: 1 << 20, Rate: 181 << 20, Direction: "receive", Peer: idAlice},
+		events.FileProgress{TransferID: xferIn, Bytes: 1 << 18, Size: 1 << 20, Direction: "receive", Peer: idAlice, Waiting: true},
+	)
+	h.m.activate(dmKey(idAlice))
+	s := h.screen()
+	if !strings.Contains(s, " 25% waiting for peer") || strings.Contains(s, "ETA") {
+		t.Fatalf("screen:\n%s", s)
+	}
+	h.events(events.FileProgress{TransferID: xferIn, Bytes: 1 << 19, Size: 1 << 20, Rate: 1 << 20, Direction: "receive", Peer: idAlice})
+	if s := h.screen(); !strings.Contains(s, " 50% ") || strings.Contains(s, "waiting for peer") {
+		t.Fatalf("after resuming:\n%s", s)
+	}
+}

@@ -52,6 +52,9 @@ func newRenderer(w io.Writer, json bool, namer present.Namer) *renderer {
 func (r *renderer) skip(e events.Event) bool {
 	switch e := e.(type) {
 	case events.FileProgress:
+		if e.Waiting {
+			return false // the change of state, always shown
+		}
 		return r.tooSoon(e.TransferID, e.Bytes, e.Size)
 	case events.FileHashing:
 		return r.tooSoon(e.TransferID, e.Bytes, e.Size)
