@@ -27,6 +27,9 @@ func (n *Node) startRooms(ctx context.Context) error {
 	cfg.Emitter = n.internal
 	cfg.Logger = n.log.With("component", "rooms")
 	cfg.Nick = n.Nick
+	if cfg.Known == nil {
+		cfg.Known = n.own.known
+	}
 	svc, err := rooms.New(ctx, cfg)
 	if err != nil {
 		return fmt.Errorf("start rooms: %w", err)

@@ -109,6 +109,11 @@ type Config struct {
 	// then it is deleted, from memory and the store. Default 7 days.
 	EpochKeyGrace time.Duration
 
+	// Known reports the authors whose room messages are never shed
+	// under load (node's known peers: trusted, written to, members of
+	// a private room). Default: nobody but this node.
+	Known func(peer.ID) bool
+
 	// PubSubOptions are appended to the service's GossipSub options (and
 	// so may override them).
 	PubSubOptions []pubsub.Option

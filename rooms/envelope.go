@@ -212,6 +212,8 @@ const (
 	reasonReplay      = "replay"
 	reasonReplayFull  = "replay-full"
 	reasonRate        = "rate"
+	reasonFlood       = "flood" // far past the rate limit, from the author itself
+	reasonShed        = "shed"  // a stranger's message while delivery is behind
 	reasonClosed      = "closed"
 )
 

@@ -13,7 +13,12 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-// readLoop delivers r's accepted messages.
+// readLoop moves r's accepted messages from the subscription to r.inbox,
+// at once: the subscription's buffer must never fill (pubsub drops what
+// a full subscription cannot take, silently), so the store writes happen
+// on storeLoop, in batches. Strangers' messages are shed before
+// validation while the inbox is behind (shed.go), so what fills it past
+// that mark are known authors' messages, few by their rate limits.
 func (s *Service) readLoop(r *room) {
 	defer r.wg.Done()
 	for {
@@ -31,13 +36,102 @@ func (s *Service) readLoop(r *room) {
 				in.signed = b
 			}
 		}
-		s.deliver(r, in, time.Now())
+		select {
+		case r.inbox <- in:
+		default:
+			s.log.Warn("room delivery behind: inbox full, waiting for the store", "room", r.name, "inbox", cap(r.inbox))
+			select {
+			case r.inbox <- in:
+			case <-r.ctx.Done():
+				return
+			}
+		}
 	}
 }
 
-// deliver updates the member list, persists the message (history and
-// replay record in one transaction) and emits its events.
-func (s *Service) deliver(r *room, in *incoming, now time.Time) {
+// storeLoop persists and shows r's accepted messages, up to storeBatch
+// in one store transaction. When r stops it still delivers what the inbox
+// holds: those messages were accepted (and maybe forwarded).
+func (s *Service) storeLoop(r *room) {
+	defer r.wg.Done()
+	batch := make([]*incoming, 0, storeBatch)
+	for {
+		select {
+		case in := <-r.inbox:
+			batch = append(batch[:0], in)
+		case <-r.ctx.Done():
+			for {
+				batch = drainInbox(r.inbox, batch[:0])
+				if len(batch) == 0 {
+					return
+				}
+				s.deliver(r, batch, time.Now())
+			}
+		}
+		batch = drainInbox(r.inbox, batch)
+		s.deliver(r, batch, time.Now())
+	}
+}
+
+// drainInbox appends to batch what inbox holds now, up to storeBatch.
+func drainInbox(inbox <-chan *incoming, batch []*incoming) []*incoming {
+	for len(batch) < storeBatch {
+		select {
+		case in := <-inbox:
+			batch = append(batch, in)
+		default:
+			return batch
+		}
+	}
+	return batch
+}
+
+// delivery is one accepted message on its way to the store and the user.
+type delivery struct {
+	in     *incoming
+	rec    *pb.StoredMessage // chat lines: the history record
+	msg    events.Message    // chat lines: the event
+	stored bool              // the history did not hold it yet
+}
+
+// deliver updates the member list, persists the messages (history and
+// replay records, all in one transaction) and emits their events.
+func (s *Service) deliver(r *room, ins []*incoming, now time.Time) {
+	ds := make([]delivery, len(ins))
+	for i, in := range ins {
+		ds[i] = s.observeAuthor(r, in, now)
+	}
+	err := s.cfg.DB.Update(func(tx *bolt.Tx) error {
+		for i := range ds {
+			d := &ds[i]
+			env := &d.in.env
+			if err := putReplay(tx, replayKey{author: d.in.author, id: env.id}, r.topicName, s.replayExpiry(*env)); err != nil {
+				return err
+			}
+			if d.rec != nil {
+				var err error
+				if d.stored, err = insertHistory(tx, r.topicName, d.rec, s.cfg.HistoryLimit); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		// Show what was accepted even so: the user loses no line.
+		s.log.Error("cannot store room messages", "room", r.name, "messages", len(ds), "err", err)
+		for i := range ds {
+			ds[i].stored = true
+		}
+	}
+	for i := range ds {
+		s.emitDelivered(r, &ds[i])
+	}
+}
+
+// observeAuthor updates the member list with an accepted message and
+// prepares its history record and event.
+func (s *Service) observeAuthor(r *room, in *incoming, now time.Time) delivery {
 	env := &in.env
 	if in.author != s.self {
 		if in.rec != nil {
@@ -59,40 +153,29 @@ func (s *Service) deliver(r *room, in *incoming, now time.Time) {
 			s.cfg.Emitter.Emit(*ev)
 		}
 	}
-	var rec *pb.StoredMessage
-	var msg events.Message
+	d := delivery{in: in, stored: true}
 	if env.kind == pb.Kind_KIND_TEXT {
 		shared := r.nickShared(in.author, s.self, env.nick, s.cfg.Nick())
-		msg = s.messageEvent(r, in.author, env, shared)
-		rec = &pb.StoredMessage{
+		d.msg = s.messageEvent(r, in.author, env, shared)
+		d.rec = &pb.StoredMessage{
 			Id: env.id[:], From: []byte(in.author), Nick: env.nick, Text: env.text,
 			SentAtMs: env.sentAt.UnixMilli(), ReceivedAtMs: now.UnixMilli(), NickShared: shared,
 			Signed: in.signed,
 		}
 	}
-	stored := true
-	err := s.cfg.DB.Update(func(tx *bolt.Tx) error {
-		if err := putReplay(tx, replayKey{author: in.author, id: env.id}, r.topicName, s.replayExpiry(*env)); err != nil {
-			return err
-		}
-		if rec != nil {
-			var err error
-			stored, err = insertHistory(tx, r.topicName, rec, s.cfg.HistoryLimit)
-			return err
-		}
-		return nil
-	})
-	if err != nil {
-		s.log.Error("cannot store room message", "room", r.name, "err", err)
-	}
-	switch env.kind {
+	return d
+}
+
+// emitDelivered emits the event of a stored message.
+func (s *Service) emitDelivered(r *room, d *delivery) {
+	switch d.in.env.kind {
 	case pb.Kind_KIND_TEXT:
-		if stored { // else the sync brought it first
-			s.cfg.Emitter.Emit(msg)
+		if d.stored { // else the sync brought it first
+			s.cfg.Emitter.Emit(d.msg)
 		}
 	case pb.Kind_KIND_FILE_SHARE:
-		if in.author != s.self {
-			s.cfg.Emitter.Emit(FileShared{Room: r.name, From: in.author, Share: env.file})
+		if d.in.author != s.self {
+			s.cfg.Emitter.Emit(FileShared{Room: r.name, From: d.in.author, Share: d.in.env.file})
 		}
 	}
 }

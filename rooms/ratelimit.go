@@ -14,11 +14,17 @@ import (
 // dropped once it has refilled completely.
 type limiters struct {
 	mu     sync.Mutex
-	m      map[limiterKey]*rate.Limiter // guarded by mu
-	counts map[string]int               // buckets per topic; guarded by mu
+	m      map[limiterKey]*bucket // guarded by mu
+	counts map[string]int         // buckets per topic; guarded by mu
 	limit  rate.Limit
 	burst  int
 	max    int // bound on the buckets of one topic; a new author past it is refused there
+}
+
+// bucket is one token bucket and the messages it refused in a row.
+type bucket struct {
+	lim     *rate.Limiter
+	refused int
 }
 
 type limiterKey struct {
@@ -28,27 +34,40 @@ type limiterKey struct {
 }
 
 func newLimiters(limit rate.Limit, burst, max int) *limiters {
-	return &limiters{m: make(map[limiterKey]*rate.Limiter), counts: make(map[string]int), limit: limit, burst: burst, max: max}
+	return &limiters{m: make(map[limiterKey]*bucket), counts: make(map[string]int), limit: limit, burst: burst, max: max}
 }
 
 // allow takes one token from the author's bucket in topic.
 func (l *limiters) allow(topic string, author peer.ID, presence bool, now time.Time) bool {
+	ok, _ := l.take(topic, author, presence, now)
+	return ok
+}
+
+// take is allow that, when the bucket is empty, also reports whether the
+// author is flooding: more than a burst of its messages were refused in
+// a row, which a sender pacing itself to the limit never causes.
+func (l *limiters) take(topic string, author peer.ID, presence bool, now time.Time) (ok, flooding bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	k := limiterKey{topic, author, presence}
-	lim, ok := l.m[k]
-	if !ok {
+	b, found := l.m[k]
+	if !found {
 		if l.counts[topic] >= l.max {
 			l.pruneLocked(now)
 			if l.counts[topic] >= l.max {
-				return false
+				return false, false
 			}
 		}
-		lim = rate.NewLimiter(l.limit, l.burst)
-		l.m[k] = lim
+		b = &bucket{lim: rate.NewLimiter(l.limit, l.burst)}
+		l.m[k] = b
 		l.counts[topic]++
 	}
-	return lim.AllowN(now, 1)
+	if b.lim.AllowN(now, 1) {
+		b.refused = 0
+		return true, false
+	}
+	b.refused++
+	return false, b.refused > l.burst
 }
 
 // prune drops full buckets: a new bucket would behave the same.
@@ -59,8 +78,8 @@ func (l *limiters) prune(now time.Time) {
 }
 
 func (l *limiters) pruneLocked(now time.Time) {
-	for k, lim := range l.m {
-		if lim.TokensAt(now) >= float64(l.burst) {
+	for k, b := range l.m {
+		if b.lim.TokensAt(now) >= float64(l.burst) {
 			delete(l.m, k)
 			if l.counts[k.topic]--; l.counts[k.topic] <= 0 {
 				delete(l.counts, k.topic)

@@ -61,6 +61,9 @@ type room struct {
 	// caughtTotal counts the messages the sync stored, either way.
 	caughtTotal atomic.Int64
 	newPeers    chan peer.ID // topic peers to sync with; a full queue drops
+	// inbox holds accepted messages from readLoop to storeLoop
+	// (capacity inboxSize); its length is the room's delivery backlog.
+	inbox chan *incoming
 
 	mu         sync.Mutex
 	members    map[peer.ID]*member // guarded by mu
@@ -116,6 +119,7 @@ func newRoom(name string) *room {
 		caught:     make(chan struct{}, 1),
 		news:       make(chan struct{}, 1),
 		newPeers:   make(chan peer.ID, newPeersQueue),
+		inbox:      make(chan *incoming, inboxSize),
 		members:    make(map[peer.ID]*member),
 		peerSignal: make(chan struct{}),
 	}

@@ -41,6 +41,7 @@ type Service struct {
 	replay *replayGuard
 	limits *limiters
 	subs   *subFilter
+	shed   *shedder     // load shedding before validation (shed.go)
 	sent   *sendTracker // follows leaving announcements out to the peers
 
 	syncSlots syncSlots  // inbound sync sessions
@@ -85,6 +86,7 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 		limits: newLimiters(c.RateLimit, c.RateBurst, c.ReplayLimit),
 		rooms:  make(map[string]*room),
 		mem:    newMemberSvc(),
+		shed:   newShedder(c.Known),
 	}
 	if err := loadReplay(c.DB, s.replay, time.Now()); err != nil {
 		return nil, err
@@ -100,6 +102,7 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 		pubsub.WithFloodPublish(true),
 		pubsub.WithPeerExchange(false),
 		pubsub.WithValidateQueueSize(pubsubValidateQueue),
+		pubsub.WithAppSpecificRpcInspector(s.inspectRPC),
 		pubsub.WithLogger(pubsubLogger(c.Logger)),
 	}
 	s.ps, err = pubsub.NewGossipSub(s.ctx, c.Host, append(opts, c.PubSubOptions...)...)
@@ -306,8 +309,9 @@ func (s *Service) startRoom(name string, key []byte) (_ *room, err error) {
 		return nil, fmt.Errorf("subscribe to %q: %w", name, err)
 	}
 	r.ctx, r.cancel = context.WithCancel(s.ctx)
-	r.wg.Add(4)
+	r.wg.Add(5)
 	go s.readLoop(r)
+	go s.storeLoop(r)
 	go s.peerLoop(r)
 	go s.presenceLoop(r)
 	go s.syncLoop(r)

@@ -70,6 +70,9 @@ func (s *Service) validate(r *room, msg *pubsub.Message, out *outgoing) verdict 
 		// StrictSign makes pubsub refuse these before us; stay safe anyway.
 		return reject(reasonAuthor)
 	}
+	if s.shedBehindNow(r, author) {
+		return ignore(reasonShed)
+	}
 	var env envelope
 	var recEnv *record.Envelope
 	var rec *peer.PeerRecord
@@ -96,7 +99,12 @@ func (s *Service) validate(r *room, msg *pubsub.Message, out *outgoing) verdict 
 	if s.replay.has(k) {
 		return ignore(reasonReplay)
 	}
-	if !s.limits.allow(r.topicName, author, env.kind == pb.Kind_KIND_PRESENCE, now) {
+	if ok, flooding := s.limits.take(r.topicName, author, env.kind == pb.Kind_KIND_PRESENCE, now); !ok {
+		if flooding && msg.ReceivedFrom == author {
+			// Attributable: the author itself sends us far past its
+			// limit. Its score falls (invalid deliveries).
+			return reject(reasonFlood)
+		}
 		return ignore(reasonRate)
 	}
 	if ok, reason := s.replay.mark(k, r.topicName, s.replayExpiry(env), now); !ok {
