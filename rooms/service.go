@@ -96,6 +96,7 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	s.sent = newSendTracker(s.self)
 	opts := []pubsub.Option{
 		pubsub.WithRawTracer(s.sent),
+		pubsub.WithRawTracer(overflowWatch{s.shed}),
 		pubsub.WithSubscriptionFilter(s.subs),
 		pubsub.WithMessageSignaturePolicy(pubsub.StrictSign),
 		pubsub.WithPeerScore(peerScoreParams(), peerScoreThresholds()),

@@ -7,6 +7,7 @@ import (
 
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
 	"golang.org/x/time/rate"
 )
 
@@ -31,6 +32,12 @@ import (
 // relayed it (the load is this node's own), so it is dropped without
 // penalty; a peer that floods the topic with its own messages beyond its
 // rate limit is penalised (reasonFlood, validator.go).
+//
+// The strangers' budget adapts to what this machine validates: when
+// GossipSub's validation queue overflowed (a drop that may hit a known
+// author's message), every stranger's message is shed for shedCool and
+// the budget is halved (at least strangerFloor); it grows back by a
+// quarter each shedCool without overflow (AIMD).
 const (
 	// inboxSize bounds a room's accepted messages waiting for the store.
 	inboxSize = 4096
@@ -43,6 +50,11 @@ const (
 	// messages admitted to validation, for all rooms together.
 	strangerRate  = rate.Limit(500)
 	strangerBurst = pubsubValidateQueue / 2
+	// strangerFloor is the least the strangers' budget falls to.
+	strangerFloor = rate.Limit(20)
+	// shedCool is how long strangers are shed after the validation queue
+	// overflowed, and how often their budget grows back.
+	shedCool = time.Second
 	// shedLogEvery bounds the warnings about shedding.
 	shedLogEvery = 10 * time.Second
 )
@@ -51,6 +63,7 @@ const (
 const (
 	shedBehind = "behind"          // the room's delivery is behind
 	shedBudget = "stranger-budget" // the strangers' budget is spent
+	shedFull   = "validation-full" // the validation queue overflowed just now
 )
 
 // ShedCounts counts the room messages shed before validation, by reason.
@@ -60,6 +73,12 @@ type ShedCounts struct {
 	Behind uint64
 	// Budget counts strangers' messages past the strangers' budget.
 	Budget uint64
+	// Full counts strangers' messages shed for shedCool after the
+	// validation queue overflowed.
+	Full uint64
+	// Overflows counts GossipSub's validation queue overflows (messages
+	// it dropped unvalidated, whoever their author).
+	Overflows uint64
 }
 
 // shedder holds the shedding state of a service.
@@ -68,6 +87,10 @@ type shedder struct {
 	strangers *rate.Limiter // safe for concurrent use
 	behind    atomic.Uint64
 	budget    atomic.Uint64
+	full      atomic.Uint64
+	overflows atomic.Uint64
+	hotUntil  atomic.Int64 // unix nanoseconds: strangers are shed until then
+	lastCut   atomic.Int64 // unix nanoseconds of the last change of the budget
 
 	mu      sync.Mutex
 	lastLog time.Time  // guarded by mu
@@ -83,7 +106,28 @@ func newShedder(known func(peer.ID) bool) *shedder {
 
 // Shed returns the room messages shed before validation so far.
 func (s *Service) Shed() ShedCounts {
-	return ShedCounts{Behind: s.shed.behind.Load(), Budget: s.shed.budget.Load()}
+	return ShedCounts{Behind: s.shed.behind.Load(), Budget: s.shed.budget.Load(),
+		Full: s.shed.full.Load(), Overflows: s.shed.overflows.Load()}
+}
+
+// overflowed notes that GossipSub's validation queue dropped a message:
+// strangers are shed for shedCool and their budget is halved.
+func (sh *shedder) overflowed(now time.Time) {
+	sh.overflows.Add(1)
+	sh.hotUntil.Store(now.Add(shedCool).UnixNano())
+	sh.lastCut.Store(now.UnixNano())
+	sh.strangers.SetLimitAt(now, max(sh.strangers.Limit()/2, strangerFloor))
+}
+
+// regrow raises the strangers' budget by a quarter when it was cut more
+// than shedCool ago.
+func (sh *shedder) regrow(now time.Time) {
+	last := sh.lastCut.Load()
+	lim := sh.strangers.Limit()
+	if lim >= strangerRate || now.UnixNano()-last < int64(shedCool) || !sh.lastCut.CompareAndSwap(last, now.UnixNano()) {
+		return
+	}
+	sh.strangers.SetLimitAt(now, min(lim*5/4, strangerRate))
 }
 
 // inspectRPC is GossipSub's RPC inspector: it runs on every incoming RPC
@@ -125,10 +169,15 @@ func (s *Service) shedFront(r *room, author peer.ID, now time.Time) string {
 	if author == s.self || s.shed.known(author) {
 		return ""
 	}
+	if now.UnixNano() < s.shed.hotUntil.Load() {
+		s.shed.full.Add(1)
+		return shedFull
+	}
 	if len(r.inbox) >= shedBacklog {
 		s.shed.behind.Add(1)
 		return shedBehind
 	}
+	s.shed.regrow(now)
 	if !s.shed.strangers.AllowN(now, 1) {
 		s.shed.budget.Add(1)
 		return shedBudget
@@ -160,7 +209,8 @@ func (s *Service) logShed(from peer.ID) {
 	s.shed.lastLog, s.shed.logged = now, c
 	s.shed.mu.Unlock()
 	s.log.Warn("shedding strangers' room messages before validation",
-		shedBehind, c.Behind-prev.Behind, shedBudget, c.Budget-prev.Budget, "via", from)
+		shedBehind, c.Behind-prev.Behind, shedBudget, c.Budget-prev.Budget, shedFull, c.Full-prev.Full,
+		"queue_overflows", c.Overflows-prev.Overflows, "budget_per_s", float64(s.shed.strangers.Limit()), "via", from)
 }
 
 // roomOfTopic returns the joined room of topic, or nil.
@@ -174,3 +224,31 @@ func (s *Service) roomOfTopic(topic string) *room {
 	}
 	return nil
 }
+
+// overflowWatch is a GossipSub tracer that tells the shedder about
+// validation queue overflows; it ignores everything else.
+type overflowWatch struct{ sh *shedder }
+
+func (w overflowWatch) RejectMessage(_ *pubsub.Message, reason string) {
+	if reason == pubsub.RejectValidationQueueFull {
+		w.sh.overflowed(time.Now())
+	}
+}
+
+func (overflowWatch) AddPeer(peer.ID, protocol.ID)                         {}
+func (overflowWatch) RemovePeer(peer.ID)                                   {}
+func (overflowWatch) Join(string)                                          {}
+func (overflowWatch) Leave(string)                                         {}
+func (overflowWatch) Graft(peer.ID, string)                                {}
+func (overflowWatch) Prune(peer.ID, string)                                {}
+func (overflowWatch) ValidateMessage(*pubsub.Message)                      {}
+func (overflowWatch) DeliverMessage(*pubsub.Message)                       {}
+func (overflowWatch) DuplicateMessage(*pubsub.Message)                     {}
+func (overflowWatch) ThrottlePeer(peer.ID)                                 {}
+func (overflowWatch) RecvRPC(*pubsub.RPC)                                  {}
+func (overflowWatch) SendRPC(*pubsub.RPC, peer.ID)                         {}
+func (overflowWatch) SendRPCCompleted(*pubsub.RPC, peer.ID, time.Duration) {}
+func (overflowWatch) DropRPC(*pubsub.RPC, peer.ID)                         {}
+func (overflowWatch) UndeliverableMessage(*pubsub.Message)                 {}
+func (overflowWatch) OnNewOutboundStream(peer.ID, protocol.ID)             {}
+func (overflowWatch) OnClosedOutboundStream(peer.ID)                       {}
