@@ -50,6 +50,8 @@ func TestContract(t *testing.T) {
 			`{"type":"membership","room":"team","op":"remove","by":"` + p + `","subject":"` + p + `","epoch":2,"seq":5,"self":true}`},
 		{Membership{Room: "team", Op: "rotate", By: testPeer, Epoch: 3, Seq: 6},
 			`{"type":"membership","room":"team","op":"rotate","by":"` + p + `","epoch":3,"seq":6}`},
+		{Membership{Room: "team", Op: "add", By: testPeer, Subject: testPeer, Epoch: 1, Seq: 4, Invite: "0011223344556677"},
+			`{"type":"membership","room":"team","op":"add","by":"` + p + `","subject":"` + p + `","epoch":1,"seq":4,"invite":"0011223344556677"}`},
 		{DM{ID: "01", From: testPeer, Nick: "ann", Text: "yo", SentAt: at.UTC().Truncate(time.Millisecond)},
 			`{"type":"dm","id":"01","from":"` + p + `","nick":"ann","text":"yo","sent_at":"2026-12-05T15:20:32.123Z"}`},
 		{DMStatus{ID: "01", To: testPeer, State: DMFailed, Error: "expired"},

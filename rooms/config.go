@@ -124,6 +124,9 @@ type Config struct {
 	// testHookEpochKey, if set, sees every epoch key this node installs
 	// (made as an admin or received).
 	testHookEpochKey func(topic string, epoch uint64)
+	// testHookAdmission, if set, sees an admin's check of every invite
+	// ticket shown to it (nil: admitted).
+	testHookAdmission func(topic string, p peer.ID, err error)
 }
 
 func (c *Config) withDefaults() (Config, error) {

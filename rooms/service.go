@@ -209,11 +209,18 @@ func (s *Service) Create(_ context.Context, name string) (invite string, err err
 // JoinInvite joins the private room of an invite code (surrounding white
 // space is ignored) and returns its name.
 func (s *Service) JoinInvite(_ context.Context, invite string) (name string, err error) {
-	name, key, err := DecodeInvite(strings.TrimSpace(invite))
+	name, key, seed, err := DecodeAnyInvite(strings.TrimSpace(invite))
 	if err != nil {
 		return "", err
 	}
-	return name, s.join(name, key, false)
+	if err := s.join(name, key, false); err != nil || seed == nil {
+		return name, err
+	}
+	r, err := s.joined(name)
+	if err != nil {
+		return name, err
+	}
+	return name, s.holdInvite(r, seed)
 }
 
 // JoinPassphrase joins the private room whose key is derived from the room
