@@ -27,14 +27,14 @@ const (
 	// this prefix.
 	InvitePrefix = "parley-invite:"
 
-	inviteVersion  = 1
+	inviteVersion = 1
 	// limitedInviteVersion is a limited invite (invites.go): version 1's
 	// fields followed by the 32-byte seed of the invite's Ed25519 key.
 	limitedInviteVersion = 2
-	inviteCheckLen = 4
-	inviteCheckTag = "parley-invite-v1\x00"
-	inviteMinRaw   = 1 + KeySize + 1 + 1 + inviteCheckLen
-	inviteMaxRaw   = 1 + KeySize + 1 + maxNameBytes + ed25519.SeedSize + inviteCheckLen
+	inviteCheckLen       = 4
+	inviteCheckTag       = "parley-invite-v1\x00"
+	inviteMinRaw         = 1 + KeySize + 1 + 1 + inviteCheckLen
+	inviteMaxRaw         = 1 + KeySize + 1 + maxNameBytes + ed25519.SeedSize + inviteCheckLen
 )
 
 var inviteEncoding = base64.RawURLEncoding.Strict()

@@ -90,7 +90,7 @@ func TestInviteLogRules(t *testing.T) {
 	}{
 		{"invite without a key", pb.MemberOp_MEMBER_OP_INVITE, nil},
 		{"invite with a short key", pb.MemberOp_MEMBER_OP_INVITE, withInvite(key(4)[:31])},
-		{"too many uses", pb.MemberOp_MEMBER_OP_INVITE, func(w *pb.MemberChange) { w.Invite, w.InviteUses = key(4), MaxInviteUses + 1 }},
+		{"too many uses", pb.MemberOp_MEMBER_OP_INVITE, func(w *pb.MemberChange) { w.Invite, w.InviteUses = key(4), MaxInviteUses+1 }},
 		{"invite with a subject", pb.MemberOp_MEMBER_OP_INVITE, func(w *pb.MemberChange) { w.Invite, w.Subject = key(4), []byte(carol.id) }},
 		{"limits on an add", pb.MemberOp_MEMBER_OP_ADD, func(w *pb.MemberChange) { w.Subject, w.InviteUses = []byte(carol.id), 1 }},
 		{"invite on an add_admin", pb.MemberOp_MEMBER_OP_ADD_ADMIN, func(w *pb.MemberChange) { w.Subject, w.Invite = []byte(carol.id), once }},
