@@ -530,9 +530,12 @@ func (s *Service) History(name string, n int) ([]events.Message, error) {
 		n = DefaultHistoryN
 	}
 	n = min(n, s.cfg.HistoryLimit)
-	recs, err := readHistory(s.cfg.DB, r.topicName, n)
+	recs, skipped, err := readHistory(s.cfg.DB, s.log, r.topicName, n)
 	if err != nil {
 		return nil, err
+	}
+	if skipped > 0 {
+		s.log.Warn("skipped unreadable history records", "room", r.name, "count", skipped)
 	}
 	out := make([]events.Message, 0, len(recs))
 	for _, rec := range recs {
