@@ -44,6 +44,8 @@ func TestContract(t *testing.T) {
 			`{"type":"room_sync","room":"lobby","state":"complete","since":"2026-12-05T15:20:32.123Z","peers":2,"caught_up":200}`},
 		{RoomSync{Room: "lobby", State: SyncGaps, Since: at, Peers: 1, CaughtUp: 3, Gaps: []SyncGap{{From: at, To: at.Add(time.Minute), Missing: 2}}},
 			`{"type":"room_sync","room":"lobby","state":"gaps","since":"2026-12-05T15:20:32.123Z","peers":1,"caught_up":3,"gaps":[{"from":"2026-12-05T15:20:32.123Z","to":"2026-12-05T15:21:32.123Z","missing":2}]}`},
+		{Error{Error: "bad", Command: "/x"}, `{"type":"error","error":"bad","command":"/x"}`},
+		{Error{Error: "clock off", Code: ErrClockSkew}, `{"type":"error","error":"clock off","command":"","code":"clock_skew"}`},
 		{Presence{Room: "lobby", PeerID: testPeer, Nick: "ann", Online: true},
 			`{"type":"presence","room":"lobby","peer_id":"` + p + `","nick":"ann","online":true}`},
 		{Membership{Room: "team", Op: "remove", By: testPeer, Subject: testPeer, Epoch: 2, Seq: 5, Self: true},

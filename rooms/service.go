@@ -39,6 +39,7 @@ type Service struct {
 	wg     sync.WaitGroup // service goroutines (not per-room ones)
 
 	replay *replayGuard
+	clock  clockWatch // peers' sent times against this node's clock (clock.go)
 	limits *limiters
 	subs   *subFilter
 	sent   *sendTracker // follows leaving announcements out to the peers
