@@ -39,6 +39,7 @@ type Service struct {
 	wg     sync.WaitGroup // service goroutines (not per-room ones)
 
 	replay *replayGuard
+	clock  clockWatch // peers' sent times against this node's clock (clock.go)
 	limits *limiters
 	subs   *subFilter
 	sent   *sendTracker // follows leaving announcements out to the peers
@@ -537,9 +538,12 @@ func (s *Service) History(name string, n int) ([]events.Message, error) {
 		n = DefaultHistoryN
 	}
 	n = min(n, s.cfg.HistoryLimit)
-	recs, err := readHistory(s.cfg.DB, r.topicName, n)
+	recs, skipped, err := readHistory(s.cfg.DB, s.log, r.topicName, n)
 	if err != nil {
 		return nil, err
+	}
+	if skipped > 0 {
+		s.log.Warn("skipped unreadable history records", "room", r.name, "count", skipped)
 	}
 	out := make([]events.Message, 0, len(recs))
 	for _, rec := range recs {
