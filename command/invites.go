@@ -46,7 +46,7 @@ func parseInviteArgs(args string) (inviteArgs, error) {
 			if err != nil || n == 0 {
 				return a, usage("%s (--uses takes a count from 1)", inviteUsage)
 			}
-			a.limited, a.lim.Uses = true, uint32(n)
+			a.limited, a.lim.Uses = true, uint32(n) // #nosec G115 -- ParseUint with bitSize 32
 		case "--expires":
 			v, err := val()
 			if err != nil {
