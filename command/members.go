@@ -19,6 +19,7 @@ func (in *Interp) memberCommands() []*command {
 		{Info{Name: "add", Usage: "NICK|ID", Help: "add a member to the current private room (admins)"}, in.cmdAdd(false)},
 		{Info{Name: "promote", Usage: "NICK|ID", Help: "make a member of the current private room an admin (admins)"}, in.cmdAdd(true)},
 		{Info{Name: "members", Usage: "[ROOM]", Help: "list the admins, members and removed members of a private room"}, in.cmdMembers},
+		{Info{Name: "invites", Usage: "[ROOM]", Help: "list the limited invites of a private room: used, expired, revoked"}, in.cmdInvites},
 	}
 }
 

@@ -17,7 +17,7 @@ func (in *Interp) roomCommands() []*command {
 		{Info{Name: "join", Usage: "ROOM|INVITE", Help: "join a public room, or a private one from its invite code; it becomes the current room"}, in.cmdJoin},
 		{Info{Name: "joinpass", Usage: "ROOM PASSPHRASE", Help: "join the private room whose key comes from ROOM and PASSPHRASE (Argon2id)", Secret: true}, in.cmdJoinPass},
 		{Info{Name: "create", Usage: "ROOM", Help: "create a private room with a fresh key and print its invite code"}, oneArg("create", "ROOM", in.cmdCreate)},
-		{Info{Name: "invite", Usage: "[ROOM]", Help: "print the invite code of a private room again"}, in.cmdInvite},
+		{Info{Name: "invite", Usage: "[ROOM] [--once] [--expires DUR] | --revoke ID", Help: "print the invite code of a private room again; --once, --uses N, --expires DUR: a limited invite (admins); --revoke ID: revoke one"}, in.cmdInviteAny},
 		{Info{Name: "switch", Usage: "ROOM", Help: "make a joined room the current room"}, in.cmdSwitch},
 		{Info{Name: "leave", Usage: "[ROOM]", Help: "leave a room (default: the current one)"}, in.cmdLeave},
 		{Info{Name: "rooms", Help: "list joined rooms"}, noArgs("rooms", in.cmdRooms)},

@@ -69,6 +69,9 @@ type File struct {
 	// MailboxExpiryDays is how long a held sealed message is kept at
 	// most (0: the default, 14).
 	MailboxExpiryDays int `toml:"mailbox_expiry_days"`
+	// EpochKeyGraceDays is how long a private room's old epoch key is kept
+	// after the next epoch started (0: the default, 7).
+	EpochKeyGraceDays int `toml:"epoch_key_grace_days"`
 }
 
 // Keys returns the keys config.toml may set, in File's order.

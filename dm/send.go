@@ -585,6 +585,9 @@ func (s *Service) readAck(str network.Stream, br *bufio.Reader, rec *pb.OutboxRe
 		return ackResult{update: update{rec: rec, state: pb.State_STATE_DELIVERED}}, nil
 	case pb.Ack_STATUS_REJECTED:
 		cause := fmt.Errorf("%w: %w", ErrRejected, reasonError(ack.Reason)).Error()
+		if ack.Reason == pb.Ack_REASON_BAD_TIMESTAMP {
+			s.clockRefused(str.Conn().RemotePeer(), rec)
+		}
 		return ackResult{update: update{rec: rec, state: pb.State_STATE_FAILED, cause: cause}}, nil
 	case pb.Ack_STATUS_BUSY:
 		after := min(time.Duration(ack.RetryAfterMs)*time.Millisecond, MaxRetryAfter)

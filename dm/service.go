@@ -54,6 +54,9 @@ type Service struct {
 	limiters map[peer.ID]*rate.Limiter // guarded by mu
 	// quota tallies what strangers' stored messages take (quota.go).
 	quota inboxQuota
+	// clockWarned is when a refused timestamp last warned (UnixNano;
+	// clock.go).
+	clockWarned atomic.Int64
 
 	ctr counters
 }

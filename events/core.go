@@ -32,7 +32,16 @@ type PeerDisconnected struct {
 type Error struct {
 	Error   string `json:"error"`
 	Command string `json:"command"`
+	// Code, on some runtime problems, names the problem for scripts (one
+	// of the Err* codes); omitted otherwise.
+	Code string `json:"code,omitempty"`
 }
+
+// Codes of runtime Error events (Error.Code).
+const (
+	// ErrClockSkew: peers' sent times show that this node's clock is off.
+	ErrClockSkew = "clock_skew"
+)
 
 // Info is a human-readable answer to a command (for example /help or
 // /peers); Data, when set, carries the same answer as structured fields.

@@ -83,10 +83,12 @@ func (Presence) Type() string { return "presence" }
 // Membership is reported for each change of a private room's membership
 // log that this node accepts (its own included): who (By, an admin)
 // created the log, added a member or an admin, removed a member, or
-// rotated the room's key. Remove and rotate start a new epoch.
+// rotated the room's key, issued or revoked a limited invite. Remove and
+// rotate start a new epoch.
 type Membership struct {
 	Room string `json:"room"`
-	// Op is "create", "add", "add_admin", "remove" or "rotate".
+	// Op is "create", "add", "add_admin", "remove", "rotate", "invite" or
+	// "revoke_invite".
 	Op string `json:"op"`
 	// By is the admin who signed the change.
 	By peer.ID `json:"by"`
@@ -98,6 +100,10 @@ type Membership struct {
 	Seq   uint64 `json:"seq"`
 	// Self is true when the subject is this node.
 	Self bool `json:"self,omitempty"`
+	// Invite is the ID (16 hex digits) of the limited invite issued or
+	// revoked ("invite", "revoke_invite"), or through which the subject
+	// was added ("add"); empty otherwise.
+	Invite string `json:"invite,omitempty"`
 }
 
 func (Membership) Type() string { return "membership" }

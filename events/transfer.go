@@ -49,7 +49,22 @@ type FileProgress struct {
 	// Waiting: interrupted, waiting for the other side; omitted when
 	// false.
 	Waiting bool `json:"waiting,omitempty"`
+	// Code, on a waiting progress, says why when the cause is this
+	// node's own: WaitNoSpace or WaitDisk (the transfer is tried again
+	// only on /resume or the peer's next connection: free space or fix
+	// the disk, then /resume). Empty for an interruption by the other
+	// side or the network.
+	Code string `json:"code,omitempty"`
+	// Reason, on a waiting progress, is the human-readable error that
+	// interrupted the transfer, when known.
+	Reason string `json:"reason,omitempty"`
 }
+
+// Codes of a waiting FileProgress (Code).
+const (
+	WaitNoSpace = "no_space" // this node's disk is full
+	WaitDisk    = "disk"     // another error of this node's disk or store
+)
 
 // FileDone is reported when the recipient has verified the whole file: on
 // the recipient once the file is in place (Path is the received file), on

@@ -93,6 +93,10 @@ func Event(e events.Event, namer Namer) string {
 	case events.FileHashing:
 		return fmt.Sprintf("  %s hashing %s %s", ShortID(e.TransferID), l(e.Name), Progress(e.Bytes, e.Size, 0))
 	case events.FileProgress:
+		if e.Waiting && e.Code != "" {
+			return fmt.Sprintf("  %s %s %s, waiting: %s (%s, then /resume %s)", ShortID(e.TransferID), l(e.Direction),
+				Progress(e.Bytes, e.Size, 0), l(e.Reason), waitFix(e.Code), ShortID(e.TransferID))
+		}
 		if e.Waiting {
 			other := "sender"
 			if e.Direction == "send" {
@@ -221,4 +225,13 @@ func PeerPath(e events.PeerPath, name, viaName string) string {
 		path += ", hole-punched"
 	}
 	return fmt.Sprintf("%s now %s (was %s), at %s", name, path, safetext.Line(e.Previous), safetext.Line(e.Addr))
+}
+
+// waitFix says what the user does about a transfer waiting on its own
+// node's disk (FileProgress.Code).
+func waitFix(code string) string {
+	if code == events.WaitNoSpace {
+		return "this disk is full: free some space"
+	}
+	return "fix this disk"
 }

@@ -64,6 +64,9 @@ func Membership(e events.Membership, namer Namer) string {
 	case "create":
 		return by + " started the membership of this room (admin)"
 	case "add":
+		if e.Invite != "" {
+			return fmt.Sprintf("%s added %s (invite %s)", by, sub, safetext.Line(e.Invite))
+		}
 		return fmt.Sprintf("%s added %s", by, sub)
 	case "add_admin":
 		return fmt.Sprintf("%s made %s an admin", by, sub)
@@ -71,6 +74,10 @@ func Membership(e events.Membership, namer Namer) string {
 		return fmt.Sprintf("%s removed %s; new key, epoch %d", by, sub, e.Epoch)
 	case "rotate":
 		return fmt.Sprintf("%s gave the room a new key, epoch %d", by, e.Epoch)
+	case "invite":
+		return fmt.Sprintf("%s issued limited invite %s", by, safetext.Line(e.Invite))
+	case "revoke_invite":
+		return fmt.Sprintf("%s revoked invite %s", by, safetext.Line(e.Invite))
 	}
 	return fmt.Sprintf("%s changed the membership (%s)", by, safetext.Line(e.Op))
 }

@@ -138,6 +138,9 @@ func TestWaitingLines(t *testing.T) {
 			": 127.0.0.1:1 refused the connection; retrying in 2s"},
 		{events.FileProgress{TransferID: "aabbccdd", Bytes: 1 << 18, Size: 1 << 20, Direction: "receive", Peer: p, Waiting: true},
 			", waiting for the sender (resumes when it is back, or /resume)"},
+		{events.FileProgress{TransferID: "aabbccdd", Bytes: 1 << 18, Size: 1 << 20, Direction: "receive", Peer: p, Waiting: true,
+			Code: events.WaitNoSpace, Reason: "local disk: write chunk 3: write x.part: no space left on device"},
+			", waiting: local disk: write chunk 3: write x.part: no space left on device (this disk is full: free some space, then /resume aabbccdd)"},
 	}
 	for _, tc := range cases {
 		got := Event(tc.e, nil)

@@ -126,9 +126,16 @@ type Config struct {
 	// testClock, if set, is the clock of the membership code (epoch
 	// starts, key grace periods).
 	testClock func() time.Time
+	// testWallClock, if set, is the clock that stamps this node's lines
+	// and that the validator checks others' sent times against (a skewed
+	// clock in tests).
+	testWallClock func() time.Time
 	// testHookEpochKey, if set, sees every epoch key this node installs
 	// (made as an admin or received).
 	testHookEpochKey func(topic string, epoch uint64)
+	// testHookAdmission, if set, sees an admin's check of every invite
+	// ticket shown to it (nil: admitted).
+	testHookAdmission func(topic string, p peer.ID, err error)
 }
 
 func (c *Config) withDefaults() (Config, error) {

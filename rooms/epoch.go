@@ -101,6 +101,9 @@ type roomMembers struct {
 	mu   sync.Mutex
 	log  *logState            // guarded by mu; never nil; replaced, never mutated, once installed
 	keys map[uint64]*epochKey // guarded by mu; epochs >= 1 whose key this node holds; replaced, never mutated
+	// ticket is the limited invite's ticket this node shows admins until
+	// it is in the log (invites.go); guarded by mu; memory only.
+	ticket *pb.InviteTicket
 }
 
 func newRoomMembers(topic string, roomKey []byte) (*roomMembers, error) {

@@ -3,6 +3,7 @@ package rooms
 import (
 	"encoding/binary"
 	"fmt"
+	"log/slog"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/parley-chat/parley/rooms/pb"
@@ -95,9 +96,13 @@ func hasHistory(tx *bolt.Tx, topic string, it item) bool {
 	return b != nil && b.Get(historyKey(it)) != nil
 }
 
-// readHistory returns the last n records of topic, oldest first.
-func readHistory(db *bolt.DB, topic string, n int) ([]*pb.StoredMessage, error) {
+// readHistory returns the last n readable records of topic, oldest first,
+// and how many unreadable ones it skipped on the way: one garbled record
+// must not hide the rest of a room's history. Each skipped record is
+// logged at debug by its key (never its bytes).
+func readHistory(db *bolt.DB, log *slog.Logger, topic string, n int) ([]*pb.StoredMessage, int, error) {
 	out := make([]*pb.StoredMessage, 0, min(n, 256))
+	skipped := 0
 	err := db.View(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketHistory).Bucket([]byte(topic))
 		if b == nil {
@@ -107,19 +112,21 @@ func readHistory(db *bolt.DB, topic string, n int) ([]*pb.StoredMessage, error) 
 		for k, v := c.Last(); k != nil && len(out) < n; k, v = c.Prev() {
 			rec, err := decodeRecord(k, v)
 			if err != nil {
-				return err
+				skipped++
+				log.Debug("skipping unreadable history record", "err", err)
+				continue
 			}
 			out = append(out, rec)
 		}
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("read history: %w", err)
+		return nil, 0, fmt.Errorf("read history: %w", err)
 	}
 	for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {
 		out[i], out[j] = out[j], out[i]
 	}
-	return out, nil
+	return out, skipped, nil
 }
 
 func decodeRecord(k, v []byte) (*pb.StoredMessage, error) {
@@ -187,7 +194,7 @@ func historySigned(db *bolt.DB, topic string, its []item) ([][]byte, error) {
 			}
 			rec, err := decodeRecord(k, v)
 			if err != nil {
-				return err
+				continue // unreadable: not served, as readHistory skips it
 			}
 			if len(rec.Signed) > 0 {
 				out = append(out, rec.Signed)

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 	"testing"
@@ -109,15 +110,60 @@ func TestHistoryTrim(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	recs, err := readHistory(db, "topic", 100)
+	recs, _, err := readHistory(db, slog.Default(), "topic", 100)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(recs) != 5 || recs[0].Text != "3" || recs[4].Text != "7" {
 		t.Fatalf("kept %v", recs)
 	}
-	if recs, err := readHistory(db, "none", 10); err != nil || len(recs) != 0 {
+	if recs, _, err := readHistory(db, slog.Default(), "none", 10); err != nil || len(recs) != 0 {
 		t.Fatalf("empty history: %v %v", recs, err)
+	}
+}
+
+// TestHistorySkipsGarbledRecord: one unreadable record (garbled bytes on
+// disk) is skipped and counted; the rest of the room's history is read,
+// and served to the sync.
+func TestHistorySkipsGarbledRecord(t *testing.T) {
+	db := testnet.TempDB(t)
+	if err := ensureBuckets(db); err != nil {
+		t.Fatal(err)
+	}
+	var its []item
+	for i := range 5 {
+		rec := &pb.StoredMessage{Text: fmt.Sprint(i), From: []byte(peer.ID("x")), Id: []byte{byte(i)}, SentAtMs: int64(i + 1), Signed: []byte{1, byte(i)}}
+		its = append(its, recordItem(rec))
+		err := db.Update(func(tx *bolt.Tx) error { return appendHistory(tx, "topic", rec, 100) })
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	garbled := []byte{0xff, 0xff, 0xff, 0xff, 0x0f} // a truncated varint tag
+	err := db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketHistory).Bucket([]byte("topic")).Put(historyKey(its[2]), garbled)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs, skipped, err := readHistory(db, slog.Default(), "topic", 100)
+	if err != nil {
+		t.Fatalf("read history with one garbled record: %v", err)
+	}
+	var texts []string
+	for _, r := range recs {
+		texts = append(texts, r.Text)
+	}
+	if skipped != 1 || !slices.Equal(texts, []string{"0", "1", "3", "4"}) {
+		t.Fatalf("read %q, skipped %d", texts, skipped)
+	}
+	// n counts the records returned, not the ones skipped.
+	if recs, skipped, err := readHistory(db, slog.Default(), "topic", 3); err != nil || len(recs) != 3 || recs[0].Text != "1" || skipped != 1 {
+		t.Fatalf("last 3: %v, skipped %d, %v", recs, skipped, err)
+	}
+	signed, err := historySigned(db, "topic", its)
+	if err != nil || len(signed) != 4 {
+		t.Fatalf("signed history: %d records, %v", len(signed), err)
 	}
 }
 

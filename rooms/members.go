@@ -21,6 +21,7 @@ import (
 	"github.com/parley-chat/parley/events"
 	"github.com/parley-chat/parley/internal/pbframe"
 	"github.com/parley-chat/parley/rooms/pb"
+	"google.golang.org/protobuf/proto"
 )
 
 // MembersProtocol is the stream protocol of the members exchange: two
@@ -178,6 +179,7 @@ func (s *Service) headFrame(r *room, f *pb.MembersFrame) (*kemKey, error) {
 	f.Head, f.HeadHash = m.log.head()
 	m.mu.Unlock()
 	f.HaveEpoch, f.Kem = m.haveEpoch(), kem.signed
+	f.Ticket = m.ticketFor(s.self)
 	return kem, nil
 }
 
@@ -229,6 +231,7 @@ func (s *Service) initiateMembers(r *room, str network.Stream) error {
 	if err := pbframe.Write(str, final); err != nil {
 		return fmt.Errorf("write members final: %w", err)
 	}
+	res.ticket = reply.Ticket
 	s.afterExchange(r, p, res)
 	return nil
 }
@@ -293,7 +296,9 @@ func (s *Service) respondMembers(str network.Stream) error {
 	if !hmac.Equal(final.Mac, membersMAC(r.membership.macKey, macMembersInitiator, hello.Nonce, nonce, p, s.self, r.topicName)) {
 		return fmt.Errorf("%w: initiator's key proof", errMembersRefused)
 	}
-	s.afterExchange(r, p, s.takeMembers(r, p, &final, kem))
+	res := s.takeMembers(r, p, &final, kem)
+	res.ticket = hello.Ticket
+	s.afterExchange(r, p, res)
 	return nil
 }
 
@@ -338,6 +343,8 @@ func (s *Service) offerMembers(r *room, p peer.ID, theirs, out *pb.MembersFrame,
 type exchangeResult struct {
 	changed bool // the log changed
 	keys    bool // new epoch keys
+	// ticket is the limited invite's ticket p showed, if any.
+	ticket *pb.InviteTicket
 }
 
 // takeMembers merges the changes of in into r's log, then opens the
@@ -442,8 +449,9 @@ func endEpochs(st *logState, keys map[uint64]*epochKey, now time.Time) {
 
 // afterExchange spreads what an exchange brought: changes to a few topic
 // peers; new keys trigger a history sync with p (items of those epochs
-// were skipped). An admin of a room still in epoch 0 adds a peer that
-// proved the room key and is not in the log.
+// were skipped). An admin adds a peer that proved the room key and is
+// not in the log, when it shows a limited invite or the room is still in
+// epoch 0 (admitPeer).
 func (s *Service) afterExchange(r *room, p peer.ID, res exchangeResult) {
 	if res.changed {
 		peers := r.topic.ListPeers()
@@ -460,16 +468,7 @@ func (s *Service) afterExchange(r *room, p peer.ID, res exchangeResult) {
 		r.peerJoined("") // sync history again: items of the new epochs were skipped
 		r.peerJoined(p)
 	}
-	m := r.membership
-	m.mu.Lock()
-	st := m.log
-	admit := !st.empty() && st.epoch == 0 && st.role(s.self) == RoleAdmin && st.role(p) == RoleNone
-	m.mu.Unlock()
-	if admit {
-		if err := s.changeMembers(r, pb.MemberOp_MEMBER_OP_ADD, p); err != nil {
-			s.log.Debug("admit member", "room", r.name, "peer", p, "err", err)
-		}
-	}
+	s.admitPeer(r, p, res.ticket)
 }
 
 // changeMembers signs and applies a change of r's log as this node (an
@@ -478,6 +477,15 @@ func (s *Service) afterExchange(r *room, p peer.ID, res exchangeResult) {
 // and ROTATE, adds the members online now: they held the room key and
 // would otherwise not get the new epoch's key.
 func (s *Service) changeMembers(r *room, op pb.MemberOp, subject peer.ID) error {
+	return s.changeMembersWith(r, &pb.MemberChange{Op: op, Subject: []byte(subject)})
+}
+
+// changeMembersWith is changeMembers for the change tmpl (its op, subject
+// and invite fields; the rest is filled in). An INVITE in a room in epoch
+// 0 is preceded by a ROTATE (and the adds of the members online), since
+// every holder of the room key reads epoch 0.
+func (s *Service) changeMembersWith(r *room, tmpl *pb.MemberChange) error {
+	op, subject := tmpl.Op, peer.ID(tmpl.Subject)
 	if !r.private {
 		return fmt.Errorf("%w: %s has no membership", ErrPublicRoom, r.name)
 	}
@@ -494,21 +502,25 @@ func (s *Service) changeMembers(r *room, op pb.MemberOp, subject peer.ID) error 
 	m.mu.Unlock()
 	now := s.now()
 	newEpoch := op == pb.MemberOp_MEMBER_OP_REMOVE || op == pb.MemberOp_MEMBER_OP_ROTATE
+	closes := newEpoch || op == pb.MemberOp_MEMBER_OP_INVITE
 	var plan []*pb.MemberChange
 	if old.empty() {
 		plan = append(plan, &pb.MemberChange{Op: pb.MemberOp_MEMBER_OP_CREATE, Subject: []byte(s.self)})
 	} else if old.role(s.self) != RoleAdmin {
 		return fmt.Errorf("%w %s", ErrNotAdmin, r.name)
 	}
-	if newEpoch && old.epoch == 0 {
+	if closes && old.epoch == 0 {
 		for _, mb := range r.who(s.self, "-") {
 			if !mb.Self && mb.Online && mb.PeerID != subject && old.role(mb.PeerID) == RoleNone {
 				plan = append(plan, &pb.MemberChange{Op: pb.MemberOp_MEMBER_OP_ADD, Subject: []byte(mb.PeerID)})
 			}
 		}
+		if !newEpoch {
+			plan = append(plan, &pb.MemberChange{Op: pb.MemberOp_MEMBER_OP_ROTATE})
+		}
 	}
 	if op != pb.MemberOp_MEMBER_OP_CREATE || !old.empty() {
-		plan = append(plan, &pb.MemberChange{Op: op, Subject: []byte(subject)})
+		plan = append(plan, proto.Clone(tmpl).(*pb.MemberChange))
 	}
 	if op == pb.MemberOp_MEMBER_OP_ROTATE {
 		plan[len(plan)-1].Subject = nil
@@ -584,10 +596,14 @@ func (s *Service) emitChanges(r *room, old, next *logState) {
 		i++
 	}
 	for _, c := range next.changes[i:] {
-		s.cfg.Emitter.Emit(events.Membership{
+		ev := events.Membership{
 			Room: r.name, Op: opName(c.op), By: c.signer, Subject: c.subject, Epoch: c.epoch, Seq: c.seq,
 			Self: c.subject == s.self,
-		})
+		}
+		if len(c.invite) == len(inviteID{}) {
+			ev.Invite = inviteID(c.invite).String()
+		}
+		s.cfg.Emitter.Emit(ev)
 	}
 }
 
@@ -603,6 +619,10 @@ func opName(op pb.MemberOp) string {
 		return "remove"
 	case pb.MemberOp_MEMBER_OP_ROTATE:
 		return "rotate"
+	case pb.MemberOp_MEMBER_OP_INVITE:
+		return "invite"
+	case pb.MemberOp_MEMBER_OP_REVOKE_INVITE:
+		return "revoke_invite"
 	}
 	return "unknown"
 }

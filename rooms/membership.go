@@ -91,6 +91,10 @@ type change struct {
 	epoch   uint64
 	at      time.Time
 	commit  []byte
+	// invite, expires, uses: the limited-invite fields (invites.go).
+	invite  []byte
+	expires time.Time // zero: never
+	uses    uint32
 }
 
 // decodeChange checks the size and shape of a signed change and its
@@ -113,6 +117,10 @@ func decodeChange(sc *pb.SignedMemberChange) (change, error) {
 	c := change{
 		signed: sc, hash: sha256.Sum256(sc.Change), signer: signer, topic: w.Topic, seq: w.Seq,
 		prev: w.Prev, op: w.Op, epoch: w.Epoch, at: time.UnixMilli(w.AtMs), commit: w.KeyCommit,
+		invite: w.Invite, uses: w.InviteUses,
+	}
+	if w.InviteExpiresMs != 0 {
+		c.expires = time.UnixMilli(w.InviteExpiresMs)
 	}
 	if len(w.Subject) > 0 {
 		if c.subject, err = peer.IDFromBytes(w.Subject); err != nil {
@@ -154,10 +162,14 @@ func (c *change) checkShape() error {
 		if c.subject != "" {
 			return bad("ROTATE has no subject")
 		}
+	case pb.MemberOp_MEMBER_OP_INVITE, pb.MemberOp_MEMBER_OP_REVOKE_INVITE:
+		if c.subject != "" {
+			return bad("an invite change has no subject")
+		}
 	default:
 		return bad("unknown op")
 	}
-	return nil
+	return c.checkInviteShape()
 }
 
 // verifyByPeer checks sig over domain || msg with p's public key, which
@@ -206,12 +218,15 @@ type logState struct {
 	// commits[e] the commitment to its key.
 	started map[uint64]time.Time
 	commits map[uint64][]byte
+	// invites are the limited invites issued in the log, by ID (invites.go).
+	invites map[inviteID]*inviteState
 }
 
 func newLogState(topic string) *logState {
 	return &logState{
 		topic: topic, peers: make(map[peer.ID]*standing),
 		started: make(map[uint64]time.Time), commits: make(map[uint64][]byte),
+		invites: make(map[inviteID]*inviteState),
 	}
 }
 
@@ -291,6 +306,9 @@ func (st *logState) apply(c change) error {
 		if st.isMember(c.subject) {
 			return bad("%s is a member already", c.subject)
 		}
+		if err := st.useInvite(c); err != nil {
+			return bad("%w", err)
+		}
 		st.peers[c.subject] = &standing{role: RoleMember, since: next}
 	case pb.MemberOp_MEMBER_OP_ADD_ADMIN:
 		if st.role(c.subject) == RoleAdmin {
@@ -319,6 +337,10 @@ func (st *logState) apply(c change) error {
 			st.admins--
 		}
 		sub.role, sub.until = RoleRemoved, next
+	case pb.MemberOp_MEMBER_OP_INVITE, pb.MemberOp_MEMBER_OP_REVOKE_INVITE:
+		if err := st.applyInvite(c); err != nil {
+			return bad("%w", err)
+		}
 	}
 	if next != st.epoch {
 		st.epoch = next

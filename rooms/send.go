@@ -26,7 +26,7 @@ func (s *Service) Send(ctx context.Context, name, text string) (events.Message, 
 		return events.Message{}, err
 	}
 	nick := s.cfg.Nick()
-	env, err := newEnvelope(pb.Kind_KIND_TEXT, nick, time.Now())
+	env, err := newEnvelope(pb.Kind_KIND_TEXT, nick, s.wallNow())
 	if err != nil {
 		return events.Message{}, err
 	}

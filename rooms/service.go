@@ -39,6 +39,7 @@ type Service struct {
 	wg     sync.WaitGroup // service goroutines (not per-room ones)
 
 	replay *replayGuard
+	clock  clockWatch // peers' sent times against this node's clock (clock.go)
 	limits *limiters
 	subs   *subFilter
 	shed   *shedder     // load shedding before validation (shed.go)
@@ -213,11 +214,18 @@ func (s *Service) Create(_ context.Context, name string) (invite string, err err
 // JoinInvite joins the private room of an invite code (surrounding white
 // space is ignored) and returns its name.
 func (s *Service) JoinInvite(_ context.Context, invite string) (name string, err error) {
-	name, key, err := DecodeInvite(strings.TrimSpace(invite))
+	name, key, seed, err := DecodeAnyInvite(strings.TrimSpace(invite))
 	if err != nil {
 		return "", err
 	}
-	return name, s.join(name, key, false)
+	if err := s.join(name, key, false); err != nil || seed == nil {
+		return name, err
+	}
+	r, err := s.joined(name)
+	if err != nil {
+		return name, err
+	}
+	return name, s.holdInvite(r, seed)
 }
 
 // JoinPassphrase joins the private room whose key is derived from the room
@@ -535,9 +543,12 @@ func (s *Service) History(name string, n int) ([]events.Message, error) {
 		n = DefaultHistoryN
 	}
 	n = min(n, s.cfg.HistoryLimit)
-	recs, err := readHistory(s.cfg.DB, r.topicName, n)
+	recs, skipped, err := readHistory(s.cfg.DB, s.log, r.topicName, n)
 	if err != nil {
 		return nil, err
+	}
+	if skipped > 0 {
+		s.log.Warn("skipped unreadable history records", "room", r.name, "count", skipped)
 	}
 	out := make([]events.Message, 0, len(recs))
 	for _, rec := range recs {

@@ -91,7 +91,10 @@ func (s *Service) validate(r *room, msg *pubsub.Message, out *outgoing) verdict 
 			}
 		}
 	}
-	now := time.Now()
+	now := s.wallNow()
+	if author != s.self {
+		s.observeClock(author, env.sentAt, now)
+	}
 	if d := now.Sub(env.sentAt); d > s.cfg.MaxClockSkew || d < -s.cfg.MaxClockSkew {
 		return ignore(reasonSkew)
 	}

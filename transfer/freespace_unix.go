@@ -3,6 +3,7 @@
 package transfer
 
 import (
+	"errors"
 	"fmt"
 
 	"golang.org/x/sys/unix"
@@ -16,4 +17,10 @@ func freeSpace(dir string) (uint64, error) {
 	}
 	// #nosec G115 -- statfs counts are never negative
 	return uint64(st.Bavail) * uint64(st.Bsize), nil //nolint:unconvert // field types differ per OS
+}
+
+// isDiskFull reports whether err is a write that found the file system (or
+// the user's quota) full.
+func isDiskFull(err error) bool {
+	return errors.Is(err, unix.ENOSPC) || errors.Is(err, unix.EDQUOT)
 }

@@ -3,6 +3,7 @@
 package transfer
 
 import (
+	"errors"
 	"fmt"
 
 	"golang.org/x/sys/windows"
@@ -19,4 +20,9 @@ func freeSpace(dir string) (uint64, error) {
 		return 0, fmt.Errorf("free space of %s: %w", dir, err)
 	}
 	return avail, nil
+}
+
+// isDiskFull reports whether err is a write that found the volume full.
+func isDiskFull(err error) bool {
+	return errors.Is(err, windows.ERROR_DISK_FULL) || errors.Is(err, windows.ERROR_HANDLE_DISK_FULL)
 }

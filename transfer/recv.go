@@ -280,7 +280,7 @@ func (s *Service) setWaiting(t *transfer, err error) {
 	}
 	s.mu.Unlock()
 	if changed {
-		s.emitWaiting(t)
+		s.emitWaiting(t, err)
 	}
 }
 
@@ -512,6 +512,11 @@ func (p *puller) recvChunk(i int, buf []byte) error {
 	off := int64(i) * p.man.chunkSize
 	h := subtreeHasher{counter: blake3Counter(i, p.man.chunkSize)}
 	tail, err := streamChunk(p.br, buf, want, &h, func(piece []byte, at int64) error {
+		if hook := p.s.cfg.hooks.writePart; hook != nil {
+			if err := hook(off + at); err != nil {
+				return fmt.Errorf("%w: write chunk %d: %w", errDisk, i, err)
+			}
+		}
 		if _, err := p.f.WriteAt(piece, off+at); err != nil {
 			return fmt.Errorf("%w: write chunk %d: %w", errDisk, i, err)
 		}

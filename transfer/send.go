@@ -257,7 +257,7 @@ func (s *Service) serveEnd(t *transfer) {
 	}
 	s.mu.Unlock()
 	if waiting {
-		s.emitWaiting(t)
+		s.emitWaiting(t, nil)
 	}
 }
 

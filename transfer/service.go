@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -64,6 +65,9 @@ type testHooks struct {
 	beforeChunk func(id string, index int, data []byte) error
 	// freeSpace replaces the free disk space query.
 	freeSpace func(dir string) (uint64, error)
+	// writePart runs on the recipient before a piece of a chunk is written
+	// to the part file, at offset off; an error stands for the write's.
+	writePart func(off int64) error
 	// placing runs while a received file is put in place, at "linked"
 	// (final name linked, part name still there) and "placed" (part name
 	// removed); an error stops there, as a crash would.
@@ -639,15 +643,29 @@ func (s *Service) progress(t *transfer, bytes int64, last *time.Time, force bool
 		Direction: string(t.dir), Peer: t.peer})
 }
 
-// emitWaiting reports that t was interrupted: a last file_progress with
-// Waiting set and no rate, so that a display does not keep showing the
-// old rate and ETA while nothing moves.
-func (s *Service) emitWaiting(t *transfer) {
+// emitWaiting reports that t was interrupted by err (nil when unknown): a
+// last file_progress with Waiting set and no rate, so that a display does
+// not keep showing the old rate and ETA while nothing moves, and with the
+// reason, so that a full disk is not silent.
+func (s *Service) emitWaiting(t *transfer, err error) {
 	s.mu.Lock()
 	bytes := t.bytes
 	s.mu.Unlock()
-	s.emit.Emit(events.FileProgress{TransferID: t.id, Bytes: bytes, Size: t.size,
-		Direction: string(t.dir), Peer: t.peer, Waiting: true})
+	ev := events.FileProgress{TransferID: t.id, Bytes: bytes, Size: t.size,
+		Direction: string(t.dir), Peer: t.peer, Waiting: true}
+	if err != nil {
+		ev.Reason = truncate(err.Error(), maxMessageLen)
+		switch {
+		case isDiskFull(err):
+			ev.Code = events.WaitNoSpace
+		case errors.Is(err, errDisk):
+			ev.Code = events.WaitDisk
+		}
+	}
+	if ev.Code != "" {
+		s.log.Warn("transfer: waiting on a local disk error; /resume once fixed", "id", t.id, "code", ev.Code, "err", err)
+	}
+	s.emit.Emit(ev)
 }
 
 // errClosedOr returns ErrClosed when the service is closing, else err.

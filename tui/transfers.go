@@ -49,6 +49,9 @@ type xfer struct {
 	state  xferState
 	ended  time.Time
 	offerd bool // an offer this node has not answered yet
+	// waitCode: why a waiting transfer waits, when it is this node's disk
+	// (events.FileProgress.Code).
+	waitCode string
 }
 
 func (x *xfer) moving() bool {
@@ -211,8 +214,9 @@ func (m *Model) transferEvent(e events.Event) bool {
 		x := m.xfer(e.TransferID, e.Direction, e.Peer)
 		x.bytes, x.size, x.rate = e.Bytes, e.Size, e.Rate
 		x.state, x.offerd, x.ended = xferActive, false, time.Time{}
+		x.waitCode = ""
 		if e.Waiting {
-			x.state, x.rate = xferWaiting, 0
+			x.state, x.rate, x.waitCode = xferWaiting, 0, e.Code
 		}
 		m.transfers.drop(x.id)
 	case events.FileDone:
@@ -344,18 +348,22 @@ func (m *Model) xferRow(x *xfer, w int) string {
 		pct = 100
 	}
 	var tail string
-	switch x.state {
-	case xferDone:
+	switch {
+	case x.state == xferDone:
 		tail = " done"
-	case xferFailed:
+	case x.state == xferFailed:
 		tail = " failed"
-	case xferRejected:
+	case x.state == xferRejected:
 		tail = " rejected"
-	case xferAccepted:
+	case x.state == xferAccepted:
 		tail = " waiting"
-	case xferWaiting:
+	case x.state == xferWaiting && x.waitCode == events.WaitNoSpace:
+		tail = " disk full: /resume"
+	case x.state == xferWaiting && x.waitCode != "":
+		tail = " disk error: /resume"
+	case x.state == xferWaiting:
 		tail = " waiting for peer"
-	case xferHashing:
+	case x.state == xferHashing:
 		tail = " hashing"
 	default:
 		tail = fmt.Sprintf(" %s/s ETA %s", present.Bytes(x.rate), present.ETA(x.size-x.bytes, x.rate))

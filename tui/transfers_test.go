@@ -147,3 +147,18 @@ func TestTransferWaitingForPeer(t *testing.T) {
 		t.Fatalf("after resuming:\n%s", s)
 	}
 }
+
+// A transfer stopped by this node's full disk says so (issue 18), not
+// that it waits for the peer.
+func TestTransferWaitingOnFullDisk(t *testing.T) {
+	h := newHarness(t, newFakeNode(), 100, 24)
+	h.events(
+		events.FileOffer{TransferID: xferIn, From: idAlice, Name: "a.bin", Size: 1 << 20},
+		events.FileProgress{TransferID: xferIn, Bytes: 1 << 18, Size: 1 << 20, Direction: "receive", Peer: idAlice,
+			Waiting: true, Code: events.WaitNoSpace, Reason: "no space left on device"},
+	)
+	h.m.activate(dmKey(idAlice))
+	if s := h.screen(); !strings.Contains(s, " 25% disk full: /resume") || strings.Contains(s, "waiting for peer") {
+		t.Fatalf("screen:\n%s", s)
+	}
+}

@@ -15,6 +15,7 @@ import (
 	"github.com/parley-chat/parley/config"
 	"github.com/parley-chat/parley/events"
 	"github.com/parley-chat/parley/node"
+	"github.com/parley-chat/parley/rooms"
 	"github.com/parley-chat/parley/transfer"
 	"github.com/parley-chat/parley/tui"
 )
@@ -76,7 +77,12 @@ func (c *chatCmd) run(ctx context.Context, stdin io.Reader, stdout, stderr io.Wr
 	if err != nil {
 		return err
 	}
+	grace, err := s.epochKeyGrace()
+	if err != nil {
+		return err
+	}
 	n, err := node.New(ctx, node.Config{
+		RoomsConfig:       rooms.Config{EpochKeyGrace: grace},
 		DataDir:           s.dataDir,
 		Identity:          id,
 		Nick:              nick,

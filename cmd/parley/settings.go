@@ -124,6 +124,7 @@ type settings struct {
 	metricsPublic  bool
 	holdMailboxes  bool
 	mailboxDays    int
+	epochGraceDays int
 }
 
 // settingTable is every setting of chat, send, serve, id and key.
@@ -225,6 +226,9 @@ func settingTable() []setting {
 		{flag: "mailbox-expiry-days", arg: "DAYS", key: "mailbox_expiry_days", in: cmdChat | cmdServe, file: cmdChat | cmdServe, def: "14",
 			usage: "with --hold-mailboxes: keep a sealed message at most this many days",
 			bind:  func(s *settings) flag.Value { return intOf(&s.mailboxDays) }},
+		{flag: "epoch-key-grace-days", arg: "DAYS", key: "epoch_key_grace_days", in: cmdChat, file: cmdChat, def: "7",
+			usage: "keep a private room's old epoch key this many days after the next epoch started (late messages, history sync), then delete it (docs/SECURITY.md)",
+			bind:  func(s *settings) flag.Value { return intOf(&s.epochGraceDays) }},
 		{flag: "metrics", arg: "HOST:PORT", in: cmdServe,
 			usage: "serve Prometheus metrics at http://HOST:PORT/metrics (loopback only unless --metrics-public)",
 			bind:  func(s *settings) flag.Value { return metricsOf(&s.metrics) }},
@@ -240,6 +244,14 @@ func (s *settings) holderConfig() (mailbox.HolderConfig, error) {
 		return mailbox.HolderConfig{}, usageError{fmt.Errorf("bad --mailbox-expiry-days %d: use 1 to 365", s.mailboxDays)}
 	}
 	return mailbox.HolderConfig{MaxAge: time.Duration(s.mailboxDays) * 24 * time.Hour}, nil
+}
+
+// epochKeyGrace is the rooms' EpochKeyGrace the settings describe.
+func (s *settings) epochKeyGrace() (time.Duration, error) {
+	if s.epochGraceDays < 1 || s.epochGraceDays > 365 {
+		return 0, usageError{fmt.Errorf("bad --epoch-key-grace-days %d: use 1 to 365", s.epochGraceDays)}
+	}
+	return time.Duration(s.epochGraceDays) * 24 * time.Hour, nil
 }
 
 // invertBool turns mdns = false into --no-mdns=true.

@@ -122,6 +122,7 @@ func samples(t *testing.T, dataDir string) map[string]sample {
 		"metrics-public":       {env: "true", cli: "false"},
 		"hold-mailboxes":       {"false", "false", "true", "false"},
 		"mailbox-expiry-days":  {"3", "3", "5", "7"},
+		"epoch-key-grace-days": {"3", "3", "5", "9"},
 	}
 }
 

@@ -29,12 +29,14 @@ const (
 type MemberOp int32
 
 const (
-	MemberOp_MEMBER_OP_UNSPECIFIED MemberOp = 0 // never valid
-	MemberOp_MEMBER_OP_CREATE      MemberOp = 1 // seq 1 only: the signer is the first admin
-	MemberOp_MEMBER_OP_ADD         MemberOp = 2 // subject becomes a member
-	MemberOp_MEMBER_OP_ADD_ADMIN   MemberOp = 3 // subject becomes an admin (and a member)
-	MemberOp_MEMBER_OP_REMOVE      MemberOp = 4 // subject is removed; starts a new epoch
-	MemberOp_MEMBER_OP_ROTATE      MemberOp = 5 // starts a new epoch, nobody removed
+	MemberOp_MEMBER_OP_UNSPECIFIED   MemberOp = 0 // never valid
+	MemberOp_MEMBER_OP_CREATE        MemberOp = 1 // seq 1 only: the signer is the first admin
+	MemberOp_MEMBER_OP_ADD           MemberOp = 2 // subject becomes a member
+	MemberOp_MEMBER_OP_ADD_ADMIN     MemberOp = 3 // subject becomes an admin (and a member)
+	MemberOp_MEMBER_OP_REMOVE        MemberOp = 4 // subject is removed; starts a new epoch
+	MemberOp_MEMBER_OP_ROTATE        MemberOp = 5 // starts a new epoch, nobody removed
+	MemberOp_MEMBER_OP_INVITE        MemberOp = 6 // issues a limited invite (invite, invite_expires_ms, invite_uses)
+	MemberOp_MEMBER_OP_REVOKE_INVITE MemberOp = 7 // revokes the invite named by invite
 )
 
 // Enum value maps for MemberOp.
@@ -46,14 +48,18 @@ var (
 		3: "MEMBER_OP_ADD_ADMIN",
 		4: "MEMBER_OP_REMOVE",
 		5: "MEMBER_OP_ROTATE",
+		6: "MEMBER_OP_INVITE",
+		7: "MEMBER_OP_REVOKE_INVITE",
 	}
 	MemberOp_value = map[string]int32{
-		"MEMBER_OP_UNSPECIFIED": 0,
-		"MEMBER_OP_CREATE":      1,
-		"MEMBER_OP_ADD":         2,
-		"MEMBER_OP_ADD_ADMIN":   3,
-		"MEMBER_OP_REMOVE":      4,
-		"MEMBER_OP_ROTATE":      5,
+		"MEMBER_OP_UNSPECIFIED":   0,
+		"MEMBER_OP_CREATE":        1,
+		"MEMBER_OP_ADD":           2,
+		"MEMBER_OP_ADD_ADMIN":     3,
+		"MEMBER_OP_REMOVE":        4,
+		"MEMBER_OP_ROTATE":        5,
+		"MEMBER_OP_INVITE":        6,
+		"MEMBER_OP_REVOKE_INVITE": 7,
 	}
 )
 
@@ -88,17 +94,22 @@ func (MemberOp) EnumDescriptor() ([]byte, []int) {
 // bytes of SignedMemberChange.change, so that the signature covers exactly
 // the bytes the signer wrote.
 type MemberChange struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Topic         string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"` // the room's topic (binds the change to the room)
-	Seq           uint64                 `protobuf:"varint,2,opt,name=seq,proto3" json:"seq,omitempty"`    // 1 for CREATE, then each change the previous + 1
-	Prev          []byte                 `protobuf:"bytes,3,opt,name=prev,proto3" json:"prev,omitempty"`   // SHA-256 of the previous change's bytes; empty at seq 1
-	Op            MemberOp               `protobuf:"varint,4,opt,name=op,proto3,enum=parley.rooms.v1.MemberOp" json:"op,omitempty"`
-	Subject       []byte                 `protobuf:"bytes,5,opt,name=subject,proto3" json:"subject,omitempty"`                      // peer ID bytes; CREATE: the signer; ROTATE: empty
-	Epoch         uint64                 `protobuf:"varint,6,opt,name=epoch,proto3" json:"epoch,omitempty"`                         // the room's epoch after this change
-	AtMs          int64                  `protobuf:"varint,7,opt,name=at_ms,json=atMs,proto3" json:"at_ms,omitempty"`               // signer's clock, Unix milliseconds
-	KeyCommit     []byte                 `protobuf:"bytes,8,opt,name=key_commit,json=keyCommit,proto3" json:"key_commit,omitempty"` // REMOVE, ROTATE: 32-byte commitment to the new epoch key
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Topic     string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"` // the room's topic (binds the change to the room)
+	Seq       uint64                 `protobuf:"varint,2,opt,name=seq,proto3" json:"seq,omitempty"`    // 1 for CREATE, then each change the previous + 1
+	Prev      []byte                 `protobuf:"bytes,3,opt,name=prev,proto3" json:"prev,omitempty"`   // SHA-256 of the previous change's bytes; empty at seq 1
+	Op        MemberOp               `protobuf:"varint,4,opt,name=op,proto3,enum=parley.rooms.v1.MemberOp" json:"op,omitempty"`
+	Subject   []byte                 `protobuf:"bytes,5,opt,name=subject,proto3" json:"subject,omitempty"`                      // peer ID bytes; CREATE: the signer; ROTATE: empty
+	Epoch     uint64                 `protobuf:"varint,6,opt,name=epoch,proto3" json:"epoch,omitempty"`                         // the room's epoch after this change
+	AtMs      int64                  `protobuf:"varint,7,opt,name=at_ms,json=atMs,proto3" json:"at_ms,omitempty"`               // signer's clock, Unix milliseconds
+	KeyCommit []byte                 `protobuf:"bytes,8,opt,name=key_commit,json=keyCommit,proto3" json:"key_commit,omitempty"` // REMOVE, ROTATE: 32-byte commitment to the new epoch key
+	// INVITE, REVOKE_INVITE: the invite's Ed25519 public key (32 bytes), its
+	// ID; ADD: the invite the subject was admitted through, or empty.
+	Invite          []byte `protobuf:"bytes,9,opt,name=invite,proto3" json:"invite,omitempty"`
+	InviteExpiresMs int64  `protobuf:"varint,10,opt,name=invite_expires_ms,json=inviteExpiresMs,proto3" json:"invite_expires_ms,omitempty"` // INVITE: Unix ms after which it admits nobody; 0: never
+	InviteUses      uint32 `protobuf:"varint,11,opt,name=invite_uses,json=inviteUses,proto3" json:"invite_uses,omitempty"`                  // INVITE: how many ADDs may name it; 0: unlimited
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *MemberChange) Reset() {
@@ -187,6 +198,86 @@ func (x *MemberChange) GetKeyCommit() []byte {
 	return nil
 }
 
+func (x *MemberChange) GetInvite() []byte {
+	if x != nil {
+		return x.Invite
+	}
+	return nil
+}
+
+func (x *MemberChange) GetInviteExpiresMs() int64 {
+	if x != nil {
+		return x.InviteExpiresMs
+	}
+	return 0
+}
+
+func (x *MemberChange) GetInviteUses() uint32 {
+	if x != nil {
+		return x.InviteUses
+	}
+	return 0
+}
+
+// InviteTicket is what the holder of a limited invite shows an admin in
+// the members exchange: the invite's public key and a signature by the
+// invite's private key (from the invite code) over
+// "parley/rooms/members/1 ticket\0" || uvarint(len(topic)) || topic ||
+// uvarint(len(holder)) || holder peer ID, the holder being the peer that
+// sends the frame. It binds the invite to the holder's identity, so a
+// peer that sees a ticket cannot use it for itself.
+type InviteTicket struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Invite        []byte                 `protobuf:"bytes,1,opt,name=invite,proto3" json:"invite,omitempty"`       // Ed25519 public key, 32 bytes
+	Signature     []byte                 `protobuf:"bytes,2,opt,name=signature,proto3" json:"signature,omitempty"` // Ed25519, 64 bytes
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *InviteTicket) Reset() {
+	*x = InviteTicket{}
+	mi := &file_membership_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *InviteTicket) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*InviteTicket) ProtoMessage() {}
+
+func (x *InviteTicket) ProtoReflect() protoreflect.Message {
+	mi := &file_membership_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use InviteTicket.ProtoReflect.Descriptor instead.
+func (*InviteTicket) Descriptor() ([]byte, []int) {
+	return file_membership_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *InviteTicket) GetInvite() []byte {
+	if x != nil {
+		return x.Invite
+	}
+	return nil
+}
+
+func (x *InviteTicket) GetSignature() []byte {
+	if x != nil {
+		return x.Signature
+	}
+	return nil
+}
+
 // SignedMemberChange is a MemberChange signed by an admin's libp2p identity
 // key over "parley/rooms/members/1 change\0" || change.
 type SignedMemberChange struct {
@@ -200,7 +291,7 @@ type SignedMemberChange struct {
 
 func (x *SignedMemberChange) Reset() {
 	*x = SignedMemberChange{}
-	mi := &file_membership_proto_msgTypes[1]
+	mi := &file_membership_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -212,7 +303,7 @@ func (x *SignedMemberChange) String() string {
 func (*SignedMemberChange) ProtoMessage() {}
 
 func (x *SignedMemberChange) ProtoReflect() protoreflect.Message {
-	mi := &file_membership_proto_msgTypes[1]
+	mi := &file_membership_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -225,7 +316,7 @@ func (x *SignedMemberChange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SignedMemberChange.ProtoReflect.Descriptor instead.
 func (*SignedMemberChange) Descriptor() ([]byte, []int) {
-	return file_membership_proto_rawDescGZIP(), []int{1}
+	return file_membership_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *SignedMemberChange) GetChange() []byte {
@@ -264,7 +355,7 @@ type MemberKey struct {
 
 func (x *MemberKey) Reset() {
 	*x = MemberKey{}
-	mi := &file_membership_proto_msgTypes[2]
+	mi := &file_membership_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -276,7 +367,7 @@ func (x *MemberKey) String() string {
 func (*MemberKey) ProtoMessage() {}
 
 func (x *MemberKey) ProtoReflect() protoreflect.Message {
-	mi := &file_membership_proto_msgTypes[2]
+	mi := &file_membership_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -289,7 +380,7 @@ func (x *MemberKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MemberKey.ProtoReflect.Descriptor instead.
 func (*MemberKey) Descriptor() ([]byte, []int) {
-	return file_membership_proto_rawDescGZIP(), []int{2}
+	return file_membership_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *MemberKey) GetTopic() string {
@@ -331,7 +422,7 @@ type SignedMemberKey struct {
 
 func (x *SignedMemberKey) Reset() {
 	*x = SignedMemberKey{}
-	mi := &file_membership_proto_msgTypes[3]
+	mi := &file_membership_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -343,7 +434,7 @@ func (x *SignedMemberKey) String() string {
 func (*SignedMemberKey) ProtoMessage() {}
 
 func (x *SignedMemberKey) ProtoReflect() protoreflect.Message {
-	mi := &file_membership_proto_msgTypes[3]
+	mi := &file_membership_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -356,7 +447,7 @@ func (x *SignedMemberKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SignedMemberKey.ProtoReflect.Descriptor instead.
 func (*SignedMemberKey) Descriptor() ([]byte, []int) {
-	return file_membership_proto_rawDescGZIP(), []int{3}
+	return file_membership_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *SignedMemberKey) GetKey() []byte {
@@ -387,7 +478,7 @@ type SealedEpochKey struct {
 
 func (x *SealedEpochKey) Reset() {
 	*x = SealedEpochKey{}
-	mi := &file_membership_proto_msgTypes[4]
+	mi := &file_membership_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -399,7 +490,7 @@ func (x *SealedEpochKey) String() string {
 func (*SealedEpochKey) ProtoMessage() {}
 
 func (x *SealedEpochKey) ProtoReflect() protoreflect.Message {
-	mi := &file_membership_proto_msgTypes[4]
+	mi := &file_membership_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -412,7 +503,7 @@ func (x *SealedEpochKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SealedEpochKey.ProtoReflect.Descriptor instead.
 func (*SealedEpochKey) Descriptor() ([]byte, []int) {
-	return file_membership_proto_rawDescGZIP(), []int{4}
+	return file_membership_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *SealedEpochKey) GetEpoch() uint64 {
@@ -430,8 +521,8 @@ func (x *SealedEpochKey) GetSealed() []byte {
 }
 
 // MembersFrame is every frame of the exchange (initiator I, responder R):
-//  1. I -> R: topic, nonce, head, head_hash, have_epoch, kem
-//  2. R -> I: nonce, mac, head, head_hash, have_epoch, kem, changes, keys
+//  1. I -> R: topic, nonce, head, head_hash, have_epoch, kem, [ticket]
+//  2. R -> I: nonce, mac, head, head_hash, have_epoch, kem, changes, keys, [ticket]
 //  3. I -> R: mac, changes, keys
 type MembersFrame struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -444,13 +535,14 @@ type MembersFrame struct {
 	Kem           *SignedMemberKey       `protobuf:"bytes,7,opt,name=kem,proto3" json:"kem,omitempty"`                               // sender's HPKE key for the room
 	Changes       []*SignedMemberChange  `protobuf:"bytes,8,rep,name=changes,proto3" json:"changes,omitempty"`                       // log entries the receiver lacks
 	Keys          []*SealedEpochKey      `protobuf:"bytes,9,rep,name=keys,proto3" json:"keys,omitempty"`                             // epoch keys sealed to the receiver
+	Ticket        *InviteTicket          `protobuf:"bytes,10,opt,name=ticket,proto3" json:"ticket,omitempty"`                        // frames 1, 2: a limited invite's holder not yet in the log
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *MembersFrame) Reset() {
 	*x = MembersFrame{}
-	mi := &file_membership_proto_msgTypes[5]
+	mi := &file_membership_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -462,7 +554,7 @@ func (x *MembersFrame) String() string {
 func (*MembersFrame) ProtoMessage() {}
 
 func (x *MembersFrame) ProtoReflect() protoreflect.Message {
-	mi := &file_membership_proto_msgTypes[5]
+	mi := &file_membership_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -475,7 +567,7 @@ func (x *MembersFrame) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MembersFrame.ProtoReflect.Descriptor instead.
 func (*MembersFrame) Descriptor() ([]byte, []int) {
-	return file_membership_proto_rawDescGZIP(), []int{5}
+	return file_membership_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *MembersFrame) GetTopic() string {
@@ -541,6 +633,13 @@ func (x *MembersFrame) GetKeys() []*SealedEpochKey {
 	return nil
 }
 
+func (x *MembersFrame) GetTicket() *InviteTicket {
+	if x != nil {
+		return x.Ticket
+	}
+	return nil
+}
+
 // StoredEpochKey is a local store record (bucket "rooms/epochs"), never sent.
 type StoredEpochKey struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -552,7 +651,7 @@ type StoredEpochKey struct {
 
 func (x *StoredEpochKey) Reset() {
 	*x = StoredEpochKey{}
-	mi := &file_membership_proto_msgTypes[6]
+	mi := &file_membership_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -564,7 +663,7 @@ func (x *StoredEpochKey) String() string {
 func (*StoredEpochKey) ProtoMessage() {}
 
 func (x *StoredEpochKey) ProtoReflect() protoreflect.Message {
-	mi := &file_membership_proto_msgTypes[6]
+	mi := &file_membership_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -577,7 +676,7 @@ func (x *StoredEpochKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoredEpochKey.ProtoReflect.Descriptor instead.
 func (*StoredEpochKey) Descriptor() ([]byte, []int) {
-	return file_membership_proto_rawDescGZIP(), []int{6}
+	return file_membership_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *StoredEpochKey) GetKey() []byte {
@@ -598,7 +697,7 @@ var File_membership_proto protoreflect.FileDescriptor
 
 const file_membership_proto_rawDesc = "" +
 	"\n" +
-	"\x10membership.proto\x12\x0fparley.rooms.v1\"\xd9\x01\n" +
+	"\x10membership.proto\x12\x0fparley.rooms.v1\"\xbe\x02\n" +
 	"\fMemberChange\x12\x14\n" +
 	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x10\n" +
 	"\x03seq\x18\x02 \x01(\x04R\x03seq\x12\x12\n" +
@@ -608,7 +707,15 @@ const file_membership_proto_rawDesc = "" +
 	"\x05epoch\x18\x06 \x01(\x04R\x05epoch\x12\x13\n" +
 	"\x05at_ms\x18\a \x01(\x03R\x04atMs\x12\x1d\n" +
 	"\n" +
-	"key_commit\x18\b \x01(\fR\tkeyCommit\"b\n" +
+	"key_commit\x18\b \x01(\fR\tkeyCommit\x12\x16\n" +
+	"\x06invite\x18\t \x01(\fR\x06invite\x12*\n" +
+	"\x11invite_expires_ms\x18\n" +
+	" \x01(\x03R\x0finviteExpiresMs\x12\x1f\n" +
+	"\vinvite_uses\x18\v \x01(\rR\n" +
+	"inviteUses\"D\n" +
+	"\fInviteTicket\x12\x16\n" +
+	"\x06invite\x18\x01 \x01(\fR\x06invite\x12\x1c\n" +
+	"\tsignature\x18\x02 \x01(\fR\tsignature\"b\n" +
 	"\x12SignedMemberChange\x12\x16\n" +
 	"\x06change\x18\x01 \x01(\fR\x06change\x12\x16\n" +
 	"\x06signer\x18\x02 \x01(\fR\x06signer\x12\x1c\n" +
@@ -624,7 +731,7 @@ const file_membership_proto_rawDesc = "" +
 	"\tsignature\x18\x02 \x01(\fR\tsignature\">\n" +
 	"\x0eSealedEpochKey\x12\x14\n" +
 	"\x05epoch\x18\x01 \x01(\x04R\x05epoch\x12\x16\n" +
-	"\x06sealed\x18\x02 \x01(\fR\x06sealed\"\xc4\x02\n" +
+	"\x06sealed\x18\x02 \x01(\fR\x06sealed\"\xfb\x02\n" +
 	"\fMembersFrame\x12\x14\n" +
 	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x14\n" +
 	"\x05nonce\x18\x02 \x01(\fR\x05nonce\x12\x10\n" +
@@ -635,17 +742,21 @@ const file_membership_proto_rawDesc = "" +
 	"have_epoch\x18\x06 \x01(\x04R\thaveEpoch\x122\n" +
 	"\x03kem\x18\a \x01(\v2 .parley.rooms.v1.SignedMemberKeyR\x03kem\x12=\n" +
 	"\achanges\x18\b \x03(\v2#.parley.rooms.v1.SignedMemberChangeR\achanges\x123\n" +
-	"\x04keys\x18\t \x03(\v2\x1f.parley.rooms.v1.SealedEpochKeyR\x04keys\"B\n" +
+	"\x04keys\x18\t \x03(\v2\x1f.parley.rooms.v1.SealedEpochKeyR\x04keys\x125\n" +
+	"\x06ticket\x18\n" +
+	" \x01(\v2\x1d.parley.rooms.v1.InviteTicketR\x06ticket\"B\n" +
 	"\x0eStoredEpochKey\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\fR\x03key\x12\x1e\n" +
-	"\vended_at_ms\x18\x02 \x01(\x03R\tendedAtMs*\x93\x01\n" +
+	"\vended_at_ms\x18\x02 \x01(\x03R\tendedAtMs*\xc6\x01\n" +
 	"\bMemberOp\x12\x19\n" +
 	"\x15MEMBER_OP_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x10MEMBER_OP_CREATE\x10\x01\x12\x11\n" +
 	"\rMEMBER_OP_ADD\x10\x02\x12\x17\n" +
 	"\x13MEMBER_OP_ADD_ADMIN\x10\x03\x12\x14\n" +
 	"\x10MEMBER_OP_REMOVE\x10\x04\x12\x14\n" +
-	"\x10MEMBER_OP_ROTATE\x10\x05B(Z&github.com/parley-chat/parley/rooms/pbb\x06proto3"
+	"\x10MEMBER_OP_ROTATE\x10\x05\x12\x14\n" +
+	"\x10MEMBER_OP_INVITE\x10\x06\x12\x1b\n" +
+	"\x17MEMBER_OP_REVOKE_INVITE\x10\aB(Z&github.com/parley-chat/parley/rooms/pbb\x06proto3"
 
 var (
 	file_membership_proto_rawDescOnce sync.Once
@@ -660,27 +771,29 @@ func file_membership_proto_rawDescGZIP() []byte {
 }
 
 var file_membership_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_membership_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
+var file_membership_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
 var file_membership_proto_goTypes = []any{
 	(MemberOp)(0),              // 0: parley.rooms.v1.MemberOp
 	(*MemberChange)(nil),       // 1: parley.rooms.v1.MemberChange
-	(*SignedMemberChange)(nil), // 2: parley.rooms.v1.SignedMemberChange
-	(*MemberKey)(nil),          // 3: parley.rooms.v1.MemberKey
-	(*SignedMemberKey)(nil),    // 4: parley.rooms.v1.SignedMemberKey
-	(*SealedEpochKey)(nil),     // 5: parley.rooms.v1.SealedEpochKey
-	(*MembersFrame)(nil),       // 6: parley.rooms.v1.MembersFrame
-	(*StoredEpochKey)(nil),     // 7: parley.rooms.v1.StoredEpochKey
+	(*InviteTicket)(nil),       // 2: parley.rooms.v1.InviteTicket
+	(*SignedMemberChange)(nil), // 3: parley.rooms.v1.SignedMemberChange
+	(*MemberKey)(nil),          // 4: parley.rooms.v1.MemberKey
+	(*SignedMemberKey)(nil),    // 5: parley.rooms.v1.SignedMemberKey
+	(*SealedEpochKey)(nil),     // 6: parley.rooms.v1.SealedEpochKey
+	(*MembersFrame)(nil),       // 7: parley.rooms.v1.MembersFrame
+	(*StoredEpochKey)(nil),     // 8: parley.rooms.v1.StoredEpochKey
 }
 var file_membership_proto_depIdxs = []int32{
 	0, // 0: parley.rooms.v1.MemberChange.op:type_name -> parley.rooms.v1.MemberOp
-	4, // 1: parley.rooms.v1.MembersFrame.kem:type_name -> parley.rooms.v1.SignedMemberKey
-	2, // 2: parley.rooms.v1.MembersFrame.changes:type_name -> parley.rooms.v1.SignedMemberChange
-	5, // 3: parley.rooms.v1.MembersFrame.keys:type_name -> parley.rooms.v1.SealedEpochKey
-	4, // [4:4] is the sub-list for method output_type
-	4, // [4:4] is the sub-list for method input_type
-	4, // [4:4] is the sub-list for extension type_name
-	4, // [4:4] is the sub-list for extension extendee
-	0, // [0:4] is the sub-list for field type_name
+	5, // 1: parley.rooms.v1.MembersFrame.kem:type_name -> parley.rooms.v1.SignedMemberKey
+	3, // 2: parley.rooms.v1.MembersFrame.changes:type_name -> parley.rooms.v1.SignedMemberChange
+	6, // 3: parley.rooms.v1.MembersFrame.keys:type_name -> parley.rooms.v1.SealedEpochKey
+	2, // 4: parley.rooms.v1.MembersFrame.ticket:type_name -> parley.rooms.v1.InviteTicket
+	5, // [5:5] is the sub-list for method output_type
+	5, // [5:5] is the sub-list for method input_type
+	5, // [5:5] is the sub-list for extension type_name
+	5, // [5:5] is the sub-list for extension extendee
+	0, // [0:5] is the sub-list for field type_name
 }
 
 func init() { file_membership_proto_init() }
@@ -694,7 +807,7 @@ func file_membership_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_membership_proto_rawDesc), len(file_membership_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   7,
+			NumMessages:   8,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
