@@ -26,7 +26,7 @@ func (s *Service) Send(ctx context.Context, name, text string) (events.Message, 
 		return events.Message{}, err
 	}
 	nick := s.cfg.Nick()
-	env, err := newEnvelope(pb.Kind_KIND_TEXT, nick, s.wallNow())
+	env, err := newEnvelope(pb.Kind_KIND_TEXT, nick, s.nextSentAt())
 	if err != nil {
 		return events.Message{}, err
 	}
@@ -35,6 +35,25 @@ func (s *Service) Send(ctx context.Context, name, text string) (events.Message, 
 		return events.Message{}, err
 	}
 	return s.messageEvent(r, s.self, &env, r.nickShared(s.self, s.self, nick, nick)), nil
+}
+
+// nextSentAt is the sent_at of this node's next line: the wall clock, but
+// at least a millisecond after the previous line's. History is ordered by
+// sent_at in milliseconds, and lines sent in one millisecond (a paced
+// burst, now that delivery no longer slows the sender with a store write
+// per message) would otherwise be kept in the random order of their IDs.
+func (s *Service) nextSentAt() time.Time {
+	for {
+		now := s.wallNow()
+		last := s.lastSentMs.Load()
+		ms := max(now.UnixMilli(), last+1)
+		if s.lastSentMs.CompareAndSwap(last, ms) {
+			if ms == now.UnixMilli() {
+				return now
+			}
+			return time.UnixMilli(ms)
+		}
+	}
 }
 
 // ShareFile announces a file in a joined room. Other members' services

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/libp2p/go-libp2p-pubsub"
@@ -42,8 +43,11 @@ type Service struct {
 	clock  clockWatch // peers' sent times against this node's clock (clock.go)
 	limits *limiters
 	subs   *subFilter
-	shed   *shedder     // load shedding before validation (shed.go)
-	sent   *sendTracker // follows leaving announcements out to the peers
+	shed   *shedder // load shedding before validation (shed.go)
+	// lastSentMs is the sent_at (Unix ms) of this node's latest line
+	// (nextSentAt).
+	lastSentMs atomic.Int64
+	sent       *sendTracker // follows leaving announcements out to the peers
 
 	syncSlots syncSlots  // inbound sync sessions
 	penalties penaltyBox // peers that lied in a sync session

@@ -55,6 +55,12 @@ const (
 	// shedCool is how long strangers are shed after the validation queue
 	// overflowed, and how often their budget grows back.
 	shedCool = time.Second
+	// knownTTL is how long an author's known-ness is cached, and
+	// knownCache how many authors at most (past it the cache restarts):
+	// Config.Known may read the store (dm.Wrote), and the inspector runs
+	// on GossipSub's event loop for every message.
+	knownTTL   = 2 * time.Second
+	knownCache = 4096
 	// shedLogEvery bounds the warnings about shedding.
 	shedLogEvery = 10 * time.Second
 )
@@ -95,13 +101,39 @@ type shedder struct {
 	mu      sync.Mutex
 	lastLog time.Time  // guarded by mu
 	logged  ShedCounts // counts at lastLog; guarded by mu
+
+	cacheMu sync.Mutex
+	cache   map[peer.ID]knownEntry // guarded by cacheMu
+}
+
+type knownEntry struct {
+	known bool
+	at    time.Time
+}
+
+// isKnown is known(p), cached for knownTTL.
+func (sh *shedder) isKnown(p peer.ID, now time.Time) bool {
+	sh.cacheMu.Lock()
+	e, ok := sh.cache[p]
+	sh.cacheMu.Unlock()
+	if ok && now.Sub(e.at) < knownTTL {
+		return e.known
+	}
+	k := sh.known(p)
+	sh.cacheMu.Lock()
+	if len(sh.cache) >= knownCache {
+		clear(sh.cache)
+	}
+	sh.cache[p] = knownEntry{known: k, at: now}
+	sh.cacheMu.Unlock()
+	return k
 }
 
 func newShedder(known func(peer.ID) bool) *shedder {
 	if known == nil {
 		known = func(peer.ID) bool { return false }
 	}
-	return &shedder{known: known, strangers: rate.NewLimiter(strangerRate, strangerBurst)}
+	return &shedder{known: known, strangers: rate.NewLimiter(strangerRate, strangerBurst), cache: make(map[peer.ID]knownEntry)}
 }
 
 // Shed returns the room messages shed before validation so far.
@@ -164,9 +196,9 @@ func (s *Service) inspectRPC(from peer.ID, rpc *pubsub.RPC) error {
 }
 
 // shedFront decides whether a message of author in r is shed before
-// validation, and why ("" to keep it). It takes no allocation.
+// validation, and why ("" to keep it).
 func (s *Service) shedFront(r *room, author peer.ID, now time.Time) string {
-	if author == s.self || s.shed.known(author) {
+	if author == s.self || s.shed.isKnown(author, now) {
 		return ""
 	}
 	if now.UnixNano() < s.shed.hotUntil.Load() {
@@ -188,7 +220,7 @@ func (s *Service) shedFront(r *room, author peer.ID, now time.Time) string {
 // shedBehindNow is the validator's second look, after the signature
 // check: a stranger's message is ignored while r's delivery is behind.
 func (s *Service) shedBehindNow(r *room, author peer.ID) bool {
-	if author == s.self || len(r.inbox) < shedBacklog || s.shed.known(author) {
+	if author == s.self || len(r.inbox) < shedBacklog || s.shed.isKnown(author, time.Now()) {
 		return false
 	}
 	s.shed.behind.Add(1)
