@@ -25,6 +25,8 @@ func FuzzCommandLine(f *testing.F) {
 		"keygen\x00--swarm-key\x00swarm.key",
 		"id\x00--json\x00--log-level\x00debug",
 		"serve\x00--metrics\x00127.0.0.1:9464",
+		"-h",
+		"--help",
 	} {
 		f.Add(seed)
 	}
@@ -50,6 +52,9 @@ func FuzzCommandLine(f *testing.F) {
 		sub := "chat"
 		if len(args) > 0 && !strings.HasPrefix(args[0], "-") && args[0] != "" {
 			sub = args[0]
+		}
+		if len(args) == 1 && isHelpFlag(args[0]) {
+			sub = "help" // parley --help lists the commands, as parley help does
 		}
 		if sub == "version" || sub == "help" {
 			sub = "version or help"
