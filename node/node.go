@@ -93,7 +93,8 @@ type Config struct {
 	Emitter events.Emitter
 	// ConfirmShown: the user interface calls Node.Shown for every event
 	// once it has written it out, and the dm and dm_status events it has
-	// not confirmed when the process dies are emitted again at the next
+	// (and room messages) not confirmed when the process dies are emitted
+	// again at the next
 	// start (before ready). Without it an event counts as shown when it
 	// is passed to Emitter. See shown.go.
 	ConfirmShown bool
@@ -131,6 +132,8 @@ type Node struct {
 	shown *shownLog
 	// dmMarks is the dm service once started, for shownLog's goroutine.
 	dmMarks atomic.Pointer[dm.Service]
+	// roomMarks keeps the shown marks of room messages; set by New.
+	roomMarks *roomMarks
 
 	// ctx ends at Close; work the node starts on its own (announcing a
 	// share once hashed) runs under it, counted in wg, and only while
@@ -193,6 +196,12 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 	}
 	n.store = st
 	n.warnStore(st.Info())
+	if n.roomMarks, err = newRoomMarks(st.DB()); err != nil {
+		n.cancel()
+		n.stopLoop()
+		_ = st.Close()
+		return nil, err
+	}
 	n.shown = newShownLog(n.markShown, cfg.Logger)
 	ocfg := cfg.Overlay
 	ocfg.PrivKey = cfg.Identity.PrivKey
@@ -227,8 +236,33 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 	if err := n.startRooms(ctx); err != nil {
 		return nil, errors.Join(err, n.Close())
 	}
+	n.drainStart()
 	return n, nil
 }
+
+// startDrainWait bounds how long New waits for the event loop to pass on
+// the events the services reported while starting.
+const startDrainWait = 5 * time.Second
+
+// drainStart waits until the event loop has passed on what the services
+// emitted while starting (among them the events an earlier run did not
+// show), so that they come before anything the caller emits next (ready).
+func (n *Node) drainStart() {
+	done := make(chan struct{})
+	n.internal.Emit(drained{done: done})
+	t := time.NewTimer(startDrainWait)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C: // the queue was full and dropped it: go on
+	}
+}
+
+// drained is put on the internal queue by drainStart; the loop closes
+// done when it gets there.
+type drained struct{ done chan struct{} }
+
+func (drained) Type() string { return "drained" }
 
 // warnStore tells the user, loudly, when the store is empty although the
 // data dir was used before (a backup of the last good store exists): the
@@ -308,6 +342,9 @@ func (n *Node) loop() {
 		case rooms.FileShared:
 			n.onFileShare(e)
 			continue // reported by transfer as a file_offer
+		case drained:
+			close(e.done)
+			continue
 		}
 		if c := n.courier.Load(); c != nil {
 			c.Observe(e)
@@ -349,7 +386,7 @@ func (n *Node) markShown(evs []events.Event) error {
 	if svc == nil {
 		return errNotStarted
 	}
-	return svc.MarkShown(evs)
+	return errors.Join(svc.MarkShown(evs), n.roomMarks.mark(evs))
 }
 
 // goSafe runs f on a goroutine counted in wg, unless Close has begun.

@@ -36,6 +36,9 @@ func (n *Node) startRooms(ctx context.Context) error {
 	}
 	n.rooms = svc
 	n.own.rooms.Store(svc)
+	for _, r := range svc.Rooms() {
+		n.reshow(r.Name)
+	}
 	start := n.cfg.Rooms
 	if len(start) == 0 && len(svc.Rooms()) == 0 && !n.cfg.NoDefaultRoom {
 		start = []string{DefaultRoom}
@@ -43,6 +46,9 @@ func (n *Node) startRooms(ctx context.Context) error {
 	for _, name := range start {
 		if err := svc.Join(ctx, name); err != nil {
 			return fmt.Errorf("join room %q: %w", name, err)
+		}
+		if canon, err := rooms.NormalizeName(name); err == nil {
+			n.reshow(canon)
 		}
 	}
 	for _, r := range svc.Rooms() {
@@ -110,7 +116,25 @@ type RoomRef struct {
 	Invite  string `json:"invite,omitempty"`
 }
 
+// reshow starts tracking which messages of a joined room the user is
+// shown (shown_rooms.go), and emits again, once per run, the messages
+// of its history an earlier run stored but did not show.
+func (n *Node) reshow(room string) {
+	missed, err := n.roomMarks.open(n.rooms, room)
+	if err != nil {
+		n.log.Warn("cannot tell which room messages were shown; some may not be shown again after a crash", "room", room, "err", err)
+		return
+	}
+	if len(missed) > 0 {
+		n.log.Info("rooms: showing messages an earlier run did not show", "room", room, "messages", len(missed))
+	}
+	for _, e := range missed {
+		n.internal.Emit(e)
+	}
+}
+
 func (n *Node) joined(name string) RoomRef {
+	n.reshow(name)
 	r, ok := n.roomInfo(name)
 	if ok {
 		n.meet(r)

@@ -10,9 +10,10 @@ import (
 )
 
 // Shown events. The node's services keep, in the store, which of the
-// events that matter most (dm, dm_status state changes) the user has not
-// been shown yet, and emit those again at the next start: a crash between
-// storing a message and writing its event out no longer loses it.
+// events that matter most (dm, dm_status state changes, room messages:
+// shown_rooms.go) the user has not been shown yet, and emit those again
+// at the next start: a crash between storing a message and writing its
+// event out no longer loses it.
 //
 // "Shown" is decided by the user interface when Config.ConfirmShown is
 // set: it calls Node.Shown for each event once it has written it out (to
@@ -27,7 +28,7 @@ const shownWait = 2 * time.Second
 // confirmable reports whether e is an event whose showing is recorded.
 func confirmable(e events.Event) bool {
 	switch e := e.(type) {
-	case events.DM:
+	case events.DM, events.Message:
 		return true
 	case events.DMStatus:
 		return e.Reason == ""
