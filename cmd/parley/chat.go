@@ -96,7 +96,7 @@ func (c *chatCmd) run(ctx context.Context, stdin io.Reader, stdout, stderr io.Wr
 		AutoAcceptFrom:    s.autoAcceptFrom,
 		AutoAcceptMax:     s.autoAcceptMax,
 		Emitter:           queue,
-		ConfirmShown:      !ui, // the line writer confirms; the terminal UI shows all it gets
+		ConfirmShown:      true, // the line writer, or the terminal UI, confirms what it showed
 		Logger:            logger,
 		Version:           version,
 	})
