@@ -132,6 +132,9 @@ type Node struct {
 	shown *shownLog
 	// dmMarks is the dm service once started, for shownLog's goroutine.
 	dmMarks atomic.Pointer[dm.Service]
+	// transferMarks is the transfer service once started, for shownLog's
+	// goroutine.
+	transferMarks atomic.Pointer[transfer.Service]
 	// roomMarks keeps the shown marks of room messages; set by New.
 	roomMarks *roomMarks
 
@@ -379,14 +382,19 @@ func (n *Node) Shown(e events.Event) {
 }
 
 // markShown writes a batch of shown marks to the services' stores. Until
-// the dm service is started (its New emits the events an earlier run did
-// not show) it reports errNotStarted, and the batch waits.
+// the dm service is started, or the transfer service for a batch with
+// transfer events (their New emits the events an earlier run did not
+// show), it reports errNotStarted, and the batch waits.
 func (n *Node) markShown(evs []events.Event) error {
-	svc := n.dmMarks.Load()
-	if svc == nil {
+	svc, files := n.dmMarks.Load(), n.transferMarks.Load()
+	if svc == nil || (files == nil && hasFileEvents(evs)) {
 		return errNotStarted
 	}
-	return errors.Join(svc.MarkShown(evs), n.roomMarks.mark(evs))
+	errs := []error{svc.MarkShown(evs), n.roomMarks.mark(evs)}
+	if files != nil {
+		errs = append(errs, files.MarkShown(evs))
+	}
+	return errors.Join(errs...)
 }
 
 // goSafe runs f on a goroutine counted in wg, unless Close has begun.

@@ -11,7 +11,8 @@ import (
 
 // Shown events. The node's services keep, in the store, which of the
 // events that matter most (dm, dm_status state changes, room messages:
-// shown_rooms.go) the user has not been shown yet, and emit those again
+// shown_rooms.go, file offers received and transfer outcomes) the user
+// has not been shown yet, and emit those again
 // at the next start: a crash between storing a message and writing its
 // event out no longer loses it.
 //
@@ -32,6 +33,19 @@ func confirmable(e events.Event) bool {
 		return true
 	case events.DMStatus:
 		return e.Reason == ""
+	case events.FileOffer, events.FileDone, events.FileFailed, events.FileRejected:
+		return true
+	}
+	return false
+}
+
+// hasFileEvents reports whether evs holds a transfer outcome.
+func hasFileEvents(evs []events.Event) bool {
+	for _, e := range evs {
+		switch e.(type) {
+		case events.FileOffer, events.FileDone, events.FileFailed, events.FileRejected:
+			return true
+		}
 	}
 	return false
 }

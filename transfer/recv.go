@@ -64,9 +64,10 @@ func (s *Service) handleOffer(from peer.ID, conn network.Conn, o *pb.Offer, v2 b
 	}
 	s.transfers[t.id] = t
 	s.mu.Unlock()
-	s.save(t)
+	offer := events.FileOffer{TransferID: t.id, From: from, Name: t.name, Size: t.size}
+	s.saveWith(t, offer)
 	s.log.Debug("transfer: offer", "id", t.id, "peer", from, "size", t.size)
-	s.emit.Emit(events.FileOffer{TransferID: t.id, From: from, Name: t.name, Size: t.size})
+	s.emit.Emit(offer)
 	if s.cfg.AutoAccept == nil || !s.cfg.AutoAccept(from, t.size) {
 		return &pb.Status{Code: pb.Code_OK}
 	}

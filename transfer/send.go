@@ -68,8 +68,9 @@ func (s *Service) AddRemoteShare(room string, from peer.ID, sh Share) error {
 		s.remoteOrder = s.remoteOrder[1:]
 	}
 	s.mu.Unlock()
-	s.saveRemote(rs, dropped)
-	s.emit.Emit(events.FileOffer{TransferID: rs.ID, From: from, Name: rs.Name, Size: sh.Size, Room: room})
+	offer := events.FileOffer{TransferID: rs.ID, From: from, Name: rs.Name, Size: sh.Size, Room: room}
+	s.saveRemote(rs, dropped, offer)
+	s.emit.Emit(offer)
 	return nil
 }
 
