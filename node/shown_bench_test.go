@@ -59,7 +59,7 @@ func BenchmarkRoomMessageMarks(b *testing.B) {
 			c := &confirmer{want: int64(b.N), done: make(chan struct{})}
 			n, err := New(context.Background(), Config{
 				DataDir: dir, Identity: id, Nick: "me", Emitter: c, ConfirmShown: true, NoDefaultRoom: true,
-				Logger: slog.New(slog.DiscardHandler),
+				Logger:     slog.New(slog.DiscardHandler),
 				EventQueue: b.N + 1024,
 				Overlay: overlay.Config{
 					ListenAddrs: []multiaddr.Multiaddr{multiaddr.StringCast("/ip4/127.0.0.1/tcp/0")},
