@@ -381,6 +381,16 @@ func (n *Node) Shown(e events.Event) {
 	}
 }
 
+// UIDone tells the node, with Config.ConfirmShown, that the user
+// interface has ended and shows nothing more (the terminal UI closed
+// before the node): Close then does not wait for confirmations, and what
+// the interface did not take in is shown again at the next start.
+func (n *Node) UIDone() {
+	if n.shown != nil {
+		n.shown.stopWaiting()
+	}
+}
+
 // markShown writes a batch of shown marks to the services' stores. Until
 // the dm service is started, or the transfer service for a batch with
 // transfer events (their New emits the events an earlier run did not

@@ -65,6 +65,9 @@ type shownLog struct {
 	// zero, when non-nil, is closed when it drops to 0.
 	outstanding int           // guarded by mu
 	zero        chan struct{} // guarded by mu
+	// gone: the user interface confirms nothing more (ended); guarded
+	// by mu.
+	gone bool
 }
 
 func newShownLog(mark func([]events.Event) error, log *slog.Logger) *shownLog {
@@ -76,7 +79,22 @@ func newShownLog(mark func([]events.Event) error, log *slog.Logger) *shownLog {
 // expect counts one event passed on whose confirmation is awaited.
 func (l *shownLog) expect() {
 	l.mu.Lock()
-	l.outstanding++
+	if !l.gone {
+		l.outstanding++
+	}
+	l.mu.Unlock()
+}
+
+// stopWaiting says that no confirmation comes any more: close does not
+// wait for the ones outstanding.
+func (l *shownLog) stopWaiting() {
+	l.mu.Lock()
+	l.gone = true
+	l.outstanding = 0
+	if l.zero != nil {
+		close(l.zero)
+		l.zero = nil
+	}
 	l.mu.Unlock()
 }
 

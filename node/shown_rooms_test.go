@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"path/filepath"
 	"reflect"
 	"testing"
@@ -104,5 +105,24 @@ func TestRoomMessagesNotShownComeBack(t *testing.T) {
 	_, rec = shownNode(t, dir, id)
 	if got := testnet.Events[events.Message](rec, nil); len(got) != 0 {
 		t.Fatalf("after an upgrade: %+v, want no history repeated", got)
+	}
+}
+
+// TestShownLogStopWaiting: once the user interface ended (Node.UIDone),
+// Close does not wait for confirmations that cannot come.
+func TestShownLogStopWaiting(t *testing.T) {
+	l := newShownLog(func([]events.Event) error { return nil }, slog.New(slog.DiscardHandler))
+	l.expect()
+	l.stopWaiting()
+	l.expect()
+	done := make(chan struct{})
+	go func() {
+		l.close(time.Hour)
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("close waited for confirmations after stopWaiting")
 	}
 }

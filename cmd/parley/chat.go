@@ -108,6 +108,7 @@ func (c *chatCmd) run(ctx context.Context, stdin io.Reader, stdout, stderr io.Wr
 	if ui {
 		queue.Emit(n.Ready())
 		loopErr = runTUI(ctx, n, queue, stdin, stdout, stderr)
+		n.UIDone() // what comes now is not shown: Close need not wait for it
 		logSink.Detach(stderr)
 		writerDone <- nil
 	} else {
