@@ -1,7 +1,9 @@
 package interop
 
 import (
+	"bytes"
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"os"
 	"os/exec"
@@ -13,7 +15,18 @@ import (
 	"time"
 
 	"github.com/parley-chat/parley/internal/proctest"
+	"lukechampine.com/blake3"
 )
+
+// testFile is the content the js peer generates for a file of size bytes:
+// byte k is k mod 251 (as in docs/vectors/transfer.json).
+func testFile(size int) []byte {
+	b := make([]byte, size)
+	for k := range b {
+		b[k] = byte(k % 251)
+	}
+	return b
+}
 
 // jsDir holds the js-libp2p peer; `npm ci` there installs its pinned
 // packages into node_modules (.ci/run does).
@@ -260,6 +273,69 @@ func TestJSLibp2pPeer(t *testing.T) {
 		st := p.Wait(wait, "dm_status", func(e proctest.Event) bool { return e.Str("state") == "delivered" })
 		if st.Str("to") != js.id || st.Str("id") != dm.Str("id") {
 			t.Fatalf("parley reported %v for the DM js stored as %v", st, dm)
+		}
+	}
+
+	{
+		t.Log("step: a file js to parley (offer with hash, manifest first, 16 KiB chunks)")
+		const size = 100000 // 7 chunks of 16 KiB, the last one short
+		js.do(t, map[string]any{"cmd": "send_file", "peer": parleyID, "name": "from-js.bin", "size": size, "chunk_size": 16384})
+		offered := js.Wait(wait, "file_offered", nil)
+		if offered["status"] != float64(1) || offered["chunks"] != float64(7) { // Code OK: waiting for the user
+			t.Fatalf("js offer answered %v, want status OK and 7 chunks", offered)
+		}
+		id := offered.Str("transfer_id")
+		fo := p.Wait(wait, "file_offer", func(e proctest.Event) bool { return e.Str("transfer_id") == id })
+		if fo.Str("from") != js.id || fo["size"] != float64(size) {
+			t.Fatalf("parley showed %v for the js offer %v", fo, offered)
+		}
+		p.Send("/accept " + id)
+		done := p.Wait(wait, "file_done", func(e proctest.Event) bool { return e.Str("transfer_id") == id })
+		want := testFile(size)
+		sum := blake3.Sum256(want)
+		if done.Str("hash") != hex.EncodeToString(sum[:]) || done.Str("hash") != offered.Str("hash") || done.Str("direction") != "receive" {
+			t.Fatalf("parley file_done %v, want hash %x (js offered %s)", done, sum, offered.Str("hash"))
+		}
+		got, err := os.ReadFile(done.Str("path"))
+		if err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("parley's received file %s: %d bytes, err %v; differs from what js sent", done.Str("path"), len(got), err)
+		}
+		served := js.Wait(wait, "file_served", func(e proctest.Event) bool { return e.Str("transfer_id") == id })
+		if served["chunks"] != float64(7) {
+			t.Errorf("js served %v, want 7 chunks", served)
+		}
+		jd := js.Wait(wait, "file_done", func(e proctest.Event) bool { return e.Str("transfer_id") == id })
+		if jd["hash_matches"] != true || jd.Str("peer") != parleyID {
+			t.Fatalf("js got DONE %v, want parley's hash to match its own", jd)
+		}
+	}
+
+	{
+		t.Log("step: a file parley to js (v2 hash-as-you-send, 1 MiB chunks)")
+		const size = 2<<20 + 12345 // 3 chunks of parley's default 1 MiB
+		want := testFile(size)
+		path := filepath.Join(t.TempDir(), "from-parley.bin")
+		if err := os.WriteFile(path, want, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		p.Send("/send " + js.id + " " + path)
+		fo := js.Wait(wait, "file_offer", func(e proctest.Event) bool { return e.Str("from") == parleyID })
+		id := fo.Str("transfer_id")
+		if fo.Str("name") != "from-parley.bin" || fo["size"] != float64(size) {
+			t.Fatalf("js got offer %v", fo)
+		}
+		sum := blake3.Sum256(want)
+		rcv := js.Wait(wait, "file_received", func(e proctest.Event) bool { return e.Str("transfer_id") == id })
+		if rcv.Str("hash") != hex.EncodeToString(sum[:]) || rcv["chunks"] != float64(3) || rcv["chunks_verified"] != float64(3) || rcv["content_matches"] != true {
+			t.Fatalf("js received %v, want 3 verified chunks and hash %x", rcv, sum)
+		}
+		t.Logf("js pulled parley's file by %s", rcv.Str("flow"))
+		if jd := js.Wait(wait, "file_done", func(e proctest.Event) bool { return e.Str("transfer_id") == id }); jd["status"] != float64(1) {
+			t.Fatalf("parley answered js's DONE with %v, want status OK", jd)
+		}
+		done := p.Wait(wait, "file_done", func(e proctest.Event) bool { return e.Str("transfer_id") == id })
+		if done.Str("hash") != hex.EncodeToString(sum[:]) || done.Str("direction") != "send" || done.Str("peer") != js.id {
+			t.Fatalf("parley file_done %v, want hash %x", done, sum)
 		}
 	}
 
