@@ -370,3 +370,26 @@ func TestSealVectorsInJS(t *testing.T) {
 		t.Fatalf("node sealvectors.mjs: %v", err)
 	}
 }
+
+// TestVectorsInJS checks the js peer's wire code (wire.mjs, blake3.mjs) and
+// derivations written from docs/PROTOCOL.md against the vector files that
+// TestVectorsInNode and TestSealVectorsInJS do not cover: transfer.json
+// (BLAKE3 chunk and file hashes, chunk sizes, every frame, Get ranges,
+// manifests and commitments), dm.json (frames and both sides' verdicts),
+// identity.json (keys, peer IDs, fingerprints, safety numbers), sync.json
+// (signed items, item IDs, fingerprints, proofs, first frames), members.json
+// (the log's signing bytes, signatures and hashes, epoch keys and seals,
+// proofs, the member key and HPKE info) and the mailbox id. conformance.mjs
+// prints what it cannot check and why.
+func TestVectorsInJS(t *testing.T) {
+	node := nodeForJSPeer(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, node, "conformance.mjs") // #nosec G204 -- fixed arguments
+	cmd.Dir = jsDir
+	out, err := cmd.CombinedOutput()
+	t.Logf("%s", out)
+	if err != nil {
+		t.Fatalf("node conformance.mjs: %v", err)
+	}
+}

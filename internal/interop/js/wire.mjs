@@ -254,31 +254,33 @@ export const AckReason = { EMPTY_TEXT: 1, TEXT_TOO_LONG: 2, INVALID_UTF8: 3, INV
 export const encodeDM = ({ id, text, nick, sentAtMs }) =>
   concat([pbBytes(1, id), pbString(2, text), ...(nick ? [pbString(3, nick)] : []), pbVarint(4, sentAtMs)]);
 
+// decodeDM decodes a Message; like any proto3 decoder it refuses a string
+// field that is not UTF-8 (the recipient resets the stream: dm.json "text
+// not UTF-8"), so REASON_INVALID_UTF8 is never sent.
 export function decodeDM(buf) {
   const f = decode(buf);
   const id = getBytes(f, 1);
   if (id.length !== 16) throw new Error(`id of ${id.length} bytes`);
-  // Text is checked by the caller (an invalid text is a REJECTED ack, not a
-  // protocol error), so keep its bytes.
-  return { id, textBytes: getBytes(f, 2), nick: getString(f, 3), sentAtMs: Number(getI64(f, 4)) };
+  return { id, text: getString(f, 2), nick: getString(f, 3), sentAtMs: Number(getI64(f, 4)) };
 }
 
-export const encodeAck = ({ id, status, reason }) =>
-  concat([pbBytes(1, id), pbVarint(2, status), ...(reason ? [pbVarint(3, reason)] : [])]);
+export const encodeAck = ({ id, status, reason, retryAfterMs }) =>
+  concat([pbBytes(1, id), pbVarint(2, status), ...(reason ? [pbVarint(3, reason)] : []), ...(retryAfterMs ? [pbVarint(4, retryAfterMs)] : [])]);
 
 export function decodeAck(buf) {
   const f = decode(buf);
-  return { id: getBytes(f, 1), status: Number(getU64(f, 2)), reason: Number(getU64(f, 3)) };
+  return { id: getBytes(f, 1), status: Number(getU64(f, 2)), reason: Number(getU64(f, 3)), retryAfterMs: Number(getU64(f, 4)) };
 }
 
+// checkDMText returns { reason } for a message to reject (the first
+// failing rule, in the order of docs/PROTOCOL.md), else { text }.
 export function checkDMText(m, nowMs = Date.now()) {
-  let text;
-  try { text = strictUTF8.decode(m.textBytes); } catch { return { reason: AckReason.INVALID_UTF8 }; }
-  if (m.textBytes.length === 0) return { reason: AckReason.EMPTY_TEXT };
-  if (m.textBytes.length > 8192) return { reason: AckReason.TEXT_TOO_LONG };
+  const bytes = utf8.encode(m.text).length;
+  if (bytes === 0) return { reason: AckReason.EMPTY_TEXT };
+  if (bytes > 8192) return { reason: AckReason.TEXT_TOO_LONG };
   if (m.nick !== '' && !validNick(m.nick)) return { reason: AckReason.INVALID_NICK };
   if (m.sentAtMs <= 0 || m.sentAtMs > nowMs + 3600e3 || m.sentAtMs < nowMs - 30 * 86400e3) return { reason: AckReason.BAD_TIMESTAMP };
-  return { text };
+  return { text: m.text };
 }
 
 // frame prefixes msg with its length (unsigned varint).

@@ -1,0 +1,346 @@
+// Checks the js peer's own code (wire.mjs, blake3.mjs) and derivations
+// written here from docs/PROTOCOL.md against the conformance vectors that
+// ../vectors.mjs (names, rooms) and sealvectors.mjs (seals, invites) do not
+// cover: transfer.json, dm.json, identity.json, sync.json, members.json
+// and the mailbox vectors. It computes every output from the vector's
+// inputs and compares; what it cannot compute is listed at the end with
+// the reason. Prints one line per group and "N passed, N failed"; exits 1
+// on a failure. Run: node conformance.mjs
+import './node20.mjs';
+import { readFileSync } from 'node:fs';
+import { createHash, createHmac, createPrivateKey, createPublicKey, hkdfSync, sign } from 'node:crypto';
+import * as w from './wire.mjs';
+import { blake3, chunkHash, rootOf } from './blake3.mjs';
+import { xchacha20poly1305 } from '@noble/ciphers/chacha.js';
+
+const load = (path) => JSON.parse(readFileSync(new URL(path, import.meta.url), 'utf8'));
+const vec = (name) => load(`../../../docs/vectors/${name}`);
+const h = w.unhex;
+const hex = w.hex;
+const utf8 = (s) => new TextEncoder().encode(s);
+const sha256 = (...parts) => new Uint8Array(createHash('sha256').update(w.concat(parts)).digest());
+const sha512 = (...parts) => new Uint8Array(createHash('sha512').update(w.concat(parts)).digest());
+const hmac = (key, msg) => new Uint8Array(createHmac('sha256', key).update(msg).digest());
+const hkdf = (ikm, info, len) => new Uint8Array(hkdfSync('sha256', ikm, utf8('parley/room/1'), utf8(info), len));
+const lp = (b) => w.concat([w.varint(b.length), b]);
+const be64 = (n) => { const b = new Uint8Array(8); new DataView(b.buffer).setBigUint64(0, BigInt(n)); return b; };
+
+const counts = new Map();
+let passed = 0, failed = 0;
+function check(group, what, got, want) {
+  const c = counts.get(group) ?? { passed: 0, failed: 0 };
+  counts.set(group, c);
+  if (got === want) { passed++; c.passed++; return; }
+  failed++; c.failed++;
+  console.log(`FAIL ${group}: ${what}: got ${JSON.stringify(got)}, want ${JSON.stringify(want)}`);
+}
+// attempt runs f and returns its result, or "throws: message".
+const attempt = (f) => { try { return f(); } catch (err) { return `throws: ${err.message}`; } };
+
+// ---- identities ---------------------------------------------------------
+
+// ed25519 returns the key pair of a 32-byte seed (RFC 8032) from node:crypto.
+function ed25519(seed) {
+  const priv = createPrivateKey({ key: w.concat([h('302e020100300506032b657004220420'), seed]), format: 'der', type: 'pkcs8' });
+  const pub = new Uint8Array(createPublicKey(priv).export({ format: 'der', type: 'spki' })).slice(-32);
+  return { priv, pub, sign: (msg) => new Uint8Array(sign(null, msg, priv)) };
+}
+// libp2p: PublicKey{Type = Ed25519 (1), Data (2)}; the peer ID is its
+// identity multihash (0x00, length), in base58btc.
+const pubKeyProto = (pub) => w.concat([w.pbVarint(1, 1), w.pbBytes(2, pub)]);
+const peerIdBytes = (pub) => w.concat([Uint8Array.of(0, 36), pubKeyProto(pub)]);
+const B58 = '123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz';
+function base58(b) {
+  let n = BigInt('0x' + (hex(b) || '0'));
+  let s = '';
+  while (n > 0n) { s = B58[Number(n % 58n)] + s; n /= 58n; }
+  for (const x of b) { if (x !== 0) break; s = '1' + s; }
+  return s;
+}
+function unbase58(s) {
+  let n = 0n;
+  for (const c of s) n = n * 58n + BigInt(B58.indexOf(c));
+  let x = n.toString(16);
+  if (x.length % 2) x = '0' + x;
+  const lead = s.length - s.replace(/^1+/, '').length;
+  return w.concat([new Uint8Array(lead), n === 0n ? new Uint8Array(0) : h(x)]);
+}
+function base32(b) {
+  const A = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
+  let bits = 0, v = 0, s = '';
+  for (const x of b) {
+    v = (v << 8) | x; bits += 8;
+    while (bits >= 5) { s += A[(v >>> (bits - 5)) & 31]; bits -= 5; }
+  }
+  if (bits > 0) s += A[(v << (5 - bits)) & 31];
+  return s;
+}
+const fingerprint = (id) => base32(sha256(utf8('parley-fingerprint-v1\0'), id).subarray(0, 10)).match(/.{4}/g).join('-');
+function safetyHalf(key) {
+  let d = sha512(utf8('parley-safety-number-v1'), Uint8Array.of(0), key);
+  for (let i = 0; i < 5200; i++) d = sha512(d, key);
+  let s = '';
+  for (let i = 0; i < 6; i++) {
+    const n = d.subarray(5 * i, 5 * i + 5).reduce((a, x) => a * 256n + BigInt(x), 0n);
+    s += String(n % 100000n).padStart(5, '0');
+  }
+  return s;
+}
+
+const identity = vec('identity.json');
+const halves = new Map();
+const seeds = new Map(); // peer ID string -> seed
+for (const k of identity.keys) {
+  const key = ed25519(h(k.ed25519_seed_hex));
+  const id = peerIdBytes(key.pub);
+  seeds.set(base58(id), h(k.ed25519_seed_hex));
+  check('identity', 'public key protobuf', hex(pubKeyProto(key.pub)), k.public_key_protobuf_hex);
+  check('identity', 'peer ID bytes', hex(id), k.peer_id_hex);
+  check('identity', 'peer ID', base58(id), k.peer_id);
+  check('identity', 'peer ID decodes', hex(unbase58(k.peer_id)), k.peer_id_hex);
+  check('identity', `fingerprint ${k.peer_id}`, fingerprint(id), k.fingerprint);
+  check('identity', 'short fingerprint', fingerprint(id).slice(0, 4), k.short_fingerprint);
+  const half = safetyHalf(pubKeyProto(key.pub));
+  halves.set(k.peer_id, half);
+  check('identity', `safety half ${k.peer_id}`, half, k.safety_half);
+}
+for (const v of identity.safety_numbers) {
+  const both = [halves.get(v.peer_id_a), halves.get(v.peer_id_b)].sort().join('');
+  check('identity', `safety number ${v.peer_id_a} ${v.peer_id_b}`, both.match(/.{5}/g).join(' '), v.safety_number);
+}
+
+// ---- direct messages ----------------------------------------------------
+
+const dm = vec('dm.json');
+const ackStatus = { 1: 'STATUS_STORED', 2: 'STATUS_REJECTED', 3: 'STATUS_BUSY' };
+const ackReason = { 1: 'REASON_EMPTY_TEXT', 2: 'REASON_TEXT_TOO_LONG', 3: 'REASON_INVALID_UTF8', 4: 'REASON_INVALID_NICK', 5: 'REASON_BAD_TIMESTAMP', 6: 'REASON_RATE_LIMITED', 7: 'REASON_STORAGE' };
+
+// readFrame reads one varint-length-prefixed frame from bytes the way the
+// peer reads a stream (w.FrameReader), returning { frame } or { reset }.
+async function readFrame(bytes, max) {
+  const stream = { async *[Symbol.asyncIterator]() { if (bytes.length) yield bytes; } };
+  try {
+    const f = await new w.FrameReader(stream, max).next();
+    return f === null ? { reset: 'malformed' } : { frame: f };
+  } catch (err) {
+    return { reset: /over the limit/.test(err.message) ? 'too_large' : 'malformed' };
+  }
+}
+
+for (const v of dm.messages) {
+  const m = { id: h(v.id_hex), text: v.text, nick: v.nick, sentAtMs: v.sent_at_ms };
+  check('dm', `message ${v.text}`, hex(w.encodeDM(m)), v.protobuf_hex);
+  check('dm', `message frame ${v.text}`, hex(w.frame(w.encodeDM(m))), v.frame_hex);
+}
+for (const v of dm.acks) {
+  const status = Number(Object.keys(ackStatus).find((k) => ackStatus[k] === v.status));
+  const reason = v.reason ? Number(Object.keys(ackReason).find((k) => ackReason[k] === v.reason)) : 0;
+  check('dm', `ack ${v.status}`, hex(w.frame(w.encodeAck({ id: h(v.id_hex), status, reason, retryAfterMs: v.retry_after_ms }))), v.frame_hex);
+}
+for (const v of dm.recipient) {
+  const r = await readFrame(h(v.frame_hex), w.DM_MAX_FRAME);
+  let got;
+  if (r.reset) got = { reset: r.reset };
+  else {
+    let m;
+    try { m = w.decodeDM(r.frame); } catch { m = null; }
+    if (m === null) got = { reset: 'malformed' };
+    else {
+      const c = w.checkDMText(m, v.now_ms);
+      got = c.reason ? { ack_status: 'STATUS_REJECTED', ack_reason: ackReason[c.reason] } : { ack_status: 'STATUS_STORED' };
+    }
+  }
+  const want = v.reset ? { reset: v.reset } : { ack_status: v.ack_status, ...(v.ack_reason ? { ack_reason: v.ack_reason } : {}) };
+  check('dm', `recipient: ${v.case}`, JSON.stringify(got), JSON.stringify(want));
+}
+for (const v of dm.sender) {
+  const r = await readFrame(h(v.frame_hex), w.DM_MAX_ACK);
+  let got;
+  if (r.reset) got = { outcome: 'reset' };
+  else {
+    const a = attempt(() => w.decodeAck(r.frame));
+    if (typeof a === 'string' || hex(a.id) !== v.waiting_for_id_hex || !(a.status in ackStatus)) got = { outcome: 'reset' };
+    else if (a.status === 1) got = { outcome: 'delivered' };
+    else if (a.status === 2) got = { outcome: 'failed' };
+    else got = { outcome: 'busy', ...(a.retryAfterMs ? { retry_after_ms: Math.min(a.retryAfterMs, 60000) } : {}) };
+  }
+  const want = { outcome: v.outcome, ...(v.retry_after_ms ? { retry_after_ms: v.retry_after_ms } : {}) };
+  check('dm', `sender: ${v.case}`, JSON.stringify(got), JSON.stringify(want));
+}
+
+// ---- file transfer ------------------------------------------------------
+
+const transfer = vec('transfer.json');
+const fileData = (size) => Uint8Array.from({ length: size }, (_, k) => k % 251);
+for (const f of transfer.files) {
+  const data = fileData(f.size);
+  const n = w.chunkLayout(f.size, f.chunk_size);
+  const hs = Array.from({ length: n }, (_, i) => chunkHash(data.subarray(i * f.chunk_size, (i + 1) * f.chunk_size), i, f.chunk_size, n));
+  check('transfer', `chunk hashes of ${f.size} bytes`, JSON.stringify(hs.map(hex)), JSON.stringify(f.chunk_hashes_hex));
+  check('transfer', `file hash of ${f.size} bytes`, hex(blake3(data)), f.file_hash_hex);
+  check('transfer', `chunk hashes combine, ${f.size} bytes`, hex(rootOf(hs)), f.file_hash_hex);
+  const m = { size: f.size, chunkSize: f.chunk_size, hash: h(f.file_hash_hex), chunkHashes: w.concat(hs) };
+  check('transfer', `manifest frame of ${f.size} bytes`, hex(w.frame(w.encodeFrame('manifest', m))), f.manifest_frame_hex);
+}
+for (const v of transfer.chunk_sizes) {
+  check('transfer', `chunk size for ${v.size} bytes, configured ${v.configured}`, w.chooseChunkSize(v.size, v.configured), v.chunk_size);
+}
+// Frames: decode with the peer's decoder, encode again, compare bytes.
+for (const v of transfer.frames) {
+  const got = attempt(() => {
+    const r = h(v.frame_hex);
+    const [len, off] = w.readVarint(r, 0);
+    const { kind, msg } = w.decodeFrame(r.subarray(off, off + Number(len)));
+    return hex(w.frame(w.encodeFrame(kind, msg)));
+  });
+  const want = /protocol error/.test(v.name) ? 'throws: frame without a message' : v.frame_hex;
+  check('transfer', `frame: ${v.name}`, got, want);
+}
+for (const v of transfer.get_ranges) {
+  check('transfer', `ranges ${JSON.stringify(v.ranges)} of ${v.chunks}`, w.validRanges(v.ranges, v.chunks), v.valid);
+}
+const manifestOf = (frameHex) => {
+  const r = h(frameHex);
+  const [len, off] = w.readVarint(r, 0);
+  const f = w.decodeFrame(r.subarray(off, off + Number(len)));
+  if (f.kind !== 'manifest') throw new Error(f.kind);
+  return f.msg;
+};
+for (const v of transfer.manifest_checks) {
+  const why = w.checkManifest(manifestOf(v.manifest_frame_hex), { size: BigInt(v.offered_size), hash: h(v.offered_hash_hex) }, rootOf);
+  check('transfer', `manifest: ${v.case}`, why === '', v.accept);
+}
+for (const v of transfer.commitments) {
+  const m = manifestOf(v.commitment_frame_hex);
+  let ok = w.checkManifest(m, { size: BigInt(v.offered_size), chunkSize: v.offered_chunk_size }, rootOf) === '';
+  v.verified_chunk_hashes_hex.forEach((x, i) => { if (hex(m.chunkHashes.subarray(32 * i, 32 * i + 32)) !== x) ok = false; });
+  check('transfer', `commitment: ${v.case}`, ok, v.accept);
+}
+
+// ---- room sync (rooms §13) ----------------------------------------------
+
+const sync = vec('sync.json');
+for (const v of sync.signed_messages) {
+  const key = ed25519(seeds.get(base58(h(v.from_hex))));
+  const signed = w.signedBytes({ from: h(v.from_hex), data: h(v.data_hex), seqno: h(v.seqno_hex), topic: v.topic });
+  check('sync', 'signed bytes', hex(signed), v.signed_bytes_hex);
+  check('sync', 'signature', hex(key.sign(signed)), v.signature_hex);
+  const msg = w.concat([w.pbBytes(1, h(v.from_hex)), w.pbBytes(2, h(v.data_hex)), w.pbBytes(3, h(v.seqno_hex)), w.pbString(4, v.topic), w.pbBytes(5, h(v.signature_hex))]);
+  check('sync', 'GossipSub Message', hex(msg), v.message_protobuf_hex);
+}
+const itemId = (author, envId) => sha256(utf8('parley/rooms/sync/1 item\0'), lp(author), envId).subarray(0, 16);
+for (const v of sync.item_ids) check('sync', `item ID ${v.envelope_id_hex}`, hex(itemId(h(v.author_peer_id_hex), h(v.envelope_id_hex))), v.item_id_hex);
+function syncFingerprint(items) {
+  let sum = 0n;
+  const mod = 1n << 256n;
+  for (const it of items) {
+    const d = sha256(be64(it.sent_at_ms), h(it.item_id_hex));
+    sum = (sum + BigInt('0x' + hex(Uint8Array.from(d).reverse()))) % mod; // little-endian
+  }
+  const le = h(sum.toString(16).padStart(64, '0')).reverse();
+  return sha256(le, w.varint(items.length)).subarray(0, 16);
+}
+for (const v of sync.fingerprints) check('sync', `fingerprint of ${v.items.length} items`, hex(syncFingerprint(v.items)), v.fingerprint_hex);
+const proofMac = (key, label, p, extra) => hmac(key, w.concat([lp(utf8(label)), lp(h(p.initiator_nonce_hex)), lp(h(p.responder_nonce_hex)),
+  lp(unbase58(p.initiator_peer_id)), lp(unbase58(p.responder_peer_id)), lp(utf8(p.topic)), ...extra]));
+for (const p of sync.proofs) {
+  const k = hkdf(h(p.room_key_hex), 'parley/room/1 sync', 32);
+  check('sync', 'sync key', hex(k), p.sync_key_hex);
+  const set = [lp(be64(p.set))];
+  check('sync', 'responder MAC', hex(proofMac(k, 'parley/rooms/sync/1 responder\0', p, set)), p.responder_mac_hex);
+  check('sync', 'initiator MAC', hex(proofMac(k, 'parley/rooms/sync/1 initiator\0', p, set)), p.initiator_mac_hex);
+  const hello = w.concat([w.pbString(1, p.topic), w.pbVarint(2, Number(p.set)), w.pbBytes(3, h(p.initiator_nonce_hex)), w.pbVarint(4, p.since_ms)]);
+  check('sync', 'SyncHello frame', hex(w.frame(hello)), p.hello_frame_hex);
+  check('sync', 'SyncChallenge frame', hex(w.frame(w.concat([w.pbBytes(1, h(p.responder_nonce_hex)), w.pbBytes(2, h(p.responder_mac_hex))]))), p.challenge_frame_hex);
+  // The first round: the initiator's MAC and its ranges; re-encoded from
+  // the decoded ranges (their content is the initiator's set).
+  const got = attempt(() => {
+    const r = h(p.first_round_frame_hex);
+    const [len, off] = w.readVarint(r, 0);
+    const f = w.decode(r.subarray(off, off + Number(len)));
+    const mac = f.get(1)[0].val;
+    const ranges = (f.get(2) ?? []).map(({ val }) => {
+      const g = w.decode(val);
+      const one = (n) => g.get(n)?.[0].val;
+      return w.concat([
+        ...(one(1) !== undefined ? [w.pbVarint(1, one(1))] : []), ...(one(2) !== undefined ? [w.pbBytes(2, one(2))] : []),
+        ...(one(3) !== undefined ? [w.pbVarint(3, one(3))] : []), ...(one(4) !== undefined ? [w.pbBytes(4, one(4))] : []),
+        ...(g.get(5) ?? []).map((x) => w.pbBytes(5, x.val))]);
+    });
+    const last = w.decode(f.get(2).at(-1).val);
+    if (last.get(1)[0].val !== (1n << 64n) - 1n || last.get(2) !== undefined) throw new Error('last bound is not (2^64-1, empty)');
+    return hex(w.frame(w.concat([w.pbBytes(1, mac), ...ranges.map((x) => w.pbBytes(2, x))]))) + (hex(mac) === p.initiator_mac_hex ? '' : ' (another MAC)');
+  });
+  check('sync', 'first round frame', got, p.first_round_frame_hex);
+}
+
+// ---- membership (rooms §14) ---------------------------------------------
+
+const members = vec('members.json');
+let prevHash = new Uint8Array(0);
+members.log.forEach((v, i) => {
+  const change = h(v.member_change_hex);
+  const f = w.decode(change);
+  check('members', `log ${i} seq`, f.get(2)?.[0].val, BigInt(i + 1));
+  check('members', `log ${i} prev`, hex(f.get(3)?.[0].val ?? new Uint8Array(0)), hex(prevHash));
+  const signing = w.concat([utf8('parley/rooms/members/1 change\0'), change]);
+  check('members', `log ${i} signing bytes`, hex(signing), v.signing_bytes_hex);
+  const key = ed25519(seeds.get(v.signer_peer_id));
+  check('members', `log ${i} signature`, hex(key.sign(signing)), v.signature_hex);
+  const signed = w.concat([w.pbBytes(1, change), w.pbBytes(2, unbase58(v.signer_peer_id)), w.pbBytes(3, h(v.signature_hex))]);
+  check('members', `log ${i} SignedMemberChange`, hex(signed), v.signed_member_change_hex);
+  prevHash = sha256(change);
+  check('members', `log ${i} change hash`, hex(prevHash), v.change_hash_hex);
+});
+for (const e of members.epochs) {
+  const seal = hkdf(h(e.epoch_key_hex), 'parley/room/1 epoch seal', 32);
+  check('members', `epoch ${e.epoch} seal key`, hex(seal), e.seal_key_hex);
+  check('members', `epoch ${e.epoch} commitment`, hex(hkdf(h(e.epoch_key_hex), 'parley/room/1 epoch commit', 32)), e.commit_hex);
+  const t = utf8(members.topic);
+  const ad = w.concat([lp(t), lp(unbase58(e.from_peer_id)), w.varint(e.epoch)]);
+  check('members', `epoch ${e.epoch} AD`, hex(ad), e.ad_hex);
+  const ct = xchacha20poly1305(seal, h(e.nonce_hex), ad).encrypt(h(e.envelope_hex));
+  check('members', `epoch ${e.epoch} Sealed`, hex(w.concat([w.pbBytes(1, h(e.nonce_hex)), w.pbBytes(2, ct), w.pbVarint(3, e.epoch)])), e.sealed_protobuf_hex);
+}
+{
+  const p = { ...members.proofs, topic: members.topic };
+  const k = hkdf(h(members.room_key_hex), 'parley/room/1 members', 32);
+  check('members', 'members MAC key', hex(k), p.mac_key_hex);
+  check('members', 'responder MAC', hex(proofMac(k, 'parley/rooms/members/1 responder\0', p, [])), p.responder_mac_hex);
+  check('members', 'initiator MAC', hex(proofMac(k, 'parley/rooms/members/1 initiator\0', p, [])), p.initiator_mac_hex);
+}
+{
+  const s = members.sealed_epoch_key;
+  const mk = w.decode(h(s.member_key_hex));
+  const peer = mk.get(2)[0].val;
+  check('members', 'member key signing bytes', hex(w.concat([utf8('parley/rooms/members/1 kem\0'), h(s.member_key_hex)])), s.signing_bytes_hex);
+  const key = ed25519(seeds.get(base58(peer)));
+  const signed = w.concat([w.pbBytes(1, h(s.member_key_hex)), w.pbBytes(2, key.sign(h(s.signing_bytes_hex)))]);
+  check('members', 'SignedMemberKey', hex(signed), s.signed_member_key_hex);
+  const sek = w.decode(h(s.sealed_epoch_key_protobuf_hex));
+  const epoch = sek.get(1)[0].val;
+  const info = w.concat([utf8('parley/rooms/members/1 epoch key\0'), lp(utf8(members.topic)), lp(peer), be64(epoch)]);
+  check('members', 'HPKE info', hex(info), s.hpke_info_hex);
+}
+
+// ---- offline delivery (mailbox) -----------------------------------------
+
+const mailbox = load('../../../mailbox/testdata/vectors.json');
+check('mailbox', 'mailbox id', hex(sha256(utf8('parley-mailbox-id-v1'), h(mailbox.CarolKEMPublicKey)).subarray(0, 16)), mailbox.CarolMailboxID);
+
+for (const [group, c] of counts) console.log(`${group}: ${c.passed} passed, ${c.failed} failed`);
+console.log(`not checked here:
+  sync.json reconciliation (rounds, wants, haves): the sub-range splits and round order are
+    this implementation's choices (the protocol lets each side split differently); the js
+    peer does not speak /parley/rooms/sync/1.0.0
+  members.json roles_after_log, epoch_after_log, refused_changes: need the membership log
+    state machine (§14), which the js peer does not implement
+  members.json sealed_epoch_key opening: HPKE (RFC 9180) is in neither node:crypto nor the
+    pinned packages
+  rooms.json passphrases: Argon2id is in neither node:crypto (Node 20) nor the pinned packages
+  mailbox records and seal: ML-KEM-768 (MLKEM768-X25519 HPKE) and libp2p signed envelopes are
+    not implemented here; only the mailbox id is checked
+  (names.json, casefold.json and the rest of rooms.json: ../vectors.mjs; rooms.json seals and
+    invites: sealvectors.mjs)`);
+console.log(`${passed} passed, ${failed} failed`);
+process.exit(failed ? 1 : 0);
