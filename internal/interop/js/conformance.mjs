@@ -8,7 +8,7 @@
 // on a failure. Run: node conformance.mjs
 import './node20.mjs';
 import { readFileSync } from 'node:fs';
-import { createHash, createHmac, createPrivateKey, createPublicKey, hkdfSync, sign } from 'node:crypto';
+import { createDecipheriv, createHash, createHmac, createPrivateKey, createPublicKey, diffieHellman, hkdfSync, sign } from 'node:crypto';
 import * as w from './wire.mjs';
 import { blake3, chunkHash, rootOf } from './blake3.mjs';
 import { xchacha20poly1305 } from '@noble/ciphers/chacha.js';
@@ -107,6 +107,40 @@ for (const k of identity.keys) {
 for (const v of identity.safety_numbers) {
   const both = [halves.get(v.peer_id_a), halves.get(v.peer_id_b)].sort().join('');
   check('identity', `safety number ${v.peer_id_a} ${v.peer_id_b}`, both.match(/.{5}/g).join(' '), v.safety_number);
+}
+
+// ---- HPKE (RFC 9180) base mode, single shot: DHKEM(X25519, HKDF-SHA256),
+// HKDF-SHA256, ChaCha20-Poly1305 (0x0020, 0x0001, 0x0003), from node:crypto.
+
+const x25519Priv = (sk) => createPrivateKey({ key: w.concat([h('302e020100300506032b656e04220420'), sk]), format: 'der', type: 'pkcs8' });
+const x25519Public = (sk) => new Uint8Array(createPublicKey(x25519Priv(sk)).export({ format: 'der', type: 'spki' })).slice(-32);
+const i2osp2 = (n) => Uint8Array.of(n >> 8, n & 255);
+const hkdfExtract = (salt, ikm) => hmac(salt.length ? salt : new Uint8Array(32), ikm);
+function hkdfExpand(prk, info, len) {
+  let t = new Uint8Array(0), out = new Uint8Array(0);
+  for (let i = 1; out.length < len; i++) { t = hmac(prk, w.concat([t, info, Uint8Array.of(i)])); out = w.concat([out, t]); }
+  return out.slice(0, len);
+}
+const labeledExtract = (suite, salt, label, ikm) => hkdfExtract(salt, w.concat([utf8('HPKE-v1'), suite, utf8(label), ikm]));
+const labeledExpand = (suite, prk, label, info, len) => hkdfExpand(prk, w.concat([i2osp2(len), utf8('HPKE-v1'), suite, utf8(label), info]), len);
+
+// hpkeOpen opens enc || ciphertext (enc: 32 bytes) for the X25519 private
+// key sk, with info and no AAD.
+function hpkeOpen(sk, info, sealed) {
+  const enc = sealed.subarray(0, 32), ct = sealed.subarray(32);
+  const kemSuite = w.concat([utf8('KEM'), i2osp2(0x0020)]);
+  const dh = new Uint8Array(diffieHellman({ privateKey: x25519Priv(sk), publicKey: createPublicKey({ key: w.concat([h('302a300506032b656e032100'), enc]), format: 'der', type: 'spki' }) }));
+  const eae = labeledExtract(kemSuite, new Uint8Array(0), 'eae_prk', dh);
+  const shared = labeledExpand(kemSuite, eae, 'shared_secret', w.concat([enc, x25519Public(sk)]), 32);
+  const suite = w.concat([utf8('HPKE'), i2osp2(0x0020), i2osp2(0x0001), i2osp2(0x0003)]);
+  const empty = new Uint8Array(0);
+  const ctx = w.concat([Uint8Array.of(0), labeledExtract(suite, empty, 'psk_id_hash', empty), labeledExtract(suite, empty, 'info_hash', info)]);
+  const secret = labeledExtract(suite, shared, 'secret', empty);
+  const key = labeledExpand(suite, secret, 'key', ctx, 32);
+  const nonce = labeledExpand(suite, secret, 'base_nonce', ctx, 12);
+  const d = createDecipheriv('chacha20-poly1305', key, nonce, { authTagLength: 16 });
+  d.setAuthTag(ct.subarray(ct.length - 16));
+  return new Uint8Array(w.concat([d.update(ct.subarray(0, ct.length - 16)), d.final()]));
 }
 
 // ---- direct messages ----------------------------------------------------
@@ -321,6 +355,11 @@ for (const e of members.epochs) {
   const epoch = sek.get(1)[0].val;
   const info = w.concat([utf8('parley/rooms/members/1 epoch key\0'), lp(utf8(members.topic)), lp(peer), be64(epoch)]);
   check('members', 'HPKE info', hex(info), s.hpke_info_hex);
+  const opened = attempt(() => hex(hpkeOpen(h(s.x25519_private_hex), info, sek.get(2)[0].val)));
+  const e = members.epochs.find((x) => BigInt(x.epoch) === epoch);
+  check('members', `epoch ${epoch} key opened with HPKE`, opened, e?.epoch_key_hex);
+  const kem = mk.get(3)[0].val;
+  check('members', 'member key is the X25519 public key', hex(kem), hex(x25519Public(h(s.x25519_private_hex))));
 }
 
 // ---- offline delivery (mailbox) -----------------------------------------
@@ -335,8 +374,6 @@ console.log(`not checked here:
     peer does not speak /parley/rooms/sync/1.0.0
   members.json roles_after_log, epoch_after_log, refused_changes: need the membership log
     state machine (§14), which the js peer does not implement
-  members.json sealed_epoch_key opening: HPKE (RFC 9180) is in neither node:crypto nor the
-    pinned packages
   rooms.json passphrases: Argon2id is in neither node:crypto (Node 20) nor the pinned packages
   mailbox records and seal: ML-KEM-768 (MLKEM768-X25519 HPKE) and libp2p signed envelopes are
     not implemented here; only the mailbox id is checked
