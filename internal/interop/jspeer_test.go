@@ -118,9 +118,18 @@ var hexID = regexp.MustCompile(`^[0-9a-f]{32}$`)
 // and σας, ＬＯＢＢＹ２ and lobby2) are one topic on both stacks; a direct
 // private room joined from parley's invite carries sealed messages both
 // ways; a direct message each way over /parley/dm/1.0.0 is stored and
-// acknowledged. The
-// steps share the two processes, so the first failure ends the test.
+// acknowledged; a file each way over /parley/file/2.0.0 (js offers one
+// with its hash, parley pulls the manifest and the 16 KiB chunks; parley
+// offers one without a hash, v2 hash-as-you-send, the js peer checks every
+// chunk, the commitment and the BLAKE3 file hash), DONE with the hash both
+// ways and the bytes compared. The steps share the two processes, so the
+// first failure ends the test.
 func TestJSLibp2pPeer(t *testing.T) {
+	t.Log("covers, js-libp2p <-> parley on 127.0.0.1: TCP+Noise+yamux, identify, ping; GossipSub StrictSign " +
+		"(/meshsub/1.2.0) public rooms (text, presence, leave), one name rule (ΣΑΣ/σας, full width), " +
+		"a sealed private room from an invite; /parley/dm/1.0.0 both ways with acks; " +
+		"/parley/file/2.0.0 both ways (manifest first, hash-as-you-send, DONE). " +
+		"Not covered: room sync, membership, shares, resume, mailbox")
 	node := nodeForJSPeer(t)
 	bin, err := proctest.Build(t.TempDir())
 	if err != nil {
@@ -379,7 +388,7 @@ func TestSealVectorsInJS(t *testing.T) {
 // identity.json (keys, peer IDs, fingerprints, safety numbers), sync.json
 // (signed items, item IDs, fingerprints, proofs, first frames), members.json
 // (the log's signing bytes, signatures and hashes, epoch keys and seals,
-// proofs, the member key and HPKE info) and the mailbox id. conformance.mjs
+// proofs, the member key and the HPKE-sealed epoch key) and the mailbox id. conformance.mjs
 // prints what it cannot check and why.
 func TestVectorsInJS(t *testing.T) {
 	node := nodeForJSPeer(t)
