@@ -387,9 +387,10 @@ func TestSealVectorsInJS(t *testing.T) {
 // manifests and commitments), dm.json (frames and both sides' verdicts),
 // identity.json (keys, peer IDs, fingerprints, safety numbers), sync.json
 // (signed items, item IDs, fingerprints, proofs, first frames), members.json
-// (the log's signing bytes, signatures and hashes, epoch keys and seals,
-// proofs, the member key and the HPKE-sealed epoch key) and the mailbox id. conformance.mjs
-// prints what it cannot check and why.
+// (the log's signing bytes, signatures and hashes, a replay of the log with
+// the roles after it and the changes it refuses, epoch keys and seals,
+// proofs, the member key and the HPKE-sealed epoch key) and the mailbox id.
+// conformance.mjs prints what it cannot check and why.
 func TestVectorsInJS(t *testing.T) {
 	node := nodeForJSPeer(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)

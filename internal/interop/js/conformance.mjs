@@ -8,7 +8,7 @@
 // on a failure. Run: node conformance.mjs
 import './node20.mjs';
 import { readFileSync } from 'node:fs';
-import { createDecipheriv, createHash, createHmac, createPrivateKey, createPublicKey, diffieHellman, hkdfSync, sign } from 'node:crypto';
+import { createDecipheriv, createHash, createHmac, createPrivateKey, createPublicKey, diffieHellman, hkdfSync, sign, verify } from 'node:crypto';
 import * as w from './wire.mjs';
 import { blake3, chunkHash, rootOf } from './blake3.mjs';
 import { xchacha20poly1305 } from '@noble/ciphers/chacha.js';
@@ -326,6 +326,95 @@ members.log.forEach((v, i) => {
   prevHash = sha256(change);
   check('members', `log ${i} change hash`, hex(prevHash), v.change_hash_hex);
 });
+// The log (§14), replayed from the spec's rules: each change must
+// decode, verify, hold its shape and apply to the log before it.
+const OP = { CREATE: 1, ADD: 2, ADD_ADMIN: 3, REMOVE: 4, ROTATE: 5, INVITE: 6, REVOKE_INVITE: 7 };
+function ed25519Verify(peerId, msg, sig) {
+  const p = hex(peerId);
+  if (!p.startsWith('0024080112') || peerId.length !== 38) throw new Error('signer key not inline Ed25519');
+  const key = createPublicKey({ key: w.concat([h('302a300506032b6570032100'), peerId.subarray(6)]), format: 'der', type: 'spki' });
+  return verify(null, msg, key, sig);
+}
+function decodeChange(signedHex) {
+  const sc = h(signedHex);
+  if (sc.length > 1024) throw new Error('change over 1 KiB');
+  const f = w.decode(sc);
+  const bytesOf = (g, n) => g.get(n)?.at(-1).val ?? new Uint8Array(0);
+  const numOf = (g, n) => g.get(n)?.at(-1).val ?? 0n;
+  const changeBytes = bytesOf(f, 1), signer = bytesOf(f, 2);
+  if (!ed25519Verify(signer, w.concat([utf8('parley/rooms/members/1 change\0'), changeBytes]), bytesOf(f, 3))) throw new Error('bad signature');
+  const g = w.decode(changeBytes);
+  const c = {
+    hash: sha256(changeBytes), signer: hex(signer), topic: new TextDecoder('utf-8', { fatal: true }).decode(bytesOf(g, 1)),
+    seq: numOf(g, 2), prev: hex(bytesOf(g, 3)), op: Number(numOf(g, 4)), subject: hex(bytesOf(g, 5)), epoch: numOf(g, 6),
+    at: BigInt.asIntN(64, numOf(g, 7)), commit: bytesOf(g, 8), invite: hex(bytesOf(g, 9)),
+    expires: BigInt.asIntN(64, numOf(g, 10)), uses: numOf(g, 11),
+  };
+  // Shape (the comments of MemberChange).
+  const bad = (why) => { throw new Error(`shape: ${why}`); };
+  if (c.seq < 1n || c.seq > 1024n) bad('seq');
+  if ((c.seq === 1n) !== (c.op === OP.CREATE)) bad('CREATE is seq 1 and only it');
+  if ((c.seq === 1n) !== (c.prev === '') || (c.prev !== '' && c.prev.length !== 64)) bad('prev');
+  const newEpoch = c.op === OP.REMOVE || c.op === OP.ROTATE;
+  if (c.commit.length !== (newEpoch ? 32 : 0)) bad('key commitment');
+  if (c.op === OP.CREATE && (c.subject !== c.signer || c.epoch !== 0n)) bad('CREATE names its signer, epoch 0');
+  if ([OP.ADD, OP.ADD_ADMIN, OP.REMOVE].includes(c.op) && c.subject === '') bad('no subject');
+  if ([OP.ROTATE, OP.INVITE, OP.REVOKE_INVITE].includes(c.op) && c.subject !== '') bad('subject');
+  if (!(c.op >= OP.CREATE && c.op <= OP.REVOKE_INVITE)) bad('unknown op');
+  if ([OP.INVITE, OP.REVOKE_INVITE].includes(c.op) ? c.invite.length !== 64 : c.op === OP.ADD ? ![0, 64].includes(c.invite.length) : c.invite !== '') bad('invite');
+  if (c.op === OP.INVITE ? c.uses > 1024n : c.expires !== 0n || c.uses !== 0n) bad('invite limits');
+  return c;
+}
+function newLog(topic) { return { topic, changes: [], roles: new Map(), admins: 0, epoch: 0n, invites: new Map() }; }
+function apply(st, c) {
+  const bad = (why) => { throw new Error(why); };
+  if (c.topic !== st.topic) bad("another room's change");
+  if (c.seq !== BigInt(st.changes.length + 1)) bad('seq does not follow');
+  if (c.prev !== (st.changes.length ? hex(st.changes.at(-1).hash) : '')) bad('prev');
+  if (c.seq > 1n && st.roles.get(c.signer) !== 'admin') bad('signer is not an admin');
+  const next = st.epoch + (c.op === OP.REMOVE || c.op === OP.ROTATE ? 1n : 0n);
+  if (c.epoch !== next) bad('epoch');
+  const role = st.roles.get(c.subject);
+  const member = role === 'admin' || role === 'member';
+  switch (c.op) {
+    case OP.CREATE: st.roles.set(c.signer, 'admin'); st.admins = 1; break;
+    case OP.ADD: {
+      if (member) bad('a member already');
+      if (c.invite) {
+        const inv = st.invites.get(c.invite);
+        if (!inv || inv.revoked || (inv.expires !== 0n && c.at >= inv.expires) || (inv.uses !== 0n && inv.used >= inv.uses)) bad('invite does not admit');
+        inv.used++;
+      }
+      st.roles.set(c.subject, 'member');
+      break;
+    }
+    case OP.ADD_ADMIN: if (role === 'admin') bad('an admin already'); st.roles.set(c.subject, 'admin'); st.admins++; break;
+    case OP.REMOVE:
+      if (role === 'removed') bad('removed already');
+      if (role === 'admin') { if (st.admins === 1) bad('the last admin'); st.admins--; }
+      st.roles.set(c.subject, 'removed');
+      break;
+    case OP.INVITE: if (st.invites.has(c.invite)) bad('invite issued already'); st.invites.set(c.invite, { expires: c.expires, uses: c.uses, used: 0n }); break;
+    case OP.REVOKE_INVITE: { const inv = st.invites.get(c.invite); if (!inv || inv.revoked) bad('unknown or revoked invite'); inv.revoked = true; break; }
+  }
+  st.epoch = next;
+  st.changes.push(c);
+}
+const log = newLog(members.topic);
+members.log.forEach((v, i) => check('members', `log ${i} applies`, attempt(() => { apply(log, decodeChange(v.signed_member_change_hex)); return 'ok'; }), 'ok'));
+check('members', 'epoch after the log', log.epoch, BigInt(members.epoch_after_log));
+for (const [id, role] of Object.entries(members.roles_after_log)) check('members', `role of ${id}`, log.roles.get(hex(unbase58(id))), role);
+check('members', 'roles after the log', log.roles.size, Object.keys(members.roles_after_log).length);
+for (const v of members.refused_changes) {
+  const got = attempt(() => {
+    const st = { ...log, roles: new Map(log.roles), invites: new Map(log.invites), changes: [...log.changes] };
+    apply(st, decodeChange(v.signed_member_change_hex));
+    return 'accepted';
+  });
+  if (process.env.VERBOSE) console.log(`  ${v.case}: ${got}`);
+  check('members', `refused: ${v.case}`, got.startsWith('throws: ') ? 'refused' : got, 'refused');
+}
+
 for (const e of members.epochs) {
   const seal = hkdf(h(e.epoch_key_hex), 'parley/room/1 epoch seal', 32);
   check('members', `epoch ${e.epoch} seal key`, hex(seal), e.seal_key_hex);
@@ -372,8 +461,6 @@ console.log(`not checked here:
   sync.json reconciliation (rounds, wants, haves): the sub-range splits and round order are
     this implementation's choices (the protocol lets each side split differently); the js
     peer does not speak /parley/rooms/sync/1.0.0
-  members.json roles_after_log, epoch_after_log, refused_changes: need the membership log
-    state machine (§14), which the js peer does not implement
   rooms.json passphrases: Argon2id is in neither node:crypto (Node 20) nor the pinned packages
   mailbox records and seal: ML-KEM-768 (MLKEM768-X25519 HPKE) and libp2p signed envelopes are
     not implemented here; only the mailbox id is checked
