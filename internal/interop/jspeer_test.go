@@ -386,14 +386,16 @@ func TestSealVectorsInJS(t *testing.T) {
 // (BLAKE3 chunk and file hashes, chunk sizes, every frame, Get ranges,
 // manifests and commitments), dm.json (frames and both sides' verdicts),
 // identity.json (keys, peer IDs, fingerprints, safety numbers), sync.json
-// (signed items, item IDs, fingerprints, proofs, first frames), members.json
+// (signed items, item IDs, fingerprints, proofs, first frames, every range of
+// the reconciliation's rounds and what the initiator learns), members.json
 // (the log's signing bytes, signatures and hashes, a replay of the log with
 // the roles after it and the changes it refuses, epoch keys and seals,
-// proofs, the member key and the HPKE-sealed epoch key) and the mailbox id.
-// conformance.mjs prints what it cannot check and why.
+// proofs, the member key and the HPKE-sealed epoch key), the passphrase
+// keys of rooms.json (Argon2id) and the mailbox id. conformance.mjs prints
+// what it cannot check and why.
 func TestVectorsInJS(t *testing.T) {
 	node := nodeForJSPeer(t)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, node, "conformance.mjs") // #nosec G204 -- fixed arguments
 	cmd.Dir = jsDir
