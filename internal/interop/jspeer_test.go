@@ -391,7 +391,7 @@ func TestSealVectorsInJS(t *testing.T) {
 // (the log's signing bytes, signatures and hashes, a replay of the log with
 // the roles after it and the changes it refuses, epoch keys and seals,
 // proofs, the member key and the HPKE-sealed epoch key), the passphrase
-// keys of rooms.json (Argon2id) and the mailbox id. conformance.mjs prints
+// keys of rooms.json (Argon2id) and the mailbox records and id. conformance.mjs prints
 // what it cannot check and why.
 func TestVectorsInJS(t *testing.T) {
 	node := nodeForJSPeer(t)
