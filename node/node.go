@@ -353,6 +353,12 @@ func (n *Node) loop() {
 			c.Observe(e)
 		}
 		n.passOn(e)
+		if j, ok := e.(events.Joined); ok {
+			// Also a room joined by a way the node did not start (an
+			// admission that came later): tracked from now, once per
+			// room and run (shown_rooms.go).
+			n.reshow(j.Room)
+		}
 	}
 }
 

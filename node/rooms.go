@@ -120,7 +120,11 @@ type RoomRef struct {
 // shown (shown_rooms.go), and emits again, once per run, the messages
 // of its history an earlier run stored but did not show.
 func (n *Node) reshow(room string) {
-	missed, err := n.roomMarks.open(n.rooms, room)
+	svc := n.own.rooms.Load()
+	if svc == nil {
+		return // startRooms calls it again once the service is set
+	}
+	missed, err := n.roomMarks.open(svc, room)
 	if err != nil {
 		n.log.Warn("cannot tell which room messages were shown; some may not be shown again after a crash", "room", room, "err", err)
 		return
