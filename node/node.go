@@ -92,11 +92,11 @@ type Config struct {
 	// Emitter receives every event (required).
 	Emitter events.Emitter
 	// ConfirmShown: the user interface calls Node.Shown for every event
-	// once it has written it out, and the dm and dm_status events it has
-	// (and room messages) not confirmed when the process dies are emitted
-	// again at the next
-	// start (before ready). Without it an event counts as shown when it
-	// is passed to Emitter. See shown.go.
+	// once it has written it out, and the dm and dm_status events, room
+	// messages, file offers and transfer outcomes it has not confirmed
+	// when the process dies are emitted again at the next start (before
+	// ready). Without it an event counts as shown when it is passed to
+	// Emitter. See shown.go.
 	ConfirmShown bool
 	// EventQueue bounds the events waiting for the node's event loop
 	// (default 1<<16); past it the newest are dropped and counted.
