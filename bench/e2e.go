@@ -18,6 +18,13 @@ import (
 // processes takes at most 1/0.9 of the time of the plain stream copy.
 const E2ETarget = 0.90
 
+// E2EMemoryTarget is issue 20's memory target: the peak RSS of either
+// parley process grows by less than this during a transfer, whatever the
+// file's size.
+const E2EMemoryTarget = 64 << 20
+
+const memTarget = "< 64 MiB growth" // E2EMemoryTarget
+
 // Issue 20's targets for an offer of a large file: it reaches the
 // recipient within offerTarget of /send, and a command typed meanwhile is
 // answered within commandTarget.
@@ -397,8 +404,9 @@ func e2eResults(tr string, size int64, rounds []e2eRound, growth [2]uint64) []Re
 		row(sc, "offer at recipient after /send, ms", median(offers), "", 0).withNote("this file; per round %s", list(offers)),
 		row(sc, "CPU s per GiB, both processes", median(pCPU), base+" (both hosts)", median(cCPU)),
 		row(sc, "CPU s per GiB, both processes", median(pCPU), base2, median(c2CPU)),
-		row(sc, "peak RSS growth, MiB, sender", mib(growth[0]), "", 0).withNote("VmHWM after the rounds − VmRSS at start"),
-		row(sc, "peak RSS growth, MiB, recipient", mib(growth[1]), "", 0),
+		row(sc, "peak RSS growth, MiB, sender", mib(growth[0]), "", 0).withNote("VmHWM after the rounds − VmRSS at start").
+			withTarget(memTarget, growth[0] < E2EMemoryTarget),
+		row(sc, "peak RSS growth, MiB, recipient", mib(growth[1]), "", 0).withTarget(memTarget, growth[1] < E2EMemoryTarget),
 	}
 }
 
