@@ -143,21 +143,21 @@ func startPair(ctx context.Context, cfg *Config, dir, tr string) (*e2ePair, erro
 		p.close()
 		return nil, err
 	}
-	if err := p.startCopyPeers(ctx, cfg.Binary, tr, proto); err != nil {
+	if err := p.startCopyPeers(ctx, cfg.Binary, tr, proto, env("copy-sender"), env("copy-recipient")); err != nil {
 		p.close()
 		return nil, err
 	}
 	return p, nil
 }
 
-// startCopyPeers starts the two copy peers of the two-process baseline
-// and connects them.
-func (p *e2ePair) startCopyPeers(ctx context.Context, bin, tr string, proto int) error {
+// startCopyPeers starts the two copy peers of the two-process baseline,
+// each with its env added, and connects them.
+func (p *e2ePair) startCopyPeers(ctx context.Context, bin, tr string, proto int, envA, envB []string) error {
 	var err error
-	if p.ca, err = startCopyPeer(ctx, bin, "copy sender", tr); err != nil {
+	if p.ca, err = startCopyPeer(ctx, bin, "copy sender", tr, envA); err != nil {
 		return err
 	}
-	if p.cb, err = startCopyPeer(ctx, bin, "copy recipient", tr); err != nil {
+	if p.cb, err = startCopyPeer(ctx, bin, "copy recipient", tr, envB); err != nil {
 		return err
 	}
 	addr, err := copyAddr(p.cb, proto)

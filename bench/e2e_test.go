@@ -52,7 +52,7 @@ func TestE2ESmoke(t *testing.T) {
 	if twoProcs != 4 {
 		t.Errorf("%d rows against the two-process copy, want 2 per transport", twoProcs)
 	}
-	for _, name := range []string{"e2e-tcp-sender.pprof", "e2e-tcp-recipient.pprof", "e2e-quic-sender.pprof"} {
+	for _, name := range []string{"e2e-tcp-sender.pprof", "e2e-tcp-recipient.pprof", "e2e-quic-sender.pprof", "e2e-quic-copy-recipient.pprof"} {
 		if st, err := os.Stat(cfg.ProfileDir + "/" + name); err != nil || st.Size() == 0 {
 			t.Errorf("profile %s: %v", name, err)
 		}

@@ -70,9 +70,10 @@ func startParley(ctx context.Context, bin, name, dir, listen string, env []strin
 }
 
 // startCopyPeer runs `bin bench` as a copy peer over transport tr (see
-// CopyPeer) and waits for its ready event.
-func startCopyPeer(ctx context.Context, bin, name, tr string) (*parleyProc, error) {
-	return startProc(ctx, bin, name, []string{"bench"}, []string{CopyPeerEnv + "=" + tr})
+// CopyPeer), with env added to the environment, and waits for its ready
+// event.
+func startCopyPeer(ctx context.Context, bin, name, tr string, env []string) (*parleyProc, error) {
+	return startProc(ctx, bin, name, []string{"bench"}, append([]string{CopyPeerEnv + "=" + tr}, env...))
 }
 
 // startProc runs bin with argv and env added to the environment, reads

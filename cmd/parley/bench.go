@@ -49,7 +49,7 @@ func (s *benchSettings) register(fs *flagSet) {
 	fs.IntVar(&s.churnSize, "churn-size", 0, "members of the room under churn (default 50, --quick 20)")
 	fs.IntVar(&s.dmMessages, "dm-messages", 0, "direct messages queued at once for the throughput figure (default 2000, --quick 500)")
 	fs.IntVar(&s.peers, "peers", 0, "peers connected for the per-peer cost figures (default 20, --quick 10)")
-	fs.StringVar(&s.profileDir, "profile-dir", "", "`DIR` where the e2e scenario's parley processes write CPU profiles (e2e-TRANSPORT-SIDE.pprof)")
+	fs.StringVar(&s.profileDir, "profile-dir", "", "`DIR` where the e2e scenario's parley processes and copy peers write CPU profiles (e2e-TRANSPORT-SIDE.pprof; SIDE is sender, recipient, copy-sender or copy-recipient)")
 }
 
 // config validates the settings into a bench.Config.
