@@ -43,6 +43,7 @@ func (n *Node) startTransfer(ctx context.Context) error {
 	}
 	cfg.AutoAccept = auto
 	cfg.Known = n.own.known
+	cfg.Held = n.onHeld
 	svc, err := transfer.New(ctx, cfg)
 	if err != nil {
 		return fmt.Errorf("start file transfer: %w", err)
@@ -97,6 +98,28 @@ func (n *Node) onFileShare(e rooms.FileShared) {
 	err := n.transfer.AddRemoteShare(e.Room, e.From, transfer.Share{ID: sh.ID, Name: sh.Name, Size: int64(sh.Size), Hash: sh.Hash})
 	if err != nil {
 		n.log.Debug("ignored a file share", "room", e.Room, "from", e.From, "err", err)
+	}
+}
+
+// onHeld announces in room that this node now holds a share it fetched
+// there: the same announcement as the sharer's, signed by this node, so
+// that members fetching it pull from this node too (transfer/swarm.go).
+// It is the transfer service's Config.Held and does not block.
+func (n *Node) onHeld(room string, sh transfer.Share) {
+	err := n.goSafe(func() {
+		svc := n.own.rooms.Load()
+		if svc == nil {
+			n.log.Debug("fetched share not announced: rooms not started", "id", sh.ID)
+			return
+		}
+		// #nosec G115 -- a fetched file's size is never negative
+		fs := rooms.FileShare{ID: sh.ID, Name: sh.Name, Size: uint64(sh.Size), Hash: sh.Hash}
+		if err := svc.ShareFile(n.ctx, room, fs); err != nil {
+			n.log.Debug("fetched share not announced", "id", sh.ID, "room", room, "err", err)
+		}
+	})
+	if err != nil {
+		n.log.Debug("fetched share not announced", "id", sh.ID, "err", err)
 	}
 }
 
