@@ -24,6 +24,7 @@ const (
 	ScenarioChurn    = "churn"
 	ScenarioSync     = "sync"
 	ScenarioE2E      = "e2e"
+	ScenarioSwarm    = "swarm"
 )
 
 // Scenarios lists every scenario name in run order.
@@ -33,7 +34,7 @@ func Scenarios() []string {
 
 // OptInScenarios lists the scenarios Run runs only when named, after
 // the others: e2e runs the parley binary and hashes a 16 GiB file.
-func OptInScenarios() []string { return []string{ScenarioE2E} }
+func OptInScenarios() []string { return []string{ScenarioE2E, ScenarioSwarm} }
 
 // ErrUnknownScenario is returned by Run for a scenario name not in
 // Scenarios() or OptInScenarios().
@@ -324,6 +325,8 @@ func runScenario(ctx context.Context, name string, cfg Config) ([]Result, error)
 		return Sync(ctx, cfg)
 	case ScenarioE2E:
 		return E2E(ctx, cfg)
+	case ScenarioSwarm:
+		return Swarm(ctx, cfg)
 	}
 	return nil, fmt.Errorf("%w %q", ErrUnknownScenario, name)
 }

@@ -192,10 +192,12 @@ type swarm struct {
 	bm           bitmap          // verified chunks (t.bm)
 	taken        []bool          // asked for from some holder, not verified yet
 	missing      int             // chunks not verified
+	asked        int             // chunks taken
 	next         int             // where take looks first
 	done         int64           // verified bytes
 	verified     int             // chunks verified in this attempt
 	active       int             // workers with an open stream
+	workers      int             // workers not ended
 	served       map[peer.ID]int // chunks verified per holder
 	changed      chan struct{}   // closed when chunks are released or all are in
 	lastFlush    time.Time
@@ -308,6 +310,9 @@ func (sw *swarm) run(holders []peer.ID, first *holderConn) []error {
 		first = nil
 	}
 	errs := make([]error, len(holders))
+	sw.mu.Lock()
+	sw.workers = len(holders)
+	sw.mu.Unlock()
 	var wg sync.WaitGroup
 	for k, h := range holders {
 		var hc *holderConn
@@ -318,6 +323,9 @@ func (sw *swarm) run(holders []peer.ID, first *holderConn) []error {
 		go func() {
 			defer wg.Done()
 			err := sw.work(h, hc)
+			sw.mu.Lock()
+			sw.workers--
+			sw.mu.Unlock()
 			if errors.Is(err, errLiar) {
 				sw.s.dropLiar(sw.t, h)
 			}
@@ -376,10 +384,9 @@ func (sw *swarm) work(h peer.ID, hc *holderConn) (err error) {
 		sw.release(queue)
 		hc.close(err == nil)
 	}()
-	batch := sw.batchSize()
 	for {
 		for len(queue) < swarmDepth {
-			b := sw.take(batch)
+			b := sw.take()
 			if len(b) == 0 {
 				break
 			}
@@ -415,19 +422,18 @@ func (sw *swarm) work(h peer.ID, hc *holderConn) (err error) {
 	}
 }
 
-// batchSize is how many chunks a worker asks for per Get: enough to keep
-// a stream busy, small enough that the chunks spread over the holders
-// and a holder that leaves strands little.
-func (sw *swarm) batchSize() int {
-	return max(1, min(maxBatch, sw.missing/(maxSwarm*swarmDepth)))
-}
-
-// take reserves up to k chunks nobody has verified or asked for, in
-// ascending order; none when every missing chunk is asked for.
-func (sw *swarm) take(k int) []int {
+// take reserves the next batch of chunks nobody has verified or asked
+// for, in ascending order; none when every missing chunk is asked for. A
+// batch is enough chunks to keep a stream busy, and few enough that the
+// chunks left spread over the holders (it shrinks to one chunk towards
+// the end, so that the holders finish together) and a holder that leaves
+// strands little: at most maxBatch, and at most the chunks not asked for
+// over 2*swarmDepth per worker.
+func (sw *swarm) take() []int {
 	sw.mu.Lock()
 	defer sw.mu.Unlock()
 	n := len(sw.taken)
+	k := max(1, min(maxBatch, (sw.missing-sw.asked)/(2*swarmDepth*max(1, sw.workers))))
 	var out []int
 	for j := 0; j < n && len(out) < k; j++ {
 		i := (sw.next + j) % n
@@ -438,6 +444,7 @@ func (sw *swarm) take(k int) []int {
 			continue
 		}
 		sw.taken[i] = true
+		sw.asked++
 		out = append(out, i)
 	}
 	if len(out) > 0 {
@@ -456,6 +463,7 @@ func (sw *swarm) release(queue [][]int) {
 		for _, i := range b {
 			if !sw.bm.has(i) && sw.taken[i] {
 				sw.taken[i] = false
+				sw.asked--
 				n++
 			}
 		}
@@ -502,7 +510,10 @@ func (sw *swarm) chunk(h peer.ID, i int, n int64, ok bool) error {
 		return nil
 	}
 	sw.bm.set(i)
-	sw.taken[i] = false
+	if sw.taken[i] {
+		sw.taken[i] = false
+		sw.asked--
+	}
 	sw.missing--
 	sw.done += n
 	sw.verified++
