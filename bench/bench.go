@@ -112,6 +112,10 @@ type Config struct {
 	E2ERounds      int
 	OfferProbeSize int64
 	ProfileDir     string
+	// Swarm: the size of the shared file (default 64 MiB, quick 32 MiB;
+	// each fetch from one holder moves it at 10 MiB/s). The rounds are
+	// E2ERounds.
+	SwarmSize int64
 
 	// settle, when set, replaces the pauses that let started hosts and
 	// joined rooms quieten down before measuring (tests shorten them).
@@ -180,6 +184,9 @@ func (c *Config) withDefaults() Config {
 	setInt(&cfg.DMMessages, quick(2000, 500))
 	setInt(&cfg.CostPeers, quick(20, 10))
 	setInt(&cfg.E2ERounds, quick(5, 3))
+	if cfg.SwarmSize <= 0 {
+		cfg.SwarmSize = int64(quick(64, 32)) << 20
+	}
 	if cfg.OfferProbeSize <= 0 {
 		cfg.OfferProbeSize = int64(quick(16, 4)) << 30
 	}

@@ -34,9 +34,6 @@ const SwarmTarget = 2.5
 const (
 	// swarmRate is each holder's uplink in bytes per second.
 	swarmRate = 10 << 20
-	// swarmSize is the file's default size (--size sets it; quick:
-	// half).
-	swarmSize = 64 << 20
 	// swarmHolders is the holders of the swarm figure.
 	swarmHolders = 3
 	// swarmPort is the first holder's TCP port inside the namespace.
@@ -70,8 +67,8 @@ type fileSwarmTimes struct {
 
 // Swarm runs the swarm scenario: in a child process inside a new network
 // namespace (cfg.Binary, run by unshare), unless this is that process.
-// The file is TransferSize bytes (default 64 MiB, quick 32 MiB); the
-// rounds are E2ERounds (default 5, quick 3).
+// The file is SwarmSize bytes; the rounds are E2ERounds (default 5,
+// quick 3).
 func Swarm(ctx context.Context, c Config) ([]Result, error) {
 	cfg := c.withDefaults()
 	if v := os.Getenv(swarmChildEnv); v != "" {
@@ -88,13 +85,7 @@ func Swarm(ctx context.Context, c Config) ([]Result, error) {
 		return nil, err
 	}
 	defer cleanup()
-	p := fileSwarmParams{Size: c.TransferSize, Rounds: cfg.E2ERounds, Rate: swarmRate, Out: filepath.Join(dir, "times.json")}
-	if p.Size <= 0 { // not the transfer scenario's 256 MiB: 25 s per fetch from 1 holder
-		p.Size = swarmSize
-		if cfg.Quick {
-			p.Size /= 2
-		}
-	}
+	p := fileSwarmParams{Size: cfg.SwarmSize, Rounds: cfg.E2ERounds, Rate: swarmRate, Out: filepath.Join(dir, "times.json")}
 	enc, err := json.Marshal(p)
 	if err != nil {
 		return nil, fmt.Errorf("swarm: %w", err)

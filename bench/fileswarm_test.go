@@ -57,7 +57,7 @@ func TestFileSwarmInNamespace(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	cfg := tiny(t)
-	cfg.Binary, cfg.TransferSize, cfg.E2ERounds = bin, 4<<20, 1
+	cfg.Binary, cfg.SwarmSize, cfg.E2ERounds = bin, 4<<20, 1
 	rows, err := Swarm(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
