@@ -138,6 +138,10 @@ func (n *Node) Resume(id string) error { return n.transfer.Resume(id) }
 // Fetch downloads a file shared in a room.
 func (n *Node) Fetch(ctx context.Context, id string) error { return n.transfer.Fetch(ctx, id) }
 
+// ShareHolders lists the members announced to hold a file shared in a
+// room (the sharer first); /fetch pulls from every one of them.
+func (n *Node) ShareHolders(id string) ([]peer.ID, error) { return n.transfer.ShareHolders(id) }
+
 // expandPath resolves ~ and makes a path absolute.
 func expandPath(p string) (string, error) {
 	if p == "~" || strings.HasPrefix(p, "~/") {

@@ -90,6 +90,17 @@ func (s *Service) holdersOf(t *transfer) []peer.ID {
 	return out
 }
 
+// ShareHolders returns the peers announced to hold the share id (an id
+// or a unique prefix, as for Fetch), the sharer first; a fetch pulls from
+// each of them that is connected.
+func (s *Service) ShareHolders(id string) ([]peer.ID, error) {
+	rs, err := s.findRemote(id)
+	if err != nil {
+		return nil, err
+	}
+	return slices.Clone(rs.holders), nil
+}
+
 // holds reports whether p is an announced holder of share fetch t. s.mu
 // must be held.
 func (s *Service) holds(t *transfer, p peer.ID) bool {
