@@ -198,6 +198,10 @@ type swarm struct {
 	t   *transfer
 	f   *os.File
 	man *manifest
+	// dialCtx bounds opening streams to holders; allIn ends it once every
+	// chunk is verified.
+	dialCtx context.Context
+	allIn   context.CancelFunc
 
 	mu           sync.Mutex      // guards everything below
 	bm           bitmap          // verified chunks (t.bm)
@@ -240,7 +244,17 @@ func (s *Service) pullShare(t *transfer, f *os.File) (progressed bool, err error
 	if len(holders) == 0 {
 		return false, fmt.Errorf("share %s: every holder was dropped: %w", t.id, errLiar)
 	}
+	// Connected holders first: the manifest comes from the first that
+	// answers, and a dial to one that left can take long.
+	slices.SortStableFunc(holders, func(a, b peer.ID) int {
+		return cmpBool(s.host.Network().Connectedness(b) == network.Connected, s.host.Network().Connectedness(a) == network.Connected)
+	})
 	sw := &swarm{s: s, t: t, f: f, served: make(map[peer.ID]int), changed: make(chan struct{})}
+	// Dials still under way when every chunk is in are called off.
+	var cancelDials context.CancelFunc
+	sw.dialCtx, cancelDials = context.WithCancel(t.ctx)
+	defer cancelDials()
+	sw.allIn = cancelDials
 	s.mu.Lock()
 	sw.man = t.man
 	s.mu.Unlock()
@@ -352,7 +366,7 @@ func (sw *swarm) run(holders []peer.ID, first *holderConn) []error {
 // open opens a pull stream to holder h.
 func (sw *swarm) open(h peer.ID) (*holderConn, error) {
 	s, t := sw.s, sw.t
-	str, err := s.host.NewStream(t.ctx, h, ID)
+	str, err := s.host.NewStream(sw.dialCtx, h, ID)
 	if err != nil {
 		if errors.Is(err, network.ErrLimitedConn) {
 			return nil, fmt.Errorf("waiting for a direct connection: %w", err)
@@ -531,6 +545,7 @@ func (sw *swarm) chunk(h peer.ID, i int, n int64, ok bool) error {
 	sw.served[h]++
 	if sw.missing == 0 {
 		sw.notify()
+		sw.allIn()
 	}
 	if time.Since(sw.lastFlush) >= bitmapFlushInterval {
 		if err := sw.flushLocked(); err != nil {
@@ -557,6 +572,17 @@ func (sw *swarm) flushLocked() error {
 		return fmt.Errorf("%w: %w", errDisk, err)
 	}
 	return nil
+}
+
+// cmpBool orders false before true.
+func cmpBool(a, b bool) int {
+	switch {
+	case a == b:
+		return 0
+	case a:
+		return 1
+	}
+	return -1
 }
 
 // rangesOf turns ascending chunk indices into ranges.
