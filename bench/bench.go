@@ -24,7 +24,6 @@ const (
 	ScenarioChurn    = "churn"
 	ScenarioSync     = "sync"
 	ScenarioE2E      = "e2e"
-	ScenarioSwarm    = "swarm"
 )
 
 // Scenarios lists every scenario name in run order.
@@ -34,7 +33,7 @@ func Scenarios() []string {
 
 // OptInScenarios lists the scenarios Run runs only when named, after
 // the others: e2e runs the parley binary and hashes a 16 GiB file.
-func OptInScenarios() []string { return []string{ScenarioE2E, ScenarioSwarm} }
+func OptInScenarios() []string { return []string{ScenarioE2E} }
 
 // ErrUnknownScenario is returned by Run for a scenario name not in
 // Scenarios() or OptInScenarios().
@@ -112,10 +111,6 @@ type Config struct {
 	E2ERounds      int
 	OfferProbeSize int64
 	ProfileDir     string
-	// Swarm: the size of the shared file (default 64 MiB, quick 32 MiB;
-	// each fetch from one holder moves it at 10 MiB/s). The rounds are
-	// E2ERounds.
-	SwarmSize int64
 
 	// settle, when set, replaces the pauses that let started hosts and
 	// joined rooms quieten down before measuring (tests shorten them).
@@ -184,9 +179,6 @@ func (c *Config) withDefaults() Config {
 	setInt(&cfg.DMMessages, quick(2000, 500))
 	setInt(&cfg.CostPeers, quick(20, 10))
 	setInt(&cfg.E2ERounds, quick(5, 3))
-	if cfg.SwarmSize <= 0 {
-		cfg.SwarmSize = int64(quick(64, 32)) << 20
-	}
 	if cfg.OfferProbeSize <= 0 {
 		cfg.OfferProbeSize = int64(quick(16, 4)) << 30
 	}
@@ -332,8 +324,6 @@ func runScenario(ctx context.Context, name string, cfg Config) ([]Result, error)
 		return Sync(ctx, cfg)
 	case ScenarioE2E:
 		return E2E(ctx, cfg)
-	case ScenarioSwarm:
-		return Swarm(ctx, cfg)
 	}
 	return nil, fmt.Errorf("%w %q", ErrUnknownScenario, name)
 }

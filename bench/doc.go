@@ -20,12 +20,6 @@
 //     stream echo.
 //   - cost: memory, goroutines and start-up time of one idle node and per
 //     connected peer, next to a bare libp2p host.
-//   - swarm (only when named; root): a file shared in a room fetched from
-//     3 holders next to the same file fetched from 1, each holder's
-//     uplink shaped to 10 MiB/s with tc, in a network namespace the
-//     scenario makes (a child process under `unshare --net`; its hosts
-//     are on that namespace's own loopback); and from 3 of which one
-//     leaves a third of the way in.
 //
 // Every loop is bounded by a count and by time; Run stops early when its
 // context ends. Results are rows of a Report, printed as Markdown or CSV.
