@@ -79,6 +79,8 @@ func TestContract(t *testing.T) {
 			`{"type":"file_progress","transfer_id":"aa","bytes":1,"size":3,"rate":0,"direction":"receive","peer":"` + p + `","waiting":true}`},
 		{FileProgress{TransferID: "aa", Bytes: 1, Size: 3, Direction: "receive", Peer: testPeer, Waiting: true, Code: WaitNoSpace, Reason: "disk full"},
 			`{"type":"file_progress","transfer_id":"aa","bytes":1,"size":3,"rate":0,"direction":"receive","peer":"` + p + `","waiting":true,"code":"no_space","reason":"disk full"}`},
+		{FileProgress{TransferID: "aa", Bytes: 1, Size: 3, Rate: 2, Direction: "receive", Peer: testPeer, Holders: 3},
+			`{"type":"file_progress","transfer_id":"aa","bytes":1,"size":3,"rate":2,"direction":"receive","peer":"` + p + `","holders":3}`},
 		{FileDone{TransferID: "aa", Path: "/x", Size: 3, Hash: "h", Direction: "receive", Peer: testPeer},
 			`{"type":"file_done","transfer_id":"aa","path":"/x","size":3,"hash":"h","direction":"receive","peer":"` + p + `"}`},
 		{FileFailed{TransferID: "aa", Error: "e", Code: "error", Direction: "send", Peer: testPeer},

@@ -58,6 +58,11 @@ type FileProgress struct {
 	// Reason, on a waiting progress, is the human-readable error that
 	// interrupted the transfer, when known.
 	Reason string `json:"reason,omitempty"`
+	// Holders, on the recipient of a file shared in a room (/fetch), is
+	// how many members it is pulling the file from at the moment, in
+	// parallel (the sharer and members that fetched it before); omitted
+	// when 0 (a direct transfer, or no holder connected).
+	Holders int `json:"holders,omitempty"`
 }
 
 // Codes of a waiting FileProgress (Code).

@@ -44,6 +44,7 @@ func (n *Node) startTransfer(ctx context.Context) error {
 	cfg.AutoAccept = auto
 	cfg.Known = n.own.known
 	cfg.ConfirmShown = true // marked shown by the node (shown.go)
+	cfg.Held = n.onHeld
 	svc, err := transfer.New(ctx, cfg)
 	if err != nil {
 		return fmt.Errorf("start file transfer: %w", err)
@@ -103,6 +104,28 @@ func (n *Node) onFileShare(e rooms.FileShared) {
 	}
 }
 
+// onHeld announces in room that this node now holds a share it fetched
+// there: the same announcement as the sharer's, signed by this node, so
+// that members fetching it pull from this node too (transfer/swarm.go).
+// It is the transfer service's Config.Held and does not block.
+func (n *Node) onHeld(room string, sh transfer.Share) {
+	err := n.goSafe(func() {
+		svc := n.own.rooms.Load()
+		if svc == nil {
+			n.log.Debug("fetched share not announced: rooms not started", "id", sh.ID)
+			return
+		}
+		// #nosec G115 -- a fetched file's size is never negative
+		fs := rooms.FileShare{ID: sh.ID, Name: sh.Name, Size: uint64(sh.Size), Hash: sh.Hash}
+		if err := svc.ShareFile(n.ctx, room, fs); err != nil {
+			n.log.Debug("fetched share not announced", "id", sh.ID, "room", room, "err", err)
+		}
+	})
+	if err != nil {
+		n.log.Debug("fetched share not announced", "id", sh.ID, "err", err)
+	}
+}
+
 // Accept accepts a file offer (ID or a unique prefix).
 func (n *Node) Accept(id string) error { return n.transfer.Accept(id) }
 
@@ -117,6 +140,10 @@ func (n *Node) Resume(id string) error { return n.transfer.Resume(id) }
 
 // Fetch downloads a file shared in a room.
 func (n *Node) Fetch(ctx context.Context, id string) error { return n.transfer.Fetch(ctx, id) }
+
+// ShareHolders lists the members announced to hold a file shared in a
+// room (the sharer first); /fetch pulls from every one of them.
+func (n *Node) ShareHolders(id string) ([]peer.ID, error) { return n.transfer.ShareHolders(id) }
 
 // expandPath resolves ~ and makes a path absolute.
 func expandPath(p string) (string, error) {

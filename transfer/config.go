@@ -109,6 +109,10 @@ type Config struct {
 	// MaxFrameSize). A lower value refuses manifests of files with more
 	// than about MaxFrameSize/32 chunks.
 	MaxFrameSize int
+	// Held, when set, is called once a share fetched from a room is in
+	// place: this node now serves it to other fetchers too, and should say
+	// so in room by announcing sh again (see swarm.go). It must not block.
+	Held func(room string, sh Share)
 
 	hooks testHooks // fault injection for tests
 }

@@ -38,6 +38,15 @@
 // name was taken meanwhile the next free one is used), and a DONE notice
 // tells the sender, whose Wait then returns.
 //
+// # Swarming
+//
+// A share fetched from a room (Fetch) is pulled from every member that
+// holds it at once, chunk by chunk: the sharer, and members whose fetch
+// is in place, which serve it too (Config.Held asks the node to announce
+// that in the room; AddRemoteShare records each holder). A holder that
+// leaves costs only its share of the speed; one that sends a chunk that
+// does not match the manifest is dropped. See swarm.go.
+//
 // # Resume
 //
 // The recipient keeps the verified-chunk bitmap in the store. When a

@@ -29,6 +29,7 @@ var (
 	ErrDuplicate   = errors.New("transfer id already in use")
 	ErrRemote      = errors.New("peer reported an internal error")
 	ErrExpired     = errors.New("offer expired without an answer")
+	ErrConflict    = errors.New("share announced with other contents")
 )
 
 // errDisk marks local file system and store errors: a receiving transfer

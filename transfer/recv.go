@@ -218,8 +218,7 @@ func (s *Service) run(t *transfer) {
 		attempts++
 		s.setWaiting(t, err)
 		s.log.Debug("transfer: attempt failed", "id", t.id, "peer", t.peer, "attempt", attempts, "err", err)
-		if attempts >= s.cfg.MaxAttempts || errors.Is(err, errDisk) ||
-			s.host.Network().Connectedness(t.peer) != network.Connected {
+		if attempts >= s.cfg.MaxAttempts || errors.Is(err, errDisk) || !s.reachable(t) {
 			return
 		}
 		delay := min(s.cfg.RetryBackoff<<min(attempts-1, 16), maxRetryBackoff)
@@ -329,6 +328,9 @@ type puller struct {
 	verified     int   // chunks verified in this attempt
 	lastFlush    time.Time
 	lastProgress time.Time
+	// onChunk, when set, records each received chunk instead of take (a
+	// swarm worker: swarm.go).
+	onChunk func(i int, n int64, ok bool) error
 }
 
 // pull makes one attempt: it fetches the manifest if needed, then every
@@ -351,6 +353,9 @@ func (s *Service) pull(t *transfer) (progressed bool, err error) {
 	// finalize syncs the part file and checks that error; an unfinished
 	// part file is checked against the manifest again on the next pull.
 	defer func() { _ = f.Close() }()
+	if t.share {
+		return s.pullShare(t, f)
+	}
 	str, err := s.host.NewStream(t.ctx, t.peer, ID)
 	if err != nil {
 		if errors.Is(err, network.ErrLimitedConn) {
@@ -581,6 +586,9 @@ func streamChunk(r io.Reader, buf []byte, n int64, h *subtreeHasher, write func(
 // bytes in the part file count for nothing), to be fetched again by the
 // next Get, at most ChunkRetries times; then the transfer fails.
 func (p *puller) take(i int, n int64, ok bool) error {
+	if p.onChunk != nil {
+		return p.onChunk(i, n, ok)
+	}
 	s, t := p.s, p.t
 	if !ok {
 		if t.bad == nil {
@@ -842,6 +850,7 @@ func (s *Service) finalize(t *transfer, f *os.File) error {
 		return err
 	}
 	s.log.Debug("transfer: file in place", "id", t.id, "name", final)
+	s.hold(t, final)
 	s.complete(t)
 	return nil
 }

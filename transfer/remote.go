@@ -29,14 +29,22 @@ type remoteRecord struct {
 	From  string `json:"from"`
 	Room  string `json:"room"`
 	Added int64  `json:"added"` // Unix ms of the latest announcement
+	// Holders: the members announced to hold the file (swarm.go), the
+	// sharer first; absent in records stored before swarming.
+	Holders []string `json:"holders,omitempty"`
 }
 
 // saveRemote stores rs and deletes the announcements that fell out of
-// the kept set (dropped), and records offer as not shown (shown.go). A
-// store error is logged: the share stays fetchable until the node stops.
-func (s *Service) saveRemote(rs remoteShare, dropped []string, offer events.FileOffer) {
+// the kept set (dropped), and records offer, when not nil, as not shown
+// (shown.go). A store error is logged: the share stays fetchable until
+// the node stops.
+func (s *Service) saveRemote(rs remoteShare, dropped []string, offer events.Event) {
+	holders := make([]string, len(rs.holders))
+	for i, h := range rs.holders {
+		holders[i] = h.String()
+	}
 	v, err := json.Marshal(remoteRecord{ID: rs.ID, Name: rs.Name, Size: rs.Size, Hash: rs.Hash,
-		From: rs.from.String(), Room: rs.room, Added: time.Now().UnixMilli()})
+		From: rs.from.String(), Room: rs.room, Added: time.Now().UnixMilli(), Holders: holders})
 	if err == nil {
 		err = s.db.Update(func(tx *bolt.Tx) error {
 			if err := s.putUnshown(tx, offer); err != nil {
@@ -133,5 +141,11 @@ func (r remoteRecord) share(maxSize int64) (remoteShare, error) {
 	}
 	rs := remoteShare{Share: Share{ID: hex.EncodeToString(raw), Name: name, Size: r.Size, Hash: r.Hash}, from: from, room: r.Room}
 	copy(rs.hash[:], hash)
+	rs.holders = []peer.ID{from}
+	for _, h := range r.Holders {
+		if p, err := peer.Decode(h); err == nil {
+			addHolder(&rs, p)
+		}
+	}
 	return rs, nil
 }

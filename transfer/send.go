@@ -51,16 +51,42 @@ func (s *Service) drop(t *transfer) {
 // reports it as a file_offer with the room. Shares that are malformed or
 // over MaxFileSize are refused with an error. The most recent 1024
 // announcements are kept.
+//
+// The same share announced again in the same room by another member (a
+// member that fetched it and now serves it too; see swarm.go) adds that
+// member to the share's holders, at most maxHolders, without another
+// file_offer. An announcement of a known share id with another name,
+// size or hash, or in another room, is refused (ErrConflict): the first
+// announcement stands. Announcements of this node's own shares are
+// ignored.
 func (s *Service) AddRemoteShare(room string, from peer.ID, sh Share) error {
 	rs, err := remoteRecord{ID: sh.ID, Name: sh.Name, Size: sh.Size, Hash: sh.Hash, From: from.String(), Room: room}.share(s.cfg.MaxFileSize)
 	if err != nil {
 		return err
 	}
+	rs.holders = []peer.ID{from}
 	var dropped []string
 	s.mu.Lock()
-	if _, known := s.remote[rs.ID]; !known {
-		s.remoteOrder = append(s.remoteOrder, rs.ID)
+	if t, ok := s.transfers[rs.ID]; ok && t.dir == Send {
+		s.mu.Unlock()
+		return nil // our own share, announced again by a member that holds it
 	}
+	old, known := s.remote[rs.ID]
+	if known {
+		if old.Share != rs.Share || old.room != rs.room {
+			s.mu.Unlock()
+			return fmt.Errorf("%w: share %s announced again with other contents", ErrConflict, rs.ID)
+		}
+		added := addHolder(&old, from)
+		s.remote[rs.ID] = old
+		s.mu.Unlock()
+		if added {
+			s.saveRemote(old, nil, nil) // a new holder: no new offer
+			s.log.Debug("transfer: share holder", "id", rs.ID, "peer", from, "holders", len(old.holders))
+		}
+		return nil
+	}
+	s.remoteOrder = append(s.remoteOrder, rs.ID)
 	s.remote[rs.ID] = rs
 	for len(s.remoteOrder) > maxRemoteShares {
 		dropped = append(dropped, s.remoteOrder[0])
@@ -135,6 +161,9 @@ func (s *Service) findRemote(id string) (remoteShare, error) {
 // within the budgets of budget.go).
 func (s *Service) servable(from peer.ID, conn network.Conn, raw []byte) (*transfer, *manifest, *pb.Status) {
 	t := s.byRawID(raw)
+	if t == nil || t.dir != Send {
+		t = s.heldShare(raw) // a share this node fetched (swarm.go)
+	}
 	if t == nil || t.dir != Send {
 		return nil, nil, &pb.Status{Code: pb.Code_NOT_FOUND}
 	}
@@ -237,6 +266,9 @@ func (s *Service) serve(str network.Stream, br *bufio.Reader, from peer.ID, g *p
 // empty) and fails t, unless it is an upload of a share; it returns err.
 func (s *Service) sourceChanged(str network.Stream, t *transfer, err error, msg string) error {
 	s.reply(str, &pb.Status{Code: pb.Code_FILE_CHANGED, Message: msg})
+	if t.share {
+		s.unhold(t.id, t.src)
+	}
 	if t.persistent() {
 		s.finish(t, StateFailed, err, nil)
 	}

@@ -55,6 +55,7 @@ type Service struct {
 	remoteOrder []string                  // ids in remote, oldest first; guarded by mu
 	slots       map[peer.ID]chan struct{} // receive slots per peer; guarded by mu
 	serving     map[peer.ID]int           // Get streams served per peer; guarded by mu
+	held        map[string]*transfer      // shares this node fetched and serves (swarm.go); guarded by mu
 	budget      BudgetCounters            // guarded by mu
 }
 
@@ -92,6 +93,9 @@ type remoteShare struct {
 	from peer.ID
 	room string
 	hash [HashSize]byte
+	// holders: the peers announced to hold the file in room, the sharer
+	// (from) first, at most maxHolders (see AddRemoteShare).
+	holders []peer.ID
 }
 
 // maxRemoteShares bounds the announced shares remembered for Fetch.
@@ -136,6 +140,7 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 		remote:    make(map[string]remoteShare),
 		slots:     make(map[peer.ID]chan struct{}),
 		serving:   make(map[peer.ID]int),
+		held:      make(map[string]*transfer),
 	}
 	if cfg.hooks.freeSpace != nil {
 		s.free = cfg.hooks.freeSpace
@@ -265,7 +270,7 @@ func (s *Service) onConnected(p peer.ID) {
 	s.mu.Lock()
 	var run, notify []*transfer
 	for _, t := range s.transfers {
-		if t.peer != p {
+		if t.peer != p && !s.holds(t, p) {
 			continue
 		}
 		if t.notice != nil {
@@ -446,6 +451,9 @@ func (t *transfer) info(dir string, now time.Time) Info {
 	in := Info{
 		ID: t.id, Direction: t.dir, Peer: t.peer, Name: t.name, Size: t.size,
 		State: t.state, Bytes: t.bytes, Room: t.room, Path: t.src,
+	}
+	if t.state == StateActive {
+		in.Holders = t.holders
 	}
 	if t.state == StateActive {
 		in.Rate = int64(t.rate.rate)
@@ -649,13 +657,14 @@ func (s *Service) progress(t *transfer, bytes int64, last *time.Time, force bool
 	t.bytes = bytes
 	t.rate.update(now, bytes)
 	rate := int64(t.rate.rate)
+	holders := t.holders
 	s.mu.Unlock()
 	if !force && now.Sub(*last) < s.cfg.ProgressInterval {
 		return
 	}
 	*last = now
 	s.emit.Emit(events.FileProgress{TransferID: t.id, Bytes: bytes, Size: t.size, Rate: rate,
-		Direction: string(t.dir), Peer: t.peer})
+		Direction: string(t.dir), Peer: t.peer, Holders: holders})
 }
 
 // emitWaiting reports that t was interrupted by err (nil when unknown): a

@@ -61,6 +61,9 @@ type Info struct {
 	Room      string        `json:"room,omitempty"`
 	Path      string        `json:"path,omitempty"` // source file, or received file once done
 	Error     string        `json:"error,omitempty"`
+	// Holders: for a share being fetched, how many holders it is pulled
+	// from at the moment (swarm.go); 0 otherwise.
+	Holders int `json:"holders,omitempty"`
 }
 
 // Result describes a transfer the recipient verified.
@@ -134,6 +137,10 @@ type transfer struct {
 	// upload was created); see pruneUploadsAt.
 	idleSince time.Time
 	lastErr   string // most recent transient error
+	// receive, share: the holders serving the fetch now (swarm.go), and
+	// the holders dropped for sending chunks that failed verification.
+	holders int
+	liars   map[peer.ID]bool
 
 	// Owned by the runner goroutine of a receiving transfer.
 	bm  bitmap      // verified chunks; nil until loaded

@@ -52,6 +52,9 @@ type xfer struct {
 	// waitCode: why a waiting transfer waits, when it is this node's disk
 	// (events.FileProgress.Code).
 	waitCode string
+	// holders: a room share being fetched, how many members it comes from
+	// at the moment (events.FileProgress.Holders).
+	holders int
 }
 
 func (x *xfer) moving() bool {
@@ -214,7 +217,7 @@ func (m *Model) transferEvent(e events.Event) bool {
 		x := m.xfer(e.TransferID, e.Direction, e.Peer)
 		x.bytes, x.size, x.rate = e.Bytes, e.Size, e.Rate
 		x.state, x.offerd, x.ended = xferActive, false, time.Time{}
-		x.waitCode = ""
+		x.waitCode, x.holders = "", e.Holders
 		if e.Waiting {
 			x.state, x.rate, x.waitCode = xferWaiting, 0, e.Code
 		}
@@ -375,5 +378,8 @@ func (m *Model) xferRow(x *xfer, w int) string {
 	bar := "[" + m.st.Bar.Render(strings.Repeat("#", filled)) + strings.Repeat("-", barW-filled) + "]"
 	nameW := min(48, max(4, w-3-barW-2-ansi.StringWidth(tail)-1))
 	name := x.name + " · " + m.peerLabel(x.peer)
+	if x.holders > 1 && x.state == xferActive { // a room share, pulled from several members
+		name = fmt.Sprintf("%s · %d holders", x.name, x.holders)
+	}
 	return fit(" "+arrow+" "+fit(cut(name, nameW), nameW)+" "+bar+tail, w)
 }

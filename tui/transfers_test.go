@@ -162,3 +162,21 @@ func TestTransferWaitingOnFullDisk(t *testing.T) {
 		t.Fatalf("screen:\n%s", s)
 	}
 }
+
+// A room share pulled from several members says from how many.
+func TestTransferShowsHolders(t *testing.T) {
+	f := newFakeNode()
+	lobbyHistory(f)
+	h := newHarness(t, f, 80, 24)
+	h.events(
+		events.FileOffer{TransferID: xferShare, From: idAlice, Name: "talk.mp4", Size: 64 << 20, Room: "lobby"},
+		events.FileProgress{TransferID: xferShare, Bytes: 16 << 20, Size: 64 << 20, Rate: 24 << 20, Direction: "receive", Peer: idAlice, Holders: 3},
+	)
+	if s := h.screen(); !strings.Contains(s, "↓ talk.mp4 · 3 holders") {
+		t.Fatalf("screen lacks the holders:\n%s", s)
+	}
+	h.events(events.FileProgress{TransferID: xferShare, Bytes: 32 << 20, Size: 64 << 20, Rate: 8 << 20, Direction: "receive", Peer: idAlice, Holders: 1})
+	if s := h.screen(); !strings.Contains(s, "↓ talk.mp4 · alice") {
+		t.Fatalf("one holder left, screen:\n%s", s)
+	}
+}

@@ -1,0 +1,73 @@
+package node_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/parley-chat/parley/events"
+	"github.com/parley-chat/parley/internal/nodetest"
+	"github.com/parley-chat/parley/internal/testnet"
+	"github.com/parley-chat/parley/node"
+)
+
+// A member that fetched a room share announces in the room that it holds
+// it: the other members then count it among the share's holders, and a
+// fetch succeeds from it alone once the sharer stops serving.
+func TestFetchedShareAnnouncedAndServed(t *testing.T) {
+	a, sinkA := nodetest.New(t, nil)
+	b, sinkB := nodetest.New(t, nil)
+	c, sinkC := nodetest.New(t, nil)
+	testnet.Connect(t, a.Host(), b.Host())
+	testnet.Connect(t, a.Host(), c.Host())
+	testnet.Connect(t, b.Host(), c.Host())
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	data := []byte("swarm me, please: " + t.Name())
+	path := filepath.Join(t.TempDir(), "notes.txt")
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	id, err := a.Share(ctx, node.DefaultRoom, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	testnet.Eventually(t, 30*time.Second, "share announced", func() bool {
+		return slices.ContainsFunc(sinkA.Take(), func(e events.Event) bool { _, ok := e.(node.ShareAnnounced); return ok })
+	})
+	offered := func(sink *nodetest.Sink) func() bool {
+		return func() bool {
+			return slices.ContainsFunc(sink.Take(), func(e events.Event) bool { o, ok := e.(events.FileOffer); return ok && o.TransferID == id })
+		}
+	}
+	testnet.Eventually(t, 30*time.Second, "offer at b", offered(sinkB))
+	testnet.Eventually(t, 30*time.Second, "offer at c", offered(sinkC))
+	if err := b.Fetch(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.WaitTransfer(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	testnet.Eventually(t, 30*time.Second, "b among the holders at c", func() bool {
+		hs, err := c.ShareHolders(id)
+		return err == nil && slices.Equal(hs, []peer.ID{a.Host().ID(), b.Host().ID()})
+	})
+	if err := a.Cancel(id); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Fetch(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	res, err := c.WaitTransfer(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := os.ReadFile(res.Path); err != nil || string(got) != string(data) {
+		t.Fatalf("fetched %q, %v", got, err)
+	}
+}

@@ -1,0 +1,302 @@
+package transfer
+
+import (
+	"errors"
+	"os"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/parley-chat/parley/events"
+	"github.com/parley-chat/parley/internal/testnet"
+)
+
+// swarmChunks is the size of the files of the swarm tests, in chunks.
+const swarmChunks = 64
+
+// heldLog records Config.Held calls.
+type heldLog struct {
+	mu    sync.Mutex
+	calls []Share
+	rooms []string
+}
+
+func (h *heldLog) held(room string, sh Share) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.calls, h.rooms = append(h.calls, sh), append(h.rooms, room)
+}
+
+func (h *heldLog) get() ([]Share, []string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]Share(nil), h.calls...), append([]string(nil), h.rooms...)
+}
+
+// fetchAndWait makes n fetch sh as announced by every holder in from,
+// all connected to n, and waits for the outcome.
+func fetchAndWait(tb testing.TB, n *node, sh Share, from ...*node) (Result, error) {
+	tb.Helper()
+	for _, h := range from {
+		testnet.Connect(tb, n.h, h.h)
+		if err := n.svc.AddRemoteShare("team", h.h.ID(), sh); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	if err := n.svc.Fetch(ctxT(tb), sh.ID); err != nil {
+		tb.Fatal(err)
+	}
+	return n.svc.Wait(ctxT(tb), sh.ID)
+}
+
+// checkFile fails unless res is the whole of data.
+func checkFile(tb testing.TB, res Result, sh Share, data []byte) {
+	tb.Helper()
+	got, err := os.ReadFile(res.Path)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if string(got) != string(data) || res.Hash != sh.Hash {
+		tb.Fatal("fetched file differs")
+	}
+}
+
+// swarmOf shares a file of swarmChunks chunks from a new node and makes
+// extra more nodes holders by fetching it. opts[i] configures holder i
+// (0: the sharer).
+func swarmOf(t *testing.T, extra int, opts ...func(*Config)) ([]*node, Share, []byte, []*heldLog) {
+	t.Helper()
+	nodes := make([]*node, extra+1)
+	logs := make([]*heldLog, extra+1)
+	for i := range nodes {
+		logs[i] = new(heldLog)
+		o := []func(*Config){func(c *Config) { c.Held = logs[i].held }}
+		if i < len(opts) && opts[i] != nil {
+			o = append(o, opts[i])
+		}
+		nodes[i] = newNode(t, o...)
+	}
+	path, data := writeFile(t, t.TempDir(), "swarm.bin", swarmChunks*MinChunkSize-3)
+	sh, err := nodes[0].svc.Share(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, n := range nodes[1:] {
+		res, err := fetchAndWait(t, n, sh, nodes[0])
+		if err != nil {
+			t.Fatalf("holder %d: %v", i+1, err)
+		}
+		checkFile(t, res, sh, data)
+		calls, rooms := logs[i+1].get()
+		if len(calls) != 1 || calls[0] != sh || rooms[0] != "team" {
+			t.Fatalf("holder %d: Held calls %v in %v, want %v in team", i+1, calls, rooms, sh)
+		}
+	}
+	return nodes, sh, data, logs
+}
+
+// barrier holds every holder's first chunk for a fetch until each holder has
+// been asked for one, so that the fetch is seen to use them all; bounded
+// by waitTimeout.
+type barrier struct {
+	all  chan struct{}
+	left atomic.Int32
+	once []sync.Once
+}
+
+func newBarrier(n int) *barrier {
+	g := &barrier{all: make(chan struct{}), once: make([]sync.Once, n)}
+	g.left.Store(int32(n))
+	return g
+}
+
+func (g *barrier) hook(k int) func(string, int, []byte) error {
+	return func(string, int, []byte) error {
+		g.once[k].Do(func() {
+			if g.left.Add(-1) == 0 {
+				close(g.all)
+			}
+		})
+		select {
+		case <-g.all:
+		case <-time.After(waitTimeout):
+		}
+		return nil
+	}
+}
+
+// A share is pulled from every holder at once: the sharer and two members
+// that fetched it before; each serves chunks, and the file verifies.
+func TestSwarmFetchesFromEveryHolder(t *testing.T) {
+	var armed atomic.Pointer[barrier]
+	opt := func(k int) func(*Config) {
+		return func(c *Config) {
+			c.hooks.beforeChunk = func(id string, i int, data []byte) error {
+				if g := armed.Load(); g != nil {
+					return g.hook(k)(id, i, data)
+				}
+				return nil
+			}
+		}
+	}
+	nodes, sh, data, _ := swarmOf(t, 2, opt(0), opt(1), opt(2))
+	before := make([]int64, len(nodes))
+	for i, n := range nodes {
+		before[i] = n.svc.chunksSent.Load()
+	}
+	armed.Store(newBarrier(len(nodes)))
+	d := newNode(t)
+	res, err := fetchAndWait(t, d, sh, nodes...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkFile(t, res, sh, data)
+	total := int64(0)
+	for i, n := range nodes {
+		sent := n.svc.chunksSent.Load() - before[i]
+		if sent == 0 {
+			t.Errorf("holder %d served no chunk", i)
+		}
+		total += sent
+	}
+	if total != swarmChunks {
+		t.Errorf("holders sent %d chunks in all, want %d", total, swarmChunks)
+	}
+	// Progress events said how many holders were serving.
+	most := 0
+	for _, ev := range testnet.Events(d.rec.Recorder, func(ev events.FileProgress) bool { return ev.TransferID == sh.ID }) {
+		most = max(most, ev.Holders)
+	}
+	if most != len(nodes) {
+		t.Errorf("file_progress holders reached %d, want %d", most, len(nodes))
+	}
+	// The new holder's announcement adds no offer at a member that holds
+	// the share; one with other contents is refused.
+	b := nodes[1]
+	if err := b.svc.AddRemoteShare("team", d.h.ID(), sh); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(testnet.Events(b.rec.Recorder, func(ev events.FileOffer) bool { return ev.TransferID == sh.ID })); n != 1 {
+		t.Errorf("%d file_offer events at a holder, want 1", n)
+	}
+	other := sh
+	other.Size++
+	if err := b.svc.AddRemoteShare("team", d.h.ID(), other); !errors.Is(err, ErrConflict) {
+		t.Errorf("conflicting announcement = %v, want ErrConflict", err)
+	}
+	if err := b.svc.AddRemoteShare("elsewhere", d.h.ID(), sh); !errors.Is(err, ErrConflict) {
+		t.Errorf("announcement in another room = %v, want ErrConflict", err)
+	}
+}
+
+// A holder that leaves mid-way costs only its share: its chunks come
+// from the others and the fetch completes.
+func TestSwarmHolderLeavesMidway(t *testing.T) {
+	var (
+		armed   atomic.Bool
+		sent    atomic.Int32
+		reached = make(chan struct{})
+		release = make(chan struct{})
+	)
+	leaver := func(c *Config) {
+		c.hooks.beforeChunk = func(string, int, []byte) error {
+			if !armed.Load() || sent.Add(1) != 3 {
+				return nil
+			}
+			close(reached)
+			select {
+			case <-release:
+			case <-time.After(waitTimeout):
+			}
+			return errors.New("gone")
+		}
+	}
+	nodes, sh, data, _ := swarmOf(t, 2, nil, nil, leaver)
+	armed.Store(true)
+	d := newNode(t)
+	type outcome struct {
+		res Result
+		err error
+	}
+	done := make(chan outcome, 1)
+	go func() {
+		res, err := fetchAndWait(t, d, sh, nodes...)
+		done <- outcome{res, err}
+	}()
+	select {
+	case <-reached:
+	case <-time.After(waitTimeout):
+		t.Fatal("the leaving holder was never asked for 3 chunks")
+	}
+	c := nodes[2]
+	if err := c.h.Close(); err != nil {
+		t.Fatal(err)
+	}
+	close(release)
+	var o outcome
+	select {
+	case o = <-done:
+	case <-time.After(waitTimeout):
+		t.Fatal("fetch did not end")
+	}
+	if o.err != nil {
+		t.Fatal(o.err)
+	}
+	checkFile(t, o.res, sh, data)
+}
+
+// A holder that sends chunks that do not match is dropped, its chunks
+// come from the others, and the file verifies.
+func TestSwarmLyingHolderDropped(t *testing.T) {
+	var armed atomic.Bool
+	liar := func(c *Config) {
+		c.hooks.beforeChunk = func(_ string, _ int, data []byte) error {
+			if armed.Load() {
+				data[0] ^= 0xff
+			}
+			return nil
+		}
+	}
+	nodes, sh, data, _ := swarmOf(t, 2, nil, liar, nil)
+	armed.Store(true)
+	d := newNode(t)
+	res, err := fetchAndWait(t, d, sh, nodes...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkFile(t, res, sh, data)
+	tr, err := d.svc.resolve(sh.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.svc.mu.Lock()
+	liars := tr.liars
+	d.svc.mu.Unlock()
+	if !liars[nodes[1].h.ID()] || len(liars) != 1 {
+		t.Fatalf("liars = %v, want only holder 1 (%s)", liars, nodes[1].h.ID())
+	}
+	// Once every holder lies, the fetch fails: nothing unverified counts.
+	e := newNode(t)
+	_, err = fetchAndWait(t, e, sh, nodes[1])
+	if !errors.Is(err, ErrVerify) {
+		t.Fatalf("fetch from a liar only = %v, want ErrVerify", err)
+	}
+	pollUntil(t, "part file removed", func() bool { return len(e.downloads()) == 0 })
+}
+
+// addHolder keeps the sharer and the most recent others.
+func TestAddHolderBounded(t *testing.T) {
+	rs := remoteShare{holders: []peer.ID{"sharer"}}
+	for i := range maxHolders + 5 {
+		addHolder(&rs, peer.ID(rune('a'+i)))
+	}
+	if len(rs.holders) != maxHolders || rs.holders[0] != "sharer" || rs.holders[maxHolders-1] != peer.ID(rune('a'+maxHolders+4)) {
+		t.Fatalf("holders = %v", rs.holders)
+	}
+	if addHolder(&rs, "sharer") {
+		t.Fatal("sharer added twice")
+	}
+}
