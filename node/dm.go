@@ -29,6 +29,7 @@ func (n *Node) startDM(ctx context.Context) error {
 	cfg.Nick = n.Nick
 	cfg.ConfirmShown = true // marked shown by the node (shown.go)
 	cfg.Known = n.own.known
+	cfg.Newcomer = n.newcomer
 	svc, err := dm.New(ctx, cfg)
 	if err != nil {
 		return fmt.Errorf("start direct messages: %w", err)
