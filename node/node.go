@@ -435,6 +435,11 @@ func (n *Node) Close() error {
 		if err := n.host.Close(); err != nil {
 			errs = append(errs, err)
 		}
+		if n.trust != nil {
+			if err := n.trust.Flush(); err != nil {
+				errs = append(errs, err)
+			}
+		}
 		if err := n.ages.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("write identity ages: %w", err))
 		}
