@@ -44,6 +44,7 @@ func (n *Node) startTransfer(ctx context.Context) error {
 	cfg.AutoAccept = auto
 	cfg.Known = n.own.known
 	cfg.Held = n.onHeld
+	cfg.Newcomer = n.newcomer
 	svc, err := transfer.New(ctx, cfg)
 	if err != nil {
 		return fmt.Errorf("start file transfer: %w", err)

@@ -91,6 +91,15 @@ type Store struct {
 	mu    sync.Mutex
 	peers map[peer.ID]peerRecord // guarded by mu; mirrors bucketPeers
 	pins  map[string]peer.ID     // guarded by mu; mirrors bucketPins
+
+	// behind is how long Observe may keep what it learnt in memory only
+	// (WriteBehind); 0: it writes at once. dirtyPeers and dirtyPins are
+	// the records and pins Observe changed and did not write yet, since
+	// dirtySince. Guarded by mu.
+	behind     time.Duration
+	dirtyPeers map[peer.ID]struct{}
+	dirtyPins  map[string]struct{}
+	dirtySince time.Time
 }
 
 // Open loads the trust store from db, creating its buckets when missing.
@@ -221,12 +230,105 @@ func (s *Store) Observe(p peer.ID, nick string) (*PinConflict, error) {
 		dirty = true
 	}
 	if !dirty {
-		return conflict, nil
+		return conflict, s.flushDue(now)
+	}
+	if s.behind > 0 {
+		s.peers[p] = rec
+		s.dirtyPeers[p] = struct{}{}
+		if newPin {
+			s.pins[key] = p
+			s.dirtyPins[key] = struct{}{}
+		}
+		if s.dirtySince.IsZero() {
+			s.dirtySince = now
+		}
+		return conflict, s.flushDue(now)
 	}
 	if err := s.put(p, rec, newPin, key); err != nil {
 		return nil, fmt.Errorf("observe %s: %w", p, err)
 	}
 	return conflict, nil
+}
+
+// WriteBehind lets Observe keep what it learnt (a new peer, nick, pin,
+// a fresher LastSeen) in memory for up to d, and write it all in one
+// transaction with the first observation after that, or at Flush: a
+// crowd of new identities in a room then costs one store write a
+// second, not one each, on the caller's path (node's event loop, which
+// shows known peers' lines behind them; docs/SECURITY.md, "Budgets").
+// What was not written yet is lost if the process dies. Trust, Untrust
+// and Forget still write at once. 0 (the default) writes at once.
+func (s *Store) WriteBehind(d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.behind = max(d, 0)
+	if s.dirtyPeers == nil {
+		s.dirtyPeers, s.dirtyPins = make(map[peer.ID]struct{}), make(map[string]struct{})
+	}
+}
+
+// Flush writes what Observe kept in memory (WriteBehind).
+func (s *Store) Flush() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.flush()
+}
+
+// flushDue flushes when the oldest unwritten change is WriteBehind old.
+// Callers hold mu.
+func (s *Store) flushDue(now time.Time) error {
+	if s.dirtySince.IsZero() || now.Sub(s.dirtySince) < s.behind {
+		return nil
+	}
+	return s.flush()
+}
+
+// flush writes the records and pins Observe changed, as memory holds
+// them now (deleted when memory no longer has them: Forget). Callers hold
+// mu.
+func (s *Store) flush() error {
+	if len(s.dirtyPeers) == 0 && len(s.dirtyPins) == 0 {
+		return nil
+	}
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		peers, pins := tx.Bucket([]byte(bucketPeers)), tx.Bucket([]byte(bucketPins))
+		for p := range s.dirtyPeers {
+			rec, ok := s.peers[p]
+			if !ok {
+				if err := peers.Delete([]byte(p)); err != nil {
+					return fmt.Errorf("delete peer record: %w", err)
+				}
+				continue
+			}
+			v, err := json.Marshal(rec)
+			if err != nil {
+				return fmt.Errorf("encode peer record: %w", err)
+			}
+			if err := peers.Put([]byte(p), v); err != nil {
+				return fmt.Errorf("store peer record: %w", err)
+			}
+		}
+		for k := range s.dirtyPins {
+			holder, ok := s.pins[k]
+			if !ok {
+				if err := pins.Delete([]byte(k)); err != nil {
+					return fmt.Errorf("delete nick pin: %w", err)
+				}
+				continue
+			}
+			if err := pins.Put([]byte(k), []byte(holder)); err != nil {
+				return fmt.Errorf("store nick pin: %w", err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("write observed peers: %w", err)
+	}
+	clear(s.dirtyPeers)
+	clear(s.dirtyPins)
+	s.dirtySince = time.Time{}
+	return nil
 }
 
 // put writes rec (and, when pin is set, the pin of key to p) to the
