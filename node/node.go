@@ -29,6 +29,7 @@ import (
 	"github.com/parley-chat/parley/dm"
 	"github.com/parley-chat/parley/events"
 	"github.com/parley-chat/parley/identity"
+	"github.com/parley-chat/parley/internal/fair"
 	"github.com/parley-chat/parley/mailbox"
 	"github.com/parley-chat/parley/overlay"
 	"github.com/parley-chat/parley/rooms"
@@ -98,6 +99,11 @@ type Config struct {
 	// ready). Without it an event counts as shown when it is passed to
 	// Emitter. See shown.go.
 	ConfirmShown bool
+	// NewcomerAge: a stranger whose identity this node first saw less than
+	// this long ago is a newcomer, and newcomers together get a small part
+	// of the strangers' budgets (docs/SECURITY.md, "Budgets"; default 1 h;
+	// tests shorten it).
+	NewcomerAge time.Duration
 	// EventQueue bounds the events waiting for the node's event loop
 	// (default 1<<16); past it the newest are dropped and counted.
 	EventQueue int
@@ -122,6 +128,10 @@ type Node struct {
 	// courier is set once during New; the event loop reads it meanwhile.
 	courier atomic.Pointer[mailbox.Courier]
 	own     ownPeople // the relay service's policy; set as the services start
+	// ages remembers when each identity was first seen (newcomers share a
+	// small part of the strangers' budgets); set by New once the store is
+	// open, closed after the services.
+	ages *fair.Ages
 
 	// internal receives the services' events; loop (owned by New and
 	// Close) reacts to them and passes them on to emit.
@@ -205,6 +215,14 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 		_ = st.Close()
 		return nil, err
 	}
+	ages, err := fair.NewAges(st.DB(), fair.AgesConfig{NewcomerAge: cfg.NewcomerAge, Logger: cfg.Logger.With("component", "fair")})
+	if err != nil {
+		n.cancel()
+		n.stopLoop()
+		_ = st.Close()
+		return nil, err
+	}
+	n.ages = ages
 	n.shown = newShownLog(n.markShown, cfg.Logger)
 	ocfg := cfg.Overlay
 	ocfg.PrivKey = cfg.Identity.PrivKey
@@ -223,6 +241,7 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 		n.cancel()
 		n.stopLoop()
 		n.shown.close(0)
+		_ = ages.Close()
 		_ = st.Close()
 		return nil, err
 	}
@@ -476,6 +495,14 @@ func (n *Node) Close() error {
 		n.shown.close(shownWait)
 		if err := n.host.Close(); err != nil {
 			errs = append(errs, err)
+		}
+		if n.trust != nil {
+			if err := n.trust.Flush(); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		if err := n.ages.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("write identity ages: %w", err))
 		}
 		if err := n.store.Close(); err != nil {
 			errs = append(errs, err)

@@ -30,6 +30,9 @@ func (n *Node) startRooms(ctx context.Context) error {
 	if cfg.Known == nil {
 		cfg.Known = n.own.known
 	}
+	if cfg.Newcomer == nil {
+		cfg.Newcomer = n.newcomer
+	}
 	svc, err := rooms.New(ctx, cfg)
 	if err != nil {
 		return fmt.Errorf("start rooms: %w", err)

@@ -63,6 +63,11 @@ type Config struct {
 	// peer is a stranger. It is asked once per offer or new upload, and
 	// must not block.
 	Known func(peer.ID) bool
+	// Newcomer reports whether a stranger's identity was first seen less
+	// than an hour ago (node: fair.Ages): newcomers together hold at most
+	// a quarter of the strangers' share of pending offers and uploads.
+	// nil: no stranger is a newcomer. Asked like Known; must not block.
+	Newcomer func(peer.ID) bool
 	// StrangerOfferTTL: an offer from a stranger is dropped (file_failed,
 	// code "expired") once it is this old and its sender is not connected
 	// (default 1 h), so that offers nobody will complete hold no budget.

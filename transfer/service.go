@@ -173,6 +173,7 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 		}
 		if t.dir == Receive && t.state == StateOffered && !t.share {
 			t.stranger = !s.known(t.peer)
+			t.newcomer = t.stranger && s.newcomer(t.peer)
 		}
 		s.transfers[t.id] = t
 	}
