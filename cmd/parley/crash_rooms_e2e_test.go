@@ -24,24 +24,24 @@ func TestNoRoomMessageLostToKill9(t *testing.T) {
 	rng := rand.New(rand.NewPCG(seed, 0))
 	t.Logf("seed %d", seed)
 	const room = "crash"
-	alice := &runs{peer: newFixedPeer(t, "alice", "--room", room)}
-	bob := &runs{peer: newFixedPeer(t, "bob", "--room", room)}
+	alice := &runs{peer: newFixedPeer(t, "alice", "--room", room, "--log-level", "info")}
+	bob := &runs{peer: newFixedPeer(t, "bob", "--room", room, "--log-level", "info")}
 	addrA := firstAddr(t, alice.start(t))
 	addrB := firstAddr(t, bob.start(t, "--peer", addrA))
 
 	// Rooms take 2 lines a second per author (a burst of 10): a few per
-	// round and side keep them flowing while the processes die. Odd
-	// rounds kill bob while the sync brings him what alice wrote while
-	// he was away (a batch of messages stored and shown at once).
+	// round and side keep them flowing while the processes die. Every
+	// fourth round kills bob while the sync brings him what alice wrote
+	// while he was away (a batch of messages stored and shown at once).
 	const rounds, perRound = 20, 2
 	deadline := time.Now().Add(3 * time.Minute)
 	for round := range rounds {
 		if time.Now().After(deadline) {
 			t.Fatalf("round %d: out of time", round)
 		}
-		if round%2 == 1 {
+		if round%4 == 1 {
 			bob.kill9(t)
-			for i := range 2 * perRound {
+			for i := range perRound {
 				line := fmt.Sprintf("a%02d-%d", round, i)
 				alice.cur.Send(line)
 				alice.cur.Wait(20*time.Second, "message", isMessage(room, line))

@@ -26,8 +26,8 @@ func TestNoTransferOutcomeLostToKill9(t *testing.T) {
 	seed := uint64(time.Now().UnixNano())
 	rng := rand.New(rand.NewPCG(seed, 0))
 	t.Logf("seed %d", seed)
-	alice := &runs{peer: newFixedPeer(t, "alice")}
-	bob := &runs{peer: newFixedPeer(t, "bob")}
+	alice := &runs{peer: newFixedPeer(t, "alice", "--log-level", "info")}
+	bob := &runs{peer: newFixedPeer(t, "bob", "--log-level", "info")}
 	readyA := alice.start(t)
 	addrA := firstAddr(t, readyA)
 	if err := os.MkdirAll(bob.peer.dir, 0o700); err != nil {
