@@ -18,6 +18,13 @@ import (
 // processes takes at most 1/0.9 of the time of the plain stream copy.
 const E2ETarget = 0.90
 
+// E2EMemoryTarget is issue 20's memory target: the peak RSS of either
+// parley process grows by less than this during a transfer, whatever the
+// file's size.
+const E2EMemoryTarget = 64 << 20
+
+const memTarget = "< 64 MiB growth" // E2EMemoryTarget
+
 // Issue 20's targets for an offer of a large file: it reaches the
 // recipient within offerTarget of /send, and a command typed meanwhile is
 // answered within commandTarget.
@@ -29,6 +36,7 @@ const (
 // e2eRound is what one round of the e2e scenario measured.
 type e2eRound struct {
 	parley, copy measured // parley: both processes' CPU
+	copy2        measured // the copy between two processes, both processes' CPU
 	offer        time.Duration
 }
 
@@ -73,7 +81,8 @@ func E2E(ctx context.Context, c Config) ([]Result, error) {
 type e2ePair struct {
 	a, b      *parleyProc
 	ha, hb    host.Host
-	downloads string // the recipient's downloads dir
+	ca, cb    *parleyProc // copy peers (CopyPeer): sender, recipient
+	downloads string      // the recipient's downloads dir
 }
 
 func (p *e2ePair) close() {
@@ -82,7 +91,7 @@ func (p *e2ePair) close() {
 			_ = h.Close()
 		}
 	}
-	for _, x := range []*parleyProc{p.a, p.b} {
+	for _, x := range []*parleyProc{p.a, p.b, p.ca, p.cb} {
 		if x != nil {
 			x.stop()
 		}
@@ -134,7 +143,64 @@ func startPair(ctx context.Context, cfg *Config, dir, tr string) (*e2ePair, erro
 		p.close()
 		return nil, err
 	}
+	if err := p.startCopyPeers(ctx, cfg.Binary, tr, proto, env("copy-sender"), env("copy-recipient")); err != nil {
+		p.close()
+		return nil, err
+	}
 	return p, nil
+}
+
+// startCopyPeers starts the two copy peers of the two-process baseline,
+// each with its env added, and connects them.
+func (p *e2ePair) startCopyPeers(ctx context.Context, bin, tr string, proto int, envA, envB []string) error {
+	var err error
+	if p.ca, err = startCopyPeer(ctx, bin, "copy sender", tr, envA); err != nil {
+		return err
+	}
+	if p.cb, err = startCopyPeer(ctx, bin, "copy recipient", tr, envB); err != nil {
+		return err
+	}
+	addr, err := copyAddr(p.cb, proto)
+	if err != nil {
+		return err
+	}
+	if err := p.ca.send("connect " + addr); err != nil {
+		return err
+	}
+	_, err = p.ca.wait(ctx, connectTimeout, "connected", nil)
+	return err
+}
+
+// copyProcs copies src to dst between the two copy peers and measures
+// from the send command to the recipient's copy_done (wall) and both
+// processes' CPU time over that span.
+func copyProcs(ctx context.Context, p *e2ePair, src, dst string) (m measured, err error) {
+	st, err := os.Stat(src)
+	if err != nil {
+		return m, fmt.Errorf("stat source: %w", err)
+	}
+	if err := warm(filepath.Dir(dst), st.Size()); err != nil {
+		return m, err
+	}
+	defer func() { _ = os.Remove(dst) }()
+	if err := p.cb.send("recv " + dst); err != nil {
+		return m, err
+	}
+	if _, err := p.cb.wait(ctx, connectTimeout, "receiving", nil); err != nil {
+		return m, err
+	}
+	cpu0 := p.ca.cpu() + p.cb.cpu()
+	t0 := time.Now()
+	if err := p.ca.send("send " + p.cb.id() + " " + src); err != nil {
+		return m, err
+	}
+	done, err := p.cb.wait(ctx, transferTimeout, "copy_done", nil)
+	if err != nil {
+		return m, err
+	}
+	m.wall = done.at.Sub(t0)
+	m.cpu = p.ca.cpu() + p.cb.cpu() - cpu0
+	return m, nil
 }
 
 // plainHost is the baseline's host: go-libp2p with Noise and yamux (for
@@ -167,20 +233,24 @@ func e2eOver(ctx context.Context, cfg *Config, dir, src, tr string, probe bool) 
 			rd.copy, err = copyFile(ctx, p.ha, p.hb, src, filepath.Join(p.downloads, fmt.Sprintf("copy-%d.bin", r)))
 			return err
 		}
-		first, second := runCopy, runParley
-		if r%2 == 1 {
-			first, second = runParley, runCopy
+		runCopy2 := func() (err error) {
+			rd.copy2, err = copyProcs(ctx, p, src, filepath.Join(p.downloads, fmt.Sprintf("copy2-%d.bin", r)))
+			return err
 		}
-		if err := first(); err != nil {
-			return nil, err
-		}
-		if err := second(); err != nil {
-			return nil, err
+		// Each round rotates the order, so that each of the three goes
+		// first, second and last equally often.
+		order := []func() error{runCopy, runParley, runCopy2}
+		for k := range order {
+			if err := order[(k+r)%len(order)](); err != nil {
+				return nil, err
+			}
 		}
 		rounds = append(rounds, rd)
-		logf(cfg.Log, "e2e/%s round %d: /send→file_done %.2f s (%.0f MB/s, offer after %.0f ms), plain stream %.2f s (%.0f MB/s): %.0f%%",
+		logf(cfg.Log, "e2e/%s round %d: /send→file_done %.2f s (%.0f MB/s, offer after %.0f ms), plain stream %.2f s (%.0f MB/s): %.0f%%; "+
+			"plain stream between two processes %.2f s (%.0f MB/s): %.0f%%",
 			tr, r+1, rd.parley.wall.Seconds(), mbps(size, rd.parley.wall), ms(rd.offer), rd.copy.wall.Seconds(),
-			mbps(size, rd.copy.wall), 100*rd.copy.wall.Seconds()/rd.parley.wall.Seconds())
+			mbps(size, rd.copy.wall), 100*rd.copy.wall.Seconds()/rd.parley.wall.Seconds(),
+			rd.copy2.wall.Seconds(), mbps(size, rd.copy2.wall), 100*rd.copy2.wall.Seconds()/rd.parley.wall.Seconds())
 	}
 	growth := [2]uint64{}
 	for i, x := range []*parleyProc{p.a, p.b} {
@@ -300,7 +370,11 @@ func offerProbe(ctx context.Context, cfg *Config, p *e2ePair, dir string) (offer
 func e2eResults(tr string, size int64, rounds []e2eRound, growth [2]uint64) []Result {
 	gib := float64(size) / (1 << 30)
 	var pS, cS, pMB, cMB, ratios, offers, pCPU, cCPU []float64
+	var c2S, c2CPU, ratios2 []float64
 	for _, rd := range rounds {
+		c2S = append(c2S, rd.copy2.wall.Seconds())
+		c2CPU = append(c2CPU, rd.copy2.cpu.Seconds()/gib)
+		ratios2 = append(ratios2, rd.copy2.wall.Seconds()/rd.parley.wall.Seconds())
 		pS = append(pS, rd.parley.wall.Seconds())
 		cS = append(cS, rd.copy.wall.Seconds())
 		pMB = append(pMB, mbps(size, rd.parley.wall))
@@ -319,12 +393,20 @@ func e2eResults(tr string, size int64, rounds []e2eRound, growth [2]uint64) []Re
 	t = t.withTarget(fmt.Sprintf("≥ %.0f%% of baseline speed", 100*E2ETarget), ratio >= E2ETarget).
 		withNote("ratio = baseline time / Parley time, median of %d interleaved rounds (IQR %.2f–%.2f): %s %%",
 			len(ratios), q1, q3, list(scale(ratios, 100)))
-	return []Result{t,
+	base2 := "plain libp2p stream between two processes, fsynced"
+	t2 := row(sc, fmt.Sprintf("/send → file_done, %s, s", sizeName(size)), median(pS), base2, median(c2S))
+	t2.Ratio = median(ratios2)
+	q1, q3 = quartiles(ratios2)
+	t2 = t2.withNote("the baseline's hosts in two processes (`parley bench` copy peers), as Parley's are; median of %d rounds (IQR %.2f–%.2f): %s %%",
+		len(ratios2), q1, q3, list(scale(ratios2, 100)))
+	return []Result{t, t2,
 		row(sc, "/send → file_done, MB/s", median(pMB), base, median(cMB)),
 		row(sc, "offer at recipient after /send, ms", median(offers), "", 0).withNote("this file; per round %s", list(offers)),
 		row(sc, "CPU s per GiB, both processes", median(pCPU), base+" (both hosts)", median(cCPU)),
-		row(sc, "peak RSS growth, MiB, sender", mib(growth[0]), "", 0).withNote("VmHWM after the rounds − VmRSS at start"),
-		row(sc, "peak RSS growth, MiB, recipient", mib(growth[1]), "", 0),
+		row(sc, "CPU s per GiB, both processes", median(pCPU), base2, median(c2CPU)),
+		row(sc, "peak RSS growth, MiB, sender", mib(growth[0]), "", 0).withNote("VmHWM after the rounds − VmRSS at start").
+			withTarget(memTarget, growth[0] < E2EMemoryTarget),
+		row(sc, "peak RSS growth, MiB, recipient", mib(growth[1]), "", 0).withTarget(memTarget, growth[1] < E2EMemoryTarget),
 	}
 }
 

@@ -40,10 +40,19 @@ func TestE2ESmoke(t *testing.T) {
 			t.Errorf("%s %s = %v", r.Scenario, r.Metric, r.Value)
 		}
 	}
-	if got["e2e/tcp"] != 8 || got["e2e/quic"] != 6 {
-		t.Errorf("rows per scenario %v, want 8 for e2e/tcp (with the large offer) and 6 for e2e/quic", got)
+	if got["e2e/tcp"] != 10 || got["e2e/quic"] != 8 {
+		t.Errorf("rows per scenario %v, want 10 for e2e/tcp (with the large offer) and 8 for e2e/quic", got)
 	}
-	for _, name := range []string{"e2e-tcp-sender.pprof", "e2e-tcp-recipient.pprof", "e2e-quic-sender.pprof"} {
+	twoProcs := 0
+	for _, r := range rep.Results {
+		if r.Baseline == "plain libp2p stream between two processes, fsynced" && r.Base > 0 {
+			twoProcs++
+		}
+	}
+	if twoProcs != 4 {
+		t.Errorf("%d rows against the two-process copy, want 2 per transport", twoProcs)
+	}
+	for _, name := range []string{"e2e-tcp-sender.pprof", "e2e-tcp-recipient.pprof", "e2e-quic-sender.pprof", "e2e-quic-copy-recipient.pprof"} {
 		if st, err := os.Stat(cfg.ProfileDir + "/" + name); err != nil || st.Size() == 0 {
 			t.Errorf("profile %s: %v", name, err)
 		}

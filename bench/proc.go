@@ -66,6 +66,19 @@ func (s *syncBuf) String() string {
 // for its ready event.
 func startParley(ctx context.Context, bin, name, dir, listen string, env []string, args ...string) (*parleyProc, error) {
 	argv := append([]string{"--json", "--data-dir", dir, "--nick", name, "--no-mdns", "--listen", listen}, args...)
+	return startProc(ctx, bin, name, argv, env)
+}
+
+// startCopyPeer runs `bin bench` as a copy peer over transport tr (see
+// CopyPeer), with env added to the environment, and waits for its ready
+// event.
+func startCopyPeer(ctx context.Context, bin, name, tr string, env []string) (*parleyProc, error) {
+	return startProc(ctx, bin, name, []string{"bench"}, append([]string{CopyPeerEnv + "=" + tr}, env...))
+}
+
+// startProc runs bin with argv and env added to the environment, reads
+// JSON event lines from its stdout, and waits for its ready event.
+func startProc(ctx context.Context, bin, name string, argv, env []string) (*parleyProc, error) {
 	cmd := exec.Command(bin, argv...) // #nosec G204 -- the parley binary itself, started by `parley bench`
 	cmd.Env = append(os.Environ(), env...)
 	stdin, err := cmd.StdinPipe()

@@ -275,6 +275,9 @@ func (s *Service) check(m *pb.Message, now time.Time) pb.Ack_Reason {
 	case len(m.Text) > MaxTextBytes:
 		return pb.Ack_REASON_TEXT_TOO_LONG
 	case !utf8.ValidString(m.Text) || !utf8.ValidString(m.Nick):
+		// Unreachable over the wire (proto3 refuses invalid UTF-8 in a
+		// string field, and the stream is reset); kept as a guard for
+		// messages built in-process. PROTOCOL.md: reason 3 is reserved.
 		return pb.Ack_REASON_INVALID_UTF8
 	case m.Nick != "" && identity.ValidateNick(m.Nick) != nil:
 		return pb.Ack_REASON_INVALID_NICK

@@ -49,7 +49,7 @@ func (s *benchSettings) register(fs *flagSet) {
 	fs.IntVar(&s.churnSize, "churn-size", 0, "members of the room under churn (default 50, --quick 20)")
 	fs.IntVar(&s.dmMessages, "dm-messages", 0, "direct messages queued at once for the throughput figure (default 2000, --quick 500)")
 	fs.IntVar(&s.peers, "peers", 0, "peers connected for the per-peer cost figures (default 20, --quick 10)")
-	fs.StringVar(&s.profileDir, "profile-dir", "", "`DIR` where the e2e scenario's parley processes write CPU profiles (e2e-TRANSPORT-SIDE.pprof)")
+	fs.StringVar(&s.profileDir, "profile-dir", "", "`DIR` where the e2e scenario's parley processes and copy peers write CPU profiles (e2e-TRANSPORT-SIDE.pprof; SIDE is sender, recipient, copy-sender or copy-recipient)")
 }
 
 // config validates the settings into a bench.Config.
@@ -141,7 +141,10 @@ func parseBench(args []string, stdout io.Writer) (*benchCmd, error) {
 
 // run is `parley bench`: run the benchmark suite on loopback and print a
 // Markdown table (or CSV) on stdout, progress on stderr.
-func (c *benchCmd) run(ctx context.Context, _ io.Reader, stdout, stderr io.Writer) error {
+func (c *benchCmd) run(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer) error {
+	if tr := os.Getenv(bench.CopyPeerEnv); tr != "" { // started by the e2e scenario
+		return bench.CopyPeer(ctx, tr, stdin, stdout)
+	}
 	s, cfg := &c.benchSettings, c.cfg
 	cfg.Log = stderr
 	if bin, err := os.Executable(); err == nil {

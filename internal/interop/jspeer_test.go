@@ -1,7 +1,9 @@
 package interop
 
 import (
+	"bytes"
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"os"
 	"os/exec"
@@ -13,7 +15,18 @@ import (
 	"time"
 
 	"github.com/parley-chat/parley/internal/proctest"
+	"lukechampine.com/blake3"
 )
+
+// testFile is the content the js peer generates for a file of size bytes:
+// byte k is k mod 251 (as in docs/vectors/transfer.json).
+func testFile(size int) []byte {
+	b := make([]byte, size)
+	for k := range b {
+		b[k] = byte(k % 251)
+	}
+	return b
+}
 
 // jsDir holds the js-libp2p peer; `npm ci` there installs its pinned
 // packages into node_modules (.ci/run does).
@@ -105,9 +118,18 @@ var hexID = regexp.MustCompile(`^[0-9a-f]{32}$`)
 // and σας, ＬＯＢＢＹ２ and lobby2) are one topic on both stacks; a direct
 // private room joined from parley's invite carries sealed messages both
 // ways; a direct message each way over /parley/dm/1.0.0 is stored and
-// acknowledged. The
-// steps share the two processes, so the first failure ends the test.
+// acknowledged; a file each way over /parley/file/2.0.0 (js offers one
+// with its hash, parley pulls the manifest and the 16 KiB chunks; parley
+// offers one without a hash, v2 hash-as-you-send, the js peer checks every
+// chunk, the commitment and the BLAKE3 file hash), DONE with the hash both
+// ways and the bytes compared. The steps share the two processes, so the
+// first failure ends the test.
 func TestJSLibp2pPeer(t *testing.T) {
+	t.Log("covers, js-libp2p <-> parley on 127.0.0.1: TCP+Noise+yamux, identify, ping; GossipSub StrictSign " +
+		"(/meshsub/1.2.0) public rooms (text, presence, leave), one name rule (ΣΑΣ/σας, full width), " +
+		"a sealed private room from an invite; /parley/dm/1.0.0 both ways with acks; " +
+		"/parley/file/2.0.0 both ways (manifest first, hash-as-you-send, DONE). " +
+		"Not covered: room sync, membership, shares, resume, mailbox")
 	node := nodeForJSPeer(t)
 	bin, err := proctest.Build(t.TempDir())
 	if err != nil {
@@ -263,6 +285,69 @@ func TestJSLibp2pPeer(t *testing.T) {
 		}
 	}
 
+	{
+		t.Log("step: a file js to parley (offer with hash, manifest first, 16 KiB chunks)")
+		const size = 100000 // 7 chunks of 16 KiB, the last one short
+		js.do(t, map[string]any{"cmd": "send_file", "peer": parleyID, "name": "from-js.bin", "size": size, "chunk_size": 16384})
+		offered := js.Wait(wait, "file_offered", nil)
+		if offered["status"] != float64(1) || offered["chunks"] != float64(7) { // Code OK: waiting for the user
+			t.Fatalf("js offer answered %v, want status OK and 7 chunks", offered)
+		}
+		id := offered.Str("transfer_id")
+		fo := p.Wait(wait, "file_offer", func(e proctest.Event) bool { return e.Str("transfer_id") == id })
+		if fo.Str("from") != js.id || fo["size"] != float64(size) {
+			t.Fatalf("parley showed %v for the js offer %v", fo, offered)
+		}
+		p.Send("/accept " + id)
+		done := p.Wait(wait, "file_done", func(e proctest.Event) bool { return e.Str("transfer_id") == id })
+		want := testFile(size)
+		sum := blake3.Sum256(want)
+		if done.Str("hash") != hex.EncodeToString(sum[:]) || done.Str("hash") != offered.Str("hash") || done.Str("direction") != "receive" {
+			t.Fatalf("parley file_done %v, want hash %x (js offered %s)", done, sum, offered.Str("hash"))
+		}
+		got, err := os.ReadFile(done.Str("path"))
+		if err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("parley's received file %s: %d bytes, err %v; differs from what js sent", done.Str("path"), len(got), err)
+		}
+		served := js.Wait(wait, "file_served", func(e proctest.Event) bool { return e.Str("transfer_id") == id })
+		if served["chunks"] != float64(7) {
+			t.Errorf("js served %v, want 7 chunks", served)
+		}
+		jd := js.Wait(wait, "file_done", func(e proctest.Event) bool { return e.Str("transfer_id") == id })
+		if jd["hash_matches"] != true || jd.Str("peer") != parleyID {
+			t.Fatalf("js got DONE %v, want parley's hash to match its own", jd)
+		}
+	}
+
+	{
+		t.Log("step: a file parley to js (v2 hash-as-you-send, 1 MiB chunks)")
+		const size = 2<<20 + 12345 // 3 chunks of parley's default 1 MiB
+		want := testFile(size)
+		path := filepath.Join(t.TempDir(), "from-parley.bin")
+		if err := os.WriteFile(path, want, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		p.Send("/send " + js.id + " " + path)
+		fo := js.Wait(wait, "file_offer", func(e proctest.Event) bool { return e.Str("from") == parleyID })
+		id := fo.Str("transfer_id")
+		if fo.Str("name") != "from-parley.bin" || fo["size"] != float64(size) {
+			t.Fatalf("js got offer %v", fo)
+		}
+		sum := blake3.Sum256(want)
+		rcv := js.Wait(wait, "file_received", func(e proctest.Event) bool { return e.Str("transfer_id") == id })
+		if rcv.Str("hash") != hex.EncodeToString(sum[:]) || rcv["chunks"] != float64(3) || rcv["chunks_verified"] != float64(3) || rcv["content_matches"] != true {
+			t.Fatalf("js received %v, want 3 verified chunks and hash %x", rcv, sum)
+		}
+		t.Logf("js pulled parley's file by %s", rcv.Str("flow"))
+		if jd := js.Wait(wait, "file_done", func(e proctest.Event) bool { return e.Str("transfer_id") == id }); jd["status"] != float64(1) {
+			t.Fatalf("parley answered js's DONE with %v, want status OK", jd)
+		}
+		done := p.Wait(wait, "file_done", func(e proctest.Event) bool { return e.Str("transfer_id") == id })
+		if done.Str("hash") != hex.EncodeToString(sum[:]) || done.Str("direction") != "send" || done.Str("peer") != js.id {
+			t.Fatalf("parley file_done %v, want hash %x", done, sum)
+		}
+	}
+
 	// Nothing either side sent was refused by the other.
 	noEvent(t, js.Peer, "refused", nil)
 	noEvent(t, js.Peer, "error", nil)
@@ -292,5 +377,31 @@ func TestSealVectorsInJS(t *testing.T) {
 	t.Logf("%s", out)
 	if err != nil {
 		t.Fatalf("node sealvectors.mjs: %v", err)
+	}
+}
+
+// TestVectorsInJS checks the js peer's wire code (wire.mjs, blake3.mjs) and
+// derivations written from docs/PROTOCOL.md against the vector files that
+// TestVectorsInNode and TestSealVectorsInJS do not cover: transfer.json
+// (BLAKE3 chunk and file hashes, chunk sizes, every frame, Get ranges,
+// manifests and commitments), dm.json (frames and both sides' verdicts),
+// identity.json (keys, peer IDs, fingerprints, safety numbers), sync.json
+// (signed items, item IDs, fingerprints, proofs, first frames, every range of
+// the reconciliation's rounds and what the initiator learns), members.json
+// (the log's signing bytes, signatures and hashes, a replay of the log with
+// the roles after it and the changes it refuses, epoch keys and seals,
+// proofs, the member key and the HPKE-sealed epoch key), the passphrase
+// keys of rooms.json (Argon2id) and the mailbox records and id. conformance.mjs prints
+// what it cannot check and why.
+func TestVectorsInJS(t *testing.T) {
+	node := nodeForJSPeer(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, node, "conformance.mjs") // #nosec G204 -- fixed arguments
+	cmd.Dir = jsDir
+	out, err := cmd.CombinedOutput()
+	t.Logf("%s", out)
+	if err != nil {
+		t.Fatalf("node conformance.mjs: %v", err)
 	}
 }

@@ -11,9 +11,14 @@
 //   {"cmd":"publish","room":NAME,"nick":N,"text":T}      KIND_TEXT
 //   {"cmd":"presence","room":NAME,"nick":N}              KIND_PRESENCE
 //   {"cmd":"dm","peer":PEER_ID,"nick":N,"text":T}        /parley/dm/1.0.0
+//   {"cmd":"send_file","peer":PEER_ID,"name":N,"size":S,"chunk_size":C}
+//                                  offer a file of S bytes (byte k = k mod
+//                                  251) over /parley/file/2.0.0; offers
+//                                  received are accepted and pulled at once
 //   {"cmd":"quit"}
 // Events: ready, peer_connected, subscribed, joined, published, message,
-// presence, refused, dm, dm_ack, error (see peer_test.go).
+// presence, refused, dm, dm_ack, file_offered, file_served, file_offer,
+// file_received, file_done, file_notice, error (see jspeer_test.go).
 import './node20.mjs';
 import { createInterface } from 'node:readline';
 import { randomBytes } from 'node:crypto';
@@ -27,6 +32,7 @@ import { gossipsub } from '@libp2p/gossipsub';
 import { peerIdFromString } from '@libp2p/peer-id';
 import { multiaddr } from '@multiformats/multiaddr';
 import * as w from './wire.mjs';
+import { blake3, chunkHash, rootOf } from './blake3.mjs';
 
 const emit = (type, fields = {}) => process.stdout.write(JSON.stringify({ type, ...fields }) + '\n');
 const log = (...args) => console.error('[js]', ...args);
@@ -152,6 +158,204 @@ await node.handle(w.DM_PROTOCOL, async (stream, connection) => {
   }
 }, { runOnLimitedConnection: true });
 
+// ---- file transfer (/parley/file/2.0.0) --------------------------------
+
+const outgoing = new Map(); // hex id -> { peer, data, chunkSize, hashes, hash }
+const incoming = new Map(); // hex id -> { peer, offer }
+
+// fileData is the content of a test file: byte k is k mod 251, as in
+// docs/vectors/transfer.json.
+const fileData = (size) => Uint8Array.from({ length: size }, (_, k) => k % 251);
+
+await node.handle(w.FILE_PROTOCOL, async (stream, connection) => {
+  const peer = connection.remotePeer.toString();
+  try {
+    const r = new w.FrameReader(stream, w.FILE_MAX_FRAME);
+    const first = await r.next();
+    if (first === null) throw new Error('stream closed before its first frame');
+    const { kind, msg } = w.decodeFrame(first);
+    if (kind === 'offer') await onOffer(stream, peer, msg);
+    else if (kind === 'notice') await onNotice(stream, peer, msg);
+    else if (kind === 'get') await serveGet(stream, r, peer, msg);
+    else throw new Error(`first frame ${kind}`);
+  } catch (err) {
+    emit('error', { cmd: 'file-recv', error: String(err?.message ?? err) });
+    stream.abort(err);
+  }
+}, { runOnLimitedConnection: true });
+
+const status = async (stream, code, message) => {
+  await w.send(stream, w.frame(w.encodeFrame('status', { code, message })));
+  await stream.close();
+};
+
+// onOffer answers an Offer: ACCEPTED (this peer accepts every valid offer
+// at once), then pulls the file on a stream of its own.
+async function onOffer(stream, peer, offer) {
+  const id = w.hex(offer.id);
+  let bad = '';
+  if (offer.id.length !== 16) bad = 'id';
+  else if (w.utf8Length(offer.name) > 1024) bad = 'name';
+  else if (offer.hash.length !== 0 && offer.hash.length !== 32) bad = 'hash';
+  else if (offer.hash.length === 0) {
+    try { w.chunkLayout(offer.size, offer.chunkSize); } catch { bad = 'layout'; }
+  }
+  if (bad) return status(stream, w.Code.BAD_REQUEST, `bad ${bad}`);
+  if (incoming.has(id)) return status(stream, w.Code.DUPLICATE, '');
+  incoming.set(id, { peer, offer });
+  emit('file_offer', { transfer_id: id, from: peer, name: offer.name, size: Number(offer.size), hash_offered: offer.hash.length === 32 });
+  await status(stream, w.Code.ACCEPTED, '');
+  pull(id).catch((err) => emit('error', { cmd: 'file-pull', transfer_id: id, error: String(err?.message ?? err) }));
+}
+
+// pull fetches an accepted offer on one Get stream: with an offered hash,
+// the Manifest first, then every chunk checked against it; without one
+// (v2 hash-as-you-send), every chunk checked against the hash it carries,
+// then the Manifest as the sender's commitment. Then the DONE notice.
+async function pull(id) {
+  const { peer, offer } = incoming.get(id);
+  const pid = peerIdFromString(peer);
+  const stream = await node.dialProtocol(pid, w.FILE_PROTOCOL, { signal: AbortSignal.timeout(10000) });
+  const r = new w.FrameReader(stream, w.FILE_MAX_FRAME);
+  const expect = async (kind) => {
+    const f = await r.next();
+    if (f === null) throw new Error(`stream ended, want ${kind}`);
+    const got = w.decodeFrame(f);
+    if (got.kind === 'status') throw new Error(`sender answered status ${got.msg.code} ${got.msg.message}`);
+    if (got.kind !== kind) throw new Error(`got ${got.kind}, want ${kind}`);
+    return got.msg;
+  };
+  const getManifest = async () => {
+    await w.send(stream, w.frame(w.encodeFrame('get', { id: offer.id, manifest: true })));
+    const m = await expect('manifest');
+    const why = w.checkManifest(m, offer, rootOf);
+    if (why) throw new Error(`bad manifest: ${why}`);
+    return m;
+  };
+  const withHash = offer.hash.length === 32;
+  let manifest, chunkSize;
+  if (withHash) {
+    manifest = await getManifest();
+    chunkSize = manifest.chunkSize;
+  } else {
+    chunkSize = offer.chunkSize;
+  }
+  const size = Number(offer.size);
+  const n = w.chunkLayout(size, chunkSize);
+  const data = new Uint8Array(size);
+  const hashes = [];
+  if (n > 0) {
+    await w.send(stream, w.frame(w.encodeFrame('get', { id: offer.id, ranges: [[0, n]] })));
+    for (let i = 0; i < n; i++) {
+      const c = await expect('chunk');
+      const want = Math.min(chunkSize, size - i * chunkSize);
+      if (c.index !== i || c.length !== want) throw new Error(`chunk ${c.index} of ${c.length} bytes, want ${i} of ${want}`);
+      const bytes = await r.bytes(c.length);
+      const h = chunkHash(bytes, i, chunkSize, n);
+      const expected = withHash ? manifest.chunkHashes.subarray(32 * i, 32 * i + 32) : c.hash;
+      if (!withHash && c.hash.length !== 32) throw new Error(`chunk ${i} without its hash`);
+      if (!w.equal(h, expected)) throw new Error(`chunk ${i} fails verification`);
+      data.set(bytes, i * chunkSize);
+      hashes.push(h);
+    }
+  }
+  if (!withHash) {
+    // The commitment: the same chunk hashes, combining into its hash.
+    manifest = await getManifest();
+    for (let i = 0; i < n; i++) {
+      if (!w.equal(manifest.chunkHashes.subarray(32 * i, 32 * i + 32), hashes[i])) throw new Error(`commitment names another hash for chunk ${i}`);
+    }
+  }
+  await stream.close();
+  const whole = blake3(data);
+  if (!w.equal(whole, manifest.hash)) throw new Error('the received bytes do not hash to the manifest hash');
+  emit('file_received', {
+    transfer_id: id, from: peer, name: offer.name, size, chunk_size: chunkSize, chunks: n,
+    chunks_verified: hashes.length, hash: w.hex(whole), flow: withHash ? 'manifest first' : 'hash-as-you-send',
+    content_matches: w.equal(data, fileData(size)),
+  });
+  const done = await node.dialProtocol(pid, w.FILE_PROTOCOL, { signal: AbortSignal.timeout(10000) });
+  await w.send(done, w.frame(w.encodeFrame('notice', { id: offer.id, kind: w.NoticeKind.DONE, hash: whole })));
+  const st = await readFrame(done, w.FILE_MAX_FRAME);
+  await done.close();
+  const { kind, msg } = w.decodeFrame(st);
+  emit('file_done', { transfer_id: id, direction: 'receive', peer, hash: w.hex(whole), status: kind === 'status' ? msg.code : -1 });
+}
+
+// onNotice takes DONE for a file this peer sent, checking its hash.
+async function onNotice(stream, peer, n) {
+  const id = w.hex(n.id);
+  const t = outgoing.get(id);
+  if (t === undefined || t.peer !== peer) return status(stream, w.Code.NOT_FOUND, '');
+  if (n.kind < w.NoticeKind.REJECT || n.kind > w.NoticeKind.FAILED || n.kind === w.NoticeKind.RESUME) return status(stream, w.Code.BAD_REQUEST, 'kind');
+  const fields = { transfer_id: id, direction: 'send', peer, kind: n.kind, code: n.code };
+  if (n.kind === w.NoticeKind.DONE) {
+    fields.hash = w.hex(n.hash);
+    fields.hash_matches = w.equal(n.hash, t.hash);
+  }
+  emit(n.kind === w.NoticeKind.DONE ? 'file_done' : 'file_notice', fields);
+  await status(stream, w.Code.OK, '');
+}
+
+// serveGet answers Gets on one pull stream for a file this peer offered.
+async function serveGet(stream, r, peer, get) {
+  let served = 0;
+  for (let g = get; g !== null;) {
+    const t = outgoing.get(w.hex(g.id));
+    if (t === undefined || t.peer !== peer) return status(stream, w.Code.NOT_FOUND, '');
+    const n = t.hashes.length;
+    if (!w.validRanges(g.ranges, n)) return status(stream, w.Code.BAD_REQUEST, 'ranges');
+    if (g.manifest) {
+      await w.send(stream, w.frame(w.encodeFrame('manifest', { size: t.data.length, chunkSize: t.chunkSize, hash: t.hash, chunkHashes: w.concat(t.hashes) })));
+    }
+    for (const [start, count] of g.ranges) {
+      for (let i = start; i < start + count; i++) {
+        const bytes = t.data.subarray(i * t.chunkSize, (i + 1) * t.chunkSize);
+        await w.send(stream, w.frame(w.encodeFrame('chunk', { index: i, length: bytes.length })));
+        await w.send(stream, bytes);
+        served++;
+      }
+    }
+    const f = await r.next();
+    if (f === null) break;
+    const next = w.decodeFrame(f);
+    if (next.kind !== 'get') throw new Error(`${next.kind} on a pull stream`);
+    g = next.msg;
+  }
+  await stream.close();
+  emit('file_served', { transfer_id: w.hex(get.id), peer, chunks: served });
+}
+
+// sendFile offers a generated file (with its hash: the manifest-first
+// flow) and reports the recipient's Status.
+async function sendFile(cmd) {
+  const data = fileData(cmd.size);
+  const chunkSize = w.chooseChunkSize(data.length, cmd.chunk_size ?? (1 << 20));
+  const n = w.chunkLayout(data.length, chunkSize);
+  const hashes = Array.from({ length: n }, (_, i) => chunkHash(data.subarray(i * chunkSize, (i + 1) * chunkSize), i, chunkSize, n));
+  const hash = rootOf(hashes);
+  if (!w.equal(hash, blake3(data))) throw new Error('chunk hashes do not combine into the file hash');
+  const id = randomBytes(16);
+  outgoing.set(w.hex(id), { peer: cmd.peer, data, chunkSize, hashes, hash });
+  const stream = await node.dialProtocol(peerIdFromString(cmd.peer), w.FILE_PROTOCOL, { signal: AbortSignal.timeout(10000) });
+  await w.send(stream, w.frame(w.encodeFrame('offer', { id, name: cmd.name, size: data.length, hash })));
+  const { kind, msg } = w.decodeFrame(await readFrame(stream, w.FILE_MAX_FRAME));
+  await stream.close();
+  if (kind !== 'status') throw new Error(`offer answered with ${kind}`);
+  emit('file_offered', { transfer_id: w.hex(id), peer: cmd.peer, size: data.length, chunk_size: chunkSize, chunks: n, hash: w.hex(hash), status: msg.code });
+}
+
+async function readFrame(stream, max) {
+  const timer = setTimeout(() => stream.abort(new Error('no answer within 15 s')), 15000);
+  try {
+    const f = await new w.FrameReader(stream, max).next();
+    if (f === null) throw new Error('stream closed before the answer');
+    return f;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 const envelopeFor = (kind, cmd) => w.encodeEnvelope({
   kind,
   id: randomBytes(16),
@@ -234,6 +438,7 @@ async function run(cmd) {
     case 'publish': return publish(w.Kind.TEXT, cmd);
     case 'presence': return publish(w.Kind.PRESENCE, cmd);
     case 'dm': return sendDM(cmd);
+    case 'send_file': return sendFile(cmd);
     case 'quit': return quit(0);
     default: throw new Error(`unknown command ${cmd.cmd}`);
   }

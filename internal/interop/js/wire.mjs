@@ -77,7 +77,7 @@ export function decode(buf) {
       default: throw new Error(`wire type ${wt}`);
     }
     if (!fields.has(num)) fields.set(num, []);
-    fields.get(num).push({ wt, val });
+    fields.get(num).push({ wt, val, pos: off });
   }
   return fields;
 }
@@ -254,31 +254,33 @@ export const AckReason = { EMPTY_TEXT: 1, TEXT_TOO_LONG: 2, INVALID_UTF8: 3, INV
 export const encodeDM = ({ id, text, nick, sentAtMs }) =>
   concat([pbBytes(1, id), pbString(2, text), ...(nick ? [pbString(3, nick)] : []), pbVarint(4, sentAtMs)]);
 
+// decodeDM decodes a Message; like any proto3 decoder it refuses a string
+// field that is not UTF-8 (the recipient resets the stream: dm.json "text
+// not UTF-8"), so REASON_INVALID_UTF8 is never sent.
 export function decodeDM(buf) {
   const f = decode(buf);
   const id = getBytes(f, 1);
   if (id.length !== 16) throw new Error(`id of ${id.length} bytes`);
-  // Text is checked by the caller (an invalid text is a REJECTED ack, not a
-  // protocol error), so keep its bytes.
-  return { id, textBytes: getBytes(f, 2), nick: getString(f, 3), sentAtMs: Number(getI64(f, 4)) };
+  return { id, text: getString(f, 2), nick: getString(f, 3), sentAtMs: Number(getI64(f, 4)) };
 }
 
-export const encodeAck = ({ id, status, reason }) =>
-  concat([pbBytes(1, id), pbVarint(2, status), ...(reason ? [pbVarint(3, reason)] : [])]);
+export const encodeAck = ({ id, status, reason, retryAfterMs }) =>
+  concat([pbBytes(1, id), pbVarint(2, status), ...(reason ? [pbVarint(3, reason)] : []), ...(retryAfterMs ? [pbVarint(4, retryAfterMs)] : [])]);
 
 export function decodeAck(buf) {
   const f = decode(buf);
-  return { id: getBytes(f, 1), status: Number(getU64(f, 2)), reason: Number(getU64(f, 3)) };
+  return { id: getBytes(f, 1), status: Number(getU64(f, 2)), reason: Number(getU64(f, 3)), retryAfterMs: Number(getU64(f, 4)) };
 }
 
+// checkDMText returns { reason } for a message to reject (the first
+// failing rule, in the order of docs/PROTOCOL.md), else { text }.
 export function checkDMText(m, nowMs = Date.now()) {
-  let text;
-  try { text = strictUTF8.decode(m.textBytes); } catch { return { reason: AckReason.INVALID_UTF8 }; }
-  if (m.textBytes.length === 0) return { reason: AckReason.EMPTY_TEXT };
-  if (m.textBytes.length > 8192) return { reason: AckReason.TEXT_TOO_LONG };
+  const bytes = utf8.encode(m.text).length;
+  if (bytes === 0) return { reason: AckReason.EMPTY_TEXT };
+  if (bytes > 8192) return { reason: AckReason.TEXT_TOO_LONG };
   if (m.nick !== '' && !validNick(m.nick)) return { reason: AckReason.INVALID_NICK };
   if (m.sentAtMs <= 0 || m.sentAtMs > nowMs + 3600e3 || m.sentAtMs < nowMs - 30 * 86400e3) return { reason: AckReason.BAD_TIMESTAMP };
-  return { text };
+  return { text: m.text };
 }
 
 // frame prefixes msg with its length (unsigned varint).
@@ -315,6 +317,7 @@ export class FrameReader {
         }
         continue;
       }
+      if (off !== varint(len).length) throw new Error('non-minimal length prefix');
       if (len > BigInt(this.max)) throw new Error(`frame of ${len} bytes over the limit ${this.max}`);
       const end = off + Number(len);
       if (this.buf.length >= end) {
@@ -325,6 +328,148 @@ export class FrameReader {
       if (!(await this.fill())) throw new Error('stream ended inside a frame');
     }
   }
+
+  // bytes returns the next n bytes of the stream (file data after a
+  // Chunk frame), or throws if the stream ends first.
+  async bytes(n) {
+    const out = new Uint8Array(n);
+    let got = 0;
+    for (;;) {
+      const take = Math.min(n - got, this.buf.length);
+      out.set(this.buf.subarray(0, take), got);
+      got += take;
+      this.buf = this.buf.slice(take);
+      if (got === n) return out;
+      const { value, done } = await this.it.next();
+      if (done) throw new Error(`stream ended after ${got} of ${n} bytes`);
+      this.buf = value.subarray();
+    }
+  }
+}
+
+// send writes b to a libp2p 3 stream, waiting for 'drain' when its buffer
+// is full.
+export async function send(stream, b) {
+  if (!stream.send(b)) await stream.onDrain();
 }
 
 export const hex = (b) => Buffer.from(b).toString('hex');
+export const unhex = (s) => new Uint8Array(Buffer.from(s, 'hex'));
+const equal = (a, b) => a.length === b.length && Buffer.compare(Buffer.from(a), Buffer.from(b)) === 0;
+
+// ---- file transfer (/parley/file/2.0.0) ---------------------------------
+
+export const FILE_PROTOCOL = '/parley/file/2.0.0';
+export const FILE_MAX_FRAME = 1 << 20;
+export const Code = {
+  UNSPECIFIED: 0, OK: 1, ACCEPTED: 2, REJECTED: 3, TOO_LARGE: 4, NO_SPACE: 5, BUSY: 6, NOT_FOUND: 7,
+  CANCELLED: 8, BAD_NAME: 9, FILE_CHANGED: 10, BAD_REQUEST: 11, VERIFY_FAILED: 12, DUPLICATE: 13, INTERNAL: 14, EXPIRED: 15,
+};
+export const NoticeKind = { UNSPECIFIED: 0, REJECT: 1, CANCEL: 2, RESUME: 3, DONE: 4, FAILED: 5 };
+const FRAME_FIELDS = { offer: 1, status: 2, notice: 3, get: 4, manifest: 5, chunk: 6 };
+const MIN_CHUNK = 16 << 10, MAX_CHUNK = 4 << 20, MAX_CHUNKS = 16384;
+
+const opt = (cond, part) => (cond ? [part] : []);
+const encoders = {
+  offer: (m) => concat([pbBytes(1, m.id), ...opt(m.name, pbString(2, m.name ?? '')), ...opt(m.size, pbVarint(3, m.size ?? 0)),
+    ...opt(m.hash?.length, pbBytes(4, m.hash ?? new Uint8Array(0))), ...opt(m.chunkSize, pbVarint(5, m.chunkSize ?? 0))]),
+  status: (m) => concat([pbVarint(1, m.code), ...opt(m.message, pbString(2, m.message ?? ''))]),
+  notice: (m) => concat([pbBytes(1, m.id), pbVarint(2, m.kind), ...opt(m.code, pbVarint(3, m.code ?? 0)),
+    ...opt(m.message, pbString(4, m.message ?? '')), ...opt(m.hash?.length, pbBytes(5, m.hash ?? new Uint8Array(0)))]),
+  get: (m) => concat([pbBytes(1, m.id), ...opt(m.manifest, pbVarint(2, 1)),
+    ...(m.ranges ?? []).map(([start, count]) => pbBytes(3, concat([...opt(start, pbVarint(1, start)), pbVarint(2, count)])))]),
+  manifest: (m) => concat([...opt(m.size, pbVarint(1, m.size)), pbVarint(2, m.chunkSize), pbBytes(3, m.hash),
+    ...opt(m.chunkHashes.length, pbBytes(4, m.chunkHashes))]),
+  chunk: (m) => concat([...opt(m.index, pbVarint(1, m.index)), ...opt(m.length, pbVarint(2, m.length)), ...opt(m.hash?.length, pbBytes(3, m.hash ?? new Uint8Array(0)))]),
+};
+
+// encodeFrame returns the protobuf Frame holding one message of the given
+// kind (offer, status, notice, get, manifest, chunk).
+export const encodeFrame = (kind, m) => pbBytes(FRAME_FIELDS[kind], encoders[kind](m));
+
+const u32 = (f, n) => {
+  const v = getU64(f, n);
+  if (v > 0xffffffffn) throw new Error(`field ${n}: not a uint32`);
+  return Number(v);
+};
+const decoders = {
+  offer: (f) => ({ id: getBytes(f, 1), name: getString(f, 2), size: getU64(f, 3), hash: getBytes(f, 4), chunkSize: u32(f, 5) }),
+  status: (f) => ({ code: Number(getU64(f, 1)), message: getString(f, 2) }),
+  notice: (f) => ({ id: getBytes(f, 1), kind: Number(getU64(f, 2)), code: Number(getU64(f, 3)), message: getString(f, 4), hash: getBytes(f, 5) }),
+  get: (f) => ({
+    id: getBytes(f, 1), manifest: getU64(f, 2) !== 0n,
+    ranges: (f.get(3) ?? []).map((v) => {
+      if (v.wt !== 2) throw new Error('field 3: wire type');
+      const r = decode(v.val);
+      return [u32(r, 1), u32(r, 2)];
+    }),
+  }),
+  manifest: (f) => ({ size: getU64(f, 1), chunkSize: u32(f, 2), hash: getBytes(f, 3), chunkHashes: getBytes(f, 4) }),
+  chunk: (f) => ({ index: u32(f, 1), length: u32(f, 2), hash: getBytes(f, 3) }),
+};
+
+// decodeFrame returns { kind, msg } of a Frame; the oneof's last field
+// wins (proto3); a Frame with none is a protocol error.
+export function decodeFrame(buf) {
+  const f = decode(buf);
+  let kind, val;
+  for (const [k, num] of Object.entries(FRAME_FIELDS)) {
+    const vs = f.get(num);
+    if (!vs) continue;
+    if (vs[vs.length - 1].wt !== 2) throw new Error(`frame field ${num}: wire type`);
+    // Across different oneof members the last one on the wire wins.
+    const at = vs[vs.length - 1];
+    if (val === undefined || at.pos > val.pos) { kind = k; val = at; }
+  }
+  if (kind === undefined) throw new Error('frame without a message');
+  return { kind, msg: decoders[kind](decode(val.val)) };
+}
+
+// chunkLayout returns the chunk count of a file, or throws when chunkSize
+// is not a valid chunk size for size (a power of two, 16 KiB … 4 MiB, at
+// most 16384 chunks).
+export function chunkLayout(size, chunkSize) {
+  if (chunkSize < MIN_CHUNK || chunkSize > MAX_CHUNK || (chunkSize & (chunkSize - 1)) !== 0) throw new Error(`chunk size ${chunkSize}`);
+  const n = Number((BigInt(size) + BigInt(chunkSize) - 1n) / BigInt(chunkSize));
+  if (n > MAX_CHUNKS) throw new Error(`${n} chunks`);
+  return n;
+}
+
+// chooseChunkSize is the sender's choice: the smallest power of two ≥
+// the configured size (at least 16 KiB) that keeps the chunk count ≤ 16384.
+export function chooseChunkSize(size, configured) {
+  let cs = MIN_CHUNK;
+  while (cs < configured && cs < MAX_CHUNK) cs *= 2;
+  while (cs < MAX_CHUNK && BigInt(size) > BigInt(cs) * BigInt(MAX_CHUNKS)) cs *= 2;
+  return cs;
+}
+
+// validRanges applies the Get rules to ranges of a file of n chunks.
+export function validRanges(ranges, n) {
+  if (ranges.length > n) return false;
+  let next = 0;
+  for (const [start, count] of ranges) {
+    if (count < 1 || start < next || start + count > n) return false;
+    next = start + count;
+  }
+  return true;
+}
+
+// checkManifest returns why a manifest does not match an offer (size, and
+// hash when the offer had one), or does not hold together; '' when it is
+// good. rootOf merges chunk hashes (blake3.mjs).
+export function checkManifest(m, offer, rootOf) {
+  let n;
+  try { n = chunkLayout(m.size, m.chunkSize); } catch (err) { return `layout: ${err.message}`; }
+  if (m.size !== BigInt(offer.size)) return 'size differs from the offer';
+  if (offer.hash?.length && !equal(m.hash, offer.hash)) return 'hash differs from the offer';
+  if (offer.chunkSize && m.chunkSize !== offer.chunkSize) return 'chunk size differs from the offer';
+  if (m.hash.length !== 32 || m.chunkHashes.length !== 32 * n) return 'hash lengths';
+  const hs = Array.from({ length: n }, (_, i) => m.chunkHashes.subarray(32 * i, 32 * i + 32));
+  if (!equal(rootOf(hs), m.hash)) return 'chunk hashes do not combine into the hash';
+  return '';
+}
+
+export { equal };
+
+export const utf8Length = (s) => utf8.encode(s).length;
