@@ -82,6 +82,37 @@ func (s *Service) outsideWindow(sentAt, now time.Time, window time.Duration) str
 	return ""
 }
 
+// heldSynced reports whether raw names an item this node holds already:
+// in the members set a presence of this node, or one no newer than the
+// presence it holds of the author; in the history set a line its replay
+// records know (delivered or stored). It reads what raw claims without
+// checking the signature: a held item is dropped unchecked, which takes
+// nothing in (a forged one costs its sender nothing but saves this node
+// the check), while an item that is not held is verified in full by
+// checkSynced. In a busy room, many items of a session are held already
+// (an older presence the peer still had, a copy that another session or
+// GossipSub brought first), and the signature checks were most of the
+// sync's cost.
+func (s *Service) heldSynced(r *room, set pb.SyncSet, raw []byte) ([itemIDSize]byte, bool) {
+	p, err := parseSigned(raw)
+	if err != nil || p.sm.topic != r.topicName {
+		return [itemIDSize]byte{}, false
+	}
+	author := p.sm.author
+	env, v := s.decode(r, author, p.sm.data)
+	if v.result != pubsub.ValidationAccept {
+		return [itemIDSize]byte{}, false
+	}
+	it := item{ts: uint64(max(env.sentAt.UnixMilli(), 0)), id: itemID(author, env.id)} // #nosec G115 -- not negative
+	switch {
+	case set == pb.SyncSet_SYNC_SET_MEMBERS && env.kind == pb.Kind_KIND_PRESENCE:
+		return it.id, author == s.self || r.holdsBeacon(author, it)
+	case set == pb.SyncSet_SYNC_SET_HISTORY && env.kind == pb.Kind_KIND_TEXT:
+		return it.id, s.replay.has(replayKey{author: author, id: env.id})
+	}
+	return it.id, false
+}
+
 // acceptSynced verifies the items of a frame and takes them in. With want
 // set, each item must be one of want (it is removed, so that a second
 // copy counts as unasked). It stops at the first bad item, after taking in
@@ -91,6 +122,18 @@ func (s *Service) acceptSynced(r *room, set pb.SyncSet, raws [][]byte, want map[
 	var good []syncedMsg
 	var bad error
 	for _, raw := range raws {
+		if id, ok := s.heldSynced(r, set, raw); ok {
+			// Held already (a presence as new or newer, a line this node
+			// has): nothing to take, so no signature to check.
+			if want != nil {
+				if !want[id] {
+					bad = fmt.Errorf("%w: item not asked for", errSyncLie)
+					break
+				}
+				delete(want, id)
+			}
+			continue
+		}
 		m, err := s.checkSynced(r, set, raw, clock)
 		if errors.Is(err, errSyncSkip) {
 			continue
@@ -185,9 +228,10 @@ func (s *Service) takeBeacon(r *room, m syncedMsg, now time.Time) bool {
 	if !newer {
 		return false
 	}
-	if len(m.env.record) > 0 {
+	if len(m.env.record) > 0 && !r.recordKnown(m.author, m.env.record, now) {
 		if recEnv, rec, err := verifyPeerRecord(m.env.record, m.author); err == nil {
 			s.learnAddrs(r, m.author, recEnv, rec)
+			r.recordLearned(m.author, m.env.record, now)
 		}
 	}
 	if ev != nil {
