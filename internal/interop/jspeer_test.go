@@ -391,8 +391,10 @@ func TestSealVectorsInJS(t *testing.T) {
 // (the log's signing bytes, signatures and hashes, a replay of the log with
 // the roles after it and the changes it refuses, epoch keys and seals,
 // proofs, the member key and the HPKE-sealed epoch key), the passphrase
-// keys of rooms.json (Argon2id) and the mailbox records and id. conformance.mjs prints
-// what it cannot check and why.
+// keys of rooms.json (Argon2id) and the mailbox vectors (records and id,
+// the MLKEM768-X25519 key derived from carol's identity seed, and the seal
+// opened to alice's signed note: ML-KEM-768 from @noble/post-quantum).
+// conformance.mjs prints what it cannot check and why.
 func TestVectorsInJS(t *testing.T) {
 	node := nodeForJSPeer(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -403,5 +405,15 @@ func TestVectorsInJS(t *testing.T) {
 	t.Logf("%s", out)
 	if err != nil {
 		t.Fatalf("node conformance.mjs: %v", err)
+	}
+	// The mailbox group must have run in full: 3 records and id checks, 3
+	// KEM key checks, the decapsulation cross-check, the opened seal and 4
+	// seals it must refuse.
+	m := regexp.MustCompile(`(?m)^mailbox: (\d+) passed, 0 failed$`).FindSubmatch(out)
+	if m == nil {
+		t.Fatalf("conformance.mjs printed no clean mailbox line")
+	}
+	if n, _ := strconv.Atoi(string(m[1])); n < 12 {
+		t.Errorf("conformance.mjs ran %d mailbox checks, want at least 12", n)
 	}
 }

@@ -13,6 +13,8 @@ import * as w from './wire.mjs';
 import { blake3, chunkHash, rootOf } from './blake3.mjs';
 import { xchacha20poly1305 } from '@noble/ciphers/chacha.js';
 import { argon2id } from '@noble/hashes/argon2.js';
+import { ml_kem768 } from '@noble/post-quantum/ml-kem.js';
+import { ml_kem768_x25519 } from '@noble/post-quantum/hybrid.js';
 
 const load = (path) => JSON.parse(readFileSync(new URL(path, import.meta.url), 'utf8'));
 const vec = (name) => load(`../../../docs/vectors/${name}`);
@@ -125,15 +127,11 @@ function hkdfExpand(prk, info, len) {
 const labeledExtract = (suite, salt, label, ikm) => hkdfExtract(salt, w.concat([utf8('HPKE-v1'), suite, utf8(label), ikm]));
 const labeledExpand = (suite, prk, label, info, len) => hkdfExpand(prk, w.concat([i2osp2(len), utf8('HPKE-v1'), suite, utf8(label), info]), len);
 
-// hpkeOpen opens enc || ciphertext (enc: 32 bytes) for the X25519 private
-// key sk, with info and no AAD.
-function hpkeOpen(sk, info, sealed) {
-  const enc = sealed.subarray(0, 32), ct = sealed.subarray(32);
-  const kemSuite = w.concat([utf8('KEM'), i2osp2(0x0020)]);
-  const dh = new Uint8Array(diffieHellman({ privateKey: x25519Priv(sk), publicKey: createPublicKey({ key: w.concat([h('302a300506032b656e032100'), enc]), format: 'der', type: 'spki' }) }));
-  const eae = labeledExtract(kemSuite, new Uint8Array(0), 'eae_prk', dh);
-  const shared = labeledExpand(kemSuite, eae, 'shared_secret', w.concat([enc, x25519Public(sk)]), 32);
-  const suite = w.concat([utf8('HPKE'), i2osp2(0x0020), i2osp2(0x0001), i2osp2(0x0003)]);
+// hpkeOpenShared runs RFC 9180's base-mode key schedule (HKDF-SHA256,
+// ChaCha20-Poly1305) on a KEM's shared secret and opens the first (and
+// only) ciphertext of the context, with no AAD.
+function hpkeOpenShared(kemID, shared, info, ct) {
+  const suite = w.concat([utf8('HPKE'), i2osp2(kemID), i2osp2(0x0001), i2osp2(0x0003)]);
   const empty = new Uint8Array(0);
   const ctx = w.concat([Uint8Array.of(0), labeledExtract(suite, empty, 'psk_id_hash', empty), labeledExtract(suite, empty, 'info_hash', info)]);
   const secret = labeledExtract(suite, shared, 'secret', empty);
@@ -142,6 +140,17 @@ function hpkeOpen(sk, info, sealed) {
   const d = createDecipheriv('chacha20-poly1305', key, nonce, { authTagLength: 16 });
   d.setAuthTag(ct.subarray(ct.length - 16));
   return new Uint8Array(w.concat([d.update(ct.subarray(0, ct.length - 16)), d.final()]));
+}
+const x25519 = (sk, pub) => new Uint8Array(diffieHellman({ privateKey: x25519Priv(sk), publicKey: createPublicKey({ key: w.concat([h('302a300506032b656e032100'), pub]), format: 'der', type: 'spki' }) }));
+
+// hpkeOpen opens enc || ciphertext (enc: 32 bytes) for the X25519 private
+// key sk, with info and no AAD.
+function hpkeOpen(sk, info, sealed) {
+  const enc = sealed.subarray(0, 32), ct = sealed.subarray(32);
+  const kemSuite = w.concat([utf8('KEM'), i2osp2(0x0020)]);
+  const eae = labeledExtract(kemSuite, new Uint8Array(0), 'eae_prk', x25519(sk, enc));
+  const shared = labeledExpand(kemSuite, eae, 'shared_secret', w.concat([enc, x25519Public(sk)]), 32);
+  return hpkeOpenShared(0x0020, shared, info, ct);
 }
 
 // ---- direct messages ----------------------------------------------------
@@ -533,14 +542,93 @@ const mailbox = load('../../../mailbox/testdata/vectors.json');
 }
 check('mailbox', 'mailbox id', hex(sha256(utf8('parley-mailbox-id-v1'), h(mailbox.CarolKEMPublicKey)).subarray(0, 16)), mailbox.CarolMailboxID);
 
+// The KEM key (Offline delivery, Cryptography): MLKEM768-X25519 (X-Wing,
+// HPKE KEM 0x647a) with DeriveKeyPair as docs/PROTOCOL.md spells it out:
+// ikm from the 64-byte raw Ed25519 key (seed || public key), dk by
+// SHAKE256 LabeledDerive, expanded by SHAKE256 into ML-KEM-768's d || z
+// and the X25519 private key.
+const shake256 = (msg, len) => new Uint8Array(createHash('shake256', { outputLength: len }).update(msg).digest());
+const sha3_256 = (...parts) => new Uint8Array(createHash('sha3-256').update(w.concat(parts)).digest());
+const XWING_ID = 0x647a;
+const XWING_LABEL = h('5c2e2f2f5e5c'); // the 6 ASCII bytes \.//^\
+function mailboxKEM(seedHex) {
+  const key = ed25519(h(seedHex));
+  const raw = w.concat([h(seedHex), key.pub]);
+  const ikm = new Uint8Array(hkdfSync('sha256', raw, new Uint8Array(0), utf8('parley-mailbox-kem-v1'), 32));
+  const label = utf8('DeriveKeyPair');
+  const dk = shake256(w.concat([ikm, utf8('HPKE-v1'), utf8('KEM'), i2osp2(XWING_ID), i2osp2(label.length), label, i2osp2(32)]), 32);
+  const expanded = shake256(dk, 96);
+  const mk = ml_kem768.keygen(expanded.slice(0, 64));
+  const skX = expanded.slice(64, 96);
+  const pkX = x25519Public(skX);
+  return { dk, mlkemSecret: mk.secretKey, skX, pkX, publicKey: w.concat([mk.publicKey, pkX]) };
+}
+// xwingDecap returns the KEM shared secret of enc (ML-KEM-768 ciphertext,
+// 1088 bytes, || X25519 ephemeral public key, 32 bytes).
+function xwingDecap(k, enc) {
+  if (enc.length !== 1120) throw new Error(`enc of ${enc.length} bytes`);
+  const ctM = enc.subarray(0, 1088), ctX = enc.subarray(1088);
+  return sha3_256(ml_kem768.decapsulate(ctM, k.mlkemSecret), x25519(k.skX, ctX), ctX, k.pkX, XWING_LABEL);
+}
+// openLetterEnvelope verifies a signed envelope of domain
+// "parley-mailbox-letter" and returns its signer's peer ID and payload.
+function openLetterEnvelope(env) {
+  const f = w.decode(env);
+  const one = (n) => { const v = f.get(n); if (!v || v.length !== 1 || v[0].wt !== 2) throw new Error(`envelope field ${n}`); return v[0].val; };
+  const pk = w.decode(one(1));
+  if (pk.get(1)?.[0].val !== 1n) throw new Error('signer key not Ed25519');
+  const signer = peerIdBytes(pk.get(2)[0].val);
+  if (hex(one(2)) !== hex(utf8('/parley/mailbox/letter/1'))) throw new Error('payload type');
+  const payload = one(3);
+  if (!ed25519Verify(signer, w.concat([lp(utf8('parley-mailbox-letter')), lp(one(2)), lp(payload)]), one(5))) throw new Error('bad signature');
+  return { signer, payload };
+}
+{
+  const carol = mailboxKEM(mailbox.CarolSeed);
+  check('mailbox', 'carol KEM public key (1216 bytes) derived from her identity seed', hex(carol.publicKey), mailbox.CarolKEMPublicKey);
+  const aliceRecordKEM = attempt(() => hex(w.decode(w.decode(h(mailbox.AliceRecord)).get(3)[0].val).get(3)[0].val));
+  check('mailbox', 'alice KEM public key derived = the one in her record', hex(mailboxKEM(mailbox.AliceSeed).publicKey), aliceRecordKEM);
+  // Cross-check the construction against @noble/post-quantum's own X-Wing.
+  check('mailbox', 'derived key = X-Wing keygen(dk) of @noble/post-quantum', hex(ml_kem768_x25519.keygen(carol.dk).publicKey), mailbox.CarolKEMPublicKey);
+
+  const sealed = h(mailbox.Seal);
+  const info = utf8('parley-mailbox-seal-v1');
+  const openSeal = (s) => hpkeOpenShared(XWING_ID, xwingDecap(carol, s.subarray(0, 1120)), info, s.subarray(1120));
+  check('mailbox', 'X-Wing decapsulation = @noble/post-quantum', hex(xwingDecap(carol, sealed.subarray(0, 1120))),
+    attempt(() => hex(ml_kem768_x25519.decapsulate(sealed.subarray(0, 1120), ml_kem768_x25519.keygen(carol.dk).secretKey))));
+  const letter = attempt(() => {
+    const { signer, payload } = openLetterEnvelope(openSeal(sealed));
+    const l = w.decode(payload);
+    const bytesOf = (g, n) => g.get(n)?.at(-1).val ?? new Uint8Array(0);
+    const note = w.decode(bytesOf(l, 3));
+    return {
+      signer: hex(signer), to: hex(bytesOf(l, 1)), senderRecord: hex(bytesOf(l, 2)), receipt: l.has(4),
+      id: hex(bytesOf(note, 1)), text: new TextDecoder('utf-8', { fatal: true }).decode(bytesOf(note, 2)),
+      nick: new TextDecoder('utf-8', { fatal: true }).decode(bytesOf(note, 3)),
+      sentAtMs: Number(note.get(4)?.at(-1).val ?? 0n), seq: Number(note.get(5)?.at(-1).val ?? 0n),
+    };
+  });
+  const want = {
+    signer: hex(peerIdBytes(ed25519(h(mailbox.AliceSeed)).pub)), to: hex(peerIdBytes(ed25519(h(mailbox.CarolSeed)).pub)),
+    senderRecord: mailbox.AliceRecord, receipt: false, id: mailbox.NoteID, text: mailbox.NoteText, nick: 'alice',
+    sentAtMs: mailbox.NoteSentAtMs, seq: 1,
+  };
+  check('mailbox', 'seal opened (X-Wing decapsulation, HPKE key schedule, ChaCha20-Poly1305) to alice\'s signed note to carol', JSON.stringify(letter), JSON.stringify(want));
+  // What must not open: a flipped bit in the ML-KEM ciphertext, the
+  // X25519 share or the AEAD ciphertext; another info string.
+  for (const [what, at] of [['ML-KEM ciphertext', 5], ['X25519 share', 1100], ['AEAD ciphertext', 1130]]) {
+    const bad = sealed.slice();
+    bad[at] ^= 1;
+    check('mailbox', `seal with a flipped bit in the ${what} is refused`, attempt(() => hex(openSeal(bad))).startsWith('throws:'), true);
+  }
+  check('mailbox', 'seal under another HPKE info is refused', attempt(() => hex(hpkeOpenShared(XWING_ID, xwingDecap(carol, sealed.subarray(0, 1120)), utf8('parley-mailbox-seal-v2'), sealed.subarray(1120)))).startsWith('throws:'), true);
+}
+
 for (const [group, c] of counts) console.log(`${group}: ${c.passed} passed, ${c.failed} failed`);
 console.log(`not checked here:
   sync.json reconciliation: the rounds' ranges and fingerprints are checked against the
     items, but where a side splits a range is its own choice ("about equal counts"), so the
     frames are not recomputed; the js peer does not speak /parley/rooms/sync/1.0.0
-  mailbox KEM key derivation and the seal: the MLKEM768-X25519 KEM (ML-KEM-768) is in neither
-    node:crypto (Node 20) nor the pinned packages; the records are rebuilt from the KEM public
-    key the vectors give
   (names.json, casefold.json and the rest of rooms.json: ../vectors.mjs; rooms.json seals and
     invites: sealvectors.mjs)`);
 console.log(`${passed} passed, ${failed} failed`);
