@@ -137,6 +137,16 @@ type Config struct {
 	// not block.
 	Known                                    func(peer.ID) bool
 	StrangerInboxBytes, StrangerInboxPerPeer int
+	// StrangerInboxPerSubnet bounds the stored messages of the strangers
+	// of one subnet (an IPv4 /24, an IPv6 /48, of the connection they came
+	// on; default a quarter of StrangerInboxBytes), and
+	// StrangerInboxNewcomers those of all newcomers together (default a
+	// quarter of StrangerInboxBytes).
+	StrangerInboxPerSubnet, StrangerInboxNewcomers int
+	// Newcomer reports whether a stranger's identity was first seen less
+	// than an hour ago (node: fair.Ages). nil: no stranger is a newcomer.
+	// It must not block.
+	Newcomer func(peer.ID) bool
 
 	// hooks lets tests in this package inject faults.
 	hooks *testHooks
@@ -180,6 +190,8 @@ func (c *Config) setDefaults() error {
 	setInt(&c.PeerBurst, DefaultPeerBurst)
 	setInt(&c.StrangerInboxBytes, DefaultStrangerInboxBytes)
 	setInt(&c.StrangerInboxPerPeer, DefaultStrangerInboxPerPeer)
+	setInt(&c.StrangerInboxPerSubnet, c.StrangerInboxBytes/4)
+	setInt(&c.StrangerInboxNewcomers, c.StrangerInboxBytes/4)
 	if c.PeerRate <= 0 {
 		c.PeerRate = DefaultPeerRate
 	}

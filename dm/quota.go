@@ -34,15 +34,20 @@ const (
 )
 
 // inboxQuota tallies the bytes of received messages stored from strangers
-// (peers Config.Known does not know): in total and per sender. It is
-// counted from the store at first use and again at most every
-// quotaRecount while full, or every PruneInterval; in between, stored
-// messages are added.
+// (peers Config.Known does not know): in total, per sender, per subnet
+// and of newcomers (Config.Newcomer). It is counted from the store at
+// first use and again at most every quotaRecount while full, or every
+// PruneInterval; in between, stored messages are added. The store does
+// not keep the subnet a message came from: subnets are remembered per
+// sender in memory (a restart forgets them, and the subnets start empty).
 type inboxQuota struct {
-	mu      sync.Mutex
-	counted time.Time         // last count from the store; zero: never
-	total   int64             // guarded by mu
-	per     map[peer.ID]int64 // guarded by mu
+	mu        sync.Mutex
+	counted   time.Time          // last count from the store; zero: never
+	total     int64              // guarded by mu
+	per       map[peer.ID]int64  // guarded by mu
+	subnetOf  map[peer.ID]string // the last subnet of each sender in per; guarded by mu
+	bySubnet  map[string]int64   // guarded by mu
+	newcomers int64              // guarded by mu
 }
 
 // cost is what storing m counts against the quota.
@@ -53,19 +58,27 @@ func cost(m *pb.Message) int64 {
 // known reports whether p is a contact (Config.Known).
 func (s *Service) known(p peer.ID) bool { return s.cfg.Known != nil && s.cfg.Known(p) }
 
-// reserveInbox takes the cost of storing m from p out of the strangers'
-// quota and returns a release for when it was not stored after all; ok is
-// false when the quota has no room for it. Contacts are not counted.
-func (s *Service) reserveInbox(p peer.ID, m *pb.Message, now time.Time) (release func(), ok bool) {
+// newcomer reports whether p's identity was first seen less than an hour
+// ago (Config.Newcomer).
+func (s *Service) newcomer(p peer.ID) bool { return s.cfg.Newcomer != nil && s.cfg.Newcomer(p) }
+
+// reserveInbox takes the cost of storing m from p, which came from subnet
+// ("": not known, e.g. through a mailbox), out of the strangers' quota
+// and returns a release for when it was not stored after all; ok is false
+// when the quota has no room for it. Contacts are not counted.
+func (s *Service) reserveInbox(p peer.ID, subnet string, m *pb.Message, now time.Time) (release func(), ok bool) {
 	if s.known(p) {
 		return func() {}, true
 	}
+	nc := s.newcomer(p)
 	q := &s.quota
 	c := cost(m)
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	full := func() bool {
-		return q.total+c > int64(s.cfg.StrangerInboxBytes) || q.per[p]+c > int64(s.cfg.StrangerInboxPerPeer)
+		return q.total+c > int64(s.cfg.StrangerInboxBytes) || q.per[p]+c > int64(s.cfg.StrangerInboxPerPeer) ||
+			(subnet != "" && q.bySubnet[subnet]+c > int64(s.cfg.StrangerInboxPerSubnet)) ||
+			(nc && q.newcomers+c > int64(s.cfg.StrangerInboxNewcomers))
 	}
 	if q.per == nil || now.Sub(q.counted) > s.cfg.PruneInterval || (full() && now.Sub(q.counted) > quotaRecount) {
 		if err := s.countInbox(now); err != nil {
@@ -75,16 +88,36 @@ func (s *Service) reserveInbox(p peer.ID, m *pb.Message, now time.Time) (release
 	if full() {
 		return nil, false
 	}
-	q.total += c
-	q.per[p] += c
+	q.add(p, subnet, nc, c)
 	return func() {
 		q.mu.Lock()
 		defer q.mu.Unlock()
-		q.total -= c
-		if q.per[p] -= c; q.per[p] <= 0 {
-			delete(q.per, p)
-		}
+		q.add(p, subnet, nc, -c)
 	}, true
+}
+
+// add counts c bytes (negative: uncounts) of p, from subnet, a newcomer
+// or not. q.mu must be held.
+func (q *inboxQuota) add(p peer.ID, subnet string, newcomer bool, c int64) {
+	if q.per == nil { // never counted: the count failed
+		q.per, q.subnetOf, q.bySubnet = make(map[peer.ID]int64), make(map[peer.ID]string), make(map[string]int64)
+	}
+	q.total += c
+	if q.per[p] += c; q.per[p] <= 0 {
+		delete(q.per, p)
+		delete(q.subnetOf, p)
+	}
+	if subnet != "" {
+		if c > 0 {
+			q.subnetOf[p] = subnet
+		}
+		if q.bySubnet[subnet] += c; q.bySubnet[subnet] <= 0 {
+			delete(q.bySubnet, subnet)
+		}
+	}
+	if newcomer {
+		q.newcomers += c
+	}
 }
 
 // countInbox counts the stored messages of strangers from the store.
@@ -105,15 +138,26 @@ func (s *Service) countInbox(now time.Time) error {
 		return err
 	}
 	// Known is asked outside the transaction: it may read the store.
-	var total int64
+	q := &s.quota
+	var total, newcomers int64
+	subnetOf := make(map[peer.ID]string)
+	bySubnet := make(map[string]int64)
 	for p, n := range per {
 		if s.known(p) {
 			delete(per, p)
 			continue
 		}
 		total += n
+		if s.newcomer(p) {
+			newcomers += n
+		}
+		if sn, ok := q.subnetOf[p]; ok {
+			subnetOf[p] = sn
+			bySubnet[sn] += n
+		}
 	}
-	s.quota.per, s.quota.total, s.quota.counted = per, total, now
+	q.per, q.total, q.counted = per, total, now
+	q.subnetOf, q.bySubnet, q.newcomers = subnetOf, bySubnet, newcomers
 	return nil
 }
 

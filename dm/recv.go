@@ -17,6 +17,7 @@ import (
 	"github.com/parley-chat/parley/dm/pb"
 	"github.com/parley-chat/parley/events"
 	"github.com/parley-chat/parley/identity"
+	"github.com/parley-chat/parley/internal/fair"
 	"github.com/parley-chat/parley/internal/pbframe"
 )
 
@@ -31,6 +32,7 @@ const (
 // frames, each answered by an Ack. The sender is the stream's remote peer.
 func (s *Service) handle(str network.Stream) {
 	p := str.Conn().RemotePeer()
+	subnet := fair.ConnSubnet(str.Conn())
 	if ok, closed := s.acquire(p); !ok {
 		if closed {
 			_ = str.Reset()
@@ -82,7 +84,7 @@ func (s *Service) handle(str network.Stream) {
 			// message would overtake the refused one.
 			ack = &pb.Ack{Id: m.Id, Status: pb.Ack_STATUS_BUSY, Reason: busy.Reason}
 			s.ctr.rateLimited.Add(1)
-		} else if ack, err = s.accept(p, &m); err != nil {
+		} else if ack, err = s.accept(p, subnet, &m); err != nil {
 			s.readFailed(p, str, err)
 			return
 		}
@@ -218,7 +220,7 @@ func (s *Service) pruneLimiters() {
 // accept checks, stores and reports one received message and returns the
 // ack to send. An error means the frame breaks the protocol and the
 // stream must be reset.
-func (s *Service) accept(p peer.ID, m *pb.Message) (*pb.Ack, error) {
+func (s *Service) accept(p peer.ID, subnet string, m *pb.Message) (*pb.Ack, error) {
 	if len(m.Id) != IDLen {
 		return nil, fmt.Errorf("%w: message id of %d bytes, want %d", ErrMalformed, len(m.Id), IDLen)
 	}
@@ -235,7 +237,7 @@ func (s *Service) accept(p peer.ID, m *pb.Message) (*pb.Ack, error) {
 		ack.Status, ack.Reason = pb.Ack_STATUS_REJECTED, reason
 		return ack, nil
 	}
-	release, ok := s.reserveInbox(p, m, now)
+	release, ok := s.reserveInbox(p, subnet, m, now)
 	if !ok && !s.stored(p, m.Id) {
 		s.ctr.overQuota.Add(1)
 		s.log.Debug("dm: stranger's stored messages at quota, busy", "peer", p, "id", msgID(m.Id))

@@ -123,7 +123,7 @@ func (s *Service) AcceptRelayedBatch(ms []Relayed) ([]Verdict, error) {
 			continue
 		}
 		var ok bool
-		if release[i], ok = s.reserveInbox(m.From, msg, now); !ok && !s.stored(m.From, m.ID) {
+		if release[i], ok = s.reserveInbox(m.From, "", msg, now); !ok && !s.stored(m.From, m.ID) {
 			out[i] = OverQuota
 		}
 	}

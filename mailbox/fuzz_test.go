@@ -72,7 +72,7 @@ func FuzzHolderRequests(f *testing.F) {
 	f.Add([]byte{0x80})
 	db := testnet.TempDB(f)
 	db.NoSync = true
-	hs := &Holder{db: db, byMailbox: map[string]*usage{}, byDepositor: map[string]*usage{}, salt: make([]byte, 32)}
+	hs := &Holder{db: db, byMailbox: map[string]*usage{}, byDepositor: map[string]*usage{}, bySubnet: map[string]*usage{}, salt: make([]byte, 32)}
 	hs.cfg = HolderConfig{Host: testnet.NewHost(f), DB: db, Mailbox: Quota{Count: 3}, Depositor: Quota{Count: 5}, Total: Quota{Count: 8}}
 	if err := hs.cfg.setDefaults(); err != nil {
 		f.Fatal(err)
@@ -94,7 +94,7 @@ func FuzzHolderRequests(f *testing.F) {
 				return
 			}
 			if d := req.GetDeposit(); d != nil {
-				hs.deposit(from, d, time.Now())
+				hs.deposit(from, "", d, time.Now())
 			}
 			hs.mu.Lock()
 			total := hs.total.count

@@ -21,6 +21,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/parley-chat/parley/internal/fair"
 	"github.com/parley-chat/parley/internal/pbframe"
 	"github.com/parley-chat/parley/mailbox/pb"
 )
@@ -52,6 +53,21 @@ type HolderConfig struct {
 	// 32 MiB); Depositor those left by one depositing peer in all
 	// mailboxes (default 2000, 32 MiB); Total all (default 200000, 1 GiB).
 	Mailbox, Depositor, Total Quota
+	// Known reports whether a depositing peer is known to the user (node:
+	// trusted, written to, or in a private room; nil knows nobody). Known
+	// depositors may use all of Total; strangers together Total minus
+	// Reserved (default 50000, 256 MiB; no reserve when Known is nil),
+	// the strangers depositing over one subnet (an IPv4 /24, an IPv6 /48,
+	// internal/fair.Subnet) PerSubnet of it (default 25000, 128 MiB), and
+	// the newcomers (Newcomer; nil: nobody is one) together Newcomers of
+	// it (default 37500, 192 MiB). Each share is at most Total. The
+	// depositor decides the share, not the mailbox's owner. Known and
+	// Newcomer are asked once per batch of deposits, concurrently, outside
+	// the holder's lock; they must not block.
+	Known    func(peer.ID) bool
+	Newcomer func(peer.ID) bool
+	// Reserved, PerSubnet and Newcomers: see Known.
+	Reserved, PerSubnet, Newcomers Quota
 	// MaxDepositSize bounds one seal (default and at most MaxSealSize).
 	MaxDepositSize int
 	// StreamTimeout is the deadline of each frame. Default 10 s.
@@ -77,6 +93,15 @@ func (c *HolderConfig) setDefaults() error {
 	setQuota(&c.Mailbox, DefaultMailboxCount, DefaultMailboxBytes)
 	setQuota(&c.Depositor, DefaultDepositorCount, DefaultDepositorBytes)
 	setQuota(&c.Total, DefaultTotalCount, DefaultTotalBytes)
+	setQuota(&c.Reserved, DefaultReservedCount, DefaultReservedBytes)
+	setQuota(&c.PerSubnet, DefaultPerSubnetCount, DefaultPerSubnetBytes)
+	setQuota(&c.Newcomers, DefaultNewcomersCount, DefaultNewcomersBytes)
+	for _, q := range []*Quota{&c.Reserved, &c.PerSubnet, &c.Newcomers} {
+		q.Count, q.Bytes = min(q.Count, c.Total.Count), min(q.Bytes, c.Total.Bytes)
+	}
+	if c.Known == nil {
+		c.Reserved = Quota{} // nobody could use it
+	}
 	setInt(&c.MaxStreamsPerPeer, DefaultMaxStreamsPerPeer)
 	setInt(&c.MaxInboundStreams, DefaultMaxInboundStreams)
 	if c.MaxDepositSize <= 0 || c.MaxDepositSize > MaxSealSize {
@@ -135,10 +160,14 @@ type Holder struct {
 
 	mu     sync.Mutex
 	closed bool // guarded by mu
-	// byMailbox, byDepositor and total account the stored deposits.
+	// byMailbox, byDepositor and total account the stored deposits;
+	// strangers, bySubnet (strangers' only) and newcomers the shares.
 	byMailbox   map[string]*usage // guarded by mu
 	byDepositor map[string]*usage // guarded by mu
 	total       usage             // guarded by mu
+	strangers   usage             // guarded by mu
+	bySubnet    map[string]*usage // guarded by mu
+	newcomers   usage             // guarded by mu
 	// inbound counts open streams per peer; inTotal in all.
 	inbound map[peer.ID]int // guarded by mu
 	inTotal int             // guarded by mu
@@ -153,15 +182,19 @@ type Holder struct {
 }
 
 type holderCounters struct {
-	stored, full, refused, pickedUp, deleted, expired, lookups atomic.Uint64
-	malformed, badRecord, tooManyStreams, streamErrors         atomic.Uint64
-	notified                                                   atomic.Uint64
+	stored, full, sharesFull, refused, pickedUp, deleted, expired, lookups atomic.Uint64
+	malformed, badRecord, tooManyStreams, streamErrors                     atomic.Uint64
+	notified                                                               atomic.Uint64
 }
 
 // HolderCounters counts what a holder did since NewHolder.
 type HolderCounters struct {
 	Stored, Full, Refused, PickedUp, Deleted, Expired, Lookups uint64
-	Malformed, BadRecord, TooManyStreams, StreamErrors         uint64
+	// SharesFull counts the deposits of strangers refused FULL (and
+	// counted in Full) for the strangers', their subnet's or the
+	// newcomers' share (HolderConfig.Known).
+	SharesFull                                         uint64
+	Malformed, BadRecord, TooManyStreams, StreamErrors uint64
 	// Notified counts the notifications sent to connected owners.
 	Notified uint64
 }
@@ -170,7 +203,7 @@ type HolderCounters struct {
 func (s *Holder) Counters() HolderCounters {
 	c := &s.ctr
 	return HolderCounters{
-		Stored: c.stored.Load(), Full: c.full.Load(), Refused: c.refused.Load(), PickedUp: c.pickedUp.Load(),
+		Stored: c.stored.Load(), Full: c.full.Load(), SharesFull: c.sharesFull.Load(), Refused: c.refused.Load(), PickedUp: c.pickedUp.Load(),
 		Deleted: c.deleted.Load(), Expired: c.expired.Load(), Lookups: c.lookups.Load(),
 		Malformed: c.malformed.Load(), BadRecord: c.badRecord.Load(),
 		TooManyStreams: c.tooManyStreams.Load(), StreamErrors: c.streamErrors.Load(),
@@ -195,7 +228,7 @@ func NewHolder(ctx context.Context, cfg HolderConfig) (*Holder, error) {
 		return nil, err
 	}
 	s := &Holder{cfg: cfg, h: cfg.Host, db: cfg.DB, log: cfg.Logger,
-		byMailbox: map[string]*usage{}, byDepositor: map[string]*usage{}, inbound: map[peer.ID]int{},
+		byMailbox: map[string]*usage{}, byDepositor: map[string]*usage{}, bySubnet: map[string]*usage{}, inbound: map[peer.ID]int{},
 		owners: map[string]peer.ID{}, notify: map[peer.ID]struct{}{}, wakeNotify: make(chan struct{}, 1)}
 	if err := s.open(); err != nil {
 		return nil, fmt.Errorf("mailbox holder: %w", err)
@@ -252,33 +285,52 @@ func (s *Holder) open() error {
 			if len(k) != MailboxIDLen+8 || proto.Unmarshal(v, &st) != nil {
 				return nil // removed by prune
 			}
-			s.account(k[:MailboxIDLen], st.Depositor, len(st.Sealed), 1)
+			s.account(k[:MailboxIDLen], &st, 1)
 			return nil
 		})
 	})
 }
 
-// account adds (sign 1) or removes (sign -1) one deposit. Callers hold mu
-// or run before the service starts.
-func (s *Holder) account(mailbox, depositor []byte, size, sign int) {
-	get := func(m map[string]*usage, k []byte) *usage {
-		u, ok := m[string(k)]
+// account adds (sign 1) or removes (sign -1) one deposit st of mailbox.
+// Callers hold mu or run before the service starts.
+func (s *Holder) account(mailbox []byte, st *pb.Stored, sign int) {
+	size := len(st.Sealed)
+	addTo := func(m map[string]*usage, k string) {
+		u, ok := m[k]
 		if !ok {
 			u = &usage{}
-			m[string(k)] = u
+			m[k] = u
 		}
-		return u
+		if u.add(size, sign); u.count <= 0 {
+			delete(m, k)
+		}
 	}
-	mu, du := get(s.byMailbox, mailbox), get(s.byDepositor, depositor)
-	mu.add(size, sign)
-	du.add(size, sign)
+	addTo(s.byMailbox, string(mailbox))
+	addTo(s.byDepositor, string(st.Depositor))
 	s.total.add(size, sign)
-	if mu.count <= 0 {
-		delete(s.byMailbox, string(mailbox))
+	if st.Known {
+		return
 	}
-	if du.count <= 0 {
-		delete(s.byDepositor, string(depositor))
+	s.strangers.add(size, sign)
+	if st.Subnet != "" {
+		addTo(s.bySubnet, st.Subnet)
 	}
+	if st.Newcomer {
+		s.newcomers.add(size, sign)
+	}
+}
+
+// strangerFits reports whether a stranger's deposit of size, from subnet
+// ("": none known) and a newcomer or not, fits in the strangers' shares.
+// s.mu must be held.
+func (s *Holder) strangerFits(size int, subnet string, newcomer bool) bool {
+	c := &s.cfg
+	share := Quota{Count: c.Total.Count - c.Reserved.Count, Bytes: c.Total.Bytes - c.Reserved.Bytes}
+	if !s.strangers.fits(share, size) || (newcomer && !s.newcomers.fits(c.Newcomers, size)) {
+		return false
+	}
+	u := s.bySubnet[subnet]
+	return subnet == "" || u == nil || u.fits(c.PerSubnet, size)
 }
 
 // depositorOf is the salted hash of a depositing peer the quota is kept
@@ -294,19 +346,25 @@ func heldKey(mailbox []byte, id uint64) []byte {
 	return binary.BigEndian.AppendUint64(bytes.Clone(mailbox), id)
 }
 
-// deposit stores one seal and returns its status.
-func (s *Holder) deposit(from peer.ID, d *pb.Deposit, now time.Time) pb.Status {
-	return s.depositMany(from, []*pb.Deposit{d}, now)[0]
+// deposit stores one seal, from a connection of subnet, and returns its
+// status.
+func (s *Holder) deposit(from peer.ID, subnet string, d *pb.Deposit, now time.Time) pb.Status {
+	return s.depositMany(from, subnet, []*pb.Deposit{d}, now)[0]
 }
 
 // maxDepositBatch bounds the deposits stored in one transaction.
 const maxDepositBatch = 64
 
-// depositMany checks and stores seals from one depositor in a single
-// transaction (one disk sync) and returns the status of each.
-func (s *Holder) depositMany(from peer.ID, ds []*pb.Deposit, now time.Time) []pb.Status {
+// depositMany checks and stores seals from one depositor, whose
+// connection came from subnet, in a single transaction (one disk sync)
+// and returns the status of each.
+func (s *Holder) depositMany(from peer.ID, subnet string, ds []*pb.Deposit, now time.Time) []pb.Status {
 	out := make([]pb.Status, len(ds))
 	dep := s.depositorOf(from)
+	// Asked outside mu: they may read a store.
+	known := s.cfg.Known != nil && s.cfg.Known(from)
+	newcomer := !known && s.cfg.Newcomer != nil && s.cfg.Newcomer(from)
+	shareFull := 0
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	type kept struct {
@@ -335,10 +393,17 @@ func (s *Holder) depositMany(from peer.ID, ds []*pb.Deposit, now time.Time) []pb
 			out[i] = pb.Status_STATUS_FULL
 			continue
 		}
+		if !known && !s.strangerFits(size, subnet, newcomer) {
+			out[i] = pb.Status_STATUS_FULL
+			shareFull++
+			continue
+		}
 		// Account now so that later deposits of the batch see it; undone
 		// below if the transaction fails.
-		s.account(d.Mailbox, dep, size, 1)
-		keep = append(keep, kept{i, d.Mailbox, &pb.Stored{Sealed: d.Sealed, DepositedMs: now.UnixMilli(), ExpiresMs: exp.UnixMilli(), Depositor: dep}})
+		st := &pb.Stored{Sealed: d.Sealed, DepositedMs: now.UnixMilli(), ExpiresMs: exp.UnixMilli(), Depositor: dep,
+			Subnet: subnet, Known: known, Newcomer: newcomer}
+		s.account(d.Mailbox, st, 1)
+		keep = append(keep, kept{i, d.Mailbox, st})
 	}
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket([]byte(bucketHeld))
@@ -359,7 +424,7 @@ func (s *Holder) depositMany(from peer.ID, ds []*pb.Deposit, now time.Time) []pb
 	})
 	for _, k := range keep {
 		if err != nil {
-			s.account(k.mbox, dep, len(k.st.Sealed), -1)
+			s.account(k.mbox, k.st, -1)
 			out[k.i] = pb.Status_STATUS_FULL
 			continue
 		}
@@ -368,6 +433,11 @@ func (s *Holder) depositMany(from peer.ID, ds []*pb.Deposit, now time.Time) []pb
 	}
 	if err != nil {
 		s.log.Warn("mailbox: storing deposits failed", "err", err)
+	}
+	if shareFull > 0 {
+		s.ctr.sharesFull.Add(uint64(shareFull)) // #nosec G115 -- a count
+		s.log.Debug("mailbox: strangers' share full, deposits refused", "peer", from, "subnet", subnet,
+			"newcomer", newcomer, "refused", shareFull)
 	}
 	for _, st := range out {
 		switch st {
@@ -410,11 +480,7 @@ func (s *Holder) items(mailbox []byte, max int, now time.Time) (out []*pb.Item, 
 func (s *Holder) remove(mailbox []byte, ids []uint64) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	type gone struct {
-		dep  []byte
-		size int
-	}
-	var removed []gone
+	var removed []*pb.Stored
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		removed = removed[:0]
 		b := tx.Bucket([]byte(bucketHeld))
@@ -424,20 +490,20 @@ func (s *Holder) remove(mailbox []byte, ids []uint64) (int, error) {
 			if v == nil {
 				continue
 			}
-			var st pb.Stored
-			_ = proto.Unmarshal(v, &st) // an unreadable record is removed all the same
+			st := &pb.Stored{}
+			_ = proto.Unmarshal(v, st) // an unreadable record is removed all the same
 			if err := b.Delete(k); err != nil {
 				return fmt.Errorf("delete deposit: %w", err)
 			}
-			removed = append(removed, gone{st.Depositor, len(st.Sealed)})
+			removed = append(removed, st)
 		}
 		return nil
 	})
 	if err != nil {
 		return 0, err
 	}
-	for _, g := range removed {
-		s.account(mailbox, g.dep, g.size, -1)
+	for _, st := range removed {
+		s.account(mailbox, st, -1)
 	}
 	return len(removed), nil
 }
@@ -458,7 +524,7 @@ func (s *Holder) prune(now time.Time) error {
 				continue
 			}
 			if !bad {
-				s.account(k[:MailboxIDLen], st.Depositor, len(st.Sealed), -1)
+				s.account(k[:MailboxIDLen], &st, -1)
 			}
 			key := bytes.Clone(k)
 			if err := c.Delete(); err != nil {
@@ -540,15 +606,16 @@ func (s *Holder) handle(str network.Stream) {
 	}
 	defer str.Scope().ReleaseMemory(mem)
 	defer context.AfterFunc(s.ctx, func() { _ = str.Reset() })()
-	if err := s.serve(p, str); err != nil {
+	if err := s.serve(p, fair.ConnSubnet(str.Conn()), str); err != nil {
 		s.fail(p, str, err)
 		return
 	}
 	_ = str.Close()
 }
 
-// serve runs the request loop of one stream; an error resets it.
-func (s *Holder) serve(p peer.ID, str network.Stream) error {
+// serve runs the request loop of one stream, from subnet; an error
+// resets it.
+func (s *Holder) serve(p peer.ID, subnet string, str network.Stream) error {
 	br := bufio.NewReaderSize(str, 4<<10)
 	var picked []byte    // the mailbox of this stream's Pickup
 	var next *pb.Request // a frame read ahead while batching deposits
@@ -585,7 +652,7 @@ func (s *Holder) serve(p peer.ID, str network.Stream) error {
 				batch = append(batch, d)
 			}
 			frames += len(batch) - 1
-			for _, st := range s.depositMany(p, batch, time.Now()) {
+			for _, st := range s.depositMany(p, subnet, batch, time.Now()) {
 				resp = append(resp, &pb.Response{Kind: &pb.Response_Deposit{Deposit: &pb.DepositResult{Status: st}}})
 			}
 		case *pb.Request_Pickup:

@@ -180,7 +180,7 @@ func TestHolderExpiresAndSurvivesRestart(t *testing.T) {
 	box := bytes.Repeat([]byte{1}, 16)
 	p := testnet.NewHost(t).ID()
 	for i, exp := range []time.Time{now.Add(time.Hour), now.Add(3 * time.Hour), now.Add(30 * 24 * time.Hour)} {
-		if st := hs.deposit(p, &pb.Deposit{Mailbox: box, Sealed: []byte{byte(i)}, ExpiresMs: exp.UnixMilli()}, now); st != pb.Status_STATUS_STORED {
+		if st := hs.deposit(p, "", &pb.Deposit{Mailbox: box, Sealed: []byte{byte(i)}, ExpiresMs: exp.UnixMilli()}, now); st != pb.Status_STATUS_STORED {
 			t.Fatal(st)
 		}
 	}
@@ -197,7 +197,7 @@ func TestHolderExpiresAndSurvivesRestart(t *testing.T) {
 	if c, _ := hs.Held(); c != 0 {
 		t.Fatalf("after 15 days: %d held, want 0", c)
 	}
-	if st := hs.deposit(p, &pb.Deposit{Mailbox: box, Sealed: []byte{9}}, now); st != pb.Status_STATUS_STORED {
+	if st := hs.deposit(p, "", &pb.Deposit{Mailbox: box, Sealed: []byte{9}}, now); st != pb.Status_STATUS_STORED {
 		t.Fatal(st)
 	}
 	if err := hs.Close(); err != nil {
@@ -212,7 +212,7 @@ func TestHolderExpiresAndSurvivesRestart(t *testing.T) {
 		t.Fatalf("after restart: %d held (%d bytes), want 1", c, b)
 	}
 	// The restarted holder remembers the depositor's usage.
-	if st := hs2.deposit(p, &pb.Deposit{Mailbox: box, Sealed: []byte{9}}, now); st != pb.Status_STATUS_FULL {
+	if st := hs2.deposit(p, "", &pb.Deposit{Mailbox: box, Sealed: []byte{9}}, now); st != pb.Status_STATUS_FULL {
 		t.Fatalf("over the depositor quota after restart: %v", st)
 	}
 }

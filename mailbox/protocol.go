@@ -26,13 +26,22 @@ const (
 
 // Defaults of HolderConfig.
 const (
-	DefaultMaxAge            = 14 * 24 * time.Hour
-	DefaultMailboxCount      = 2000
-	DefaultMailboxBytes      = 32 << 20
-	DefaultDepositorCount    = 2000
-	DefaultDepositorBytes    = 32 << 20
-	DefaultTotalCount        = 200000
-	DefaultTotalBytes        = 1 << 30
+	DefaultMaxAge         = 14 * 24 * time.Hour
+	DefaultMailboxCount   = 2000
+	DefaultMailboxBytes   = 32 << 20
+	DefaultDepositorCount = 2000
+	DefaultDepositorBytes = 32 << 20
+	DefaultTotalCount     = 200000
+	DefaultTotalBytes     = 1 << 30
+	// The shares of Total (docs/SECURITY.md, "Budgets"): a quarter
+	// reserved for known depositors, an eighth for the strangers of one
+	// subnet, and a quarter of the strangers' share for all newcomers.
+	DefaultReservedCount     = DefaultTotalCount / 4
+	DefaultReservedBytes     = DefaultTotalBytes / 4
+	DefaultPerSubnetCount    = DefaultTotalCount / 8
+	DefaultPerSubnetBytes    = DefaultTotalBytes / 8
+	DefaultNewcomersCount    = (DefaultTotalCount - DefaultReservedCount) / 4
+	DefaultNewcomersBytes    = (DefaultTotalBytes - DefaultReservedBytes) / 4
 	DefaultStreamTimeout     = 10 * time.Second
 	DefaultMaxStreamsPerPeer = 4
 	DefaultMaxInboundStreams = 256

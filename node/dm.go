@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
@@ -13,12 +14,19 @@ import (
 	"github.com/parley-chat/parley/trust"
 )
 
+// trustWriteBehind is how long the trust store keeps observed nicks in
+// memory before writing them (trust.Store.WriteBehind; also at Close).
+const trustWriteBehind = time.Second
+
 // startDM opens the trust store and starts the direct-message service.
 func (n *Node) startDM(ctx context.Context) error {
 	ts, err := trust.Open(n.store.DB())
 	if err != nil {
 		return fmt.Errorf("open trust store: %w", err)
 	}
+	// A crowd of new identities in a room must not cost a store write
+	// each in the event loop, ahead of known peers' lines.
+	ts.WriteBehind(trustWriteBehind)
 	n.trust = ts
 	n.own.trust.Store(ts)
 	cfg := n.cfg.DM
@@ -29,6 +37,7 @@ func (n *Node) startDM(ctx context.Context) error {
 	cfg.Nick = n.Nick
 	cfg.ConfirmShown = true // marked shown by the node (shown.go)
 	cfg.Known = n.own.known
+	cfg.Newcomer = n.newcomer
 	svc, err := dm.New(ctx, cfg)
 	if err != nil {
 		return fmt.Errorf("start direct messages: %w", err)
@@ -50,7 +59,9 @@ func (n *Node) observeNick(p peer.ID, nick string) {
 	c, err := n.trust.Observe(p, nick)
 	if err != nil {
 		n.log.Warn("record peer nick", "peer", p, "err", err)
-		return
+		if c == nil {
+			return
+		}
 	}
 	if c != nil && (c.New || n.warned[p] != identity.NickKey(nick)) {
 		// Once per conflict and session: a conflict recorded in an

@@ -22,3 +22,10 @@ func (o *ownPeople) known(p peer.ID) bool {
 	ds := o.dm.Load()
 	return ds != nil && ds.Wrote(p)
 }
+
+// newcomer reports whether p is a stranger's identity this node first saw
+// less than Config.NewcomerAge ago (recording this sighting): given to the
+// services as their Config.Newcomer, so that a crowd of fresh identities
+// shares a small part of the strangers' budgets (docs/SECURITY.md,
+// "Budgets").
+func (n *Node) newcomer(p peer.ID) bool { return n.ages.Newcomer(p) }

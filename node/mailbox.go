@@ -19,6 +19,15 @@ func (n *Node) startMailbox(ctx context.Context) error {
 		hc.Host = n.host
 		hc.DB = n.store.DB()
 		hc.Logger = n.log.With("component", "mailbox-holder")
+		// Known depositors keep a reserved share of the holder; strangers
+		// share the rest per subnet and by identity age (docs/SECURITY.md,
+		// "Budgets").
+		if hc.Known == nil {
+			hc.Known = n.own.known
+		}
+		if hc.Newcomer == nil {
+			hc.Newcomer = n.newcomer
+		}
 		h, err := mailbox.NewHolder(ctx, hc)
 		if err != nil {
 			return fmt.Errorf("start mailbox holder: %w", err)

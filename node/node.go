@@ -29,6 +29,7 @@ import (
 	"github.com/parley-chat/parley/dm"
 	"github.com/parley-chat/parley/events"
 	"github.com/parley-chat/parley/identity"
+	"github.com/parley-chat/parley/internal/fair"
 	"github.com/parley-chat/parley/mailbox"
 	"github.com/parley-chat/parley/overlay"
 	"github.com/parley-chat/parley/rooms"
@@ -92,11 +93,17 @@ type Config struct {
 	// Emitter receives every event (required).
 	Emitter events.Emitter
 	// ConfirmShown: the user interface calls Node.Shown for every event
-	// once it has written it out, and the dm and dm_status events it has
-	// not confirmed when the process dies are emitted again at the next
-	// start (before ready). Without it an event counts as shown when it
-	// is passed to Emitter. See shown.go.
+	// once it has written it out, and the dm and dm_status events, room
+	// messages, file offers and transfer outcomes it has not confirmed
+	// when the process dies are emitted again at the next start (before
+	// ready). Without it an event counts as shown when it is passed to
+	// Emitter. See shown.go.
 	ConfirmShown bool
+	// NewcomerAge: a stranger whose identity this node first saw less than
+	// this long ago is a newcomer, and newcomers together get a small part
+	// of the strangers' budgets (docs/SECURITY.md, "Budgets"; default 1 h;
+	// tests shorten it).
+	NewcomerAge time.Duration
 	// EventQueue bounds the events waiting for the node's event loop
 	// (default 1<<16); past it the newest are dropped and counted.
 	EventQueue int
@@ -121,6 +128,10 @@ type Node struct {
 	// courier is set once during New; the event loop reads it meanwhile.
 	courier atomic.Pointer[mailbox.Courier]
 	own     ownPeople // the relay service's policy; set as the services start
+	// ages remembers when each identity was first seen (newcomers share a
+	// small part of the strangers' budgets); set by New once the store is
+	// open, closed after the services.
+	ages *fair.Ages
 
 	// internal receives the services' events; loop (owned by New and
 	// Close) reacts to them and passes them on to emit.
@@ -131,6 +142,11 @@ type Node struct {
 	shown *shownLog
 	// dmMarks is the dm service once started, for shownLog's goroutine.
 	dmMarks atomic.Pointer[dm.Service]
+	// transferMarks is the transfer service once started, for shownLog's
+	// goroutine.
+	transferMarks atomic.Pointer[transfer.Service]
+	// roomMarks keeps the shown marks of room messages; set by New.
+	roomMarks *roomMarks
 
 	// ctx ends at Close; work the node starts on its own (announcing a
 	// share once hashed) runs under it, counted in wg, and only while
@@ -193,6 +209,20 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 	}
 	n.store = st
 	n.warnStore(st.Info())
+	if n.roomMarks, err = newRoomMarks(st.DB()); err != nil {
+		n.cancel()
+		n.stopLoop()
+		_ = st.Close()
+		return nil, err
+	}
+	ages, err := fair.NewAges(st.DB(), fair.AgesConfig{NewcomerAge: cfg.NewcomerAge, Logger: cfg.Logger.With("component", "fair")})
+	if err != nil {
+		n.cancel()
+		n.stopLoop()
+		_ = st.Close()
+		return nil, err
+	}
+	n.ages = ages
 	n.shown = newShownLog(n.markShown, cfg.Logger)
 	ocfg := cfg.Overlay
 	ocfg.PrivKey = cfg.Identity.PrivKey
@@ -211,6 +241,7 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 		n.cancel()
 		n.stopLoop()
 		n.shown.close(0)
+		_ = ages.Close()
 		_ = st.Close()
 		return nil, err
 	}
@@ -227,8 +258,33 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 	if err := n.startRooms(ctx); err != nil {
 		return nil, errors.Join(err, n.Close())
 	}
+	n.drainStart()
 	return n, nil
 }
+
+// startDrainWait bounds how long New waits for the event loop to pass on
+// the events the services reported while starting.
+const startDrainWait = 5 * time.Second
+
+// drainStart waits until the event loop has passed on what the services
+// emitted while starting (among them the events an earlier run did not
+// show), so that they come before anything the caller emits next (ready).
+func (n *Node) drainStart() {
+	done := make(chan struct{})
+	n.internal.Emit(drained{done: done})
+	t := time.NewTimer(startDrainWait)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C: // the queue was full and dropped it: go on
+	}
+}
+
+// drained is put on the internal queue by drainStart; the loop closes
+// done when it gets there.
+type drained struct{ done chan struct{} }
+
+func (drained) Type() string { return "drained" }
 
 // warnStore tells the user, loudly, when the store is empty although the
 // data dir was used before (a backup of the last good store exists): the
@@ -308,11 +364,20 @@ func (n *Node) loop() {
 		case rooms.FileShared:
 			n.onFileShare(e)
 			continue // reported by transfer as a file_offer
+		case drained:
+			close(e.done)
+			continue
 		}
 		if c := n.courier.Load(); c != nil {
 			c.Observe(e)
 		}
 		n.passOn(e)
+		if j, ok := e.(events.Joined); ok {
+			// Also a room joined by a way the node did not start (an
+			// admission that came later): tracked from now, once per
+			// room and run (shown_rooms.go).
+			n.reshow(j.Room)
+		}
 	}
 }
 
@@ -341,15 +406,30 @@ func (n *Node) Shown(e events.Event) {
 	}
 }
 
+// UIDone tells the node, with Config.ConfirmShown, that the user
+// interface has ended and shows nothing more (the terminal UI closed
+// before the node): Close then does not wait for confirmations, and what
+// the interface did not take in is shown again at the next start.
+func (n *Node) UIDone() {
+	if n.shown != nil {
+		n.shown.stopWaiting()
+	}
+}
+
 // markShown writes a batch of shown marks to the services' stores. Until
-// the dm service is started (its New emits the events an earlier run did
-// not show) it reports errNotStarted, and the batch waits.
+// the dm service is started, or the transfer service for a batch with
+// transfer events (their New emits the events an earlier run did not
+// show), it reports errNotStarted, and the batch waits.
 func (n *Node) markShown(evs []events.Event) error {
-	svc := n.dmMarks.Load()
-	if svc == nil {
+	svc, files := n.dmMarks.Load(), n.transferMarks.Load()
+	if svc == nil || (files == nil && hasFileEvents(evs)) {
 		return errNotStarted
 	}
-	return svc.MarkShown(evs)
+	errs := []error{svc.MarkShown(evs), n.roomMarks.mark(evs)}
+	if files != nil {
+		errs = append(errs, files.MarkShown(evs))
+	}
+	return errors.Join(errs...)
 }
 
 // goSafe runs f on a goroutine counted in wg, unless Close has begun.
@@ -415,6 +495,14 @@ func (n *Node) Close() error {
 		n.shown.close(shownWait)
 		if err := n.host.Close(); err != nil {
 			errs = append(errs, err)
+		}
+		if n.trust != nil {
+			if err := n.trust.Flush(); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		if err := n.ages.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("write identity ages: %w", err))
 		}
 		if err := n.store.Close(); err != nil {
 			errs = append(errs, err)

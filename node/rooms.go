@@ -30,12 +30,18 @@ func (n *Node) startRooms(ctx context.Context) error {
 	if cfg.Known == nil {
 		cfg.Known = n.own.known
 	}
+	if cfg.Newcomer == nil {
+		cfg.Newcomer = n.newcomer
+	}
 	svc, err := rooms.New(ctx, cfg)
 	if err != nil {
 		return fmt.Errorf("start rooms: %w", err)
 	}
 	n.rooms = svc
 	n.own.rooms.Store(svc)
+	for _, r := range svc.Rooms() {
+		n.reshow(r.Name)
+	}
 	start := n.cfg.Rooms
 	if len(start) == 0 && len(svc.Rooms()) == 0 && !n.cfg.NoDefaultRoom {
 		start = []string{DefaultRoom}
@@ -43,6 +49,9 @@ func (n *Node) startRooms(ctx context.Context) error {
 	for _, name := range start {
 		if err := svc.Join(ctx, name); err != nil {
 			return fmt.Errorf("join room %q: %w", name, err)
+		}
+		if canon, err := rooms.NormalizeName(name); err == nil {
+			n.reshow(canon)
 		}
 	}
 	for _, r := range svc.Rooms() {
@@ -110,7 +119,29 @@ type RoomRef struct {
 	Invite  string `json:"invite,omitempty"`
 }
 
+// reshow starts tracking which messages of a joined room the user is
+// shown (shown_rooms.go), and emits again, once per run, the messages
+// of its history an earlier run stored but did not show.
+func (n *Node) reshow(room string) {
+	svc := n.own.rooms.Load()
+	if svc == nil {
+		return // startRooms calls it again once the service is set
+	}
+	missed, err := n.roomMarks.open(svc, room)
+	if err != nil {
+		n.log.Warn("cannot tell which room messages were shown; some may not be shown again after a crash", "room", room, "err", err)
+		return
+	}
+	if len(missed) > 0 {
+		n.log.Info("rooms: showing messages an earlier run did not show", "room", room, "messages", len(missed))
+	}
+	for _, e := range missed {
+		n.internal.Emit(e)
+	}
+}
+
 func (n *Node) joined(name string) RoomRef {
+	n.reshow(name)
 	r, ok := n.roomInfo(name)
 	if ok {
 		n.meet(r)

@@ -7,11 +7,13 @@ import (
 	"log/slog"
 	"sync"
 
+	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/parley-chat/parley/events"
 	"github.com/parley-chat/parley/identity"
+	"github.com/parley-chat/parley/internal/fair"
 	"github.com/parley-chat/parley/mailbox"
 	"github.com/parley-chat/parley/overlay"
 	"github.com/parley-chat/parley/store"
@@ -52,7 +54,15 @@ type ServeConfig struct {
 	Version string
 	// NoMailboxHolder turns off the mailbox holder (package mailbox),
 	// which a serve node runs by default with the quotas and expiry of
-	// Holder (Host, DB and Logger set by the node).
+	// Holder (Host, DB and Logger set by the node). Unless Holder sets
+	// them, its known depositors (mailbox.HolderConfig.Known) are the
+	// peers of the allow list (Overlay.AllowPeers, with the peers the
+	// node dials), and none without one: a serve node relays for every
+	// peer and remembers none, so it has no people of its own, and no
+	// share is reserved. Its newcomers (Holder.Newcomer) are the
+	// identities it first saw less than an hour ago, remembered in memory
+	// only (the store keeps no depositor's peer ID): after a restart
+	// every depositor is a newcomer for an hour.
 	NoMailboxHolder bool
 	Holder          mailbox.HolderConfig
 }
@@ -63,6 +73,7 @@ type Serve struct {
 	store  *store.Store
 	host   *overlay.Host
 	holder *mailbox.Holder // nil with NoMailboxHolder
+	ages   *fair.Ages      // the holder's newcomers; nil with NoMailboxHolder
 
 	closeOnce sync.Once
 	closeErr  error
@@ -119,6 +130,15 @@ func NewServe(ctx context.Context, cfg ServeConfig) (*Serve, error) {
 	if !cfg.NoMailboxHolder {
 		hc := cfg.Holder
 		hc.Host, hc.DB, hc.Logger = h, st.DB(), cfg.Logger.With("component", "mailbox-holder")
+		if hc.Known == nil {
+			hc.Known = serveKnown(&ocfg)
+		}
+		if hc.Newcomer == nil {
+			if s.ages, err = fair.NewAges(nil, fair.AgesConfig{Logger: cfg.Logger.With("component", "fair")}); err != nil {
+				return nil, errors.Join(fmt.Errorf("start identity ages: %w", err), s.Close())
+			}
+			hc.Newcomer = s.ages.Newcomer
+		}
 		if s.holder, err = mailbox.NewHolder(ctx, hc); err != nil {
 			return nil, errors.Join(fmt.Errorf("start mailbox holder: %w", err), s.Close())
 		}
@@ -133,6 +153,28 @@ func NewServe(ctx context.Context, cfg ServeConfig) (*Serve, error) {
 		}
 	}
 	return s, nil
+}
+
+// serveKnown is a serve node's known-peer predicate for the mailbox
+// holder: the peers of its allow list, with the peers it dials (the
+// overlay admits those too); nil (nobody) without an allow list.
+func serveKnown(c *overlay.Config) func(peer.ID) bool {
+	if len(c.AllowPeers) == 0 {
+		return nil
+	}
+	set := make(map[peer.ID]struct{}, len(c.AllowPeers))
+	for _, p := range c.AllowPeers {
+		set[p] = struct{}{}
+	}
+	for _, list := range [][]peer.AddrInfo{c.Peers, c.Bootstrap, c.Relays} {
+		for _, ai := range list {
+			set[ai.ID] = struct{}{}
+		}
+	}
+	return func(p peer.ID) bool {
+		_, ok := set[p]
+		return ok
+	}
 }
 
 // Host returns the serve node's overlay host.
@@ -155,11 +197,14 @@ func (s *Serve) Holder() *mailbox.Holder { return s.holder }
 // It is safe to call more than once.
 func (s *Serve) Close() error {
 	s.closeOnce.Do(func() {
-		var herr error
+		var herr, aerr error
 		if s.holder != nil {
 			herr = s.holder.Close()
 		}
-		s.closeErr = errors.Join(herr, s.host.Close(), s.store.Close())
+		if s.ages != nil {
+			aerr = s.ages.Close()
+		}
+		s.closeErr = errors.Join(herr, aerr, s.host.Close(), s.store.Close())
 	})
 	return s.closeErr
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
 	"github.com/multiformats/go-multiaddr"
 	"github.com/prometheus/client_golang/prometheus"
@@ -94,5 +95,36 @@ func TestServeListenAddrs(t *testing.T) {
 				t.Errorf("tcpOnly=%v: %s", tc.tcpOnly, a)
 			}
 		}
+	}
+}
+
+// TestServeKnown: a serve node's holder knows the peers of its allow list
+// and those it dials, and nobody without an allow list.
+func TestServeKnown(t *testing.T) {
+	a, b, c, d := peer.ID("allowed"), peer.ID("dialled"), peer.ID("bootstrap"), peer.ID("stranger")
+	tests := []struct {
+		name  string
+		cfg   overlay.Config
+		known []peer.ID
+	}{
+		{"no allow list", overlay.Config{Peers: []peer.AddrInfo{{ID: b}}}, nil},
+		{"allow list", overlay.Config{AllowPeers: []peer.ID{a}, Peers: []peer.AddrInfo{{ID: b}}, Bootstrap: []peer.AddrInfo{{ID: c}}},
+			[]peer.ID{a, b, c}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			k := serveKnown(&tc.cfg)
+			if tc.known == nil {
+				if k != nil {
+					t.Fatal("known peers without an allow list")
+				}
+				return
+			}
+			for _, p := range []peer.ID{a, b, c, d} {
+				if got, want := k(p), slices.Contains(tc.known, p); got != want {
+					t.Errorf("known(%s) = %v, want %v", p, got, want)
+				}
+			}
+		})
 	}
 }

@@ -10,9 +10,11 @@ import (
 )
 
 // Shown events. The node's services keep, in the store, which of the
-// events that matter most (dm, dm_status state changes) the user has not
-// been shown yet, and emit those again at the next start: a crash between
-// storing a message and writing its event out no longer loses it.
+// events that matter most (dm, dm_status state changes, room messages:
+// shown_rooms.go, file offers received and transfer outcomes) the user
+// has not been shown yet, and emit those again
+// at the next start: a crash between storing a message and writing its
+// event out no longer loses it.
 //
 // "Shown" is decided by the user interface when Config.ConfirmShown is
 // set: it calls Node.Shown for each event once it has written it out (to
@@ -27,10 +29,23 @@ const shownWait = 2 * time.Second
 // confirmable reports whether e is an event whose showing is recorded.
 func confirmable(e events.Event) bool {
 	switch e := e.(type) {
-	case events.DM:
+	case events.DM, events.Message:
 		return true
 	case events.DMStatus:
 		return e.Reason == ""
+	case events.FileOffer, events.FileDone, events.FileFailed, events.FileRejected:
+		return true
+	}
+	return false
+}
+
+// hasFileEvents reports whether evs holds a transfer outcome.
+func hasFileEvents(evs []events.Event) bool {
+	for _, e := range evs {
+		switch e.(type) {
+		case events.FileOffer, events.FileDone, events.FileFailed, events.FileRejected:
+			return true
+		}
 	}
 	return false
 }
@@ -50,6 +65,9 @@ type shownLog struct {
 	// zero, when non-nil, is closed when it drops to 0.
 	outstanding int           // guarded by mu
 	zero        chan struct{} // guarded by mu
+	// gone: the user interface confirms nothing more (ended); guarded
+	// by mu.
+	gone bool
 }
 
 func newShownLog(mark func([]events.Event) error, log *slog.Logger) *shownLog {
@@ -61,7 +79,22 @@ func newShownLog(mark func([]events.Event) error, log *slog.Logger) *shownLog {
 // expect counts one event passed on whose confirmation is awaited.
 func (l *shownLog) expect() {
 	l.mu.Lock()
-	l.outstanding++
+	if !l.gone {
+		l.outstanding++
+	}
+	l.mu.Unlock()
+}
+
+// stopWaiting says that no confirmation comes any more: close does not
+// wait for the ones outstanding.
+func (l *shownLog) stopWaiting() {
+	l.mu.Lock()
+	l.gone = true
+	l.outstanding = 0
+	if l.zero != nil {
+		close(l.zero)
+		l.zero = nil
+	}
 	l.mu.Unlock()
 }
 

@@ -43,12 +43,16 @@ func (n *Node) startTransfer(ctx context.Context) error {
 	}
 	cfg.AutoAccept = auto
 	cfg.Known = n.own.known
+	cfg.ConfirmShown = true // marked shown by the node (shown.go)
 	cfg.Held = n.onHeld
+	cfg.Newcomer = n.newcomer
 	svc, err := transfer.New(ctx, cfg)
 	if err != nil {
 		return fmt.Errorf("start file transfer: %w", err)
 	}
 	n.transfer = svc
+	n.transferMarks.Store(svc)
+	n.shown.poke() // the marks that waited for it
 	return nil
 }
 

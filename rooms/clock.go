@@ -77,6 +77,25 @@ func (w *clockWatch) observe(p peer.ID, off time.Duration, now time.Time, warnAt
 	return median, len(offs), false
 }
 
+// offset returns the median offset of the authors heard from within
+// clockWindow (their clocks minus this node's), and whether there were
+// at least clockPeers of them.
+func (w *clockWatch) offset(now time.Time) (time.Duration, bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	offs := make([]time.Duration, 0, len(w.samples))
+	for _, s := range w.samples {
+		if now.Sub(s.at) <= clockWindow {
+			offs = append(offs, s.off)
+		}
+	}
+	if len(offs) < clockPeers {
+		return 0, false
+	}
+	slices.Sort(offs)
+	return offs[len(offs)/2], true
+}
+
 // evict drops the samples older than clockWindow, or else the oldest one.
 func (w *clockWatch) evict(now time.Time) {
 	var oldest peer.ID
@@ -114,6 +133,19 @@ func (s *Service) observeClock(author peer.ID, sentAt, now time.Time) {
 		ahead.Round(time.Minute), dir, n, s.cfg.MaxClockSkew)
 	s.log.Warn("clock skew", "offset", -median, "peers", n)
 	s.cfg.Emitter.Emit(events.Error{Error: msg, Code: events.ErrClockSkew})
+}
+
+// roomNow is this node's clock corrected by the room's authors' median
+// offset when that offset says the clock is off (beyond half of
+// MaxClockSkew, as the warning): skewed is then true. A sync item is
+// judged against it (synced.go), so that a node whose clock is off does
+// not take honest members for liars.
+func (s *Service) roomNow(now time.Time) (corrected time.Time, skewed bool) {
+	off, ok := s.clock.offset(now)
+	if !ok || off.Abs() <= s.cfg.MaxClockSkew/2 {
+		return now, false
+	}
+	return now.Add(off), true
 }
 
 // wallNow is the clock this node's lines are stamped and others' checked

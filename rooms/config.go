@@ -113,6 +113,10 @@ type Config struct {
 	// under load (node's known peers: trusted, written to, members of
 	// a private room). Default: nobody but this node.
 	Known func(peer.ID) bool
+	// Newcomer reports the authors whose identity was first seen less
+	// than an hour ago (node: fair.Ages): strangers' messages of newcomers
+	// share a quarter of the strangers' budget (shed.go). Default: none.
+	Newcomer func(peer.ID) bool
 
 	// PubSubOptions are appended to the service's GossipSub options (and
 	// so may override them).

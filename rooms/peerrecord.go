@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
@@ -140,7 +141,29 @@ func (s *Service) ownPeerRecord(r *room) ([]byte, error) {
 	if len(addrs) == 0 {
 		return nil, nil
 	}
-	return sealPeerRecord(key, s.self, addrs)
+	// The record of the same addresses is signed once and reused: a new
+	// one (a new sequence number) in every presence would make every
+	// member check its signature again each PresenceInterval
+	// (room.recordKnown).
+	var k strings.Builder
+	for _, a := range addrs {
+		k.WriteString(a.String())
+		k.WriteByte(0)
+	}
+	r.mu.Lock()
+	rec, same := r.ownRecord, r.ownRecordFor == k.String()
+	r.mu.Unlock()
+	if same {
+		return rec, nil
+	}
+	rec, err := sealPeerRecord(key, s.self, addrs)
+	if err != nil {
+		return nil, err
+	}
+	r.mu.Lock()
+	r.ownRecord, r.ownRecordFor = rec, k.String()
+	r.mu.Unlock()
+	return rec, nil
 }
 
 // verifyPeerRecord decodes b as a signed peer record of author and checks

@@ -1,6 +1,7 @@
 package rooms
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"math/rand/v2"
@@ -65,12 +66,16 @@ type room struct {
 	// (capacity inboxSize); its length is the room's delivery backlog.
 	inbox chan *incoming
 
-	mu         sync.Mutex
-	members    map[peer.ID]*member // guarded by mu
-	own        beacon              // guarded by mu; this node's latest signed presence
-	ownNick    string              // guarded by mu; the nick in own
-	peerSignal chan struct{}       // guarded by mu; closed when a peer joins the topic
-	syncState  events.RoomSync     // guarded by mu; the history sync's state last reported
+	mu      sync.Mutex
+	members map[peer.ID]*member // guarded by mu
+	own     beacon              // guarded by mu; this node's latest signed presence
+	ownNick string              // guarded by mu; the nick in own
+	// ownRecord is this node's signed peer record of the addresses in
+	// ownRecordFor (ownPeerRecord); guarded by mu.
+	ownRecord    []byte
+	ownRecordFor string
+	peerSignal   chan struct{}   // guarded by mu; closed when a peer joins the topic
+	syncState    events.RoomSync // guarded by mu; the history sync's state last reported
 }
 
 // beacon is a member's signed presence (a signed message, see signed.go)
@@ -87,6 +92,10 @@ type member struct {
 	lastSeen time.Time
 	online   bool
 	beacon   beacon // the latest signed presence, if any
+	// record is the signed peer record last verified and learned from
+	// the member's presence, at recordAt (recordKnown).
+	record   []byte
+	recordAt time.Time
 }
 
 // Member describes a member of a room for /who.
@@ -239,6 +248,37 @@ func (r *room) offerBeacon(author peer.ID, env *envelope, b beacon, now time.Tim
 	}
 	ev, _ := r.updateLocked(author, m, known, env.nick, env.leaving, seen)
 	return ev, true
+}
+
+// holdsBeacon reports whether r holds a signed presence of author that
+// is it or newer.
+func (r *room) holdsBeacon(author peer.ID, it item) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	m := r.members[author]
+	return m != nil && m.beacon.raw != nil && compareItems(it, m.beacon.it) <= 0
+}
+
+// recordKnown reports whether rec is the peer record of author verified
+// and learned less than PeerRecordTTL/2 ago: its addresses are in the
+// peerstore for a while yet, so neither its signature nor the addresses
+// need another look. Every presence carries its author's record, which
+// changes only with the author's addresses.
+func (r *room) recordKnown(author peer.ID, rec []byte, now time.Time) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	m := r.members[author]
+	return m != nil && now.Sub(m.recordAt) < PeerRecordTTL/2 && bytes.Equal(m.record, rec)
+}
+
+// recordLearned notes that rec, author's peer record, was verified and
+// its addresses learned at now.
+func (r *room) recordLearned(author peer.ID, rec []byte, now time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if m := r.members[author]; m != nil {
+		m.record, m.recordAt = slices.Clone(rec), now
+	}
 }
 
 // setOwn records this node's latest signed presence, made with nick.

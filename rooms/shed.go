@@ -6,9 +6,12 @@ import (
 	"time"
 
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	pubsubpb "github.com/libp2p/go-libp2p-pubsub/pb"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
 	"golang.org/x/time/rate"
+
+	"github.com/parley-chat/parley/internal/fair"
 )
 
 // Load shedding (docs/SECURITY.md, "Budgets: room messages"). Every
@@ -19,8 +22,16 @@ import (
 // and the node itself are never shed here. A stranger's message is shed
 //   - while the room's delivery is behind (shedBacklog messages waiting
 //     for the store), and
+//   - while strangerQueue of the strangers' messages wait in GossipSub's
+//     validation queue (strangerQueuePerVia of them relayed from one
+//     subnet), so that a known author's message never waits behind more
+//     than strangerQueue strangers' messages for its turn;
+//   - past the newcomers' budget (authors first seen less than an hour
+//     ago, Config.Newcomer: newcomerRate a second, newcomerBurst at once,
+//     all together), so a crowd of fresh identities leaves most of the
+//     strangers' budget to authors seen before;
 //   - past the strangers' budget of all rooms together (strangerRate a
-//     second, strangerBurst at once), which keeps a crowd of fresh
+//     second, strangerBurst at once), which keeps a crowd of
 //     identities, each within its own rate limit, from filling
 //     GossipSub's validation queue (where a drop hits known and unknown
 //     alike) with signatures to check.
@@ -52,6 +63,17 @@ const (
 	strangerBurst = pubsubValidateQueue / 2
 	// strangerFloor is the least the strangers' budget falls to.
 	strangerFloor = rate.Limit(20)
+	// newcomerRate and newcomerBurst are the newcomers' part of it.
+	newcomerRate  = strangerRate / 4
+	newcomerBurst = strangerBurst / 4
+	// strangerQueue bounds the strangers' messages waiting in GossipSub's
+	// validation queue (of pubsubValidateQueue), and strangerQueuePerVia
+	// those relayed by the peers of one subnet (fair.Subnet; on loopback
+	// every peer is of one subnet). queuedTTL forgets a message GossipSub
+	// dropped without telling the tracer.
+	strangerQueue       = 32
+	strangerQueuePerVia = strangerQueue / 2
+	queuedTTL           = 5 * time.Second
 	// shedCool is how long strangers are shed after the validation queue
 	// overflowed, and how often their budget grows back.
 	shedCool = time.Second
@@ -70,6 +92,8 @@ const (
 	shedBehind = "behind"          // the room's delivery is behind
 	shedBudget = "stranger-budget" // the strangers' budget is spent
 	shedFull   = "validation-full" // the validation queue overflowed just now
+	shedQueue  = "stranger-queue"  // strangerQueue strangers' messages wait for validation
+	shedNew    = "newcomer-budget" // the newcomers' budget is spent
 )
 
 // ShedCounts counts the room messages shed before validation, by reason.
@@ -82,6 +106,11 @@ type ShedCounts struct {
 	// Full counts strangers' messages shed for shedCool after the
 	// validation queue overflowed.
 	Full uint64
+	// Queue counts strangers' messages shed while strangerQueue (or, from
+	// one subnet, strangerQueuePerVia) of them waited for validation.
+	Queue uint64
+	// Newcomers counts newcomers' messages past the newcomers' budget.
+	Newcomers uint64
 	// Overflows counts GossipSub's validation queue overflows (messages
 	// it dropped unvalidated, whoever their author).
 	Overflows uint64
@@ -90,10 +119,14 @@ type ShedCounts struct {
 // shedder holds the shedding state of a service.
 type shedder struct {
 	known     func(peer.ID) bool
+	newcomer  func(peer.ID) bool
 	strangers *rate.Limiter // safe for concurrent use
+	newcomers *rate.Limiter // safe for concurrent use
 	behind    atomic.Uint64
 	budget    atomic.Uint64
 	full      atomic.Uint64
+	queue     atomic.Uint64
+	fresh     atomic.Uint64
 	overflows atomic.Uint64
 	hotUntil  atomic.Int64 // unix nanoseconds: strangers are shed until then
 	lastCut   atomic.Int64 // unix nanoseconds of the last change of the budget
@@ -104,6 +137,19 @@ type shedder struct {
 
 	cacheMu sync.Mutex
 	cache   map[peer.ID]knownEntry // guarded by cacheMu
+
+	// queued are the strangers' messages admitted to the validation
+	// queue and not out of it yet (by GossipSub message ID: From and
+	// Seqno), with the subnet that relayed them; perVia counts them by
+	// that subnet. Guarded by qMu.
+	qMu    sync.Mutex
+	queued map[string]queuedMsg
+	perVia map[string]int
+}
+
+type queuedMsg struct {
+	via string
+	at  time.Time
 }
 
 type knownEntry struct {
@@ -129,18 +175,76 @@ func (sh *shedder) isKnown(p peer.ID, now time.Time) bool {
 	return k
 }
 
-func newShedder(known func(peer.ID) bool) *shedder {
+func newShedder(known, newcomer func(peer.ID) bool) *shedder {
 	if known == nil {
 		known = func(peer.ID) bool { return false }
 	}
-	return &shedder{known: known, strangers: rate.NewLimiter(strangerRate, strangerBurst), cache: make(map[peer.ID]knownEntry)}
+	if newcomer == nil {
+		newcomer = func(peer.ID) bool { return false }
+	}
+	return &shedder{known: known, newcomer: newcomer,
+		strangers: rate.NewLimiter(strangerRate, strangerBurst), newcomers: rate.NewLimiter(newcomerRate, newcomerBurst),
+		cache: make(map[peer.ID]knownEntry), queued: make(map[string]queuedMsg), perVia: make(map[string]int)}
 }
 
 // Shed returns the room messages shed before validation so far.
 func (s *Service) Shed() ShedCounts {
 	return ShedCounts{Behind: s.shed.behind.Load(), Budget: s.shed.budget.Load(),
-		Full: s.shed.full.Load(), Overflows: s.shed.overflows.Load()}
+		Full: s.shed.full.Load(), Queue: s.shed.queue.Load(), Newcomers: s.shed.fresh.Load(),
+		Overflows: s.shed.overflows.Load()}
 }
+
+// queueRoom reports whether one more stranger's message relayed from the
+// subnet via fits in the strangers' part of the validation queue, after
+// forgetting the entries older than queuedTTL when it looks full.
+func (sh *shedder) queueRoom(via string, now time.Time) bool {
+	sh.qMu.Lock()
+	defer sh.qMu.Unlock()
+	fits := func() bool { return len(sh.queued) < strangerQueue && sh.perVia[via] < strangerQueuePerVia }
+	if fits() {
+		return true
+	}
+	for k, q := range sh.queued {
+		if now.Sub(q.at) > queuedTTL {
+			sh.dropQueued(k, q)
+		}
+	}
+	return fits()
+}
+
+// enqueued notes a stranger's message (GossipSub ID id) admitted to the
+// validation queue, relayed from the subnet via.
+func (sh *shedder) enqueued(id, via string, now time.Time) {
+	sh.qMu.Lock()
+	defer sh.qMu.Unlock()
+	if _, dup := sh.queued[id]; dup {
+		return
+	}
+	sh.queued[id] = queuedMsg{via: via, at: now}
+	sh.perVia[via]++
+}
+
+// dequeued notes that the message with GossipSub ID id left the
+// validation queue (validated, a duplicate, or dropped).
+func (sh *shedder) dequeued(id string) {
+	sh.qMu.Lock()
+	defer sh.qMu.Unlock()
+	if q, ok := sh.queued[id]; ok {
+		sh.dropQueued(id, q)
+	}
+}
+
+// dropQueued forgets a queued entry. sh.qMu must be held.
+func (sh *shedder) dropQueued(id string, q queuedMsg) {
+	delete(sh.queued, id)
+	if sh.perVia[q.via]--; sh.perVia[q.via] <= 0 {
+		delete(sh.perVia, q.via)
+	}
+}
+
+// msgID is GossipSub's default message ID (From and Seqno), which the
+// service does not replace.
+func msgID(from string, seqno []byte) string { return from + string(seqno) }
 
 // overflowed notes that GossipSub's validation queue dropped a message:
 // strangers are shed for shedCool and their budget is halved.
@@ -173,6 +277,7 @@ func (s *Service) inspectRPC(from peer.ID, rpc *pubsub.RPC) error {
 	kept := rpc.Publish[:0]
 	shed := 0
 	var last *room
+	via, viaKnown := "", false
 	for _, m := range rpc.Publish {
 		r := last
 		if r == nil || r.topicName != m.GetTopic() {
@@ -180,7 +285,10 @@ func (s *Service) inspectRPC(from peer.ID, rpc *pubsub.RPC) error {
 		}
 		if r != nil {
 			last = r
-			if reason := s.shedFront(r, peer.ID(m.GetFrom()), time.Now()); reason != "" {
+			if !viaKnown {
+				via, viaKnown = s.viaSubnet(from), true
+			}
+			if reason := s.shedFront(r, m, via, time.Now()); reason != "" {
 				shed++
 				continue
 			}
@@ -195,25 +303,47 @@ func (s *Service) inspectRPC(from peer.ID, rpc *pubsub.RPC) error {
 	return nil
 }
 
-// shedFront decides whether a message of author in r is shed before
-// validation, and why ("" to keep it).
-func (s *Service) shedFront(r *room, author peer.ID, now time.Time) string {
+// viaSubnet is the subnet of the connection to the peer that relayed an
+// RPC (fair.Subnet), or its peer ID when it has none.
+func (s *Service) viaSubnet(from peer.ID) string {
+	for _, c := range s.cfg.Host.Network().ConnsToPeer(from) {
+		if sn := fair.ConnSubnet(c); sn != "" {
+			return sn
+		}
+	}
+	return "peer:" + string(from)
+}
+
+// shedFront decides whether the message m in r, relayed from the subnet
+// via, is shed before validation, and why ("" to keep it).
+func (s *Service) shedFront(r *room, m *pubsubpb.Message, via string, now time.Time) string {
+	author := peer.ID(m.GetFrom())
 	if author == s.self || s.shed.isKnown(author, now) {
 		return ""
 	}
-	if now.UnixNano() < s.shed.hotUntil.Load() {
-		s.shed.full.Add(1)
+	sh := s.shed
+	if now.UnixNano() < sh.hotUntil.Load() {
+		sh.full.Add(1)
 		return shedFull
 	}
 	if len(r.inbox) >= shedBacklog {
-		s.shed.behind.Add(1)
+		sh.behind.Add(1)
 		return shedBehind
 	}
-	s.shed.regrow(now)
-	if !s.shed.strangers.AllowN(now, 1) {
-		s.shed.budget.Add(1)
+	if !sh.queueRoom(via, now) {
+		sh.queue.Add(1)
+		return shedQueue
+	}
+	sh.regrow(now)
+	if sh.newcomer(author) && !sh.newcomers.AllowN(now, 1) {
+		sh.fresh.Add(1)
+		return shedNew
+	}
+	if !sh.strangers.AllowN(now, 1) {
+		sh.budget.Add(1)
 		return shedBudget
 	}
+	sh.enqueued(msgID(string(m.GetFrom()), m.GetSeqno()), via, now)
 	return ""
 }
 
@@ -242,6 +372,7 @@ func (s *Service) logShed(from peer.ID) {
 	s.shed.mu.Unlock()
 	s.log.Warn("shedding strangers' room messages before validation",
 		shedBehind, c.Behind-prev.Behind, shedBudget, c.Budget-prev.Budget, shedFull, c.Full-prev.Full,
+		shedQueue, c.Queue-prev.Queue, shedNew, c.Newcomers-prev.Newcomers,
 		"queue_overflows", c.Overflows-prev.Overflows, "budget_per_s", float64(s.shed.strangers.Limit()), "via", from)
 }
 
@@ -258,13 +389,25 @@ func (s *Service) roomOfTopic(topic string) *room {
 }
 
 // overflowWatch is a GossipSub tracer that tells the shedder about
-// validation queue overflows; it ignores everything else.
+// validation queue overflows and about the messages that left the queue
+// (ValidateMessage, DuplicateMessage, RejectMessage: every message that
+// entered the queue ends in one of them, or in a drop queuedTTL cleans
+// up); it ignores everything else.
 type overflowWatch struct{ sh *shedder }
 
-func (w overflowWatch) RejectMessage(_ *pubsub.Message, reason string) {
+func (w overflowWatch) RejectMessage(m *pubsub.Message, reason string) {
 	if reason == pubsub.RejectValidationQueueFull {
 		w.sh.overflowed(time.Now())
 	}
+	w.sh.dequeued(msgID(string(m.GetFrom()), m.GetSeqno()))
+}
+
+func (w overflowWatch) ValidateMessage(m *pubsub.Message) {
+	w.sh.dequeued(msgID(string(m.GetFrom()), m.GetSeqno()))
+}
+
+func (w overflowWatch) DuplicateMessage(m *pubsub.Message) {
+	w.sh.dequeued(msgID(string(m.GetFrom()), m.GetSeqno()))
 }
 
 func (overflowWatch) AddPeer(peer.ID, protocol.ID)                         {}
@@ -273,9 +416,7 @@ func (overflowWatch) Join(string)                                          {}
 func (overflowWatch) Leave(string)                                         {}
 func (overflowWatch) Graft(peer.ID, string)                                {}
 func (overflowWatch) Prune(peer.ID, string)                                {}
-func (overflowWatch) ValidateMessage(*pubsub.Message)                      {}
 func (overflowWatch) DeliverMessage(*pubsub.Message)                       {}
-func (overflowWatch) DuplicateMessage(*pubsub.Message)                     {}
 func (overflowWatch) ThrottlePeer(peer.ID)                                 {}
 func (overflowWatch) RecvRPC(*pubsub.RPC)                                  {}
 func (overflowWatch) SendRPC(*pubsub.RPC, peer.ID)                         {}

@@ -82,41 +82,68 @@ func marshalSigned(m *pubsubpb.Message) ([]byte, error) {
 // verifySigned decodes raw and checks its author's signature the way
 // GossipSub does (pubsub's verifyMessageSignature).
 func verifySigned(raw []byte) (signedMsg, error) {
-	if len(raw) > maxSignedSize {
-		return signedMsg{}, fmt.Errorf("%w: %d bytes", errOversizeItem, len(raw))
+	p, err := parseSigned(raw)
+	if err != nil {
+		return signedMsg{}, err
 	}
-	var m pubsubpb.Message
-	if err := proto.Unmarshal(raw, &m); err != nil {
-		return signedMsg{}, fmt.Errorf("decode signed message: %w", err)
+	if err := p.verify(); err != nil {
+		return signedMsg{}, err
+	}
+	return p.sm, nil
+}
+
+// parsedSigned is a decoded signed message whose signature is not checked
+// yet: what it claims (author, topic, data) may be read to decide whether
+// it is worth checking, never trusted before verify succeeded.
+type parsedSigned struct {
+	m   *pubsubpb.Message
+	pub crypto.PubKey
+	sm  signedMsg
+}
+
+// parseSigned decodes raw and finds its claimed author's public key,
+// without checking the signature (verify does).
+func parseSigned(raw []byte) (parsedSigned, error) {
+	if len(raw) > maxSignedSize {
+		return parsedSigned{}, fmt.Errorf("%w: %d bytes", errOversizeItem, len(raw))
+	}
+	m := &pubsubpb.Message{}
+	if err := proto.Unmarshal(raw, m); err != nil {
+		return parsedSigned{}, fmt.Errorf("decode signed message: %w", err)
 	}
 	author, err := peer.IDFromBytes(m.From)
 	if err != nil {
-		return signedMsg{}, fmt.Errorf("%w: author: %w", errBadSignature, err)
+		return parsedSigned{}, fmt.Errorf("%w: author: %w", errBadSignature, err)
 	}
 	var pub crypto.PubKey
 	if m.Key == nil {
 		if pub, err = author.ExtractPublicKey(); err != nil || pub == nil {
-			return signedMsg{}, fmt.Errorf("%w: no key for %s", errBadSignature, author)
+			return parsedSigned{}, fmt.Errorf("%w: no key for %s", errBadSignature, author)
 		}
 	} else {
 		if pub, err = crypto.UnmarshalPublicKey(m.Key); err != nil {
-			return signedMsg{}, fmt.Errorf("%w: key: %w", errBadSignature, err)
+			return parsedSigned{}, fmt.Errorf("%w: key: %w", errBadSignature, err)
 		}
 		if !author.MatchesPublicKey(pub) {
-			return signedMsg{}, fmt.Errorf("%w: key does not match %s", errBadSignature, author)
+			return parsedSigned{}, fmt.Errorf("%w: key does not match %s", errBadSignature, author)
 		}
 	}
-	unsigned := proto.CloneOf(&m)
+	return parsedSigned{m: m, pub: pub, sm: signedMsg{author: author, topic: m.GetTopic(), data: m.Data, raw: raw}}, nil
+}
+
+// verify checks the author's signature of a parsed message.
+func (p parsedSigned) verify() error {
+	unsigned := proto.CloneOf(p.m)
 	unsigned.Signature, unsigned.Key = nil, nil
 	b, err := proto.Marshal(unsigned)
 	if err != nil {
-		return signedMsg{}, fmt.Errorf("encode signed message: %w", err)
+		return fmt.Errorf("encode signed message: %w", err)
 	}
-	ok, err := pub.Verify(append([]byte(signPrefix), b...), m.Signature)
+	ok, err := p.pub.Verify(append([]byte(signPrefix), b...), p.m.Signature)
 	if err != nil || !ok {
-		return signedMsg{}, errBadSignature
+		return errBadSignature
 	}
-	return signedMsg{author: author, topic: m.GetTopic(), data: m.Data, raw: raw}, nil
+	return nil
 }
 
 // itemIDSize is the size of a sync item ID.

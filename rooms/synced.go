@@ -23,7 +23,9 @@ type syncedMsg struct {
 // checkSynced verifies one item exactly as the validator verifies a live
 // message: the author's signature (GossipSub's), the room's topic, size,
 // seal, envelope rules; then the kind the set holds, and the sent time:
-// not in the future (beyond MaxClockSkew) nor older than the set's window.
+// not in the future (beyond MaxClockSkew) nor older than the set's window,
+// by this node's clock, or by the room's (roomNow) when its members agree
+// that this node's clock is off.
 // It does not apply the rate limit (a session is bounded by its own
 // limits) nor the replay check (the caller drops what it has).
 func (s *Service) checkSynced(r *room, set pb.SyncSet, raw []byte, now time.Time) (syncedMsg, error) {
@@ -49,14 +51,66 @@ func (s *Service) checkSynced(r *room, set pb.SyncSet, raw []byte, now time.Time
 	if env.kind != wantKind {
 		return syncedMsg{}, fmt.Errorf("%w: kind %v in set %v", errSyncLie, env.kind, set)
 	}
-	if env.sentAt.After(now.Add(s.cfg.MaxClockSkew)) {
-		return syncedMsg{}, fmt.Errorf("%w: sent in the future", errSyncLie)
-	}
-	if env.sentAt.Before(now.Add(-window)) {
-		return syncedMsg{}, fmt.Errorf("%w: older than the window", errSyncLie)
+	if why := s.outsideWindow(env.sentAt, now, window); why != "" {
+		// By this node's clock. When the room's authors agree that this
+		// clock is off, the item is judged by the corrected clock, and
+		// one out of its window even then is refused but not held
+		// against the peer: this node cannot tell its clock's error
+		// from the peer's lie.
+		ref, skewed := s.roomNow(now)
+		switch {
+		case !skewed:
+			return syncedMsg{}, fmt.Errorf("%w: %s", errSyncLie, why)
+		case s.outsideWindow(env.sentAt, ref, window) != "":
+			return syncedMsg{}, fmt.Errorf("%w: %s, and this node's clock is off", errSyncSkip, why)
+		}
 	}
 	it := item{ts: uint64(max(env.sentAt.UnixMilli(), 0)), id: itemID(sm.author, env.id)} // #nosec G115 -- not negative
 	return syncedMsg{author: sm.author, env: env, it: it, raw: raw}, nil
+}
+
+// outsideWindow says why an item sent at sentAt is out of a set's window
+// by the clock reading now ("" when it is in): sent in the future beyond
+// MaxClockSkew, or older than window.
+func (s *Service) outsideWindow(sentAt, now time.Time, window time.Duration) string {
+	switch {
+	case sentAt.After(now.Add(s.cfg.MaxClockSkew)):
+		return "sent in the future"
+	case sentAt.Before(now.Add(-window)):
+		return "older than the window"
+	}
+	return ""
+}
+
+// heldSynced reports whether raw names an item this node holds already:
+// in the members set a presence of this node, or one no newer than the
+// presence it holds of the author; in the history set a line its replay
+// records know (delivered or stored). It reads what raw claims without
+// checking the signature: a held item is dropped unchecked, which takes
+// nothing in (a forged one costs its sender nothing but saves this node
+// the check), while an item that is not held is verified in full by
+// checkSynced. In a busy room, many items of a session are held already
+// (an older presence the peer still had, a copy that another session or
+// GossipSub brought first), and the signature checks were most of the
+// sync's cost.
+func (s *Service) heldSynced(r *room, set pb.SyncSet, raw []byte) ([itemIDSize]byte, bool) {
+	p, err := parseSigned(raw)
+	if err != nil || p.sm.topic != r.topicName {
+		return [itemIDSize]byte{}, false
+	}
+	author := p.sm.author
+	env, v := s.decode(r, author, p.sm.data)
+	if v.result != pubsub.ValidationAccept {
+		return [itemIDSize]byte{}, false
+	}
+	it := item{ts: uint64(max(env.sentAt.UnixMilli(), 0)), id: itemID(author, env.id)} // #nosec G115 -- not negative
+	switch {
+	case set == pb.SyncSet_SYNC_SET_MEMBERS && env.kind == pb.Kind_KIND_PRESENCE:
+		return it.id, author == s.self || r.holdsBeacon(author, it)
+	case set == pb.SyncSet_SYNC_SET_HISTORY && env.kind == pb.Kind_KIND_TEXT:
+		return it.id, s.replay.has(replayKey{author: author, id: env.id})
+	}
+	return it.id, false
 }
 
 // acceptSynced verifies the items of a frame and takes them in. With want
@@ -64,11 +118,23 @@ func (s *Service) checkSynced(r *room, set pb.SyncSet, raw []byte, now time.Time
 // copy counts as unasked). It stops at the first bad item, after taking in
 // the good ones before it.
 func (s *Service) acceptSynced(r *room, set pb.SyncSet, raws [][]byte, want map[[itemIDSize]byte]bool) (int, error) {
-	now := time.Now()
+	now, clock := time.Now(), s.wallNow() // the same but in tests
 	var good []syncedMsg
 	var bad error
 	for _, raw := range raws {
-		m, err := s.checkSynced(r, set, raw, now)
+		if id, ok := s.heldSynced(r, set, raw); ok {
+			// Held already (a presence as new or newer, a line this node
+			// has): nothing to take, so no signature to check.
+			if want != nil {
+				if !want[id] {
+					bad = fmt.Errorf("%w: item not asked for", errSyncLie)
+					break
+				}
+				delete(want, id)
+			}
+			continue
+		}
+		m, err := s.checkSynced(r, set, raw, clock)
 		if errors.Is(err, errSyncSkip) {
 			continue
 		}
@@ -162,9 +228,10 @@ func (s *Service) takeBeacon(r *room, m syncedMsg, now time.Time) bool {
 	if !newer {
 		return false
 	}
-	if len(m.env.record) > 0 {
+	if len(m.env.record) > 0 && !r.recordKnown(m.author, m.env.record, now) {
 		if recEnv, rec, err := verifyPeerRecord(m.env.record, m.author); err == nil {
 			s.learnAddrs(r, m.author, recEnv, rec)
+			r.recordLearned(m.author, m.env.record, now)
 		}
 	}
 	if ev != nil {

@@ -1,41 +1,36 @@
 package transfer
 
 import (
-	"net"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
-	ma "github.com/multiformats/go-multiaddr"
-	manet "github.com/multiformats/go-multiaddr/net"
+
+	"github.com/parley-chat/parley/internal/fair"
 )
 
 // Budgets of the capacities strangers share (docs/SECURITY.md, "Budgets").
 // A known peer (Config.Known: a trusted contact, a peer this node wrote
 // to, a member of one of its private rooms) may use the whole of a
 // capacity; strangers together never more than the capacity minus the
-// reserved share, and the strangers behind one subnet (an IPv4 /24, an
-// IPv6 /48) never more than a per-subnet share of that. So any number of
-// throwaway identities, from any number of addresses, leaves the reserved
-// share to the peers this node knows.
-const (
-	// maxPendingTotal caps the offers from all peers waiting for an answer.
-	maxPendingTotal = 256
-	// pendingReserved of them only known peers may fill.
-	pendingReserved = maxPendingTotal / 4
-	// pendingPerSubnet caps the strangers' offers from one subnet.
-	pendingPerSubnet = 32
-
-	// maxUploads bounds the share uploads listed at once.
-	maxUploads = 256
-	// uploadsReserved of them only known peers may hold.
-	uploadsReserved = maxUploads / 4
-	// uploadsPerSubnet caps the strangers' uploads from one subnet.
-	uploadsPerSubnet = 32
-	// uploadsPerPeer caps the uploads one peer holds (distinct shares
-	// fetched at once).
-	uploadsPerPeer = 8
+// reserved share; the strangers behind one subnet (an IPv4 /24, an IPv6
+// /48) never more than a per-subnet share of that; and the newcomers
+// (Config.Newcomer: identities first seen less than an hour ago) together
+// never more than a quarter of it. So any number of throwaway identities,
+// from any number of addresses, leaves the reserved share to the peers
+// this node knows, and a crowd of fresh ones leaves most of the
+// strangers' share to the identities seen before.
+var (
+	// pendingShares split the offers from all peers waiting for an
+	// answer.
+	pendingShares = fair.Shares{Total: 256, Reserved: 64, PerSubnet: 32, Newcomers: 48}
+	// uploadShares split the share uploads listed at once.
+	uploadShares = fair.Shares{Total: 256, Reserved: 64, PerSubnet: 32, Newcomers: 48}
 )
+
+// uploadsPerPeer caps the uploads one peer holds (distinct shares fetched
+// at once).
+const uploadsPerPeer = 8
 
 // BudgetCounters count what the budgets refused or expired since New.
 type BudgetCounters struct {
@@ -60,82 +55,61 @@ func (s *Service) known(p peer.ID) bool {
 	return s.cfg.Known != nil && s.cfg.Known(p)
 }
 
-// subnetOf names the subnet a connection comes from, the unit of the
-// per-subnet budgets: an IPv4 /24 or an IPv6 /48 of the remote address
-// (for a relayed connection, the relay's), or "" when it has none.
-func subnetOf(c network.Conn) string {
-	if c == nil {
-		return ""
-	}
-	addr := c.RemoteMultiaddr()
-	ip, err := manet.ToIP(addr)
-	if err != nil {
-		// A relayed connection: its address starts with the relay's.
-		if len(addr) == 0 || (addr[0].Code() != ma.P_IP4 && addr[0].Code() != ma.P_IP6) {
-			return ""
-		}
-		if ip = net.ParseIP(addr[0].Value()); ip == nil {
-			return ""
-		}
-	}
-	if v4 := ip.To4(); v4 != nil {
-		return v4.Mask(net.CIDRMask(24, 32)).String() + "/24"
-	}
-	return ip.Mask(net.CIDRMask(48, 128)).String() + "/48"
+// newcomer reports whether p is an identity first seen less than an hour
+// ago (Config.Newcomer).
+func (s *Service) newcomer(p peer.ID) bool {
+	return s.cfg.Newcomer != nil && s.cfg.Newcomer(p)
 }
 
-// offerRoom reports whether an offer from a peer (known or not, from
-// subnet) fits in the pending-offer budgets. s.mu must be held.
-func (s *Service) offerRoom(from peer.ID, known bool, subnet string) bool {
-	pending, total, strangers, fromSubnet := 0, 0, 0, 0
+// offerRoom reports whether an offer t (from a known peer or a stranger,
+// with its subnet and age) fits in the pending-offer budgets. s.mu must be
+// held.
+func (s *Service) offerRoom(t *transfer) bool {
+	pending, total := 0, 0
+	var held fair.Held
 	for _, o := range s.transfers {
 		if o.dir != Receive || o.state != StateOffered || o.share {
 			continue
 		}
 		total++
-		if o.peer == from {
+		if o.peer == t.peer {
 			pending++
 		}
 		if o.stranger {
-			strangers++
-			if subnet != "" && o.subnet == subnet {
-				fromSubnet++
-			}
+			held.Add(o.subnet == t.subnet && t.subnet != "", o.newcomer)
 		}
 	}
 	switch {
-	case pending >= s.cfg.MaxPendingOffers || total >= maxPendingTotal:
+	case pending >= s.cfg.MaxPendingOffers || total >= pendingShares.Total:
 		return false
-	case known:
+	case !t.stranger:
 		return true
 	}
-	return strangers < maxPendingTotal-pendingReserved && fromSubnet < pendingPerSubnet
+	return pendingShares.StrangerFits(held, t.newcomer)
 }
 
-// uploadRoom reports whether a new upload to a peer (known or not, from
-// subnet) fits in the upload budgets, after forgetting finished and
-// abandoned uploads. s.mu must be held.
-func (s *Service) uploadRoom(from peer.ID, known bool, subnet string, now time.Time) bool {
+// uploadRoom reports whether a new upload u (to a known peer or a
+// stranger, with its subnet and age) fits in the upload budgets, after
+// forgetting finished and abandoned uploads. s.mu must be held.
+func (s *Service) uploadRoom(u *transfer, now time.Time) bool {
 	s.pruneUploadsAt(now)
-	perPeer, strangers, fromSubnet := 0, 0, 0
-	for k, u := range s.uploads {
-		if k.peer == from {
+	perPeer := 0
+	var held fair.Held
+	for k, o := range s.uploads {
+		if k.peer == u.peer {
 			perPeer++
 		}
-		if u.stranger {
-			strangers++
-			if subnet != "" && u.subnet == subnet {
-				fromSubnet++
-			}
+		if o.stranger {
+			held.Add(o.subnet == u.subnet && u.subnet != "", o.newcomer)
 		}
 	}
 	switch {
-	case len(s.uploads) >= maxUploads || perPeer >= uploadsPerPeer:
+	case len(s.uploads) >= uploadShares.Total || perPeer >= uploadsPerPeer:
 		return false
-	case known:
+	case !u.stranger:
 		return true
 	}
-	return strangers < maxUploads-uploadsReserved && fromSubnet < uploadsPerSubnet
+	return uploadShares.StrangerFits(held, u.newcomer)
 }
 
 // pruneUploadsAt forgets finished uploads, and abandoned ones: no stream

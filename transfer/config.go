@@ -50,6 +50,12 @@ type Config struct {
 	// AutoAccept, when set, is asked about every offer; true accepts it at
 	// once (for example: trusted peers, files under a size limit).
 	AutoAccept func(from peer.ID, size int64) bool
+	// ConfirmShown: every file_offer received and every end of a transfer
+	// (file_done, file_failed, file_rejected) is stored as not shown, in
+	// the transaction that records it, until MarkShown says the user saw
+	// it; New emits the ones not shown again (the process died before
+	// they reached the user). See shown.go.
+	ConfirmShown bool
 	// Known reports whether a peer is known to the user (a trusted
 	// contact, a peer the user wrote to, a member of a private room): known
 	// peers keep a reserved share of the pending offers and share uploads
@@ -57,6 +63,11 @@ type Config struct {
 	// peer is a stranger. It is asked once per offer or new upload, and
 	// must not block.
 	Known func(peer.ID) bool
+	// Newcomer reports whether a stranger's identity was first seen less
+	// than an hour ago (node: fair.Ages): newcomers together hold at most
+	// a quarter of the strangers' share of pending offers and uploads.
+	// nil: no stranger is a newcomer. Asked like Known; must not block.
+	Newcomer func(peer.ID) bool
 	// StrangerOfferTTL: an offer from a stranger is dropped (file_failed,
 	// code "expired") once it is this old and its sender is not connected
 	// (default 1 h), so that offers nobody will complete hold no budget.

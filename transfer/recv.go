@@ -14,6 +14,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/parley-chat/parley/events"
+	"github.com/parley-chat/parley/internal/fair"
 	"github.com/parley-chat/parley/transfer/pb"
 	"github.com/parley-chat/parley/transfer/safename"
 )
@@ -46,7 +47,7 @@ func (s *Service) handleOffer(from peer.ID, conn network.Conn, o *pb.Offer, v2 b
 		t.man.sent = nil
 	}
 	if !s.known(from) {
-		t.stranger, t.subnet = true, subnetOf(conn)
+		t.stranger, t.subnet, t.newcomer = true, fair.ConnSubnet(conn), s.newcomer(from)
 	}
 	if err := s.checkSpace(t); err != nil {
 		return &pb.Status{Code: pb.Code_NO_SPACE, Message: "not enough free disk space"}
@@ -56,17 +57,18 @@ func (s *Service) handleOffer(from peer.ID, conn network.Conn, o *pb.Offer, v2 b
 		s.mu.Unlock()
 		return &pb.Status{Code: pb.Code_DUPLICATE}
 	}
-	if !s.offerRoom(from, !t.stranger, t.subnet) {
+	if !s.offerRoom(t) {
 		s.budget.OffersRefused++
 		s.mu.Unlock()
-		s.log.Debug("transfer: offer refused: budget full", "peer", from, "stranger", t.stranger, "subnet", t.subnet)
+		s.log.Debug("transfer: offer refused: budget full", "peer", from, "stranger", t.stranger, "subnet", t.subnet, "newcomer", t.newcomer)
 		return &pb.Status{Code: pb.Code_BUSY, Message: "too many offers waiting for an answer"}
 	}
 	s.transfers[t.id] = t
 	s.mu.Unlock()
-	s.save(t)
+	offer := events.FileOffer{TransferID: t.id, From: from, Name: t.name, Size: t.size}
+	s.saveWith(t, offer)
 	s.log.Debug("transfer: offer", "id", t.id, "peer", from, "size", t.size)
-	s.emit.Emit(events.FileOffer{TransferID: t.id, From: from, Name: t.name, Size: t.size})
+	s.emit.Emit(offer)
 	if s.cfg.AutoAccept == nil || !s.cfg.AutoAccept(from, t.size) {
 		return &pb.Status{Code: pb.Code_OK}
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	bolt "go.etcd.io/bbolt"
 
+	"github.com/parley-chat/parley/events"
 	"github.com/parley-chat/parley/transfer/safename"
 )
 
@@ -34,9 +35,10 @@ type remoteRecord struct {
 }
 
 // saveRemote stores rs and deletes the announcements that fell out of
-// the kept set (dropped). A store error is logged: the share stays
-// fetchable until the node stops.
-func (s *Service) saveRemote(rs remoteShare, dropped []string) {
+// the kept set (dropped), and records offer, when not nil, as not shown
+// (shown.go). A store error is logged: the share stays fetchable until
+// the node stops.
+func (s *Service) saveRemote(rs remoteShare, dropped []string, offer events.Event) {
 	holders := make([]string, len(rs.holders))
 	for i, h := range rs.holders {
 		holders[i] = h.String()
@@ -45,6 +47,9 @@ func (s *Service) saveRemote(rs remoteShare, dropped []string) {
 		From: rs.from.String(), Room: rs.room, Added: time.Now().UnixMilli(), Holders: holders})
 	if err == nil {
 		err = s.db.Update(func(tx *bolt.Tx) error {
+			if err := s.putUnshown(tx, offer); err != nil {
+				return err
+			}
 			b := tx.Bucket(bucketRemote)
 			for _, id := range dropped {
 				if err := b.Delete([]byte(id)); err != nil {

@@ -17,6 +17,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/parley-chat/parley/events"
+	"github.com/parley-chat/parley/internal/fair"
 	"github.com/parley-chat/parley/transfer/pb"
 )
 
@@ -81,7 +82,7 @@ func (s *Service) AddRemoteShare(room string, from peer.ID, sh Share) error {
 		s.remote[rs.ID] = old
 		s.mu.Unlock()
 		if added {
-			s.saveRemote(old, nil)
+			s.saveRemote(old, nil, nil) // a new holder: no new offer
 			s.log.Debug("transfer: share holder", "id", rs.ID, "peer", from, "holders", len(old.holders))
 		}
 		return nil
@@ -94,8 +95,9 @@ func (s *Service) AddRemoteShare(room string, from peer.ID, sh Share) error {
 		s.remoteOrder = s.remoteOrder[1:]
 	}
 	s.mu.Unlock()
-	s.saveRemote(rs, dropped)
-	s.emit.Emit(events.FileOffer{TransferID: rs.ID, From: from, Name: rs.Name, Size: sh.Size, Room: room})
+	offer := events.FileOffer{TransferID: rs.ID, From: from, Name: rs.Name, Size: sh.Size, Room: room}
+	s.saveRemote(rs, dropped, offer)
+	s.emit.Emit(offer)
 	return nil
 }
 
@@ -175,20 +177,20 @@ func (s *Service) servable(from peer.ID, conn network.Conn, raw []byte) (*transf
 		if u, ok := s.uploads[key]; ok && !u.state.Terminal() {
 			return u, t.man, nil
 		}
-		subnet := ""
-		if !known {
-			subnet = subnetOf(conn)
-		}
-		now := time.Now()
-		if !s.uploadRoom(from, known, subnet, now) {
-			s.budget.UploadsRefused++
-			s.log.Debug("transfer: upload refused: budget full", "peer", from, "stranger", !known, "subnet", subnet)
-			return nil, nil, &pb.Status{Code: pb.Code_BUSY, Message: "too many uploads"}
-		}
 		u := newTransfer(t.ctx, t.rawID)
 		u.dir, u.share, u.peer, u.name, u.size, u.hash = Send, true, from, t.name, t.size, t.hash
 		u.src, u.modTime, u.state = t.src, t.modTime, StateActive
-		u.stranger, u.subnet, u.idleSince = !known, subnet, now
+		now := time.Now()
+		u.stranger, u.idleSince = !known, now
+		if !known {
+			u.subnet, u.newcomer = fair.ConnSubnet(conn), s.newcomer(from)
+		}
+		if !s.uploadRoom(u, now) {
+			u.cancel()
+			s.budget.UploadsRefused++
+			s.log.Debug("transfer: upload refused: budget full", "peer", from, "stranger", !known, "subnet", u.subnet, "newcomer", u.newcomer)
+			return nil, nil, &pb.Status{Code: pb.Code_BUSY, Message: "too many uploads"}
+		}
 		s.uploads[key] = u
 		return u, t.man, nil
 	case t.share || t.peer != from:

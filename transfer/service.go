@@ -156,12 +156,24 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 		_ = root.Close()
 		return nil, err
 	}
+	// Before any new event: what an earlier run never showed.
+	missed, err := s.unshown(time.Now())
+	if err != nil {
+		s.log.Warn("transfer: cannot load the events an earlier run did not show", "err", err)
+	}
+	for _, e := range missed {
+		s.emit.Emit(e)
+	}
+	if len(missed) > 0 {
+		s.log.Info("transfer: showing events an earlier run did not show", "events", len(missed))
+	}
 	for _, t := range loaded {
 		if t.dir == Receive && (t.state == StateActive || t.state == StateQueued) {
 			t.state = StateWaiting
 		}
 		if t.dir == Receive && t.state == StateOffered && !t.share {
 			t.stranger = !s.known(t.peer)
+			t.newcomer = t.stranger && s.newcomer(t.peer)
 		}
 		s.transfers[t.id] = t
 	}
@@ -577,8 +589,11 @@ func (s *Service) finish(t *transfer, st State, err error, n *pb.Notice) bool {
 	if part != "" {
 		s.removePart(part)
 	}
-	s.save(t)
-	s.report(t)
+	ev := s.outcome(t)
+	s.saveWith(t, ev)
+	if ev != nil {
+		s.emit.Emit(ev)
+	}
 	if st == StateDone {
 		s.log.Info("transfer: done", "id", t.id, "dir", t.dir, "peer", t.peer, "size", t.size)
 	} else {
@@ -609,8 +624,8 @@ func (s *Service) pruneEnded() {
 	s.pruneUploads()
 }
 
-// report emits the event for t's terminal state.
-func (s *Service) report(t *transfer) {
+// outcome returns the event of t's terminal state (nil for another).
+func (s *Service) outcome(t *transfer) events.Event {
 	s.mu.Lock()
 	st, err, final := t.state, t.err, t.final
 	s.mu.Unlock()
@@ -620,18 +635,19 @@ func (s *Service) report(t *transfer) {
 		if t.dir == Receive {
 			path = filepath.Join(s.dir, final)
 		}
-		s.emit.Emit(events.FileDone{TransferID: t.id, Path: path, Size: t.size,
-			Hash: hex.EncodeToString(t.hash[:]), Direction: string(t.dir), Peer: t.peer})
+		return events.FileDone{TransferID: t.id, Path: path, Size: t.size,
+			Hash: hex.EncodeToString(t.hash[:]), Direction: string(t.dir), Peer: t.peer}
 	case StateRejected:
-		s.emit.Emit(events.FileRejected{TransferID: t.id, Direction: string(t.dir), Peer: t.peer})
+		return events.FileRejected{TransferID: t.id, Direction: string(t.dir), Peer: t.peer}
 	case StateFailed, StateCancelled:
 		msg := "failed"
 		if err != nil {
 			msg = err.Error()
 		}
-		s.emit.Emit(events.FileFailed{TransferID: t.id, Error: msg, Code: codeName(err),
-			Direction: string(t.dir), Peer: t.peer})
+		return events.FileFailed{TransferID: t.id, Error: msg, Code: codeName(err),
+			Direction: string(t.dir), Peer: t.peer}
 	}
+	return nil
 }
 
 // progress records that t has moved to bytes and emits file_progress when

@@ -11,6 +11,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/parley-chat/parley/events"
 	"github.com/parley-chat/parley/transfer/pb"
 )
 
@@ -49,7 +50,7 @@ type record struct {
 
 func initBuckets(db *bolt.DB) error {
 	err := db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketRecords, bucketManifests, bucketBitmaps, bucketRemote} {
+		for _, b := range [][]byte{bucketRecords, bucketManifests, bucketBitmaps, bucketRemote, bucketUnshown} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -68,8 +69,17 @@ func (t *transfer) persistent() bool { return !(t.dir == Send && t.share && t.pe
 
 // save writes t's record, or deletes everything stored for t once it is
 // terminal and has no notice left to deliver.
-func (s *Service) save(t *transfer) {
+func (s *Service) save(t *transfer) { s.saveWith(t, nil) }
+
+// saveWith is save that also records ev, the event of the offer or end it
+// stores, as not shown (Config.ConfirmShown), in the same transaction.
+func (s *Service) saveWith(t *transfer, ev events.Event) {
 	if !t.persistent() {
+		if ev != nil && s.cfg.ConfirmShown {
+			if err := s.db.Update(func(tx *bolt.Tx) error { return s.putUnshown(tx, ev) }); err != nil {
+				s.log.Warn("transfer: save state", "id", t.id, "err", err)
+			}
+		}
 		return
 	}
 	t.saveMu.Lock()
@@ -80,6 +90,9 @@ func (s *Service) save(t *transfer) {
 	s.mu.Unlock()
 	key := []byte(t.id)
 	err := s.db.Update(func(tx *bolt.Tx) error {
+		if err := s.putUnshown(tx, ev); err != nil {
+			return err
+		}
 		if drop {
 			for _, b := range [][]byte{bucketRecords, bucketManifests, bucketBitmaps} {
 				if err := tx.Bucket(b).Delete(key); err != nil {

@@ -103,10 +103,12 @@ type transfer struct {
 	modTime int64  // send: source modification time (Unix ns) when hashed
 	created time.Time
 	// stranger: an incoming offer or a share upload of a peer that was not
-	// known (Config.Known) when it came; subnet: the subnet it came from.
-	// They place it in the budgets of budget.go.
+	// known (Config.Known) when it came; subnet: the subnet it came from;
+	// newcomer: its sender was a newcomer then (Config.Newcomer). They
+	// place it in the budgets of budget.go.
 	stranger bool
 	subnet   string
+	newcomer bool
 
 	ctx    context.Context // done when the transfer ends or the service closes
 	cancel context.CancelFunc

@@ -24,6 +24,17 @@ const (
 	lastSeenResolution = time.Minute
 	// maxRecordSize bounds what Open decodes from one stored record.
 	maxRecordSize = 4096
+
+	// DefaultMaxPeers bounds the records the store keeps: every identity
+	// that claims a nick in a room gets one, so a crowd of throwaway keys
+	// would otherwise grow the store without end. Trusted peers never
+	// count against it and are never dropped.
+	DefaultMaxPeers = 20000
+	// maxPinsPerPeer bounds the nick pins one key can hold: a key that
+	// keeps changing its nick pins its first few nicks only (its later
+	// nicks are shown unpinned, without a warning), so one identity cannot
+	// fill the pin table either.
+	maxPinsPerPeer = 8
 )
 
 // PeerInfo is what the store knows about a peer.
@@ -91,11 +102,26 @@ type Store struct {
 	mu    sync.Mutex
 	peers map[peer.ID]peerRecord // guarded by mu; mirrors bucketPeers
 	pins  map[string]peer.ID     // guarded by mu; mirrors bucketPins
+	// pinned counts the pins each peer holds. Guarded by mu.
+	pinned map[peer.ID]int
+	// maxPeers bounds len(peers) less the trusted ones (SetMaxPeers).
+	// Guarded by mu.
+	maxPeers int
+
+	// behind is how long Observe may keep what it learnt in memory only
+	// (WriteBehind); 0: it writes at once. dirtyPeers and dirtyPins are
+	// the records and pins Observe changed and did not write yet, since
+	// dirtySince. Guarded by mu.
+	behind     time.Duration
+	dirtyPeers map[peer.ID]struct{}
+	dirtyPins  map[string]struct{}
+	dirtySince time.Time
 }
 
 // Open loads the trust store from db, creating its buckets when missing.
 func Open(db *bolt.DB) (*Store, error) {
-	s := &Store{db: db, now: time.Now, peers: map[peer.ID]peerRecord{}, pins: map[string]peer.ID{}}
+	s := &Store{db: db, now: time.Now, peers: map[peer.ID]peerRecord{}, pins: map[string]peer.ID{},
+		pinned: map[peer.ID]int{}, maxPeers: DefaultMaxPeers}
 	err := db.Update(func(tx *bolt.Tx) error {
 		pb, err := tx.CreateBucketIfNotExists([]byte(bucketPeers))
 		if err != nil {
@@ -175,8 +201,89 @@ func (s *Store) loadPin(k, v []byte) error {
 	if err != nil {
 		return fmt.Errorf("%w: pin %q: %v", ErrCorrupt, k, err)
 	}
-	s.pins[string(k)] = id
+	s.setPin(string(k), id)
 	return nil
+}
+
+// setPin pins key to p, keeping the per-peer counts. Callers hold mu.
+func (s *Store) setPin(key string, p peer.ID) {
+	if old, ok := s.pins[key]; ok {
+		s.dropPin(key, old)
+	}
+	s.pins[key] = p
+	s.pinned[p]++
+}
+
+// dropPin removes key's pin, held by p. Callers hold mu.
+func (s *Store) dropPin(key string, p peer.ID) {
+	delete(s.pins, key)
+	if s.pinned[p] <= 1 {
+		delete(s.pinned, p)
+		return
+	}
+	s.pinned[p]--
+}
+
+// SetMaxPeers sets how many records of untrusted peers the store keeps
+// (DefaultMaxPeers unless set; n < 1 means the default). Past it, Observe
+// makes room by dropping the untrusted records first seen most recently
+// (and the pins they hold): a crowd of new keys churns among itself and
+// cannot push out the peers seen before it.
+func (s *Store) SetMaxPeers(n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if n < 1 {
+		n = DefaultMaxPeers
+	}
+	s.maxPeers = n
+}
+
+// makeRoom drops untrusted records, newest first seen first, until one
+// more fits under maxPeers; the drops are written with the next flush
+// (at once when Observe writes at once). Callers hold mu.
+func (s *Store) makeRoom() {
+	untrusted := make([]peer.ID, 0, len(s.peers))
+	for p, rec := range s.peers {
+		if !rec.Trusted {
+			untrusted = append(untrusted, p)
+		}
+	}
+	if len(untrusted) < s.maxPeers {
+		return
+	}
+	// Drop a sixteenth at once, so a flood sorts once per many arrivals.
+	n := len(untrusted) - s.maxPeers + 1 + s.maxPeers/16
+	sort.Slice(untrusted, func(i, j int) bool {
+		a, b := s.peers[untrusted[i]].FirstSeen, s.peers[untrusted[j]].FirstSeen
+		if !a.Equal(b) {
+			return a.After(b)
+		}
+		return untrusted[i] < untrusted[j]
+	})
+	drop := make(map[peer.ID]bool, n)
+	for _, p := range untrusted[:min(n, len(untrusted))] {
+		drop[p] = true
+		delete(s.peers, p)
+		s.markDirtyPeer(p)
+	}
+	for k, holder := range s.pins {
+		if drop[holder] {
+			s.dropPin(k, holder)
+			s.dirtyPins[k] = struct{}{}
+		}
+	}
+}
+
+// markDirtyPeer records that p's record must be written (or deleted) by
+// the next flush. Callers hold mu.
+func (s *Store) markDirtyPeer(p peer.ID) {
+	if s.dirtyPeers == nil {
+		s.dirtyPeers, s.dirtyPins = make(map[peer.ID]struct{}), make(map[string]struct{})
+	}
+	s.dirtyPeers[p] = struct{}{}
+	if s.dirtySince.IsZero() {
+		s.dirtySince = s.now()
+	}
 }
 
 // Observe records that peer p claims nick (from a room message, a direct
@@ -200,14 +307,17 @@ func (s *Store) Observe(p peer.ID, nick string) (*PinConflict, error) {
 	dirty := !known || rec.Nick != nick || now.Sub(rec.LastSeen) >= lastSeenResolution
 	if !known {
 		rec.FirstSeen = now
+		s.makeRoom()
 	}
 	rec.Nick = nick
 	rec.LastSeen = now
 
 	var conflict *PinConflict
 	holder, pinned := s.pins[key]
-	newPin := !pinned
+	newPin := !pinned && s.pinned[p] < maxPinsPerPeer
 	switch {
+	case !pinned && !newPin:
+		// p holds its share of pins: this nick stays unpinned.
 	case newPin:
 		dirty = true
 	case holder != p:
@@ -221,12 +331,105 @@ func (s *Store) Observe(p peer.ID, nick string) (*PinConflict, error) {
 		dirty = true
 	}
 	if !dirty {
-		return conflict, nil
+		return conflict, s.flushDue(now)
+	}
+	if s.behind > 0 {
+		s.peers[p] = rec
+		s.markDirtyPeer(p)
+		if newPin {
+			s.setPin(key, p)
+			s.dirtyPins[key] = struct{}{}
+		}
+		return conflict, s.flushDue(now)
+	}
+	if err := s.flush(); err != nil { // what makeRoom dropped
+		return nil, fmt.Errorf("observe %s: %w", p, err)
 	}
 	if err := s.put(p, rec, newPin, key); err != nil {
 		return nil, fmt.Errorf("observe %s: %w", p, err)
 	}
 	return conflict, nil
+}
+
+// WriteBehind lets Observe keep what it learnt (a new peer, nick, pin,
+// a fresher LastSeen) in memory for up to d, and write it all in one
+// transaction with the first observation after that, or at Flush: a
+// crowd of new identities in a room then costs one store write a
+// second, not one each, on the caller's path (node's event loop, which
+// shows known peers' lines behind them; docs/SECURITY.md, "Budgets").
+// What was not written yet is lost if the process dies. Trust, Untrust
+// and Forget still write at once. 0 (the default) writes at once.
+func (s *Store) WriteBehind(d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.behind = max(d, 0)
+	if s.dirtyPeers == nil {
+		s.dirtyPeers, s.dirtyPins = make(map[peer.ID]struct{}), make(map[string]struct{})
+	}
+}
+
+// Flush writes what Observe kept in memory (WriteBehind).
+func (s *Store) Flush() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.flush()
+}
+
+// flushDue flushes when the oldest unwritten change is WriteBehind old.
+// Callers hold mu.
+func (s *Store) flushDue(now time.Time) error {
+	if s.dirtySince.IsZero() || now.Sub(s.dirtySince) < s.behind {
+		return nil
+	}
+	return s.flush()
+}
+
+// flush writes the records and pins Observe changed, as memory holds
+// them now (deleted when memory no longer has them: Forget). Callers hold
+// mu.
+func (s *Store) flush() error {
+	if len(s.dirtyPeers) == 0 && len(s.dirtyPins) == 0 {
+		return nil
+	}
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		peers, pins := tx.Bucket([]byte(bucketPeers)), tx.Bucket([]byte(bucketPins))
+		for p := range s.dirtyPeers {
+			rec, ok := s.peers[p]
+			if !ok {
+				if err := peers.Delete([]byte(p)); err != nil {
+					return fmt.Errorf("delete peer record: %w", err)
+				}
+				continue
+			}
+			v, err := json.Marshal(rec)
+			if err != nil {
+				return fmt.Errorf("encode peer record: %w", err)
+			}
+			if err := peers.Put([]byte(p), v); err != nil {
+				return fmt.Errorf("store peer record: %w", err)
+			}
+		}
+		for k := range s.dirtyPins {
+			holder, ok := s.pins[k]
+			if !ok {
+				if err := pins.Delete([]byte(k)); err != nil {
+					return fmt.Errorf("delete nick pin: %w", err)
+				}
+				continue
+			}
+			if err := pins.Put([]byte(k), []byte(holder)); err != nil {
+				return fmt.Errorf("store nick pin: %w", err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("write observed peers: %w", err)
+	}
+	clear(s.dirtyPeers)
+	clear(s.dirtyPins)
+	s.dirtySince = time.Time{}
+	return nil
 }
 
 // put writes rec (and, when pin is set, the pin of key to p) to the
@@ -252,7 +455,7 @@ func (s *Store) put(p peer.ID, rec peerRecord, pin bool, key string) error {
 	}
 	s.peers[p] = rec
 	if pin {
-		s.pins[key] = p
+		s.setPin(key, p)
 	}
 	return nil
 }
@@ -338,7 +541,7 @@ func (s *Store) Forget(p peer.ID) (bool, error) {
 	}
 	delete(s.peers, p)
 	for _, k := range keys {
-		delete(s.pins, k)
+		s.dropPin(k, p)
 	}
 	return true, nil
 }

@@ -35,6 +35,10 @@ type Options struct {
 	// Copy puts text on the terminal's clipboard (OSC 52); nil when the
 	// UI cannot, and F3 then only shows the address.
 	Copy func(text string)
+	// Shown, when set, is told of every event from the node once the
+	// model has taken it in (it is drawn from the next frame on and kept
+	// in its conversation): node.Node.Shown with node.Config.ConfirmShown.
+	Shown func(events.Event)
 }
 
 // Messages the runner sends to the model.
@@ -79,6 +83,8 @@ type Model struct {
 
 	// copy puts text on the clipboard; nil when it cannot (Options.Copy).
 	copy func(text string)
+	// shown confirms events taken in; nil when unused (Options.Shown).
+	shown func(events.Event)
 	// addrs are the node's own full addresses (MULTIADDR/p2p/ID), from
 	// its ready event.
 	addrs []string
@@ -127,7 +133,7 @@ func New(o Options) *Model {
 	}
 	m := &Model{
 		be: o.Backend, cmds: o.Commands, submit: o.Submit, st: *st, keys: defaultKeys(),
-		now: o.Now, loc: o.Location, copy: o.Copy,
+		now: o.Now, loc: o.Location, copy: o.Copy, shown: o.Shown,
 		convs: make(map[string]*conv), dmInfo: make(map[peer.ID]*dmPeer),
 		width: 80, height: 24,
 	}
@@ -189,6 +195,11 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		}
 		if structural {
 			m.refresh()
+		}
+		if m.shown != nil {
+			for _, e := range msg {
+				m.shown(e)
+			}
 		}
 		return m, nil
 	case execDoneMsg:

@@ -37,6 +37,9 @@ type Config struct {
 	// Logger gets what Run logs after the UI closed; it defaults to
 	// slog.Default(). Do not point it at Output.
 	Logger *slog.Logger
+	// Shown, when set, is told of every event once the UI has taken it
+	// in (Options.Shown): node.Node.Shown, with node.Config.ConfirmShown.
+	Shown func(events.Event)
 }
 
 // Bounds of the runner.
@@ -79,7 +82,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	st := NewStyles(lipgloss.NewRenderer(cfg.Output), cfg.NoColor)
 	m := New(Options{Backend: cfg.Backend, Commands: cfg.Commands, Submit: submit, Styles: &st,
-		Copy: osc52Copy(cfg.Output, os.Getenv("TERM"), os.Getenv("TMUX"))})
+		Copy: osc52Copy(cfg.Output, os.Getenv("TERM"), os.Getenv("TMUX")), Shown: cfg.Shown})
 	opts := []tea.ProgramOption{
 		tea.WithInput(cfg.Input), tea.WithOutput(cfg.Output), tea.WithAltScreen(),
 		// The caller's ctx carries SIGINT and SIGTERM.

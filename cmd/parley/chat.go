@@ -96,7 +96,7 @@ func (c *chatCmd) run(ctx context.Context, stdin io.Reader, stdout, stderr io.Wr
 		AutoAcceptFrom:    s.autoAcceptFrom,
 		AutoAcceptMax:     s.autoAcceptMax,
 		Emitter:           queue,
-		ConfirmShown:      !ui, // the line writer confirms; the terminal UI shows all it gets
+		ConfirmShown:      true, // the line writer, or the terminal UI, confirms what it showed
 		Logger:            logger,
 		Version:           version,
 	})
@@ -108,6 +108,7 @@ func (c *chatCmd) run(ctx context.Context, stdin io.Reader, stdout, stderr io.Wr
 	if ui {
 		queue.Emit(n.Ready())
 		loopErr = runTUI(ctx, n, queue, stdin, stdout, stderr)
+		n.UIDone() // what comes now is not shown: Close need not wait for it
 		logSink.Detach(stderr)
 		writerDone <- nil
 	} else {

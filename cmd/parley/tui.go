@@ -40,6 +40,7 @@ func runTUI(ctx context.Context, n *node.Node, queue *events.Queue, stdin io.Rea
 		NoColor:  os.Getenv("NO_COLOR") != "",
 		Mouse:    true,
 		Logger:   slog.New(slog.NewTextHandler(stderr, nil)),
+		Shown:    n.Shown,
 	})
 }
 

@@ -1162,7 +1162,15 @@ type Stored struct {
 	ExpiresMs   int64                  `protobuf:"varint,3,opt,name=expires_ms,json=expiresMs,proto3" json:"expires_ms,omitempty"`
 	// depositor is a salted hash of the depositing peer ID (8 bytes), for
 	// the per-depositor quota.
-	Depositor     []byte `protobuf:"bytes,4,opt,name=depositor,proto3" json:"depositor,omitempty"`
+	Depositor []byte `protobuf:"bytes,4,opt,name=depositor,proto3" json:"depositor,omitempty"`
+	// subnet is the subnet of the connection the deposit came on
+	// (internal/fair.Subnet; empty: none), known whether the depositor was
+	// a known peer then, newcomer whether it was a newcomer then: the
+	// holder's shares (docs/SECURITY.md, "Budgets") are counted again from
+	// them after a restart.
+	Subnet        string `protobuf:"bytes,5,opt,name=subnet,proto3" json:"subnet,omitempty"`
+	Known         bool   `protobuf:"varint,6,opt,name=known,proto3" json:"known,omitempty"`
+	Newcomer      bool   `protobuf:"varint,7,opt,name=newcomer,proto3" json:"newcomer,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1223,6 +1231,27 @@ func (x *Stored) GetDepositor() []byte {
 		return x.Depositor
 	}
 	return nil
+}
+
+func (x *Stored) GetSubnet() string {
+	if x != nil {
+		return x.Subnet
+	}
+	return ""
+}
+
+func (x *Stored) GetKnown() bool {
+	if x != nil {
+		return x.Known
+	}
+	return false
+}
+
+func (x *Stored) GetNewcomer() bool {
+	if x != nil {
+		return x.Newcomer
+	}
+	return false
 }
 
 // Sent records, on the sender, that a note was deposited (bucket
@@ -1344,13 +1373,16 @@ const file_mailbox_proto_rawDesc = "" +
 	"\aDeleted\x12\x14\n" +
 	"\x05count\x18\x01 \x01(\rR\x05count\"\x1f\n" +
 	"\x05Found\x12\x16\n" +
-	"\x06record\x18\x01 \x01(\fR\x06record\"\x80\x01\n" +
+	"\x06record\x18\x01 \x01(\fR\x06record\"\xca\x01\n" +
 	"\x06Stored\x12\x16\n" +
 	"\x06sealed\x18\x01 \x01(\fR\x06sealed\x12!\n" +
 	"\fdeposited_ms\x18\x02 \x01(\x03R\vdepositedMs\x12\x1d\n" +
 	"\n" +
 	"expires_ms\x18\x03 \x01(\x03R\texpiresMs\x12\x1c\n" +
-	"\tdepositor\x18\x04 \x01(\fR\tdepositor\"5\n" +
+	"\tdepositor\x18\x04 \x01(\fR\tdepositor\x12\x16\n" +
+	"\x06subnet\x18\x05 \x01(\tR\x06subnet\x12\x14\n" +
+	"\x05known\x18\x06 \x01(\bR\x05known\x12\x1a\n" +
+	"\bnewcomer\x18\a \x01(\bR\bnewcomer\"5\n" +
 	"\x04Sent\x12\x18\n" +
 	"\aholders\x18\x01 \x03(\fR\aholders\x12\x13\n" +
 	"\x05at_ms\x18\x02 \x01(\x03R\x04atMs*Y\n" +
