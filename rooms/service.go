@@ -91,7 +91,7 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 		limits: newLimiters(c.RateLimit, c.RateBurst, c.ReplayLimit),
 		rooms:  make(map[string]*room),
 		mem:    newMemberSvc(),
-		shed:   newShedder(c.Known, c.Newcomer),
+		shed:   newShedder(c.Known, c.Newcomer, newLimiters(frontRateFactor*c.RateLimit, frontRateFactor*c.RateBurst, c.ReplayLimit)),
 	}
 	if err := loadReplay(c.DB, s.replay, time.Now()); err != nil {
 		return nil, err

@@ -94,6 +94,24 @@ const (
 	shedFull   = "validation-full" // the validation queue overflowed just now
 	shedQueue  = "stranger-queue"  // strangerQueue strangers' messages wait for validation
 	shedNew    = "newcomer-budget" // the newcomers' budget is spent
+	shedAuthor = "author-rate"     // the author is far past its own rate
+)
+
+// floodMark is how long an author that flooded this node directly (past
+// its front bucket, frontRateFactor times its room rate) stays marked, so
+// that the validator rejects (not just ignores) its over-rate messages and
+// GossipSub's score falls, although the front bucket sheds most of them
+// before the validator sees them.
+const (
+	frontRateFactor = 2
+	floodMark       = time.Minute
+	// A message's copies (GossipSub brings one from each mesh peer, and
+	// the inspector sees them before GossipSub's duplicate check) pay the
+	// budgets once: the verdict on a message ID (admitted, or shed for its
+	// author's rate) is remembered for chargedTTL, at most chargedMax of
+	// them, and its copies get the same verdict without taking tokens.
+	chargedTTL = 2 * time.Minute
+	chargedMax = 1 << 15
 )
 
 // ShedCounts counts the room messages shed before validation, by reason.
@@ -111,6 +129,11 @@ type ShedCounts struct {
 	Queue uint64
 	// Newcomers counts newcomers' messages past the newcomers' budget.
 	Newcomers uint64
+	// Author counts strangers' messages shed because their author was
+	// far past its own rate (twice the room's per-author bucket): one
+	// flooding identity cannot take the shared budgets and the queue
+	// from the other strangers.
+	Author uint64
 	// Overflows counts GossipSub's validation queue overflows (messages
 	// it dropped unvalidated, whoever their author).
 	Overflows uint64
@@ -118,8 +141,11 @@ type ShedCounts struct {
 
 // shedder holds the shedding state of a service.
 type shedder struct {
-	known     func(peer.ID) bool
-	newcomer  func(peer.ID) bool
+	known    func(peer.ID) bool
+	newcomer func(peer.ID) bool
+	// authors are the front buckets, per room and author, at
+	// frontRateFactor times the room's rate limit and burst.
+	authors   *limiters
 	strangers *rate.Limiter // safe for concurrent use
 	newcomers *rate.Limiter // safe for concurrent use
 	behind    atomic.Uint64
@@ -127,6 +153,7 @@ type shedder struct {
 	full      atomic.Uint64
 	queue     atomic.Uint64
 	fresh     atomic.Uint64
+	author    atomic.Uint64
 	overflows atomic.Uint64
 	hotUntil  atomic.Int64 // unix nanoseconds: strangers are shed until then
 	lastCut   atomic.Int64 // unix nanoseconds of the last change of the budget
@@ -145,6 +172,12 @@ type shedder struct {
 	qMu    sync.Mutex
 	queued map[string]queuedMsg
 	perVia map[string]int
+
+	// flooders are the authors that flooded this node directly, with when
+	// they were last seen doing it (floodMark). Guarded by fMu.
+	fMu      sync.Mutex
+	flooders map[peer.ID]time.Time
+	charged  map[string]verdictAt // message IDs charged, with their verdict
 }
 
 type queuedMsg struct {
@@ -175,14 +208,14 @@ func (sh *shedder) isKnown(p peer.ID, now time.Time) bool {
 	return k
 }
 
-func newShedder(known, newcomer func(peer.ID) bool) *shedder {
+func newShedder(known, newcomer func(peer.ID) bool, authors *limiters) *shedder {
 	if known == nil {
 		known = func(peer.ID) bool { return false }
 	}
 	if newcomer == nil {
 		newcomer = func(peer.ID) bool { return false }
 	}
-	return &shedder{known: known, newcomer: newcomer,
+	return &shedder{known: known, newcomer: newcomer, authors: authors, flooders: make(map[peer.ID]time.Time), charged: make(map[string]verdictAt),
 		strangers: rate.NewLimiter(strangerRate, strangerBurst), newcomers: rate.NewLimiter(newcomerRate, newcomerBurst),
 		cache: make(map[peer.ID]knownEntry), queued: make(map[string]queuedMsg), perVia: make(map[string]int)}
 }
@@ -190,7 +223,7 @@ func newShedder(known, newcomer func(peer.ID) bool) *shedder {
 // Shed returns the room messages shed before validation so far.
 func (s *Service) Shed() ShedCounts {
 	return ShedCounts{Behind: s.shed.behind.Load(), Budget: s.shed.budget.Load(),
-		Full: s.shed.full.Load(), Queue: s.shed.queue.Load(), Newcomers: s.shed.fresh.Load(),
+		Full: s.shed.full.Load(), Queue: s.shed.queue.Load(), Newcomers: s.shed.fresh.Load(), Author: s.shed.author.Load(),
 		Overflows: s.shed.overflows.Load()}
 }
 
@@ -288,7 +321,7 @@ func (s *Service) inspectRPC(from peer.ID, rpc *pubsub.RPC) error {
 			if !viaKnown {
 				via, viaKnown = s.viaSubnet(from), true
 			}
-			if reason := s.shedFront(r, m, via, time.Now()); reason != "" {
+			if reason := s.shedFront(r, m, from, via, time.Now()); reason != "" {
 				shed++
 				continue
 			}
@@ -314,14 +347,31 @@ func (s *Service) viaSubnet(from peer.ID) string {
 	return "peer:" + string(from)
 }
 
-// shedFront decides whether the message m in r, relayed from the subnet
-// via, is shed before validation, and why ("" to keep it).
-func (s *Service) shedFront(r *room, m *pubsubpb.Message, via string, now time.Time) string {
+// shedFront decides whether the message m in r, relayed by the peer from
+// over the subnet via, is shed before validation, and why ("" to keep it).
+func (s *Service) shedFront(r *room, m *pubsubpb.Message, from peer.ID, via string, now time.Time) string {
 	author := peer.ID(m.GetFrom())
 	if author == s.self || s.shed.isKnown(author, now) {
 		return ""
 	}
 	sh := s.shed
+	id := msgID(string(m.GetFrom()), m.GetSeqno())
+	if reason, seen := sh.verdict(id, now); seen {
+		if reason == shedAuthor {
+			sh.author.Add(1)
+		}
+		return reason
+	}
+	if sh.authors != nil {
+		if ok, flooding := sh.authors.take(r.topicName, author, false, now); !ok {
+			if flooding && from == author {
+				sh.markFlooder(author, now)
+			}
+			sh.author.Add(1)
+			sh.remember(id, shedAuthor, now)
+			return shedAuthor
+		}
+	}
 	if now.UnixNano() < sh.hotUntil.Load() {
 		sh.full.Add(1)
 		return shedFull
@@ -343,8 +393,71 @@ func (s *Service) shedFront(r *room, m *pubsubpb.Message, via string, now time.T
 		sh.budget.Add(1)
 		return shedBudget
 	}
-	sh.enqueued(msgID(string(m.GetFrom()), m.GetSeqno()), via, now)
+	sh.enqueued(id, via, now)
+	sh.remember(id, "", now)
 	return ""
+}
+
+// verdictAt is the verdict on a message ID and when it was given.
+type verdictAt struct {
+	reason string
+	at     time.Time
+}
+
+// verdict returns the verdict remembered for the message id within
+// chargedTTL.
+func (sh *shedder) verdict(id string, now time.Time) (string, bool) {
+	sh.fMu.Lock()
+	defer sh.fMu.Unlock()
+	v, ok := sh.charged[id]
+	if !ok || now.Sub(v.at) > chargedTTL {
+		return "", false
+	}
+	return v.reason, true
+}
+
+// remember keeps the verdict on the message id for its copies: "" (it
+// was admitted and paid its tokens) or shedAuthor.
+func (sh *shedder) remember(id, reason string, now time.Time) {
+	sh.fMu.Lock()
+	defer sh.fMu.Unlock()
+	if len(sh.charged) >= chargedMax {
+		for k, v := range sh.charged {
+			if now.Sub(v.at) > chargedTTL {
+				delete(sh.charged, k)
+			}
+		}
+		if len(sh.charged) >= chargedMax {
+			clear(sh.charged)
+		}
+	}
+	sh.charged[id] = verdictAt{reason: reason, at: now}
+}
+
+// markFlooder notes that author flooded this node directly.
+func (sh *shedder) markFlooder(author peer.ID, now time.Time) {
+	sh.fMu.Lock()
+	defer sh.fMu.Unlock()
+	if len(sh.flooders) >= knownCache {
+		for p, at := range sh.flooders {
+			if now.Sub(at) > floodMark {
+				delete(sh.flooders, p)
+			}
+		}
+		if len(sh.flooders) >= knownCache {
+			clear(sh.flooders)
+		}
+	}
+	sh.flooders[author] = now
+}
+
+// flooded reports whether author flooded this node directly within
+// floodMark.
+func (sh *shedder) flooded(author peer.ID, now time.Time) bool {
+	sh.fMu.Lock()
+	defer sh.fMu.Unlock()
+	at, ok := sh.flooders[author]
+	return ok && now.Sub(at) <= floodMark
 }
 
 // shedBehindNow is the validator's second look, after the signature
@@ -372,7 +485,7 @@ func (s *Service) logShed(from peer.ID) {
 	s.shed.mu.Unlock()
 	s.log.Warn("shedding strangers' room messages before validation",
 		shedBehind, c.Behind-prev.Behind, shedBudget, c.Budget-prev.Budget, shedFull, c.Full-prev.Full,
-		shedQueue, c.Queue-prev.Queue, shedNew, c.Newcomers-prev.Newcomers,
+		shedQueue, c.Queue-prev.Queue, shedNew, c.Newcomers-prev.Newcomers, shedAuthor, c.Author-prev.Author,
 		"queue_overflows", c.Overflows-prev.Overflows, "budget_per_s", float64(s.shed.strangers.Limit()), "via", from)
 }
 

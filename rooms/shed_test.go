@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	pubsubpb "github.com/libp2p/go-libp2p-pubsub/pb"
 	"github.com/libp2p/go-libp2p/core/peer"
 )
 
@@ -13,7 +14,7 @@ import (
 // tracer sees them leave the queue, and forgotten after queuedTTL when
 // it never does.
 func TestShedderQueueShare(t *testing.T) {
-	sh := newShedder(nil, nil)
+	sh := newShedder(nil, nil, nil)
 	now := time.Now()
 	admit := func(via string, n int) int {
 		took := 0
@@ -50,7 +51,7 @@ func TestShedderQueueShare(t *testing.T) {
 // TestShedderNewcomers: newcomers share a quarter of the strangers'
 // budget; authors seen before keep the rest.
 func TestShedderNewcomers(t *testing.T) {
-	sh := newShedder(nil, func(p peer.ID) bool { return p == "fresh" })
+	sh := newShedder(nil, func(p peer.ID) bool { return p == "fresh" }, nil)
 	now := time.Now()
 	fresh := 0
 	for range 1000 {
@@ -66,5 +67,57 @@ func TestShedderNewcomers(t *testing.T) {
 	}
 	if !sh.strangers.AllowN(now, strangerBurst) {
 		t.Fatal("newcomers took from the strangers' budget")
+	}
+}
+
+// TestShedderFrontBucketPerAuthor: one identity flooding directly is cut
+// to its front bucket before it takes the shared budgets, so another
+// stranger's line still goes in; copies of one message are charged once;
+// the flooder is marked for the validator's penalty.
+func TestShedderFrontBucketPerAuthor(t *testing.T) {
+	s := &Service{shed: newShedder(nil, nil,
+		newLimiters(frontRateFactor*DefaultRateLimit, frontRateFactor*DefaultRateBurst, 1000))}
+	r := &room{topicName: "lobby"}
+	now := time.Now()
+	msg := func(author peer.ID, seq int) *pubsubpb.Message {
+		return &pubsubpb.Message{From: []byte(author), Seqno: []byte(fmt.Sprint(seq)), Topic: &r.topicName}
+	}
+	send := func(author, from peer.ID, seq int) string {
+		m := msg(author, seq)
+		reason := s.shedFront(r, m, from, "127.0.0.0/8", now)
+		if reason == "" {
+			s.shed.dequeued(msgID(string(m.GetFrom()), m.GetSeqno())) // validated at once
+		}
+		return reason
+	}
+	const mallory, honest, relay = peer.ID("mallory"), peer.ID("honest"), peer.ID("relay")
+	in := 0
+	for i := range 500 {
+		if send(mallory, mallory, i) == "" {
+			in++
+		}
+	}
+	if want := frontRateFactor * DefaultRateBurst; in != want {
+		t.Fatalf("flooder got %d of 500 past the front, want its front burst %d", in, want)
+	}
+	if !s.shed.flooded(mallory, now) || s.shed.flooded(honest, now) {
+		t.Fatal("the direct flooder is not marked, or the honest author is")
+	}
+	if got := s.Shed().Author; got != 500-uint64(in) {
+		t.Fatalf("Author shed count %d, want %d", got, 500-in)
+	}
+	for i := range 3 {
+		if reason := send(honest, relay, i); reason != "" {
+			t.Fatalf("honest stranger's line %d shed (%s) after the flood", i, reason)
+		}
+	}
+	// Eight copies of one honest message take one token.
+	for range 8 {
+		send(honest, relay, 99)
+	}
+	for i := 3; i < frontRateFactor*DefaultRateBurst-1; i++ {
+		if reason := send(honest, relay, i); reason != "" {
+			t.Fatalf("honest line %d shed (%s): copies were charged more than once", i, reason)
+		}
 	}
 }

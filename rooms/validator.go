@@ -103,7 +103,7 @@ func (s *Service) validate(r *room, msg *pubsub.Message, out *outgoing) verdict 
 		return ignore(reasonReplay)
 	}
 	if ok, flooding := s.limits.take(r.topicName, author, env.kind == pb.Kind_KIND_PRESENCE, now); !ok {
-		if flooding && msg.ReceivedFrom == author {
+		if (flooding || s.shed.flooded(author, now)) && msg.ReceivedFrom == author {
 			// Attributable: the author itself sends us far past its
 			// limit. Its score falls (invalid deliveries).
 			return reject(reasonFlood)
