@@ -357,6 +357,13 @@ func (s *Service) serveGets(str network.Stream, br *bufio.Reader, t *transfer, m
 			have += man.chunkLen(i)
 			s.progress(t, have, &lastProgress, false)
 		}
+		if t.share {
+			// An upload of a share: the fetcher pulls from every holder
+			// (swarm.go) and asks each for a few chunks at a time, so what
+			// one Get leaves out says nothing of what it has. Count what
+			// this holder sent to it, over all its streams.
+			sent = func(i int) { s.progressAdd(t, man.chunkLen(i), &lastProgress) }
+		}
 		if err := s.sendChunks(str, f, t, man, ranges, bufs, sent); err != nil {
 			if errors.Is(err, ErrFileChanged) {
 				return s.sourceChanged(str, t, err, "")

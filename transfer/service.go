@@ -653,8 +653,21 @@ func (s *Service) outcome(t *transfer) events.Event {
 // progress records that t has moved to bytes and emits file_progress when
 // the last one is older than the progress interval (or force is set).
 func (s *Service) progress(t *transfer, bytes int64, last *time.Time, force bool) {
+	s.report(t, func(int64) int64 { return bytes }, last, force)
+}
+
+// progressAdd adds n bytes to t's progress, at most t's size, and reports
+// it as progress does.
+func (s *Service) progressAdd(t *transfer, n int64, last *time.Time) {
+	s.report(t, func(old int64) int64 { return min(t.size, old+n) }, last, false)
+}
+
+// report sets t's progress to next of the old one and emits it, as
+// progress does.
+func (s *Service) report(t *transfer, next func(old int64) int64, last *time.Time, force bool) {
 	now := time.Now()
 	s.mu.Lock()
+	bytes := next(t.bytes)
 	t.bytes = bytes
 	t.rate.update(now, bytes)
 	rate := int64(t.rate.rate)

@@ -300,3 +300,64 @@ func TestAddHolderBounded(t *testing.T) {
 		t.Fatal("sharer added twice")
 	}
 }
+
+// A holder's upload progress counts the bytes it sent to the fetcher:
+// a holder serving part of a swarm fetch shows that part, never the
+// whole file at once.
+func TestSwarmUploadProgressCountsSent(t *testing.T) {
+	var armed atomic.Pointer[barrier]
+	var mu sync.Mutex
+	sentBy := make([]int64, 3) // bytes each holder sent while armed
+	opt := func(k int) func(*Config) {
+		return func(c *Config) {
+			c.hooks.beforeChunk = func(id string, i int, data []byte) error {
+				g := armed.Load()
+				if g == nil {
+					return nil
+				}
+				mu.Lock()
+				sentBy[k] += int64(len(data))
+				mu.Unlock()
+				return g.hook(k)(id, i, data)
+			}
+		}
+	}
+	nodes, sh, data, _ := swarmOf(t, 2, opt(0), opt(1), opt(2))
+	armed.Store(newBarrier(len(nodes)))
+	d := newNode(t)
+	res, err := fetchAndWait(t, d, sh, nodes...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkFile(t, res, sh, data)
+	mu.Lock()
+	defer mu.Unlock()
+	total := int64(0)
+	for k, n := range nodes {
+		sent := sentBy[k]
+		total += sent
+		if sent == 0 || sent >= sh.Size {
+			t.Errorf("holder %d sent %d of %d bytes, want a part", k, sent, sh.Size)
+		}
+		n.svc.mu.Lock()
+		u := n.svc.uploads[uploadKey{sh.ID, d.h.ID()}]
+		var got int64
+		if u != nil {
+			got = u.bytes
+		}
+		n.svc.mu.Unlock()
+		if u == nil || got != sent {
+			t.Errorf("holder %d: upload progress %d, want the %d bytes it sent", k, got, sent)
+		}
+		for _, ev := range testnet.Events(n.rec.Recorder, func(ev events.FileProgress) bool {
+			return ev.TransferID == sh.ID && ev.Peer == d.h.ID() && ev.Direction == string(Send)
+		}) {
+			if ev.Bytes > sent || ev.Size != sh.Size {
+				t.Errorf("holder %d: file_progress %d/%d, more than the %d bytes it sent", k, ev.Bytes, ev.Size, sent)
+			}
+		}
+	}
+	if total != sh.Size {
+		t.Errorf("holders sent %d bytes in all, want %d", total, sh.Size)
+	}
+}
