@@ -258,6 +258,7 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 	if err := n.startRooms(ctx); err != nil {
 		return nil, errors.Join(err, n.Close())
 	}
+	n.transfer.AnnounceHeld() // shares fetched in an earlier run, served again (onHeld)
 	n.drainStart()
 	return n, nil
 }

@@ -156,6 +156,11 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 		_ = root.Close()
 		return nil, err
 	}
+	if err := s.loadHeld(); err != nil {
+		cancel()
+		_ = root.Close()
+		return nil, err
+	}
 	// Before any new event: what an earlier run never showed.
 	missed, err := s.unshown(time.Now())
 	if err != nil {

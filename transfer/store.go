@@ -50,7 +50,7 @@ type record struct {
 
 func initBuckets(db *bolt.DB) error {
 	err := db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketRecords, bucketManifests, bucketBitmaps, bucketRemote, bucketUnshown} {
+		for _, b := range [][]byte{bucketRecords, bucketManifests, bucketBitmaps, bucketRemote, bucketUnshown, bucketHeld} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}

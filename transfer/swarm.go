@@ -28,8 +28,8 @@ import (
 // (same id, name, size and hash) again in the same room: a member whose
 // fetch is in place serves the file from its downloads dir while the file
 // stays as it was (size and modification time; a changed or deleted file
-// is answered FILE_CHANGED and no longer served), and Config.Held asks
-// the node to announce it. The wire protocol is unchanged: a holder
+// is answered FILE_CHANGED and no longer served), also after a restart
+// (held.go), and Config.Held asks the node to announce it. The wire protocol is unchanged: a holder
 // answers Gets for the share id exactly as the sharer does.
 //
 // One attempt (pullShare) asks the first holder that answers for the
@@ -152,13 +152,7 @@ func (s *Service) hold(t *transfer, final string) {
 	h.dir, h.share, h.name, h.size, h.hash, h.room = Send, true, t.name, t.size, t.hash, t.room
 	h.src, h.modTime, h.man, h.state = filepath.Join(s.dir, final), fi.ModTime().UnixNano(), man, StateShared
 	close(h.ready)
-	s.mu.Lock()
-	old := s.held[h.id]
-	s.held[h.id] = h
-	s.mu.Unlock()
-	if old != nil {
-		old.cancel()
-	}
+	s.addHeld(h, final)
 	s.log.Debug("transfer: serving a fetched share", "id", h.id, "room", h.room)
 	if s.cfg.Held != nil {
 		s.cfg.Held(h.room, Share{ID: h.id, Name: h.name, Size: h.size, Hash: hex.EncodeToString(h.hash[:])})
@@ -188,6 +182,7 @@ func (s *Service) unhold(id, src string) {
 	s.mu.Unlock()
 	if h != nil {
 		h.cancel()
+		s.deleteHeld(id)
 		s.log.Info("transfer: fetched share no longer served: the file changed", "id", id)
 	}
 }

@@ -1,14 +1,17 @@
 package transfer
 
 import (
+	"encoding/hex"
 	"errors"
 	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
+	bolt "go.etcd.io/bbolt"
 
 	"github.com/parley-chat/parley/events"
 	"github.com/parley-chat/parley/internal/testnet"
@@ -359,5 +362,99 @@ func TestSwarmUploadProgressCountsSent(t *testing.T) {
 	}
 	if total != sh.Size {
 		t.Errorf("holders sent %d bytes in all, want %d", total, sh.Size)
+	}
+}
+
+// A member that fetched a share serves it again after a restart, and
+// announces it again (AnnounceHeld), while the file is as it was; a file
+// changed while the node was stopped is no longer served.
+func TestSwarmHoldingSurvivesRestart(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		change bool
+	}{
+		{"unchanged", false},
+		{"changed while stopped", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			nodes, sh, data, logs := swarmOf(t, 1)
+			b := nodes[1]
+			names := b.downloads()
+			if len(names) != 1 {
+				t.Fatalf("downloads %v, want the fetched file", names)
+			}
+			b.stop()
+			if tc.change {
+				f, err := os.OpenFile(filepath.Join(b.dir, names[0]), os.O_WRONLY|os.O_APPEND, 0)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := f.Write([]byte("more")); err != nil {
+					t.Fatal(err)
+				}
+				if err := f.Close(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			b.start()
+			b.svc.AnnounceHeld()
+			calls, rooms := logs[1].get()
+			raw, _ := hex.DecodeString(sh.ID)
+			if tc.change {
+				if len(calls) != 1 || b.svc.heldShare(raw) != nil {
+					t.Fatalf("a changed file is served again (Held calls %v)", calls)
+				}
+				var stored int
+				if err := b.db.View(func(tx *bolt.Tx) error { stored = tx.Bucket(bucketHeld).Stats().KeyN; return nil }); err != nil {
+					t.Fatal(err)
+				}
+				if stored != 0 {
+					t.Fatalf("%d held shares stored, want 0", stored)
+				}
+				return
+			}
+			if len(calls) != 2 || calls[1] != sh || rooms[1] != "team" {
+				t.Fatalf("Held calls %v in %v after the restart, want %v in team again", calls, rooms, sh)
+			}
+			nodes[0].stop() // the sharer is gone: only the restarted holder serves
+			before := b.svc.chunksSent.Load()
+			d := newNode(t)
+			res, err := fetchAndWait(t, d, sh, b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkFile(t, res, sh, data)
+			if sent := b.svc.chunksSent.Load() - before; sent != swarmChunks {
+				t.Errorf("the restarted holder sent %d chunks, want %d", sent, swarmChunks)
+			}
+		})
+	}
+}
+
+// The held shares are bounded, in memory and in the store: the most
+// recently fetched are kept.
+func TestHeldBounded(t *testing.T) {
+	n := newNode(t)
+	ids := make([]string, maxHeld+2)
+	start := time.Now()
+	for i := range ids {
+		raw := make([]byte, idLen)
+		raw[0], raw[1] = byte(i>>8), byte(i)
+		h := newTransfer(n.svc.ctx, raw)
+		h.dir, h.share, h.name, h.room, h.state = Send, true, "f", "team", StateShared
+		h.man = &manifest{chunkSize: MinChunkSize}
+		h.created = start.Add(time.Duration(i) * time.Millisecond)
+		n.svc.addHeld(h, "f")
+		ids[i] = h.id
+	}
+	var stored int
+	if err := n.db.View(func(tx *bolt.Tx) error { stored = tx.Bucket(bucketHeld).Stats().KeyN; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	n.svc.mu.Lock()
+	held, first, last := len(n.svc.held), n.svc.held[ids[1]], n.svc.held[ids[len(ids)-1]]
+	n.svc.mu.Unlock()
+	if held != maxHeld || stored != maxHeld || first != nil || last == nil {
+		t.Fatalf("%d held, %d stored (want %d); oldest kept %v, newest kept %v", held, stored, maxHeld, first != nil, last != nil)
 	}
 }
