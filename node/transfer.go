@@ -133,7 +133,8 @@ func (n *Node) Accept(id string) error { return n.transfer.Accept(id) }
 // Reject declines a file offer.
 func (n *Node) Reject(id string) error { return n.transfer.Reject(id) }
 
-// Cancel cancels a transfer, on either side.
+// Cancel cancels a transfer, on either side; on a room share this node
+// fetched, it stops serving it to other members.
 func (n *Node) Cancel(id string) error { return n.transfer.Cancel(id) }
 
 // Resume retries an interrupted transfer now.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -205,4 +206,37 @@ func (s *Service) AnnounceHeld() {
 	for _, h := range hs {
 		s.cfg.Held(h.room, Share{ID: h.id, Name: h.name, Size: h.size, Hash: hex.EncodeToString(h.hash[:])})
 	}
+}
+
+// unholdByUser stops serving the fetched share id (an id or a unique
+// prefix of at least 4 digits) for good: Cancel of a share this node
+// fetched. Its uploads end, its record is deleted and the file stays.
+// It reports whether id named a held share.
+func (s *Service) unholdByUser(id string) bool {
+	id = strings.ToLower(strings.TrimSpace(id))
+	s.mu.Lock()
+	h := s.held[id]
+	if h == nil && len(id) >= 4 {
+		for k, o := range s.held {
+			if strings.HasPrefix(k, id) {
+				if h != nil { // ambiguous
+					h = nil
+					break
+				}
+				h = o
+			}
+		}
+	}
+	if h != nil {
+		delete(s.held, h.id)
+	}
+	s.mu.Unlock()
+	if h == nil {
+		return false
+	}
+	h.cancel()
+	s.cancelUploads(h.id)
+	s.deleteHeld(h.id)
+	s.log.Info("transfer: fetched share no longer served: cancelled", "id", h.id)
+	return true
 }

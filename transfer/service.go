@@ -512,17 +512,25 @@ func (s *Service) Wait(ctx context.Context, id string) (Result, error) {
 }
 
 // Cancel cancels a transfer on either side and tells the peer. Cancelling a
-// share stops serving it. The partial file of a receiving transfer is
-// removed.
+// share stops serving it, and so does cancelling a share this node fetched
+// and serves (swarm.go) once the fetch is done; the fetched file stays.
+// The partial file of a receiving transfer is removed.
 func (s *Service) Cancel(id string) error {
 	t, err := s.resolve(id)
 	if err != nil {
+		if errors.Is(err, ErrNotFound) && s.unholdByUser(id) {
+			return nil
+		}
 		return err
 	}
 	s.mu.Lock()
 	if t.state.Terminal() {
+		st := t.state
 		s.mu.Unlock()
-		return fmt.Errorf("%w: transfer %s is %s", ErrState, t.id, t.state)
+		if t.dir == Receive && t.share && s.unholdByUser(t.id) {
+			return nil
+		}
+		return fmt.Errorf("%w: transfer %s is %s", ErrState, t.id, st)
 	}
 	hasPeer := t.peer != ""
 	s.mu.Unlock()

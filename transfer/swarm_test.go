@@ -458,3 +458,38 @@ func TestHeldBounded(t *testing.T) {
 		t.Fatalf("%d held, %d stored (want %d); oldest kept %v, newest kept %v", held, stored, maxHeld, first != nil, last != nil)
 	}
 }
+
+// Cancel of a share this node fetched stops serving it, also across a
+// restart; the file stays.
+func TestCancelStopsHolding(t *testing.T) {
+	nodes, sh, data, _ := swarmOf(t, 1)
+	b := nodes[1]
+	if err := b.svc.Cancel(sh.ID[:8]); err != nil {
+		t.Fatalf("cancel a held share: %v", err)
+	}
+	raw, _ := hex.DecodeString(sh.ID)
+	if b.svc.heldShare(raw) != nil {
+		t.Fatal("still served after Cancel")
+	}
+	if err := b.svc.Cancel(sh.ID); !errors.Is(err, ErrState) {
+		t.Fatalf("second Cancel = %v, want ErrState", err)
+	}
+	b.stop()
+	b.start()
+	if b.svc.heldShare(raw) != nil {
+		t.Fatal("served again after a restart")
+	}
+	if len(b.downloads()) != 1 {
+		t.Fatalf("downloads %v, want the fetched file kept", b.downloads())
+	}
+	before := b.svc.chunksSent.Load()
+	d := newNode(t)
+	res, err := fetchAndWait(t, d, sh, nodes[0], b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkFile(t, res, sh, data)
+	if sent := b.svc.chunksSent.Load() - before; sent != 0 {
+		t.Errorf("a member that cancelled holding sent %d chunks", sent)
+	}
+}
