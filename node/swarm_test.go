@@ -71,3 +71,72 @@ func TestFetchedShareAnnouncedAndServed(t *testing.T) {
 		t.Fatalf("fetched %q, %v", got, err)
 	}
 }
+
+// A member that fetched a room share serves it again after a restart:
+// once the sharer stops serving, a fetch succeeds from it alone.
+func TestFetchedShareServedAfterRestart(t *testing.T) {
+	a, sinkA := nodetest.New(t, nil)
+	var cfgB node.Config
+	b, _ := nodetest.New(t, func(c *node.Config) { cfgB = *c })
+	c, sinkC := nodetest.New(t, nil)
+	testnet.Connect(t, a.Host(), b.Host())
+	testnet.Connect(t, a.Host(), c.Host())
+	testnet.Connect(t, b.Host(), c.Host())
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	data := []byte("held across a restart: " + t.Name())
+	path := filepath.Join(t.TempDir(), "notes.txt")
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	id, err := a.Share(ctx, node.DefaultRoom, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	testnet.Eventually(t, 30*time.Second, "share announced", func() bool {
+		return slices.ContainsFunc(sinkA.Take(), func(e events.Event) bool { _, ok := e.(node.ShareAnnounced); return ok })
+	})
+	testnet.Eventually(t, 30*time.Second, "offer at c", func() bool {
+		return slices.ContainsFunc(sinkC.Take(), func(e events.Event) bool { o, ok := e.(events.FileOffer); return ok && o.TransferID == id })
+	})
+	testnet.Eventually(t, 30*time.Second, "share known at b", func() bool {
+		_, err := b.ShareHolders(id)
+		return err == nil
+	})
+	if err := b.Fetch(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.WaitTransfer(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	testnet.Eventually(t, 30*time.Second, "b among the holders at c", func() bool {
+		hs, err := c.ShareHolders(id)
+		return err == nil && slices.Contains(hs, b.Host().ID())
+	})
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	b2, err := node.New(context.Background(), cfgB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := b2.Close(); err != nil {
+			t.Errorf("close: %v", err)
+		}
+	})
+	testnet.Connect(t, b2.Host(), c.Host())
+	if err := a.Cancel(id); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Fetch(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	res, err := c.WaitTransfer(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := os.ReadFile(res.Path); err != nil || string(got) != string(data) {
+		t.Fatalf("fetched %q, %v", got, err)
+	}
+}
