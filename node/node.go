@@ -111,6 +111,10 @@ type Config struct {
 	Logger *slog.Logger
 	// Version is reported by /id.
 	Version string
+
+	// beforeScan, when set (tests only), is called by reshow before it
+	// reads a room's history: a seam to deliver a message in between.
+	beforeScan func(n *Node, room string)
 }
 
 // Node is a running Parley node.
@@ -147,6 +151,9 @@ type Node struct {
 	transferMarks atomic.Pointer[transfer.Service]
 	// roomMarks keeps the shown marks of room messages; set by New.
 	roomMarks *roomMarks
+	// once drops a room message's second copy in a run (shown_once.go);
+	// owned by the event loop.
+	once *roomOnce
 
 	// ctx ends at Close; work the node starts on its own (announcing a
 	// share once hashed) runs under it, counted in wg, and only while
@@ -198,7 +205,7 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 		cfg.EventQueue = defaultEventQueue
 	}
 	n := &Node{cfg: cfg, log: cfg.Logger, emit: cfg.Emitter, nick: cfg.Nick,
-		internal: events.NewQueue(cfg.EventQueue), loopDone: make(chan struct{})}
+		internal: events.NewQueue(cfg.EventQueue), loopDone: make(chan struct{}), once: newRoomOnce()}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	go n.loop() // #nosec G118 -- the loop lives until Close, not New's ctx (one lifecycle rule for every service)
 	st, err := store.Open(cfg.DataDir, storeLockWait)
@@ -352,6 +359,9 @@ func (n *Node) loop() {
 		e, ok := n.internal.Next(ctx)
 		if !ok {
 			return
+		}
+		if e, ok = n.once.filter(e); !ok {
+			continue
 		}
 		switch e := e.(type) {
 		case events.Message:

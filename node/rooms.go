@@ -121,23 +121,31 @@ type RoomRef struct {
 
 // reshow starts tracking which messages of a joined room the user is
 // shown (shown_rooms.go), and emits again, once per run, the messages
-// of its history an earlier run stored but did not show.
+// of its history an earlier run stored but did not show; the event loop
+// drops those that also came live (shown_once.go).
 func (n *Node) reshow(room string) {
 	svc := n.own.rooms.Load()
 	if svc == nil {
 		return // startRooms calls it again once the service is set
 	}
-	missed, err := n.roomMarks.open(svc, room)
+	if n.cfg.beforeScan != nil {
+		n.cfg.beforeScan(n, room)
+	}
+	missed, first, err := n.roomMarks.open(svc, room)
 	if err != nil {
 		n.log.Warn("cannot tell which room messages were shown; some may not be shown again after a crash", "room", room, "err", err)
+		return
+	}
+	if !first {
 		return
 	}
 	if len(missed) > 0 {
 		n.log.Info("rooms: showing messages an earlier run did not show", "room", room, "messages", len(missed))
 	}
 	for _, e := range missed {
-		n.internal.Emit(e)
+		n.internal.Emit(reshown{msg: e})
 	}
+	n.internal.Emit(scanned{room: room})
 }
 
 func (n *Node) joined(name string) RoomRef {

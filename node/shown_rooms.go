@@ -56,19 +56,19 @@ func newRoomMarks(db *bolt.DB) (*roomMarks, error) {
 
 // open starts tracking a joined room, once per run, and returns the
 // messages of its history the user was not shown (oldest first; none for
-// a room tracked only now). Marks of messages the history no longer
-// holds are deleted.
-func (m *roomMarks) open(svc *rooms.Service, room string) ([]events.Message, error) {
+// a room tracked only now), and first: this call looked at the room (the
+// first successful one of the run). Marks of messages the history no
+// longer holds are deleted.
+func (m *roomMarks) open(svc *rooms.Service, room string) (missed []events.Message, first bool, err error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.opened[room] {
-		return nil, nil
+		return nil, false, nil
 	}
 	hist, err := svc.History(room, math.MaxInt32)
 	if err != nil {
-		return nil, fmt.Errorf("read history of %s: %w", room, err)
+		return nil, false, fmt.Errorf("read history of %s: %w", room, err)
 	}
-	var missed []events.Message
 	err = m.db.Update(func(tx *bolt.Tx) error {
 		top := tx.Bucket(bucketShownRooms)
 		b := top.Bucket([]byte(room))
@@ -116,10 +116,10 @@ func (m *roomMarks) open(svc *rooms.Service, room string) ([]events.Message, err
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("shown marks of %s: %w", room, err)
+		return nil, false, fmt.Errorf("shown marks of %s: %w", room, err)
 	}
 	m.opened[room] = true
-	return missed, nil
+	return missed, true, nil
 }
 
 // mark records that the user was shown the room messages among evs, in
