@@ -1,7 +1,6 @@
 package transfer
 
 import (
-	"cmp"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -97,25 +96,10 @@ func (s *Service) deleteHeld(id string) {
 // loadHeld restores the stored held shares whose file is still as it was
 // into s.held; the others, and records that do not check, are deleted.
 func (s *Service) loadHeld() error {
-	var (
-		recs []heldRecord
-		bad  [][]byte
-	)
-	err := s.db.View(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketHeld).ForEach(func(k, v []byte) error {
-			var r heldRecord
-			if json.Unmarshal(v, &r) != nil || r.ID != string(k) {
-				bad = append(bad, append([]byte(nil), k...))
-				return nil
-			}
-			recs = append(recs, r)
-			return nil
-		})
-	})
+	recs, bad, err := readRecords[heldRecord](s.db, bucketHeld)
 	if err != nil {
 		return fmt.Errorf("load held shares: %w", err)
 	}
-	slices.SortFunc(recs, func(a, b heldRecord) int { return cmp.Compare(a.Added, b.Added) })
 	if len(recs) > maxHeld {
 		for _, r := range recs[:len(recs)-maxHeld] {
 			bad = append(bad, []byte(r.ID))
@@ -131,18 +115,7 @@ func (s *Service) loadHeld() error {
 		}
 		s.held[h.id] = h
 	}
-	if len(bad) == 0 {
-		return nil
-	}
-	err = s.db.Update(func(tx *bolt.Tx) error {
-		for _, k := range bad {
-			if err := tx.Bucket(bucketHeld).Delete(k); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
+	if err := deleteKeys(s.db, bucketHeld, bad); err != nil {
 		return fmt.Errorf("drop stale held shares: %w", err)
 	}
 	return nil

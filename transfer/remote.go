@@ -1,11 +1,9 @@
 package transfer
 
 import (
-	"cmp"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -68,25 +66,10 @@ func (s *Service) saveRemote(rs remoteShare, dropped []string, offer events.Even
 // s.remote and s.remoteOrder. Records that do not decode or validate (a
 // store written by something else) are skipped and deleted.
 func (s *Service) loadRemotes() error {
-	var (
-		recs []remoteRecord
-		bad  [][]byte
-	)
-	err := s.db.View(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketRemote).ForEach(func(k, v []byte) error {
-			var r remoteRecord
-			if json.Unmarshal(v, &r) != nil || r.ID != string(k) {
-				bad = append(bad, append([]byte(nil), k...))
-				return nil
-			}
-			recs = append(recs, r)
-			return nil
-		})
-	})
+	recs, bad, err := readRecords[remoteRecord](s.db, bucketRemote)
 	if err != nil {
 		return fmt.Errorf("load announced shares: %w", err)
 	}
-	slices.SortFunc(recs, func(a, b remoteRecord) int { return cmp.Compare(a.Added, b.Added) })
 	for _, r := range recs {
 		rs, err := r.share(s.cfg.MaxFileSize)
 		if err != nil {
@@ -101,18 +84,7 @@ func (s *Service) loadRemotes() error {
 		delete(s.remote, s.remoteOrder[0])
 		s.remoteOrder = s.remoteOrder[1:]
 	}
-	if len(bad) == 0 {
-		return nil
-	}
-	err = s.db.Update(func(tx *bolt.Tx) error {
-		for _, k := range bad {
-			if err := tx.Bucket(bucketRemote).Delete(k); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
+	if err := deleteKeys(s.db, bucketRemote, bad); err != nil {
 		return fmt.Errorf("drop stale announced shares: %w", err)
 	}
 	return nil
