@@ -242,6 +242,9 @@ func (s *Store) SetMaxPeers(n int) {
 // more fits under maxPeers; the drops are written with the next flush
 // (at once when Observe writes at once). Callers hold mu.
 func (s *Store) makeRoom() {
+	if len(s.peers) < s.maxPeers {
+		return // fewer records in all than the untrusted may have: no scan
+	}
 	untrusted := make([]peer.ID, 0, len(s.peers))
 	for p, rec := range s.peers {
 		if !rec.Trusted {
