@@ -137,6 +137,9 @@ type Config struct {
 	// testHookEpochKey, if set, sees every epoch key this node installs
 	// (made as an admin or received).
 	testHookEpochKey func(topic string, epoch uint64)
+	// testHookTakeMembers, if set, runs before this node takes in what a
+	// members exchange brought (it may block, to hold a key back).
+	testHookTakeMembers func()
 	// testHookAdmission, if set, sees an admin's check of every invite
 	// ticket shown to it (nil: admitted).
 	testHookAdmission func(topic string, p peer.ID, err error)

@@ -104,6 +104,9 @@ type roomMembers struct {
 	// ticket is the limited invite's ticket this node shows admins until
 	// it is in the log (invites.go); guarded by mu; memory only.
 	ticket *pb.InviteTicket
+	// hold keeps the messages this node could not judge yet for want of
+	// a key or a log change (epochhold.go).
+	hold epochHold
 }
 
 func newRoomMembers(topic string, roomKey []byte) (*roomMembers, error) {

@@ -26,26 +26,36 @@ func (s *Service) readLoop(r *room) {
 		if err != nil {
 			return
 		}
-		in, ok := m.ValidatorData.(*incoming)
-		if !ok {
-			s.log.Error("room message delivered without validation", "room", r.name)
-			continue
+		if !s.toInbox(r, m) {
+			return
 		}
-		if k := in.env.kind; k == pb.Kind_KIND_TEXT || k == pb.Kind_KIND_PRESENCE {
-			if b, err := marshalSigned(m.Message); err == nil && len(b) <= maxSignedSize {
-				in.signed = b
-			}
+	}
+}
+
+// toInbox hands an accepted message to storeLoop, waiting while the inbox
+// is full. It reports false when r stopped.
+func (s *Service) toInbox(r *room, m *pubsub.Message) bool {
+	in, ok := m.ValidatorData.(*incoming)
+	if !ok {
+		s.log.Error("room message delivered without validation", "room", r.name)
+		return true
+	}
+	if k := in.env.kind; k == pb.Kind_KIND_TEXT || k == pb.Kind_KIND_PRESENCE {
+		if b, err := marshalSigned(m.Message); err == nil && len(b) <= maxSignedSize {
+			in.signed = b
 		}
-		select {
-		case r.inbox <- in:
-		default:
-			s.log.Warn("room delivery behind: inbox full, waiting for the store", "room", r.name, "inbox", cap(r.inbox))
-			select {
-			case r.inbox <- in:
-			case <-r.ctx.Done():
-				return
-			}
-		}
+	}
+	select {
+	case r.inbox <- in:
+		return true
+	default:
+	}
+	s.log.Warn("room delivery behind: inbox full, waiting for the store", "room", r.name, "inbox", cap(r.inbox))
+	select {
+	case r.inbox <- in:
+		return true
+	case <-r.ctx.Done():
+		return false
 	}
 }
 

@@ -350,6 +350,9 @@ type exchangeResult struct {
 // takeMembers merges the changes of in into r's log, then opens the
 // epoch keys sealed to kem, and stores both.
 func (s *Service) takeMembers(r *room, p peer.ID, in *pb.MembersFrame, kem *kemKey) exchangeResult {
+	if h := s.cfg.testHookTakeMembers; h != nil {
+		h()
+	}
 	var res exchangeResult
 	var decoded []change
 	for _, sc := range in.Changes {
@@ -463,6 +466,9 @@ func (s *Service) afterExchange(r *room, p peer.ID, res exchangeResult) {
 				n++
 			}
 		}
+	}
+	if res.changed || res.keys {
+		s.release(r) // lines that came before their key or their author's ADD
 	}
 	if res.keys {
 		r.peerJoined("") // sync history again: items of the new epochs were skipped

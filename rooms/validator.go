@@ -50,6 +50,9 @@ func (s *Service) validator(r *room) pubsub.ValidatorEx {
 			out.seqno = string(msg.GetSeqno())
 		}
 		if v.result != pubsub.ValidationAccept {
+			if out == nil {
+				s.keep(r, msg, v.reason, time.Now())
+			}
 			s.log.Debug("room message refused", "room", r.name, "from", msg.GetFrom(), "via", msg.ReceivedFrom, "reason", v.reason)
 		}
 		if h := s.cfg.testHookVerdict; h != nil {
