@@ -432,14 +432,20 @@ func (s *Service) byRawID(raw []byte) *transfer {
 }
 
 // List returns every transfer this node knows, oldest first: transfers in
-// both directions, shares it serves and uploads of those shares in flight.
+// both directions, shares it serves (its own, and fetched ones it holds
+// whose fetch is no longer listed) and uploads of those shares in flight.
 func (s *Service) List() []Info {
 	now := time.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	all := make([]*transfer, 0, len(s.transfers)+len(s.uploads))
+	all := make([]*transfer, 0, len(s.transfers)+len(s.uploads)+len(s.held))
 	for _, t := range s.transfers {
 		all = append(all, t)
+	}
+	for id, h := range s.held {
+		if s.transfers[id] == nil {
+			all = append(all, h)
+		}
 	}
 	for _, t := range s.uploads {
 		all = append(all, t)

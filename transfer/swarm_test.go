@@ -416,6 +416,16 @@ func TestSwarmHoldingSurvivesRestart(t *testing.T) {
 			if len(calls) != 2 || calls[1] != sh || rooms[1] != "team" {
 				t.Fatalf("Held calls %v in %v after the restart, want %v in team again", calls, rooms, sh)
 			}
+			listed := 0
+			for _, in := range b.svc.List() {
+				if in.ID == sh.ID {
+					listed++
+					t.Logf("listed after the restart: %+v", in)
+				}
+			}
+			if listed != 1 {
+				t.Errorf("List shows the held share %d times, want once", listed)
+			}
 			nodes[0].stop() // the sharer is gone: only the restarted holder serves
 			before := b.svc.chunksSent.Load()
 			d := newNode(t)
