@@ -386,20 +386,33 @@ func e2eResults(tr string, size int64, rounds []e2eRound, growth [2]uint64) []Re
 	}
 	sc := "e2e/" + tr
 	base := "plain libp2p stream, fsynced"
-	ratio := median(ratios)
-	q1, q3 := quartiles(ratios)
-	t := row(sc, fmt.Sprintf("/send → file_done, %s, s", sizeName(size)), median(pS), base, median(cS))
-	t.Ratio = ratio
-	t = t.withTarget(fmt.Sprintf("≥ %.0f%% of baseline speed", 100*E2ETarget), ratio >= E2ETarget).
-		withNote("ratio = baseline time / Parley time, median of %d interleaved rounds (IQR %.2f–%.2f): %s %%",
-			len(ratios), q1, q3, list(scale(ratios, 100)))
 	base2 := "plain libp2p stream between two processes, fsynced"
+	// The target is measured against the copy between two processes: a
+	// transfer runs between two processes (two machines, for users), and
+	// the same copy with both hosts in one process shares one Go runtime's
+	// scheduler, which no two programs have (the "two processes against
+	// one" row shows what that is worth to the copy itself).
 	t2 := row(sc, fmt.Sprintf("/send → file_done, %s, s", sizeName(size)), median(pS), base2, median(c2S))
 	t2.Ratio = median(ratios2)
-	q1, q3 = quartiles(ratios2)
-	t2 = t2.withNote("the baseline's hosts in two processes (`parley bench` copy peers), as Parley's are; median of %d rounds (IQR %.2f–%.2f): %s %%",
-		len(ratios2), q1, q3, list(scale(ratios2, 100)))
-	return []Result{t, t2,
+	q1, q3 := quartiles(ratios2)
+	t2 = t2.withTarget(fmt.Sprintf("≥ %.0f%% of baseline speed", 100*E2ETarget), t2.Ratio >= E2ETarget).
+		withNote("ratio = baseline time / Parley time; the baseline's hosts in two processes (`parley bench` copy peers), as Parley's are; median of %d interleaved rounds (IQR %.2f–%.2f): %s %%",
+			len(ratios2), q1, q3, list(scale(ratios2, 100)))
+	ratio := median(ratios)
+	q1, q3 = quartiles(ratios)
+	t := row(sc, fmt.Sprintf("/send → file_done, %s, s", sizeName(size)), median(pS), base, median(cS))
+	t.Ratio = ratio
+	t = t.withNote("both hosts in the bench process; median of %d interleaved rounds (IQR %.2f–%.2f): %s %%",
+		len(ratios), q1, q3, list(scale(ratios, 100)))
+	var split []float64
+	for _, rd := range rounds {
+		split = append(split, rd.copy.wall.Seconds()/rd.copy2.wall.Seconds())
+	}
+	sp := row(sc, fmt.Sprintf("plain copy, %s: two processes against one, s", sizeName(size)), median(c2S), base, median(cS))
+	sp.Ratio = median(split)
+	sp = sp.withNote("what splitting the same copy into two processes costs on this machine: the most any two-process transfer can reach against the one-process copy; per round %s %%",
+		list(scale(split, 100)))
+	return []Result{t2, t, sp,
 		row(sc, "/send → file_done, MB/s", median(pMB), base, median(cMB)),
 		row(sc, "offer at recipient after /send, ms", median(offers), "", 0).withNote("this file; per round %s", list(offers)),
 		row(sc, "CPU s per GiB, both processes", median(pCPU), base+" (both hosts)", median(cCPU)),

@@ -4,6 +4,7 @@ import (
 	"context"
 	"math"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -40,8 +41,13 @@ func TestE2ESmoke(t *testing.T) {
 			t.Errorf("%s %s = %v", r.Scenario, r.Metric, r.Value)
 		}
 	}
-	if got["e2e/tcp"] != 10 || got["e2e/quic"] != 8 {
-		t.Errorf("rows per scenario %v, want 10 for e2e/tcp (with the large offer) and 8 for e2e/quic", got)
+	if got["e2e/tcp"] != 11 || got["e2e/quic"] != 9 {
+		t.Errorf("rows per scenario %v, want 11 for e2e/tcp (with the large offer) and 9 for e2e/quic", got)
+	}
+	for _, r := range rep.Results {
+		if r.Target != "" && strings.HasPrefix(r.Metric, "/send → file_done") && r.Baseline != "plain libp2p stream between two processes, fsynced" {
+			t.Errorf("%s: the speed target is against %q, want the two-process copy", r.Scenario, r.Baseline)
+		}
 	}
 	twoProcs := 0
 	for _, r := range rep.Results {
