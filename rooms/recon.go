@@ -104,20 +104,42 @@ type reconRange struct {
 // fingerprint is a hash of the count and the sum, modulo 2^256, of the
 // items' hashes: an incremental hash, cheap to compute over any range.
 func fingerprint(items []item) [fingerprintSize]byte {
-	var sum [4]uint64
+	var sum hashSum
 	for _, it := range items {
-		h := itemHash(it)
-		var c uint64
-		for i := range sum {
-			sum[i], c = bits.Add64(sum[i], binary.LittleEndian.Uint64(h[8*i:]), c)
-		}
+		sum = sum.add(itemHash(it))
 	}
-	buf := make([]byte, 0, 32+binary.MaxVarintLen64)
-	for _, w := range sum {
-		buf = binary.LittleEndian.AppendUint64(buf, w)
+	return sum.fingerprint(len(items))
+}
+
+// hashSum is a sum of item hashes modulo 2^256, little-endian words.
+type hashSum [4]uint64
+
+func (a hashSum) add(h [32]byte) hashSum {
+	var c uint64
+	for i := range a {
+		a[i], c = bits.Add64(a[i], binary.LittleEndian.Uint64(h[8*i:]), c)
 	}
-	buf = binary.AppendUvarint(buf, uint64(len(items)))
-	full := sha256.Sum256(buf)
+	return a
+}
+
+// sub returns a-b modulo 2^256.
+func (a hashSum) sub(b hashSum) hashSum {
+	var c uint64
+	for i := range a {
+		a[i], c = bits.Sub64(a[i], b[i], c)
+	}
+	return a
+}
+
+// fingerprint is the fingerprint of n items whose hashes sum to a.
+func (a hashSum) fingerprint(n int) [fingerprintSize]byte {
+	var buf [32 + binary.MaxVarintLen64]byte
+	b := buf[:0]
+	for _, w := range a {
+		b = binary.LittleEndian.AppendUint64(b, w)
+	}
+	b = binary.AppendUvarint(b, uint64(n))
+	full := sha256.Sum256(b)
 	var fp [fingerprintSize]byte
 	copy(fp[:], full[:])
 	return fp
@@ -132,7 +154,11 @@ func itemHash(it item) [32]byte {
 
 // reconciler is one side of a reconciliation over a sorted set of items.
 type reconciler struct {
-	items     []item // sorted, unique
+	items []item // sorted, unique
+	// sums[i] is the sum of the hashes of items[:i]: the fingerprint of
+	// any range costs one subtraction and one SHA-256, and each item is
+	// hashed once per session rather than once per round.
+	sums      []hashSum
 	initiator bool
 	// have and need are what the initiator learnt: items only it holds,
 	// and items only the other side holds.
@@ -149,7 +175,16 @@ type span struct{ from, to uint64 }
 func newReconciler(items []item, initiator bool) *reconciler {
 	slices.SortFunc(items, compareItems)
 	items = slices.CompactFunc(items, func(a, b item) bool { return compareItems(a, b) == 0 })
-	return &reconciler{items: items, initiator: initiator}
+	sums := make([]hashSum, len(items)+1)
+	for i, it := range items {
+		sums[i+1] = sums[i].add(itemHash(it))
+	}
+	return &reconciler{items: items, sums: sums, initiator: initiator}
+}
+
+// fingerprint is the fingerprint of items[lo:hi].
+func (r *reconciler) fingerprint(lo, hi int) [fingerprintSize]byte {
+	return r.sums[hi].sub(r.sums[lo]).fingerprint(hi - lo)
 }
 
 // initial is the initiator's first round: the whole set, as IDs when it is
@@ -158,7 +193,7 @@ func (r *reconciler) initial() []reconRange {
 	if len(r.items) < reconIDsBelow {
 		return []reconRange{{upper: infinity, mode: pb.SyncMode_SYNC_MODE_IDS, ids: ids(r.items)}}
 	}
-	return []reconRange{{upper: infinity, mode: pb.SyncMode_SYNC_MODE_FINGERPRINT, fp: fingerprint(r.items)}}
+	return []reconRange{{upper: infinity, mode: pb.SyncMode_SYNC_MODE_FINGERPRINT, fp: r.fingerprint(0, len(r.items))}}
 }
 
 func ids(items []item) [][itemIDSize]byte {
@@ -195,10 +230,10 @@ func (r *reconciler) process(in []reconRange) (out []reconRange, settled bool, e
 		case pb.SyncMode_SYNC_MODE_SKIP:
 			emit(reconRange{upper: rg.upper})
 		case pb.SyncMode_SYNC_MODE_FINGERPRINT:
-			if fingerprint(mine) == rg.fp {
+			if r.fingerprint(lo, hi) == rg.fp {
 				emit(reconRange{upper: rg.upper})
 			} else {
-				r.split(mine, rg.upper, emit)
+				r.split(lo, hi, rg.upper, emit)
 			}
 		case pb.SyncMode_SYNC_MODE_IDS:
 			switch {
@@ -206,7 +241,7 @@ func (r *reconciler) process(in []reconRange) (out []reconRange, settled bool, e
 				r.diff(mine, rg.ids, span{lower, rg.upper.ts})
 				emit(reconRange{upper: rg.upper})
 			case len(mine) > maxIDsReply:
-				r.split(mine, rg.upper, emit) // narrow down first: keeps rounds small
+				r.split(lo, hi, rg.upper, emit) // narrow down first: keeps rounds small
 			default:
 				emit(reconRange{upper: rg.upper, mode: pb.SyncMode_SYNC_MODE_IDS, ids: ids(mine)})
 			}
@@ -228,9 +263,10 @@ func sortSearch(items []item, b bound) int {
 	return i
 }
 
-// split answers an unequal range: its IDs when few, else reconBuckets
-// fingerprints of about equal item counts.
-func (r *reconciler) split(mine []item, upper bound, emit func(reconRange)) {
+// split answers an unequal range, items[lo:hi]: its IDs when few, else
+// reconBuckets fingerprints of about equal item counts.
+func (r *reconciler) split(lo, hi int, upper bound, emit func(reconRange)) {
+	mine := r.items[lo:hi]
 	if len(mine) < reconIDsBelow {
 		emit(reconRange{upper: upper, mode: pb.SyncMode_SYNC_MODE_IDS, ids: ids(mine)})
 		return
@@ -247,7 +283,7 @@ func (r *reconciler) split(mine []item, upper bound, emit func(reconRange)) {
 		if i < reconBuckets-1 {
 			ub = boundBetween(mine[end-1], mine[end])
 		}
-		emit(reconRange{upper: ub, mode: pb.SyncMode_SYNC_MODE_FINGERPRINT, fp: fingerprint(mine[start:end])})
+		emit(reconRange{upper: ub, mode: pb.SyncMode_SYNC_MODE_FINGERPRINT, fp: r.fingerprint(lo+start, lo+end)})
 		start = end
 	}
 }

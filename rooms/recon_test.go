@@ -169,3 +169,17 @@ func FuzzSyncFrame(f *testing.F) {
 		}
 	})
 }
+
+// The fingerprint of a range from the reconciler's prefix sums is the
+// fingerprint of its items (the wire format: syncvectors_test.go).
+func TestReconcilerFingerprintOfRanges(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 7)) // #nosec G404 -- test data
+	r := newReconciler(randItems(rng, 300, func(int) uint64 { return rng.Uint64N(1 << 40) }), false)
+	for range 500 {
+		lo := rng.IntN(len(r.items) + 1)
+		hi := lo + rng.IntN(len(r.items)-lo+1)
+		if got, want := r.fingerprint(lo, hi), fingerprint(r.items[lo:hi]); got != want {
+			t.Fatalf("items[%d:%d]: fingerprint %x from the sums, %x from the items", lo, hi, got, want)
+		}
+	}
+}
