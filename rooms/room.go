@@ -76,6 +76,9 @@ type room struct {
 	ownRecordFor string
 	peerSignal   chan struct{}   // guarded by mu; closed when a peer joins the topic
 	syncState    events.RoomSync // guarded by mu; the history sync's state last reported
+	// nickKeys counts the members by nickKey (guarded by mu), so that
+	// nickShared, asked for every delivery, need not scan the members.
+	nickKeys map[string]int
 }
 
 // beacon is a member's signed presence (a signed message, see signed.go)
@@ -193,6 +196,7 @@ func (r *room) member(author peer.ID) (m *member, known bool) {
 		}
 		m = &member{}
 		r.members[author] = m
+		r.countNickKey("", 1)
 	}
 	return m, known
 }
@@ -202,7 +206,7 @@ func (r *room) member(author peer.ID) (m *member, known bool) {
 func (r *room) updateLocked(author peer.ID, m *member, known bool, nick string, leaving bool, seen time.Time) (ev *events.Presence, newcomer bool) {
 	wasOnline, oldNick := m.online, m.nick
 	if !known || nick != oldNick {
-		m.nickKey = identity.NickKey(nick)
+		r.setNickKey(m, identity.NickKey(nick))
 	}
 	m.nick, m.online = nick, !leaving
 	if seen.After(m.lastSeen) {
@@ -242,7 +246,8 @@ func (r *room) offerBeacon(author peer.ID, env *envelope, b beacon, now time.Tim
 	}
 	if !env.leaving && now.Sub(seen) > timeout {
 		if !known {
-			m.nick, m.nickKey, m.lastSeen = env.nick, identity.NickKey(env.nick), seen
+			m.nick, m.lastSeen = env.nick, seen
+			r.setNickKey(m, identity.NickKey(env.nick))
 		}
 		return nil, true
 	}
@@ -352,6 +357,7 @@ func (r *room) sweep(now time.Time, timeout time.Duration) []events.Presence {
 		}
 		if !m.online && gone > max(memberRetention, timeout) {
 			delete(r.members, id)
+			r.countNickKey(m.nickKey, -1)
 		}
 	}
 	return evs
@@ -373,12 +379,27 @@ func (r *room) nickShared(author, self peer.ID, nick, selfNick string) bool {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	for id, m := range r.members {
-		if id != author && m.nickKey == key {
-			return true
-		}
+	n := r.nickKeys[key]
+	if m := r.members[author]; m != nil && m.nickKey == key {
+		n-- // the author's own
 	}
-	return false
+	return n > 0
+}
+
+// setNickKey sets m's nickKey, counted in r.nickKeys. r.mu is held.
+func (r *room) setNickKey(m *member, key string) {
+	r.countNickKey(m.nickKey, -1)
+	m.nickKey = key
+	r.countNickKey(key, 1)
+}
+
+func (r *room) countNickKey(key string, d int) {
+	if r.nickKeys == nil {
+		r.nickKeys = make(map[string]int)
+	}
+	if r.nickKeys[key] += d; r.nickKeys[key] <= 0 {
+		delete(r.nickKeys, key)
+	}
 }
 
 // who lists the members, this node first, then online members, then by
