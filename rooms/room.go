@@ -76,6 +76,12 @@ type room struct {
 	ownRecordFor string
 	peerSignal   chan struct{}   // guarded by mu; closed when a peer joins the topic
 	syncState    events.RoomSync // guarded by mu; the history sync's state last reported
+	// superseded holds the sync items of members' signed presences this
+	// node held and replaced with a newer one, by item ID, with their sent
+	// time (guarded by mu): a session need not fetch them again from a
+	// peer that still has one (wantMembers). Only verified presences go
+	// in; at most maxSuperseded, pruned by sweep.
+	superseded map[[itemIDSize]byte]uint64
 	// nickKeys counts the members by nickKey (guarded by mu), so that
 	// nickShared, asked for every delivery, need not scan the members.
 	nickKeys map[string]int
@@ -239,6 +245,9 @@ func (r *room) offerBeacon(author peer.ID, env *envelope, b beacon, now time.Tim
 	if m.beacon.raw != nil && compareItems(b.it, m.beacon.it) <= 0 {
 		return nil, false
 	}
+	if m.beacon.raw != nil {
+		r.supersede(m.beacon.it)
+	}
 	m.beacon = b
 	seen := env.sentAt
 	if seen.After(now) {
@@ -253,6 +262,40 @@ func (r *room) offerBeacon(author peer.ID, env *envelope, b beacon, now time.Tim
 	}
 	ev, _ := r.updateLocked(author, m, known, env.nick, env.leaving, seen)
 	return ev, true
+}
+
+// maxSuperseded bounds room.superseded: a few presences per member and
+// PresenceTimeout in a room of a thousand.
+const maxSuperseded = 4096
+
+// supersede remembers it, a member's signed presence replaced by a newer
+// one. r.mu is held.
+func (r *room) supersede(it item) {
+	if r.superseded == nil {
+		r.superseded = make(map[[itemIDSize]byte]uint64)
+	}
+	if len(r.superseded) < maxSuperseded {
+		r.superseded[it.id] = it.ts
+	}
+}
+
+// wantMembers returns the member-set items of need that this node should
+// fetch, with their spans: all but the presences it held and replaced
+// with newer ones (a peer that lags behind still lists them).
+func (r *room) wantMembers(need [][itemIDSize]byte, spans []span) ([][itemIDSize]byte, []span) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.superseded) == 0 {
+		return need, spans
+	}
+	var ids [][itemIDSize]byte
+	var sps []span
+	for i, id := range need {
+		if _, old := r.superseded[id]; !old {
+			ids, sps = append(ids, id), append(sps, spans[i])
+		}
+	}
+	return ids, sps
 }
 
 // holdsBeacon reports whether r holds a signed presence of author that
@@ -358,6 +401,14 @@ func (r *room) sweep(now time.Time, timeout time.Duration) []events.Presence {
 		if !m.online && gone > max(memberRetention, timeout) {
 			delete(r.members, id)
 			r.countNickKey(m.nickKey, -1)
+		}
+	}
+	// A session fetches presences sent within timeout (and the clock skew
+	// allowed): older superseded ones are not listed any more.
+	oldest := uint64(max(now.Add(-2*timeout).UnixMilli(), 0)) // #nosec G115 -- not negative
+	for id, ts := range r.superseded {
+		if ts < oldest {
+			delete(r.superseded, id)
 		}
 	}
 	return evs

@@ -253,6 +253,9 @@ func (s *Service) initiate(r *room, str network.Stream, set pb.SyncSet) (st sync
 	}
 	// Settled: ask for what is missing here, hand over what is missing
 	// there.
+	if set == pb.SyncSet_SYNC_SET_MEMBERS {
+		rc.need, rc.needSpan = r.wantMembers(rc.need, rc.needSpan)
+	}
 	want := make(map[[itemIDSize]byte]bool, len(rc.need))
 	last := &pb.SyncFrame{Done: true}
 	for _, id := range rc.need {
