@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"slices"
 	"sync"
 	"time"
 
@@ -103,15 +104,33 @@ type syncStats struct {
 // set is the reconciled set of a session on one side: the items and how
 // to fetch their signed bytes.
 type syncSet struct {
-	items  []item
-	byID   map[[itemIDSize]byte]item
+	items  []item // sorted by the reconciler
 	signed func([]item) ([][]byte, error)
+}
+
+// pick returns the items of ss named by ids, once each, in ss's order.
+func (ss *syncSet) pick(ids [][itemIDSize]byte) []item {
+	if len(ids) == 0 {
+		return nil
+	}
+	want := make(map[[itemIDSize]byte]bool, len(ids))
+	for _, id := range ids {
+		want[id] = true
+	}
+	out := make([]item, 0, len(ids))
+	for _, it := range ss.items {
+		if want[it.id] {
+			out = append(out, it)
+			delete(want, it.id)
+		}
+	}
+	return out
 }
 
 // localSet returns this node's items of the set in r, sent at or after
 // sinceMs.
 func (s *Service) localSet(r *room, set pb.SyncSet, sinceMs int64, now time.Time) (*syncSet, error) {
-	ss := &syncSet{byID: make(map[[itemIDSize]byte]item)}
+	ss := &syncSet{}
 	switch set {
 	case pb.SyncSet_SYNC_SET_HISTORY:
 		since := max(sinceMs, now.Add(-s.cfg.SyncWindow).UnixMilli(), 0)
@@ -124,26 +143,27 @@ func (s *Service) localSet(r *room, set pb.SyncSet, sinceMs int64, now time.Time
 	case pb.SyncSet_SYNC_SET_MEMBERS:
 		s.ownCurrent(r)
 		since := max(sinceMs, now.Add(-s.memberWindow()).UnixMilli(), 0)
-		raws := r.beacons(since)
-		byItem := make(map[item][]byte, len(raws))
-		for _, b := range raws {
-			ss.items = append(ss.items, b.it)
-			byItem[b.it] = b.raw
+		// Sorted here, so that the reconciler's sort finds them in order
+		// and the signed bytes are found by binary search: a session
+		// builds no map of the set.
+		bs := r.beacons(since)
+		slices.SortFunc(bs, func(a, b beacon) int { return compareItems(a.it, b.it) })
+		ss.items = make([]item, len(bs))
+		for i, b := range bs {
+			ss.items[i] = b.it
 		}
 		ss.signed = func(its []item) ([][]byte, error) {
 			out := make([][]byte, 0, len(its))
 			for _, it := range its {
-				if b := byItem[it]; b != nil {
-					out = append(out, b)
+				i, ok := slices.BinarySearchFunc(bs, it, func(b beacon, it item) int { return compareItems(b.it, it) })
+				if ok {
+					out = append(out, bs[i].raw)
 				}
 			}
 			return out, nil
 		}
 	default:
 		return nil, fmt.Errorf("%w: set %d", errSyncRefused, set)
-	}
-	for _, it := range ss.items {
-		ss.byID[it.id] = it
 	}
 	return ss, nil
 }
@@ -220,6 +240,7 @@ func (s *Service) initiate(r *room, str network.Stream, set pb.SyncSet) (st sync
 		return st, err
 	}
 	rc := newReconciler(local.items, true)
+	local.items = rc.items
 	first.Ranges = rangesToWire(rc.initial())
 	if err := pbframe.Write(str, first); err != nil {
 		return st, fmt.Errorf("write sync ranges: %w", err)
@@ -291,13 +312,7 @@ func (s *Service) initiate(r *room, str network.Stream, set pb.SyncSet) (st sync
 // fields and the last one marked done. With oneFrame, the items that do
 // not fit in the first frame are left out.
 func (s *Service) sendItems(str io.Writer, local *syncSet, ids [][itemIDSize]byte, head *pb.SyncFrame, oneFrame bool) (int, error) {
-	its := make([]item, 0, len(ids))
-	for _, id := range ids {
-		if it, ok := local.byID[id]; ok {
-			its = append(its, it)
-		}
-	}
-	raws, err := local.signed(its)
+	raws, err := local.signed(local.pick(ids))
 	if err != nil {
 		return 0, err
 	}
@@ -421,6 +436,7 @@ func (s *Service) respond(str network.Stream) error {
 		return err
 	}
 	rc := newReconciler(local.items, false)
+	local.items = rc.items
 	for round := 0; ; round++ {
 		if in.Done {
 			break
