@@ -20,7 +20,7 @@ type syncedMsg struct {
 	raw    []byte
 }
 
-// checkSynced verifies one item exactly as the validator verifies a live
+// checkSynced verifies one item (decoded by parseSigned) exactly as the validator verifies a live
 // message: the author's signature (GossipSub's), the room's topic, size,
 // seal, envelope rules; then the kind the set holds, and the sent time:
 // not in the future (beyond MaxClockSkew) nor older than the set's window,
@@ -28,11 +28,11 @@ type syncedMsg struct {
 // that this node's clock is off.
 // It does not apply the rate limit (a session is bounded by its own
 // limits) nor the replay check (the caller drops what it has).
-func (s *Service) checkSynced(r *room, set pb.SyncSet, raw []byte, now time.Time) (syncedMsg, error) {
-	sm, err := verifySigned(raw)
-	if err != nil {
+func (s *Service) checkSynced(r *room, set pb.SyncSet, p parsedSigned, now time.Time) (syncedMsg, error) {
+	if err := p.verify(); err != nil {
 		return syncedMsg{}, fmt.Errorf("%w: %w", errSyncLie, err)
 	}
+	sm, raw := p.sm, p.sm.raw
 	if sm.topic != r.topicName {
 		return syncedMsg{}, fmt.Errorf("%w: message of another topic", errSyncLie)
 	}
@@ -82,7 +82,7 @@ func (s *Service) outsideWindow(sentAt, now time.Time, window time.Duration) str
 	return ""
 }
 
-// heldSynced reports whether raw names an item this node holds already:
+// heldSynced reports whether p (parseSigned's) names an item this node holds already:
 // in the members set a presence of this node, or one no newer than the
 // presence it holds of the author; in the history set a line its replay
 // records know (delivered or stored). It reads what raw claims without
@@ -93,9 +93,8 @@ func (s *Service) outsideWindow(sentAt, now time.Time, window time.Duration) str
 // (an older presence the peer still had, a copy that another session or
 // GossipSub brought first), and the signature checks were most of the
 // sync's cost.
-func (s *Service) heldSynced(r *room, set pb.SyncSet, raw []byte) ([itemIDSize]byte, bool) {
-	p, err := parseSigned(raw)
-	if err != nil || p.sm.topic != r.topicName {
+func (s *Service) heldSynced(r *room, set pb.SyncSet, p parsedSigned) ([itemIDSize]byte, bool) {
+	if p.sm.topic != r.topicName {
 		return [itemIDSize]byte{}, false
 	}
 	author := p.sm.author
@@ -122,7 +121,12 @@ func (s *Service) acceptSynced(r *room, set pb.SyncSet, raws [][]byte, want map[
 	var good []syncedMsg
 	var bad error
 	for _, raw := range raws {
-		if id, ok := s.heldSynced(r, set, raw); ok {
+		p, err := parseSigned(raw)
+		if err != nil {
+			bad = fmt.Errorf("%w: %w", errSyncLie, err)
+			break
+		}
+		if id, ok := s.heldSynced(r, set, p); ok {
 			// Held already (a presence as new or newer, a line this node
 			// has): nothing to take, so no signature to check.
 			if want != nil {
@@ -134,7 +138,7 @@ func (s *Service) acceptSynced(r *room, set pb.SyncSet, raws [][]byte, want map[
 			}
 			continue
 		}
-		m, err := s.checkSynced(r, set, raw, clock)
+		m, err := s.checkSynced(r, set, p, clock)
 		if errors.Is(err, errSyncSkip) {
 			continue
 		}
