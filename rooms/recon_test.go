@@ -3,6 +3,7 @@ package rooms
 import (
 	"errors"
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"github.com/parley-chat/parley/rooms/pb"
@@ -180,6 +181,27 @@ func TestReconcilerFingerprintOfRanges(t *testing.T) {
 		hi := lo + rng.IntN(len(r.items)-lo+1)
 		if got, want := r.fingerprint(lo, hi), fingerprint(r.items[lo:hi]); got != want {
 			t.Fatalf("items[%d:%d]: fingerprint %x from the sums, %x from the items", lo, hi, got, want)
+		}
+	}
+}
+
+// A member-set session in a room of 500: both sides hold every member's
+// presence, 8 of them in a newer version on each side (the reconciler
+// and the wire form only; no stream, no signature).
+func BenchmarkReconcileMembers(b *testing.B) {
+	rng := rand.New(rand.NewPCG(3, 4)) // #nosec G404 -- test data
+	const n, newer = 500, 8
+	base := randItems(rng, n, func(int) uint64 { return 1e12 + rng.Uint64N(30000) })
+	a, bs := slices.Clone(base), slices.Clone(base)
+	for i := range newer {
+		a[i] = randItems(rng, 1, func(int) uint64 { return 1e12 + 40000 })[0]
+		bs[n-1-i] = randItems(rng, 1, func(int) uint64 { return 1e12 + 40000 })[0]
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		have, need, _ := reconcile(b, slices.Clone(a), slices.Clone(bs))
+		if len(have) != newer*2 || len(need) != newer*2 {
+			b.Fatalf("have %d, need %d, want %d each", len(have), len(need), newer*2)
 		}
 	}
 }
