@@ -85,6 +85,9 @@ type room struct {
 	// nickKeys counts the members by nickKey (guarded by mu), so that
 	// nickShared, asked for every delivery, need not scan the members.
 	nickKeys map[string]int
+	// checking holds the member-set items that a session is checking
+	// and taking in now (guarded by mu; claimCheck).
+	checking map[[itemIDSize]byte]struct{}
 }
 
 // beacon is a member's signed presence (a signed message, see signed.go)
@@ -296,6 +299,33 @@ func (r *room) wantMembers(need [][itemIDSize]byte, spans []span) ([][itemIDSize
 		}
 	}
 	return ids, sps
+}
+
+// claimCheck reports whether the caller may check the presence item id,
+// no other session checking it now; the caller releases it with
+// releaseChecks once the item is taken in or refused.
+func (r *room) claimCheck(id [itemIDSize]byte) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, busy := r.checking[id]; busy {
+		return false
+	}
+	if r.checking == nil {
+		r.checking = make(map[[itemIDSize]byte]struct{})
+	}
+	r.checking[id] = struct{}{}
+	return true
+}
+
+func (r *room) releaseChecks(ids [][itemIDSize]byte) {
+	if len(ids) == 0 {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, id := range ids {
+		delete(r.checking, id)
+	}
 }
 
 // holdsBeacon reports whether r holds a signed presence of author that

@@ -42,3 +42,23 @@ func TestWantMembersSkipsSuperseded(t *testing.T) {
 		t.Fatalf("after the sweep: want all 3, got %d", len(ids))
 	}
 }
+
+// One session at a time checks a given presence; the others take it as
+// held until that check is over.
+func TestClaimCheck(t *testing.T) {
+	r := newRoom("lobby")
+	a, b := [itemIDSize]byte{1}, [itemIDSize]byte{2}
+	if !r.claimCheck(a) || !r.claimCheck(b) {
+		t.Fatal("first claims refused")
+	}
+	if r.claimCheck(a) {
+		t.Fatal("a claimed twice")
+	}
+	r.releaseChecks([][itemIDSize]byte{a})
+	if !r.claimCheck(a) {
+		t.Fatal("a not claimable after release")
+	}
+	if r.claimCheck(b) {
+		t.Fatal("b claimed twice")
+	}
+}

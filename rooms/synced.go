@@ -120,13 +120,24 @@ func (s *Service) acceptSynced(r *room, set pb.SyncSet, raws [][]byte, want map[
 	now, clock := time.Now(), s.wallNow() // the same but in tests
 	var good []syncedMsg
 	var bad error
+	var claimed [][itemIDSize]byte
+	defer func() { r.releaseChecks(claimed) }()
 	for _, raw := range raws {
 		p, err := parseSigned(raw)
 		if err != nil {
 			bad = fmt.Errorf("%w: %w", errSyncLie, err)
 			break
 		}
-		if id, ok := s.heldSynced(r, set, p); ok {
+		id, ok := s.heldSynced(r, set, p)
+		if !ok && set == pb.SyncSet_SYNC_SET_MEMBERS && id != ([itemIDSize]byte{}) {
+			// Another session checks this very presence now (concurrent
+			// sessions bring the same news): as if held; should that copy
+			// fail, a later session brings this one again.
+			if ok = !r.claimCheck(id); !ok {
+				claimed = append(claimed, id)
+			}
+		}
+		if ok {
 			// Held already (a presence as new or newer, a line this node
 			// has): nothing to take, so no signature to check.
 			if want != nil {
