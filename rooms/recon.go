@@ -138,7 +138,7 @@ func (a hashSum) fingerprint(n int) [fingerprintSize]byte {
 	for _, w := range a {
 		b = binary.LittleEndian.AppendUint64(b, w)
 	}
-	b = binary.AppendUvarint(b, uint64(n))
+	b = binary.AppendUvarint(b, uint64(n)) // #nosec G115 -- an item count, not negative
 	full := sha256.Sum256(b)
 	var fp [fingerprintSize]byte
 	copy(fp[:], full[:])
