@@ -45,8 +45,13 @@ func circuitVia(relay, dest peer.ID) peer.AddrInfo {
 // the test (2 min).
 func relayScene(t *testing.T) (ctx context.Context, victim, honest *party, victimInfo peer.AddrInfo) {
 	t.Helper()
-	victim = newParty(t, "victim", func(c *node.Config) { c.RelayForOwnPeople = true })
-	honest = newParty(t, "honest", nil)
+	// IPv4 only: the relay's limits count reservations per IP, and a
+	// party listening on 127.0.0.1 and ::1 could be reached on either.
+	ip4 := func(c *node.Config) {
+		c.Overlay.ListenAddrs = []multiaddr.Multiaddr{multiaddr.StringCast("/ip4/127.0.0.1/tcp/0")}
+	}
+	victim = newParty(t, "victim", func(c *node.Config) { ip4(c); c.RelayForOwnPeople = true })
+	honest = newParty(t, "honest", ip4)
 	link(t, honest, victim)
 	inLobby(t, honest, victim)
 	victimInfo = peer.AddrInfo{ID: victim.peerID(), Addrs: victim.host().Addrs()}

@@ -28,6 +28,8 @@ import (
 const (
 	// holdMax bounds the messages a room keeps.
 	holdMax = 128
+	// holdMaxBytes bounds their data.
+	holdMaxBytes = 1 << 20
 	// holdPerAuthor bounds one author's share of them, so that a member
 	// spraying messages of epochs to come cannot push out the others'.
 	holdPerAuthor = 16
@@ -48,8 +50,9 @@ type heldMsg struct {
 
 // epochHold is a private room's kept messages, in the order they came.
 type epochHold struct {
-	mu   sync.Mutex
-	msgs []heldMsg
+	mu    sync.Mutex
+	msgs  []heldMsg
+	bytes int // the data of msgs
 }
 
 // keep records msg, which the validator ignored for reason, when it may
@@ -78,44 +81,60 @@ func (s *Service) keep(r *room, msg *pubsub.Message, reason string, now time.Tim
 		}
 	}
 	h := &m.hold
+	size := len(msg.Data)
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.expire(now)
-	mine, oldest := 0, -1
-	counts := make(map[peer.ID]int, len(h.msgs))
-	for i, x := range h.msgs {
-		counts[x.author]++
-		if x.author == msg.GetFrom() {
+	from := msg.GetFrom()
+	mine := 0
+	for _, x := range h.msgs {
+		if x.author == from {
 			mine++
-			if oldest < 0 {
-				oldest = i
-			}
 		}
 	}
-	switch {
-	case mine >= holdPerAuthor:
-		h.msgs = append(h.msgs[:oldest], h.msgs[oldest+1:]...)
-	case len(h.msgs) >= holdMax:
-		// Push out the oldest message of the author holding the most.
-		var top peer.ID
-		for a, n := range counts {
-			if n > counts[top] {
-				top = a
-			}
-		}
-		for i, x := range h.msgs {
-			if x.author == top {
-				h.msgs = append(h.msgs[:i], h.msgs[i+1:]...)
-				break
-			}
+	if mine >= holdPerAuthor {
+		h.drop(from)
+	}
+	for len(h.msgs) > 0 && (len(h.msgs) >= holdMax || h.bytes+size > holdMaxBytes) {
+		h.drop(h.biggest())
+	}
+	h.msgs = append(h.msgs, heldMsg{msg: msg, author: from, at: now})
+	h.bytes += size
+}
+
+// biggest returns the author with the most kept messages; h.mu is held.
+func (h *epochHold) biggest() peer.ID {
+	counts := make(map[peer.ID]int, len(h.msgs))
+	var top peer.ID
+	for _, x := range h.msgs {
+		counts[x.author]++
+		if counts[x.author] > counts[top] {
+			top = x.author
 		}
 	}
-	h.msgs = append(h.msgs, heldMsg{msg: msg, author: msg.GetFrom(), at: now})
+	return top
+}
+
+// drop removes the oldest kept message of author; h.mu is held.
+func (h *epochHold) drop(author peer.ID) {
+	for i, x := range h.msgs {
+		if x.author == author {
+			h.bytes -= len(x.msg.Data)
+			h.msgs = slices.Delete(h.msgs, i, i+1)
+			return
+		}
+	}
 }
 
 // expire drops the messages kept longer than holdTTL; h.mu is held.
 func (h *epochHold) expire(now time.Time) {
-	h.msgs = slices.DeleteFunc(h.msgs, func(x heldMsg) bool { return now.Sub(x.at) > holdTTL })
+	h.msgs = slices.DeleteFunc(h.msgs, func(x heldMsg) bool {
+		if now.Sub(x.at) > holdTTL {
+			h.bytes -= len(x.msg.Data)
+			return true
+		}
+		return false
+	})
 }
 
 // take removes and returns the kept messages.
@@ -124,7 +143,7 @@ func (h *epochHold) take(now time.Time) []heldMsg {
 	defer h.mu.Unlock()
 	h.expire(now)
 	out := h.msgs
-	h.msgs = nil
+	h.msgs, h.bytes = nil, 0
 	return out
 }
 
@@ -158,7 +177,8 @@ func (s *Service) release(r *room) {
 func (h *epochHold) put(x heldMsg) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if len(h.msgs) < holdMax {
+	if size := len(x.msg.Data); len(h.msgs) < holdMax && h.bytes+size <= holdMaxBytes {
 		h.msgs = append(h.msgs, x)
+		h.bytes += size
 	}
 }

@@ -114,14 +114,24 @@ func TestHoldBounds(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	var sizedOf func(from peer.ID, e uint64, n int) *pubsub.Message
 	msgOf := func(from peer.ID, e uint64) *pubsub.Message {
-		data, err := proto.Marshal(&pb.Sealed{Epoch: e})
+		return sizedOf(from, e, 0)
+	}
+	sizedOf = func(from peer.ID, e uint64, n int) *pubsub.Message {
+		data, err := proto.Marshal(&pb.Sealed{Epoch: e, Ciphertext: make([]byte, n)})
 		if err != nil {
 			t.Fatal(err)
 		}
 		return &pubsub.Message{Message: &pubsubpb.Message{From: []byte(from), Data: data}}
 	}
 	now := time.Now()
+	for range 40 { // 40 authors × 60 KiB: over holdMaxBytes
+		a.svc.keep(r, sizedOf(newID(t), 1, 60<<10), reasonEpochKey, now)
+	}
+	if h := &r.membership.hold; h.bytes > holdMaxBytes || len(h.take(now)) > holdMaxBytes/(60<<10) {
+		t.Errorf("hold keeps %d bytes, want at most %d", h.bytes, holdMaxBytes)
+	}
 	honest := newID(t)
 	a.svc.keep(r, msgOf(honest, 1), reasonEpochKey, now)
 	flood := newID(t)

@@ -299,6 +299,12 @@ const (
 	forwardEvery = 2 * time.Second
 	// newPeersQueue bounds the topic peers waiting for a first sync.
 	newPeersQueue = 64
+	// shedQuiet is how long a room's shedding must have stopped before
+	// the history is synced again to take in what was shed, and
+	// recoverEvery the least time between two such recoveries (a node
+	// shedding for minutes recovers once per recoverEvery at most).
+	shedQuiet    = time.Second
+	recoverEvery = 10 * time.Second
 )
 
 // syncLoop runs r's sync sessions, one at a time: with each new topic
@@ -325,8 +331,11 @@ func (s *Service) syncLoop(r *room) {
 	forward := time.NewTimer(time.Hour)
 	forward.Stop()
 	defer forward.Stop()
+	recoverT := time.NewTimer(time.Hour)
+	recoverT.Stop()
+	defer recoverT.Stop()
 	pending, retrying, forwarding := false, false, false
-	var lastForward time.Time
+	var lastForward, lastRecover time.Time
 	armRetry := func() {
 		if !retrying && tr.needsRetry() {
 			retrying = true
@@ -376,8 +385,52 @@ func (s *Service) syncLoop(r *room) {
 			forwarding = false
 			lastForward = time.Now()
 			s.memberRound(r, 1)
+		case <-r.shedWake:
+			recoverT.Reset(shedQuiet)
+		case now := <-recoverT.C:
+			if wait := s.recoverShed(r, tr, now, lastRecover); wait > 0 {
+				recoverT.Reset(wait)
+			} else {
+				lastRecover = now
+			}
 		}
 	}
+}
+
+// recoverShed syncs r's history with up to SyncPeers topic peers, to
+// take in the strangers' lines this node shed under load (shed.go):
+// GossipSub will not hand them again. It runs once the shedding has been
+// over for shedQuiet, at most every recoverEvery; otherwise it returns
+// how long to wait.
+func (s *Service) recoverShed(r *room, tr *syncTracker, now, last time.Time) time.Duration {
+	ns := r.shedAt.Load()
+	if ns == 0 {
+		return 0
+	}
+	if d := time.Unix(0, ns).Add(shedQuiet).Sub(now); d > 0 {
+		return d
+	}
+	if d := last.Add(recoverEvery).Sub(now); d > 0 {
+		return d
+	}
+	if !r.shedAt.CompareAndSwap(ns, 0) { // a shed from now on wakes the loop again
+		return shedQuiet
+	}
+	peers := r.topic.ListPeers()
+	rand.Shuffle(len(peers), func(i, j int) { peers[i], peers[j] = peers[j], peers[i] }) // #nosec G404 -- peer choice, not a secret
+	n := 0
+	for _, p := range peers {
+		if n >= s.cfg.SyncPeers {
+			break
+		}
+		if s.penalised(p) {
+			continue
+		}
+		s.log.Debug("sync after shedding", "room", r.name, "peer", p)
+		s.historySession(r, tr, p)
+		n++
+	}
+	return 0
 }
 
 // memberRound syncs the member set with n random topic peers.

@@ -62,6 +62,11 @@ type room struct {
 	// caughtTotal counts the messages the sync stored, either way.
 	caughtTotal atomic.Int64
 	newPeers    chan peer.ID // topic peers to sync with; a full queue drops
+	// shedAt is when this node last shed a stranger's message of the
+	// room (unix nanoseconds; 0: none since the last recovery), and
+	// shedWake (capacity 1) tells syncLoop of the first one.
+	shedAt   atomic.Int64
+	shedWake chan struct{}
 	// inbox holds accepted messages from readLoop to storeLoop
 	// (capacity inboxSize); its length is the room's delivery backlog.
 	inbox chan *incoming
@@ -126,6 +131,7 @@ func newRoom(name string) *room {
 		joinedAt:   time.Now(),
 		dirty:      make(chan struct{}, 1),
 		caught:     make(chan struct{}, 1),
+		shedWake:   make(chan struct{}, 1),
 		news:       make(chan struct{}, 1),
 		newPeers:   make(chan peer.ID, newPeersQueue),
 		inbox:      make(chan *incoming, inboxSize),

@@ -374,23 +374,28 @@ func (s *Service) shedFront(r *room, m *pubsubpb.Message, from peer.ID, via stri
 	}
 	if now.UnixNano() < sh.hotUntil.Load() {
 		sh.full.Add(1)
+		r.shedOne(now)
 		return shedFull
 	}
 	if len(r.inbox) >= shedBacklog {
 		sh.behind.Add(1)
+		r.shedOne(now)
 		return shedBehind
 	}
 	if !sh.queueRoom(via, now) {
 		sh.queue.Add(1)
+		r.shedOne(now)
 		return shedQueue
 	}
 	sh.regrow(now)
 	if sh.newcomer(author) && !sh.newcomers.AllowN(now, 1) {
 		sh.fresh.Add(1)
+		r.shedOne(now)
 		return shedNew
 	}
 	if !sh.strangers.AllowN(now, 1) {
 		sh.budget.Add(1)
+		r.shedOne(now)
 		return shedBudget
 	}
 	sh.enqueued(id, via, now)
@@ -467,7 +472,20 @@ func (s *Service) shedBehindNow(r *room, author peer.ID) bool {
 		return false
 	}
 	s.shed.behind.Add(1)
+	r.shedOne(time.Now())
 	return true
+}
+
+// shedOne records that a stranger's message of r was shed for this
+// node's load (not for its author's rate): once the shedding is over,
+// syncLoop syncs r's history again to take in what was shed (recoverShed).
+func (r *room) shedOne(now time.Time) {
+	if r.shedAt.Swap(now.UnixNano()) == 0 {
+		select {
+		case r.shedWake <- struct{}{}:
+		default:
+		}
+	}
 }
 
 // logShed warns about shedding at most every shedLogEvery, with the

@@ -2,11 +2,13 @@ package rooms
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
 	pubsubpb "github.com/libp2p/go-libp2p-pubsub/pb"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/parley-chat/parley/events"
 )
 
 // TestShedderQueueShare: the strangers' messages waiting for validation
@@ -119,5 +121,51 @@ func TestShedderFrontBucketPerAuthor(t *testing.T) {
 		if reason := send(honest, relay, i); reason != "" {
 			t.Fatalf("honest line %d shed (%s): copies were charged more than once", i, reason)
 		}
+	}
+}
+
+// Lines a node shed under load (here: its validation queue just
+// overflowed, so every stranger's message is shed for a while) are taken
+// in by a history sync once the shedding is over: each once, marked
+// caught up.
+func TestShedLinesRecoveredBySync(t *testing.T) {
+	ctx := ctxT(t)
+	a, b := newNode(t, "ann", fastRate), newNode(t, "bo", fastRate)
+	connect(t, a, b)
+	for _, n := range []*tnode{a, b} {
+		if err := n.svc.Join(ctx, "lobby"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitTopicPeers(t, "lobby", a, b)
+	b.svc.shed.hotUntil.Store(time.Now().Add(time.Second).UnixNano())
+	const total = 20
+	for i := range total {
+		if _, err := a.svc.Send(ctx, "lobby", fmt.Sprintf("shed %02d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b.events.waitCount(t, "shed lines recovered", total, func(e events.Event) bool {
+		m, ok := e.(events.Message)
+		return ok && strings.HasPrefix(m.Text, "shed ")
+	})
+	if b.svc.Shed().Full == 0 {
+		t.Fatal("nothing was shed: the test did not test the recovery")
+	}
+	seen := map[string]int{}
+	caught := 0
+	for _, m := range b.roomMessages("lobby", "shed ") {
+		seen[m.Text]++
+		if m.CaughtUp {
+			caught++
+		}
+	}
+	for i := range total {
+		if text := fmt.Sprintf("shed %02d", i); seen[text] != 1 {
+			t.Errorf("%q shown %d times, want once", text, seen[text])
+		}
+	}
+	if caught == 0 {
+		t.Error("no line came by the sync")
 	}
 }

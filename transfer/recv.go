@@ -332,6 +332,10 @@ type puller struct {
 	// onChunk, when set, records each received chunk instead of take (a
 	// swarm worker: swarm.go).
 	onChunk func(i int, n int64, ok bool) error
+	// guard, when set, runs each write of a piece of chunk i to the part
+	// file, or skips it (a swarm worker: another holder's copy of the
+	// chunk may have been verified and written meanwhile).
+	guard func(i int, write func() error) error
 }
 
 // pull makes one attempt: it fetches the manifest if needed, then every
@@ -496,25 +500,53 @@ func chunkIndices(rs []chunkRange) func() (int, bool) {
 // the manifest declares, cuts the sender off, as does a stream that ends
 // within the chunk.
 func (p *puller) recvChunk(i int, buf []byte) error {
+	off := int64(i) * p.man.chunkSize
+	n, ok, err := p.readChunk(i, buf, func(piece []byte, at int64) error {
+		write := func() error {
+			if hook := p.s.cfg.hooks.writePart; hook != nil {
+				if err := hook(off + at); err != nil {
+					return fmt.Errorf("%w: write chunk %d: %w", errDisk, i, err)
+				}
+			}
+			if _, err := p.f.WriteAt(piece, off+at); err != nil {
+				return fmt.Errorf("%w: write chunk %d: %w", errDisk, i, err)
+			}
+			return nil
+		}
+		if p.guard != nil {
+			return p.guard(i, write)
+		}
+		return write()
+	})
+	if err != nil {
+		return err
+	}
+	return p.take(i, n, ok)
+}
+
+// readChunk reads chunk i's header and bytes from the stream through buf,
+// passing the bytes to write as streamChunk does, and reports the chunk's
+// length and whether it matched its expected hash.
+func (p *puller) readChunk(i int, buf []byte, write func(piece []byte, at int64) error) (int64, bool, error) {
 	_ = p.str.SetReadDeadline(time.Now().Add(p.s.cfg.IdleTimeout))
 	f, err := readFrame(p.br, maxChunkFrame)
 	if err != nil {
-		return fmt.Errorf("read chunk %d header: %w", i, err)
+		return 0, false, fmt.Errorf("read chunk %d header: %w", i, err)
 	}
 	if st := f.GetStatus(); st != nil {
-		return remoteError(st.GetCode(), st.GetMessage())
+		return 0, false, remoteError(st.GetCode(), st.GetMessage())
 	}
 	c := f.GetChunk()
 	want := p.man.chunkLen(i)
 	switch {
 	case c == nil:
-		return fmt.Errorf("%w: expected chunk %d", ErrProtocol, i)
+		return 0, false, fmt.Errorf("%w: expected chunk %d", ErrProtocol, i)
 	case int(c.GetIndex()) != i:
-		return fmt.Errorf("%w: got chunk %d, expected %d", ErrProtocol, c.GetIndex(), i)
+		return 0, false, fmt.Errorf("%w: got chunk %d, expected %d", ErrProtocol, c.GetIndex(), i)
 	case int64(c.GetLength()) != want:
-		return fmt.Errorf("%w: chunk %d of %d bytes, expected %d", ErrProtocol, i, c.GetLength(), want)
+		return 0, false, fmt.Errorf("%w: chunk %d of %d bytes, expected %d", ErrProtocol, i, c.GetLength(), want)
 	case p.man.open && len(c.GetHash()) != HashSize:
-		return fmt.Errorf("%w: chunk %d without its hash", ErrProtocol, i)
+		return 0, false, fmt.Errorf("%w: chunk %d without its hash", ErrProtocol, i)
 	}
 	// The hash the chunk must match: the sender's, sent with it, until
 	// the sender commits to a manifest; then the manifest's.
@@ -522,31 +554,20 @@ func (p *puller) recvChunk(i int, buf []byte) error {
 	if p.man.open {
 		expect = c.GetHash()
 	}
-	off := int64(i) * p.man.chunkSize
 	h := subtreeHasher{counter: blake3Counter(i, p.man.chunkSize)}
-	tail, err := streamChunk(p.br, buf, want, &h, func(piece []byte, at int64) error {
-		if hook := p.s.cfg.hooks.writePart; hook != nil {
-			if err := hook(off + at); err != nil {
-				return fmt.Errorf("%w: write chunk %d: %w", errDisk, i, err)
-			}
-		}
-		if _, err := p.f.WriteAt(piece, off+at); err != nil {
-			return fmt.Errorf("%w: write chunk %d: %w", errDisk, i, err)
-		}
-		return nil
-	})
+	tail, err := streamChunk(p.br, buf, want, &h, write)
 	switch {
 	case errors.Is(err, errDisk):
-		return err
+		return 0, false, err
 	case err != nil:
-		return fmt.Errorf("read chunk %d: %w", i, err)
+		return 0, false, fmt.Errorf("read chunk %d: %w", i, err)
 	}
 	sum := h.sum(tail, p.man.numChunks() == 1)
 	ok := bytes.Equal(sum[:], expect)
 	if ok && p.man.open { // kept (and stored with the bitmap) for the commitment
 		copy(p.man.cvs[i*HashSize:], sum[:])
 	}
-	return p.take(i, want, ok)
+	return want, ok, nil
 }
 
 // streamChunk reads the n bytes of a chunk from r through buf: it adds

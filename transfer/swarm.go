@@ -42,6 +42,15 @@ import (
 // match is a liar: it is cut off and dropped for the rest of the
 // transfer, and its chunks are fetched from the others; once every holder
 // is dropped the transfer fails with ErrVerify.
+//
+// Endgame: once every missing chunk is asked for, a worker with nothing
+// left to do asks its holder for a chunk that a slow holder still owes (one
+// that has verified no chunk for endgameAfter; each chunk once more at
+// most, one at a time per worker), so that a slow, trickling or stalled
+// holder cannot hold up the end of the fetch. That copy is read
+// into memory and verified before it is written; the first verified copy
+// of a chunk is the one in the part file: pieces of the other copy that
+// arrive later are not written (swarm.wmu orders the writes).
 
 // Swarm limits.
 const (
@@ -54,6 +63,13 @@ const (
 	swarmDepth = 2
 	// maxBatch bounds the chunks of one Get of a worker.
 	maxBatch = 8
+	// endgameSlow: in the endgame a holder counts as slow once it has
+	// verified no chunk for endgameSlow times the swarm's time per chunk
+	// and holder so far, and at least endgameMin (endgameFirst before
+	// any chunk was verified).
+	endgameSlow  = 4
+	endgameMin   = 500 * time.Millisecond
+	endgameFirst = 2 * time.Second
 )
 
 // errLiar marks a holder that sent a chunk that failed verification.
@@ -198,9 +214,24 @@ type swarm struct {
 	dialCtx context.Context
 	allIn   context.CancelFunc
 
-	mu           sync.Mutex      // guards everything below
-	bm           bitmap          // verified chunks (t.bm)
-	taken        []bool          // asked for from some holder, not verified yet
+	// wmu orders the writes to the part file: a worker streaming a chunk
+	// holds it shared for each piece (and writes only while the chunk is
+	// not verified), an endgame copy holds it alone.
+	wmu sync.RWMutex
+
+	mu       sync.Mutex            // guards everything below
+	bm       bitmap                // verified chunks (t.bm)
+	taken    []bool                // asked for from some holder, not verified yet
+	owner    []peer.ID             // the holder each taken chunk was asked of
+	dup      []bool                // asked for again, in the endgame
+	started  time.Time             // the workers' start
+	lastFrom map[peer.ID]time.Time // per holder: its start, then its last verified chunk
+	// owed counts per holder the chunks its worker asked for and still
+	// reads (queued Gets, an endgame copy), and conns are the workers'
+	// streams: once every chunk is in, the streams of workers still
+	// reading (copies of chunks verified from another holder) are reset.
+	owed         map[peer.ID]int
+	conns        map[peer.ID]*holderConn
 	missing      int             // chunks not verified
 	asked        int             // chunks taken
 	next         int             // where take looks first
@@ -244,7 +275,8 @@ func (s *Service) pullShare(t *transfer, f *os.File) (progressed bool, err error
 	slices.SortStableFunc(holders, func(a, b peer.ID) int {
 		return cmpBool(s.host.Network().Connectedness(b) == network.Connected, s.host.Network().Connectedness(a) == network.Connected)
 	})
-	sw := &swarm{s: s, t: t, f: f, served: make(map[peer.ID]int), changed: make(chan struct{})}
+	sw := &swarm{s: s, t: t, f: f, served: make(map[peer.ID]int), changed: make(chan struct{}),
+		lastFrom: make(map[peer.ID]time.Time), owed: make(map[peer.ID]int), conns: make(map[peer.ID]*holderConn)}
 	// Dials still under way when every chunk is in are called off.
 	var cancelDials context.CancelFunc
 	sw.dialCtx, cancelDials = context.WithCancel(t.ctx)
@@ -285,6 +317,7 @@ func (s *Service) pullShare(t *transfer, f *os.File) (progressed bool, err error
 	}
 	n := sw.man.numChunks()
 	sw.bm, sw.done, sw.taken = base.bm, base.done, make([]bool, n)
+	sw.owner, sw.dup = make([]peer.ID, n), make([]bool, n)
 	sw.missing = n - sw.bm.count()
 	if sw.missing > 0 {
 		errs = append(errs, sw.run(holders, first)...)
@@ -332,6 +365,10 @@ func (sw *swarm) run(holders []peer.ID, first *holderConn) []error {
 	errs := make([]error, len(holders))
 	sw.mu.Lock()
 	sw.workers = len(holders)
+	sw.started = time.Now()
+	for _, h := range holders {
+		sw.lastFrom[h] = sw.started
+	}
 	sw.mu.Unlock()
 	var wg sync.WaitGroup
 	for k, h := range holders {
@@ -390,6 +427,10 @@ func (sw *swarm) work(h peer.ID, hc *holderConn) (err error) {
 	p := hc.pul
 	p.man = sw.man
 	p.onChunk = func(i int, n int64, ok bool) error { return sw.chunk(h, i, n, ok) }
+	p.guard = sw.guard
+	sw.mu.Lock()
+	sw.conns[h] = hc
+	sw.mu.Unlock()
 	bufSize := int(min(recvBuf, sw.man.size))
 	if err := p.str.Scope().ReserveMemory(bufSize, network.ReservationPriorityMedium); err != nil {
 		hc.close(false)
@@ -402,15 +443,20 @@ func (sw *swarm) work(h peer.ID, hc *holderConn) (err error) {
 	var queue [][]int // chunks asked for, per Get, in order
 	defer func() {
 		sw.release(queue)
+		sw.mu.Lock()
+		delete(sw.owed, h)
+		delete(sw.conns, h)
+		sw.mu.Unlock()
 		hc.close(err == nil)
 	}()
 	for {
 		for len(queue) < swarmDepth {
-			b := sw.take()
+			b := sw.take(h)
 			if len(b) == 0 {
 				break
 			}
 			queue = append(queue, b)
+			sw.owe(h, len(b))
 			if err := p.send(&pb.Get{Id: t.rawID, Ranges: wireRanges(rangesOf(b))}); err != nil {
 				return err
 			}
@@ -420,11 +466,22 @@ func (sw *swarm) work(h peer.ID, hc *holderConn) (err error) {
 			if complete {
 				return nil
 			}
+			i, ok, recheck := sw.takeDup(h, time.Now())
+			if ok {
+				if err := sw.endgame(h, p, i, buf); err != nil {
+					return err
+				}
+				continue
+			}
+			tm := time.NewTimer(recheck)
 			select {
 			case <-wait:
+			case <-tm.C:
 			case <-t.ctx.Done():
+				tm.Stop()
 				return t.ctx.Err()
 			}
+			tm.Stop()
 			continue
 		}
 		for _, i := range queue[0] {
@@ -437,9 +494,119 @@ func (sw *swarm) work(h peer.ID, hc *holderConn) (err error) {
 				}
 				return err
 			}
+			sw.owe(h, -1)
 		}
 		queue = queue[1:]
 	}
+}
+
+// guard runs write, a piece of chunk i, unless the chunk is verified
+// already (an endgame copy from another holder came first).
+func (sw *swarm) guard(i int, write func() error) error {
+	sw.wmu.RLock()
+	defer sw.wmu.RUnlock()
+	sw.mu.Lock()
+	done := sw.bm.has(i)
+	sw.mu.Unlock()
+	if done {
+		return nil
+	}
+	return write()
+}
+
+// takeDup picks, in the endgame, a chunk that a slow holder other than h
+// was asked for and that nobody asked for twice. Otherwise it returns
+// when to look again.
+func (sw *swarm) takeDup(h peer.ID, now time.Time) (int, bool, time.Duration) {
+	sw.mu.Lock()
+	defer sw.mu.Unlock()
+	slow := endgameFirst
+	if sw.verified > 0 {
+		per := now.Sub(sw.started) * time.Duration(max(1, sw.workers)) / time.Duration(sw.verified)
+		slow = max(endgameMin, endgameSlow*per)
+	}
+	if sw.asked < sw.missing {
+		return 0, false, slow // chunks left that nobody was asked for
+	}
+	for i, tk := range sw.taken {
+		if !tk || sw.dup[i] || sw.bm.has(i) {
+			continue
+		}
+		if o := sw.owner[i]; o != h && now.Sub(sw.lastFrom[o]) > slow {
+			sw.dup[i] = true
+			return i, true, 0
+		}
+	}
+	return 0, false, slow / 2
+}
+
+// endgame fetches chunk i from h (through p) a second time: into memory,
+// verified, then written unless the first copy was verified meanwhile.
+func (sw *swarm) endgame(h peer.ID, p *puller, i int, buf []byte) error {
+	n := p.man.chunkLen(i)
+	scope := p.str.Scope()
+	if err := scope.ReserveMemory(int(n), network.ReservationPriorityLow); err != nil {
+		return nil // no memory for a second copy: the first one it is (dup stays set)
+	}
+	defer scope.ReleaseMemory(int(n))
+	whole := make([]byte, n)
+	sw.owe(h, 1)
+	defer sw.owe(h, -1)
+	if err := p.send(&pb.Get{Id: sw.t.rawID, Ranges: wireRanges([]chunkRange{{i, 1}})}); err != nil {
+		sw.undup(i)
+		return err
+	}
+	_, ok, err := p.readChunk(i, buf, func(piece []byte, at int64) error {
+		copy(whole[at:], piece)
+		return nil
+	})
+	if err != nil {
+		sw.undup(i)
+		return err
+	}
+	if !ok {
+		sw.undup(i)
+		return fmt.Errorf("chunk %d: %w", i, errLiar)
+	}
+	return sw.install(h, i, whole)
+}
+
+// owe counts d more (or fewer) chunks that h's worker reads.
+func (sw *swarm) owe(h peer.ID, d int) {
+	sw.mu.Lock()
+	sw.owed[h] += d
+	sw.mu.Unlock()
+}
+
+// undup lets chunk i be asked for a second time again.
+func (sw *swarm) undup(i int) {
+	sw.mu.Lock()
+	defer sw.mu.Unlock()
+	sw.dup[i] = false
+	sw.notify()
+}
+
+// install writes the verified endgame copy data of chunk i from h to the
+// part file and records it, unless the first copy was verified first.
+func (sw *swarm) install(h peer.ID, i int, data []byte) error {
+	sw.wmu.Lock()
+	defer sw.wmu.Unlock()
+	sw.mu.Lock()
+	done := sw.bm.has(i)
+	sw.mu.Unlock()
+	if done {
+		return nil
+	}
+	off := int64(i) * sw.man.chunkSize
+	if hook := sw.s.cfg.hooks.writePart; hook != nil {
+		if err := hook(off); err != nil {
+			return fmt.Errorf("%w: write chunk %d: %w", errDisk, i, err)
+		}
+	}
+	if _, err := sw.f.WriteAt(data, off); err != nil {
+		return fmt.Errorf("%w: write chunk %d: %w", errDisk, i, err)
+	}
+	return sw.chunk(h, i, int64(len(data)), true)
 }
 
 // take reserves the next batch of chunks nobody has verified or asked
@@ -449,7 +616,7 @@ func (sw *swarm) work(h peer.ID, hc *holderConn) (err error) {
 // the end, so that the holders finish together) and a holder that leaves
 // strands little: at most maxBatch, and at most the chunks not asked for
 // over 2*swarmDepth per worker.
-func (sw *swarm) take() []int {
+func (sw *swarm) take(h peer.ID) []int {
 	sw.mu.Lock()
 	defer sw.mu.Unlock()
 	n := len(sw.taken)
@@ -464,6 +631,7 @@ func (sw *swarm) take() []int {
 			continue
 		}
 		sw.taken[i] = true
+		sw.owner[i] = h
 		sw.asked++
 		out = append(out, i)
 	}
@@ -538,9 +706,15 @@ func (sw *swarm) chunk(h peer.ID, i int, n int64, ok bool) error {
 	sw.done += n
 	sw.verified++
 	sw.served[h]++
+	sw.lastFrom[h] = time.Now()
 	if sw.missing == 0 {
 		sw.notify()
 		sw.allIn()
+		for o, n := range sw.owed {
+			if hc := sw.conns[o]; n > 0 && hc != nil && o != h {
+				_ = hc.pul.str.Reset() // it still sends copies of verified chunks
+			}
+		}
 	}
 	if time.Since(sw.lastFlush) >= bitmapFlushInterval {
 		if err := sw.flushLocked(); err != nil {

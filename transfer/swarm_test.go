@@ -165,8 +165,10 @@ func TestSwarmFetchesFromEveryHolder(t *testing.T) {
 		}
 		total += sent
 	}
-	if total != swarmChunks {
-		t.Errorf("holders sent %d chunks in all, want %d", total, swarmChunks)
+	// Each chunk once, but for endgame copies: a holder that looked slow
+	// (this machine's load) may have had a chunk asked of another too.
+	if total < swarmChunks || total > swarmChunks+swarmChunks/4 {
+		t.Errorf("holders sent %d chunks in all, want %d (up to a quarter more in the endgame)", total, swarmChunks)
 	}
 	// Progress events said how many holders were serving.
 	most := 0
@@ -360,8 +362,8 @@ func TestSwarmUploadProgressCountsSent(t *testing.T) {
 			}
 		}
 	}
-	if total != sh.Size {
-		t.Errorf("holders sent %d bytes in all, want %d", total, sh.Size)
+	if total < sh.Size || total > sh.Size+sh.Size/4 {
+		t.Errorf("holders sent %d bytes in all, want %d (up to a quarter more in the endgame)", total, sh.Size)
 	}
 }
 
@@ -501,5 +503,88 @@ func TestCancelStopsHolding(t *testing.T) {
 	checkFile(t, res, sh, data)
 	if sent := b.svc.chunksSent.Load() - before; sent != 0 {
 		t.Errorf("a member that cancelled holding sent %d chunks", sent)
+	}
+}
+
+// A holder that stalls (it keeps its stream open and sends nothing, well
+// within the idle timeout) does not hold up the end of a fetch: once
+// every chunk is asked for, the other holders are asked for its chunks
+// again (the endgame), and the fetch completes and verifies while the
+// stalled holder still has not sent a byte.
+func TestSwarmStalledHolderEndgame(t *testing.T) {
+	stall := make(chan struct{})
+	var armed atomic.Bool
+	var stalledSent atomic.Int64
+	slow := func(c *Config) {
+		c.hooks.beforeChunk = func(_ string, _ int, data []byte) error {
+			if armed.Load() {
+				<-stall
+				stalledSent.Add(int64(len(data)))
+			}
+			return nil
+		}
+	}
+	nodes, sh, data, _ := swarmOf(t, 2, nil, nil, slow)
+	t.Cleanup(func() { close(stall) })
+	armed.Store(true)
+	// The fetcher would wait for the stalled holder for 10 minutes.
+	d := newNode(t, func(c *Config) { c.IdleTimeout = 10 * time.Minute })
+	res, err := fetchAndWait(t, d, sh, nodes...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkFile(t, res, sh, data)
+	if n := stalledSent.Load(); n != 0 {
+		t.Errorf("the stalled holder sent %d bytes before the fetch completed", n)
+	}
+}
+
+// The first verified copy of a chunk is the one in the part file: pieces
+// of another copy (a holder that was slow, then sends garbage) are not
+// written once an endgame copy was verified and written.
+func TestSwarmGuardKeepsVerifiedChunk(t *testing.T) {
+	f, err := os.Create(filepath.Join(t.TempDir(), "part"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = f.Close() })
+	n := newNode(t)
+	man := &manifest{size: 4 * MinChunkSize, chunkSize: MinChunkSize}
+	sw := &swarm{s: n.svc, t: newTransfer(n.svc.ctx, make([]byte, idLen)), f: f, man: man,
+		bm: newBitmap(4), taken: make([]bool, 4), owner: make([]peer.ID, 4), dup: make([]bool, 4),
+		missing: 4, served: make(map[peer.ID]int), changed: make(chan struct{}), allIn: func() {},
+		lastFrom: make(map[peer.ID]time.Time), owed: make(map[peer.ID]int), conns: make(map[peer.ID]*holderConn)}
+	good := make([]byte, MinChunkSize)
+	for i := range good {
+		good[i] = 'g'
+	}
+	wrote := false
+	piece := func() error {
+		wrote = true
+		_, err := f.WriteAt([]byte("garbage"), MinChunkSize)
+		return err
+	}
+	if err := sw.guard(1, piece); err != nil || !wrote {
+		t.Fatalf("a piece of an unverified chunk: written %v, err %v", wrote, err)
+	}
+	if err := sw.install("fast", 1, good); err != nil {
+		t.Fatal(err)
+	}
+	wrote = false
+	if err := sw.guard(1, piece); err != nil || wrote {
+		t.Fatalf("a piece of a verified chunk: written %v, err %v", wrote, err)
+	}
+	got := make([]byte, MinChunkSize)
+	if _, err := f.ReadAt(got, MinChunkSize); err != nil {
+		t.Fatal(err)
+	}
+	if string(got) != string(good) || !sw.bm.has(1) || sw.served["fast"] != 1 {
+		t.Fatal("the verified copy is not what the part file holds")
+	}
+	if err := sw.install("late", 1, make([]byte, MinChunkSize)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.ReadAt(got, MinChunkSize); err != nil || string(got) != string(good) {
+		t.Fatal("a second verified copy was written over the first")
 	}
 }
