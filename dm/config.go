@@ -79,7 +79,8 @@ type Config struct {
 	TTL time.Duration
 	// RetryMin and RetryMax bound the exponential backoff (with jitter)
 	// between delivery attempts to an unreachable peer. A new connection
-	// to the peer retries at once and resets the backoff; a new message
+	// to the peer, or the peer starting to speak the protocol on one,
+	// retries at once and resets the backoff; a new message
 	// retries early, at most once per RetryMin. A busy recipient is not
 	// backed off from: it says when to come back. Defaults 2 s and 5 min.
 	RetryMin, RetryMax time.Duration

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"net"
 	"reflect"
 	"strings"
 	"sync/atomic"
@@ -13,6 +14,8 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/peerstore"
+	ma "github.com/multiformats/go-multiaddr"
+	manet "github.com/multiformats/go-multiaddr/net"
 
 	"github.com/parley-chat/parley/dm/pb"
 	"github.com/parley-chat/parley/events"
@@ -416,4 +419,61 @@ func TestWaitingIsExplained(t *testing.T) {
 	if got := statesOf(a.rec, id); !reflect.DeepEqual(got, []string{"queued"}) {
 		t.Fatalf("states %v, want [queued]", got)
 	}
+}
+
+// waitingFor matches the dm_status event saying why message id waits.
+func waitingFor(id, reason string) func(events.Event) bool {
+	return func(e events.Event) bool {
+		s, ok := e.(events.DMStatus)
+		return ok && s.ID == id && s.Reason == reason
+	}
+}
+
+// TestDeliveredWhenConnectedPeerStartsSpeaking: bob is connected but his
+// dm service is not running yet, as when a starting node has dialed its
+// peers before registering its handlers; alice's attempt on connecting is
+// refused. Once bob's service runs (announced in an identify push) alice
+// delivers at once, not after her backoff (an hour here).
+func TestDeliveredWhenConnectedPeerStartsSpeaking(t *testing.T) {
+	slow := testConfig()
+	slow.RetryMin, slow.RetryMax = time.Hour, time.Hour
+	a, b := newNode(t, "alice", slow), newNode(t, "bob", testConfig())
+	a.start(t)
+	b.startHost(t)
+	testnet.Connect(t, b.h, a.h)
+	id := a.send(t, b, "are you up yet?")
+	a.rec.wait(t, "the refused attempt", waitingFor(id, events.DMWaitInterrupted))
+	b.startService(t)
+	a.rec.wait(t, "delivered", status(id, events.DMDelivered))
+	b.rec.wait(t, "dm at bob", isDM)
+}
+
+// TestConnectionDuringFailingAttempt: alice's attempt dials a stale
+// address of bob's that never answers; bob connects to alice meanwhile.
+// When the attempt fails, the next one is due at once, over bob's
+// connection, not after alice's backoff (an hour here).
+func TestConnectionDuringFailingAttempt(t *testing.T) {
+	slow := testConfig()
+	slow.RetryMin, slow.RetryMax = time.Hour, time.Hour
+	slow.DialTimeout = 2 * time.Second
+	a, b := newNode(t, "alice", slow), newNode(t, "bob", testConfig())
+	a.start(t)
+	b.start(t)
+	// A stale address: the kernel completes the TCP handshake, nobody
+	// ever speaks, so the dial hangs until DialTimeout.
+	stale, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = stale.Close() })
+	addr, err := manet.FromNetAddr(stale.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.h.Peerstore().AddAddrs(b.id, []ma.Multiaddr{addr}, peerstore.PermanentAddrTTL)
+	id := a.send(t, b, "hello over the new connection")
+	eventually(t, "the attempt started", func() bool { return a.svc.Counters().Attempts >= 1 })
+	testnet.Connect(t, b.h, a.h)
+	a.rec.wait(t, "delivered", status(id, events.DMDelivered))
+	b.rec.wait(t, "dm at bob", isDM)
 }

@@ -32,7 +32,11 @@
 // durable storage ("delivered"); REJECTED is final ("failed" with the
 // reason); BUSY, a missing ack or any stream failure leaves the message
 // queued. Retries back off exponentially (Config.RetryMin..RetryMax, with
-// jitter); a new connection to the recipient retries at once. After a
+// jitter); a new connection to the recipient retries at once, and so does
+// the recipient starting to speak the protocol on a connection (an
+// identify push: a node that is starting may connect before its handler
+// is registered). Such a retry is not lost when an attempt was already
+// under way: if that attempt fails, the next one is due at once. After a
 // restart New re-adds the stored addresses to the peerstore and resumes.
 // A message not delivered within Config.TTL (default 7 days) fails with
 // ErrExpired.

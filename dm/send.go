@@ -156,16 +156,19 @@ func (s *Service) state(p peer.ID) *sendState {
 }
 
 // kick asks for a delivery attempt to p: resetBackoff (the peer just
-// connected) forgets earlier failures, so the attempt is due at once;
-// otherwise (a new message) an attempt is due at once when no failure is
-// being backed off from, or else early, at most one per RetryMin. Neither
-// overrides the wait a busy recipient asked for.
+// connected, or started to speak the protocol) forgets earlier failures,
+// so the attempt is due at once, also when the attempt running now fails
+// (it may have begun before the peer was reachable); otherwise (a new
+// message) an attempt is due at once when no failure is being backed off
+// from, or else early, at most one per RetryMin. Neither overrides the
+// wait a busy recipient asked for.
 func (s *Service) kick(p peer.ID, resetBackoff bool) {
 	s.mu.Lock()
 	st := s.state(p)
 	switch {
 	case resetBackoff:
 		st.backoff, st.retryAt, st.early = 0, time.Time{}, false
+		st.reached = st.running
 	case time.Now().Before(st.retryAt):
 		st.early = true
 	}
@@ -190,12 +193,14 @@ func (s *Service) due(st *sendState) time.Time {
 	return t
 }
 
-func (s *Service) kickIfPending(p peer.ID) {
+// kickIfPending retries delivery to p at once, from a fresh backoff, if
+// messages to p are pending; why is logged.
+func (s *Service) kickIfPending(p peer.ID, why string) {
 	s.mu.Lock()
 	_, ok := s.peers[p]
 	s.mu.Unlock()
 	if ok {
-		s.log.Debug("dm: peer connected, retrying delivery", "peer", p)
+		s.log.Debug("dm: retrying delivery", "peer", p, "why", why)
 		s.kick(p, true)
 	}
 }
@@ -326,7 +331,7 @@ func (s *Service) begin(p peer.ID) (early bool) {
 	st := s.peers[p]
 	now := time.Now()
 	early = st.early && now.Before(st.retryAt)
-	st.lastTry, st.early = now, false
+	st.lastTry, st.early, st.reached = now, false, false
 	return early
 }
 
@@ -374,8 +379,10 @@ func (s *Service) decide(p peer.ID, pending []*pb.OutboxRecord) decision {
 // retryLater schedules p's next attempt after a failed one and ends the
 // worker; the scheduler starts another when it is due. A busy answer
 // waits what the recipient asked (RetryMin if it did not say) and resets
-// the backoff; a failed early attempt leaves the schedule as it was; any
-// other failure grows the backoff.
+// the backoff; when the recipient connected or began to speak the
+// protocol during the attempt (reached), the next one is due at once; a
+// failed early attempt leaves the schedule as it was; any other failure
+// grows the backoff.
 func (s *Service) retryLater(p peer.ID, err error, early bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -390,12 +397,16 @@ func (s *Service) retryLater(p peer.ID, err error, early bool) {
 		}
 		st.busyUntil = now.Add(min(wait, MaxRetryAfter))
 		st.backoff, st.retryAt = 0, time.Time{}
+	case st.reached:
+		// The attempt may have begun before the recipient could take it
+		// (connected, or registered its handler): kick reset the backoff.
+		st.backoff, st.retryAt = 0, time.Time{}
 	case early && now.Before(st.retryAt):
 	default:
 		st.backoff = nextBackoff(st.backoff, s.cfg.RetryMin, s.cfg.RetryMax)
 		st.retryAt = now.Add(st.backoff)
 	}
-	st.dirty = false
+	st.dirty, st.reached = false, false
 	st.running = false
 	s.poke()
 }
@@ -409,7 +420,7 @@ func (s *Service) park(p peer.ID) {
 	st.backoff = nextBackoff(st.backoff, s.cfg.RetryMin, s.cfg.RetryMax)
 	st.retryAt = time.Now().Add(st.backoff)
 	st.early = false
-	st.dirty = false
+	st.dirty, st.reached = false, false
 	st.running = false
 	s.poke()
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -69,10 +70,13 @@ type Service struct {
 // attempt, at most one per RetryMin after the last (early), whose failure
 // leaves the backoff as it was; and never before busyUntil, the time the
 // recipient asked for in a busy ack, which nothing overrides. A busy
-// answer does not grow the backoff: the recipient was reached.
+// answer does not grow the backoff: the recipient was reached. Nor does
+// the failure of an attempt during which the recipient connected or began
+// to speak the protocol (reached): the next attempt is due at once.
 type sendState struct {
 	running   bool          // a worker is delivering
 	dirty     bool          // work arrived while running: look again
+	reached   bool          // the peer connected or began to speak the protocol during the attempt
 	retryAt   time.Time     // backoff schedule after a failure (zero: none)
 	backoff   time.Duration // current retry interval, 0 after success
 	early     bool          // a new message asks for an attempt before retryAt
@@ -151,9 +155,9 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 		limiters: map[peer.ID]*rate.Limiter{},
 	}
 	// Subscribe before loading the outbox, so no connection is missed.
-	sub, err := s.h.EventBus().Subscribe(new(event.EvtPeerConnectednessChanged))
+	sub, err := s.h.EventBus().Subscribe([]any{new(event.EvtPeerConnectednessChanged), new(event.EvtPeerProtocolsUpdated)})
 	if err != nil {
-		return nil, fmt.Errorf("dm: subscribe to connectedness events: %w", err)
+		return nil, fmt.Errorf("dm: subscribe to connectedness and protocol events: %w", err)
 	}
 	recs, err := s.loadPending()
 	if err != nil {
@@ -221,7 +225,11 @@ func (s *Service) Pending() int {
 	return s.pending
 }
 
-// watch retries delivery as soon as a peer with pending messages connects.
+// watch retries delivery as soon as a peer with pending messages connects,
+// and again when a connected peer starts to speak the protocol: a peer
+// that is starting up may connect before its dm handler is registered
+// (the attempt made on connecting is then refused), and announces the
+// handler in an identify push once it is.
 func (s *Service) watch(sub event.Subscription) {
 	defer s.wg.Done()
 	defer func() { _ = sub.Close() }() // an event bus subscription: Close only unsubscribes
@@ -233,12 +241,15 @@ func (s *Service) watch(sub event.Subscription) {
 			if !ok {
 				return
 			}
-			ev, ok := e.(event.EvtPeerConnectednessChanged)
-			if !ok {
-				continue
-			}
-			if ev.Connectedness == network.Connected || ev.Connectedness == network.Limited {
-				s.kickIfPending(ev.Peer)
+			switch ev := e.(type) {
+			case event.EvtPeerConnectednessChanged:
+				if ev.Connectedness == network.Connected || ev.Connectedness == network.Limited {
+					s.kickIfPending(ev.Peer, "peer connected")
+				}
+			case event.EvtPeerProtocolsUpdated:
+				if slices.Contains(ev.Added, ProtocolID) {
+					s.kickIfPending(ev.Peer, "peer now speaks the protocol")
+				}
 			}
 		}
 	}

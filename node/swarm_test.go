@@ -33,6 +33,19 @@ func TestFetchedShareAnnouncedAndServed(t *testing.T) {
 	if err := os.WriteFile(path, data, 0o600); err != nil {
 		t.Fatal(err)
 	}
+	// The sharer sees both members in the lobby first: an announcement
+	// published while a member is joining can miss it (GossipSub does not
+	// send it again, and the room sync carries chat lines, not shares), which
+	// is not what this test is about.
+	seen := map[peer.ID]bool{}
+	testnet.Eventually(t, 30*time.Second, "b and c in the lobby at a", func() bool {
+		for _, e := range sinkA.Take() {
+			if p, ok := e.(events.Presence); ok && p.Room == node.DefaultRoom && p.Online {
+				seen[p.PeerID] = true
+			}
+		}
+		return seen[b.Host().ID()] && seen[c.Host().ID()]
+	})
 	id, err := a.Share(ctx, node.DefaultRoom, path)
 	if err != nil {
 		t.Fatal(err)

@@ -59,7 +59,11 @@
 // Close, on a context of its own. Leave and Close first announce leaving
 // and wait, at most a second, until GossipSub has written the
 // announcement to every peer on the room's topic; only then do they stop
-// the room (and Close stops GossipSub). So a node that quits, however it
-// is stopped, is shown gone on the others at once rather than after
+// the room (and Close stops GossipSub). Close, after which the host
+// closes and drops whatever its stream muxer has not sent yet, also waits
+// (within the same second) until those peers have read the announcement:
+// it half-closes its outbound GossipSub streams to them and waits until
+// each peer closes its end in turn. So a node that quits, however it is
+// stopped, is shown gone on the others at once rather than after
 // PresenceTimeout.
 package rooms

@@ -2,6 +2,8 @@ package rooms
 
 import (
 	"context"
+	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -106,14 +108,29 @@ func (t *sendTracker) signal() {
 // no longer connected, or ctx ends. The caller has called watch before
 // publishing.
 func (t *sendTracker) wait(ctx context.Context, net network.Network, seqno string, peers []peer.ID) error {
+	return t.await(ctx, net, peers, func(p peer.ID) bool {
+		_, sent := t.done[seqno][p]
+		return sent
+	})
+}
+
+// waitClosed returns once the outbound stream to each of peers closed or
+// the peer is no longer connected, or ctx ends. The caller watches.
+func (t *sendTracker) waitClosed(ctx context.Context, net network.Network, peers []peer.ID) error {
+	return t.await(ctx, net, peers, func(peer.ID) bool { return false })
+}
+
+// await returns once done(p) (called with mu held) holds for each of
+// peers, or its outbound stream closed, or it is no longer connected, or
+// ctx ends.
+func (t *sendTracker) await(ctx context.Context, net network.Network, peers []peer.ID, done func(peer.ID) bool) error {
 	for {
 		t.mu.Lock()
-		ps, ch := t.done[seqno], t.changed
+		ch := t.changed
 		left := 0
 		for _, p := range peers {
-			_, sent := ps[p]
 			_, gone := t.gone[p]
-			if !sent && !gone && net.Connectedness(p) == network.Connected {
+			if !gone && !done(p) && net.Connectedness(p) == network.Connected {
 				left++
 			}
 		}
@@ -127,6 +144,46 @@ func (t *sendTracker) wait(ctx context.Context, net network.Network, seqno strin
 			return ctx.Err()
 		}
 	}
+}
+
+// flushGossip makes sure that what GossipSub wrote to peers has reached
+// them, before the host closes. A write to a stream returns once the
+// bytes are queued in the connection's stream muxer (yamux), and closing
+// the connection drops what is still queued: under load, the leaving
+// announcement written just before was often lost that way. So it
+// half-closes this node's outbound GossipSub stream to each peer, which
+// queues an end of stream behind everything written, and waits until the
+// peer's GossipSub, having read everything up to that end, closes its side
+// too: GossipSub's reader of the outbound stream then sees the stream
+// closed and reports it (OnClosedOutboundStream). A peer that does not
+// answer is waited for until ctx ends. The caller watches s.sent; GossipSub
+// must still run, and the node is closing (no more GossipSub traffic is
+// needed to these peers).
+func (s *Service) flushGossip(ctx context.Context, peers []peer.ID) error {
+	net := s.cfg.Host.Network()
+	closed := make([]peer.ID, 0, len(peers))
+	for _, p := range peers {
+		n := 0
+		for _, c := range net.ConnsToPeer(p) {
+			for _, st := range c.GetStreams() {
+				if st.Stat().Direction != network.DirOutbound || !slices.Contains(pubsub.GossipSubDefaultProtocols, st.Protocol()) {
+					continue
+				}
+				if err := st.CloseWrite(); err != nil {
+					s.log.Debug("half-close gossipsub stream", "peer", p, "err", err)
+					continue
+				}
+				n++
+			}
+		}
+		if n > 0 {
+			closed = append(closed, p)
+		}
+	}
+	if err := s.sent.waitClosed(ctx, net, closed); err != nil {
+		return fmt.Errorf("wait for %d peers to read: %w", len(closed), err)
+	}
+	return nil
 }
 
 func (t *sendTracker) SendRPCCompleted(rpc *pubsub.RPC, p peer.ID, _ time.Duration) { t.record(rpc, p) }

@@ -4,10 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"sync"
 	"time"
 
 	"github.com/libp2p/go-libp2p-pubsub"
+	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/parley-chat/parley/events"
 	"github.com/parley-chat/parley/identity"
 	"github.com/parley-chat/parley/rooms/pb"
@@ -154,38 +157,60 @@ const (
 
 // announceLeaving publishes a leaving presence in each room, in parallel,
 // and waits until GossipSub has handed each to the transport for every
-// peer on the room's topic: at most leaveAnnounceTimeout in all.
-func (s *Service) announceLeaving(rs []*room) {
+// peer on the room's topic: at most leaveAnnounceTimeout in all. When the
+// node is closing (its host closes next), it then also waits, within the
+// same bound, until those peers have read the announcements (flushGossip):
+// a stream write only queues the bytes in the connection's muxer, and
+// closing the host drops what the muxer has not sent yet.
+func (s *Service) announceLeaving(rs []*room, closing bool) {
 	ctx, cancel := context.WithTimeout(s.ctx, leaveAnnounceTimeout)
 	defer cancel()
 	s.sent.watch()
 	defer s.sent.unwatch()
-	var wg sync.WaitGroup
+	var (
+		wg      sync.WaitGroup
+		mu      sync.Mutex
+		written = make(map[peer.ID]struct{})
+	)
 	for _, r := range rs {
 		wg.Go(func() {
-			if err := s.announceLeavingIn(ctx, r); err != nil {
+			peers, err := s.announceLeavingIn(ctx, r)
+			if err != nil {
 				s.log.Debug("leaving announcement", "room", r.name, "err", err)
+				return
 			}
+			mu.Lock()
+			for _, p := range peers {
+				written[p] = struct{}{}
+			}
+			mu.Unlock()
 		})
 	}
 	wg.Wait()
+	if !closing || len(written) == 0 {
+		return
+	}
+	if err := s.flushGossip(ctx, slices.Collect(maps.Keys(written))); err != nil {
+		s.log.Debug("leaving announcement", "step", "flush", "err", err)
+	}
 }
 
 // announceLeavingIn publishes a leaving presence in r and waits until it
-// was written to the peers on r's topic. The caller watches s.sent.
-func (s *Service) announceLeavingIn(ctx context.Context, r *room) error {
+// was written to the peers on r's topic, which it returns. The caller
+// watches s.sent.
+func (s *Service) announceLeavingIn(ctx context.Context, r *room) ([]peer.ID, error) {
 	peers := r.topic.ListPeers()
 	env, err := newEnvelope(pb.Kind_KIND_PRESENCE, s.cfg.Nick(), time.Now())
 	if err != nil {
-		return err
+		return nil, err
 	}
 	env.leaving = true
 	out := &outgoing{env: env}
 	if err := s.publish(ctx, r, out, false); err != nil {
-		return err
+		return nil, err
 	}
 	if err := s.sent.wait(ctx, s.cfg.Host.Network(), out.seqno, peers); err != nil {
-		return fmt.Errorf("write to %d peers: %w", len(peers), err)
+		return nil, fmt.Errorf("write to %d peers: %w", len(peers), err)
 	}
-	return nil
+	return peers, nil
 }

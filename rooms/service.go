@@ -380,7 +380,7 @@ func (s *Service) Leave(name string) error {
 	if r == nil {
 		return fmt.Errorf("%w: %q", ErrNotJoined, name)
 	}
-	s.announceLeaving([]*room{r})
+	s.announceLeaving([]*room{r}, false)
 	s.stopRoom(r)
 	if err := deleteJoined(s.cfg.DB, name); err != nil {
 		return err
@@ -397,8 +397,10 @@ func (s *Service) Leave(name string) error {
 // Close stops the service in two steps. First it drains, bounded by
 // leaveAnnounceTimeout (a second): it announces leaving in every room and
 // waits until GossipSub has written each announcement to every peer on
-// the room's topic (docs/PROTOCOL.md §7), so that the others show this
-// node gone at once. Then it stops: it stops the GossipSub router
+// the room's topic (docs/PROTOCOL.md §7), and then until those peers have
+// read it (flushGossip: the host closes next, and closing it drops what
+// its stream muxer has not sent yet), so that the others show this node
+// gone at once. Then it stops: it stops the GossipSub router
 // (without unsubscribing: see the comment inside) and every room, removes
 // the stream handlers and waits for the service's goroutines. Joined rooms
 // stay stored and are rejoined by the next New. Close does not close the
@@ -417,7 +419,7 @@ func (s *Service) Close() error {
 	}
 	s.rooms = nil
 	s.mu.Unlock()
-	s.announceLeaving(all)
+	s.announceLeaving(all, true)
 	s.gate.Lock()
 	s.closed = true
 	s.gate.Unlock()

@@ -2,8 +2,11 @@ package main_test
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"net"
+	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -13,14 +16,53 @@ import (
 
 // freeTCPPort returns a loopback TCP port that was free a moment ago, for
 // a peer that must come back on the same address after a restart.
+//
+// The port is below the kernel's ephemeral range (ip_local_port_range on
+// Linux; 32768 elsewhere, below the BSD and Windows ranges too). A port
+// from that range, as port 0 gives, is free for the taking while its peer
+// is down: any process's listener on port 0 or outgoing connection may
+// get it, and the peer, restarted, fails with "address already in use".
+// Under load (CI runs every package's tests at once) that happened.
 func freeTCPPort(t *testing.T) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	hi := ephemeralLow()
+	for range 200 {
+		port := lowPortMin + rand.IntN(hi-lowPortMin)
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			continue // in use: another
+		}
+		if err := l.Close(); err != nil {
+			t.Fatal(err)
+		}
+		return port
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	t.Fatalf("no free loopback port in [%d, %d) after 200 tries", lowPortMin, hi)
+	return 0
+}
+
+// lowPortMin is the lowest port freeTCPPort returns.
+const lowPortMin = 10000
+
+// ephemeralLow returns the lowest port of the kernel's ephemeral range,
+// the bound below which freeTCPPort chooses: Linux's
+// net.ipv4.ip_local_port_range, or 32768 where it cannot be read or leaves
+// too little room below it.
+func ephemeralLow() int {
+	const fallback = 32768
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return fallback
+	}
+	f := strings.Fields(string(b))
+	if len(f) != 2 {
+		return fallback
+	}
+	lo, err := strconv.Atoi(f[0])
+	if err != nil || lo < lowPortMin+1000 {
+		return fallback
+	}
+	return lo
 }
 
 // fixedPeer describes a peer with a stable data dir and port across restarts.
