@@ -40,7 +40,7 @@ func (s *Service) toInbox(r *room, m *pubsub.Message) bool {
 		s.log.Error("room message delivered without validation", "room", r.name)
 		return true
 	}
-	if k := in.env.kind; k == pb.Kind_KIND_TEXT || k == pb.Kind_KIND_PRESENCE {
+	if k := in.env.kind; k == pb.Kind_KIND_TEXT || k == pb.Kind_KIND_PRESENCE || k == pb.Kind_KIND_FILE_SHARE {
 		if b, err := marshalSigned(m.Message); err == nil && len(b) <= maxSignedSize {
 			in.signed = b
 		}
@@ -121,6 +121,12 @@ func (s *Service) deliver(r *room, ins []*incoming, now time.Time) {
 			if d.rec != nil {
 				var err error
 				if d.stored, err = insertHistory(tx, r.topicName, d.rec, s.cfg.HistoryLimit); err != nil {
+					return err
+				}
+			}
+			if env.kind == pb.Kind_KIND_FILE_SHARE && d.in.signed != nil {
+				// Kept for the shares set of the sync.
+				if _, err := putShare(tx, r.topicName, d.in.item(), d.in.signed); err != nil {
 					return err
 				}
 			}
@@ -357,6 +363,7 @@ func (s *Service) syncLoop(r *room) {
 			s.session(r, p, pb.SyncSet_SYNC_SET_MEMBERS)
 			if tr.peers < s.cfg.SyncPeers {
 				s.historySession(r, tr, p)
+				s.session(r, p, pb.SyncSet_SYNC_SET_SHARES)
 				armRetry()
 			}
 		case <-r.caught:
@@ -428,6 +435,7 @@ func (s *Service) recoverShed(r *room, tr *syncTracker, now, last time.Time) tim
 		}
 		s.log.Debug("sync after shedding", "room", r.name, "peer", p)
 		s.historySession(r, tr, p)
+		s.session(r, p, pb.SyncSet_SYNC_SET_SHARES)
 		n++
 	}
 	return 0

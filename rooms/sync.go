@@ -140,6 +140,14 @@ func (s *Service) localSet(r *room, set pb.SyncSet, sinceMs int64, now time.Time
 		}
 		ss.items = its
 		ss.signed = func(its []item) ([][]byte, error) { return historySigned(s.cfg.DB, r.topicName, its) }
+	case pb.SyncSet_SYNC_SET_SHARES:
+		since := max(sinceMs, now.Add(-s.cfg.SyncWindow).UnixMilli(), 0)
+		its, err := shareItems(s.cfg.DB, r.topicName, uint64(since), s.cfg.SyncMaxItems) // #nosec G115 -- not negative
+		if err != nil {
+			return nil, err
+		}
+		ss.items = its
+		ss.signed = func(its []item) ([][]byte, error) { return shareSigned(s.cfg.DB, r.topicName, its) }
 	case pb.SyncSet_SYNC_SET_MEMBERS:
 		s.ownCurrent(r)
 		since := max(sinceMs, now.Add(-s.memberWindow()).UnixMilli(), 0)
@@ -409,7 +417,7 @@ func (s *Service) respond(str network.Stream) error {
 		return fmt.Errorf("%w: no such room", errSyncRefused)
 	}
 	now := time.Now()
-	if hello.Set != pb.SyncSet_SYNC_SET_HISTORY && hello.Set != pb.SyncSet_SYNC_SET_MEMBERS {
+	if hello.Set != pb.SyncSet_SYNC_SET_HISTORY && hello.Set != pb.SyncSet_SYNC_SET_MEMBERS && hello.Set != pb.SyncSet_SYNC_SET_SHARES {
 		return fmt.Errorf("%w: set %d", errSyncRefused, hello.Set)
 	}
 	ch := &pb.SyncChallenge{Nonce: make([]byte, syncNonceSize)}

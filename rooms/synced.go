@@ -45,8 +45,11 @@ func (s *Service) checkSynced(r *room, set pb.SyncSet, p parsedSigned, now time.
 	}
 	wantKind := pb.Kind_KIND_TEXT
 	window := s.cfg.SyncWindow
-	if set == pb.SyncSet_SYNC_SET_MEMBERS {
+	switch set {
+	case pb.SyncSet_SYNC_SET_MEMBERS:
 		wantKind, window = pb.Kind_KIND_PRESENCE, s.memberWindow()+s.cfg.MaxClockSkew
+	case pb.SyncSet_SYNC_SET_SHARES:
+		wantKind = pb.Kind_KIND_FILE_SHARE
 	}
 	if env.kind != wantKind {
 		return syncedMsg{}, fmt.Errorf("%w: kind %v in set %v", errSyncLie, env.kind, set)
@@ -108,6 +111,12 @@ func (s *Service) heldSynced(r *room, set pb.SyncSet, p parsedSigned) ([itemIDSi
 		return it.id, author == s.self || r.holdsBeacon(author, it)
 	case set == pb.SyncSet_SYNC_SET_HISTORY && env.kind == pb.Kind_KIND_TEXT:
 		return it.id, s.replay.has(replayKey{author: author, id: env.id})
+	case set == pb.SyncSet_SYNC_SET_SHARES && env.kind == pb.Kind_KIND_FILE_SHARE:
+		held := s.replay.has(replayKey{author: author, id: env.id})
+		if !held {
+			_ = s.cfg.DB.View(func(tx *bolt.Tx) error { held = hasShare(tx, r.topicName, it); return nil })
+		}
+		return it.id, held
 	}
 	return it.id, false
 }
@@ -172,10 +181,56 @@ func (s *Service) acceptSynced(r *room, set pb.SyncSet, raws [][]byte, want map[
 				n++
 			}
 		}
+	} else if set == pb.SyncSet_SYNC_SET_SHARES {
+		n = s.storeShares(r, good, now)
 	} else {
 		n = s.storeSynced(r, good, now)
 	}
 	return n, bad
+}
+
+// storeShares keeps the file shares of a session that are new here, with
+// their replay records, and emits them (FileShared) in sent-time order,
+// as the live path does.
+func (s *Service) storeShares(r *room, ms []syncedMsg, now time.Time) int {
+	slices.SortFunc(ms, func(a, b syncedMsg) int { return compareItems(a.it, b.it) })
+	var fresh []syncedMsg
+	err := s.cfg.DB.Update(func(tx *bolt.Tx) error {
+		fresh = fresh[:0]
+		for _, m := range ms {
+			k := replayKey{author: m.author, id: m.env.id}
+			if s.replay.has(k) {
+				continue
+			}
+			ok, err := putShare(tx, r.topicName, m.it, m.raw)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				continue
+			}
+			if exp := s.replayExpiry(m.env); exp.After(now) {
+				if err := putReplay(tx, k, r.topicName, exp); err != nil {
+					return err
+				}
+			}
+			fresh = append(fresh, m)
+		}
+		return nil
+	})
+	if err != nil {
+		s.log.Error("cannot store synced shares", "room", r.name, "err", err)
+		return 0
+	}
+	for _, m := range fresh {
+		if exp := s.replayExpiry(m.env); exp.After(now) {
+			s.replay.load(replayKey{author: m.author, id: m.env.id}, r.topicName, exp.UnixMilli())
+		}
+		if m.author != s.self {
+			s.cfg.Emitter.Emit(FileShared{Room: r.name, From: m.author, Share: m.env.file})
+		}
+	}
+	return len(fresh)
 }
 
 // storeSynced stores the chat lines of a session that are new here, in

@@ -38,6 +38,7 @@ const (
 	SyncSet_SYNC_SET_UNSPECIFIED SyncSet = 0 // never valid
 	SyncSet_SYNC_SET_HISTORY     SyncSet = 1 // chat lines (KIND_TEXT) within the history window
 	SyncSet_SYNC_SET_MEMBERS     SyncSet = 2 // each member's latest presence (KIND_PRESENCE)
+	SyncSet_SYNC_SET_SHARES      SyncSet = 3 // file shares (KIND_FILE_SHARE) within the history window
 )
 
 // Enum value maps for SyncSet.
@@ -46,11 +47,13 @@ var (
 		0: "SYNC_SET_UNSPECIFIED",
 		1: "SYNC_SET_HISTORY",
 		2: "SYNC_SET_MEMBERS",
+		3: "SYNC_SET_SHARES",
 	}
 	SyncSet_value = map[string]int32{
 		"SYNC_SET_UNSPECIFIED": 0,
 		"SYNC_SET_HISTORY":     1,
 		"SYNC_SET_MEMBERS":     2,
+		"SYNC_SET_SHARES":      3,
 	}
 )
 
@@ -440,11 +443,12 @@ const file_sync_proto_rawDesc = "" +
 	"\x06ranges\x18\x02 \x03(\v2\x1a.parley.rooms.v1.SyncRangeR\x06ranges\x12\x12\n" +
 	"\x04want\x18\x03 \x03(\fR\x04want\x12\x14\n" +
 	"\x05items\x18\x04 \x03(\fR\x05items\x12\x12\n" +
-	"\x04done\x18\x05 \x01(\bR\x04done*O\n" +
+	"\x04done\x18\x05 \x01(\bR\x04done*d\n" +
 	"\aSyncSet\x12\x18\n" +
 	"\x14SYNC_SET_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x10SYNC_SET_HISTORY\x10\x01\x12\x14\n" +
-	"\x10SYNC_SET_MEMBERS\x10\x02*L\n" +
+	"\x10SYNC_SET_MEMBERS\x10\x02\x12\x13\n" +
+	"\x0fSYNC_SET_SHARES\x10\x03*L\n" +
 	"\bSyncMode\x12\x12\n" +
 	"\x0eSYNC_MODE_SKIP\x10\x00\x12\x19\n" +
 	"\x15SYNC_MODE_FINGERPRINT\x10\x01\x12\x11\n" +
