@@ -34,9 +34,10 @@ func TestFetchedShareAnnouncedAndServed(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The sharer sees both members in the lobby first: an announcement
-	// published while a member is joining can miss it (GossipSub does not
-	// send it again, and the room sync carries chat lines, not shares), which
-	// is not what this test is about.
+	// published while a member is joining can miss it live (GossipSub does
+	// not send it again; the sync's shares set brings it at the member's
+	// next sync, rooms.TestSharesCaughtUpAfterBeingAway), which is not what
+	// this test is about.
 	seen := map[peer.ID]bool{}
 	testnet.Eventually(t, 30*time.Second, "b and c in the lobby at a", func() bool {
 		for _, e := range sinkA.Take() {
