@@ -189,10 +189,12 @@ func (s *Service) acceptSynced(r *room, set pb.SyncSet, raws [][]byte, want map[
 	return n, bad
 }
 
-// storeShares keeps the file shares of a session that are new here, with
-// their replay records, and emits them (FileShared) in sent-time order,
-// as the live path does.
-func (s *Service) storeShares(r *room, ms []syncedMsg, now time.Time) int {
+// storeFresh takes in the items of a session that are new here, in
+// sent-time order, in one transaction: put stores one (and reports
+// whether it was new to the store) and its replay record goes with it;
+// the replay records are loaded once the transaction committed. It
+// returns the new items.
+func (s *Service) storeFresh(r *room, ms []syncedMsg, now time.Time, put func(tx *bolt.Tx, m syncedMsg) (bool, error)) ([]syncedMsg, error) {
 	slices.SortFunc(ms, func(a, b syncedMsg) int { return compareItems(a.it, b.it) })
 	var fresh []syncedMsg
 	err := s.cfg.DB.Update(func(tx *bolt.Tx) error {
@@ -202,7 +204,7 @@ func (s *Service) storeShares(r *room, ms []syncedMsg, now time.Time) int {
 			if s.replay.has(k) {
 				continue
 			}
-			ok, err := putShare(tx, r.topicName, m.it, m.raw)
+			ok, err := put(tx, m)
 			if err != nil {
 				return err
 			}
@@ -219,13 +221,27 @@ func (s *Service) storeShares(r *room, ms []syncedMsg, now time.Time) int {
 		return nil
 	})
 	if err != nil {
-		s.log.Error("cannot store synced shares", "room", r.name, "err", err)
-		return 0
+		return nil, err
 	}
 	for _, m := range fresh {
 		if exp := s.replayExpiry(m.env); exp.After(now) {
 			s.replay.load(replayKey{author: m.author, id: m.env.id}, r.topicName, exp.UnixMilli())
 		}
+	}
+	return fresh, nil
+}
+
+// storeShares keeps the file shares of a session that are new here and
+// emits them (FileShared) in sent-time order, as the live path does.
+func (s *Service) storeShares(r *room, ms []syncedMsg, now time.Time) int {
+	fresh, err := s.storeFresh(r, ms, now, func(tx *bolt.Tx, m syncedMsg) (bool, error) {
+		return putShare(tx, r.topicName, m.it, m.raw)
+	})
+	if err != nil {
+		s.log.Error("cannot store synced shares", "room", r.name, "err", err)
+		return 0
+	}
+	for _, m := range fresh {
 		if m.author != s.self {
 			s.cfg.Emitter.Emit(FileShared{Room: r.name, From: m.author, Share: m.env.file})
 		}
@@ -233,42 +249,26 @@ func (s *Service) storeShares(r *room, ms []syncedMsg, now time.Time) int {
 	return len(fresh)
 }
 
-// storeSynced stores the chat lines of a session that are new here, in
-// one transaction with their replay records, and emits them in sent-time
-// order, marked caught up.
+// storeSynced stores the chat lines of a session that are new here, with
+// their replay records, and emits them in sent-time order, marked caught
+// up.
 func (s *Service) storeSynced(r *room, ms []syncedMsg, now time.Time) int {
-	slices.SortFunc(ms, func(a, b syncedMsg) int { return compareItems(a.it, b.it) })
-	var fresh []syncedMsg
 	var recs []*pb.StoredMessage
-	err := s.cfg.DB.Update(func(tx *bolt.Tx) error {
-		fresh, recs = fresh[:0], recs[:0]
-		for _, m := range ms {
-			k := replayKey{author: m.author, id: m.env.id}
-			if s.replay.has(k) || hasHistory(tx, r.topicName, m.it) {
-				continue
-			}
-			shared := r.nickShared(m.author, s.self, m.env.nick, s.cfg.Nick())
-			rec := &pb.StoredMessage{
-				Id: m.env.id[:], From: []byte(m.author), Nick: m.env.nick, Text: m.env.text,
-				SentAtMs: m.env.sentAt.UnixMilli(), ReceivedAtMs: now.UnixMilli(), NickShared: shared,
-				Signed: m.raw, CaughtUp: true,
-			}
-			ok, err := insertHistory(tx, r.topicName, rec, s.cfg.HistoryLimit)
-			if err != nil {
-				return err
-			}
-			if !ok {
-				continue
-			}
-			if exp := s.replayExpiry(m.env); exp.After(now) {
-				if err := putReplay(tx, k, r.topicName, exp); err != nil {
-					return err
-				}
-			}
-			fresh = append(fresh, m)
+	fresh, err := s.storeFresh(r, ms, now, func(tx *bolt.Tx, m syncedMsg) (bool, error) {
+		if hasHistory(tx, r.topicName, m.it) {
+			return false, nil
+		}
+		shared := r.nickShared(m.author, s.self, m.env.nick, s.cfg.Nick())
+		rec := &pb.StoredMessage{
+			Id: m.env.id[:], From: []byte(m.author), Nick: m.env.nick, Text: m.env.text,
+			SentAtMs: m.env.sentAt.UnixMilli(), ReceivedAtMs: now.UnixMilli(), NickShared: shared,
+			Signed: m.raw, CaughtUp: true,
+		}
+		ok, err := insertHistory(tx, r.topicName, rec, s.cfg.HistoryLimit)
+		if ok {
 			recs = append(recs, rec)
 		}
-		return nil
+		return ok, err
 	})
 	if err != nil {
 		s.log.Error("cannot store synced messages", "room", r.name, "err", err)
@@ -278,9 +278,6 @@ func (s *Service) storeSynced(r *room, ms []syncedMsg, now time.Time) int {
 		r.caughtUp(len(fresh))
 	}
 	for i, m := range fresh {
-		if exp := s.replayExpiry(m.env); exp.After(now) {
-			s.replay.load(replayKey{author: m.author, id: m.env.id}, r.topicName, exp.UnixMilli())
-		}
 		ev := s.messageEvent(r, m.author, &m.env, recs[i].NickShared)
 		ev.CaughtUp = true
 		s.cfg.Emitter.Emit(ev)
