@@ -74,16 +74,7 @@ func TestFetchedShareAnnouncedAndServed(t *testing.T) {
 	if err := a.Cancel(id); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.Fetch(ctx, id); err != nil {
-		t.Fatal(err)
-	}
-	res, err := c.WaitTransfer(ctx, id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got, err := os.ReadFile(res.Path); err != nil || string(got) != string(data) {
-		t.Fatalf("fetched %q, %v", got, err)
-	}
+	fetchShare(ctx, t, c, id, data)
 }
 
 // A member that fetched a room share serves it again after a restart:
@@ -143,10 +134,16 @@ func TestFetchedShareServedAfterRestart(t *testing.T) {
 	if err := a.Cancel(id); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.Fetch(ctx, id); err != nil {
+	fetchShare(ctx, t, c, id, data)
+}
+
+// fetchShare makes n fetch the share id and checks that it got data.
+func fetchShare(ctx context.Context, t *testing.T, n *node.Node, id string, data []byte) {
+	t.Helper()
+	if err := n.Fetch(ctx, id); err != nil {
 		t.Fatal(err)
 	}
-	res, err := c.WaitTransfer(ctx, id)
+	res, err := n.WaitTransfer(ctx, id)
 	if err != nil {
 		t.Fatal(err)
 	}
