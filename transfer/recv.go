@@ -502,17 +502,7 @@ func chunkIndices(rs []chunkRange) func() (int, bool) {
 func (p *puller) recvChunk(i int, buf []byte) error {
 	off := int64(i) * p.man.chunkSize
 	n, ok, err := p.readChunk(i, buf, func(piece []byte, at int64) error {
-		write := func() error {
-			if hook := p.s.cfg.hooks.writePart; hook != nil {
-				if err := hook(off + at); err != nil {
-					return fmt.Errorf("%w: write chunk %d: %w", errDisk, i, err)
-				}
-			}
-			if _, err := p.f.WriteAt(piece, off+at); err != nil {
-				return fmt.Errorf("%w: write chunk %d: %w", errDisk, i, err)
-			}
-			return nil
-		}
+		write := func() error { return p.s.writePart(p.f, i, piece, off+at) }
 		if p.guard != nil {
 			return p.guard(i, write)
 		}
@@ -522,6 +512,19 @@ func (p *puller) recvChunk(i int, buf []byte) error {
 		return err
 	}
 	return p.take(i, n, ok)
+}
+
+// writePart writes piece, bytes of chunk i, to the part file f at off.
+func (s *Service) writePart(f *os.File, i int, piece []byte, off int64) error {
+	if hook := s.cfg.hooks.writePart; hook != nil {
+		if err := hook(off); err != nil {
+			return fmt.Errorf("%w: write chunk %d: %w", errDisk, i, err)
+		}
+	}
+	if _, err := f.WriteAt(piece, off); err != nil {
+		return fmt.Errorf("%w: write chunk %d: %w", errDisk, i, err)
+	}
+	return nil
 }
 
 // readChunk reads chunk i's header and bytes from the stream through buf,

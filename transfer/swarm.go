@@ -505,13 +505,17 @@ func (sw *swarm) work(h peer.ID, hc *holderConn) (err error) {
 func (sw *swarm) guard(i int, write func() error) error {
 	sw.wmu.RLock()
 	defer sw.wmu.RUnlock()
-	sw.mu.Lock()
-	done := sw.bm.has(i)
-	sw.mu.Unlock()
-	if done {
+	if sw.verifiedChunk(i) {
 		return nil
 	}
 	return write()
+}
+
+// verifiedChunk reports whether chunk i is verified.
+func (sw *swarm) verifiedChunk(i int) bool {
+	sw.mu.Lock()
+	defer sw.mu.Unlock()
+	return sw.bm.has(i)
 }
 
 // takeDup picks, in the endgame, a chunk that a slow holder other than h
@@ -591,20 +595,11 @@ func (sw *swarm) undup(i int) {
 func (sw *swarm) install(h peer.ID, i int, data []byte) error {
 	sw.wmu.Lock()
 	defer sw.wmu.Unlock()
-	sw.mu.Lock()
-	done := sw.bm.has(i)
-	sw.mu.Unlock()
-	if done {
+	if sw.verifiedChunk(i) {
 		return nil
 	}
-	off := int64(i) * sw.man.chunkSize
-	if hook := sw.s.cfg.hooks.writePart; hook != nil {
-		if err := hook(off); err != nil {
-			return fmt.Errorf("%w: write chunk %d: %w", errDisk, i, err)
-		}
-	}
-	if _, err := sw.f.WriteAt(data, off); err != nil {
-		return fmt.Errorf("%w: write chunk %d: %w", errDisk, i, err)
+	if err := sw.s.writePart(sw.f, i, data, int64(i)*sw.man.chunkSize); err != nil {
+		return err
 	}
 	return sw.chunk(h, i, int64(len(data)), true)
 }
