@@ -46,7 +46,8 @@ var (
 	// not asked for, or too many.
 	errSyncLie = errors.New("sync peer sent a bad item")
 	// errSyncSkip: an item this node cannot take now (an epoch whose key
-	// it lacks, an author its membership log does not admit); skipped,
+	// it lacks, an author its membership log does not admit, a sent time
+	// out of the window by this node's clock); skipped,
 	// the peer is not blamed.
 	errSyncSkip = errors.New("sync item skipped")
 	// errOversizeItem: a signed item over maxSignedSize.

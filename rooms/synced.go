@@ -25,7 +25,8 @@ type syncedMsg struct {
 // seal, envelope rules; then the kind the set holds, and the sent time:
 // not in the future (beyond MaxClockSkew) nor older than the set's window,
 // by this node's clock, or by the room's (roomNow) when its members agree
-// that this node's clock is off.
+// that this node's clock is off. An item out of the window is skipped
+// (errSyncSkip), never a lie.
 // It does not apply the rate limit (a session is bounded by its own
 // limits) nor the replay check (the caller drops what it has).
 func (s *Service) checkSynced(r *room, set pb.SyncSet, p parsedSigned, now time.Time) (syncedMsg, error) {
@@ -55,22 +56,32 @@ func (s *Service) checkSynced(r *room, set pb.SyncSet, p parsedSigned, now time.
 		return syncedMsg{}, fmt.Errorf("%w: kind %v in set %v", errSyncLie, env.kind, set)
 	}
 	if why := s.outsideWindow(env.sentAt, now, window); why != "" {
-		// By this node's clock. When the room's authors agree that this
-		// clock is off, the item is judged by the corrected clock, and
-		// one out of its window even then is refused but not held
-		// against the peer: this node cannot tell its clock's error
-		// from the peer's lie.
+		// The window is judged by this node's clock, and a signed item
+		// out of it is never held against the peer: this node cannot
+		// tell its own clock's error (or the peer's, an honest member
+		// that took the item in by its own clock) from a lie. A
+		// future-dated item is evidence that this clock is behind its
+		// author's: it counts toward the clock_skew warning as a live
+		// line does. When the room's authors agree that this clock is
+		// off, the item is judged by the corrected clock and taken in
+		// when it is in the window then.
+		if why == whyFuture {
+			s.observeClock(sm.author, env.sentAt, now)
+		}
 		ref, skewed := s.roomNow(now)
-		switch {
-		case !skewed:
-			return syncedMsg{}, fmt.Errorf("%w: %s", errSyncLie, why)
-		case s.outsideWindow(env.sentAt, ref, window) != "":
-			return syncedMsg{}, fmt.Errorf("%w: %s, and this node's clock is off", errSyncSkip, why)
+		if !skewed || s.outsideWindow(env.sentAt, ref, window) != "" {
+			return syncedMsg{}, fmt.Errorf("%w: %s", errSyncSkip, why)
 		}
 	}
 	it := item{ts: uint64(max(env.sentAt.UnixMilli(), 0)), id: itemID(sm.author, env.id)} // #nosec G115 -- not negative
 	return syncedMsg{author: sm.author, env: env, it: it, raw: raw}, nil
 }
+
+// Why an item is out of a set's window (outsideWindow).
+const (
+	whyFuture = "sent in the future"
+	whyOld    = "older than the window"
+)
 
 // outsideWindow says why an item sent at sentAt is out of a set's window
 // by the clock reading now ("" when it is in): sent in the future beyond
@@ -78,9 +89,9 @@ func (s *Service) checkSynced(r *room, set pb.SyncSet, p parsedSigned, now time.
 func (s *Service) outsideWindow(sentAt, now time.Time, window time.Duration) string {
 	switch {
 	case sentAt.After(now.Add(s.cfg.MaxClockSkew)):
-		return "sent in the future"
+		return whyFuture
 	case sentAt.Before(now.Add(-window)):
-		return "older than the window"
+		return whyOld
 	}
 	return ""
 }
