@@ -216,6 +216,7 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 	}
 	n.store = st
 	n.warnStore(st.Info())
+	n.warnOwner(cfg.Identity.ID, cfg.Identity.KeyPath)
 	if n.roomMarks, err = newRoomMarks(st.DB()); err != nil {
 		n.cancel()
 		n.stopLoop()
