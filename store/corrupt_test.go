@@ -247,3 +247,66 @@ func filledAgain(t *testing.T, dir string) {
 		}
 	}
 }
+
+// TestBackupOnlyWhenChanged: the backup is a copy of the whole store, so
+// a start copies only when the store was written since the backup was
+// made; a store written since is backed up again, with the new data.
+func TestBackupOnlyWhenChanged(t *testing.T) {
+	dir := filled(t)
+	path, bak := filepath.Join(dir, FileName), filepath.Join(dir, BackupName)
+	hourAgo := time.Now().Add(-time.Hour).Truncate(time.Second)
+	if err := os.Chtimes(path, hourAgo.Add(-time.Hour), hourAgo.Add(-time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chtimes(bak, hourAgo, hourAgo); err != nil {
+		t.Fatal(err)
+	}
+	reopen := func(write bool) Info {
+		t.Helper()
+		s, err := Open(dir, time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		info := s.Info()
+		if write {
+			err = s.DB().Update(func(tx *bolt.Tx) error {
+				b, err := tx.CreateBucketIfNotExists([]byte("later"))
+				if err != nil {
+					return err
+				}
+				return b.Put([]byte("k"), []byte("v"))
+			})
+		}
+		if cerr := s.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return info
+	}
+	// Unchanged since the backup: not copied again.
+	info := reopen(true) // writes after the open: the next one copies
+	if fi, err := os.Stat(bak); err != nil || !fi.ModTime().Equal(hourAgo) || info.Backup != bak || !info.BackupTime.Equal(hourAgo) {
+		t.Fatalf("backup rewritten although the store was not written since (%v, %+v)", err, info)
+	}
+	// Written since (the run above): copied, with the new bucket.
+	info = reopen(false)
+	fi, err := os.Stat(bak)
+	if err != nil || !fi.ModTime().After(hourAgo) || info.Backup != bak || info.BackupErr != nil {
+		t.Fatalf("backup not renewed after a write (%v, %+v)", err, info)
+	}
+	b, err := os.ReadFile(bak)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(b, []byte("later")) {
+		t.Fatal("the renewed backup lacks the new bucket")
+	}
+	// And not again when nothing was written in between.
+	before := fi.ModTime()
+	reopen(false)
+	if fi, err := os.Stat(bak); err != nil || !fi.ModTime().Equal(before) {
+		t.Fatalf("backup rewritten by a start that wrote nothing (%v)", err)
+	}
+}

@@ -89,6 +89,10 @@ func Open(dataDir string, lockWait time.Duration) (*Store, error) {
 	if fi, err := os.Stat(bak); err == nil {
 		info.Backup, info.BackupTime = bak, fi.ModTime()
 	}
+	var changed time.Time // when the store was last written, before this open
+	if fi, err := os.Stat(path); err == nil {
+		changed = fi.ModTime()
+	}
 	db, err := openChecked(path, lockWait)
 	if err != nil {
 		if errors.Is(err, berrors.ErrTimeout) {
@@ -112,7 +116,11 @@ func Open(dataDir string, lockWait time.Duration) (*Store, error) {
 		}
 		info.LostData = true
 	}
-	if !info.Empty {
+	// The copy costs time in proportion to the store: it is skipped
+	// when the store was not written since the backup was made (a
+	// backup is written after the open, so a later write of the store
+	// makes it older than the store).
+	if !info.Empty && (info.Backup == "" || changed.IsZero() || changed.After(info.BackupTime)) {
 		if err := backup(db, bak); err != nil {
 			// The store is fine; only the safety copy failed.
 			info.BackupErr = err
