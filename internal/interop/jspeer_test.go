@@ -106,6 +106,18 @@ func noEvent(t *testing.T, p *proctest.Peer, typ string, match func(proctest.Eve
 	}
 }
 
+// logEvents logs every event p reported (after a failure).
+func logEvents(t *testing.T, p *proctest.Peer) {
+	t.Helper()
+	for _, e := range p.Seen() {
+		b, _ := json.Marshal(e)
+		if len(b) > 600 {
+			b = append(b[:600], "..."...)
+		}
+		t.Logf("%s event: %s", p.Name, b)
+	}
+}
+
 var hexID = regexp.MustCompile(`^[0-9a-f]{32}$`)
 
 // TestJSLibp2pPeer runs a real parley process and the js-libp2p peer of
@@ -146,11 +158,17 @@ func TestJSLibp2pPeer(t *testing.T) {
 	p.Find(wait, "joined", func(e proctest.Event) bool { return e.Str("room") == "lobby" })
 
 	js := startJSPeer(t, node)
+	t.Cleanup(func() {
+		if t.Failed() {
+			logEvents(t, p)
+			logEvents(t, js.Peer)
+		}
+	})
 	lobby := "parley/room/1/public/lobby"
 
 	{
 		t.Log("step: connect and subscribe")
-		js.do(t, map[string]any{"cmd": "join", "room": "Lobby"})
+		js.do(t, map[string]any{"cmd": "join", "room": "Lobby", "nick": "jsbot"})
 		if e := js.Wait(wait, "joined", nil); e.Str("topic") != lobby {
 			t.Fatalf("js joined %v, want topic %s", e, lobby)
 		}
@@ -163,17 +181,42 @@ func TestJSLibp2pPeer(t *testing.T) {
 	}
 
 	{
+		t.Log("step: presence both ways over the room sync's member set")
+		// Parley opens a member-set session with the new topic peer; the
+		// js peer answers it (responder) with the presence it signed on
+		// joining, and takes parley's.
+		p.Find(wait, "presence", func(e proctest.Event) bool {
+			return e.Str("room") == "lobby" && e.Str("peer_id") == js.id && e.Str("nick") == "jsbot" && e["online"] == true
+		})
+		pr := js.Find(wait, "presence", func(e proctest.Event) bool {
+			return e.Str("from") == parleyID && e.Str("room") == "lobby" && e.Str("via") == "sync"
+		})
+		if pr.Str("nick") != "goparley" || pr["leaving"] != false || pr["signature_verified"] != true {
+			t.Fatalf("js got parley's presence %v", pr)
+		}
+		js.Find(wait, "sync", func(e proctest.Event) bool {
+			return e.Str("peer") == parleyID && e.Str("role") == "responder" && e.Str("set") == "members" && e.Str("room") == "lobby"
+		})
+		// A new presence of the js peer (another nick): it opens member-set
+		// sessions itself (initiator), as a member does after its own
+		// presence changed.
+		js.do(t, map[string]any{"cmd": "presence", "room": "lobby", "nick": "jsbot2"})
+		js.Wait(wait, "sync", func(e proctest.Event) bool {
+			return e.Str("peer") == parleyID && e.Str("role") == "initiator" && e.Str("set") == "members" && e["sent"] == float64(1)
+		})
+		p.Find(wait, "presence", func(e proctest.Event) bool {
+			return e.Str("room") == "lobby" && e.Str("peer_id") == js.id && e.Str("nick") == "jsbot2" && e["online"] == true
+		})
+	}
+
+	{
 		t.Log("step: js to parley in a room")
-		js.do(t, map[string]any{"cmd": "presence", "room": "lobby", "nick": "jsbot"})
 		js.do(t, map[string]any{"cmd": "publish", "room": "lobby", "nick": "jsbot", "text": "hello from js-libp2p"})
 		pub := js.Wait(wait, "published", func(e proctest.Event) bool { return e["kind"] == float64(1) })
 		m := p.Wait(wait, "message", func(e proctest.Event) bool { return e.Str("text") == "hello from js-libp2p" })
 		if m.Str("room") != "lobby" || m.Str("from") != js.id || m.Str("nick") != "jsbot" || m.Str("id") != pub.Str("id") || m["private"] != false {
 			t.Fatalf("parley showed %v for the js message %v", m, pub)
 		}
-		p.Find(wait, "presence", func(e proctest.Event) bool {
-			return e.Str("room") == "lobby" && e.Str("peer_id") == js.id && e.Str("nick") == "jsbot" && e["online"] == true
-		})
 	}
 
 	{
@@ -200,30 +243,36 @@ func TestJSLibp2pPeer(t *testing.T) {
 	{
 		t.Log("step: one room name rule")
 		cases := []struct{ parley, js, canonical string }{
-			{"ΣΑΣ", "σας", "σασ"},
-			{"ＬＯＢＢＹ２", "lobby2", "lobby2"},
+			{"ΣΑΣ", "σας", "σασ"},                      // final sigma folds to σ
+			{"İstanbul", "İSTANBUL", "i\u0307stanbul"}, // İ folds to i + U+0307
+			{"ＬＯＢＢＹ２", "lobby2", "lobby2"},             // full width: NFKC
 		}
 		for _, tc := range cases {
 			p.Send("/join " + tc.parley)
 			p.Wait(wait, "joined", func(e proctest.Event) bool { return e.Str("room") == tc.canonical })
-			js.do(t, map[string]any{"cmd": "join", "room": tc.js})
+			js.do(t, map[string]any{"cmd": "join", "room": tc.js, "nick": "jsbot"})
 			topic := "parley/room/1/public/" + tc.canonical
 			if e := js.Wait(wait, "joined", nil); e.Str("topic") != topic {
 				t.Fatalf("js joined %q as %v, want topic %s", tc.js, e, topic)
 			}
 			js.Find(wait, "subscribed", func(e proctest.Event) bool { return e.Str("peer_id") == parleyID && e.Str("topic") == topic })
+			// Presence both ways in the room: the sync names the topic.
+			js.Find(wait, "presence", func(e proctest.Event) bool {
+				return e.Str("from") == parleyID && e.Str("topic") == topic && e.Str("via") == "sync"
+			})
+			p.Find(wait, "presence", func(e proctest.Event) bool {
+				return e.Str("room") == tc.canonical && e.Str("peer_id") == js.id && e["online"] == true
+			})
 			text := "in " + tc.js
 			js.do(t, map[string]any{"cmd": "publish", "room": tc.js, "nick": "jsbot", "text": text})
 			m := p.Wait(wait, "message", func(e proctest.Event) bool { return e.Str("text") == text })
 			if m.Str("room") != tc.canonical || m.Str("from") != js.id {
 				t.Fatalf("parley showed %v for a js message in %q", m, tc.js)
 			}
-			// Parley's presence: members' periodic presence travels on
-			// the sync protocol (rooms §13), which this peer does not
-			// speak, but leaving is published on the topic (rooms §7).
+			// Leaving is published on the topic (rooms §7).
 			p.Send("/leave " + tc.canonical)
 			pr := js.Find(wait, "presence", func(e proctest.Event) bool {
-				return e.Str("from") == parleyID && e["leaving"] == true
+				return e.Str("from") == parleyID && e.Str("topic") == topic && e["leaving"] == true && e.Str("via") == "topic"
 			})
 			if pr.Str("nick") != "goparley" || pr["signature_verified"] != true {
 				t.Fatalf("js got presence %v", pr)
@@ -239,13 +288,20 @@ func TestJSLibp2pPeer(t *testing.T) {
 			return data != nil && data["invite"] != nil
 		})
 		invite, _ := inv["data"].(map[string]any)["invite"].(string)
-		js.do(t, map[string]any{"cmd": "join", "invite": invite})
+		js.do(t, map[string]any{"cmd": "join", "invite": invite, "nick": "jsbot"})
 		joined := js.Wait(wait, "joined", nil)
 		topic := joined.Str("topic")
 		if joined.Str("room") != "secret" || joined["private"] != true || !strings.HasPrefix(topic, "parley/room/1/private/") {
 			t.Fatalf("js joined %v from the invite", joined)
 		}
 		js.Find(wait, "subscribed", func(e proctest.Event) bool { return e.Str("peer_id") == parleyID && e.Str("topic") == topic })
+		// Presence both ways: sealed items, and both sides' key proofs.
+		js.Find(wait, "presence", func(e proctest.Event) bool {
+			return e.Str("from") == parleyID && e.Str("topic") == topic && e.Str("via") == "sync" && e["private"] == true
+		})
+		p.Find(wait, "presence", func(e proctest.Event) bool {
+			return e.Str("room") == "secret" && e.Str("peer_id") == js.id && e["online"] == true
+		})
 		js.do(t, map[string]any{"cmd": "publish", "room": "secret", "nick": "jsbot", "text": "sealed by js"})
 		m := p.Wait(wait, "message", func(e proctest.Event) bool { return e.Str("text") == "sealed by js" })
 		if m.Str("room") != "secret" || m.Str("from") != js.id || m["private"] != true {
@@ -348,8 +404,18 @@ func TestJSLibp2pPeer(t *testing.T) {
 		}
 	}
 
+	{
+		t.Log("step: the js peer leaves a room")
+		js.do(t, map[string]any{"cmd": "leave", "room": "lobby"})
+		js.Wait(wait, "left", nil)
+		p.Find(wait, "presence", func(e proctest.Event) bool {
+			return e.Str("room") == "lobby" && e.Str("peer_id") == js.id && e["online"] == false
+		})
+	}
+
 	// Nothing either side sent was refused by the other.
 	noEvent(t, js.Peer, "refused", nil)
+	noEvent(t, js.Peer, "sync_refused", nil)
 	noEvent(t, js.Peer, "error", nil)
 	noEvent(t, p, "error", nil)
 
