@@ -419,13 +419,29 @@ func TestJSLibp2pPeer(t *testing.T) {
 	noEvent(t, js.Peer, "error", nil)
 	noEvent(t, p, "error", nil)
 
+	{
+		t.Log("step: parley shuts down while the js peer is in its rooms")
+		// Parley publishes leaving in every room, then half-closes its
+		// GossipSub streams and waits (at most 1 s) for each peer to close
+		// its side (rooms §7).
+		start := time.Now()
+		p.CloseStdin()
+		pr := js.Wait(wait, "presence", func(e proctest.Event) bool {
+			return e.Str("from") == parleyID && e.Str("room") == "secret" && e["leaving"] == true
+		})
+		if pr["private"] != true || pr["signature_verified"] != true {
+			t.Fatalf("js got parley's last presence %v", pr)
+		}
+		if err := p.Exited(10 * time.Second); err != nil {
+			t.Errorf("parley exit: %v\n%s", err, p.Stderr())
+		}
+		t.Logf("parley took %v to shut down with the js peer connected", time.Since(start).Round(time.Millisecond))
+	}
+
+	noEvent(t, js.Peer, "sync_refused", nil)
 	js.do(t, map[string]any{"cmd": "quit"})
 	if err := js.Exited(10 * time.Second); err != nil {
 		t.Errorf("js peer exit: %v\n%s", err, js.Stderr())
-	}
-	p.CloseStdin()
-	if err := p.Exited(10 * time.Second); err != nil {
-		t.Errorf("parley exit: %v\n%s", err, p.Stderr())
 	}
 }
 

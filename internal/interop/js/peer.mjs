@@ -82,6 +82,17 @@ const node = await createLibp2p({
   },
 });
 const pubsub = node.services.pubsub;
+
+// js gossipsub reads an inbound stream to its end but never closes its own
+// (write) side, so a go-libp2p-pubsub peer that half-closes its outbound
+// stream at shutdown and waits for the other side's close (Parley does, at
+// most 1 s: rooms §7) waits the whole time. Close it when the remote's end
+// is read.
+const createInbound = pubsub.createInboundStream.bind(pubsub);
+pubsub.createInboundStream = (peerId, stream) => {
+  stream.addEventListener('remoteCloseWrite', () => { stream.close().catch((err) => stream.abort(err)); }, { once: true });
+  createInbound(peerId, stream);
+};
 const self = node.peerId.toMultihash().bytes;
 
 // topic -> { name, key and sealKey (private rooms), nick (a member),
