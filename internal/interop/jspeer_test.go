@@ -123,25 +123,35 @@ var hexID = regexp.MustCompile(`^[0-9a-f]{32}$`)
 // TestJSLibp2pPeer runs a real parley process and the js-libp2p peer of
 // js/peer.mjs (written from docs/PROTOCOL.md) on loopback and checks, in
 // order: the js peer connects over TCP + Noise + yamux and both sides see
-// each other subscribed to the lobby topic; a room message and a presence
-// signed by the js peer are shown by parley; parley's message reaches the
-// js peer, whose own check of the StrictSign signature and of rooms §6
-// accepts it; rooms whose names differ by case, final sigma or width (ΣΑΣ
-// and σας, ＬＯＢＢＹ２ and lobby2) are one topic on both stacks; a direct
-// private room joined from parley's invite carries sealed messages both
-// ways; a direct message each way over /parley/dm/1.0.0 is stored and
+// each other subscribed to the lobby topic; each shows the other's
+// presence, carried by the room sync's member set (parley's session with
+// the new topic peer, then one the js peer opens after changing its nick);
+// a room message signed by the js peer is shown by parley; parley's
+// message reaches the js peer, whose own check of the StrictSign signature
+// and of rooms §6 accepts it; rooms whose names differ by case, final
+// sigma, dotted capital I or width (ΣΑΣ and σας, İstanbul and İSTANBUL,
+// ＬＯＢＢＹ２ and lobby2) are one topic on both stacks, with presence both
+// ways in each; a private room joined from parley's invite carries sealed
+// presence items and sealed messages both ways; a direct message each way
+// over /parley/dm/1.0.0 is stored and
 // acknowledged; a file each way over /parley/file/2.0.0 (js offers one
 // with its hash, parley pulls the manifest and the 16 KiB chunks; parley
 // offers one without a hash, v2 hash-as-you-send, the js peer checks every
 // chunk, the commitment and the BLAKE3 file hash), DONE with the hash both
-// ways and the bytes compared. The steps share the two processes, so the
-// first failure ends the test.
+// ways and the bytes compared; the js peer leaves a room and parley shows
+// it gone; parley shuts down with the js peer in its rooms and its leaving
+// presence reaches the js peer (the test logs how long parley took). No
+// message, sync item or frame either side sent was refused by the other.
+// The steps share the two processes, so the first failure ends the test.
 func TestJSLibp2pPeer(t *testing.T) {
 	t.Log("covers, js-libp2p <-> parley on 127.0.0.1: TCP+Noise+yamux, identify, ping; GossipSub StrictSign " +
-		"(/meshsub/1.2.0) public rooms (text, presence, leave), one name rule (ΣΑΣ/σας, full width), " +
-		"a sealed private room from an invite; /parley/dm/1.0.0 both ways with acks; " +
-		"/parley/file/2.0.0 both ways (manifest first, hash-as-you-send, DONE). " +
-		"Not covered: room sync, membership, shares, resume, mailbox")
+		"(/meshsub/1.2.0) public rooms (text both ways, leaving both ways); presence both ways over " +
+		"/parley/rooms/sync/1.0.0 (member set; js as responder and initiator; history and shares answered); " +
+		"one name rule (ΣΑΣ/σας, İstanbul/İSTANBUL, ＬＯＢＢＹ２/lobby2) with presence and messages in each; " +
+		"a sealed private room from an invite (sealed presence items, key proofs, messages both ways); " +
+		"/parley/dm/1.0.0 both ways with acks; /parley/file/2.0.0 both ways (manifest first, " +
+		"hash-as-you-send, DONE); parley's shutdown with the js peer connected. " +
+		"Not covered: large-set reconciliation (conformance.mjs), membership, shares, resume, mailbox")
 	node := nodeForJSPeer(t)
 	bin, err := proctest.Build(t.TempDir())
 	if err != nil {
