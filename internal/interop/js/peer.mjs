@@ -26,7 +26,7 @@
 //   {"cmd":"quit"}
 // Events: ready, peer_connected, subscribed, joined, published, message,
 // presence (via "topic" or "sync"), synced_message, sync (one per
-// session), refused, dm, dm_ack, file_offered, file_served, file_offer,
+// session), sync_refused, sync_aborted, gossip_stream_closed, refused, dm, dm_ack, file_offered, file_served, file_offer,
 // file_received, file_done, file_notice, left, error (see jspeer_test.go).
 import './node20.mjs';
 import { createInterface } from 'node:readline';
@@ -90,7 +90,9 @@ const pubsub = node.services.pubsub;
 // is read.
 const createInbound = pubsub.createInboundStream.bind(pubsub);
 pubsub.createInboundStream = (peerId, stream) => {
-  stream.addEventListener('remoteCloseWrite', () => { stream.close().catch((err) => stream.abort(err)); }, { once: true });
+  stream.addEventListener('remoteCloseWrite', () => {
+    stream.close().then(() => emit('gossip_stream_closed', { peer_id: peerId.toString() }), (err) => stream.abort(err));
+  }, { once: true });
   createInbound(peerId, stream);
 };
 const self = node.peerId.toMultihash().bytes;
