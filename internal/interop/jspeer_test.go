@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -439,6 +440,7 @@ func TestJSLibp2pPeer(t *testing.T) {
 		// GossipSub streams and waits (at most 1 s) for each peer to close
 		// its side (rooms §7).
 		start := time.Now()
+		before := len(js.Seen())
 		p.CloseStdin()
 		pr := js.Wait(wait, "presence", func(e proctest.Event) bool {
 			return e.Str("from") == parleyID && e.Str("room") == "secret" && e["leaving"] == true
@@ -448,7 +450,10 @@ func TestJSLibp2pPeer(t *testing.T) {
 		}
 		// The js peer read the end of parley's GossipSub stream and closed
 		// its side, so parley did not wait out its second.
-		js.Wait(wait, "gossip_stream_closed", func(e proctest.Event) bool { return e.Str("peer_id") == parleyID })
+		closed := js.Find(wait, "gossip_stream_closed", func(e proctest.Event) bool { return e.Str("peer_id") == parleyID })
+		if i := slices.IndexFunc(js.Seen(), func(e proctest.Event) bool { return e.Type() == "gossip_stream_closed" }); i < before {
+			t.Fatalf("js closed its side of a gossip stream before parley shut down: %v", closed)
+		}
 		if err := p.Exited(10 * time.Second); err != nil {
 			t.Errorf("parley exit: %v\n%s", err, p.Stderr())
 		}

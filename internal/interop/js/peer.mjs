@@ -258,6 +258,7 @@ async function takeItems(topic, room, set, raws, want) {
     if (set === sy.SyncSet.MEMBERS) {
       const held = room.members.get(x.author.toString());
       if (held && sy.compareItems(held.it, x.it) >= 0) continue;
+      if (held) room.superseded.add(w.hex(held.it.id));
       room.members.set(x.author.toString(), { it: x.it, raw });
       emit('presence', { ...common, leaving: x.env.leaving === true });
     } else if (!(set === sy.SyncSet.HISTORY ? room.history : room.shares).has(id)) {
@@ -302,6 +303,9 @@ async function syncStream(stream, remote, initiator, start) {
       if (settled) break;
       await w.send(stream, w.frame(sy.encodeFrame({ ranges: out })));
     }
+    // The member set: the presences this peer replaced (its own earlier
+    // ones, which a lagging responder still lists) are not asked for.
+    if (set === sy.SyncSet.MEMBERS) rc.need = rc.need.filter((id) => !room.superseded.has(w.hex(id)));
     const have = new Set(rc.have.map(w.hex));
     const raws = localItems(room, set, 0).filter((x) => have.has(w.hex(x.it.id))).map((x) => x.raw);
     await w.send(stream, w.frame(sy.encodeFrame({ want: rc.need, items: raws, done: true })));
@@ -385,6 +389,8 @@ async function signPresence(topic) {
   if (v.result !== 'accept') throw new Error(`own presence refused: ${v.reason}`);
   const data = room.sealKey ? w.seal(room.sealKey, topic, self, env, randomBytes(24)) : env;
   const raw = await sy.signItem(node.services.keys.privateKey, self, topic, data, randomBytes(8));
+  const old = room.members.get(node.peerId.toString());
+  if (old) room.superseded.add(w.hex(old.it.id));
   room.members.set(node.peerId.toString(), { it: { ms: BigInt(v.env.sentAtMs), id: sy.itemId(self, v.env.id) }, raw });
   const peers = pubsub.getSubscribers(topic).sort(() => Math.random() - 0.5).slice(0, 3);
   await Promise.all(peers.map((p) => syncWith(p, topic, sy.SyncSet.MEMBERS).catch((err) => syncFailed('initiator', p, err))));
@@ -669,7 +675,7 @@ async function run(cmd) {
         topic = w.publicTopic(cmd.room);
         room = { name: w.canonicalName(cmd.room) };
       }
-      Object.assign(room, { nick: cmd.nick, members: new Map(), history: new Map(), shares: new Map() });
+      Object.assign(room, { nick: cmd.nick, members: new Map(), history: new Map(), shares: new Map(), superseded: new Set() });
       rooms.set(topic, room);
       // The presence is signed before the subscription goes out, so the
       // first session a topic peer opens brings it.
