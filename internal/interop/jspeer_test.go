@@ -132,7 +132,8 @@ var hexID = regexp.MustCompile(`^[0-9a-f]{32}$`)
 // and of rooms §6 accepts it; rooms whose names differ by case, final
 // sigma, dotted capital I or width (ΣΑΣ and σας, İstanbul and İSTANBUL,
 // ＬＯＢＢＹ２ and lobby2) are one topic on both stacks, with presence both
-// ways in each; a private room joined from parley's invite carries sealed
+// ways in each; a private room joined from parley's invite brings the js
+// peer a line sent before it joined (history set), and carries sealed
 // presence items and sealed messages both ways; a direct message each way
 // over /parley/dm/1.0.0 is stored and
 // acknowledged; a file each way over /parley/file/2.0.0 (js offers one
@@ -149,7 +150,7 @@ func TestJSLibp2pPeer(t *testing.T) {
 		"(/meshsub/1.2.0) public rooms (text both ways, leaving both ways); presence both ways over " +
 		"/parley/rooms/sync/1.0.0 (member set; js as responder and initiator; history and shares answered); " +
 		"one name rule (ΣΑΣ/σας, İstanbul/İSTANBUL, ＬＯＢＢＹ２/lobby2) with presence and messages in each; " +
-		"a sealed private room from an invite (sealed presence items, key proofs, messages both ways); " +
+		"a sealed private room from an invite (history caught up over sync, sealed presence items, key proofs, messages both ways); " +
 		"/parley/dm/1.0.0 both ways with acks; /parley/file/2.0.0 both ways (manifest first, " +
 		"hash-as-you-send, DONE); parley's shutdown with the js peer connected. " +
 		"Not covered: large-set reconciliation (conformance.mjs), membership, shares, resume, mailbox")
@@ -303,6 +304,11 @@ func TestJSLibp2pPeer(t *testing.T) {
 			return data != nil && data["invite"] != nil
 		})
 		invite, _ := inv["data"].(map[string]any)["invite"].(string)
+		// A line the js peer was not there for: the history set of the
+		// sync brings it (parley syncs history with its first topic peers).
+		p.Send("/switch secret")
+		p.Send("sealed before js joined")
+		p.Wait(wait, "message", func(e proctest.Event) bool { return e.Str("text") == "sealed before js joined" })
 		js.do(t, map[string]any{"cmd": "join", "invite": invite, "nick": "jsbot"})
 		joined := js.Wait(wait, "joined", nil)
 		topic := joined.Str("topic")
@@ -310,6 +316,10 @@ func TestJSLibp2pPeer(t *testing.T) {
 			t.Fatalf("js joined %v from the invite", joined)
 		}
 		js.Find(wait, "subscribed", func(e proctest.Event) bool { return e.Str("peer_id") == parleyID && e.Str("topic") == topic })
+		caught := js.Find(wait, "synced_message", func(e proctest.Event) bool { return e.Str("text") == "sealed before js joined" })
+		if caught.Str("from") != parleyID || caught.Str("set") != "history" || caught["private"] != true || caught.Str("topic") != topic {
+			t.Fatalf("js caught up %v", caught)
+		}
 		// Presence both ways: sealed items, and both sides' key proofs.
 		js.Find(wait, "presence", func(e proctest.Event) bool {
 			return e.Str("from") == parleyID && e.Str("topic") == topic && e.Str("via") == "sync" && e["private"] == true
