@@ -234,6 +234,9 @@ func (s *Service) accept(p peer.ID, subnet string, m *pb.Message) (*pb.Ack, erro
 	if reason := s.check(m, now); reason != pb.Ack_REASON_UNSPECIFIED {
 		s.ctr.rejected.Add(1)
 		s.log.Debug("dm: rejecting message", "peer", p, "id", msgID(m.Id), "reason", reason)
+		if sent := time.UnixMilli(m.SentAtMs); reason == pb.Ack_REASON_BAD_TIMESTAMP && sent.After(now.Add(s.cfg.MaxClockSkew)) {
+			s.clockFuture(p, sent, now)
+		}
 		ack.Status, ack.Reason = pb.Ack_STATUS_REJECTED, reason
 		return ack, nil
 	}
