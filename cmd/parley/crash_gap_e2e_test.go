@@ -19,12 +19,12 @@ import (
 
 // TestKillInTheGapShowsAfterRestart puts bob in the gap the random kill -9
 // tests (TestNoEventLostToKill9, TestNoTransferOutcomeLostToKill9) hit
-// only now and then: a file and a direct message are committed to his
+// only now and then: a file, a direct message and a room line are committed to his
 // store while his events cannot leave the process (nobody reads his
 // output, so his line writer is blocked), then he is killed with SIGKILL.
 // His next run shows the file_done and the dm nevertheless.
 func TestKillInTheGapShowsAfterRestart(t *testing.T) {
-	alice := newFixedPeer(t, "alice")
+	alice := newFixedPeer(t, "alice", "--room", "gap")
 	a, readyA := alice.start(t)
 	bob := newFixedPeer(t, "bob")
 	if err := os.MkdirAll(bob.dir, 0o700); err != nil {
@@ -37,7 +37,7 @@ func TestKillInTheGapShowsAfterRestart(t *testing.T) {
 
 	// Bob's first run: his output is read up to ready, then no more.
 	cmd := exec.Command(bin, "--json", "--data-dir", bob.dir, "--nick", "bob", "--no-mdns", // #nosec G204 -- the binary under test
-		"--listen", fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", bob.port), "--peer", firstAddr(t, readyA))
+		"--listen", fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", bob.port), "--peer", firstAddr(t, readyA), "--room", "gap")
 	cmd.Env = append(os.Environ(), "GORACE=halt_on_error=1")
 	var stderr bytes.Buffer // read once the process is gone
 	cmd.Stderr = &stderr
@@ -75,6 +75,9 @@ func TestKillInTheGapShowsAfterRestart(t *testing.T) {
 	}
 	bobID := readyB.Str("peer_id")
 	a.Find(20*time.Second, "peer_connected", func(e proctest.Event) bool { return e.Str("peer_id") == bobID })
+	a.Find(30*time.Second, "presence", func(e proctest.Event) bool {
+		return e.Str("room") == "gap" && e.Str("peer_id") == bobID && e["online"] == true
+	})
 	// Block his output: many answers nobody reads fill the pipe (64 KiB
 	// on Linux; each answer is a few hundred bytes).
 	go func() {
@@ -89,6 +92,8 @@ func TestKillInTheGapShowsAfterRestart(t *testing.T) {
 	path, _ := randomFile(t, t.TempDir(), "gap.bin", 200<<10)
 	a.Send("/send " + bobID + " " + path)
 	a.Send("/msg " + bobID + " sent into the gap")
+	a.Send("/switch gap")
+	a.Send("said into the gap")
 	done := a.Wait(30*time.Second, "file_done", nil)
 	queued := a.Find(10*time.Second, "dm_status", func(e proctest.Event) bool { return e.Str("state") == "queued" })
 	a.Find(30*time.Second, "dm_status", dmStatus(queued.Str("id"), "delivered"))
@@ -96,9 +101,10 @@ func TestKillInTheGapShowsAfterRestart(t *testing.T) {
 	if _, err := os.Stat(received); err != nil {
 		t.Fatalf("bob's file: %v", err)
 	}
+	time.Sleep(2 * time.Second) // the room line reaches bob live: nothing to await, his output is blocked
 	kill()
 
-	b, _ := bob.start(t, "--peer", firstAddr(t, readyA), "--log-level", "info")
+	b, _ := bob.start(t, "--peer", firstAddr(t, readyA), "--log-level", "info", "--room", "gap")
 	shown := b.Find(20*time.Second, "file_done", func(e proctest.Event) bool { return e.Str("transfer_id") == done.Str("transfer_id") })
 	if shown.Str("path") != received {
 		t.Fatalf("file_done %v, want the path %s", shown, received)
@@ -107,8 +113,10 @@ func TestKillInTheGapShowsAfterRestart(t *testing.T) {
 	if m.Str("text") != "sent into the gap" {
 		t.Fatalf("dm %v", m)
 	}
+	b.Find(20*time.Second, "message", func(e proctest.Event) bool { return e.Str("room") == "gap" && e.Str("text") == "said into the gap" })
 	// Shown again as never shown (the gap), not as new.
-	for _, log := range []string{"transfer: showing events an earlier run did not show", "dm: showing events an earlier run did not show"} {
+	for _, log := range []string{"transfer: showing events an earlier run did not show", "dm: showing events an earlier run did not show",
+		"rooms: showing messages an earlier run did not show"} {
 		if !strings.Contains(b.Stderr(), log) {
 			t.Errorf("bob's restart did not log %q: not the gap", log)
 		}
