@@ -18,11 +18,12 @@ import (
 )
 
 // TestKillInTheGapShowsAfterRestart puts bob in the gap the random kill -9
-// tests (TestNoEventLostToKill9, TestNoTransferOutcomeLostToKill9) hit
-// only now and then: a file, a direct message and a room line are committed to his
-// store while his events cannot leave the process (nobody reads his
-// output, so his line writer is blocked), then he is killed with SIGKILL.
-// His next run shows the file_done and the dm nevertheless.
+// tests (TestNoEventLostToKill9, TestNoRoomMessageLostToKill9,
+// TestNoTransferOutcomeLostToKill9) hit only now and then: a file, a
+// direct message and a room line are committed to his store while his
+// events cannot leave the process (nobody reads his output, so his line
+// writer is blocked), then he is killed with SIGKILL. His next run shows
+// the file_done, the dm and the message nevertheless, as never shown.
 func TestKillInTheGapShowsAfterRestart(t *testing.T) {
 	alice := newFixedPeer(t, "alice", "--room", "gap")
 	a, readyA := alice.start(t)
