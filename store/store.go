@@ -18,7 +18,8 @@
 // Backup. After a store passed the check, Open copies it to
 // parley.db.bak (a consistent snapshot, written to a temporary file and
 // renamed), unless the store is empty: the backup is the last good store,
-// with the room keys, the outbox and the history as of the last start. Its
+// with the room keys, the outbox and the history as of the last start
+// (Close makes the first one, when the data dir's first run wrote data). Its
 // existence also shows that the data dir was used: Open reports (Info) a
 // store that is new or empty while a backup exists (LostData), and keeps
 // that backup under a new name, so the node can warn instead of starting
@@ -261,10 +262,19 @@ func (s *Store) Info() Info { return s.info }
 // DB returns the underlying database for feature packages.
 func (s *Store) DB() *bolt.DB { return s.db }
 
-// Close flushes and closes the database.
+// Close flushes and closes the database. A store that has data but no
+// backup yet (the first run of a data dir backs up nothing at its start)
+// is backed up first, so that a store lost after that first run is still
+// noticed (LostData) and recoverable at the next start.
 func (s *Store) Close() error {
-	if err := s.db.Close(); err != nil {
-		return fmt.Errorf("close store: %w", err)
+	var errBackup error
+	if s.info.Backup == "" && !isEmpty(s.db) {
+		if err := backup(s.db, filepath.Join(filepath.Dir(s.info.Path), BackupName)); err != nil {
+			errBackup = fmt.Errorf("back up the store at close: %w", err)
+		}
 	}
-	return nil
+	if err := s.db.Close(); err != nil {
+		return errors.Join(fmt.Errorf("close store: %w", err), errBackup)
+	}
+	return errBackup
 }
