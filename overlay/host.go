@@ -195,8 +195,8 @@ type Host struct {
 
 	dht      *dht.IpfsDHT // nil with DHTOff
 	relaySvc *relay.Relay // nil without RelayService
-	// relayShares splits relaySvc's reservations; nil without a relay
-	// service open to every peer (RelayFor nil).
+	// relayShares is relaySvc's ACL (RelayFor and the strangers'
+	// shares of its reservations); nil without RelayService.
 	relayShares *relayShares
 	relays      *relayKeeper // nil without Relays
 	mates       *mateRelays  // nil with Relays, MateRelays < 0 or public

@@ -31,16 +31,28 @@ func RelaySharesOf(res relay.Resources, reserveKnown bool) fair.Shares {
 	return s
 }
 
-// relayShares is the relay service's ACL when it relays for every peer:
-// a reservation is granted only within the shares (fair.Shares) and the
-// relay's own total and per-IP limits, counted here from the claims it
-// granted, so that a refusal is one of ours, not a slot counted but then
-// refused by the relay. A claim ends when its reservation would expire
-// (ReservationTTL) or its peer is no longer connected (the relay forgets
-// a reservation then); a renewal replaces the peer's claim. Circuits are
-// not split: each needs a reservation at its destination and the relay
-// bounds them per peer (MaxCircuits).
+// ChatRelayShares split the reservations of a chat node's relay for its
+// own people (ChatRelayResources, Config.RelayFor): its people include
+// the members of its public rooms, whom anyone can be, so half of the 16
+// slots are kept for its known peers (Config.Known), strangers get 4 per
+// subnet and newcomers together 4.
+func ChatRelayShares() fair.Shares {
+	return fair.Shares{Total: 16, Reserved: 8, PerSubnet: 4, Newcomers: 4}
+}
+
+// relayShares is the relay service's ACL: a peer RelayFor refuses (when
+// set) is denied; a known peer (Config.Known) is left to the relay's own
+// total and per-IP limits; a stranger's reservation is granted only
+// within the shares (fair.Shares) and, among strangers, the relay's
+// per-IP limit, so that a stranger's claim counted here is rarely one the
+// relay then refuses (only when the relay is full with known peers' too).
+// A claim ends when its reservation would expire (ReservationTTL) or its
+// peer is no longer connected (the relay forgets a reservation then); a
+// renewal replaces the peer's claim. Circuits are checked against
+// RelayFor only: each needs a reservation at its destination and the
+// relay bounds them per peer (MaxCircuits).
 type relayShares struct {
+	allow     func(peer.ID) bool // Config.RelayFor; nil: every peer
 	shares    fair.Shares
 	perIP     int
 	ttl       time.Duration
@@ -51,21 +63,25 @@ type relayShares struct {
 	log       *slog.Logger
 
 	mu      sync.Mutex
-	claims  map[peer.ID]relayClaim // guarded by mu
+	claims  map[peer.ID]relayClaim // strangers' reservations; guarded by mu
 	refused int64                  // guarded by mu
 }
 
 type relayClaim struct {
 	ip, subnet string
-	stranger   bool
 	newcomer   bool
 	expires    time.Time
 }
 
 func newRelayShares(o *Host, cfg *Config) *relayShares {
 	res := *cfg.RelayService
+	shares := RelaySharesOf(res, cfg.Known != nil)
+	if cfg.RelayFor != nil {
+		shares = ChatRelayShares()
+	}
 	return &relayShares{
-		shares: RelaySharesOf(res, cfg.Known != nil),
+		allow:  cfg.RelayFor,
+		shares: shares,
 		perIP:  res.MaxReservationsPerIP,
 		ttl:    res.ReservationTTL,
 		known:  cfg.Known, newcomer: cfg.Newcomer,
@@ -76,11 +92,21 @@ func newRelayShares(o *Host, cfg *Config) *relayShares {
 	}
 }
 
-// AllowReserve grants p, connected at a, a reservation if it fits.
+// AllowReserve grants p, connected at a, a reservation if RelayFor
+// accepts it and, for a stranger, if it fits in the shares.
 func (r *relayShares) AllowReserve(p peer.ID, a ma.Multiaddr) bool {
-	stranger := r.known == nil || !r.known(p)
-	newcomer := stranger && r.newcomer != nil && r.newcomer(p)
-	c := relayClaim{subnet: fair.Subnet(a), stranger: stranger, newcomer: newcomer}
+	if r.allow != nil && !r.allow(p) {
+		r.log.Debug("relay reservation refused: not a room member or trusted peer", "peer", p)
+		return false
+	}
+	if r.known != nil && r.known(p) {
+		r.mu.Lock()
+		delete(r.claims, p) // became known: its slot is no stranger's
+		r.mu.Unlock()
+		return true
+	}
+	newcomer := r.newcomer != nil && r.newcomer(p)
+	c := relayClaim{subnet: fair.Subnet(a), newcomer: newcomer}
 	if ip, err := manet.ToIP(a); err == nil {
 		c.ip = ip.String()
 	}
@@ -95,16 +121,12 @@ func (r *relayShares) AllowReserve(p peer.ID, a ma.Multiaddr) bool {
 		if o.ip == c.ip {
 			sameIP++
 		}
-		if o.stranger {
-			held.Add(o.subnet == c.subnet && c.subnet != "", o.newcomer)
-		}
+		held.Add(o.subnet == c.subnet && c.subnet != "", o.newcomer)
 	}
-	ok := len(r.claims) < r.shares.Total && (r.perIP <= 0 || sameIP < r.perIP) &&
-		(!stranger || r.shares.StrangerFits(held, newcomer))
-	if !ok {
+	if (r.perIP > 0 && sameIP >= r.perIP) || !r.shares.StrangerFits(held, newcomer) {
 		r.refused++
-		r.log.Debug("relay reservation refused: share full", "peer", p, "subnet", c.subnet,
-			"newcomer", newcomer, "held", len(r.claims), "strangers", held.Strangers, "subnet_held", held.Subnet)
+		r.log.Debug("relay reservation refused: strangers' share full", "peer", p, "subnet", c.subnet,
+			"newcomer", newcomer, "strangers", held.Strangers, "subnet_held", held.Subnet, "newcomers", held.Newcomers)
 		return false
 	}
 	c.expires = now.Add(r.ttl)
@@ -112,8 +134,21 @@ func (r *relayShares) AllowReserve(p peer.ID, a ma.Multiaddr) bool {
 	return true
 }
 
-// AllowConnect lets every circuit through (the relay bounds them).
-func (r *relayShares) AllowConnect(peer.ID, ma.Multiaddr, peer.ID) bool { return true }
+// AllowConnect lets a circuit through when RelayFor accepts both ends
+// (the destination is checked again because it may have left every
+// shared room, or been untrusted, since it reserved; requiring the source
+// too means a stranger can neither spend this node's bandwidth nor reach
+// its people through it). The relay bounds circuits per peer.
+func (r *relayShares) AllowConnect(src peer.ID, _ ma.Multiaddr, dest peer.ID) bool {
+	if r.allow == nil {
+		return true
+	}
+	ok := r.allow(src) && r.allow(dest)
+	if !ok {
+		r.log.Debug("relay circuit refused: an end is not a room member or trusted peer", "src", src, "dest", dest)
+	}
+	return ok
+}
 
 // prune forgets expired claims and those of peers gone. r.mu is held.
 func (r *relayShares) prune(now time.Time) {
@@ -124,8 +159,8 @@ func (r *relayShares) prune(now time.Time) {
 	}
 }
 
-// RelayRefused counts the reservations the relay service's shares
-// refused since New (0 without a relay open to every peer).
+// RelayRefused counts the strangers' reservations the relay service's
+// shares refused since New (0 without a relay service).
 func (o *Host) RelayRefused() int64 {
 	if o.relayShares == nil {
 		return 0

@@ -14,7 +14,7 @@ import (
 	"github.com/parley-chat/parley/internal/fair"
 )
 
-// TestRelayShares: the reservations of a relay open to every peer, seen
+// TestRelayShares: the reservations of a relay, seen
 // with synthetic subnets and ages: the strangers of one subnet get their
 // share, newcomers together theirs, known peers the reserve; a claim ends
 // with its TTL or when its peer is gone, and a renewal keeps its slot.
@@ -30,6 +30,7 @@ func TestRelayShares(t *testing.T) {
 	now := time.Now()
 	r := &relayShares{
 		shares: shares, perIP: res.MaxReservationsPerIP, ttl: res.ReservationTTL,
+		allow: func(p peer.ID) bool { return p != "outsider" },
 		known: func(p peer.ID) bool { return known[p] }, newcomer: func(p peer.ID) bool { return newcomers[p] },
 		connected: func(p peer.ID) bool { return !gone[p] }, now: func() time.Time { return now },
 		log: slog.New(slog.NewTextHandler(io.Discard, nil)), claims: make(map[peer.ID]relayClaim),
@@ -84,14 +85,15 @@ func TestRelayShares(t *testing.T) {
 	if _, ok := claim(40, 1, false, false); ok {
 		t.Fatal("a stranger got in past the strangers' share")
 	}
-	// The reserve: known peers, even of a full subnet, up to the total.
-	for i := range shares.Reserved {
-		if _, ok := claim(100+i, 1, true, true); !ok {
+	// The reserve: known peers are left to the relay's own limits (its
+	// total: the strangers leave the reserve free) and are not counted.
+	for i := range shares.Reserved + 4 {
+		if _, ok := claim(1, 1, true, true); !ok {
 			t.Fatalf("known peer %d refused", i)
 		}
 	}
-	if _, ok := claim(200, 1, false, true); ok {
-		t.Fatal("a known peer got in past the total")
+	if len(r.claims) != shares.Total-shares.Reserved {
+		t.Fatalf("%d claims counted, want the strangers' %d", len(r.claims), shares.Total-shares.Reserved)
 	}
 	// A renewal keeps its slot.
 	if !r.AllowReserve(first, ma.StringCast("/ip4/10.2.0.1/tcp/4001")) {
@@ -110,5 +112,12 @@ func TestRelayShares(t *testing.T) {
 	}
 	if r.refused == 0 {
 		t.Fatal("refusals not counted")
+	}
+	// The policy (RelayFor) comes first, for reservations and circuits.
+	if r.AllowReserve("outsider", ma.StringCast("/ip4/10.99.0.1/tcp/4001")) {
+		t.Fatal("a peer RelayFor refuses reserved")
+	}
+	if r.AllowConnect("outsider", nil, first) || r.AllowConnect(first, nil, "outsider") || !r.AllowConnect(first, nil, first) {
+		t.Fatal("circuits not checked against RelayFor")
 	}
 }
