@@ -451,3 +451,33 @@ func TestStrangerDMsStopAtQuota(t *testing.T) {
 	}
 	stillServes(t, honest, victim, "after stranger DMs")
 }
+
+// TestStrangerDMFloodAsFound (finding 5, with the default quotas): 40
+// identities × 64 direct messages of 8 KB, which were all stored before
+// (20 MiB), stop at the quota of newcomers of one subnet (1 MiB of the
+// strangers' 4 MiB); then a contact's 16 messages of 8 KB are all stored
+// and shown.
+func TestStrangerDMFloodAsFound(t *testing.T) {
+	victim, honest := newParty(t, "victim", nil), newParty(t, "honest", nil)
+	link(t, honest, victim)
+	inLobby(t, honest, victim)
+	victim.exec("/msg " + honest.peerID().String() + " hello, contact")
+	honest.waitDM("hello, contact")
+
+	stored := 0
+	for range 40 {
+		stored += rawDMs(t, attacker(t, victim), victim.peerID(), 64, dm.MaxTextBytes)
+	}
+	per := dm.MaxTextBytes + len("sybil") + 64
+	t.Logf("stranger DMs stored: %d of 2560 (%d KiB; newcomers' quota %d KiB)", stored, stored*per>>10, dm.DefaultStrangerInboxBytes/4>>10)
+	if stored*per > dm.DefaultStrangerInboxBytes/4 || stored == 0 {
+		t.Fatalf("stored %d bytes of fresh strangers' DMs; quota %d", stored*per, dm.DefaultStrangerInboxBytes/4)
+	}
+	big := strings.Repeat("y", dm.MaxTextBytes-16)
+	for i := range 16 {
+		honest.exec(fmt.Sprintf("/msg %s %d %s", victim.peerID(), i, big))
+	}
+	for i := range 16 {
+		victim.waitDM(fmt.Sprintf("%d %s", i, big))
+	}
+}
