@@ -224,18 +224,34 @@ func TestHalfDoneFetchesExpire(t *testing.T) {
 	link(t, honest, victim)
 	inLobby(t, honest, victim)
 	trustEachOther(t, victim, honest)
-	path := filepath.Join(t.TempDir(), "popular.bin")
-	if err := os.WriteFile(path, random(t, 4<<20), 0o600); err != nil { // 4 chunks
-		t.Fatal(err)
+	share := func(name string) string {
+		path := filepath.Join(t.TempDir(), name)
+		if err := os.WriteFile(path, random(t, 4<<20), 0o600); err != nil { // 4 chunks
+			t.Fatal(err)
+		}
+		id, err := victim.n.Share(context.Background(), node.DefaultRoom, path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		honest.ev.wait(t, "honest sees "+name, func(e events.Event) bool {
+			o, ok := e.(events.FileOffer)
+			return ok && o.TransferID == id
+		})
+		return id
 	}
-	id, err := victim.n.Share(context.Background(), node.DefaultRoom, path)
-	if err != nil {
-		t.Fatal(err)
+	fetch := func(id string) time.Duration {
+		start := time.Now()
+		if err := honest.n.Fetch(context.Background(), id); err != nil {
+			t.Fatalf("fetch: %v", err)
+		}
+		honest.ev.wait(t, "honest fetched "+id, func(e events.Event) bool {
+			d, ok := e.(events.FileDone)
+			return ok && d.TransferID == id
+		})
+		return time.Since(start)
 	}
-	honest.ev.wait(t, "honest sees the share", func(e events.Event) bool {
-		o, ok := e.(events.FileOffer)
-		return ok && o.TransferID == id
-	})
+	quiet := fetch(share("quiet.bin"))
+	id := share("popular.bin")
 	raw, err := hex.DecodeString(id)
 	if err != nil {
 		t.Fatal(err)
@@ -257,14 +273,7 @@ func TestHalfDoneFetchesExpire(t *testing.T) {
 	if code := halfFetch(t, via4(), victim.peerID(), raw); code != tpb.Code_BUSY {
 		t.Fatalf("a stranger of the full subnet got %v, want BUSY", code)
 	}
-	if err := honest.n.Fetch(context.Background(), id); err != nil {
-		t.Fatalf("fetch: %v", err)
-	}
-	honest.ev.wait(t, "honest fetched the share", func(e events.Event) bool {
-		d, ok := e.(events.FileDone)
-		return ok && d.TransferID == id
-	})
-	honestTook := time.Since(start)
+	honestTook := fetch(id)
 	var freed time.Duration
 	for {
 		code := halfFetch(t, via4(), victim.peerID(), raw)
@@ -283,8 +292,8 @@ func TestHalfDoneFetchesExpire(t *testing.T) {
 		_ = halfFetch(t, via4(), victim.peerID(), raw) // a claim prunes the budget
 	}
 	expired := victim.n.TransferBudget().UploadsExpired
-	t.Logf("half-done fetches: %d of 40 served; slots free again %v later (IdleTimeout %v), %d uploads expired; trusted peer's fetch took %v meanwhile",
-		served, freed.Round(time.Millisecond), idle, expired, honestTook.Round(time.Millisecond))
+	t.Logf("half-done fetches: %d of 40 served; slots free again %v later (IdleTimeout %v), %d uploads expired; trusted peer's fetch of 4 MiB took %v meanwhile (quiet: %v)",
+		served, freed.Round(time.Millisecond), idle, expired, honestTook.Round(time.Millisecond), quiet.Round(time.Millisecond))
 	if served != 32 {
 		t.Fatalf("%d half-done fetches served; the subnet's share is 32", served)
 	}
@@ -467,20 +476,28 @@ func TestStrangerDMFloodAsFound(t *testing.T) {
 	victim.exec("/msg " + honest.peerID().String() + " hello, contact")
 	honest.waitDM("hello, contact")
 
+	big := strings.Repeat("y", dm.MaxTextBytes-16)
+	contact := func(tag string) time.Duration { // 16 DMs of 8 KB until all are shown
+		start := time.Now()
+		for i := range 16 {
+			honest.exec(fmt.Sprintf("/msg %s %s%d %s", victim.peerID(), tag, i, big))
+		}
+		for i := range 16 {
+			victim.waitDM(fmt.Sprintf("%s%d %s", tag, i, big))
+		}
+		return time.Since(start)
+	}
+	quiet := contact("quiet")
+
 	stored := 0
 	for range 40 {
 		stored += rawDMs(t, attacker(t, victim), victim.peerID(), 64, dm.MaxTextBytes)
 	}
+	loaded := contact("after")
 	per := dm.MaxTextBytes + len("sybil") + 64
-	t.Logf("stranger DMs stored: %d of 2560 (%d KiB; newcomers' quota %d KiB)", stored, stored*per>>10, dm.DefaultStrangerInboxBytes/4>>10)
+	t.Logf("stranger DMs stored: %d of 2560 (%d KiB; newcomers' quota %d KiB); a contact's 16 DMs of 8 KB shown in %v (quiet: %v)",
+		stored, stored*per>>10, dm.DefaultStrangerInboxBytes/4>>10, loaded.Round(time.Millisecond), quiet.Round(time.Millisecond))
 	if stored*per > dm.DefaultStrangerInboxBytes/4 || stored == 0 {
 		t.Fatalf("stored %d bytes of fresh strangers' DMs; quota %d", stored*per, dm.DefaultStrangerInboxBytes/4)
-	}
-	big := strings.Repeat("y", dm.MaxTextBytes-16)
-	for i := range 16 {
-		honest.exec(fmt.Sprintf("/msg %s %d %s", victim.peerID(), i, big))
-	}
-	for i := range 16 {
-		victim.waitDM(fmt.Sprintf("%d %s", i, big))
 	}
 }
