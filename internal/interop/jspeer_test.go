@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -106,36 +107,63 @@ func noEvent(t *testing.T, p *proctest.Peer, typ string, match func(proctest.Eve
 	}
 }
 
+// logEvents logs every event p reported (after a failure).
+func logEvents(t *testing.T, p *proctest.Peer) {
+	t.Helper()
+	for _, e := range p.Seen() {
+		b, _ := json.Marshal(e)
+		if len(b) > 600 {
+			b = append(b[:600], "..."...)
+		}
+		t.Logf("%s event: %s", p.Name, b)
+	}
+}
+
 var hexID = regexp.MustCompile(`^[0-9a-f]{32}$`)
 
 // TestJSLibp2pPeer runs a real parley process and the js-libp2p peer of
 // js/peer.mjs (written from docs/PROTOCOL.md) on loopback and checks, in
 // order: the js peer connects over TCP + Noise + yamux and both sides see
-// each other subscribed to the lobby topic; a room message and a presence
-// signed by the js peer are shown by parley; parley's message reaches the
-// js peer, whose own check of the StrictSign signature and of rooms §6
-// accepts it; rooms whose names differ by case, final sigma or width (ΣΑΣ
-// and σας, ＬＯＢＢＹ２ and lobby2) are one topic on both stacks; a direct
-// private room joined from parley's invite carries sealed messages both
-// ways; a direct message each way over /parley/dm/1.0.0 is stored and
+// each other subscribed to the lobby topic; each shows the other's
+// presence, carried by the room sync's member set (parley's session with
+// the new topic peer, then one the js peer opens after changing its nick);
+// a room message signed by the js peer is shown by parley; parley's
+// message reaches the js peer, whose own check of the StrictSign signature
+// and of rooms §6 accepts it; rooms whose names differ by case, final
+// sigma, dotted capital I or width (ΣΑΣ and σας, İstanbul and İSTANBUL,
+// ＬＯＢＢＹ２ and lobby2) are one topic on both stacks, with presence both
+// ways in each; a private room joined from parley's invite brings the js
+// peer a line sent before it joined (history set), and carries sealed
+// presence items and sealed messages both ways; a direct message each way
+// over /parley/dm/1.0.0 is stored and
 // acknowledged; a file each way over /parley/file/2.0.0 (js offers one
 // with its hash, parley pulls the manifest and the 16 KiB chunks; parley
 // offers one without a hash, v2 hash-as-you-send, the js peer checks every
 // chunk, the commitment and the BLAKE3 file hash), DONE with the hash both
-// ways and the bytes compared. The steps share the two processes, so the
-// first failure ends the test.
+// ways and the bytes compared; the js peer leaves a room and parley shows
+// it gone; parley shuts down with the js peer in its rooms and its leaving
+// presence reaches the js peer (the test logs how long parley took). No
+// message, sync item or frame either side sent was refused by the other.
+// The steps share the two processes, so the first failure ends the test.
 func TestJSLibp2pPeer(t *testing.T) {
 	t.Log("covers, js-libp2p <-> parley on 127.0.0.1: TCP+Noise+yamux, identify, ping; GossipSub StrictSign " +
-		"(/meshsub/1.2.0) public rooms (text, presence, leave), one name rule (ΣΑΣ/σας, full width), " +
-		"a sealed private room from an invite; /parley/dm/1.0.0 both ways with acks; " +
-		"/parley/file/2.0.0 both ways (manifest first, hash-as-you-send, DONE). " +
-		"Not covered: room sync, membership, shares, resume, mailbox")
+		"(/meshsub/1.2.0) public rooms (text both ways, leaving both ways); presence both ways over " +
+		"/parley/rooms/sync/1.0.0 (member set; js as responder and initiator; history and shares answered); " +
+		"one name rule (ΣΑΣ/σας, İstanbul/İSTANBUL, ＬＯＢＢＹ２/lobby2) with presence and messages in each; " +
+		"a sealed private room from an invite (history caught up over sync, sealed presence items, key proofs, messages both ways); " +
+		"/parley/dm/1.0.0 both ways with acks; /parley/file/2.0.0 both ways (manifest first, " +
+		"hash-as-you-send, DONE); parley's shutdown with the js peer connected. " +
+		"Not covered: large-set reconciliation (conformance.mjs), membership, shares, resume, mailbox")
 	node := nodeForJSPeer(t)
 	bin, err := proctest.Build(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := proctest.Start(t, bin, "parley", append([]string{"--data-dir", filepath.Join(t.TempDir(), "parley"), "--nick", "goparley"}, proctest.Loopback()...)...)
+	cmd := exec.Command(bin, append([]string{"--json", "--data-dir", filepath.Join(t.TempDir(), "parley"), "--nick", "goparley"}, proctest.Loopback()...)...) // #nosec G204 -- the binary under test
+	// As proctest.Start, but without the 1 s a -race build sleeps at exit
+	// (atexit_sleep_ms), which would hide how long parley's shutdown takes.
+	cmd.Env = append(os.Environ(), "GORACE=halt_on_error=1 atexit_sleep_ms=0")
+	p := proctest.StartCmd(t, "parley", cmd)
 	ready := p.Wait(wait, "ready", nil)
 	parleyID := ready.Str("peer_id")
 	addrs, _ := ready["addrs"].([]any)
@@ -146,11 +174,17 @@ func TestJSLibp2pPeer(t *testing.T) {
 	p.Find(wait, "joined", func(e proctest.Event) bool { return e.Str("room") == "lobby" })
 
 	js := startJSPeer(t, node)
+	t.Cleanup(func() {
+		if t.Failed() {
+			logEvents(t, p)
+			logEvents(t, js.Peer)
+		}
+	})
 	lobby := "parley/room/1/public/lobby"
 
 	{
 		t.Log("step: connect and subscribe")
-		js.do(t, map[string]any{"cmd": "join", "room": "Lobby"})
+		js.do(t, map[string]any{"cmd": "join", "room": "Lobby", "nick": "jsbot"})
 		if e := js.Wait(wait, "joined", nil); e.Str("topic") != lobby {
 			t.Fatalf("js joined %v, want topic %s", e, lobby)
 		}
@@ -163,17 +197,42 @@ func TestJSLibp2pPeer(t *testing.T) {
 	}
 
 	{
+		t.Log("step: presence both ways over the room sync's member set")
+		// Parley opens a member-set session with the new topic peer; the
+		// js peer answers it (responder) with the presence it signed on
+		// joining, and takes parley's.
+		p.Find(wait, "presence", func(e proctest.Event) bool {
+			return e.Str("room") == "lobby" && e.Str("peer_id") == js.id && e.Str("nick") == "jsbot" && e["online"] == true
+		})
+		pr := js.Find(wait, "presence", func(e proctest.Event) bool {
+			return e.Str("from") == parleyID && e.Str("room") == "lobby" && e.Str("via") == "sync"
+		})
+		if pr.Str("nick") != "goparley" || pr["leaving"] != false || pr["signature_verified"] != true {
+			t.Fatalf("js got parley's presence %v", pr)
+		}
+		js.Find(wait, "sync", func(e proctest.Event) bool {
+			return e.Str("peer") == parleyID && e.Str("role") == "responder" && e.Str("set") == "members" && e.Str("room") == "lobby"
+		})
+		// A new presence of the js peer (another nick): it opens member-set
+		// sessions itself (initiator), as a member does after its own
+		// presence changed.
+		js.do(t, map[string]any{"cmd": "presence", "room": "lobby", "nick": "jsbot2"})
+		js.Wait(wait, "sync", func(e proctest.Event) bool {
+			return e.Str("peer") == parleyID && e.Str("role") == "initiator" && e.Str("set") == "members" && e["sent"] == float64(1)
+		})
+		p.Find(wait, "presence", func(e proctest.Event) bool {
+			return e.Str("room") == "lobby" && e.Str("peer_id") == js.id && e.Str("nick") == "jsbot2" && e["online"] == true
+		})
+	}
+
+	{
 		t.Log("step: js to parley in a room")
-		js.do(t, map[string]any{"cmd": "presence", "room": "lobby", "nick": "jsbot"})
 		js.do(t, map[string]any{"cmd": "publish", "room": "lobby", "nick": "jsbot", "text": "hello from js-libp2p"})
 		pub := js.Wait(wait, "published", func(e proctest.Event) bool { return e["kind"] == float64(1) })
 		m := p.Wait(wait, "message", func(e proctest.Event) bool { return e.Str("text") == "hello from js-libp2p" })
 		if m.Str("room") != "lobby" || m.Str("from") != js.id || m.Str("nick") != "jsbot" || m.Str("id") != pub.Str("id") || m["private"] != false {
 			t.Fatalf("parley showed %v for the js message %v", m, pub)
 		}
-		p.Find(wait, "presence", func(e proctest.Event) bool {
-			return e.Str("room") == "lobby" && e.Str("peer_id") == js.id && e.Str("nick") == "jsbot" && e["online"] == true
-		})
 	}
 
 	{
@@ -200,30 +259,36 @@ func TestJSLibp2pPeer(t *testing.T) {
 	{
 		t.Log("step: one room name rule")
 		cases := []struct{ parley, js, canonical string }{
-			{"ΣΑΣ", "σας", "σασ"},
-			{"ＬＯＢＢＹ２", "lobby2", "lobby2"},
+			{"ΣΑΣ", "σας", "σασ"},                      // final sigma folds to σ
+			{"İstanbul", "İSTANBUL", "i\u0307stanbul"}, // İ folds to i + U+0307
+			{"ＬＯＢＢＹ２", "lobby2", "lobby2"},             // full width: NFKC
 		}
 		for _, tc := range cases {
 			p.Send("/join " + tc.parley)
 			p.Wait(wait, "joined", func(e proctest.Event) bool { return e.Str("room") == tc.canonical })
-			js.do(t, map[string]any{"cmd": "join", "room": tc.js})
+			js.do(t, map[string]any{"cmd": "join", "room": tc.js, "nick": "jsbot"})
 			topic := "parley/room/1/public/" + tc.canonical
 			if e := js.Wait(wait, "joined", nil); e.Str("topic") != topic {
 				t.Fatalf("js joined %q as %v, want topic %s", tc.js, e, topic)
 			}
 			js.Find(wait, "subscribed", func(e proctest.Event) bool { return e.Str("peer_id") == parleyID && e.Str("topic") == topic })
+			// Presence both ways in the room: the sync names the topic.
+			js.Find(wait, "presence", func(e proctest.Event) bool {
+				return e.Str("from") == parleyID && e.Str("topic") == topic && e.Str("via") == "sync"
+			})
+			p.Find(wait, "presence", func(e proctest.Event) bool {
+				return e.Str("room") == tc.canonical && e.Str("peer_id") == js.id && e["online"] == true
+			})
 			text := "in " + tc.js
 			js.do(t, map[string]any{"cmd": "publish", "room": tc.js, "nick": "jsbot", "text": text})
 			m := p.Wait(wait, "message", func(e proctest.Event) bool { return e.Str("text") == text })
 			if m.Str("room") != tc.canonical || m.Str("from") != js.id {
 				t.Fatalf("parley showed %v for a js message in %q", m, tc.js)
 			}
-			// Parley's presence: members' periodic presence travels on
-			// the sync protocol (rooms §13), which this peer does not
-			// speak, but leaving is published on the topic (rooms §7).
+			// Leaving is published on the topic (rooms §7).
 			p.Send("/leave " + tc.canonical)
 			pr := js.Find(wait, "presence", func(e proctest.Event) bool {
-				return e.Str("from") == parleyID && e["leaving"] == true
+				return e.Str("from") == parleyID && e.Str("topic") == topic && e["leaving"] == true && e.Str("via") == "topic"
 			})
 			if pr.Str("nick") != "goparley" || pr["signature_verified"] != true {
 				t.Fatalf("js got presence %v", pr)
@@ -239,13 +304,29 @@ func TestJSLibp2pPeer(t *testing.T) {
 			return data != nil && data["invite"] != nil
 		})
 		invite, _ := inv["data"].(map[string]any)["invite"].(string)
-		js.do(t, map[string]any{"cmd": "join", "invite": invite})
+		// A line the js peer was not there for: the history set of the
+		// sync brings it (parley syncs history with its first topic peers).
+		p.Send("/switch secret")
+		p.Send("sealed before js joined")
+		p.Wait(wait, "message", func(e proctest.Event) bool { return e.Str("text") == "sealed before js joined" })
+		js.do(t, map[string]any{"cmd": "join", "invite": invite, "nick": "jsbot"})
 		joined := js.Wait(wait, "joined", nil)
 		topic := joined.Str("topic")
 		if joined.Str("room") != "secret" || joined["private"] != true || !strings.HasPrefix(topic, "parley/room/1/private/") {
 			t.Fatalf("js joined %v from the invite", joined)
 		}
 		js.Find(wait, "subscribed", func(e proctest.Event) bool { return e.Str("peer_id") == parleyID && e.Str("topic") == topic })
+		caught := js.Find(wait, "synced_message", func(e proctest.Event) bool { return e.Str("text") == "sealed before js joined" })
+		if caught.Str("from") != parleyID || caught.Str("set") != "history" || caught["private"] != true || caught.Str("topic") != topic {
+			t.Fatalf("js caught up %v", caught)
+		}
+		// Presence both ways: sealed items, and both sides' key proofs.
+		js.Find(wait, "presence", func(e proctest.Event) bool {
+			return e.Str("from") == parleyID && e.Str("topic") == topic && e.Str("via") == "sync" && e["private"] == true
+		})
+		p.Find(wait, "presence", func(e proctest.Event) bool {
+			return e.Str("room") == "secret" && e.Str("peer_id") == js.id && e["online"] == true
+		})
 		js.do(t, map[string]any{"cmd": "publish", "room": "secret", "nick": "jsbot", "text": "sealed by js"})
 		m := p.Wait(wait, "message", func(e proctest.Event) bool { return e.Str("text") == "sealed by js" })
 		if m.Str("room") != "secret" || m.Str("from") != js.id || m["private"] != true {
@@ -348,18 +429,51 @@ func TestJSLibp2pPeer(t *testing.T) {
 		}
 	}
 
+	{
+		t.Log("step: the js peer leaves a room")
+		js.do(t, map[string]any{"cmd": "leave", "room": "lobby"})
+		js.Wait(wait, "left", nil)
+		p.Find(wait, "presence", func(e proctest.Event) bool {
+			return e.Str("room") == "lobby" && e.Str("peer_id") == js.id && e["online"] == false
+		})
+	}
+
 	// Nothing either side sent was refused by the other.
 	noEvent(t, js.Peer, "refused", nil)
+	noEvent(t, js.Peer, "sync_refused", nil)
 	noEvent(t, js.Peer, "error", nil)
 	noEvent(t, p, "error", nil)
 
+	{
+		t.Log("step: parley shuts down while the js peer is in its rooms")
+		// Parley publishes leaving in every room, then half-closes its
+		// GossipSub streams and waits (at most 1 s) for each peer to close
+		// its side (rooms §7).
+		start := time.Now()
+		before := len(js.Seen())
+		p.CloseStdin()
+		pr := js.Wait(wait, "presence", func(e proctest.Event) bool {
+			return e.Str("from") == parleyID && e.Str("room") == "secret" && e["leaving"] == true
+		})
+		if pr["private"] != true || pr["signature_verified"] != true {
+			t.Fatalf("js got parley's last presence %v", pr)
+		}
+		// The js peer read the end of parley's GossipSub stream and closed
+		// its side, so parley did not wait out its second.
+		closed := js.Find(wait, "gossip_stream_closed", func(e proctest.Event) bool { return e.Str("peer_id") == parleyID })
+		if i := slices.IndexFunc(js.Seen(), func(e proctest.Event) bool { return e.Type() == "gossip_stream_closed" }); i < before {
+			t.Fatalf("js closed its side of a gossip stream before parley shut down: %v", closed)
+		}
+		if err := p.Exited(10 * time.Second); err != nil {
+			t.Errorf("parley exit: %v\n%s", err, p.Stderr())
+		}
+		t.Logf("parley took %v to shut down with the js peer connected (at most 1 s of it waiting for the js peer)", time.Since(start).Round(time.Millisecond))
+	}
+
+	noEvent(t, js.Peer, "sync_refused", nil)
 	js.do(t, map[string]any{"cmd": "quit"})
 	if err := js.Exited(10 * time.Second); err != nil {
 		t.Errorf("js peer exit: %v\n%s", err, js.Stderr())
-	}
-	p.CloseStdin()
-	if err := p.Exited(10 * time.Second); err != nil {
-		t.Errorf("parley exit: %v\n%s", err, p.Stderr())
 	}
 }
 

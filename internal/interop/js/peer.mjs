@@ -6,10 +6,18 @@
 //
 // Commands:
 //   {"cmd":"dial","addr":MULTIADDR}
-//   {"cmd":"join","room":NAME}                           public room NAME
-//   {"cmd":"join","invite":CODE}                         private room
+//   {"cmd":"join","room":NAME,"nick":N}                  public room NAME
+//   {"cmd":"join","invite":CODE,"nick":N}                private room
+//                                  with a nick, the peer is a member: it
+//                                  signs its presence (KIND_PRESENCE) at
+//                                  once and every 30 s, and the member set
+//                                  of the room sync spreads it (rooms §7,
+//                                  §13)
 //   {"cmd":"publish","room":NAME,"nick":N,"text":T}      KIND_TEXT
-//   {"cmd":"presence","room":NAME,"nick":N}              KIND_PRESENCE
+//   {"cmd":"presence","room":NAME,"nick":N}              a new presence,
+//                                  synced with up to 3 topic peers
+//   {"cmd":"leave","room":NAME}                          PRESENCE leaving
+//                                  on the topic, then unsubscribe
 //   {"cmd":"dm","peer":PEER_ID,"nick":N,"text":T}        /parley/dm/1.0.0
 //   {"cmd":"send_file","peer":PEER_ID,"name":N,"size":S,"chunk_size":C}
 //                                  offer a file of S bytes (byte k = k mod
@@ -17,8 +25,9 @@
 //                                  received are accepted and pulled at once
 //   {"cmd":"quit"}
 // Events: ready, peer_connected, subscribed, joined, published, message,
-// presence, refused, dm, dm_ack, file_offered, file_served, file_offer,
-// file_received, file_done, file_notice, error (see jspeer_test.go).
+// presence (via "topic" or "sync"), synced_message, sync (one per
+// session), sync_refused, sync_aborted, gossip_stream_closed, refused, dm, dm_ack, file_offered, file_served, file_offer,
+// file_received, file_done, file_notice, left, error (see jspeer_test.go).
 import './node20.mjs';
 import { createInterface } from 'node:readline';
 import { randomBytes } from 'node:crypto';
@@ -33,6 +42,7 @@ import { peerIdFromString } from '@libp2p/peer-id';
 import { multiaddr } from '@multiformats/multiaddr';
 import * as w from './wire.mjs';
 import { blake3, chunkHash, rootOf } from './blake3.mjs';
+import * as sy from './sync.mjs';
 
 const emit = (type, fields = {}) => process.stdout.write(JSON.stringify({ type, ...fields }) + '\n');
 const log = (...args) => console.error('[js]', ...args);
@@ -52,6 +62,9 @@ const node = await createLibp2p({
   connectionEncrypters: [noise()],
   streamMuxers: [yamux()],
   services: {
+    // The node's identity key, to sign the presence items of the room
+    // sync as GossipSub would sign them (a service sees the components).
+    keys: (components) => ({ privateKey: components.privateKey }),
     identify: identify(),
     // Parley disconnects a peer that does not answer pings (4 s, twice).
     ping: ping(),
@@ -70,7 +83,24 @@ const node = await createLibp2p({
 });
 const pubsub = node.services.pubsub;
 
-const rooms = new Map(); // topic -> { name, sealKey (private rooms) }
+// js gossipsub reads an inbound stream to its end but never closes its own
+// (write) side, so a go-libp2p-pubsub peer that half-closes its outbound
+// stream at shutdown and waits for the other side's close (Parley does, at
+// most 1 s: rooms §7) waits the whole time. Close it when the remote's end
+// is read.
+const createInbound = pubsub.createInboundStream.bind(pubsub);
+pubsub.createInboundStream = (peerId, stream) => {
+  stream.addEventListener('remoteCloseWrite', () => {
+    stream.close().then(() => emit('gossip_stream_closed', { peer_id: peerId.toString() }), (err) => stream.abort(err));
+  }, { once: true });
+  createInbound(peerId, stream);
+};
+const self = node.peerId.toMultihash().bytes;
+
+// topic -> { name, key and sealKey (private rooms), nick (a member),
+// members: Map(author hex -> {it, raw}) the member set, history and shares:
+// Map(item ID hex -> {it, raw}) what sync sessions brought }
+const rooms = new Map();
 const seen = new Set(); // "author/id" of accepted envelopes (rules 7)
 
 node.addEventListener('peer:connect', (evt) => emit('peer_connected', { peer_id: evt.detail.toString() }));
@@ -131,7 +161,7 @@ pubsub.addEventListener('message', (evt) => {
     signature_verified: msg.parley?.signatureVerified === true,
   };
   if (env.kind === w.Kind.TEXT) emit('message', { ...common, text: env.text });
-  else if (env.kind === w.Kind.PRESENCE) emit('presence', { ...common, leaving: env.leaving === true, peer_record: env.peerRecord?.length > 0 });
+  else if (env.kind === w.Kind.PRESENCE) emit('presence', { ...common, via: 'topic', leaving: env.leaving === true, peer_record: env.peerRecord?.length > 0 });
   else emit('file_share', { ...common, share: { ...env.share, size: String(env.share.size) } });
 });
 
@@ -157,6 +187,222 @@ await node.handle(w.DM_PROTOCOL, async (stream, connection) => {
     stream.abort(err);
   }
 }, { runOnLimitedConnection: true });
+
+// ---- room sync (/parley/rooms/sync/1.0.0, rooms §13) --------------------
+//
+// Periodic presence travels on the sync's member set (rooms §7): a member
+// signs a PRESENCE envelope as GossipSub would sign it, without publishing
+// it, and sessions hand it on. Parley opens a member-set session with
+// every new topic peer (and history and shares sessions with its first
+// two), so answering as the responder is enough for presence both ways;
+// the peer also initiates after its own presence changed, as a member must.
+
+const MEMBER_WINDOW_MS = 90_000;
+const SKEW_MS = 5 * 60_000;
+const HISTORY_WINDOW_MS = 7 * 86_400_000;
+const MAX_ITEM = 65536 + 2048;
+
+const b58 = '123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz';
+function base58(b) {
+  let n = BigInt('0x' + (w.hex(b) || '0'));
+  let s = '';
+  while (n > 0n) { s = b58[Number(n % 58n)] + s; n /= 58n; }
+  for (const x of b) { if (x !== 0) break; s = '1' + s; }
+  return s;
+}
+
+const setName = (set) => ({ 1: 'history', 2: 'members', 3: 'shares' })[set];
+const sinceFor = (set, now = Date.now()) => now - (set === sy.SyncSet.MEMBERS ? MEMBER_WINDOW_MS : HISTORY_WINDOW_MS);
+
+// localItems is this peer's side of a set, items sent at or after since.
+function localItems(room, set, since) {
+  const m = set === sy.SyncSet.MEMBERS ? room.members : set === sy.SyncSet.HISTORY ? room.history : room.shares;
+  return [...m.values()].filter((x) => x.it.ms >= BigInt(since));
+}
+
+// checkItem verifies an item as a live message (rooms §13, Verification):
+// size, the author's GossipSub signature, the topic, the seal, the
+// envelope rules, the set's kind and window. It returns the item or throws.
+async function checkItem(topic, room, set, raw, now = Date.now()) {
+  if (raw.length > MAX_ITEM) throw new Error('item too large');
+  const m = sy.decodeItem(raw);
+  if (m.topic !== topic) throw new Error('item of another topic');
+  const author = peerIdFromString(base58(m.from));
+  const key = author.publicKey;
+  if (key == null || !(await key.verify(w.signedBytes(m), m.signature))) throw new Error('bad item signature');
+  const data = room.sealKey ? w.open(room.sealKey, topic, m.from, m.data) : m.data;
+  const v = w.validateEnvelope(data, null); // the set's window below, not the live ±5 min
+  if (v.result !== 'accept') throw new Error(`envelope: ${v.reason}`);
+  const env = v.env;
+  const kind = { [sy.SyncSet.HISTORY]: w.Kind.TEXT, [sy.SyncSet.MEMBERS]: w.Kind.PRESENCE, [sy.SyncSet.SHARES]: w.Kind.FILE_SHARE }[set];
+  if (env.kind !== kind) throw new Error(`kind ${env.kind} in the ${setName(set)} set`);
+  const window = set === sy.SyncSet.MEMBERS ? MEMBER_WINDOW_MS + SKEW_MS : HISTORY_WINDOW_MS;
+  if (env.sentAtMs > now + SKEW_MS || env.sentAtMs < now - window) throw new Error('sent time out of the window');
+  return { author, env, raw, it: { ms: BigInt(env.sentAtMs), id: sy.itemId(m.from, env.id) } };
+}
+
+// takeItems verifies the items a session brought and takes in the new
+// ones; want (initiator) names the IDs asked for, each once.
+async function takeItems(topic, room, set, raws, want) {
+  let got = 0;
+  for (const raw of raws) {
+    const x = await checkItem(topic, room, set, raw);
+    const id = w.hex(x.it.id);
+    if (want !== null) {
+      if (!want.has(id)) throw new Error('an item not wanted, or twice');
+      want.delete(id);
+    }
+    if (w.equal(x.author.toMultihash().bytes, self)) continue;
+    got++;
+    const common = { room: room.name, private: room.sealKey !== undefined, topic, from: x.author.toString(), nick: x.env.nick, id: w.hex(x.env.id), sent_at_ms: x.env.sentAtMs, signature_verified: true, via: 'sync' };
+    if (set === sy.SyncSet.MEMBERS) {
+      const held = room.members.get(x.author.toString());
+      if (held && sy.compareItems(held.it, x.it) >= 0) continue;
+      if (held) room.superseded.add(w.hex(held.it.id));
+      room.members.set(x.author.toString(), { it: x.it, raw });
+      emit('presence', { ...common, leaving: x.env.leaving === true });
+    } else if (!(set === sy.SyncSet.HISTORY ? room.history : room.shares).has(id)) {
+      (set === sy.SyncSet.HISTORY ? room.history : room.shares).set(id, { it: x.it, raw });
+      emit('synced_message', { ...common, set: setName(set), text: x.env.text });
+    }
+  }
+  return got;
+}
+
+// syncStream runs one session on a stream, as either side, and reports it.
+async function syncStream(stream, remote, initiator, start) {
+  const r = new w.FrameReader(stream, sy.MAX_HELLO);
+  const next = async () => {
+    const f = await r.next();
+    if (f === null) throw Object.assign(new Error('sync stream ended early'), { name: 'StreamEndedError' });
+    return f;
+  };
+  const remoteBytes = remote.toMultihash().bytes;
+  let topic, set, room, rc, sent = 0, got = 0;
+  if (initiator) {
+    ({ topic, set } = start);
+    room = rooms.get(topic);
+    const hello = { topic, set, nonce: randomBytes(32), sinceMs: sinceFor(set) };
+    await w.send(stream, w.frame(sy.encodeHello(hello)));
+    const ch = sy.decodeChallenge(await next());
+    if (ch.nonce.length !== 32) throw new Error('challenge nonce not of 32 bytes');
+    const first = {};
+    if (room.key) {
+      const k = sy.syncKey(room.key);
+      const proof = { topic, set, nonceI: hello.nonce, nonceR: ch.nonce, initiator: self, responder: remoteBytes };
+      if (!w.equal(ch.mac, sy.proofMac(k, 'responder', proof))) throw new Error("responder's key proof");
+      first.mac = sy.proofMac(k, 'initiator', proof);
+    }
+    r.max = sy.MAX_FRAME;
+    rc = new sy.Reconciler(localItems(room, set, hello.sinceMs).map((x) => x.it), true);
+    await w.send(stream, w.frame(sy.encodeFrame({ ...first, ranges: rc.initial() })));
+    for (let round = 0; ; round++) {
+      if (round >= sy.MAX_ROUNDS) throw new Error('over 24 rounds');
+      const f = sy.decodeFrame(await next());
+      const { out, settled } = rc.process(f.ranges);
+      if (settled) break;
+      await w.send(stream, w.frame(sy.encodeFrame({ ranges: out })));
+    }
+    // The member set: the presences this peer replaced (its own earlier
+    // ones, which a lagging responder still lists) are not asked for.
+    if (set === sy.SyncSet.MEMBERS) rc.need = rc.need.filter((id) => !room.superseded.has(w.hex(id)));
+    const have = new Set(rc.have.map(w.hex));
+    const raws = localItems(room, set, 0).filter((x) => have.has(w.hex(x.it.id))).map((x) => x.raw);
+    await w.send(stream, w.frame(sy.encodeFrame({ want: rc.need, items: raws, done: true })));
+    sent = raws.length;
+    const want = new Set(rc.need.map(w.hex));
+    for (let frames = 0; ; frames++) {
+      if (frames > rc.need.length + 1) throw new Error('too many item frames');
+      const f = sy.decodeFrame(await next());
+      if (f.ranges.length || f.want.length) throw new Error('ranges among items');
+      got += await takeItems(topic, room, set, f.items, want);
+      if (f.done) break;
+    }
+  } else {
+    const hello = sy.decodeHello(await next());
+    ({ topic, set } = hello);
+    room = rooms.get(topic);
+    if (room === undefined || hello.nonce.length !== 32 || !setName(set)) throw new Error(`hello for ${topic}, set ${set}: refused`);
+    const nonceR = randomBytes(32);
+    const proof = { topic, set, nonceI: hello.nonce, nonceR, initiator: remoteBytes, responder: self };
+    const k = room.key ? sy.syncKey(room.key) : undefined;
+    await w.send(stream, w.frame(sy.encodeChallenge({ nonce: nonceR, mac: k && sy.proofMac(k, 'responder', proof) })));
+    r.max = sy.MAX_FRAME;
+    let f = sy.decodeFrame(await next());
+    if (k && !w.equal(f.mac, sy.proofMac(k, 'initiator', proof))) throw new Error("initiator's key proof");
+    rc = new sy.Reconciler(localItems(room, set, Number(hello.sinceMs)).map((x) => x.it), false);
+    for (let round = 0; !f.done; round++) {
+      if (round >= sy.MAX_ROUNDS) throw new Error('over 24 rounds');
+      const { out } = rc.process(f.ranges);
+      await w.send(stream, w.frame(sy.encodeFrame({ ranges: out })));
+      f = sy.decodeFrame(await next());
+    }
+    got = await takeItems(topic, room, set, f.items, null);
+    const want = new Set(f.want.map(w.hex));
+    const raws = localItems(room, set, Number(hello.sinceMs)).filter((x) => want.has(w.hex(x.it.id))).map((x) => x.raw);
+    await w.send(stream, w.frame(sy.encodeFrame({ items: raws, done: true })));
+    sent = raws.length;
+  }
+  await stream.close();
+  emit('sync', { role: initiator ? 'initiator' : 'responder', peer: remote.toString(), room: room.name, set: setName(set), sent, got });
+}
+
+// syncFailed reports a session that failed: sync_aborted when the stream
+// or connection went away (the other side left the room, reset, timed
+// out), sync_refused when this peer refused what it was sent.
+const aborts = new Set(['StreamEndedError', 'StreamResetError', 'StreamAbortedError', 'StreamStateError', 'ConnectionClosedError',
+  'ConnectionClosingError', 'MuxerClosedError', 'AbortError', 'TimeoutError', 'UnsupportedProtocolError']);
+function syncFailed(role, peer, err) {
+  emit(aborts.has(err?.name) ? 'sync_aborted' : 'sync_refused', { role, peer: peer.toString(), error: `${err?.name}: ${err?.message ?? err}` });
+}
+
+await node.handle(sy.SYNC_PROTOCOL, async (stream, connection) => {
+  const timer = setTimeout(() => stream.abort(new Error('sync session over 20 s')), 20000);
+  try {
+    await syncStream(stream, connection.remotePeer, false);
+  } catch (err) {
+    syncFailed('responder', connection.remotePeer, err);
+    stream.abort(err);
+  } finally {
+    clearTimeout(timer);
+  }
+}, { runOnLimitedConnection: true });
+
+// syncWith runs a session of set in the room of topic with peer, as the
+// initiator, over an existing connection.
+async function syncWith(peer, topic, set) {
+  const stream = await node.dialProtocol(peer, sy.SYNC_PROTOCOL, { signal: AbortSignal.timeout(20000) });
+  try {
+    await syncStream(stream, peer, true, { topic, set });
+  } catch (err) {
+    stream.abort(err);
+    throw err;
+  }
+}
+
+// signPresence makes this member's current presence in the room of topic
+// and syncs the member set with up to 3 random topic peers.
+async function signPresence(topic) {
+  const room = rooms.get(topic);
+  const env = w.encodeEnvelope({ kind: w.Kind.PRESENCE, id: randomBytes(16), nick: room.nick, sentAtMs: Date.now() });
+  const v = w.validateEnvelope(env);
+  if (v.result !== 'accept') throw new Error(`own presence refused: ${v.reason}`);
+  const data = room.sealKey ? w.seal(room.sealKey, topic, self, env, randomBytes(24)) : env;
+  const raw = await sy.signItem(node.services.keys.privateKey, self, topic, data, randomBytes(8));
+  const old = room.members.get(node.peerId.toString());
+  if (old) room.superseded.add(w.hex(old.it.id));
+  room.members.set(node.peerId.toString(), { it: { ms: BigInt(v.env.sentAtMs), id: sy.itemId(self, v.env.id) }, raw });
+  const peers = pubsub.getSubscribers(topic).sort(() => Math.random() - 0.5).slice(0, 3);
+  await Promise.all(peers.map((p) => syncWith(p, topic, sy.SyncSet.MEMBERS).catch((err) => syncFailed('initiator', p, err))));
+}
+
+// Every 30 s ±10%, a member signs its presence again (rooms §7).
+(function refresh() {
+  setTimeout(async () => {
+    for (const [topic, room] of rooms) if (room.nick) await signPresence(topic).catch(() => {});
+    refresh();
+  }, 27000 + Math.random() * 6000).unref();
+})();
 
 // ---- file transfer (/parley/file/2.0.0) --------------------------------
 
@@ -424,19 +670,38 @@ async function run(cmd) {
         const { key, name } = w.decodeInvite(cmd.invite);
         const r = w.privateRoom(key, name);
         topic = r.topic;
-        room = { name, sealKey: r.sealKey };
+        room = { name, key, sealKey: r.sealKey };
       } else {
         topic = w.publicTopic(cmd.room);
         room = { name: w.canonicalName(cmd.room) };
       }
+      Object.assign(room, { nick: cmd.nick, members: new Map(), history: new Map(), shares: new Map(), superseded: new Set() });
       rooms.set(topic, room);
+      // The presence is signed before the subscription goes out, so the
+      // first session a topic peer opens brings it.
+      if (room.nick) await signPresence(topic);
       pubsub.topicValidators.set(topic, validate);
       pubsub.subscribe(topic);
       emit('joined', { room: room.name, topic, private: room.sealKey !== undefined });
       return;
     }
     case 'publish': return publish(w.Kind.TEXT, cmd);
-    case 'presence': return publish(w.Kind.PRESENCE, cmd);
+    case 'presence': {
+      const topic = topicOf(cmd.room);
+      rooms.get(topic).nick = cmd.nick;
+      await signPresence(topic);
+      emit('presence_signed', { room: rooms.get(topic).name, nick: cmd.nick });
+      return;
+    }
+    case 'leave': {
+      const topic = topicOf(cmd.room);
+      const room = rooms.get(topic);
+      await publish(w.Kind.PRESENCE, { room: cmd.room, nick: room.nick ?? 'js', leaving: true });
+      pubsub.unsubscribe(topic);
+      rooms.delete(topic);
+      emit('left', { room: room.name, topic });
+      return;
+    }
     case 'dm': return sendDM(cmd);
     case 'send_file': return sendFile(cmd);
     case 'quit': return quit(0);

@@ -187,8 +187,9 @@ export const MAX_DATA = 65536;
 const SKEW_MS = 5 * 60 * 1000;
 
 // validateEnvelope applies rules 1 and 3-6 of rooms §6 to a public room's
-// message data. It returns { result: 'accept' | 'reject' | 'ignore',
-// reason, env }.
+// message data (rule 6, the clock, only when nowMs is not null: the room
+// sync applies its own windows). It returns { result: 'accept' | 'reject'
+// | 'ignore', reason, env }.
 export function validateEnvelope(data, nowMs = Date.now()) {
   if (data.length > MAX_DATA) return { result: 'reject', reason: 'data too long' };
   let f;
@@ -223,7 +224,7 @@ export function validateEnvelope(data, nowMs = Date.now()) {
   if (env.kind !== Kind.PRESENCE && env.presence !== undefined) return bad('presence on another kind');
   if ((env.kind === Kind.FILE_SHARE) !== (env.fileShare !== undefined)) return bad('file share field does not match the kind');
   if (env.peerRecord && env.peerRecord.length > 1024) return bad('peer record too long');
-  if (Math.abs(env.sentAtMs - nowMs) > SKEW_MS) return { result: 'ignore', reason: 'clock skew' };
+  if (nowMs !== null && Math.abs(env.sentAtMs - nowMs) > SKEW_MS) return { result: 'ignore', reason: 'clock skew' };
   return { result: 'accept', env };
 }
 
