@@ -182,6 +182,126 @@ func abandonFetch(t *testing.T, h host.Host, victim peer.ID, raw []byte) tpb.Cod
 	return f.GetStatus().GetCode()
 }
 
+// halfFetch asks for a share's manifest and its first chunks, reads the
+// manifest and then neither reads nor writes, keeping the stream open (a
+// fetch left half done): OK when the manifest came, else the refusal's
+// code.
+func halfFetch(t *testing.T, h host.Host, victim peer.ID, raw []byte) tpb.Code {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	s, err := h.NewStream(ctx, victim, transfer.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Reset() })
+	get := &tpb.Get{Id: raw, Manifest: true, Ranges: []*tpb.Range{{Start: 0, Count: 2}}}
+	if err := writeTF(s, &tpb.Frame{Msg: &tpb.Frame_Get{Get: get}}); err != nil {
+		t.Fatal(err)
+	}
+	f, err := readTF(bufio.NewReader(s))
+	if err != nil {
+		t.Fatalf("fetch answer: %v", err)
+	}
+	if f.GetManifest() != nil {
+		return tpb.Code_OK
+	}
+	return f.GetStatus().GetCode()
+}
+
+// TestHalfDoneFetchesExpire (issue 19, abandoned work expires): 40
+// strangers on one subnet each start fetching a share and stop half way,
+// their streams left open and their hosts connected. They hold the
+// subnet's 32 upload slots, and a fresh stranger of that subnet is
+// refused; within a bounded time (every stream is cut after IdleTimeout
+// without moving, an upload no stream serves is forgotten after
+// IdleTimeout) the slots are free again, counted, and a new stranger is
+// served. A trusted peer's /fetch completes meanwhile.
+func TestHalfDoneFetchesExpire(t *testing.T) {
+	const idle = 5 * time.Second // longer than the crowd takes under -race
+	victim := newParty(t, "victim", func(c *node.Config) { c.Transfer.IdleTimeout = idle })
+	honest := newParty(t, "honest", nil)
+	link(t, honest, victim)
+	inLobby(t, honest, victim)
+	trustEachOther(t, victim, honest)
+	share := func(name string) string {
+		path := filepath.Join(t.TempDir(), name)
+		if err := os.WriteFile(path, random(t, 4<<20), 0o600); err != nil { // 4 chunks
+			t.Fatal(err)
+		}
+		id, err := victim.n.Share(context.Background(), node.DefaultRoom, path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		honest.ev.wait(t, "honest sees "+name, func(e events.Event) bool {
+			o, ok := e.(events.FileOffer)
+			return ok && o.TransferID == id
+		})
+		return id
+	}
+	fetch := func(id string) time.Duration {
+		start := time.Now()
+		if err := honest.n.Fetch(context.Background(), id); err != nil {
+			t.Fatalf("fetch: %v", err)
+		}
+		honest.ev.wait(t, "honest fetched "+id, func(e events.Event) bool {
+			d, ok := e.(events.FileDone)
+			return ok && d.TransferID == id
+		})
+		return time.Since(start)
+	}
+	quiet := fetch(share("quiet.bin"))
+	id := share("popular.bin")
+	raw, err := hex.DecodeString(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	via4 := func() host.Host { return attackerVia(t, victim, false) }
+	served, crowd := 0, time.Now()
+	for range 40 {
+		if halfFetch(t, via4(), victim.peerID(), raw) == tpb.Code_OK {
+			served++
+		}
+	}
+	start := time.Now()
+	// An upload expires at the earliest 2×IdleTimeout after its fetch
+	// began (its stream is cut IdleTimeout after it stopped moving, then
+	// it is forgotten IdleTimeout later): within IdleTimeout none has.
+	if took := start.Sub(crowd); took > idle {
+		t.Fatalf("the crowd took %v; the test needs it within IdleTimeout (%v)", took, idle)
+	}
+	if code := halfFetch(t, via4(), victim.peerID(), raw); code != tpb.Code_BUSY {
+		t.Fatalf("a stranger of the full subnet got %v, want BUSY", code)
+	}
+	honestTook := fetch(id)
+	var freed time.Duration
+	for {
+		code := halfFetch(t, via4(), victim.peerID(), raw)
+		if code == tpb.Code_OK {
+			freed = time.Since(start)
+			break
+		}
+		if time.Since(start) > 15*idle {
+			t.Fatalf("half-done fetches still hold the subnet's slots after %v (IdleTimeout %v)", time.Since(start), idle)
+		}
+		time.Sleep(idle / 4)
+	}
+	// Every half-done upload is forgotten and counted, within the bound.
+	for victim.n.TransferBudget().UploadsExpired < int64(served) && time.Since(start) < 15*idle {
+		time.Sleep(idle / 4)
+		_ = halfFetch(t, via4(), victim.peerID(), raw) // a claim prunes the budget
+	}
+	expired := victim.n.TransferBudget().UploadsExpired
+	t.Logf("half-done fetches: %d of 40 served; slots free again %v later (IdleTimeout %v), %d uploads expired; trusted peer's fetch of 4 MiB took %v meanwhile (quiet: %v)",
+		served, freed.Round(time.Millisecond), idle, expired, honestTook.Round(time.Millisecond), quiet.Round(time.Millisecond))
+	if served != 32 {
+		t.Fatalf("%d half-done fetches served; the subnet's share is 32", served)
+	}
+	if expired < int64(served) {
+		t.Fatalf("%d uploads counted expired, want at least %d", expired, served)
+	}
+}
+
 // portCounter counts the TCP connections accepted on n loopback ports.
 type portCounter struct {
 	mu    sync.Mutex
@@ -342,4 +462,42 @@ func TestStrangerDMsStopAtQuota(t *testing.T) {
 		t.Fatal("no stranger DM stored at all; the quota should admit some")
 	}
 	stillServes(t, honest, victim, "after stranger DMs")
+}
+
+// TestStrangerDMFloodAsFound (finding 5, with the default quotas): 40
+// identities × 64 direct messages of 8 KB, which were all stored before
+// (20 MiB), stop at the quota of newcomers of one subnet (1 MiB of the
+// strangers' 4 MiB); then a contact's 16 messages of 8 KB are all stored
+// and shown.
+func TestStrangerDMFloodAsFound(t *testing.T) {
+	victim, honest := newParty(t, "victim", nil), newParty(t, "honest", nil)
+	link(t, honest, victim)
+	inLobby(t, honest, victim)
+	victim.exec("/msg " + honest.peerID().String() + " hello, contact")
+	honest.waitDM("hello, contact")
+
+	big := strings.Repeat("y", dm.MaxTextBytes-16)
+	contact := func(tag string) time.Duration { // 16 DMs of 8 KB until all are shown
+		start := time.Now()
+		for i := range 16 {
+			honest.exec(fmt.Sprintf("/msg %s %s%d %s", victim.peerID(), tag, i, big))
+		}
+		for i := range 16 {
+			victim.waitDM(fmt.Sprintf("%s%d %s", tag, i, big))
+		}
+		return time.Since(start)
+	}
+	quiet := contact("quiet")
+
+	stored := 0
+	for range 40 {
+		stored += rawDMs(t, attacker(t, victim), victim.peerID(), 64, dm.MaxTextBytes)
+	}
+	loaded := contact("after")
+	per := dm.MaxTextBytes + len("sybil") + 64
+	t.Logf("stranger DMs stored: %d of 2560 (%d KiB; newcomers' quota %d KiB); a contact's 16 DMs of 8 KB shown in %v (quiet: %v)",
+		stored, stored*per>>10, dm.DefaultStrangerInboxBytes/4>>10, loaded.Round(time.Millisecond), quiet.Round(time.Millisecond))
+	if stored*per > dm.DefaultStrangerInboxBytes/4 || stored == 0 {
+		t.Fatalf("stored %d bytes of fresh strangers' DMs; quota %d", stored*per, dm.DefaultStrangerInboxBytes/4)
+	}
 }

@@ -3,6 +3,7 @@ package adversarial
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -15,6 +16,7 @@ import (
 	pbv2 "github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/pb"
 	"github.com/multiformats/go-multiaddr"
 
+	"github.com/parley-chat/parley/events"
 	"github.com/parley-chat/parley/node"
 	"github.com/parley-chat/parley/overlay"
 )
@@ -158,5 +160,72 @@ func TestRelayLimitsHoldForTrustedFlood(t *testing.T) {
 	}
 	if _, err := client.Reserve(ctx, honest.host(), victimInfo); err != nil {
 		t.Fatalf("honest member's renewal under the limit: %v", err)
+	}
+}
+
+// TestRelaySlotsOfLobbyStrangers (issue 19, relay slots): a chat node
+// relays for its own people, and the members of its public lobby count
+// among them, yet anyone can be one. 18 throwaway identities on 3
+// addresses of one subnet (127.0.0.2-4, 6 each: under the per-IP limit
+// of 8, which is all that bounded them before, when they took the 15
+// slots the honest member left) say a line in the lobby and ask for a
+// reservation: together with the honest member (a stranger too) they
+// hold the subnet's share of ChatRelayShares; a trusted peer still
+// reserves, and the honest member renews its slot.
+func TestRelaySlotsOfLobbyStrangers(t *testing.T) {
+	ctx, victim, honest, victimInfo := relayScene(t)
+	shares := overlay.ChatRelayShares()
+	quiet := time.Now()
+	if _, err := client.Reserve(ctx, honest.host(), victimInfo); err != nil {
+		t.Fatal(err)
+	}
+	quietTook := time.Since(quiet)
+	granted, denied := 0, 0
+	for ip := 2; ip <= 4; ip++ {
+		for i := range 6 {
+			m := hostOn(t, fmt.Sprintf("/ip4/127.0.0.%d/tcp/0", ip))
+			if err := m.Connect(ctx, victimInfo); err != nil {
+				t.Fatal(err)
+			}
+			tp := joinTopic(t, rawPubSub(t, m), lobbyTopic, victim.peerID())
+			line := fmt.Sprintf("sybil %d.%d here", ip, i)
+			if err := tp.Publish(ctx, envelopeBytes(t, fmt.Sprintf("sybil%d%d", ip, i), line)); err != nil {
+				t.Fatal(err)
+			}
+			victim.ev.wait(t, "victim shows "+line, func(e events.Event) bool {
+				msg, ok := e.(events.Message)
+				return ok && msg.From == m.ID()
+			})
+			_, err := client.Reserve(ctx, m, victimInfo)
+			var re client.ReservationError
+			switch {
+			case err == nil:
+				granted++
+			case errors.As(err, &re) && (re.Status == pbv2.Status_PERMISSION_DENIED || re.Status == pbv2.Status_RESERVATION_REFUSED):
+				denied++
+			default:
+				t.Fatalf("lobby sybil reservation: %v", err)
+			}
+		}
+	}
+	friend := relayHost(t)
+	if _, err := victim.n.Trust(friend.ID()); err != nil {
+		t.Fatal(err)
+	}
+	if err := friend.Connect(ctx, victimInfo); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if _, err := client.Reserve(ctx, friend, victimInfo); err != nil {
+		t.Fatalf("trusted peer's reservation after the lobby crowd: %v", err)
+	}
+	loaded := time.Since(start)
+	t.Logf("lobby sybils of one subnet: %d reservations granted, %d denied (subnet share %d, the honest member's included); trusted peer reserved in %v (honest member before: %v)",
+		granted, denied, shares.PerSubnet, loaded, quietTook)
+	if granted+1 > shares.PerSubnet {
+		t.Fatalf("lobby strangers of one subnet hold %d relay slots; the share is %d", granted+1, shares.PerSubnet)
+	}
+	if _, err := client.Reserve(ctx, honest.host(), victimInfo); err != nil {
+		t.Fatalf("honest member's renewal: %v", err)
 	}
 }

@@ -27,7 +27,8 @@ type Message struct {
 	// (identity.ShortFingerprint), to show next to a shared nick.
 	Fingerprint string `json:"fingerprint"`
 	// NickShared is true when another current member of the room used the
-	// same nick (identity.SameNick) when the message arrived.
+	// same nick (identity.SameNick) when the message arrived, or the nick
+	// is pinned (trust) to another key.
 	NickShared bool `json:"nick_shared"`
 	// CaughtUp is true when the message arrived by the room sync, after
 	// it was sent while this node was away, rather than live.

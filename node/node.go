@@ -244,6 +244,9 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 	if ocfg.Known == nil {
 		ocfg.Known = n.own.known
 	}
+	if ocfg.Newcomer == nil {
+		ocfg.Newcomer = n.newcomer
+	}
 	h, err := overlay.New(ctx, ocfg)
 	if err != nil {
 		n.cancel()

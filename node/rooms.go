@@ -33,6 +33,9 @@ func (n *Node) startRooms(ctx context.Context) error {
 	if cfg.Newcomer == nil {
 		cfg.Newcomer = n.newcomer
 	}
+	if cfg.NickPinned == nil {
+		cfg.NickPinned = n.trust.PinnedToOther
+	}
 	svc, err := rooms.New(ctx, cfg)
 	if err != nil {
 		return fmt.Errorf("start rooms: %w", err)

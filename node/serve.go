@@ -73,7 +73,7 @@ type Serve struct {
 	store  *store.Store
 	host   *overlay.Host
 	holder *mailbox.Holder // nil with NoMailboxHolder
-	ages   *fair.Ages      // the holder's newcomers; nil with NoMailboxHolder
+	ages   *fair.Ages      // newcomers of the relay's and the holder's shares
 
 	closeOnce sync.Once
 	closeErr  error
@@ -118,26 +118,35 @@ func NewServe(ctx context.Context, cfg ServeConfig) (*Serve, error) {
 	ocfg.Metrics = cfg.Metrics
 	ocfg.Store = nil // no peer memory
 
+	// The relay's reservations and the mailbox holder are split by the
+	// same known peers (the allow list) and identity ages (in memory).
+	if ocfg.Known == nil {
+		ocfg.Known = serveKnown(&ocfg)
+	}
+	ages, err := fair.NewAges(nil, fair.AgesConfig{Logger: cfg.Logger.With("component", "fair")})
+	if err != nil {
+		return nil, fmt.Errorf("start identity ages: %w", err)
+	}
+	if ocfg.Newcomer == nil {
+		ocfg.Newcomer = ages.Newcomer
+	}
 	st, err := store.Open(cfg.DataDir, storeLockWait)
 	if err != nil {
-		return nil, err
+		return nil, errors.Join(err, ages.Close())
 	}
 	h, err := overlay.New(ctx, ocfg)
 	if err != nil {
-		return nil, errors.Join(err, st.Close())
+		return nil, errors.Join(err, st.Close(), ages.Close())
 	}
-	s := &Serve{id: cfg.Identity, store: st, host: h}
+	s := &Serve{id: cfg.Identity, store: st, host: h, ages: ages}
 	if !cfg.NoMailboxHolder {
 		hc := cfg.Holder
 		hc.Host, hc.DB, hc.Logger = h, st.DB(), cfg.Logger.With("component", "mailbox-holder")
 		if hc.Known == nil {
-			hc.Known = serveKnown(&ocfg)
+			hc.Known = ocfg.Known
 		}
 		if hc.Newcomer == nil {
-			if s.ages, err = fair.NewAges(nil, fair.AgesConfig{Logger: cfg.Logger.With("component", "fair")}); err != nil {
-				return nil, errors.Join(fmt.Errorf("start identity ages: %w", err), s.Close())
-			}
-			hc.Newcomer = s.ages.Newcomer
+			hc.Newcomer = ages.Newcomer
 		}
 		if s.holder, err = mailbox.NewHolder(ctx, hc); err != nil {
 			return nil, errors.Join(fmt.Errorf("start mailbox holder: %w", err), s.Close())

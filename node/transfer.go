@@ -235,6 +235,15 @@ type ShareAnnounced struct {
 // Type names the event; see ShareAnnounced for its JSON form.
 func (ShareAnnounced) Type() string { return "share_announced" }
 
+// TransferBudget returns what the file transfers' budgets refused or
+// expired (docs/SECURITY.md "Budgets").
+func (n *Node) TransferBudget() transfer.BudgetCounters {
+	if n.transfer == nil {
+		return transfer.BudgetCounters{}
+	}
+	return n.transfer.Budget()
+}
+
 // Transfers lists the file transfers the node knows.
 func (n *Node) Transfers() []transfer.Info {
 	if n.transfer == nil {

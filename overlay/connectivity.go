@@ -134,9 +134,8 @@ func (o *Host) startConnectivity(cfg *Config, relays *lateHooks) error {
 
 	if cfg.RelayService != nil {
 		ropts := []relay.Option{relay.WithResources(*cfg.RelayService)}
-		if cfg.RelayFor != nil {
-			ropts = append(ropts, relay.WithACL(relayACL{allow: cfg.RelayFor, log: o.log}))
-		}
+		o.relayShares = newRelayShares(o, cfg)
+		ropts = append(ropts, relay.WithACL(o.relayShares))
 		if cfg.Metrics != nil {
 			ropts = append(ropts, relay.WithMetricsTracer(relay.NewMetricsTracer(relay.WithRegisterer(cfg.Metrics))))
 		}

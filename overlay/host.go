@@ -127,6 +127,11 @@ type Config struct {
 	// (plausible.go, docs/SECURITY.md "Budgets"). Nil knows nobody. It is
 	// called concurrently and must be quick.
 	Known func(peer.ID) bool
+	// Newcomer reports whether a peer is an identity first seen less
+	// than an hour ago (fair.Ages.Newcomer). A relay service open to
+	// every peer (RelayFor nil) gives newcomers together half of the
+	// strangers' reservations (RelaySharesOf). Nil: nobody is one.
+	Newcomer func(peer.ID) bool
 	// NoHolePunching turns off DCUtR hole punching, which otherwise
 	// upgrades relayed connections to direct ones where NATs allow.
 	NoHolePunching bool
@@ -190,15 +195,18 @@ type Host struct {
 
 	dht      *dht.IpfsDHT // nil with DHTOff
 	relaySvc *relay.Relay // nil without RelayService
-	relays   *relayKeeper // nil without Relays
-	mates    *mateRelays  // nil with Relays, MateRelays < 0 or public
-	reach    *reachTracker
-	conns    *connWatcher
-	netw     *netWatcher
-	lan      *lanDiscovery // nil without MDNS
-	memory   *memory       // nil without Store
-	rv       *rendezvous
-	flight   reachFlight
+	// relayShares is relaySvc's ACL (RelayFor and the strangers'
+	// shares of its reservations); nil without RelayService.
+	relayShares *relayShares
+	relays      *relayKeeper // nil without Relays
+	mates       *mateRelays  // nil with Relays, MateRelays < 0 or public
+	reach       *reachTracker
+	conns       *connWatcher
+	netw        *netWatcher
+	lan         *lanDiscovery // nil without MDNS
+	memory      *memory       // nil without Store
+	rv          *rendezvous
+	flight      reachFlight
 	// bootstrap: Config.Bootstrap named DHT peers (Reach may wait for
 	// them to fill the routing table).
 	bootstrap bool

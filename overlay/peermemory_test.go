@@ -1,11 +1,13 @@
 package overlay
 
 import (
+	"fmt"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/parley-chat/parley/internal/testnet"
 )
@@ -127,4 +129,72 @@ func FuzzDecodeRecord(f *testing.F) {
 			t.Fatal(err)
 		}
 	})
+}
+
+// TestStrangersRememberedBriefly (issue 19, dial only what you may): a
+// stranger that announced 16 ports of this machine (a port scan) is
+// remembered with the 2 plausible ones only, and forgotten after
+// StrangerMaxAge, across a restart, while a known peer stays remembered.
+func TestStrangersRememberedBriefly(t *testing.T) {
+	const strangerAge = time.Second
+	path := filepath.Join(t.TempDir(), "parley.db")
+	var scan []string
+	for port := 1001; port <= 1016; port++ {
+		scan = append(scan, fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", port))
+	}
+	stranger := newHost(t, Config{AnnounceAddrs: mustAddrs(scan...)})
+	friend := newHost(t, Config{})
+	key := testnet.NewKey(t)
+	cfg := Config{PrivKey: key, ListenAddrs: mustAddrs("/ip4/127.0.0.1/tcp/0"),
+		Known:      func(p peer.ID) bool { return p == friend.ID() },
+		PeerMemory: PeerMemory{StrangerMaxAge: strangerAge}}
+
+	db := testnet.OpenDB(t, path)
+	cfg.Store = db
+	first, err := New(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range []*Host{stranger, friend} {
+		if err := h.Connect(t.Context(), first.AddrInfo()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	record := func(h *Host, p peer.ID) *PeerRecord {
+		for _, r := range h.Remembered() {
+			if r.ID == p {
+				return &r
+			}
+		}
+		return nil
+	}
+	waitFor(t, 10*time.Second, "both remembered", func() bool {
+		return record(first, stranger.ID()) != nil && record(first, friend.ID()) != nil
+	})
+	if r := record(first, stranger.ID()); !r.Stranger || len(r.Addrs) > maxPortsPerHost {
+		t.Fatalf("stranger remembered as %+v; want a stranger with at most %d addresses", r, maxPortsPerHost)
+	}
+	if r := record(first, friend.ID()); r.Stranger {
+		t.Fatalf("known peer remembered as a stranger: %+v", r)
+	}
+	if n := first.RefusedAddrs(); n < int64(len(scan)-maxPortsPerHost) {
+		t.Fatalf("%d announced addresses refused, want at least %d", n, len(scan)-maxPortsPerHost)
+	}
+	if err := first.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(strangerAge + 1100*time.Millisecond) // last seen is kept in whole seconds
+
+	db = testnet.OpenDB(t, path)
+	cfg.Store = db
+	second := newHost(t, cfg)
+	if record(second, stranger.ID()) != nil {
+		t.Fatal("a stranger is still remembered after StrangerMaxAge")
+	}
+	if record(second, friend.ID()) == nil {
+		t.Fatal("the known peer was forgotten")
+	}
 }

@@ -25,6 +25,15 @@ const (
 	// remembered; refusedFor is how long they are.
 	maxGuardedPeers = 1024
 	refusedFor      = time.Hour
+	// maxStrangerPortsPerHost bounds the ports of one IP and transport
+	// that all strangers together may have this node dial back, within
+	// refusedFor: identities taking turns, each within maxPortsPerHost,
+	// are a port scan too. Loopback is exempt (only processes of this
+	// machine can announce it, and they can dial it themselves); more
+	// strangers behind one address are not dialled back, they can dial.
+	maxStrangerPortsPerHost = 4
+	// maxScannedHosts bounds the hosts whose ports are counted.
+	maxScannedHosts = 4096
 )
 
 // addrScope is how far an address reaches.
@@ -124,6 +133,10 @@ type addrGuard struct {
 	mu      sync.Mutex
 	refused map[peer.ID]refusedAddrs // guarded by mu
 	dropped int64                    // guarded by mu; addresses refused in all
+	// ports are the ports of each non-loopback "ip/transport" strangers'
+	// kept addresses named, with when they were last announced; guarded
+	// by mu.
+	ports map[string]map[string]time.Time
 }
 
 type refusedAddrs struct {
@@ -132,7 +145,7 @@ type refusedAddrs struct {
 }
 
 func newAddrGuard(known func(peer.ID) bool) *addrGuard {
-	return &addrGuard{known: known, refused: make(map[peer.ID]refusedAddrs)}
+	return &addrGuard{known: known, refused: make(map[peer.ID]refusedAddrs), ports: make(map[string]map[string]time.Time)}
 }
 
 // isKnown reports whether p is a known peer (Config.Known).
@@ -162,6 +175,11 @@ func (g *addrGuard) identified(o *Host, p peer.ID, announced []ma.Multiaddr, c n
 		return announced
 	}
 	keep, drop := plausibleAddrs(announced, remote)
+	now := time.Now()
+	g.mu.Lock()
+	keep, scanned := g.acrossStrangers(keep, now)
+	g.mu.Unlock()
+	drop = append(drop, scanned...)
 	if len(drop) == 0 {
 		return keep
 	}
@@ -172,7 +190,6 @@ func (g *addrGuard) identified(o *Host, p peer.ID, announced []ma.Multiaddr, c n
 			o.Peerstore().SetAddr(p, a, 0)
 		}
 	}
-	now := time.Now()
 	g.mu.Lock()
 	if _, ok := g.refused[p]; !ok && len(g.refused) >= maxGuardedPeers {
 		g.evictOldest()
@@ -182,6 +199,60 @@ func (g *addrGuard) identified(o *Host, p peer.ID, announced []ma.Multiaddr, c n
 	g.mu.Unlock()
 	o.log.Debug("ignoring implausible addresses a stranger announced", "peer", p, "kept", len(keep), "dropped", len(drop))
 	return keep
+}
+
+// acrossStrangers drops from a stranger's plausible addresses those that
+// would make the ports strangers had this node dial on one non-loopback
+// IP and transport more than maxStrangerPortsPerHost within refusedFor,
+// and counts the others' ports. g.mu must be held.
+func (g *addrGuard) acrossStrangers(keep []ma.Multiaddr, now time.Time) (kept, drop []ma.Multiaddr) {
+	kept = keep[:0:0]
+	for _, a := range keep {
+		host, port, ok := addrHostPort(a)
+		if !ok || scopeOf(a) == scopeLoopback {
+			kept = append(kept, a)
+			continue
+		}
+		seen := g.ports[host]
+		for p, at := range seen {
+			if now.Sub(at) > refusedFor {
+				delete(seen, p)
+			}
+		}
+		if _, known := seen[port]; !known && len(seen) >= maxStrangerPortsPerHost {
+			drop = append(drop, a)
+			continue
+		}
+		if seen == nil {
+			if len(g.ports) >= maxScannedHosts {
+				g.evictOldestHost()
+			}
+			seen = make(map[string]time.Time)
+			g.ports[host] = seen
+		}
+		seen[port] = now
+		kept = append(kept, a)
+	}
+	return kept, drop
+}
+
+// evictOldestHost forgets the host whose ports were announced least
+// recently. g.mu must be held.
+func (g *addrGuard) evictOldestHost() {
+	var oldest string
+	var at time.Time
+	for h, ports := range g.ports {
+		var last time.Time
+		for _, t := range ports {
+			if t.After(last) {
+				last = t
+			}
+		}
+		if oldest == "" || last.Before(at) {
+			oldest, at = h, last
+		}
+	}
+	delete(g.ports, oldest)
 }
 
 // evictOldest forgets the oldest refused set. g.mu must be held.

@@ -3,6 +3,7 @@ package overlay
 import (
 	"fmt"
 	"testing"
+	"time"
 
 	ma "github.com/multiformats/go-multiaddr"
 )
@@ -50,5 +51,52 @@ func TestPlausibleAddrs(t *testing.T) {
 				t.Fatalf("kept %v, dropped %v; want %d kept", keep, drop, tt.keep)
 			}
 		})
+	}
+}
+
+// TestPortScanAcrossStrangers: identities taking turns, each announcing
+// a plausible 2 ports of one public IP, make this node dial at most
+// maxStrangerPortsPerHost ports of it within refusedFor; ports already
+// counted stay dialable for others, loopback is not counted, and an
+// hour later the count starts again.
+func TestPortScanAcrossStrangers(t *testing.T) {
+	g := newAddrGuard(nil)
+	now := time.Now()
+	remote := ma.StringCast("/ip4/93.184.216.40/tcp/5000")
+	ports := make(map[string]bool)
+	for i := range 8 {
+		announced := addrs(fmt.Sprintf("/ip4/93.184.216.40/tcp/%d", 2000+2*i), fmt.Sprintf("/ip4/93.184.216.40/tcp/%d", 2001+2*i),
+			"/ip4/93.184.216.40/udp/4001/quic-v1")
+		keep, _ := plausibleAddrs(announced, remote)
+		kept, _ := g.acrossStrangers(keep, now)
+		for _, a := range kept {
+			if _, err := a.ValueForProtocol(ma.P_TCP); err == nil {
+				ports[a.String()] = true
+			}
+		}
+	}
+	if len(ports) != maxStrangerPortsPerHost {
+		t.Fatalf("8 strangers had %d TCP ports of one IP kept: %v; want %d", len(ports), ports, maxStrangerPortsPerHost)
+	}
+	// A port already counted (the shared QUIC one, a TCP one) stays.
+	again := addrs("/ip4/93.184.216.40/tcp/2000", "/ip4/93.184.216.40/udp/4001/quic-v1")
+	if kept, drop := g.acrossStrangers(again, now); len(kept) != 2 || len(drop) != 0 {
+		t.Fatalf("counted ports: kept %v, dropped %v", kept, drop)
+	}
+	// Loopback is not counted.
+	var loop []ma.Multiaddr
+	for i := range 8 {
+		loop = append(loop, ma.StringCast(fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", 3000+i)))
+	}
+	if kept, _ := g.acrossStrangers(loop, now); len(kept) != len(loop) {
+		t.Fatalf("loopback ports kept %d of %d", len(kept), len(loop))
+	}
+	// After refusedFor the ports are counted afresh.
+	later := addrs("/ip4/93.184.216.40/tcp/2100", "/ip4/93.184.216.40/tcp/2101")
+	if kept, _ := g.acrossStrangers(later, now); len(kept) != 0 {
+		t.Fatalf("a fifth port kept: %v", kept)
+	}
+	if kept, _ := g.acrossStrangers(later, now.Add(refusedFor+time.Second)); len(kept) != 2 {
+		t.Fatalf("after refusedFor kept %v", kept)
 	}
 }

@@ -3,7 +3,6 @@ package overlay
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"slices"
 	"sort"
 	"sync"
@@ -58,33 +57,6 @@ func ChatRelayResources() relay.Resources {
 		MaxReservationsPerIP:  8,
 		MaxReservationsPerASN: 16,
 	}
-}
-
-// relayACL is the relay service's access control when Config.RelayFor is
-// set: the reserving peer must be accepted, and so must both ends of a
-// circuit. The destination is checked again at connect time because it
-// may have left every shared room (or been untrusted) since it reserved.
-// Requiring the source too means a stranger can neither spend this
-// node's bandwidth nor reach its people through it.
-type relayACL struct {
-	allow func(peer.ID) bool
-	log   *slog.Logger
-}
-
-func (a relayACL) AllowReserve(p peer.ID, _ ma.Multiaddr) bool {
-	ok := a.allow(p)
-	if !ok {
-		a.log.Debug("relay reservation refused: not a room member or trusted peer", "peer", p)
-	}
-	return ok
-}
-
-func (a relayACL) AllowConnect(src peer.ID, _ ma.Multiaddr, dest peer.ID) bool {
-	ok := a.allow(src) && a.allow(dest)
-	if !ok {
-		a.log.Debug("relay circuit refused: an end is not a room member or trusted peer", "src", src, "dest", dest)
-	}
-	return ok
 }
 
 // ServeLimits are the resource manager limits of `parley serve`: a node

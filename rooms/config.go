@@ -117,6 +117,13 @@ type Config struct {
 	// than an hour ago (node: fair.Ages): strangers' messages of newcomers
 	// share a quarter of the strangers' budget (shed.go). Default: none.
 	Newcomer func(peer.ID) bool
+	// NickPinned reports whether nick is pinned (trust) to an identity
+	// other than author: its messages are flagged nick_shared, like those
+	// of an author whose nick another member uses, so that a display
+	// shows the fingerprint of whoever gets a trust warning (node:
+	// trust.Store.PinnedToOther). Default: none. Called on delivery; it
+	// must be quick.
+	NickPinned func(author peer.ID, nick string) bool
 
 	// PubSubOptions are appended to the service's GossipSub options (and
 	// so may override them).

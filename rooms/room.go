@@ -90,6 +90,8 @@ type room struct {
 	// nickKeys counts the members by nickKey (guarded by mu), so that
 	// nickShared, asked for every delivery, need not scan the members.
 	nickKeys map[string]int
+	// nickPinned is Config.NickPinned (nil: none); set at creation.
+	nickPinned func(author peer.ID, nick string) bool
 	// checking holds the member-set items that a session is checking
 	// and taking in now (guarded by mu; claimCheck).
 	checking map[[itemIDSize]byte]struct{}
@@ -458,10 +460,14 @@ func (r *room) presence(id peer.ID, m *member) *events.Presence {
 // same nick under identity.NickKey, the rule trust pins by): one online,
 // or one gone less than memberRetention ago, so that a newcomer taking
 // the nick of a member who just left is told apart too. selfNick is this node's nick, counted when
-// author is not this node.
+// author is not this node. A nick another identity holds the trust pin
+// of (Config.NickPinned) counts as shared too.
 func (r *room) nickShared(author, self peer.ID, nick, selfNick string) bool {
 	key := identity.NickKey(nick)
 	if author != self && identity.NickKey(selfNick) == key {
+		return true
+	}
+	if author != self && r.nickPinned != nil && r.nickPinned(author, nick) {
 		return true
 	}
 	r.mu.Lock()

@@ -282,6 +282,7 @@ func kindName(private bool) string {
 // caller holds opMu.
 func (s *Service) startRoom(name string, key []byte) (_ *room, err error) {
 	r := newRoom(name)
+	r.nickPinned = s.cfg.NickPinned
 	if len(key) > 0 {
 		r.private, r.key = true, bytes.Clone(key)
 		if r.keys, err = deriveKeys(key, name); err != nil {

@@ -1,9 +1,12 @@
 package transfer
 
 import (
+	"context"
 	"errors"
 	"testing"
 	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/parley-chat/parley/events"
 	"github.com/parley-chat/parley/internal/testnet"
@@ -94,5 +97,53 @@ func TestRestoredOfferExpires(t *testing.T) {
 	b.start()
 	if _, err := b.svc.Wait(ctxT(t), id); !errors.Is(err, ErrExpired) {
 		t.Fatalf("restored offer: wait = %v, want ErrExpired", err)
+	}
+}
+
+// Pending offers from peers that are gone expire (issue 19, "abandoned
+// work expires"): a stranger's offer that waited StrangerOfferTTL while
+// its sender is not connected is dropped without a notice, counted in
+// OffersExpired, and its slot is free; a connected stranger's offer and a
+// known peer's, connected or not, keep waiting (for OfferTTL).
+func TestStrangerOfferExpiresWhenSenderGone(t *testing.T) {
+	const ttl = 200 * time.Millisecond
+	friend, stays, leaves := newNode(t), newNode(t), newNode(t)
+	b := newNode(t, func(c *Config) {
+		c.StrangerOfferTTL = ttl
+		c.Known = func(p peer.ID) bool { return p == friend.h.ID() }
+	})
+	ids := make(map[*node]string)
+	for _, n := range []*node{friend, stays, leaves} {
+		testnet.Connect(t, n.h, b.h)
+		path, _ := writeFile(t, t.TempDir(), "offer.bin", 100)
+		id, err := offerAndWait(t, n, b.h.ID(), path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		waitFor[events.FileOffer](t, b.rec, id)
+		ids[n] = id
+	}
+	friend.stop()
+	leaves.stop()
+	ctx, cancel := context.WithTimeout(ctxT(t), waitTimeout)
+	defer cancel()
+	if _, err := b.svc.Wait(ctx, ids[leaves]); !errors.Is(err, ErrExpired) {
+		t.Fatalf("offer of the stranger gone: wait = %v, want ErrExpired", err)
+	}
+	if ev := waitFor[events.FileFailed](t, b.rec, ids[leaves]); ev.Code != "expired" {
+		t.Fatalf("file_failed = %+v", ev)
+	}
+	time.Sleep(2 * ttl) // the expiry runs every ttl/4: the others had their chances
+	states := make(map[string]State)
+	for _, in := range b.svc.List() {
+		states[in.ID] = in.State
+	}
+	for _, n := range []*node{friend, stays} {
+		if st := states[ids[n]]; st != StateOffered {
+			t.Fatalf("offer of %s: state %v, want still offered", n.h.ID(), st)
+		}
+	}
+	if got := b.svc.Budget().OffersExpired; got != 1 {
+		t.Fatalf("OffersExpired = %d, want 1", got)
 	}
 }

@@ -560,6 +560,19 @@ func (s *Store) Get(p peer.ID) (PeerInfo, bool) {
 	return s.info(p, rec), true
 }
 
+// PinnedToOther reports whether nick (compared as identity.NickKey does)
+// is pinned to a key other than p: p claiming it gets a trust warning
+// (Observe), so its messages are flagged nick_shared and shown with its
+// fingerprint (rooms.Config.NickPinned), also when the pin's holder is in
+// none of the rooms.
+func (s *Store) PinnedToOther(p peer.ID, nick string) bool {
+	key := identity.NickKey(nick)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	holder, ok := s.pins[key]
+	return ok && holder != p
+}
+
 // Trusted reports whether p is marked trusted (Trust), without building
 // its PeerInfo: a policy may ask it on every request.
 func (s *Store) Trusted(p peer.ID) bool {

@@ -336,3 +336,27 @@ func TestResolveTrustedAndForget(t *testing.T) {
 		t.Fatal("forgotten peer back after reopening")
 	}
 }
+
+// PinnedToOther: a nick (and its look-alikes under identity.NickKey) is
+// pinned to its first holder; only another key claiming it is reported.
+func TestPinnedToOther(t *testing.T) {
+	s, _ := openStore(t)
+	alice, other := newID(t), newID(t)
+	if s.PinnedToOther(other, "alice") {
+		t.Fatal("an unpinned nick reported pinned")
+	}
+	if _, err := s.Observe(alice, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	for _, nick := range []string{"alice", "ALICE", "ａｌｉｃｅ"} {
+		if !s.PinnedToOther(other, nick) {
+			t.Errorf("%q of another key not reported", nick)
+		}
+		if s.PinnedToOther(alice, nick) {
+			t.Errorf("%q of the pin's holder reported", nick)
+		}
+	}
+	if s.PinnedToOther(other, "alicia") {
+		t.Error("another nick reported")
+	}
+}
