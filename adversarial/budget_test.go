@@ -102,36 +102,7 @@ func TestAbandonedFetchesLeaveRoomForKnownPeers(t *testing.T) {
 	link(t, honest, victim)
 	inLobby(t, honest, victim)
 	trustEachOther(t, victim, honest)
-	share := func(name string) string {
-		path := filepath.Join(t.TempDir(), name)
-		if err := os.WriteFile(path, random(t, 64<<10), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		id, err := victim.n.Share(context.Background(), node.DefaultRoom, path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		victim.ev.wait(t, "share announced", func(e events.Event) bool {
-			a, ok := e.(node.ShareAnnounced)
-			return ok && a.Share.ID == id
-		})
-		return id
-	}
-	fetch := func(id string) time.Duration {
-		honest.ev.wait(t, "honest sees the share", func(e events.Event) bool {
-			o, ok := e.(events.FileOffer)
-			return ok && o.TransferID == id
-		})
-		start := time.Now()
-		if err := honest.n.Fetch(context.Background(), id); err != nil {
-			t.Fatalf("fetch: %v", err)
-		}
-		honest.ev.wait(t, "honest fetched "+id, func(e events.Event) bool {
-			d, ok := e.(events.FileDone)
-			return ok && d.TransferID == id
-		})
-		return time.Since(start)
-	}
+	share, fetch := sharing(t, victim, honest, 64<<10)
 	quiet := fetch(share("quiet.bin"))
 
 	id := share("popular.bin")
@@ -224,32 +195,7 @@ func TestHalfDoneFetchesExpire(t *testing.T) {
 	link(t, honest, victim)
 	inLobby(t, honest, victim)
 	trustEachOther(t, victim, honest)
-	share := func(name string) string {
-		path := filepath.Join(t.TempDir(), name)
-		if err := os.WriteFile(path, random(t, 4<<20), 0o600); err != nil { // 4 chunks
-			t.Fatal(err)
-		}
-		id, err := victim.n.Share(context.Background(), node.DefaultRoom, path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		honest.ev.wait(t, "honest sees "+name, func(e events.Event) bool {
-			o, ok := e.(events.FileOffer)
-			return ok && o.TransferID == id
-		})
-		return id
-	}
-	fetch := func(id string) time.Duration {
-		start := time.Now()
-		if err := honest.n.Fetch(context.Background(), id); err != nil {
-			t.Fatalf("fetch: %v", err)
-		}
-		honest.ev.wait(t, "honest fetched "+id, func(e events.Event) bool {
-			d, ok := e.(events.FileDone)
-			return ok && d.TransferID == id
-		})
-		return time.Since(start)
-	}
+	share, fetch := sharing(t, victim, honest, 4<<20) // 4 chunks
 	quiet := fetch(share("quiet.bin"))
 	id := share("popular.bin")
 	raw, err := hex.DecodeString(id)
@@ -500,4 +446,42 @@ func TestStrangerDMFloodAsFound(t *testing.T) {
 	if stored*per > dm.DefaultStrangerInboxBytes/4 || stored == 0 {
 		t.Fatalf("stored %d bytes of fresh strangers' DMs; quota %d", stored*per, dm.DefaultStrangerInboxBytes/4)
 	}
+}
+
+// sharing returns share, which shares a new random file of size bytes in
+// the victim's lobby and waits until both the victim announced it and the
+// honest peer was offered it, and fetch, which fetches a share as the
+// honest peer and returns how long the fetch took.
+func sharing(t *testing.T, victim, honest *party, size int) (share func(name string) string, fetch func(id string) time.Duration) {
+	share = func(name string) string {
+		path := filepath.Join(t.TempDir(), name)
+		if err := os.WriteFile(path, random(t, size), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		id, err := victim.n.Share(context.Background(), node.DefaultRoom, path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		victim.ev.wait(t, "share announced", func(e events.Event) bool {
+			a, ok := e.(node.ShareAnnounced)
+			return ok && a.Share.ID == id
+		})
+		honest.ev.wait(t, "honest sees "+name, func(e events.Event) bool {
+			o, ok := e.(events.FileOffer)
+			return ok && o.TransferID == id
+		})
+		return id
+	}
+	fetch = func(id string) time.Duration {
+		start := time.Now()
+		if err := honest.n.Fetch(context.Background(), id); err != nil {
+			t.Fatalf("fetch: %v", err)
+		}
+		honest.ev.wait(t, "honest fetched "+id, func(e events.Event) bool {
+			d, ok := e.(events.FileDone)
+			return ok && d.TransferID == id
+		})
+		return time.Since(start)
+	}
+	return share, fetch
 }
