@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -105,5 +106,91 @@ func TestSybilReservationsLeaveRoomOnServeRelay(t *testing.T) {
 	}
 	if _, err := client.Reserve(ctx, first, info); err != nil {
 		t.Fatalf("renewal of a held slot: %v", err)
+	}
+}
+
+// TestSybilCircuitsLeaveRoomOnServeRelay (issue 19, relay circuits): a
+// destination holds a reservation at a `parley serve` relay; a crowd of
+// fresh identities on addresses of one subnet (127.0.0.2-5) each opens a
+// circuit to it and keeps the relayed connection open, until the relay
+// refuses one. Before the circuits were split the crowd got all of the
+// destination's MaxCircuits (32) and then nobody else reached it through
+// the relay ("too many connections to destination"); now the subnet gets
+// CircuitsPerSubnet (8) and a stranger of another subnet (::1) still
+// connects to the destination through the relay.
+func TestSybilCircuitsLeaveRoomOnServeRelay(t *testing.T) {
+	serve := newOverlay(t, "serve", func(c *overlay.Config) { c.ServeRole() })
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	info, info6 := peer.AddrInfo{ID: serve.ID()}, peer.AddrInfo{ID: serve.ID()}
+	var circuit, circuit6 multiaddr.Multiaddr
+	for _, a := range serve.Addrs() {
+		if _, err := a.ValueForProtocol(multiaddr.P_IP4); err == nil {
+			info.Addrs = append(info.Addrs, a)
+			circuit = a
+		} else {
+			info6.Addrs = append(info6.Addrs, a)
+			circuit6 = a
+		}
+	}
+	if circuit == nil || circuit6 == nil {
+		t.Fatalf("serve listens on %v, want 127.0.0.1 and ::1", serve.Addrs())
+	}
+	dest := hostOn(t, "/ip4/127.0.0.1/tcp/0")
+	if _, err := reserveAt(ctx, t, dest, info); err != nil {
+		t.Fatalf("the destination's reservation: %v", err)
+	}
+	via := func(relayAddr multiaddr.Multiaddr) peer.AddrInfo {
+		p2p := multiaddr.StringCast("/p2p/" + serve.ID().String() + "/p2p-circuit")
+		return peer.AddrInfo{ID: dest.ID(), Addrs: []multiaddr.Multiaddr{relayAddr.Encapsulate(p2p)}}
+	}
+	// connectVia opens a circuit from h to dest: nil when h then has a
+	// connection to dest.
+	connectVia := func(h host.Host, relayAddr multiaddr.Multiaddr) error {
+		if err := h.Connect(ctx, via(relayAddr)); err != nil {
+			return err
+		}
+		if len(h.Network().ConnsToPeer(dest.ID())) == 0 {
+			return errors.New("connected but no connection to the destination")
+		}
+		return nil
+	}
+
+	res := overlay.ServeRelayResources()
+	per := overlay.CircuitsPerSubnet(res)
+	granted := 0
+	var crowd []host.Host
+	var refusal error
+	for i := range res.MaxCircuits + 1 { // bounded: the relay allows at most MaxCircuits
+		h := hostOn(t, fmt.Sprintf("/ip4/127.0.0.%d/tcp/0", 2+i%4))
+		if refusal = connectVia(h, circuit); refusal != nil {
+			if !strings.Contains(refusal.Error(), "error opening relay circuit") {
+				t.Fatalf("crowd circuit %d: %v", i, refusal)
+			}
+			break
+		}
+		crowd = append(crowd, h)
+		granted++
+	}
+	// The crowd's relayed connections are still open.
+	for i, h := range crowd {
+		if len(h.Network().ConnsToPeer(dest.ID())) == 0 {
+			t.Fatalf("crowd identity %d lost its relayed connection", i)
+		}
+	}
+	otherErr := connectVia(hostOn(t, "/ip6/::1/tcp/0"), circuit6)
+	t.Logf("crowd of one subnet: %d circuits to the destination granted (share %d of %d), then refused: %v; another subnet's stranger: %v; circuits refused in all %d",
+		granted, per, res.MaxCircuits, refusal, otherErr, serve.RelayCircuitsRefused())
+	if granted == 0 || granted > per {
+		t.Fatalf("a crowd of one subnet opened %d circuits to one destination; its share is %d", granted, per)
+	}
+	if refusal == nil || !strings.Contains(refusal.Error(), "PERMISSION_DENIED") {
+		t.Fatalf("the crowd's circuit beyond its share was not denied: %v", refusal)
+	}
+	if otherErr != nil {
+		t.Fatalf("a stranger of another subnet could not reach the destination through the relay: %v", otherErr)
+	}
+	if serve.RelayCircuitsRefused() == 0 {
+		t.Fatal("the crowd's refused circuit was not counted")
 	}
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/proto"
 	"github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/relay"
 	ma "github.com/multiformats/go-multiaddr"
 	manet "github.com/multiformats/go-multiaddr/net"
@@ -48,9 +49,18 @@ func ChatRelayShares() fair.Shares {
 // relay then refuses (only when the relay is full with known peers' too).
 // A claim ends when its reservation would expire (ReservationTTL) or its
 // peer is no longer connected (the relay forgets a reservation then); a
-// renewal replaces the peer's claim. Circuits are checked against
-// RelayFor only: each needs a reservation at its destination and the
-// relay bounds them per peer (MaxCircuits).
+// renewal replaces the peer's claim.
+//
+// Circuits are checked against RelayFor; each needs a reservation at its
+// destination and the relay bounds them per peer (MaxCircuits). Among
+// strangers they are split too: the strangers of one subnet hold at most
+// circuitsPerSubnet circuits to one destination at a time
+// (CircuitsPerSubnet), so that a crowd of identities cannot take all of a
+// destination's MaxCircuits. The relay tells the ACL nothing when a
+// circuit ends, so a stranger's circuit is a circuitClaim that lives while
+// its source keeps a hop stream open to this host (hopStreams), pruned
+// lazily: a destination's claims on each AllowConnect to it, all of them
+// when the claims reach maxCircuitClaims.
 type relayShares struct {
 	allow     func(peer.ID) bool // Config.RelayFor; nil: every peer
 	shares    fair.Shares
@@ -62,9 +72,38 @@ type relayShares struct {
 	now       func() time.Time
 	log       *slog.Logger
 
+	// circuitsPerSubnet bounds the circuits to one destination of the
+	// strangers of one subnet (0: no bound); maxCircuitClaims bounds the
+	// claims kept for them. hopStreams counts the streams of the circuit
+	// relay's hop protocol a peer has open to this host.
+	circuitsPerSubnet int
+	maxCircuitClaims  int
+	hopStreams        func(peer.ID) int
+
 	mu      sync.Mutex
 	claims  map[peer.ID]relayClaim // strangers' reservations; guarded by mu
 	refused int64                  // guarded by mu
+	// circuits are the strangers' circuits, by destination and source;
+	// nCircuits their number, circRefused the strangers' circuits
+	// refused. Guarded by mu.
+	circuits    map[peer.ID]map[peer.ID]circuitClaim
+	nCircuits   int
+	circRefused int64
+}
+
+// circuitClaim is a stranger's circuits from one source to one
+// destination: n of them, from a source in subnet.
+type circuitClaim struct {
+	subnet string
+	n      int
+}
+
+// CircuitsPerSubnet is how many circuits to one destination the
+// strangers of one subnet may hold at a time on a relay with res: a
+// quarter of MaxCircuits, at least 1 (8 on `parley serve`, 1 on a chat
+// node's relay).
+func CircuitsPerSubnet(res relay.Resources) int {
+	return max(res.MaxCircuits/4, 1)
 }
 
 type relayClaim struct {
@@ -89,7 +128,29 @@ func newRelayShares(o *Host, cfg *Config) *relayShares {
 		now:       time.Now,
 		log:       o.log,
 		claims:    make(map[peer.ID]relayClaim),
+
+		circuitsPerSubnet: CircuitsPerSubnet(res),
+		// Every circuit needs a destination holding a reservation and
+		// the relay lets each take part in MaxCircuits: more claims than
+		// that are stale.
+		maxCircuitClaims: max(res.MaxReservations*res.MaxCircuits, 1),
+		hopStreams:       func(p peer.ID) int { return hopStreamsOf(o.Network(), p) },
 	}
+}
+
+// hopStreamsOf counts the streams of the circuit relay's hop protocol
+// that p has open to n: one is open for each of p's circuits through n
+// while it lasts (and briefly for each reservation request).
+func hopStreamsOf(n network.Network, p peer.ID) int {
+	k := 0
+	for _, c := range n.ConnsToPeer(p) {
+		for _, s := range c.GetStreams() {
+			if s.Protocol() == proto.ProtoIDv2Hop {
+				k++
+			}
+		}
+	}
+	return k
 }
 
 // AllowReserve grants p, connected at a, a reservation if RelayFor
@@ -138,16 +199,79 @@ func (r *relayShares) AllowReserve(p peer.ID, a ma.Multiaddr) bool {
 // (the destination is checked again because it may have left every
 // shared room, or been untrusted, since it reserved; requiring the source
 // too means a stranger can neither spend this node's bandwidth nor reach
-// its people through it). The relay bounds circuits per peer.
-func (r *relayShares) AllowConnect(src peer.ID, _ ma.Multiaddr, dest peer.ID) bool {
-	if r.allow == nil {
+// its people through it) and, for a stranger source at srcAddr, when the
+// strangers of its subnet hold fewer than circuitsPerSubnet circuits to
+// dest. The relay bounds circuits per peer.
+func (r *relayShares) AllowConnect(src peer.ID, srcAddr ma.Multiaddr, dest peer.ID) bool {
+	if r.allow != nil && !(r.allow(src) && r.allow(dest)) {
+		r.log.Debug("relay circuit refused: an end is not a room member or trusted peer", "src", src, "dest", dest)
+		return false
+	}
+	if r.circuitsPerSubnet <= 0 || r.hopStreams == nil || (r.known != nil && r.known(src)) {
 		return true
 	}
-	ok := r.allow(src) && r.allow(dest)
-	if !ok {
-		r.log.Debug("relay circuit refused: an end is not a room member or trusted peer", "src", src, "dest", dest)
+	subnet := fair.Subnet(srcAddr)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.pruneCircuits(src, dest)
+	if r.maxCircuitClaims > 0 && r.nCircuits >= r.maxCircuitClaims {
+		for d := range r.circuits {
+			r.pruneCircuits(src, d)
+		}
 	}
-	return ok
+	held := 0
+	for _, c := range r.circuits[dest] {
+		if c.subnet == subnet && subnet != "" {
+			held += c.n
+		}
+	}
+	full := r.maxCircuitClaims > 0 && r.nCircuits >= r.maxCircuitClaims
+	if held >= r.circuitsPerSubnet || full {
+		r.circRefused++
+		r.log.Debug("relay circuit refused: strangers' share of the destination full",
+			"src", src, "dest", dest, "subnet", subnet, "subnet_held", held, "claims", r.nCircuits)
+		return false
+	}
+	if r.circuits == nil {
+		r.circuits = make(map[peer.ID]map[peer.ID]circuitClaim)
+	}
+	bySrc := r.circuits[dest]
+	if bySrc == nil {
+		bySrc = make(map[peer.ID]circuitClaim)
+		r.circuits[dest] = bySrc
+	}
+	c := bySrc[src]
+	c.subnet = subnet // a source's later circuit may come from elsewhere
+	c.n++
+	bySrc[src] = c
+	r.nCircuits++
+	return true
+}
+
+// pruneCircuits forgets the circuits to dest whose source no longer has
+// as many hop streams open: a source's n circuits are cut to its open hop
+// streams, less one for the request being decided when it is asking's
+// (its own hop stream is open while AllowConnect runs). r.mu is held.
+func (r *relayShares) pruneCircuits(asking, dest peer.ID) {
+	bySrc := r.circuits[dest]
+	for src, c := range bySrc {
+		open := r.hopStreams(src)
+		if src == asking {
+			open--
+		}
+		if open < c.n {
+			r.nCircuits -= c.n - max(open, 0)
+			c.n = open
+		}
+		if c.n <= 0 {
+			delete(bySrc, src)
+		} else {
+			bySrc[src] = c
+		}
+	}
+	if len(bySrc) == 0 {
+		delete(r.circuits, dest)
+	}
 }
 
 // prune forgets expired claims and those of peers gone. r.mu is held.
@@ -168,4 +292,17 @@ func (o *Host) RelayRefused() int64 {
 	o.relayShares.mu.Lock()
 	defer o.relayShares.mu.Unlock()
 	return o.relayShares.refused
+}
+
+// RelayCircuitsRefused counts the strangers' circuits the relay service
+// refused since New because their subnet held its share of the
+// destination's circuits (CircuitsPerSubnet) or the claims were at their
+// bound (0 without a relay service).
+func (o *Host) RelayCircuitsRefused() int64 {
+	if o.relayShares == nil {
+		return 0
+	}
+	o.relayShares.mu.Lock()
+	defer o.relayShares.mu.Unlock()
+	return o.relayShares.circRefused
 }

@@ -121,3 +121,77 @@ func TestRelayShares(t *testing.T) {
 		t.Fatal("circuits not checked against RelayFor")
 	}
 }
+
+// TestRelayCircuitShares: the circuits to one destination, seen with
+// synthetic subnets and hop streams: the strangers of one subnet hold at
+// most CircuitsPerSubnet of them, another subnet and known peers are not
+// counted against it, and a claim whose source closed its hop stream (or
+// left) is freed on the next circuit to that destination.
+func TestRelayCircuitShares(t *testing.T) {
+	res := relay.Resources{MaxReservations: 4, MaxCircuits: 8}
+	per := CircuitsPerSubnet(res)
+	if per != 2 || CircuitsPerSubnet(ChatRelayResources()) != 1 || CircuitsPerSubnet(ServeRelayResources()) != 8 {
+		t.Fatalf("per subnet %d, chat %d, serve %d", per, CircuitsPerSubnet(ChatRelayResources()), CircuitsPerSubnet(ServeRelayResources()))
+	}
+	hop := map[peer.ID]int{} // open hop streams, the request being decided included
+	known := map[peer.ID]bool{"known": true}
+	r := &relayShares{
+		known: func(p peer.ID) bool { return known[p] },
+		log:   slog.New(slog.NewTextHandler(io.Discard, nil)), claims: make(map[peer.ID]relayClaim),
+		circuitsPerSubnet: per, maxCircuitClaims: res.MaxReservations * res.MaxCircuits,
+		hopStreams: func(p peer.ID) int { return hop[p] },
+	}
+	// open asks for a circuit from src at subnet to dest, as the relay
+	// does: the hop stream is open while the ACL decides and stays open
+	// when the circuit is granted.
+	open := func(src peer.ID, subnet int, dest peer.ID) bool {
+		hop[src]++
+		ok := r.AllowConnect(src, ma.StringCast(fmt.Sprintf("/ip4/10.%d.0.1/tcp/4001", subnet)), dest)
+		if !ok {
+			hop[src]--
+		}
+		return ok
+	}
+	if !open("a", 1, "dest") || !open("b", 1, "dest") {
+		t.Fatal("a subnet's first circuits refused")
+	}
+	if open("c", 1, "dest") || open("a", 1, "dest") {
+		t.Fatal("a subnet got more than its share of a destination")
+	}
+	if !open("c", 1, "other") || !open("d", 2, "dest") || !open("known", 1, "dest") {
+		t.Fatal("another destination, another subnet or a known peer refused")
+	}
+	if r.circRefused != 2 {
+		t.Fatalf("refused %d, want 2", r.circRefused)
+	}
+	// a closes its hop stream (its circuit ended): its claim is freed.
+	hop["a"]--
+	if !open("c", 1, "dest") {
+		t.Fatal("the claim of a source whose hop stream closed was not freed")
+	}
+	if open("a", 1, "dest") {
+		t.Fatal("the subnet's share not counted again after the prune")
+	}
+	// A source with two circuits to dest keeps both claims while both
+	// hop streams are open, and loses one when one closes.
+	hop["b"]--
+	hop["c"] = 0 // both its circuits (to dest and other) ended
+	if !open("e", 1, "dest") || !open("e", 1, "dest") || open("e", 1, "dest") {
+		t.Fatal("one source's circuits not counted one by one")
+	}
+	hop["e"]--
+	if !open("f", 1, "dest") || open("f", 1, "dest") {
+		t.Fatal("a source's closed hop stream not freeing one of its circuits")
+	}
+	// The claims are bounded: when full and nothing is stale, strangers
+	// are refused. (c's claim to other is stale but still counted: only
+	// dest's claims are pruned on a circuit to dest, all at the bound.)
+	r.maxCircuitClaims = r.nCircuits - 1
+	if open("g", 3, "dest") {
+		t.Fatal("a claim beyond the bound granted")
+	}
+	hop["f"] = 0 // f left: its claim is stale and pruned when full
+	if !open("g", 3, "dest") {
+		t.Fatal("a stale claim not pruned at the bound")
+	}
+}
