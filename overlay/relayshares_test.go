@@ -176,7 +176,8 @@ func TestRelayCircuitShares(t *testing.T) {
 	// hop streams are open, and loses one when one closes.
 	hop["b"]--
 	hop["c"] = 0 // both its circuits (to dest and other) ended
-	if !open("e", 1, "dest") || !open("e", 1, "dest") || open("e", 1, "dest") {
+	first, second, third := open("e", 1, "dest"), open("e", 1, "dest"), open("e", 1, "dest")
+	if !first || !second || third {
 		t.Fatal("one source's circuits not counted one by one")
 	}
 	hop["e"]--
