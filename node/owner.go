@@ -21,6 +21,19 @@ var (
 // checkOwner records self as the store's owner and returns the earlier
 // owner when it was another identity ("" otherwise).
 func checkOwner(db *bolt.DB, self peer.ID) (earlier peer.ID, err error) {
+	// Read first: a write transaction commits (and writes the file) even
+	// when it changes nothing, and the store's backup at start is skipped
+	// only for a store not written since.
+	var owner []byte
+	err = db.View(func(tx *bolt.Tx) error {
+		if b := tx.Bucket(bucketNodeMeta); b != nil {
+			owner = b.Get(keyOwner)
+		}
+		return nil
+	})
+	if err == nil && peer.ID(owner) == self {
+		return "", nil
+	}
 	err = db.Update(func(tx *bolt.Tx) error {
 		b, err := tx.CreateBucketIfNotExists(bucketNodeMeta)
 		if err != nil {
