@@ -16,16 +16,7 @@ func TestReopenKeepsData(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = s.DB().Update(func(tx *bolt.Tx) error {
-		b, err := tx.CreateBucketIfNotExists([]byte("test"))
-		if err != nil {
-			return err
-		}
-		return b.Put([]byte("k"), []byte("v"))
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	putTest(t, s)
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -69,16 +60,7 @@ func TestFirstRunBackedUpAtClose(t *testing.T) {
 	if s.Info().Backup != "" {
 		t.Fatalf("a new store has a backup: %+v", s.Info())
 	}
-	err = s.DB().Update(func(tx *bolt.Tx) error {
-		b, err := tx.CreateBucketIfNotExists([]byte("test"))
-		if err != nil {
-			return err
-		}
-		return b.Put([]byte("k"), []byte("v"))
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	putTest(t, s)
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -96,5 +78,20 @@ func TestFirstRunBackedUpAtClose(t *testing.T) {
 	}
 	if _, err := os.Stat(info.Backup); err != nil {
 		t.Fatalf("kept backup: %v", err)
+	}
+}
+
+// putTest writes k=v into the bucket "test" of s.
+func putTest(t *testing.T, s *Store) {
+	t.Helper()
+	err := s.DB().Update(func(tx *bolt.Tx) error {
+		b, err := tx.CreateBucketIfNotExists([]byte("test"))
+		if err != nil {
+			return err
+		}
+		return b.Put([]byte("k"), []byte("v"))
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }
