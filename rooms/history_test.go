@@ -53,11 +53,21 @@ func TestHistorySurvivesRestart(t *testing.T) {
 	}
 	b.waitMessage("private line")
 	var delivered []events.Message
+	var privDelivered events.Message
 	for _, m := range b.messages() {
-		if m.Room == "lobby" {
+		switch m.Room {
+		case "lobby":
 			delivered = append(delivered, m)
+		case "priv":
+			privDelivered = m
 		}
 	}
+	// Bob's history holds what he was shown: the line as sent, marked
+	// caught_up when the room sync brought it before gossip did.
+	if privDelivered.ID != secret.ID {
+		t.Fatalf("bob was shown %+v, want %+v", privDelivered, secret)
+	}
+	secret.CaughtUp = privDelivered.CaughtUp
 
 	// History is in sent-time order (the sync inserts late messages in
 	// their place), then by sync item ID for lines of one millisecond,
